@@ -1,0 +1,111 @@
+"""The errors gcm_fund raises, each mapped by the command line to one exit status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INFEASIBLE = 3
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong in one place of a user's file.
+
+    `line` counts the header (or the first line of a TOML file) as 1; it is None when
+    the problem is the file as a whole (missing, unreadable).
+    """
+
+    file: str
+    line: int | None
+    column: str | None
+    why: str
+
+    def __str__(self) -> str:
+        place = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.column:
+            return f"{place}: {self.column}: {self.why}"
+        return f"{place}: {self.why}"
+
+
+class GcmFundError(Exception):
+    """Base of every error the command line turns into a message and an exit status."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class UsageError(GcmFundError):
+    """A command was called with options that cannot work together (exit status 2)."""
+
+
+class InputError(GcmFundError):
+    """Bad input files or policy: every problem found, reported at once (exit status 2)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=_problem_order)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """All problems, one per line, in file and line order."""
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the input:"
+        return "\n".join([head, *(str(p) for p in self.problems)])
+
+
+def _problem_order(problem: Problem) -> tuple[str, int, str, str]:
+    return (problem.file, problem.line or 0, problem.column or "", problem.why)
+
+
+@dataclass
+class Shortfall:
+    """A `>=` rule that the elastic re-solve had to relax, and by how much (USD)."""
+
+    row: str
+    family: str
+    short_usd: float
+
+
+@dataclass
+class Diagnosis:
+    """Why a policy cannot be met: the relaxed rules and the `<=` rules that block them."""
+
+    reason: str
+    shortfalls: list[Shortfall] = field(default_factory=list)
+    blocking: list[str] = field(default_factory=list)
+
+    def families(self) -> list[str]:
+        """The rule families that cannot all hold, relaxed ones first."""
+        seen: list[str] = []
+        for name in [s.family for s in self.shortfalls] + [_family(b) for b in self.blocking]:
+            if name not in seen:
+                seen.append(name)
+        return seen
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready form, for `diagnosis.json`."""
+        return {
+            "status": "infeasible",
+            "reason": self.reason,
+            "families": self.families(),
+            "shortfalls": [
+                {"row": s.row, "family": s.family, "short_usd": round(s.short_usd, 2)}
+                for s in self.shortfalls
+            ],
+            "blocking": self.blocking,
+        }
+
+
+def _family(row_name: str) -> str:
+    return row_name.split("[", 1)[0]
+
+
+class InfeasibleError(GcmFundError):
+    """The policy cannot be met on these inputs (exit status 3)."""
+
+    exit_code = EXIT_INFEASIBLE
+
+    def __init__(self, diagnosis: Diagnosis):
+        self.diagnosis = diagnosis
+        super().__init__(diagnosis.reason)

@@ -1,0 +1,402 @@
+"""The linear program of SPEC section 4, built once as sparse matrices with named rows.
+
+`build` reads like the table of rules: one `add_<rule>` per family, each selecting its rows
+with masks over the tables and returning early when there are none. Amounts are scaled to
+USD millions here, so that the solver sees numbers near 1 whatever the currency scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import Diagnosis, InfeasibleError, Shortfall
+from .load import ProblemData
+from .schema import INCOME_GROUPS, Policy
+
+SCALE_USD = 1e6  # the solver works in USD millions
+LE, GE = 1, -1  # row senses: lhs <= rhs, lhs >= rhs
+FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor")
+
+
+@dataclass
+class RowBlock:
+    """A run of rows of one family; `keys` holds one string array per key position."""
+
+    family: str
+    start: int
+    stop: int
+    keys: tuple[np.ndarray, ...]
+
+    def names(self) -> list[str]:
+        """`family[key,key]` for every row of the block."""
+        joined = [",".join(parts) for parts in zip(*self.keys, strict=True)]
+        return [f"{self.family}[{k}]" for k in joined]
+
+
+@dataclass
+class LinearProgram:
+    """The LP in scaled units: max obj.x subject to row bounds, with a row registry.
+
+    Columns 0..n_x-1 are the eligible triples x[f,s,t] (USD millions); when the floor
+    set G is not empty, column n_x is the floor level z.
+    """
+
+    data: ProblemData
+    policy: Policy
+    var_source: np.ndarray  # index into data.sources
+    var_gap: np.ndarray  # index into data.gaps
+    var_state: np.ndarray  # index into data.states
+    weight: np.ndarray  # w[f,s,t], objective of stage 2
+    fundable: np.ndarray  # U[s,t] in USD millions, by gap
+    gap_state: np.ndarray  # index into data.states, by gap
+    gap_eligible: np.ndarray  # the gap has at least one eligible triple
+    floor_gaps: np.ndarray  # indices of the gaps in G
+    pledge: np.ndarray  # B_f in USD millions, by source
+    source_share: np.ndarray  # rho_f, by source
+    matrix: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
+    sense: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    blocks: list[RowBlock] = field(default_factory=list)
+    unmet_thematic: list[str] = field(default_factory=list)
+
+    @property
+    def n_x(self) -> int:
+        """Number of allocation variables."""
+        return len(self.var_source)
+
+    @property
+    def has_floor(self) -> bool:
+        """Whether the floor set G is not empty, so that z exists."""
+        return len(self.floor_gaps) > 0
+
+    @property
+    def n_cols(self) -> int:
+        """Columns: the allocations, and z when G is not empty."""
+        return self.n_x + (1 if self.has_floor else 0)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return len(self.rhs)
+
+    def block(self, family: str) -> RowBlock | None:
+        """The rows of one family, or None when it has none."""
+        return next((b for b in self.blocks if b.family == family), None)
+
+    def row_names(self) -> list[str]:
+        """`family[keys]` of every row, in row order."""
+        return [name for b in self.blocks for name in b.names()]
+
+    def row_families(self) -> np.ndarray:
+        """The family of every row, in row order."""
+        out = np.empty(self.n_rows, dtype=object)
+        for b in self.blocks:
+            out[b.start:b.stop] = b.family
+        return out
+
+    def stage2_objective(self) -> np.ndarray:
+        """The weighted objective over all columns (z weighs nothing)."""
+        return np.concatenate([self.weight, np.zeros(self.n_cols - self.n_x)])
+
+    def stage1_objective(self) -> np.ndarray:
+        """The floor level z alone."""
+        cost = np.zeros(self.n_cols)
+        cost[self.n_x] = 1.0
+        return cost
+
+    def rhs_for_pledges(self, pledge_usd: np.ndarray) -> np.ndarray:
+        """The right-hand sides with other pledges: every rule involving B_f moves."""
+        pledge = np.asarray(pledge_usd, dtype=float) / SCALE_USD
+        rhs = self.rhs.copy()
+        budget = self.block("budget")
+        if budget is not None:
+            rhs[budget.start:budget.stop] = pledge[self._budget_sources]
+        share = self.block("state_share")
+        if share is not None:
+            rhs[share.start:share.stop] = self.policy.limits.max_state_share * pledge.sum()
+        pairs = self.block("source_state")
+        if pairs is not None:
+            f = self._pair_sources
+            rhs[pairs.start:pairs.stop] = self.source_share[f] * pledge[f]
+        return rhs
+
+    # filled by build: the source index behind each budget and source_state row
+    _budget_sources: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _pair_sources: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+class _Rows:
+    """Collects COO triplets and row blocks while the rules are added."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.sense: list[np.ndarray] = []
+        self.rhs: list[np.ndarray] = []
+        self.blocks: list[RowBlock] = []
+        self.count = 0
+
+    def add(self, family: str, keys: tuple[np.ndarray, ...], row_of_entry: np.ndarray,
+            cols: np.ndarray, vals: np.ndarray, sense: int, rhs: np.ndarray) -> None:
+        n = len(rhs)
+        self.rows.append(row_of_entry + self.count)
+        self.cols.append(cols)
+        self.vals.append(vals)
+        self.sense.append(np.full(n, sense, dtype=np.int8))
+        self.rhs.append(np.asarray(rhs, dtype=float))
+        self.blocks.append(RowBlock(family, self.count, self.count + n, keys))
+        self.count += n
+
+
+def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """(source index, gap index) of every eligible triple, sorted by source then gap.
+
+    A triple is eligible iff the gap's fundable need U > 0, the pledge B_f > 0, the State
+    can absorb something, and the source's earmarks (targets, regions, income groups,
+    excluded States) and instrument (no loans to debt-distressed States) allow it.
+    """
+    states, gaps, sources = data.states, data.gaps, data.sources
+    state_index = pd.Index(states["iso3"])
+    gap_state = state_index.get_indexer(gaps["iso3"])
+    income = states["income_group"].to_numpy()[gap_state]
+    region = states["region"].to_numpy()[gap_state]
+    absorb = states["absorption_usd"].to_numpy(dtype=float)[gap_state]
+    debt = states["debt_distress"].to_numpy(dtype=bool)[gap_state]
+    cofinancing = np.array([policy.cofinancing.get(g) for g in income], dtype=float)
+    fundable = cofinancing * gaps["need_usd"].to_numpy(dtype=float)
+
+    gap_ok = (fundable > 0) & ~(absorb <= 0)  # NaN absorption means no limit
+    mask = np.outer(sources["pledge_usd"].to_numpy(dtype=float) > 0, gap_ok)
+    mask &= _earmark_mask(sources["targets"], gaps["target"].to_numpy())
+    mask &= _earmark_mask(sources["regions"], region)
+    mask &= _earmark_mask(sources["income_groups"], income)
+    excluded = _member_mask(sources["exclude_states"], gaps["iso3"].to_numpy())
+    mask &= ~excluded
+    is_loan = sources["instrument"].to_numpy() == "loan"
+    mask &= ~np.outer(is_loan, debt)
+    f, g = np.nonzero(mask)
+    return f, g
+
+
+def _member_mask(lists: pd.Series, values: np.ndarray) -> np.ndarray:
+    """[i, j]: values[j] is in lists[i]."""
+    uniques, inverse = np.unique(values, return_inverse=True)
+    table = np.array([[u in set(items) for u in uniques] for items in lists], dtype=bool)
+    return table.reshape(len(lists), len(uniques))[:, inverse]
+
+
+def _earmark_mask(lists: pd.Series, values: np.ndarray) -> np.ndarray:
+    """[i, j]: earmark list i is empty (no earmark) or holds values[j]."""
+    open_to_all = np.array([len(items) == 0 for items in lists], dtype=bool)
+    return open_to_all[:, None] | _member_mask(lists, values)
+
+
+def build(data: ProblemData, policy: Policy) -> LinearProgram:
+    """The LP of SPEC section 4 for these inputs and this policy."""
+    states, gaps, sources = data.states, data.gaps, data.sources
+    gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
+    income = states["income_group"].to_numpy()[gap_state]
+    cofinancing = np.array([policy.cofinancing.get(g) for g in income], dtype=float)
+    fundable = cofinancing * gaps["need_usd"].to_numpy(dtype=float) / SCALE_USD
+
+    var_source, var_gap = eligible_triples(data, policy)
+    var_state = gap_state[var_gap]
+    gap_eligible = np.zeros(len(gaps), dtype=bool)
+    gap_eligible[var_gap] = True
+
+    lp = LinearProgram(
+        data=data,
+        policy=policy,
+        var_source=var_source,
+        var_gap=var_gap,
+        var_state=var_state,
+        weight=_weights(data, policy, var_source, var_gap, gap_state),
+        fundable=fundable,
+        gap_state=gap_state,
+        gap_eligible=gap_eligible,
+        floor_gaps=np.nonzero(gap_eligible & _in_equity_group(data, policy, gap_state))[0],
+        pledge=sources["pledge_usd"].to_numpy(dtype=float) / SCALE_USD,
+        source_share=_source_shares(data, policy),
+    )
+    rows = _Rows()
+    add_budget(lp, rows)
+    add_gap(lp, rows)
+    add_absorb(lp, rows)
+    add_state_share(lp, rows)
+    add_source_state(lp, rows)
+    add_thematic(lp, rows)
+    add_floor(lp, rows)
+
+    if rows.count:
+        lp.matrix = sp.csr_matrix(
+            (np.concatenate(rows.vals), (np.concatenate(rows.rows), np.concatenate(rows.cols))),
+            shape=(rows.count, lp.n_cols),
+        )
+        lp.sense = np.concatenate(rows.sense)
+        lp.rhs = np.concatenate(rows.rhs)
+    else:
+        lp.matrix = sp.csr_matrix((0, lp.n_cols))
+    lp.blocks = rows.blocks
+    return lp
+
+
+def _weights(data: ProblemData, policy: Policy, var_source: np.ndarray, var_gap: np.ndarray,
+             gap_state: np.ndarray) -> np.ndarray:
+    states, gaps, sources = data.states, data.gaps, data.sources
+    target_weight = np.array(
+        [policy.weights.target.get(t, 1.0) for t in gaps["target"]], dtype=float
+    )
+    income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
+    burden = {g: policy.loans.burden.get(g) for g in INCOME_GROUPS}
+    state_income = states["income_group"].to_numpy()
+    state_weight = np.array(
+        [income_weight[g] * policy.role_weight(tuple(r)) for g, r in
+         zip(state_income, states["roles"], strict=True)], dtype=float
+    )
+    state_burden = np.array([burden[g] for g in state_income], dtype=float)
+    is_loan = (sources["instrument"] == "loan").to_numpy()
+    grant_element = sources["grant_element"].to_numpy(dtype=float)
+    concession_gap = np.where(is_loan, 1.0 - np.nan_to_num(grant_element, nan=1.0), 0.0)
+    gap_weight = target_weight * state_weight[gap_state]
+    return (gap_weight[var_gap]
+            - policy.loans.penalty * concession_gap[var_source]
+            * state_burden[gap_state[var_gap]])
+
+
+def _in_equity_group(data: ProblemData, policy: Policy, gap_state: np.ndarray) -> np.ndarray:
+    group = policy.equity.group
+    states = data.states
+    if group == "all":
+        member = np.ones(len(states), dtype=bool)
+    elif group == "ldc":
+        member = states["ldc"].to_numpy(dtype=bool)
+    else:
+        member = (states["income_group"] == group).to_numpy()
+    return member[gap_state]
+
+
+def _source_shares(data: ProblemData, policy: Policy) -> np.ndarray:
+    given = data.sources["max_state_share"].to_numpy(dtype=float)
+    return np.where(np.isnan(given), policy.limits.max_source_state_share, given)
+
+
+def _group_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct labels that occur (sorted) and each entry's row among them."""
+    present, row_of_entry = np.unique(labels, return_inverse=True)
+    return present, row_of_entry
+
+
+def add_budget(lp: LinearProgram, rows: _Rows) -> None:
+    """budget[f]: sum over s,t of x[f,s,t] <= B_f."""
+    if lp.n_x == 0:
+        return
+    present, row_of = _group_rows(lp.var_source)
+    ids = lp.data.sources["source_id"].to_numpy()
+    lp._budget_sources = present
+    rows.add("budget", (ids[present],), row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE,
+             lp.pledge[present])
+
+
+def add_gap(lp: LinearProgram, rows: _Rows) -> None:
+    """gap[s,t]: sum over f of x[f,s,t] <= U[s,t]."""
+    if lp.n_x == 0:
+        return
+    present, row_of = _group_rows(lp.var_gap)
+    gaps = lp.data.gaps
+    keys = (gaps["iso3"].to_numpy()[present], gaps["target"].to_numpy()[present])
+    rows.add("gap", keys, row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE, lp.fundable[present])
+
+
+def add_absorb(lp: LinearProgram, rows: _Rows) -> None:
+    """absorb[s]: sum over f,t of x[f,s,t] <= absorption_usd(s), where given."""
+    absorption = lp.data.states["absorption_usd"].to_numpy(dtype=float)
+    limited = ~np.isnan(absorption[lp.var_state])
+    if not limited.any():
+        return
+    cols = np.nonzero(limited)[0]
+    present, row_of = _group_rows(lp.var_state[cols])
+    iso3 = lp.data.states["iso3"].to_numpy()
+    rows.add("absorb", (iso3[present],), row_of, cols, np.ones(len(cols)), LE,
+             absorption[present] / SCALE_USD)
+
+
+def add_state_share(lp: LinearProgram, rows: _Rows) -> None:
+    """state_share[s]: sum over f,t of x[f,s,t] <= kappa * sum over f of B_f."""
+    if lp.n_x == 0:
+        return
+    present, row_of = _group_rows(lp.var_state)
+    iso3 = lp.data.states["iso3"].to_numpy()
+    cap = lp.policy.limits.max_state_share * lp.pledge.sum()
+    rows.add("state_share", (iso3[present],), row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE,
+             np.full(len(present), cap))
+
+
+def add_source_state(lp: LinearProgram, rows: _Rows) -> None:
+    """source_state[f,s]: sum over t of x[f,s,t] <= rho_f * B_f."""
+    if lp.n_x == 0:
+        return
+    n_states = len(lp.data.states)
+    pair = lp.var_source * n_states + lp.var_state
+    present, row_of = _group_rows(pair)
+    f, s = present // n_states, present % n_states
+    lp._pair_sources = f
+    ids = lp.data.sources["source_id"].to_numpy()
+    iso3 = lp.data.states["iso3"].to_numpy()
+    rows.add("source_state", (ids[f], iso3[s]), row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE,
+             lp.source_share[f] * lp.pledge[f])
+
+
+def add_thematic(lp: LinearProgram, rows: _Rows) -> None:
+    """thematic[t]: sum over f,s of x[f,s,t] - theta[t] * sum of all x >= 0."""
+    shares = {t: s for t, s in sorted(lp.policy.thematic.min_share.items()) if s > 0}
+    if not shares:
+        return
+    var_target = lp.data.gaps["target"].to_numpy()[lp.var_gap]
+    lp.unmet_thematic = [t for t in shares if not (var_target == t).any()]
+    if lp.n_x == 0:
+        return
+    targets = np.array(list(shares), dtype=object)
+    theta = np.array(list(shares.values()), dtype=float)
+    dense = (var_target[None, :] == targets[:, None]).astype(float) - theta[:, None]
+    row_of, cols = np.nonzero(dense)
+    rows.add("thematic", (targets,), row_of, cols, dense[row_of, cols], GE,
+             np.zeros(len(targets)))
+
+
+def add_floor(lp: LinearProgram, rows: _Rows) -> None:
+    """floor[s,t], (s,t) in G: sum over f of x[f,s,t] - z * U[s,t] >= 0."""
+    if not lp.has_floor:
+        return
+    position = np.full(len(lp.data.gaps), -1)
+    position[lp.floor_gaps] = np.arange(len(lp.floor_gaps))
+    in_floor = position[lp.var_gap] >= 0
+    x_cols = np.nonzero(in_floor)[0]
+    n = len(lp.floor_gaps)
+    row_of = np.concatenate([position[lp.var_gap[x_cols]], np.arange(n)])
+    cols = np.concatenate([x_cols, np.full(n, lp.n_x)])
+    vals = np.concatenate([np.ones(len(x_cols)), -lp.fundable[lp.floor_gaps]])
+    gaps = lp.data.gaps
+    keys = (gaps["iso3"].to_numpy()[lp.floor_gaps], gaps["target"].to_numpy()[lp.floor_gaps])
+    rows.add("floor", keys, row_of, cols, vals, GE, np.zeros(n))
+
+
+def check_structurally_feasible(lp: LinearProgram) -> None:
+    """Raise `InfeasibleError` for a thematic share on a target no source may fund."""
+    if not lp.unmet_thematic:
+        return
+    targets = ", ".join(lp.unmet_thematic)
+    shortfalls = [Shortfall(f"thematic[{t}]", "thematic", 0.0) for t in lp.unmet_thematic]
+    raise InfeasibleError(
+        Diagnosis(
+            reason=(
+                f"thematic[{targets}]: the policy asks a share > 0 for target {targets}, "
+                "but no source may fund it (no eligible source, State and gap)"
+            ),
+            shortfalls=shortfalls,
+        )
+    )

@@ -1,0 +1,230 @@
+"""Writing a run folder: the CSV tables, the manifest, a copy of the inputs, the HTML page.
+
+A run is written into a temporary folder beside its destination and renamed into place
+only when every file is complete, so an interrupted run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import html
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .errors import UsageError
+from .load import PolicyFile, ProblemData
+from .schema import INPUT_FILES
+from .solve import Solution
+
+INPUT_COPY_DIR = "inputs"
+POLICY_COPY = "policy.toml"
+
+
+def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
+           solver_version: str) -> str:
+    """An id derived from the inputs, the policy and the solver only: same inputs, same id."""
+    payload = json.dumps(
+        {"inputs": dict(sorted(data.file_sha256.items())), "policy": policy_file.sha256,
+         "solver": [solver_name, solver_version]},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _amount(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _share(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.6f}"
+
+
+def _number(value: float) -> str:
+    """A dual or other real: 12 significant digits, no negative zero, blank for NaN."""
+    if value is None or math.isnan(value):
+        return ""
+    text = f"{value:.12g}"
+    return "0" if text in {"-0", "0"} else text
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+FORMATS: dict[str, Callable[[Any], str]] = {
+    "amount_usd": _amount, "need_usd": _amount, "fundable_usd": _amount,
+    "allocated_usd": _amount, "pledge_usd": _amount, "unallocated_usd": _amount,
+    "lhs": _amount, "rhs": _amount, "slack": _amount,
+    "coverage": _share, "eligible": _bool, "marginal_value": _number, "dual": _number,
+}
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    """A table as CSV with the project's fixed number formats and '\\n' line ends."""
+    columns = list(table.columns)
+    formatters = [FORMATS.get(c, str) for c in columns]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in table.itertuples(index=False, name=None):
+            writer.writerow([fmt(v) for fmt, v in zip(formatters, row, strict=True)])
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything a reproduction needs."""
+    found = {"gcm_fund": __version__, "python": platform.python_version()}
+    for package in ("highspy", "pulp", "numpy", "scipy", "pandas", "pydantic"):
+        found[package] = metadata.version(package)
+    return found
+
+
+def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
+             identifier: str, summary: dict[str, Any], model_path: str) -> dict[str, Any]:
+    """The manifest of SPEC section 5, with everything a reproduction needs."""
+    stage1 = solution.stage1
+    z_final = (float(solution.stage2.col_value[-1])
+               if solution.floor is not None and solution.stage2.col_value.size else None)
+    return {
+        "tool_version": __version__,
+        "run_id": identifier,
+        "status": solution.status,
+        "objective": {"floor": solution.floor, "weighted": round(solution.weighted_usd, 6)},
+        "solver": {"name": solution.solver.name, "version": solution.solver.version,
+                   "options": solution.solver.options},
+        "model": {"path": model_path, "sha256": policy_file.sha256, "name": policy_file.policy.name},
+        "inputs": dict(sorted(data.file_sha256.items())),
+        "versions": versions(),
+        "units": {"amounts": "USD", "solved_in": "USD millions"},
+        "floor_variable": {
+            "stage1_bounds": list(stage1.z_bounds) if stage1 and stage1.z_bounds else None,
+            "stage2_bounds": list(solution.stage2.z_bounds) if solution.stage2.z_bounds else None,
+            "stage2_value": z_final,
+            "stage2_reduced_cost": (float(solution.stage2.col_dual[-1])
+                                    if z_final is not None else None),
+            "stage1_reduced_cost": (float(stage1.col_dual[-1]) if stage1 else None),
+        },
+        "totals": {
+            "pledged_usd": round(summary["pledged_usd"], 2),
+            "allocated_usd": round(summary["allocated_usd"], 2),
+            "fundable_usd": round(summary["fundable_usd"], 2),
+        },
+    }
+
+
+def _json_text(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+@contextlib.contextmanager
+def atomic_folder(destination: Path, *, force: bool = False, replace_same: bool = False
+                  ) -> Iterator[Path]:
+    """A temporary folder beside `destination`, renamed to it when the block completes.
+
+    An existing non-empty destination is refused unless `force` (or `replace_same`, for
+    a folder named by a run id, which can only hold the same run). On any error or
+    interruption the temporary folder is removed and the destination is untouched.
+    """
+    destination = Path(destination)
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        if not (force or replace_same):
+            raise UsageError(
+                f"{destination}: exists and is not empty; use --force to replace it"
+            )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial",
+                                    dir=destination.parent))
+    try:
+        yield staging
+        if destination.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old",
+                                          dir=destination.parent))
+            os.replace(destination, trash / "old")
+            os.replace(staging, destination)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
+              solution: Solution, tables: Any, summary: dict[str, Any], identifier: str,
+              model_path: str, *, force: bool = False, replace_same: bool = False) -> Path:
+    """Write every file of a run into `destination`, atomically."""
+    with atomic_folder(destination, force=force, replace_same=replace_same) as folder:
+        write_csv(folder / "allocations.csv", tables.allocations)
+        write_csv(folder / "coverage.csv", tables.coverage)
+        write_csv(folder / "sources_summary.csv", tables.sources_summary)
+        write_csv(folder / "constraints.csv", tables.constraints)
+        if tables.stage1_constraints is not None:
+            write_csv(folder / "stage1_constraints.csv", tables.stage1_constraints)
+        copy = folder / INPUT_COPY_DIR
+        copy.mkdir()
+        for name in INPUT_FILES:
+            shutil.copyfile(data.folder / name, copy / name)
+        (folder / POLICY_COPY).write_bytes(policy_file.path.read_bytes())
+        document = manifest(data, policy_file, solution, identifier, summary, model_path)
+        (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
+        (folder / "report.html").write_text(render_html(document, tables, summary),
+                                            encoding="utf-8")
+    return destination
+
+
+def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) -> str:
+    """One self-contained page (no scripts, no external files) summarising the run."""
+    esc = html.escape
+
+    def table(headers: list[str], rows: list[list[str]]) -> str:
+        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def share(allocated: float, fundable: float) -> str:
+        return f"{allocated / fundable:.1%}" if fundable > 0 else "-"
+
+    floor = document["objective"]["floor"]
+    income_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
+                   for k, (a, f) in summary["coverage_by_income"].items()]
+    target_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
+                   for k, (a, f) in summary["coverage_by_target"].items()]
+    source_rows = [[r.source_id, f"{r.pledge_usd:,.0f}", f"{r.allocated_usd:,.0f}",
+                    _number(r.marginal_value)]
+                   for r in tables.sources_summary.itertuples()]
+    binding = [[name, _number(dual)] for name, dual in summary["most_binding"]]
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:.2em .6em;text-align:right}th{background:#eee}td:first-child{text-align:left}")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>gcm_fund run {esc(document['run_id'])}</title><style>{style}</style></head><body>"
+        f"<h1>gcm_fund allocation, policy {esc(document['model']['name'])}</h1>"
+        f"<p>Run {esc(document['run_id'])}, solver {esc(document['solver']['name'])} "
+        f"{esc(document['solver']['version'])}, status {esc(document['status'])}.</p>"
+        f"<p>Floor reached: {'none (no gap in the equity group)' if floor is None else f'{floor:.4%}'}"
+        f". Weighted objective: {document['objective']['weighted']:,.2f}. "
+        f"Allocated USD {summary['allocated_usd']:,.2f} of USD {summary['pledged_usd']:,.2f} "
+        f"pledged; fundable need USD {summary['fundable_usd']:,.2f}.</p>"
+        "<h2>Coverage by income group</h2>"
+        + table(["income group", "allocated USD", "fundable USD", "coverage"], income_rows)
+        + "<h2>Coverage by target</h2>"
+        + table(["target", "allocated USD", "fundable USD", "coverage"], target_rows)
+        + "<h2>Sources</h2>"
+        + table(["source", "pledge USD", "allocated USD", "marginal value"], source_rows)
+        + "<h2>Most binding rules</h2>"
+        + table(["rule", "dual (objective per USD)"], binding)
+        + "</body></html>\n"
+    )

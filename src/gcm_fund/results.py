@@ -1,0 +1,177 @@
+"""Turning a solution into the tables of a run folder (SPEC section 5).
+
+Everything written is computed from the amounts as written (rounded to cents), so that
+what an auditor recomputes from the files is what the files say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .model import GE, SCALE_USD, LinearProgram
+from .solve import Solution, StageSolution
+
+
+@dataclass
+class RunTables:
+    """The tables of one run, ready to be written."""
+
+    allocations: pd.DataFrame
+    coverage: pd.DataFrame
+    sources_summary: pd.DataFrame
+    constraints: pd.DataFrame
+    stage1_constraints: pd.DataFrame | None
+
+
+def written_amounts(x_usd: np.ndarray) -> np.ndarray:
+    """Amounts as written: rounded to cents, with solver noise below a cent gone."""
+    return np.round(np.clip(x_usd, 0.0, None), 2)
+
+
+def allocation_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
+    """`source_id,iso3,target,amount_usd`: the non-zero amounts, sorted by the keys."""
+    keep = x_written > 0
+    table = pd.DataFrame({
+        "source_id": lp.data.sources["source_id"].to_numpy()[lp.var_source[keep]],
+        "iso3": lp.data.gaps["iso3"].to_numpy()[lp.var_gap[keep]],
+        "target": lp.data.gaps["target"].to_numpy()[lp.var_gap[keep]],
+        "amount_usd": x_written[keep],
+    })
+    return table.sort_values(["source_id", "iso3", "target"], kind="stable", ignore_index=True)
+
+
+def coverage_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
+    """Per gap: need, fundable share, what was allocated, coverage and eligibility."""
+    gaps = lp.data.gaps
+    allocated = np.bincount(lp.var_gap, weights=x_written, minlength=len(gaps))
+    fundable = lp.fundable * SCALE_USD
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coverage = np.where(fundable > 0, allocated / fundable, np.nan)
+    return pd.DataFrame({
+        "iso3": gaps["iso3"].to_numpy(),
+        "target": gaps["target"].to_numpy(),
+        "need_usd": gaps["need_usd"].to_numpy(dtype=float),
+        "fundable_usd": fundable,
+        "allocated_usd": np.round(allocated, 2),
+        "coverage": coverage,
+        "eligible": lp.gap_eligible,
+    })
+
+
+def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution) -> pd.DataFrame:
+    """Per source: pledge, allocated, unallocated, and the dual of its budget row."""
+    sources = lp.data.sources
+    pledge = solution_pledges(lp, solution)
+    allocated = np.round(
+        np.bincount(lp.var_source, weights=x_written, minlength=len(sources)), 2
+    )
+    marginal = np.full(len(sources), np.nan)
+    budget = lp.block("budget")
+    if budget is not None:
+        dual = solution.stage2.row_dual[budget.start:budget.stop]
+        # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
+        marginal[lp._budget_sources] = np.maximum(dual, 0.0)
+    return pd.DataFrame({
+        "source_id": sources["source_id"].to_numpy(),
+        "pledge_usd": pledge,
+        "allocated_usd": allocated,
+        "unallocated_usd": np.round(pledge - allocated, 2),
+        "marginal_value": marginal,
+    })
+
+
+def solution_pledges(lp: LinearProgram, solution: Solution) -> np.ndarray:
+    """The pledges in USD the solution was solved with (a sweep changes them)."""
+    pledge = lp.pledge.copy()
+    budget = lp.block("budget")
+    if budget is not None:
+        pledge[lp._budget_sources] = solution.rhs[budget.start:budget.stop]
+    return pledge * SCALE_USD
+
+
+def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolution,
+                      rhs_scaled: np.ndarray, dual_scale: float = 1.0) -> pd.DataFrame:
+    """`name,family,lhs,rhs,slack,dual` for every row, lhs from the written amounts.
+
+    A row is shown in its readable form: `floor[s,t]` as allocated >= z * U, and
+    `thematic[t]` as allocated to t >= theta * all allocated. `dual` is d objective /
+    d rhs, per USD; `dual_scale` turns a stage objective that is not in USD (stage 1's
+    z) into per-USD terms.
+    """
+    n_x = lp.n_x
+    x_part = lp.matrix[:, :n_x]
+    lhs = np.asarray(x_part @ x_written).ravel()
+    rhs = rhs_scaled * SCALE_USD
+    families = lp.row_families()
+    if lp.has_floor and stage.col_value.size:
+        floor = lp.block("floor")
+        assert floor is not None
+        z = float(stage.col_value[n_x])
+        rhs[floor.start:floor.stop] = z * lp.fundable[lp.floor_gaps] * SCALE_USD
+    thematic = lp.block("thematic")
+    if thematic is not None:
+        total = float(x_written.sum())
+        var_target = lp.data.gaps["target"].to_numpy()[lp.var_gap]
+        in_target = np.array([x_written[var_target == t].sum() for t in thematic.keys[0]])
+        theta = np.array([lp.policy.thematic.min_share[t] for t in thematic.keys[0]])
+        lhs[thematic.start:thematic.stop] = in_target
+        rhs[thematic.start:thematic.stop] = theta * total
+    slack = np.where(lp.sense == GE, lhs - rhs, rhs - lhs)
+    dual = stage.row_dual * dual_scale if stage.row_dual.size else np.full(lp.n_rows, np.nan)
+    return pd.DataFrame({
+        "name": lp.row_names(),
+        "family": families,
+        "lhs": lhs,
+        "rhs": rhs,
+        "slack": slack,
+        "dual": dual,
+    })
+
+
+def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
+    """All tables of a run from the model and its solution."""
+    x_written = written_amounts(solution.x_usd)
+    stage1 = None
+    if solution.stage1 is not None:
+        # Stage 1 maximises z, a share: its duals are per USD million of rhs.
+        stage1 = constraints_table(lp, written_amounts(
+            np.clip(solution.stage1.col_value[: lp.n_x], 0, None) * SCALE_USD),
+            solution.stage1, solution.rhs, dual_scale=1.0 / SCALE_USD)
+    return RunTables(
+        allocations=allocation_table(lp, x_written),
+        coverage=coverage_table(lp, x_written),
+        sources_summary=sources_table(lp, x_written, solution),
+        constraints=constraints_table(lp, x_written, solution.stage2, solution.rhs),
+        stage1_constraints=stage1,
+    )
+
+
+def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[str, object]:
+    """Headline figures of a run, for the terminal and the manifest."""
+    cov = tables.coverage
+    states = lp.data.states.set_index("iso3")
+    by_income = _coverage_by(cov, cov["iso3"].map(states["income_group"]))
+    by_target = _coverage_by(cov, cov["target"])
+    constraints = tables.constraints
+    binding = constraints[(constraints["dual"].abs() > 1e-9)]
+    binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
+                                                                kind="stable").index)
+    return {
+        "floor": solution.floor,
+        "weighted": solution.weighted_usd,
+        "allocated_usd": float(tables.allocations["amount_usd"].sum()),
+        "pledged_usd": float(tables.sources_summary["pledge_usd"].sum()),
+        "fundable_usd": float(cov["fundable_usd"].sum()),
+        "coverage_by_income": by_income,
+        "coverage_by_target": by_target,
+        "most_binding": [(r.name, float(r.dual)) for r in binding.head(3).itertuples()],
+    }
+
+
+def _coverage_by(coverage: pd.DataFrame, key: pd.Series) -> dict[str, tuple[float, float]]:
+    grouped = coverage.groupby(key, sort=True)[["allocated_usd", "fundable_usd"]].sum()
+    return {str(k): (float(r.allocated_usd), float(r.fundable_usd))
+            for k, r in grouped.iterrows()}

@@ -1,0 +1,413 @@
+"""The input contract as data: cell parsers, row models, the column tables and the policy.
+
+Every column of every input file is described once here (name, type, unit, meaning); the
+loader, the README's tables and the messages all follow from these tables.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+INCOME_GROUPS = ("LIC", "LMIC", "UMIC", "HIC")
+ROLES = ("origin", "transit", "destination")
+KINDS = ("donor", "ifi", "private")
+INSTRUMENTS = ("grant", "loan")
+EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
+
+TARGET_PATTERN = re.compile(r"^\d{1,2}\.(\d{1,2}|[a-z])$")
+ISO3_PATTERN = re.compile(r"^[A-Z]{3}$")
+SOURCE_ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+# Plain or scientific notation only: float() alone would also take '1_000', 'nan', 'inf'.
+NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
+
+
+def fail(message: str) -> PydanticCustomError:
+    """A validation error whose text is exactly `message` (pydantic adds no prefix)."""
+    return PydanticCustomError("gcm_fund", "{message}", {"message": message})
+
+
+def parse_number(text: str, expected: str = "a number") -> float:
+    """A finite float from plain or scientific notation; anything else is an error."""
+    cleaned = text.strip()
+    if not NUMBER_PATTERN.match(cleaned):
+        lowered = cleaned.lower().lstrip("+-")
+        if lowered in {"nan", "inf", "infinity"}:
+            raise fail(f"got {text!r}, expected a finite number")
+        if re.search(r"\d[,_ ]\d", cleaned) or re.search(r"[$€£¥]|USD", cleaned):
+            raise fail(
+                f"got {text!r}, expected {expected} written plainly "
+                "(no thousands separators or currency signs)"
+            )
+        raise fail(f"got {text!r}, expected {expected}")
+    value = float(cleaned)
+    if math.isinf(value):
+        raise fail(f"got {text!r}, out of range for a number")
+    return value
+
+
+def _number_in(low: float, high: float, *, low_open: bool, high_open: bool, what: str):
+    def check(text: Any) -> float:
+        value = parse_number(str(text), f"a number {what}")
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if too_low or too_high:
+            raise fail(f"got {str(text).strip()!r}, expected a number {what}")
+        return value
+
+    return check
+
+
+def _parse_bool(text: Any) -> bool:
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise fail(f"got {text!r}, expected true or false")
+
+
+def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean X?)' when a choice is near `value`, else ''."""
+    import difflib
+
+    upper = {c.upper(): c for c in choices}
+    if value.upper() in upper:
+        return f" (did you mean {upper[value.upper()]}?)"
+    near = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _one_of(choices: tuple[str, ...]):
+    def check(text: Any) -> str:
+        value = str(text).strip()
+        if value not in choices:
+            hint = did_you_mean(value, choices)
+            raise fail(f"got {value!r}, expected one of {', '.join(choices)}{hint}")
+        return value
+
+    return check
+
+
+def normalise_target(text: str) -> str:
+    """A target code in canonical form ('10.C' -> '10.c'); raises on anything else."""
+    value = str(text).strip().lower()
+    if not TARGET_PATTERN.match(value):
+        raise fail(
+            f"got {str(text).strip()!r}, expected an SDG target code such as 10.7 or 10.c"
+        )
+    return value
+
+
+def _iso3(text: Any) -> str:
+    value = str(text).strip()
+    if not ISO3_PATTERN.match(value):
+        hint = f" (did you mean {value.upper()}?)" if ISO3_PATTERN.match(value.upper()) else ""
+        raise fail(f"got {value!r}, expected 3 upper-case letters{hint}")
+    return value
+
+
+def _source_id(text: Any) -> str:
+    value = str(text).strip()
+    if not SOURCE_ID_PATTERN.match(value):
+        raise fail(f"got {value!r}, expected lower-case letters, digits, '_' or '-'")
+    return value
+
+
+def split_list(text: Any) -> tuple[str, ...]:
+    """A ';'-list: items stripped, empty and repeated items dropped, order kept."""
+    items: list[str] = []
+    for item in str(text).split(";"):
+        item = item.strip()
+        if item and item not in items:
+            items.append(item)
+    return tuple(items)
+
+
+def _list_of(item_check):
+    def check(text: Any) -> tuple[str, ...]:
+        return tuple(item_check(item) for item in split_list(text))
+
+    return check
+
+
+def _text(text: Any) -> str:
+    return str(text).strip()
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Iso3 = Annotated[str, BeforeValidator(_iso3)]
+SourceId = Annotated[str, BeforeValidator(_source_id)]
+IncomeGroup = Annotated[str, BeforeValidator(_one_of(INCOME_GROUPS))]
+Kind = Annotated[str, BeforeValidator(_one_of(KINDS))]
+Instrument = Annotated[str, BeforeValidator(_one_of(INSTRUMENTS))]
+Target = Annotated[str, BeforeValidator(normalise_target)]
+Bool = Annotated[bool, BeforeValidator(_parse_bool)]
+Usd = Annotated[
+    float, BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0 (USD)"))
+]
+PositiveUsd = Annotated[
+    float, BeforeValidator(_number_in(0, math.inf, low_open=True, high_open=True, what="> 0 (USD)"))
+]
+UnitShare = Annotated[
+    float, BeforeValidator(_number_in(0, 1, low_open=False, high_open=False, what="in [0, 1]"))
+]
+CapShare = Annotated[
+    float, BeforeValidator(_number_in(0, 1, low_open=True, high_open=False, what="in (0, 1]"))
+]
+RoleList = Annotated[tuple[str, ...], BeforeValidator(_list_of(_one_of(ROLES)))]
+TargetList = Annotated[tuple[str, ...], BeforeValidator(_list_of(normalise_target))]
+TextList = Annotated[tuple[str, ...], BeforeValidator(split_list)]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class StateRow(_Row):
+    """One row of states.csv."""
+
+    iso3: Iso3
+    name: Text
+    region: Text
+    income_group: IncomeGroup
+    roles: RoleList = ()
+    ldc: Bool = False
+    debt_distress: Bool = False
+    absorption_usd: Usd | None = None
+    gni_usd: Usd | None = None
+
+
+class GapRow(_Row):
+    """One row of gaps.csv."""
+
+    iso3: Text  # checked against states.csv by the loader, with a hint
+    target: Target
+    need_usd: PositiveUsd
+
+
+class SourceRow(_Row):
+    """One row of sources.csv."""
+
+    source_id: SourceId
+    name: Text
+    kind: Kind
+    instrument: Instrument
+    pledge_usd: Usd
+    grant_element: UnitShare | None = Field(default=None, validate_default=True)
+    targets: TargetList = ()
+    regions: TextList = ()
+    income_groups: TextList = ()  # checked by the loader so that every bad item is named
+    exclude_states: TextList = ()
+    max_state_share: CapShare | None = None
+    donor_iso3: Text | None = None
+
+    @field_validator("grant_element", mode="after")
+    @classmethod
+    def _grant_element_fits_instrument(cls, value: float | None, info: ValidationInfo):
+        instrument = info.data.get("instrument")
+        if instrument == "loan" and value is None:
+            raise fail("a loan needs a grant_element in [0, 1]")
+        if instrument == "grant" and value not in (None, 1.0):
+            raise fail(f"got {value:g}, a grant's grant_element is blank or 1")
+        return value
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input file: the contract of SPEC section 2, as data."""
+
+    name: str
+    type: str
+    unit: str
+    required: bool
+    meaning: str
+
+
+STATE_COLUMNS = (
+    Column("iso3", "3 upper-case letters, unique", "", True, "key"),
+    Column("name", "text", "", True, "the State's name"),
+    Column("region", "text", "", True, "region, matched by source earmarks"),
+    Column("income_group", "LIC LMIC UMIC HIC", "", True, "capacity class"),
+    Column("roles", ";-list of origin transit destination", "", False, "migration roles"),
+    Column("ldc", "true/false", "", False, "least developed country"),
+    Column("debt_distress", "true/false", "", False, "loans may not go to this State"),
+    Column("absorption_usd", "number >= 0", "USD", False, "most the State can absorb, blank = no limit"),
+    Column("gni_usd", "number >= 0", "USD", False, "gross national income, for fair shares only"),
+)
+GAP_COLUMNS = (
+    Column("iso3", "iso3 in states.csv", "", True, "the State"),
+    Column("target", "SDG target code", "", True, "the migration-related target"),
+    Column("need_usd", "number > 0", "USD", True, "capacity gap: what the State cannot yet fund"),
+)
+SOURCE_COLUMNS = (
+    Column("source_id", "[a-z0-9_-]+, unique", "", True, "key"),
+    Column("name", "text", "", True, "the source's name"),
+    Column("kind", "donor ifi private", "", True, "who pledges"),
+    Column("instrument", "grant loan", "", True, "how the money is given"),
+    Column("pledge_usd", "number >= 0", "USD", True, "the pledge B_f"),
+    Column("grant_element", "number in [0, 1]", "share", False, "concessionality g_f; required for loans"),
+    Column("targets", ";-list of target codes", "", False, "earmark: blank = all"),
+    Column("regions", ";-list of regions", "", False, "earmark: blank = all"),
+    Column("income_groups", ";-list of income groups", "", False, "earmark: blank = all"),
+    Column("exclude_states", ";-list of iso3", "", False, "earmark: States left out"),
+    Column("max_state_share", "number in (0, 1]", "share", False, "rho_f; blank = the policy's"),
+    Column("donor_iso3", "iso3 in states.csv", "", False, "the contributing State, for fair shares"),
+)
+
+INPUT_FILES: dict[str, tuple[type[_Row], tuple[Column, ...]]] = {
+    "states.csv": (StateRow, STATE_COLUMNS),
+    "gaps.csv": (GapRow, GAP_COLUMNS),
+    "sources.csv": (SourceRow, SOURCE_COLUMNS),
+}
+
+# ---------------------------------------------------------------------------------------
+# The policy (SPEC section 3)
+
+_POLICY_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True)
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Limit = Annotated[float, Field(gt=0, le=1)]
+
+
+class ByIncome(BaseModel):
+    """A value for each income group."""
+
+    model_config = _POLICY_CONFIG
+    LIC: NonNegative = 1.0
+    LMIC: NonNegative = 1.0
+    UMIC: NonNegative = 1.0
+    HIC: NonNegative = 1.0
+
+    def get(self, group: str) -> float:
+        """The value for one income group."""
+        return float(getattr(self, group))
+
+
+class Cofinancing(ByIncome):
+    """c[g]: the share of a gap the fund may cover, by income group."""
+
+    LIC: Fraction = 1.0
+    LMIC: Fraction = 0.75
+    UMIC: Fraction = 0.5
+    HIC: Fraction = 0.0
+
+
+class LoanBurden(ByIncome):
+    """burden[g]: how much a loan to a State of group g costs in the objective."""
+
+    LIC: NonNegative = 1.0
+    LMIC: NonNegative = 0.5
+    UMIC: NonNegative = 0.25
+    HIC: NonNegative = 0.0
+
+
+class RoleWeights(BaseModel):
+    """Wr: one weight per migration role; an unnamed role weighs 1.0."""
+
+    model_config = _POLICY_CONFIG
+    origin: NonNegative = 1.0
+    transit: NonNegative = 1.0
+    destination: NonNegative = 1.0
+
+
+def _target_keys(value: Any) -> Any:
+    """Target codes as TOML keys: quoted, canonical; an unquoted code nests and is refused."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            raise fail(
+                f"key {key!r} holds a table: quote target codes in TOML, "
+                f'for example "{key}.{next(iter(item), "7")}" = ...'
+            )
+        out[normalise_target(key)] = item
+    return out
+
+
+TargetWeights = Annotated[dict[str, NonNegative], BeforeValidator(_target_keys)]
+TargetShares = Annotated[dict[str, Fraction], BeforeValidator(_target_keys)]
+
+
+class Weights(BaseModel):
+    """Priority weights of the objective."""
+
+    model_config = _POLICY_CONFIG
+    target: TargetWeights = Field(default_factory=dict)
+    income: ByIncome = Field(default_factory=ByIncome)
+    role: RoleWeights = Field(default_factory=RoleWeights)
+
+
+class Loans(BaseModel):
+    """The loan penalty lambda and the burden by income group."""
+
+    model_config = _POLICY_CONFIG
+    penalty: NonNegative = 0.0
+    burden: LoanBurden = Field(default_factory=LoanBurden)
+
+
+class Limits(BaseModel):
+    """kappa and the default rho."""
+
+    model_config = _POLICY_CONFIG
+    max_state_share: Limit = 1.0
+    max_source_state_share: Limit = 1.0
+
+
+class Thematic(BaseModel):
+    """theta[t]: the least share of all allocations that target t must receive."""
+
+    model_config = _POLICY_CONFIG
+    min_share: TargetShares = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> Thematic:
+        total = sum(self.min_share.values())
+        if total > 1 + 1e-12:
+            raise fail(f"thematic shares sum to {total:g}, expected at most 1")
+        return self
+
+
+class Equity(BaseModel):
+    """The equity floor: which gaps it binds, whether to maximise it, its least level."""
+
+    model_config = _POLICY_CONFIG
+    group: Literal["all", "ldc", "LIC", "LMIC", "UMIC", "HIC"] = "all"
+    maximize: bool = True
+    min_floor: Fraction = 0.0
+    tolerance: Annotated[float, Field(gt=0, le=0.01)] = 1e-6
+
+
+class Policy(BaseModel):
+    """A policy file of `models/`: every key optional, unknown keys refused."""
+
+    model_config = _POLICY_CONFIG
+    name: str = "unnamed"
+    cofinancing: Cofinancing = Field(default_factory=Cofinancing)
+    weights: Weights = Field(default_factory=Weights)
+    loans: Loans = Field(default_factory=Loans)
+    limits: Limits = Field(default_factory=Limits)
+    thematic: Thematic = Field(default_factory=Thematic)
+    equity: Equity = Field(default_factory=Equity)
+
+    def role_weight(self, roles: tuple[str, ...]) -> float:
+        """Wr(s): the largest weight among the roles, 1.0 when there are none."""
+        if not roles:
+            return 1.0
+        return max(float(getattr(self.weights.role, r)) for r in roles)

@@ -1,0 +1,415 @@
+"""Solver backends and the two-stage solve.
+
+Two backends share one matrix model: HiGHS through highspy (default; the model stays
+alive so that a changed objective, bound or pledge re-solves warm from the last basis) and
+PuLP (its bundled CBC, or any solver PuLP knows). Whatever the solver, duals leave this
+module in one convention: d objective / d rhs, and reduced costs d objective / d bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import Diagnosis, InfeasibleError, Shortfall, UsageError
+from .model import GE, LE, SCALE_USD, LinearProgram, check_structurally_feasible
+
+OPTIMAL, INFEASIBLE = "optimal", "infeasible"
+# Tight tolerances in USD millions: 1e-9 is a thousandth of a cent, far inside the
+# cent-level tolerance that the written allocation is held to.
+HIGHS_OPTIONS: dict[str, Any] = {
+    "primal_feasibility_tolerance": 1e-9,
+    "dual_feasibility_tolerance": 1e-9,
+    "threads": 1,
+    "random_seed": 0,
+}
+
+
+@dataclass
+class StageSolution:
+    """One solved stage, in scaled units, with duals as d objective / d rhs."""
+
+    status: str
+    objective: float = float("nan")
+    col_value: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    row_dual: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    col_dual: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    z_bounds: tuple[float, float] | None = None
+
+
+@dataclass
+class SolverInfo:
+    """Which solver ran, for the manifest."""
+
+    name: str
+    version: str
+    options: dict[str, Any]
+
+
+@dataclass
+class Solution:
+    """The result of both stages: the floor z*, the allocation and the final duals."""
+
+    status: str
+    floor: float | None
+    weighted_usd: float
+    x_usd: np.ndarray
+    stage1: StageSolution | None
+    stage2: StageSolution
+    solver: SolverInfo
+    rhs: np.ndarray  # the right-hand sides solved (scaled), after any pledge change
+
+
+class Backend(Protocol):
+    """What the two-stage solve needs of a solver."""
+
+    info: SolverInfo
+
+    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
+              rhs: np.ndarray) -> StageSolution:
+        """Maximise cost.x with z in z_bounds and these right-hand sides."""
+        ...
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence what a C library prints to the process's stdout (HiGHS's banner)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _row_bounds(sense: np.ndarray, rhs: np.ndarray, inf: float) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.where(sense == GE, rhs, -inf)
+    upper = np.where(sense == LE, rhs, inf)
+    return lower, upper
+
+
+class HighsBackend:
+    """HiGHS through highspy, the model kept alive between solves."""
+
+    def __init__(self, lp: LinearProgram, extra_columns: Any = None):
+        import highspy
+
+        self._highspy = highspy
+        with _quiet_stdout():
+            self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        for key, value in HIGHS_OPTIONS.items():
+            self.highs.setOptionValue(key, value)
+        self.info = SolverInfo("highs", self.highs.version(), dict(HIGHS_OPTIONS))
+        self.lp = lp
+        self._pass_model(lp.matrix.tocsc(), np.zeros(lp.n_cols), lp.rhs)
+
+    def _pass_model(self, csc: Any, cost: np.ndarray, rhs: np.ndarray) -> None:
+        highspy = self._highspy
+        inf = highspy.kHighsInf
+        model = highspy.HighsLp()
+        n_rows, n_cols = csc.shape
+        model.num_col_ = n_cols
+        model.num_row_ = n_rows
+        model.col_cost_ = cost
+        model.col_lower_ = np.zeros(n_cols)
+        model.col_upper_ = np.full(n_cols, inf)
+        lower, upper = _row_bounds(self.lp.sense, rhs, inf)
+        model.row_lower_ = lower
+        model.row_upper_ = upper
+        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        model.a_matrix_.start_ = csc.indptr
+        model.a_matrix_.index_ = csc.indices
+        model.a_matrix_.value_ = csc.data
+        model.sense_ = highspy.ObjSense.kMaximize
+        self.highs.passModel(model)
+        self._rhs = rhs.copy()
+
+    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
+              rhs: np.ndarray) -> StageSolution:
+        """Maximise cost.x, warm from the previous basis."""
+        highs = self.highs
+        n_cols = len(cost)
+        highs.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
+        if z_bounds is not None:
+            highs.changeColBounds(n_cols - 1, z_bounds[0], z_bounds[1])
+        changed = np.nonzero(rhs != self._rhs)[0]
+        if len(changed):
+            lower, upper = _row_bounds(self.lp.sense[changed], rhs[changed],
+                                       self._highspy.kHighsInf)
+            highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
+            self._rhs = rhs.copy()
+        highs.run()
+        status = highs.getModelStatus()
+        model_status = self._highspy.HighsModelStatus
+        if status == model_status.kInfeasible:
+            return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+        if status != model_status.kOptimal:
+            raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
+        solution = highs.getSolution()
+        # For a maximisation HiGHS already reports d objective / d rhs (pinned by a test).
+        return StageSolution(
+            OPTIMAL,
+            objective=float(highs.getInfo().objective_function_value),
+            col_value=np.array(solution.col_value),
+            row_dual=np.array(solution.row_dual),
+            col_dual=np.array(solution.col_dual),
+            z_bounds=z_bounds,
+        )
+
+
+_PULP_DUAL_SIGN: dict[str, float] = {}
+
+
+def _pulp_solver(name: str) -> Any:
+    import pulp
+
+    solver_name = {"cbc": "PULP_CBC_CMD"}.get(name, name)
+    if solver_name not in pulp.listSolvers():
+        raise UsageError(
+            f"unknown solver {name!r}: use highs, cbc or a PuLP solver name "
+            f"({', '.join(pulp.listSolvers(onlyAvailable=True))} are available here)"
+        )
+    solver = pulp.getSolver(solver_name, msg=False)
+    if not solver.available():
+        raise UsageError(f"solver {name!r} is not available on this machine")
+    return solver
+
+
+def _pulp_dual_sign(solver_name: str) -> float:
+    """+1 when the PuLP solver reports d objective / d rhs for a maximisation, else -1.
+
+    PuLP solvers disagree (CBC reports it as is, PuLP's HiGHS interface negates it), so
+    the convention is measured once on a problem whose dual is known: max x, x <= 1.
+    """
+    if solver_name not in _PULP_DUAL_SIGN:
+        import pulp
+
+        probe = pulp.LpProblem("dual_sign_probe", pulp.LpMaximize)
+        x = pulp.LpVariable("x", 0)
+        probe += x
+        probe += (x <= 1, "c")
+        with _quiet_stdout():
+            probe.solve(_pulp_solver(solver_name))
+        _PULP_DUAL_SIGN[solver_name] = 1.0 if probe.constraints["c"].pi > 0 else -1.0
+    return _PULP_DUAL_SIGN[solver_name]
+
+
+class PulpBackend:
+    """Any PuLP solver, the problem built from the same matrices with generated names.
+
+    Row and column names given to PuLP are `r0000012` and `c0000034`: PuLP rewrites
+    characters such as '-' and '[', so our own names never reach it.
+    """
+
+    def __init__(self, lp: LinearProgram, solver_name: str = "cbc"):
+        import pulp
+
+        self.lp = lp
+        self.solver_name = solver_name
+        solver = _pulp_solver(solver_name)
+        self._sign = _pulp_dual_sign(solver_name)
+        version = getattr(pulp, "__version__", "?")
+        self.info = SolverInfo(
+            f"pulp:{solver.name}" if solver_name not in {"cbc"} else "cbc",
+            f"pulp {version}",
+            {"msg": False},
+        )
+        self._pulp = pulp
+        self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
+        width = max(7, len(str(max(lp.n_cols, lp.n_rows))))
+        self.variables = [pulp.LpVariable(f"c{j:0{width}d}", lowBound=0) for j in range(lp.n_cols)]
+        csr = lp.matrix
+        self.constraints = []
+        for i in range(lp.n_rows):
+            lo, hi = csr.indptr[i], csr.indptr[i + 1]
+            expr = pulp.LpAffineExpression(
+                [(self.variables[j], float(v)) for j, v in zip(csr.indices[lo:hi], csr.data[lo:hi],
+                                                                strict=True)]
+            )
+            sense = pulp.LpConstraintLE if lp.sense[i] == LE else pulp.LpConstraintGE
+            constraint = pulp.LpConstraint(expr, sense=sense, rhs=float(lp.rhs[i]),
+                                           name=f"r{i:0{width}d}")
+            self.problem += constraint
+            self.constraints.append(self.problem.constraints[constraint.name])
+
+    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
+              rhs: np.ndarray) -> StageSolution:
+        """Maximise cost.x from scratch (PuLP keeps no basis)."""
+        pulp = self._pulp
+        self.problem.setObjective(
+            pulp.LpAffineExpression(
+                [(v, float(c)) for v, c in zip(self.variables, cost, strict=True) if c != 0]
+            )
+        )
+        if z_bounds is not None:
+            z = self.variables[-1]
+            z.lowBound, z.upBound = float(z_bounds[0]), float(z_bounds[1])
+        for constraint, value in zip(self.constraints, rhs, strict=True):
+            constraint.constant = -float(value)
+        with _quiet_stdout():
+            self.problem.solve(_pulp_solver(self.solver_name))
+        status = pulp.LpStatus[self.problem.status]
+        if status == "Infeasible":
+            return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+        if status != "Optimal":
+            raise RuntimeError(f"{self.info.name} stopped with status {status}")
+        values = np.array([v.varValue or 0.0 for v in self.variables])
+        duals = np.array([c.pi or 0.0 for c in self.constraints]) * self._sign
+        reduced = np.array([v.dj or 0.0 for v in self.variables]) * self._sign
+        return StageSolution(
+            OPTIMAL,
+            objective=float(cost @ values),
+            col_value=values,
+            row_dual=duals,
+            col_dual=reduced,
+            z_bounds=z_bounds,
+        )
+
+
+def make_backend(lp: LinearProgram, solver: str = "highs") -> Backend:
+    """The backend for a solver name: `highs` (default), `cbc`, or a PuLP solver name."""
+    if solver == "highs":
+        return HighsBackend(lp)
+    return PulpBackend(lp, solver)
+
+
+def solve_stages(lp: LinearProgram, backend: Backend,
+                 rhs: np.ndarray | None = None) -> Solution:
+    """Stage 1 (maximise the floor z) then stage 2 (maximise the weighted objective).
+
+    Raises `InfeasibleError`, with a diagnosis, when no allocation meets the policy.
+    """
+    check_structurally_feasible(lp)
+    rhs = lp.rhs if rhs is None else rhs
+    equity = lp.policy.equity
+    stage1: StageSolution | None = None
+    floor: float | None = None
+    z_bounds: tuple[float, float] | None = None
+    if lp.has_floor:
+        if equity.maximize:
+            stage1 = backend.solve(lp.stage1_objective(), (equity.min_floor, 1.0), rhs)
+            if stage1.status == INFEASIBLE:
+                raise InfeasibleError(diagnose(lp, rhs))
+            floor = min(1.0, float(stage1.col_value[lp.n_x]))
+            z_bounds = (max(equity.min_floor, floor - equity.tolerance), 1.0)
+        else:
+            floor = equity.min_floor
+            z_bounds = (equity.min_floor, equity.min_floor)
+    stage2 = backend.solve(lp.stage2_objective(), z_bounds, rhs)
+    if stage2.status == INFEASIBLE:
+        raise InfeasibleError(diagnose(lp, rhs))
+    x_usd = np.clip(stage2.col_value[: lp.n_x], 0.0, None) * SCALE_USD
+    return Solution(
+        status=OPTIMAL,
+        floor=floor,
+        weighted_usd=stage2.objective * SCALE_USD,
+        x_usd=x_usd,
+        stage1=stage1,
+        stage2=stage2,
+        solver=backend.info,
+        rhs=rhs,
+    )
+
+
+def solve(lp: LinearProgram, solver: str = "highs") -> Solution:
+    """Both stages of `lp` with the named solver."""
+    return solve_stages(lp, make_backend(lp, solver))
+
+
+def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
+    """Why the policy cannot be met: an elastic re-solve with a priced slack on every `>=` row.
+
+    The floor is held at its minimum level; each floor and thematic row may fall short at
+    a cost of one per USD. The slacks left are what has to give; the `<=` rows with a
+    non-zero dual are the rules in the way.
+    """
+    import highspy
+    import scipy.sparse as sp
+
+    ge_rows = np.nonzero(lp.sense == GE)[0]
+    slack = sp.csr_matrix(
+        (np.ones(len(ge_rows)), (ge_rows, np.arange(len(ge_rows)))), shape=(lp.n_rows, len(ge_rows))
+    )
+    matrix = sp.hstack([lp.matrix, slack]).tocsc()
+    n_cols = matrix.shape[1]
+    cost = np.concatenate([np.zeros(lp.n_cols), -np.ones(len(ge_rows))])
+    with _quiet_stdout():
+        highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = n_cols, lp.n_rows
+    model.col_cost_ = cost
+    model.col_lower_ = np.zeros(n_cols)
+    model.col_upper_ = np.full(n_cols, inf)
+    if lp.has_floor:
+        model.col_lower_[lp.n_x] = model.col_upper_[lp.n_x] = lp.policy.equity.min_floor
+    model.row_lower_, model.row_upper_ = _row_bounds(lp.sense, rhs, inf)
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_ = matrix.indptr
+    model.a_matrix_.index_ = matrix.indices
+    model.a_matrix_.value_ = matrix.data
+    model.sense_ = highspy.ObjSense.kMaximize
+    highs.passModel(model)
+    highs.run()
+    solution = highs.getSolution()
+    values = np.array(solution.col_value)
+    duals = np.array(solution.row_dual)
+    names = lp.row_names()
+    families = lp.row_families()
+    short = values[lp.n_cols:] * SCALE_USD
+    shortfalls = [
+        Shortfall(names[r], str(families[r]), float(s))
+        for r, s in zip(ge_rows, short, strict=True) if s > 0.005
+    ]
+    shortfalls.sort(key=lambda s: (-s.short_usd, s.row))
+    le_rows = np.nonzero((lp.sense == LE) & (np.abs(duals) > 1e-9))[0]
+    blocking = [names[r] for r in le_rows[np.argsort(-np.abs(duals[le_rows]), kind="stable")]]
+    return Diagnosis(reason=_diagnosis_text(lp, shortfalls, blocking), shortfalls=shortfalls,
+                     blocking=blocking)
+
+
+def _usd(amount: float) -> str:
+    if abs(amount) >= 1e9:
+        return f"USD {amount / 1e9:,.2f} billion"
+    if abs(amount) >= 1e6:
+        return f"USD {amount / 1e6:,.2f} million"
+    return f"USD {amount:,.2f}"
+
+
+def _diagnosis_text(lp: LinearProgram, shortfalls: list[Shortfall], blocking: list[str]) -> str:
+    equity = lp.policy.equity
+    lines = []
+    by_family: dict[str, list[Shortfall]] = {}
+    for s in shortfalls:
+        by_family.setdefault(s.family, []).append(s)
+    for family, items in by_family.items():
+        total = sum(s.short_usd for s in items)
+        largest = items[0]
+        if family == "floor":
+            lines.append(
+                f"the {equity.group} floor of {equity.min_floor:.0%} cannot be met: {len(items)} "
+                f"gap{'s' if len(items) > 1 else ''} fall short by {_usd(total)} in all "
+                f"(largest: {largest.row}, short {_usd(largest.short_usd)})"
+            )
+        else:
+            lines.append(
+                f"{family}: {len(items)} rule{'s' if len(items) > 1 else ''} short by "
+                f"{_usd(total)} (largest: {largest.row}, short {_usd(largest.short_usd)})"
+            )
+    if not lines:
+        lines.append("the rules cannot all hold")
+    shown = blocking[:8]
+    if shown:
+        more = f" and {len(blocking) - len(shown)} more" if len(blocking) > len(shown) else ""
+        lines.append(f"binding: {', '.join(shown)}{more}")
+    return "; ".join(lines)
