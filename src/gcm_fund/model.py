@@ -57,7 +57,7 @@ class LinearProgram:
     floor_gaps: np.ndarray  # indices of the gaps in G
     pledge: np.ndarray  # B_f in USD millions, by source
     source_share: np.ndarray  # rho_f, by source
-    matrix: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
+    matrix: sp.csc_matrix = field(default_factory=lambda: sp.csc_matrix((0, 0)))
     sense: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     blocks: list[RowBlock] = field(default_factory=list)
@@ -233,14 +233,15 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
     add_floor(lp, rows)
 
     if rows.count:
-        lp.matrix = sp.csr_matrix(
+        # Column-wise, as HiGHS takes it: no conversion before each solve.
+        lp.matrix = sp.csc_matrix(
             (np.concatenate(rows.vals), (np.concatenate(rows.rows), np.concatenate(rows.cols))),
             shape=(rows.count, lp.n_cols),
         )
         lp.sense = np.concatenate(rows.sense)
         lp.rhs = np.concatenate(rows.rhs)
     else:
-        lp.matrix = sp.csr_matrix((0, lp.n_cols))
+        lp.matrix = sp.csc_matrix((0, lp.n_cols))
     lp.blocks = rows.blocks
     return lp
 

@@ -74,13 +74,14 @@ FORMATS: dict[str, Callable[[Any], str]] = {
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
     """A table as CSV with the project's fixed number formats and '\\n' line ends."""
-    columns = list(table.columns)
-    formatters = [FORMATS.get(c, str) for c in columns]
+    cells = [
+        [FORMATS.get(name, str)(value) for value in table[name].tolist()]
+        for name in table.columns
+    ]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        for row in table.itertuples(index=False, name=None):
-            writer.writerow([fmt(v) for fmt, v in zip(formatters, row, strict=True)])
+        writer.writerow(list(table.columns))
+        writer.writerows(zip(*cells, strict=True))
 
 
 def versions() -> dict[str, str]:

@@ -114,6 +114,21 @@ def _simplex_strategy(warm: bool, cost_changed: bool, bounds_changed: bool) -> i
     return 0
 
 
+def pass_lp(highs: Any, csc: Any, cost: np.ndarray, col_lower: np.ndarray,
+            col_upper: np.ndarray, row_lower: np.ndarray, row_upper: np.ndarray) -> None:
+    """Hand a maximisation LP to a highspy instance as arrays (no per-element copies)."""
+    n_rows, n_cols = csc.shape
+    status = highs.passModel(
+        n_cols, n_rows, csc.nnz, 1, -1, 0.0,  # 1: column-wise matrix; -1: maximise
+        cost.astype(np.float64), col_lower.astype(np.float64), col_upper.astype(np.float64),
+        row_lower.astype(np.float64), row_upper.astype(np.float64),
+        csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
+        csc.data.astype(np.float64), np.zeros(n_cols, dtype=np.int32),  # all continuous
+    )
+    if str(status) != "HighsStatus.kOk":
+        raise RuntimeError(f"HiGHS refused the model: {status}")
+
+
 class HighsBackend:
     """HiGHS through highspy, the model kept alive between solves."""
 
@@ -129,27 +144,13 @@ class HighsBackend:
                 self.highs.setOptionValue(key, value)
         self.info = SolverInfo("highs", self.highs.version(), dict(HIGHS_OPTIONS))
         self.lp = lp
-        self._pass_model(lp.matrix.tocsc(), np.zeros(lp.n_cols), lp.rhs)
+        self._pass_model(lp.matrix.tocsc(copy=False), np.zeros(lp.n_cols), lp.rhs)
 
     def _pass_model(self, csc: Any, cost: np.ndarray, rhs: np.ndarray) -> None:
-        highspy = self._highspy
-        inf = highspy.kHighsInf
-        model = highspy.HighsLp()
-        n_rows, n_cols = csc.shape
-        model.num_col_ = n_cols
-        model.num_row_ = n_rows
-        model.col_cost_ = cost
-        model.col_lower_ = np.zeros(n_cols)
-        model.col_upper_ = np.full(n_cols, inf)
+        inf = self._highspy.kHighsInf
+        n_cols = csc.shape[1]
         lower, upper = _row_bounds(self.lp.sense, rhs, inf)
-        model.row_lower_ = lower
-        model.row_upper_ = upper
-        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        model.a_matrix_.start_ = csc.indptr
-        model.a_matrix_.index_ = csc.indices
-        model.a_matrix_.value_ = csc.data
-        model.sense_ = highspy.ObjSense.kMaximize
-        self.highs.passModel(model)
+        pass_lp(self.highs, csc, cost, np.zeros(n_cols), np.full(n_cols, inf), lower, upper)
         self._rhs = rhs.copy()
         self._cost: np.ndarray | None = None
         self._z_bounds: tuple[float, float] | None = None
@@ -257,7 +258,7 @@ class PulpBackend:
         self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
         width = max(7, len(str(max(lp.n_cols, lp.n_rows))))
         self.variables = [pulp.LpVariable(f"c{j:0{width}d}", lowBound=0) for j in range(lp.n_cols)]
-        csr = lp.matrix
+        csr = lp.matrix.tocsr()
         self.constraints = []
         for i in range(lp.n_rows):
             lo, hi = csr.indptr[i], csr.indptr[i + 1]
@@ -376,20 +377,12 @@ def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
         highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     inf = highspy.kHighsInf
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = n_cols, lp.n_rows
-    model.col_cost_ = cost
-    model.col_lower_ = np.zeros(n_cols)
-    model.col_upper_ = np.full(n_cols, inf)
+    col_lower = np.zeros(n_cols)
+    col_upper = np.full(n_cols, inf)
     if lp.has_floor:
-        model.col_lower_[lp.n_x] = model.col_upper_[lp.n_x] = lp.policy.equity.min_floor
-    model.row_lower_, model.row_upper_ = _row_bounds(lp.sense, rhs, inf)
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = matrix.indptr
-    model.a_matrix_.index_ = matrix.indices
-    model.a_matrix_.value_ = matrix.data
-    model.sense_ = highspy.ObjSense.kMaximize
-    highs.passModel(model)
+        col_lower[lp.n_x] = col_upper[lp.n_x] = lp.policy.equity.min_floor
+    row_lower, row_upper = _row_bounds(lp.sense, rhs, inf)
+    pass_lp(highs, matrix, cost, col_lower, col_upper, row_lower, row_upper)
     highs.run()
     solution = highs.getSolution()
     values = np.array(solution.col_value)

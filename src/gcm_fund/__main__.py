@@ -1,0 +1,5 @@
+"""`python -m gcm_fund` runs the command line."""
+
+from .cli import main
+
+main()
