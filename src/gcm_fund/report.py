@@ -129,6 +129,29 @@ def _json_text(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
+def remove_stale_staging(parent: Path) -> None:
+    """Remove staging folders left by a killed run (its process no longer exists).
+
+    A SIGKILL cannot be caught, so the run it kills cannot clean up after itself; the
+    next run writing beside it does. The owner's process id is part of the folder name.
+    """
+    for leftover in parent.glob(".*.partial"):
+        parts = leftover.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is not None and pid != os.getpid() and not _process_exists(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_folder(destination: Path, *, force: bool = False, replace_same: bool = False
                   ) -> Iterator[Path]:
@@ -145,8 +168,9 @@ def atomic_folder(destination: Path, *, force: bool = False, replace_same: bool 
                 f"{destination}: exists and is not empty; use --force to replace it"
             )
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial",
-                                    dir=destination.parent))
+    remove_stale_staging(destination.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
+                                    suffix=".partial", dir=destination.parent))
     try:
         yield staging
         if destination.exists():

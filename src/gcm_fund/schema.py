@@ -28,13 +28,17 @@ KINDS = ("donor", "ifi", "private")
 INSTRUMENTS = ("grant", "loan")
 EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
 
-TARGET_PATTERN = re.compile(r"^\d{1,2}\.(\d{1,2}|[a-z])$")
-ISO3_PATTERN = re.compile(r"^[A-Z]{3}$")
-SOURCE_ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+# ASCII digits only: `\d` would also take other scripts' digits, which float() accepts.
+TARGET_PATTERN = re.compile(r"[0-9]{1,2}\.([0-9]{1,2}|[a-z])")
+ISO3_PATTERN = re.compile(r"[A-Z]{3}")
+SOURCE_ID_PATTERN = re.compile(r"[a-z0-9_-]+")
 # Plain or scientific notation only: float() alone would also take '1_000', 'nan', 'inf'.
-NUMBER_PATTERN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+NUMBER_PATTERN = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
+
+
+SHOWN_LENGTH = 40
 
 
 def fail(message: str) -> PydanticCustomError:
@@ -42,22 +46,34 @@ def fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("gcm_fund", "{message}", {"message": message})
 
 
+def shown(value: Any) -> str:
+    """A user's value quoted for a message: escaped (one line, printable) and shortened.
+
+    A cell of a damaged file can hold anything, a whole file's worth of text included;
+    a message shows enough of it to find it.
+    """
+    text = str(value)
+    if len(text) > SHOWN_LENGTH:
+        return repr(text[: SHOWN_LENGTH - 3] + "...") + f" ({len(text)} characters)"
+    return repr(text)
+
+
 def parse_number(text: str, expected: str = "a number") -> float:
     """A finite float from plain or scientific notation; anything else is an error."""
     cleaned = text.strip()
-    if not NUMBER_PATTERN.match(cleaned):
+    if not NUMBER_PATTERN.fullmatch(cleaned):
         lowered = cleaned.lower().lstrip("+-")
         if lowered in {"nan", "inf", "infinity"}:
-            raise fail(f"got {text!r}, expected a finite number")
+            raise fail(f"got {shown(text)}, expected a finite number")
         if re.search(r"\d[,_ ]\d", cleaned) or re.search(r"[$€£¥]|USD", cleaned):
             raise fail(
-                f"got {text!r}, expected {expected} written plainly "
+                f"got {shown(text)}, expected {expected} written plainly "
                 "(no thousands separators or currency signs)"
             )
-        raise fail(f"got {text!r}, expected {expected}")
+        raise fail(f"got {shown(text)}, expected {expected}")
     value = float(cleaned)
     if math.isinf(value):
-        raise fail(f"got {text!r}, out of range for a number")
+        raise fail(f"got {shown(text)}, out of range for a number")
     return value
 
 
@@ -67,7 +83,7 @@ def _number_in(low: float, high: float, *, low_open: bool, high_open: bool, what
         too_low = value <= low if low_open else value < low
         too_high = value >= high if high_open else value > high
         if too_low or too_high:
-            raise fail(f"got {str(text).strip()!r}, expected a number {what}")
+            raise fail(f"got {shown(str(text).strip())}, expected a number {what}")
         return value
 
     return check
@@ -79,7 +95,7 @@ def _parse_bool(text: Any) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise fail(f"got {text!r}, expected true or false")
+    raise fail(f"got {shown(str(text).strip())}, expected true or false")
 
 
 def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -98,7 +114,7 @@ def _one_of(choices: tuple[str, ...]):
         value = str(text).strip()
         if value not in choices:
             hint = did_you_mean(value, choices)
-            raise fail(f"got {value!r}, expected one of {', '.join(choices)}{hint}")
+            raise fail(f"got {shown(value)}, expected one of {', '.join(choices)}{hint}")
         return value
 
     return check
@@ -107,25 +123,25 @@ def _one_of(choices: tuple[str, ...]):
 def normalise_target(text: str) -> str:
     """A target code in canonical form ('10.C' -> '10.c'); raises on anything else."""
     value = str(text).strip().lower()
-    if not TARGET_PATTERN.match(value):
+    if not TARGET_PATTERN.fullmatch(value):
         raise fail(
-            f"got {str(text).strip()!r}, expected an SDG target code such as 10.7 or 10.c"
+            f"got {shown(str(text).strip())}, expected an SDG target code such as 10.7 or 10.c"
         )
     return value
 
 
 def _iso3(text: Any) -> str:
     value = str(text).strip()
-    if not ISO3_PATTERN.match(value):
-        hint = f" (did you mean {value.upper()}?)" if ISO3_PATTERN.match(value.upper()) else ""
-        raise fail(f"got {value!r}, expected 3 upper-case letters{hint}")
+    if not ISO3_PATTERN.fullmatch(value):
+        hint = f" (did you mean {value.upper()}?)" if ISO3_PATTERN.fullmatch(value.upper()) else ""
+        raise fail(f"got {shown(value)}, expected 3 upper-case letters{hint}")
     return value
 
 
 def _source_id(text: Any) -> str:
     value = str(text).strip()
-    if not SOURCE_ID_PATTERN.match(value):
-        raise fail(f"got {value!r}, expected lower-case letters, digits, '_' or '-'")
+    if not SOURCE_ID_PATTERN.fullmatch(value):
+        raise fail(f"got {shown(value)}, expected lower-case letters, digits, '_' or '-'")
     return value
 
 

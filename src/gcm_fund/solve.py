@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -209,7 +210,12 @@ def _pulp_solver(name: str) -> Any:
             f"unknown solver {name!r}: use highs, cbc or a PuLP solver name "
             f"({', '.join(pulp.listSolvers(onlyAvailable=True))} are available here)"
         )
-    solver = pulp.getSolver(solver_name, msg=False)
+    with warnings.catch_warnings():
+        # PuLP 3.3 announces that PuLP 4 drops its bundled CBC; pyproject pins pulp < 4,
+        # where the bundled binary is what `--solver cbc` means.
+        warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated",
+                                category=DeprecationWarning)
+        solver = pulp.getSolver(solver_name, msg=False)
     if not solver.available():
         raise UsageError(f"solver {name!r} is not available on this machine")
     return solver
@@ -225,13 +231,23 @@ def _pulp_dual_sign(solver_name: str) -> float:
         import pulp
 
         probe = pulp.LpProblem("dual_sign_probe", pulp.LpMaximize)
-        x = pulp.LpVariable("x", 0)
-        probe += x
-        probe += (x <= 1, "c")
+        x = _pulp_variable(probe, "x")
+        probe.setObjective(x)
+        constraint = pulp.LpConstraint(x, sense=pulp.LpConstraintLE, rhs=1.0, name="c")
+        probe.addConstraint(constraint)
         with _quiet_stdout():
             probe.solve(_pulp_solver(solver_name))
-        _PULP_DUAL_SIGN[solver_name] = 1.0 if probe.constraints["c"].pi > 0 else -1.0
+        _PULP_DUAL_SIGN[solver_name] = 1.0 if (constraint.pi or 0.0) > 0 else -1.0
     return _PULP_DUAL_SIGN[solver_name]
+
+
+def _pulp_variable(problem: Any, name: str) -> Any:
+    """A continuous variable >= 0, through PuLP 4's `add_variable` where PuLP has it."""
+    import pulp
+
+    if hasattr(problem, "add_variable"):
+        return problem.add_variable(name, lowBound=0)
+    return pulp.LpVariable(name, lowBound=0)
 
 
 class PulpBackend:
@@ -257,7 +273,8 @@ class PulpBackend:
         self._pulp = pulp
         self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
         width = max(7, len(str(max(lp.n_cols, lp.n_rows))))
-        self.variables = [pulp.LpVariable(f"c{j:0{width}d}", lowBound=0) for j in range(lp.n_cols)]
+        self.variables = [_pulp_variable(self.problem, f"c{j:0{width}d}")
+                          for j in range(lp.n_cols)]
         csr = lp.matrix.tocsr()
         self.constraints = []
         for i in range(lp.n_rows):
@@ -269,8 +286,8 @@ class PulpBackend:
             sense = pulp.LpConstraintLE if lp.sense[i] == LE else pulp.LpConstraintGE
             constraint = pulp.LpConstraint(expr, sense=sense, rhs=float(lp.rhs[i]),
                                            name=f"r{i:0{width}d}")
-            self.problem += constraint
-            self.constraints.append(self.problem.constraints[constraint.name])
+            self.problem.addConstraint(constraint)
+            self.constraints.append(constraint)
 
     def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
               rhs: np.ndarray) -> StageSolution:

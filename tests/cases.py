@@ -1,0 +1,214 @@
+"""Writing small instances from Python lists and reading run folders back, for tests.
+
+A test states its instance the way a hand-worked example is written down:
+
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("KEN", "LIC"), state("MEX", "UMIC", absorption_usd=3e6)],
+        gaps=[gap("KEN", "10.7", 2e6), gap("MEX", "8.8", 1e6)],
+        sources=[source("wb_ida", 5e6, instrument="loan", grant_element=0.4)],
+        policy='[equity]\\ngroup = "ldc"\\n',
+    )
+
+`write_case` writes exactly the cells it is given (a test of a missing column leaves the key
+out); `state`, `gap` and `source` fill the required columns with plain defaults.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Rows = Iterable[Mapping[str, Any]] | str
+
+
+def cell(value: Any) -> str:
+    """One CSV cell as a user would type it: lists joined by ';', booleans as true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return ";".join(cell(v) for v in items)
+    if isinstance(value, float):
+        return repr(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
+
+
+def write_rows(path: Path, rows: Rows) -> Path:
+    """A CSV file from dicts (the header is every key, in first-seen order) or raw text."""
+    if isinstance(rows, str):
+        path.write_text(rows, encoding="utf-8")
+        return path
+    rows = list(rows)
+    header: list[str] = []
+    for row in rows:
+        header.extend(k for k in row if k not in header)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([cell(row.get(name)) for name in header])
+    return path
+
+
+def toml_text(document: Mapping[str, Any]) -> str:
+    """A small TOML writer for policies given as nested dicts (every key quoted)."""
+
+    def value(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, (int, float)):
+            return repr(item)
+        if isinstance(item, str):
+            return json.dumps(item)
+        raise TypeError(f"cannot write {item!r} as a TOML value")
+
+    lines: list[str] = []
+
+    def table(prefix: tuple[str, ...], body: Mapping[str, Any]) -> None:
+        scalars = {k: v for k, v in body.items() if not isinstance(v, Mapping)}
+        tables = {k: v for k, v in body.items() if isinstance(v, Mapping)}
+        if prefix:
+            lines.append("[" + ".".join(json.dumps(p) for p in prefix) + "]")
+        lines.extend(f"{json.dumps(str(k))} = {value(v)}" for k, v in scalars.items())
+        for key, sub in tables.items():
+            table((*prefix, str(key)), sub)
+
+    table((), document)
+    return "\n".join(lines) + "\n"
+
+
+def write_case(tmp_path: Path, *, states: Rows, gaps: Rows, sources: Rows,
+               policy: str | Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write `inputs/{states,gaps,sources}.csv` and `policy.toml` under `tmp_path`.
+
+    Each table is a list of dicts (written as given) or the raw text of the file. The
+    policy is TOML text, a nested dict, or None for an empty file (all defaults).
+    Returns (inputs folder, policy file).
+    """
+    inputs = Path(tmp_path) / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    write_rows(inputs / "states.csv", states)
+    write_rows(inputs / "gaps.csv", gaps)
+    write_rows(inputs / "sources.csv", sources)
+    policy_path = Path(tmp_path) / "policy.toml"
+    if policy is None:
+        text = ""
+    elif isinstance(policy, str):
+        text = policy
+    else:
+        text = toml_text(policy)
+    policy_path.write_text(text, encoding="utf-8")
+    return inputs, policy_path
+
+
+def state(iso3: str, income_group: str = "LIC", region: str = "Africa", **extra: Any
+          ) -> dict[str, Any]:
+    """A states.csv row with the required columns filled in."""
+    return {"iso3": iso3, "name": f"State {iso3}", "region": region,
+            "income_group": income_group, **extra}
+
+
+def gap(iso3: str, target: str, need_usd: float) -> dict[str, Any]:
+    """A gaps.csv row."""
+    return {"iso3": iso3, "target": target, "need_usd": need_usd}
+
+
+def source(source_id: str, pledge_usd: float, instrument: str = "grant", **extra: Any
+           ) -> dict[str, Any]:
+    """A sources.csv row; kind defaults to `ifi` for a loan, `donor` for a grant."""
+    kind = extra.pop("kind", "ifi" if instrument == "loan" else "donor")
+    return {"source_id": source_id, "name": f"Source {source_id}", "kind": kind,
+            "instrument": instrument, "pledge_usd": pledge_usd, **extra}
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a run folder back
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts of the raw cell text."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def number(text: str) -> float:
+    """A cell as a float; blank is NaN."""
+    return math.nan if text == "" else float(text)
+
+
+@dataclass
+class RunFiles:
+    """The files of a run folder as written, with the raw text kept for format checks."""
+
+    folder: Path
+    manifest: dict[str, Any]
+    allocations: list[dict[str, str]]
+    coverage: list[dict[str, str]]
+    sources_summary: list[dict[str, str]]
+    constraints: list[dict[str, str]]
+
+    @property
+    def floor(self) -> float | None:
+        """`objective.floor` of the manifest."""
+        return self.manifest["objective"]["floor"]
+
+    @property
+    def weighted(self) -> float:
+        """`objective.weighted` of the manifest (USD)."""
+        return float(self.manifest["objective"]["weighted"])
+
+    def row(self, name: str) -> dict[str, float]:
+        """One row of constraints.csv by name, numbers parsed."""
+        found = [r for r in self.constraints if r["name"] == name]
+        assert len(found) == 1, f"{name}: {len(found)} rows in constraints.csv"
+        return {k: number(v) for k, v in found[0].items() if k not in {"name", "family"}}
+
+    def dual(self, name: str) -> float:
+        """The dual of one row of constraints.csv."""
+        return self.row(name)["dual"]
+
+    def row_names(self) -> list[str]:
+        """Every name in constraints.csv, in file order."""
+        return [r["name"] for r in self.constraints]
+
+    def marginal_value(self, source_id: str) -> float:
+        """`marginal_value` of one source in sources_summary.csv (NaN when blank)."""
+        found = [r for r in self.sources_summary if r["source_id"] == source_id]
+        assert len(found) == 1, f"{source_id}: {len(found)} rows in sources_summary.csv"
+        return number(found[0]["marginal_value"])
+
+    def amounts(self) -> dict[tuple[str, str, str], float]:
+        """allocations.csv as {(source_id, iso3, target): amount_usd}."""
+        return {(r["source_id"], r["iso3"], r["target"]): float(r["amount_usd"])
+                for r in self.allocations}
+
+
+def read_run(folder: Path | str) -> RunFiles:
+    """Read the CSV tables and the manifest of a run folder."""
+    folder = Path(folder)
+    return RunFiles(
+        folder=folder,
+        manifest=json.loads((folder / "manifest.json").read_text(encoding="utf-8")),
+        allocations=read_csv(folder / "allocations.csv"),
+        coverage=read_csv(folder / "coverage.csv"),
+        sources_summary=read_csv(folder / "sources_summary.csv"),
+        constraints=read_csv(folder / "constraints.csv"),
+    )
+
+
+def allocate_and_read(inputs: Path, policy: Path, out: Path, solver: str = "highs"
+                      ) -> RunFiles:
+    """`api.allocate` then `api.write` into `out`, and the files read back."""
+    from gcm_fund import api
+
+    run = api.allocate(inputs, policy, solver=solver)
+    api.write(run, out)
+    return read_run(out)

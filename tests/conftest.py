@@ -1,0 +1,44 @@
+"""Shared fixtures and the hypothesis profiles.
+
+Profiles: `ci` (default: few examples, derandomized so that CI is deterministic) and `slow`
+(many examples, for a thorough run). Choose one with the environment variable
+HYPOTHESIS_PROFILE or pytest's `--hypothesis-profile`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import cases
+
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "slow",
+    max_examples=500,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def write_case() -> Callable[..., tuple]:
+    """`write_case(tmp_path, states=[...], gaps=[...], sources=[...], policy=...)`.
+
+    Writes the instance under tmp_path and returns (inputs folder, policy file); see
+    tests/cases.py for the row helpers `state`, `gap` and `source`.
+    """
+    return cases.write_case
+

@@ -1,0 +1,87 @@
+"""The bundled example: every policy solves, runs are deterministic, the quickstart works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gcm_fund import api
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = sorted((ROOT / "models").glob("*.toml"))
+DETERMINISTIC = ("allocations.csv", "coverage.csv", "manifest.json", "constraints.csv",
+                 "sources_summary.csv")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    return subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_there_are_at_least_three_policies() -> None:
+    assert len(POLICIES) >= 3
+    assert (ROOT / "models" / "baseline.toml") in POLICIES
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.stem)
+def test_every_policy_solves_the_bundled_example(policy: Path, tmp_path: Path) -> None:
+    run = api.allocate(ROOT / "inputs", policy)
+    assert run.solution.status == "optimal"
+    allocated = run.summary["allocated_usd"]
+    assert 0 < allocated <= run.summary["pledged_usd"] * (1 + 1e-7)
+    api.write(run, tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "optimal"
+    assert manifest["model"]["sha256"] == run.loaded.policy_file.sha256
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_two_runs_are_byte_identical(solver: str, tmp_path: Path) -> None:
+    first = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", solver)
+    second = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", solver)
+    assert first.run_id == second.run_id
+    api.write(first, tmp_path / "a")
+    api.write(second, tmp_path / "b")
+    for name in DETERMINISTIC:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_run_id_depends_on_inputs_policy_and_solver() -> None:
+    baseline = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml")
+    other_policy = api.allocate(ROOT / "inputs", ROOT / "models" / "flat_responsibility.toml")
+    other_solver = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", "cbc")
+    assert len({baseline.run_id, other_policy.run_id, other_solver.run_id}) == 3
+
+
+def test_quickstart_allocate_with_no_arguments(tmp_path: Path) -> None:
+    """`gcm-fund allocate` alone runs the bundled example into outputs/<run_id>/."""
+    result = run_cli("allocate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = list((tmp_path / "outputs").iterdir())
+    assert len(runs) == 1
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    assert runs[0].name == manifest["run_id"]
+    assert manifest["model"]["path"] == "models/baseline.toml"
+    assert "floor reached" in result.stdout
+    assert "Coverage by income group" in result.stdout
+    for name in ("allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",
+                 "manifest.json", "report.html", "policy.toml", "inputs/states.csv"):
+        assert (runs[0] / name).is_file(), name
+    # The same run again lands in the same folder, replaced by identical files.
+    again = run_cli("allocate", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == [runs[0].name]
+
+
+def test_run_folder_holds_what_reproduces_it(tmp_path: Path) -> None:
+    run = api.allocate(ROOT / "inputs", ROOT / "models" / "ldc_priority.toml")
+    folder = api.write(run, tmp_path / "run")
+    again = api.allocate(folder / "inputs", folder / "policy.toml")
+    assert again.run_id == run.run_id
+    assert again.solution.weighted_usd == pytest.approx(run.solution.weighted_usd, rel=1e-12)
