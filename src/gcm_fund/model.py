@@ -161,14 +161,12 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     excluded States) and instrument (no loans to debt-distressed States) allow it.
     """
     states, gaps, sources = data.states, data.gaps, data.sources
-    state_index = pd.Index(states["iso3"])
-    gap_state = state_index.get_indexer(gaps["iso3"])
+    gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
     income = states["income_group"].to_numpy()[gap_state]
     region = states["region"].to_numpy()[gap_state]
     absorb = states["absorption_usd"].to_numpy(dtype=float)[gap_state]
     debt = states["debt_distress"].to_numpy(dtype=bool)[gap_state]
-    cofinancing = np.array([policy.cofinancing.get(g) for g in income], dtype=float)
-    fundable = cofinancing * gaps["need_usd"].to_numpy(dtype=float)
+    fundable = fundable_usd(data, policy)
 
     gap_ok = (fundable > 0) & ~(absorb <= 0)  # NaN absorption means no limit
     mask = np.outer(sources["pledge_usd"].to_numpy(dtype=float) > 0, gap_ok)
@@ -196,17 +194,24 @@ def _earmark_mask(lists: pd.Series, values: np.ndarray) -> np.ndarray:
     return open_to_all[:, None] | _member_mask(lists, values)
 
 
+def fundable_usd(data: ProblemData, policy: Policy) -> np.ndarray:
+    """U[s,t] = c[income(s)] * need[s,t] in USD, by gap."""
+    gap_state = pd.Index(data.states["iso3"]).get_indexer(data.gaps["iso3"])
+    income = data.states["income_group"].to_numpy()[gap_state]
+    by_group = {g: policy.cofinancing.get(g) for g in INCOME_GROUPS}
+    cofinancing = np.array([by_group[g] for g in income], dtype=float)
+    return cofinancing * data.gaps["need_usd"].to_numpy(dtype=float)
+
+
 def build(data: ProblemData, policy: Policy) -> LinearProgram:
     """The LP of SPEC section 4 for these inputs and this policy."""
-    states, gaps, sources = data.states, data.gaps, data.sources
-    gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
-    income = states["income_group"].to_numpy()[gap_state]
-    cofinancing = np.array([policy.cofinancing.get(g) for g in income], dtype=float)
-    fundable = cofinancing * gaps["need_usd"].to_numpy(dtype=float) / SCALE_USD
+    states, sources = data.states, data.sources
+    gap_state = pd.Index(states["iso3"]).get_indexer(data.gaps["iso3"])
+    fundable = fundable_usd(data, policy) / SCALE_USD
 
     var_source, var_gap = eligible_triples(data, policy)
     var_state = gap_state[var_gap]
-    gap_eligible = np.zeros(len(gaps), dtype=bool)
+    gap_eligible = np.zeros(len(data.gaps), dtype=bool)
     gap_eligible[var_gap] = True
 
     lp = LinearProgram(
