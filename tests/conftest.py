@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import cases
 import pytest
 from hypothesis import HealthCheck, settings
-
-import cases
 
 settings.register_profile(
     "ci",

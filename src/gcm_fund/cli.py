@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import api
-from .errors import EXIT_BAD_INPUT, GcmFundError, InfeasibleError, InputError
+from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, GcmFundError, InfeasibleError, InputError
 from .report import atomic_folder
 
 app = typer.Typer(
@@ -51,32 +51,44 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback 
     _state["debug"] = debug
 
 
+def _say(text: str) -> None:
+    """A message on stderr exactly as written: plain text, never wrapped or restyled
+    (messages are tested and parsed line by line)."""
+    typer.echo(text, err=True)
+
+
 def _guard(action: Callable[[], T]) -> T:
-    """Run a command body: library errors become one message and an exit status."""
+    """Run a command body: library errors become one message and an exit status.
+
+    A traceback is shown only with --debug, for expected errors and bugs alike.
+    """
     try:
         return action()
-    except InputError as exc:
-        err.print(exc.render(), markup=False)
-        raise typer.Exit(exc.exit_code) from None
-    except InfeasibleError as exc:
-        err.print(f"infeasible: {exc.diagnosis.reason}", markup=False)
-        raise typer.Exit(exc.exit_code) from None
-    except GcmFundError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+        raise
     except KeyboardInterrupt:
-        err.print("interrupted: nothing was written")
+        _say("interrupted: nothing was written")
         raise typer.Exit(130) from None
-    except OSError as exc:
+    except Exception as exc:
         if _state["debug"]:
             traceback.print_exc()
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        if isinstance(exc, InputError):
+            _say(exc.render())
+        elif isinstance(exc, InfeasibleError):
+            _say(f"infeasible: {exc.diagnosis.reason}")
+        elif isinstance(exc, (GcmFundError, OSError)):
+            _say(f"error: {exc}")
+        else:
+            _say(f"internal error: {type(exc).__name__}: {exc} (a bug in gcm_fund; run with "
+                 "--debug for a traceback)")
+            raise typer.Exit(EXIT_INTERNAL) from None
+        code = exc.exit_code if isinstance(exc, GcmFundError) else EXIT_BAD_INPUT
+        raise typer.Exit(code) from None
 
 
 def _print_warnings(warnings: list[Any]) -> None:
     for warning in warnings:
-        err.print(f"warning: {warning}", markup=False)
+        _say(f"warning: {warning}")
 
 
 def _usd(value: float) -> str:
@@ -95,7 +107,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
         f"valid: {figures['states']} states, {figures['gaps']} gaps, {figures['sources']} "
         f"sources, {figures['eligible_triples']} eligible triples; need USD "
         f"{_usd(figures['need_usd'])} (fundable USD {_usd(figures['fundable_usd'])} under "
-        f"policy {figures['policy']}), pledges USD {_usd(figures['pledged_usd'])}"
+        f"policy {figures['policy']}), pledges USD {_usd(figures['pledged_usd'])}",
+        soft_wrap=True,
     )
 
 
@@ -178,3 +191,305 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: nothing was written")
         sys.exit(130)
+
+
+# ---------------------------------------------------------------------------------------
+# Auditing run folders: certify, verify, explain, diff (the logic is in gcm_fund.audit)
+
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder written by `gcm-fund allocate`.",
+                                           metavar="RUN_DIR", show_default=False)]
+
+
+def _echo_lines(lines: list[str]) -> None:
+    # Plain echo, not rich: one check per line, never re-wrapped to the terminal width.
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def certify(run_dir: RunDirArg) -> None:
+    """Prove a run's allocation correct and optimal from its files alone, without a solver.
+
+    Rebuilds the rules from the run's copy of the inputs and policy, checks their sha256
+    against manifest.json, every rule on the written amounts (SPEC 5's tolerance), the
+    constraints tables, the duals' signs and reduced costs, a zero duality gap for stage 2
+    and, when stage 1 ran, the dual bound that proves the floor. One line per check with
+    its figure and tolerance. Exit status 0 when every check holds, 1 when one fails, 2 for
+    a folder that is not a run folder.
+
+    Example: gcm-fund certify outputs/3cd959e03080682b
+    """
+    from . import audit
+
+    certificate = _guard(lambda: audit.certify(run_dir))
+    _echo_lines(certificate.lines())
+    raise typer.Exit(0 if certificate.ok else 1)
+
+
+@app.command()
+def verify(
+    run_dir: RunDirArg,
+    solver: Annotated[str | None, typer.Option(
+        "--solver", help="Solve with this solver instead of the recorded one (highs, cbc, "
+        "or a PuLP solver name).", show_default=False)] = None,
+) -> None:
+    """Solve a run's recorded inputs and policy again and compare.
+
+    With the recorded solver, allocations.csv, coverage.csv and manifest.json must come
+    back byte-identical; with another solver, floor and weighted objective must agree
+    within 1e-6 relative (differing allocations are then an alternative optimum, and are
+    certified). Exit status 0 when identical / equivalent, 1 otherwise.
+
+    Example: gcm-fund verify outputs/3cd959e03080682b --solver cbc
+    """
+    from . import audit
+
+    result = _guard(lambda: audit.verify(run_dir, solver))
+    _echo_lines(result.lines)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def explain(
+    run_dir: RunDirArg,
+    state: Annotated[str, typer.Option("--state", help="The State's iso3 code.",
+                                       show_default=False)],
+    target: Annotated[str | None, typer.Option("--target", help="Only this SDG target.",
+                                               show_default=False)] = None,
+) -> None:
+    """Why a State got what it got: its gaps, its sources, the rules that bound it.
+
+    Per gap: need, fundable, allocated and coverage; what each source gave; the binding
+    rules involving the State (gap, absorb, state_share, source_state, floor) with their
+    duals in plain words; and every source that gave it nothing, with the reason.
+
+    Example: gcm-fund explain outputs/3cd959e03080682b --state KEN --target 10.7
+    """
+    from . import audit
+
+    result = _guard(lambda: audit.explain(run_dir, state, target))
+    _echo_lines(result.lines())
+
+
+@app.command()
+def diff(
+    run_a: Annotated[Path, typer.Argument(help="The first run folder.", metavar="RUN_A",
+                                          show_default=False)],
+    run_b: Annotated[Path, typer.Argument(help="The second run folder.", metavar="RUN_B",
+                                          show_default=False)],
+    top: Annotated[int | None, typer.Option("--top", help="Show at most N changed lines per "
+                                            "table (all when not given).", show_default=False,
+                                            min=1)] = None,
+) -> None:
+    """What changed between two runs: inputs, policy keys, solver, floor, weighted objective,
+    and the totals by State, target and source (changed lines only, largest first).
+
+    Exit status 0 when the runs are the same, 1 when they differ (like diff(1)).
+
+    Example: gcm-fund diff outputs/baseline outputs/ldc --top 10
+    """
+    from . import audit
+
+    result = _guard(lambda: audit.diff(run_a, run_b, top))
+    _echo_lines(result.lines)
+    raise typer.Exit(0 if result.same else 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Pledge sweeps, fair shares and scenario comparison
+
+
+def _swept_sources(source: str | None, sources: str | None) -> list[str]:
+    from .errors import UsageError
+
+    if (source is None) == (sources is None):
+        raise UsageError("name the swept source with --source ID, or several with "
+                         "--sources a,b (not both)")
+    if source is not None:
+        return [source.strip()]
+    assert sources is not None
+    return [s.strip() for s in sources.split(",") if s.strip()]
+
+
+@app.command()
+def sweep(
+    inputs: InputsArg,
+    pledges: Annotated[str, typer.Option("--pledges", help="START:STOP:N: N pledge levels in "
+                                         "USD, evenly spaced, both ends included (N >= 1, "
+                                         "0 <= START <= STOP).", show_default=False)],
+    out_file: Annotated[Path, typer.Option("--out", help="The sweep CSV; FILE.breakpoints.csv "
+                                           "and FILE.png are written beside it (files that "
+                                           "exist are replaced).", show_default=False)],
+    model: ModelOpt = None,
+    source: Annotated[str | None, typer.Option("--source", help="The source whose pledge "
+                                               "moves.", show_default=False)] = None,
+    sources: Annotated[str | None, typer.Option("--sources", help="Several sources, comma-"
+                                                "separated, all set to the same level at once "
+                                                "(marginal_value is then the sum of their "
+                                                "budget duals).", show_default=False)] = None,
+    chart: Annotated[bool, typer.Option("--chart/--no-chart", help="Write FILE.png, floor and "
+                                        "weighted objective against the pledge.")] = True,
+    breakpoint_tol: Annotated[float, typer.Option("--breakpoint-tol", metavar="USD",
+                                                  help="Bisect each change of marginal value "
+                                                  "to a bracket this wide (at least 0.01).",
+                                                  min=0.01)] = 1.0,
+    no_refine: Annotated[bool, typer.Option("--no-refine", help="Report breakpoints as the "
+                                            "pairs of neighbouring levels only (no extra "
+                                            "solves).")] = False,
+) -> None:
+    """What `allocate` gives at each level of one source's pledge.
+
+    One LP, re-solved warm by HiGHS at every level. Writes
+    pledge_usd,status,floor,weighted,allocated_usd,marginal_value
+    (one row per level) to FILE; the levels where marginal_value changes to
+    FILE.breakpoints.csv (pledge_usd,pledge_below_usd,pledge_above_usd,
+    marginal_below,marginal_above: the change lies in the bracket and
+    pledge_usd is its middle); a chart to FILE.png.
+
+    Example: gcm-fund sweep inputs -m models/baseline.toml --source deu
+    --pledges 0:1e9:51 --out outputs/sweep_deu.csv
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import sweep as sweeping
+
+    def body() -> tuple[sweeping.SweepResult, list[Path]]:
+        ids = _swept_sources(source, sources)
+        levels = sweeping.parse_levels(pledges)
+        loaded = api.load(inputs, model)
+        sweeping.source_indices(loaded.data, ids)
+        _print_warnings(loaded.warnings)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(phase: str, done: int, total: int | None) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(f"{phase:<12}", total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            result = sweeping.sweep(loaded.data, loaded.policy_file.policy, ids, levels,
+                                    breakpoint_tol_usd=None if no_refine else breakpoint_tol,
+                                    progress=progress)
+        return result, sweeping.write_sweep(result, out_file, chart=chart)
+
+    result, written = _guard(body)
+    optimal = [lv for lv in result.levels if lv.status == "optimal"]
+    out.print(f"sweep of {', '.join(result.source_ids)}: {len(result.levels)} levels "
+              f"({len(result.levels) - len(optimal)} infeasible), {len(result.breakpoints)} "
+              f"breakpoint{'s' if len(result.breakpoints) != 1 else ''}; written to "
+              f"{', '.join(str(p) for p in written)}", soft_wrap=True)
+    if result.breakpoints:
+        table = Table(title="Breakpoints of the marginal value", title_justify="left")
+        for name in ("pledge USD", "marginal below", "marginal above"):
+            table.add_column(name, justify="right")
+        for point in result.breakpoints:
+            table.add_row(_usd(point.pledge_usd), sweeping._real(point.marginal_below),
+                          sweeping._real(point.marginal_above))
+        out.print(table)
+
+
+@app.command("fair-share")
+def fair_share(
+    inputs: InputsArg,
+    out_file: Annotated[Path, typer.Option("--out", help="The fair-share CSV (replaced if it "
+                                           "exists).", show_default=False)],
+    model: ModelOpt = None,
+) -> None:
+    """Split the total fundable need across donor States in proportion to GNI.
+
+    The total is the sum of cofinancing[income] * need over all gaps (the
+    policy gives the co-financing shares); the donors are the States named as
+    donor_iso3, and those with gni_usd > 0 share it. Writes
+    donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio (ratio = pledged /
+    fair share; both blank without a positive GNI). The basis is GNI only:
+    states.csv has no population column for a per-capita adjustment.
+
+    Example: gcm-fund fair-share inputs -m models/baseline.toml
+    --out outputs/fair_share.csv
+    """
+    from . import fairshare
+
+    def body() -> Any:
+        loaded = api.load(inputs, model)
+        _print_warnings(loaded.warnings)
+        table = fairshare.fair_shares(loaded.data, loaded.policy_file.policy)
+        fairshare.write_fair_shares(table, out_file)
+        return table, fairshare.total_fundable_usd(loaded.data, loaded.policy_file.policy)
+
+    table, total = _guard(body)
+    out.print(f"total fundable need USD {_usd(total)} across {len(table)} donor States; "
+              f"written to {out_file}", soft_wrap=True)
+    view = Table(title="Fair shares by GNI", title_justify="left")
+    view.add_column("donor")
+    for name in ("GNI USD", "fair share USD", "pledged USD", "ratio"):
+        view.add_column(name, justify="right")
+    for row in table.itertuples(index=False):
+        def shown(value: float) -> str:
+            return "-" if value != value else _usd(value)
+        view.add_row(Text(str(row.donor_iso3)), shown(row.gni_usd), shown(row.fair_share_usd),
+                     shown(row.pledged_usd), "-" if row.ratio != row.ratio else f"{row.ratio:.2f}")
+    out.print(view)
+
+
+@app.command()
+def compare(
+    inputs: InputsArg,
+    out_file: Annotated[Path, typer.Option("--out", help="The comparison CSV: one row per "
+                                           "metric, one column per scenario (replaced if it "
+                                           "exists).", show_default=False)],
+    models: Annotated[list[Path] | None, typer.Option("--model", "-m", metavar="FILE",
+                                                      help="A policy TOML file; repeat for "
+                                                      "several (default: "
+                                                      "models/baseline.toml).",
+                                                      show_default=False)] = None,
+    overlays: Annotated[list[Path] | None, typer.Option("--overlay", metavar="FILE", help="A CSV "
+                                                        "source_id,pledge_usd replacing those "
+                                                        "pledges; repeat for several. Each "
+                                                        "policy is run without and with each "
+                                                        "overlay.", show_default=False)] = None,
+    solver: SolverOpt = "highs",
+) -> None:
+    """Several policies and pledge overlays on the same inputs, side by side.
+
+    Scenarios: every --model, without and with each --overlay. Figures:
+    status, floor, weighted, pledged and allocated USD, the shares of the
+    allocation to LDCs, to each income group, region and target, the loans
+    share, and the number of binding caps (absorb, state_share and
+    source_state rows whose slack is within SPEC's tolerance and whose dual
+    is not zero). One CSV row per figure, one column per scenario.
+
+    Example: gcm-fund compare inputs -m models/baseline.toml
+    -m models/ldc_priority.toml --overlay pledges.csv --out compare.csv
+    """
+    from . import compare as comparing
+
+    def body() -> Any:
+        result = comparing.compare(inputs, list(models or []), list(overlays or []), solver)
+        _print_warnings(result.warnings)
+        comparing.write_comparison(result, out_file)
+        return result
+
+    result = _guard(body)
+    view = Table(title=f"Scenarios (shares in %, amounts in USD million; written to {out_file})",
+                 title_justify="left")
+    for i, name in enumerate(comparing.columns(result)):
+        view.add_column(Text(name), justify="left" if i == 0 else "right", no_wrap=i == 0,
+                        overflow="fold")
+    for metric in result.metric_names:
+        cells = [s.status if metric == "status" else _shown_metric(metric, s.metrics.get(metric))
+                 for s in result.scenarios]
+        view.add_row(Text(metric), *(Text(c) for c in cells))
+    out.print(view)
+
+
+def _shown_metric(metric: str, value: float | None) -> str:
+    """A figure of `compare` for the terminal: shares and the floor in %, USD in millions."""
+    if value is None or value != value:
+        return "-"
+    if metric.startswith("binding_caps"):
+        return str(int(value))
+    if metric.endswith("_usd") or metric == "weighted":
+        return f"{value / 1e6:,.1f}"
+    return f"{value:.2%}" if metric == "floor" else f"{value:.1%}"

@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFEASIBLE = 3
+EXIT_INTERNAL = 70  # a bug, not the user's input (sysexits' EX_SOFTWARE)
 
 
 @dataclass(frozen=True, order=True)

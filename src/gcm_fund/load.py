@@ -17,14 +17,23 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .errors import InputError, Problem
 from .schema import (
+    EQUITY_GROUPS,
     INCOME_GROUPS,
     INPUT_FILES,
+    ISO3_PATTERN,
+    SHOWN_LENGTH,
     Column,
     Policy,
     did_you_mean,
+    normalise_target,
+    parse_iso3,
+    parse_source_id,
+    shown,
+    split_list,
 )
 
 ROLE_COLUMNS = ("origin", "transit", "destination")
@@ -66,100 +75,166 @@ def _label(path: Path) -> str:
     return str(path)
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_OTHER_DELIMITERS = (";", "\t", "|")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _column_label(name: str) -> str:
+    """A header cell as it may appear in a message: one printable line, not too long
+    (quoted and escaped when it holds anything unprintable)."""
+    if not name.isprintable():
+        return shown(name)
+    if len(name) > SHOWN_LENGTH:
+        return name[: SHOWN_LENGTH - 3] + "..."
+    return name
+
+
+def _cell_problem(cell: str, what: str = "the cell") -> str | None:
+    """What makes a cell unreadable whatever its column: bytes that are not UTF-8, a line
+    break (an unclosed quote swallows the rows after it) or another control character."""
+    bad = _NOT_UTF8.search(cell)
+    if bad:
+        byte = ord(bad.group()) - 0xDC00
+        return (f"byte 0x{byte:02x} is not UTF-8 (is the file Latin-1 or Windows-1252?): "
+                "save the file as UTF-8 text")
+    if _is_multiline(cell):
+        return f"{what} runs over several lines: is a '\"' not closed?"
+    if _CONTROL.search(cell):
+        shown_value = "" if what == "the column name" else f"got {shown(cell)}: "
+        return f"{shown_value}{what} holds a control character"
+    return None
+
+
+def _is_multiline(cell: str) -> bool:
+    return "\n" in cell or "\r" in cell
+
+
 def read_csv_rows(
     path: Path, columns: tuple[Column, ...], problems: list[Problem], warnings: list[Problem]
-) -> tuple[list[tuple[int, dict[str, str]]], bytes | None]:
-    """The rows of one CSV file as (line, {column: stripped cell}), checking its shape.
+) -> tuple[list[tuple[int, dict[str, str]]], bytes | None, bool]:
+    """The rows of one CSV file as (line, {column: stripped cell}), checking its shape;
+    the raw bytes; and whether every row could be read (no row was dropped).
 
     Problems with the file's shape (encoding, header, field counts) go to `problems`;
     unknown columns go to `warnings`. Blank optional cells are left out of the dicts so
-    that the row models apply their defaults.
+    that the row models apply their defaults. Every problem names the line and the
+    column (the header cell) it was found in; `line` is where the row starts.
     """
     label = _label(path)
     if not path.is_file():
-        problems.append(Problem(label, None, None, "file not found"))
-        return [], None
+        why = "expected a file, found a folder" if path.exists() else "file not found"
+        problems.append(Problem(label, None, None, why))
+        return [], None, False
     raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        problems.append(
-            Problem(
-                label,
-                line,
-                None,
-                f"byte 0x{raw[exc.start]:02x} is not UTF-8: save the file as UTF-8 text",
-            )
-        )
-        return [], raw
+    if raw.startswith(_UTF16_BOMS):
+        problems.append(Problem(label, None, None, "the file is UTF-16 text: save it as UTF-8"))
+        return [], raw, False
+    # Undecodable bytes are kept (as lone surrogates) so that each is reported in its
+    # own line and column, not as one problem about the whole file.
+    text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     if not text.strip():
         problems.append(Problem(label, None, None, "the file is empty: expected a header row"))
-        return [], raw
+        return [], raw, False
+    before = len(problems)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader)]
     except csv.Error as exc:
-        problems.append(Problem(label, 1, None, f"cannot read the header: {exc}"))
-        return [], raw
+        problems.append(Problem(label, None, None, f"cannot read the header: {exc}"))
+        return [], raw, False
+    labels = [_column_label(name) for name in header]
     known = {c.name for c in columns}
-    if len(header) == 1 and ";" in header[0] and header[0] not in known:
-        problems.append(
-            Problem(
-                label,
-                1,
-                None,
-                "the header is separated by ';', expected ',': save the file as "
-                "comma-separated values",
+    if len(header) == 1 and header[0] not in known:
+        used = [d for d in _OTHER_DELIMITERS if d in header[0]]
+        if used:
+            problems.append(
+                Problem(label, 1, labels[0],
+                        f"the columns are separated by {used[0]!r}, expected ',': save the "
+                        "file as comma-separated values")
             )
-        )
-        return [], raw
+            return [], raw, False
+    for name, shown_name in zip(header, labels, strict=True):
+        unreadable = _cell_problem(name, "the column name")
+        if unreadable:
+            problems.append(Problem(label, 1, shown_name, unreadable))
+    if len(problems) > before:
+        return [], raw, False
     seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            problems.append(Problem(label, 1, name, "column appears more than once"))
+    for name, shown_name in zip(header, labels, strict=True):
+        if name and name in seen:
+            problems.append(Problem(label, 1, shown_name, "column appears more than once"))
         seen.add(name)
     for column in columns:
         if column.required and column.name not in seen:
             hint = did_you_mean(column.name, [h for h in header if h not in known])
             problems.append(Problem(label, 1, column.name, f"required column is missing{hint}"))
-    unknown = [h for h in header if h not in known and h]
+    unknown = [shown_name for name, shown_name in zip(header, labels, strict=True)
+               if name not in known and name]
     if unknown:
         warnings.append(
-            Problem(label, 1, None, f"unknown column{'s' if len(unknown) > 1 else ''} ignored: "
-                    + ", ".join(unknown))
+            Problem(label, 1, ", ".join(unknown),
+                    f"unknown column{'s' if len(unknown) > 1 else ''}, ignored")
         )
-    if any(p.file == label and p.line == 1 for p in problems):
-        return [], raw
+    if len(problems) > before:
+        return [], raw, False
 
     rows: list[tuple[int, dict[str, str]]] = []
+    complete = True
     required = {c.name for c in columns if c.required}
+    line = reader.line_num + 1
     try:
         for cells in reader:
-            line = reader.line_num
+            line, start = reader.line_num + 1, line
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) > len(header):
+                extra = (f"field {len(header) + 1}" if len(cells) == len(header) + 1
+                         else f"fields {len(header) + 1}-{len(cells)}")
                 problems.append(
-                    Problem(label, line, None,
-                            f"the row has {len(cells)} fields, the header {len(header)}")
+                    Problem(label, start, extra,
+                            f"the row has {len(cells)} fields, the header {len(header)} "
+                            "(quote a cell that holds a comma)")
                 )
+                complete = False
                 continue
-            row: dict[str, str] = {}
-            for name, cell in zip(header, cells, strict=False):
-                if name not in known:
+            if len(cells) == 1 < len(header):
+                used = [d for d in _OTHER_DELIMITERS if d in cells[0]]
+                if used:
+                    problems.append(
+                        Problem(label, start, labels[0],
+                                f"the row is separated by {used[0]!r}, expected ','")
+                    )
+                    complete = False
                     continue
+            row: dict[str, str] = {}
+            swallowed = [(n, c) for n, c in zip(labels, cells, strict=False) if _is_multiline(c)]
+            if swallowed:
+                # An unclosed quote reads the lines after it into one cell: the row's
+                # other cells mean nothing, so this is the row's one problem.
+                name, cell = swallowed[0]
+                problems.append(Problem(label, start, name, _cell_problem(cell) or ""))
+                complete = False
+                continue
+            for name, shown_name, cell in zip(header, labels, cells, strict=False):
                 cell = cell.strip()
-                if cell:
+                unreadable = _cell_problem(cell)
+                if unreadable:
+                    problems.append(Problem(label, start, shown_name, unreadable))
+                elif name not in known:
+                    continue
+                elif cell:
                     row[name] = cell
                 elif name in required:
-                    problems.append(Problem(label, line, name, "required, got a blank cell"))
-            rows.append((line, row))
+                    problems.append(Problem(label, start, name, "required, got a blank cell"))
+            rows.append((start, row))
     except csv.Error as exc:
-        problems.append(Problem(label, reader.line_num, None, f"cannot read the row: {exc}"))
-    if not rows and not any(p.file == label for p in problems):
+        problems.append(Problem(label, line, None, f"cannot read the row: {exc}"))
+        complete = False
+    if not rows and len(problems) == before:
         problems.append(Problem(label, None, None, "the file has a header and no rows"))
-    return rows, raw
+    return rows, raw, complete
 
 
 def validate_rows(
@@ -197,31 +272,62 @@ def _report_duplicates(
     first: dict[tuple[str, ...], int] = {}
     for line, key in keyed:
         if key in first:
-            shown = ",".join(key)
             problems.append(
-                Problem(label, line, column, f"duplicate key {shown!r}, first on line {first[key]}")
+                Problem(label, line, column,
+                        f"duplicate key {shown(','.join(key))}, first on line {first[key]}")
             )
         else:
             first[key] = line
+
+
+def _valid_key(rows: list[tuple[int, dict[str, str]]], *columns: tuple[str, Any]
+               ) -> list[tuple[int, tuple[str, ...]]]:
+    """(line, key) of every row whose key cells parse, whatever its other cells hold:
+    a duplicate is a problem of its own, reported with the row's other problems."""
+    keyed = []
+    for line, row in rows:
+        try:
+            key = tuple(parse(row[name]) for name, parse in columns)
+        except (KeyError, ValueError):
+            continue
+        keyed.append((line, key))
+    return keyed
+
+
+def _parsed(parse: Any) -> Any:
+    def check(text: str) -> str:
+        try:
+            return str(parse(text))
+        except PydanticCustomError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
 
 
 def load_inputs(folder: Path | str) -> ProblemData:
     """Read and check states.csv, gaps.csv and sources.csv of `folder`.
 
     Raises `InputError` with every problem of every file; returns the tables otherwise.
+    References between files and duplicate keys are checked on the cells as read, so a
+    row with a bad amount still has its iso3 and key checked: every problem at once.
     """
     folder = Path(folder)
     problems: list[Problem] = []
     warnings: list[Problem] = []
     checked: dict[str, list[tuple[int, Any]]] = {}
+    cells: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    complete: dict[str, bool] = {}
     hashes: dict[str, str] = {}
     if not folder.is_dir():
-        raise InputError([Problem(str(folder), None, None, "input folder not found")])
+        why = ("expected a folder with states.csv, gaps.csv and sources.csv, found a file"
+               if folder.exists() else "input folder not found")
+        raise InputError([Problem(str(folder), None, None, why)])
     for name, (model, columns) in INPUT_FILES.items():
         path = folder / name
-        rows, raw = read_csv_rows(path, columns, problems, warnings)
+        rows, raw, complete[name] = read_csv_rows(path, columns, problems, warnings)
         if raw is not None:
             hashes[name] = sha256_bytes(raw)
+        cells[name] = rows
         checked[name] = validate_rows(_label(path), model, rows, problems)
 
     states = checked["states.csv"]
@@ -231,40 +337,52 @@ def load_inputs(folder: Path | str) -> ProblemData:
     gaps_label = _label(folder / "gaps.csv")
     sources_label = _label(folder / "sources.csv")
 
-    _report_duplicates(states_label, [(ln, (r.iso3,)) for ln, r in states], "iso3", problems)
-    _report_duplicates(gaps_label, [(ln, (r.iso3, r.target)) for ln, r in gaps], "target", problems)
-    _report_duplicates(sources_label, [(ln, (r.source_id,)) for ln, r in sources], "source_id",
+    iso3 = _parsed(parse_iso3)
+    _report_duplicates(states_label, _valid_key(cells["states.csv"], ("iso3", iso3)), "iso3",
                        problems)
+    _report_duplicates(gaps_label, _valid_key(cells["gaps.csv"], ("iso3", str.strip),
+                                              ("target", _parsed(normalise_target))),
+                       "target", problems)
+    source_id = _parsed(parse_source_id)
+    _report_duplicates(sources_label, _valid_key(cells["sources.csv"], ("source_id", source_id)),
+                       "source_id", problems)
 
-    iso3s = sorted({r.iso3 for _, r in states})
-    names = {r.name.lower(): r.iso3 for _, r in states}
-    states_read = (folder / "states.csv").is_file() and bool(states)
+    # A State whose row has another problem still exists for the other files (its code
+    # upper-cased when the case was the problem): one mistake, one message. When a row of
+    # states.csv could not be read at all, references to States cannot be checked.
+    known_codes = {row["iso3"].upper() for _, row in cells["states.csv"] if "iso3" in row}
+    states_read = bool(known_codes) and complete["states.csv"]
+    iso3s = sorted(c for c in known_codes if ISO3_PATTERN.fullmatch(c))
+    names = {row["name"].lower(): row["iso3"].upper() for _, row in cells["states.csv"]
+             if "iso3" in row and "name" in row}
 
     def unknown_iso3(value: str) -> str:
         hint = did_you_mean(value, iso3s)
         if not hint and value.lower() in names:
             hint = f" (did you mean {names[value.lower()]}?)"
-        return f"got {value!r}, not in states.csv{hint}"
+        return f"got {shown(value)}, not in states.csv{hint}"
 
     if states_read:
-        for line, gap in gaps:
-            if gap.iso3 not in iso3s:
-                problems.append(Problem(gaps_label, line, "iso3", unknown_iso3(gap.iso3)))
-    for line, source in sources:
-        for group in source.income_groups:
+        for line, row in cells["gaps.csv"]:
+            if "iso3" in row and row["iso3"] not in known_codes:
+                problems.append(Problem(gaps_label, line, "iso3", unknown_iso3(row["iso3"])))
+    for line, row in cells["sources.csv"]:
+        for group in split_list(row.get("income_groups", "")):
             if group not in INCOME_GROUPS:
                 problems.append(
                     Problem(sources_label, line, "income_groups",
-                            f"got {group!r}, expected one of {', '.join(INCOME_GROUPS)}"
+                            f"got {shown(group)}, expected one of {', '.join(INCOME_GROUPS)}"
                             f"{did_you_mean(group, INCOME_GROUPS)}")
                 )
         if not states_read:
             continue
-        for iso3 in source.exclude_states:
-            if iso3 not in iso3s:
-                problems.append(Problem(sources_label, line, "exclude_states", unknown_iso3(iso3)))
-        if source.donor_iso3 is not None and source.donor_iso3 not in iso3s:
-            problems.append(Problem(sources_label, line, "donor_iso3", unknown_iso3(source.donor_iso3)))
+        for code in split_list(row.get("exclude_states", "")):
+            if code not in known_codes:
+                problems.append(Problem(sources_label, line, "exclude_states",
+                                        unknown_iso3(code)))
+        if "donor_iso3" in row and row["donor_iso3"] not in known_codes:
+            problems.append(Problem(sources_label, line, "donor_iso3",
+                                    unknown_iso3(row["donor_iso3"])))
 
     if problems:
         raise InputError(problems)
@@ -276,12 +394,13 @@ def load_inputs(folder: Path | str) -> ProblemData:
             if region not in regions:
                 warnings.append(
                     Problem(sources_label, line, "regions",
-                            f"{region!r} matches no State's region{did_you_mean(region, sorted(regions))}")
+                            f"{shown(region)} matches no State's region"
+                            f"{did_you_mean(region, sorted(regions))}")
                 )
         for target in source.targets:
             if target not in targets:
                 warnings.append(
-                    Problem(sources_label, line, "targets", f"{target!r} matches no gap")
+                    Problem(sources_label, line, "targets", f"{shown(target)} matches no gap")
                 )
 
     return ProblemData(
@@ -304,8 +423,10 @@ def _frame(rows: list[BaseModel], keys: list[str]) -> pd.DataFrame:
 
 
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
-_TABLE_HEADER = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
-_KEY_LINE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
+_TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)"""
+_KEY_LINE = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _toml_key_parts(text: str) -> tuple[str, ...]:
@@ -313,25 +434,43 @@ def _toml_key_parts(text: str) -> tuple[str, ...]:
     return tuple(p.strip("\"'") for p in parts)
 
 
+def _dotted(path: tuple[str, ...]) -> tuple[str, ...]:
+    """A key path with every dot split, lower-cased: `10.7` unquoted and `"10.C"` quoted
+    compare equal to the checked key ("10.7", "10.c") for finding a line."""
+    return tuple(piece.lower() for part in path for piece in part.split("."))
+
+
 def find_toml_line(text: str, path: tuple[str, ...]) -> int | None:
-    """The line of a key path in a TOML text, best effort (for messages only)."""
+    """The line of a key path in a TOML text, best effort (for messages only): the line
+    that sets the key, else the header of its table, else the first line of a table
+    inside it."""
+    wanted = _dotted(path)
     table: tuple[str, ...] = ()
     best: int | None = None
+    inner: int | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         header = _TABLE_HEADER.match(line)
         if header:
-            table = _toml_key_parts(header.group(1))
-            if table == path:
+            table = _dotted(_toml_key_parts(header.group(1)))
+            if table == wanted:
                 return number
-            if best is None and path[: len(table)] == table and table:
+            if table and wanted[: len(table)] == table:
                 best = number
+            elif inner is None and table[: len(wanted)] == wanted:
+                inner = number
             continue
         key = _KEY_LINE.match(line)
         if key:
-            full = table + _toml_key_parts(key.group(1))
-            if full == path or (len(full) <= len(path) and path[: len(full)] == full):
+            full = table + _dotted(_toml_key_parts(key.group(1)))
+            if full[: len(wanted)] == wanted or (full and wanted[: len(full)] == full):
                 return number
-    return best
+    return best if best is not None else inner
+
+
+def render_key(path: tuple[str, ...]) -> str:
+    """A key path as TOML writes it: `weights.target."10.7"`."""
+    return ".".join(p if _BARE_KEY.fullmatch(p) else '"' + p.replace('"', '\\"') + '"'
+                    for p in path)
 
 
 def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile:
@@ -343,29 +482,34 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
     path = Path(path)
     label = _label(path)
     if not path.is_file():
-        raise InputError([Problem(label, None, None, "policy file not found")])
+        why = "expected a policy file, found a folder" if path.exists() else "policy file not found"
+        raise InputError([Problem(label, None, None, why)])
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError([Problem(label, line, None, "not UTF-8 text")]) from None
+        raise InputError([Problem(label, raw[: exc.start].count(b"\n") + 1, None,
+                                  f"byte 0x{raw[exc.start]:02x} is not UTF-8: save the file "
+                                  "as UTF-8 text")]) from None
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = _TOML_LINE.search(message)
-        line = int(found.group(1)) if found else None
         why = _TOML_LINE.sub("", message).strip()
-        raise InputError([Problem(label, line, None, f"not valid TOML: {why}")]) from None
+        if found:
+            why += f" (column {found.group(2)})"
+        raise InputError([Problem(label, int(found.group(1)) if found else None, None,
+                                  f"not valid TOML: {why}")]) from None
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key_path = tuple(str(p) for p in error["loc"])
+            # pydantic marks a dict key's own error with a last element '[key]'
+            key_path = tuple(str(p) for p in error["loc"] if p != "[key]")
             problems.append(
-                Problem(label, find_toml_line(text, key_path), ".".join(key_path) or None,
+                Problem(label, find_toml_line(text, key_path), render_key(key_path) or None,
                         _policy_message(error, key_path))
             )
         raise InputError(problems) from None
@@ -373,40 +517,74 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
         policy = policy.model_copy(update={"name": path.stem})
     warnings: list[Problem] = []
     if targets is not None:
-        named = [("weights.target", policy.weights.target), ("thematic.min_share",
-                                                             policy.thematic.min_share)]
+        named = [(("weights", "target"), policy.weights.target),
+                 (("thematic", "min_share"), policy.thematic.min_share)]
         for table, values in named:
             for target in values:
                 if target not in targets:
                     warnings.append(
-                        Problem(label, find_toml_line(text, (*table.split("."), target)),
-                                f"{table}.{target}", "names a target that no gap has")
+                        Problem(label, find_toml_line(text, (*table, target)),
+                                render_key((*table, target)), "names a target that no gap has")
                     )
     return PolicyFile(policy=policy, path=path, sha256=sha256_bytes(raw), text=text,
                       warnings=warnings)
 
 
+def load_inputs_and_policy(inputs: Path | str, model: Path | str
+                           ) -> tuple[ProblemData, PolicyFile]:
+    """`load_inputs` and `load_policy` together: the problems of both in one `InputError`,
+    so that a user sees every file's problems in one run."""
+    problems: list[Problem] = []
+    data: ProblemData | None = None
+    try:
+        data = load_inputs(inputs)
+    except InputError as exc:
+        problems.extend(exc.problems)
+    try:
+        policy_file = load_policy(model, None if data is None else set(data.gaps["target"]))
+    except InputError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    assert data is not None
+    return data, policy_file
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return shown(value)
+    return str(value)
+
+
 def _policy_message(error: Any, key_path: tuple[str, ...]) -> str:
     kind = error["type"]
     value = error.get("input")
-    shown = repr(value)
+    got = f"got {_toml_value(value)}"
     if kind == "gcm_fund":
         return str(error["ctx"]["message"])
     if kind == "extra_forbidden":
         return f"unknown key{_policy_key_hint(key_path)}"
+    if kind == "finite_number":
+        return f"{got}, expected a finite number"
     if kind in {"float_type", "int_type", "float_parsing"}:
-        return f"got {shown}, expected a number"
+        return f"{got}, expected a number"
     if kind == "bool_type":
-        return f"got {shown}, expected true or false"
+        return f"{got}, expected true or false"
     if kind in {"string_type"}:
-        return f"got {shown}, expected a quoted string"
+        return f"{got}, expected a quoted string"
     if kind in {"model_type", "dict_type", "model_attributes_type"}:
-        return f"got {shown}, expected a table"
+        return f"{got}, expected a table"
     if kind == "literal_error":
-        expected = error["ctx"]["expected"]
-        return f"got {shown}, expected one of {expected}"
+        hint = did_you_mean(str(value), EQUITY_GROUPS) if isinstance(value, str) else ""
+        return f"{got}, expected one of {', '.join(EQUITY_GROUPS)}{hint}"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        return f"got {shown}, {_range_text(key_path)}"
+        return f"{got}, {_range_text(key_path)}"
     return str(error["msg"])
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import html
 import json
 import math
 import os
 import platform
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import warnings
 from importlib import metadata
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,12 +89,37 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
         writer.writerows(zip(*cells, strict=True))
 
 
-def versions() -> dict[str, str]:
-    """Versions of everything a reproduction needs."""
+def versions(solver_name: str | None = None) -> dict[str, str]:
+    """Versions of everything a reproduction needs (with CBC's own for a CBC run)."""
     found = {"gcm_fund": __version__, "python": platform.python_version()}
     for package in ("highspy", "pulp", "numpy", "scipy", "pandas", "pydantic"):
         found[package] = metadata.version(package)
+    if solver_name == "cbc":
+        found["cbc"] = _cbc_version()
+    found["platform"] = f"{platform.system()}-{platform.machine()}"
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def _cbc_version() -> str:
+    """The version PuLP's CBC binary prints ('unknown' when it will not say).
+
+    A CBC run's solver version reads 'pulp X'; the binary's version is what a reproduction
+    needs. The backend has already loaded PuLP, so it is looked up here, not imported.
+    """
+    pulp = sys.modules.get("pulp")
+    try:
+        with warnings.catch_warnings():
+            # PuLP 3.3 announces that PuLP 4 drops its bundled CBC (pyproject pins pulp < 4)
+            warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated",
+                                    category=DeprecationWarning)
+            path = pulp.PULP_CBC_CMD(msg=False).path  # type: ignore[union-attr]
+        done = subprocess.run([path, "-quit"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (AttributeError, OSError, subprocess.SubprocessError):
+        return "unknown"
+    found = re.search(r"Version:\s*(\S+)", done.stdout)
+    return found.group(1) if found else "unknown"
 
 
 def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
@@ -107,7 +137,7 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
                    "options": solution.solver.options},
         "model": {"path": model_path, "sha256": policy_file.sha256, "name": policy_file.policy.name},
         "inputs": dict(sorted(data.file_sha256.items())),
-        "versions": versions(),
+        "versions": versions(solution.solver.name),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {
             "stage1_bounds": list(stage1.z_bounds) if stage1 and stage1.z_bounds else None,

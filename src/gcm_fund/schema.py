@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -130,7 +129,7 @@ def normalise_target(text: str) -> str:
     return value
 
 
-def _iso3(text: Any) -> str:
+def parse_iso3(text: Any) -> str:
     value = str(text).strip()
     if not ISO3_PATTERN.fullmatch(value):
         hint = f" (did you mean {value.upper()}?)" if ISO3_PATTERN.fullmatch(value.upper()) else ""
@@ -138,7 +137,7 @@ def _iso3(text: Any) -> str:
     return value
 
 
-def _source_id(text: Any) -> str:
+def parse_source_id(text: Any) -> str:
     value = str(text).strip()
     if not SOURCE_ID_PATTERN.fullmatch(value):
         raise fail(f"got {shown(value)}, expected lower-case letters, digits, '_' or '-'")
@@ -167,8 +166,8 @@ def _text(text: Any) -> str:
 
 
 Text = Annotated[str, BeforeValidator(_text)]
-Iso3 = Annotated[str, BeforeValidator(_iso3)]
-SourceId = Annotated[str, BeforeValidator(_source_id)]
+Iso3 = Annotated[str, BeforeValidator(parse_iso3)]
+SourceId = Annotated[str, BeforeValidator(parse_source_id)]
 IncomeGroup = Annotated[str, BeforeValidator(_one_of(INCOME_GROUPS))]
 Kind = Annotated[str, BeforeValidator(_one_of(KINDS))]
 Instrument = Annotated[str, BeforeValidator(_one_of(INSTRUMENTS))]
@@ -296,9 +295,10 @@ INPUT_FILES: dict[str, tuple[type[_Row], tuple[Column, ...]]] = {
 # The policy (SPEC section 3)
 
 _POLICY_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True)
-NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
-Limit = Annotated[float, Field(gt=0, le=1)]
+# Finite only: TOML has `inf` and `nan`, and either would reach the LP.
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Limit = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
 class ByIncome(BaseModel):
@@ -342,23 +342,55 @@ class RoleWeights(BaseModel):
     destination: NonNegative = 1.0
 
 
+@dataclass(frozen=True)
+class _Unquoted:
+    """The value of a target code written as a bare TOML key (`10.7 = 1.2`), which TOML
+    reads as the nested table {"10": {"7": 1.2}}."""
+
+    code: str
+    value: Any
+
+
 def _target_keys(value: Any) -> Any:
-    """Target codes as TOML keys: quoted, canonical; an unquoted code nests and is refused."""
+    """Unquoted target codes flattened back to their dotted key, their values marked so
+    that each is refused with a hint (one problem per key, not one per table)."""
     if not isinstance(value, dict):
         return value
     out: dict[str, Any] = {}
+
+    def flatten(prefix: str, item: Any) -> None:
+        if isinstance(item, dict) and item:
+            for key, inner in item.items():
+                flatten(f"{prefix}.{key}", inner)
+        else:
+            out[prefix] = _Unquoted(prefix, item)
+
     for key, item in value.items():
         if isinstance(item, dict):
-            raise fail(
-                f"key {key!r} holds a table: quote target codes in TOML, "
-                f'for example "{key}.{next(iter(item), "7")}" = ...'
-            )
-        out[normalise_target(key)] = item
+            flatten(str(key), item)
+        else:
+            out[key] = item
     return out
 
 
-TargetWeights = Annotated[dict[str, NonNegative], BeforeValidator(_target_keys)]
-TargetShares = Annotated[dict[str, Fraction], BeforeValidator(_target_keys)]
+def _quoted(value: Any) -> Any:
+    if isinstance(value, _Unquoted):
+        raise fail(
+            f"an unquoted target code is read as a nested table: quote it, "
+            f'"{value.code}" = ...'
+        )
+    return value
+
+
+TargetKey = Annotated[str, BeforeValidator(normalise_target)]
+TargetWeights = Annotated[
+    dict[TargetKey, Annotated[NonNegative, BeforeValidator(_quoted)]],
+    BeforeValidator(_target_keys),
+]
+TargetShares = Annotated[
+    dict[TargetKey, Annotated[Fraction, BeforeValidator(_quoted)]],
+    BeforeValidator(_target_keys),
+]
 
 
 class Weights(BaseModel):
@@ -392,12 +424,13 @@ class Thematic(BaseModel):
     model_config = _POLICY_CONFIG
     min_share: TargetShares = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _shares_fit(self) -> Thematic:
-        total = sum(self.min_share.values())
+    @field_validator("min_share", mode="after")
+    @classmethod
+    def _shares_fit(cls, value: dict[str, float]) -> dict[str, float]:
+        total = sum(value.values())
         if total > 1 + 1e-12:
-            raise fail(f"thematic shares sum to {total:g}, expected at most 1")
-        return self
+            raise fail(f"the shares sum to {total:g}, expected at most 1")
+        return value
 
 
 class Equity(BaseModel):

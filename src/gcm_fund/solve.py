@@ -184,6 +184,11 @@ class HighsBackend:
         model_status = self._highspy.HighsModelStatus
         if status == model_status.kInfeasible:
             return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+        if status == model_status.kModelEmpty:
+            # No eligible triple, so no column: allocating nothing is the optimum.
+            return StageSolution(OPTIMAL, objective=0.0, col_value=np.zeros(n_cols),
+                                 row_dual=np.zeros(self.lp.n_rows),
+                                 col_dual=np.zeros(n_cols), z_bounds=z_bounds)
         if status != model_status.kOptimal:
             raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
         solution = highs.getSolution()
@@ -199,6 +204,10 @@ class HighsBackend:
 
 
 _PULP_DUAL_SIGN: dict[str, float] = {}
+# CBC's default dual feasibility tolerance (1e-7) lets it call a badly scaled stage 1
+# optimal at z = 0 (needs from USD 1e6 to 1e14, so the z column spans 1 to 1e8 in USD
+# millions); at HiGHS's 1e-9 it finds z*. Pinned by test_badly_scaled_amounts_*.
+CBC_OPTIONS = ("dualT 1e-9",)
 
 
 def _pulp_solver(name: str) -> Any:
@@ -215,7 +224,8 @@ def _pulp_solver(name: str) -> Any:
         # where the bundled binary is what `--solver cbc` means.
         warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated",
                                 category=DeprecationWarning)
-        solver = pulp.getSolver(solver_name, msg=False)
+        extra = {"options": list(CBC_OPTIONS)} if solver_name == "PULP_CBC_CMD" else {}
+        solver = pulp.getSolver(solver_name, msg=False, **extra)
     if not solver.available():
         raise UsageError(f"solver {name!r} is not available on this machine")
     return solver
@@ -257,6 +267,10 @@ class PulpBackend:
     characters such as '-' and '[', so our own names never reach it.
     """
 
+    # Values come back through CBC's solution file, 8 significant digits: z* may be read
+    # up to half a unit of the 8th digit above what is feasible.
+    value_precision = 1e-8
+
     def __init__(self, lp: LinearProgram, solver_name: str = "cbc"):
         import pulp
 
@@ -268,7 +282,7 @@ class PulpBackend:
         self.info = SolverInfo(
             f"pulp:{solver.name}" if solver_name not in {"cbc"} else "cbc",
             f"pulp {version}",
-            {"msg": False},
+            {"msg": False, **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {})},
         )
         self._pulp = pulp
         self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
@@ -348,7 +362,11 @@ def solve_stages(lp: LinearProgram, backend: Backend,
             if stage1.status == INFEASIBLE:
                 raise InfeasibleError(diagnose(lp, rhs))
             floor = min(1.0, float(stage1.col_value[lp.n_x]))
-            z_bounds = (max(equity.min_floor, floor - equity.tolerance), 1.0)
+            # A z* read back rounded (CBC: 8 digits) may lie above the feasible one, so
+            # stage 2 gives up at least that rounding, or a finer tolerance would make
+            # it infeasible.
+            rounding = getattr(backend, "value_precision", 0.0) * floor
+            z_bounds = (max(equity.min_floor, floor - max(equity.tolerance, rounding)), 1.0)
         else:
             floor = equity.min_floor
             z_bounds = (equity.min_floor, equity.min_floor)

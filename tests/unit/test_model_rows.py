@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from cases import gap, source, state, toml_text
+
 from gcm_fund.errors import InfeasibleError
 from gcm_fund.load import load_inputs, load_policy
 from gcm_fund.model import GE, LE, SCALE_USD, LinearProgram, build, check_structurally_feasible

@@ -1,0 +1,306 @@
+"""Scenario comparison: several policies and pledge overlays on the same inputs, side by side.
+
+The scenarios are every policy crossed with "no overlay" and each overlay, in the order
+given: `--model a.toml --model b.toml --overlay more.csv` gives `a`, `a+more`, `b`,
+`b+more`. A scenario is labelled by the policy file's stem, `+` the overlay file's stem
+(a label seen before gets `#2`, `#3`, ...).
+
+A pledge overlay is a CSV file `source_id,pledge_usd` that replaces the pledges of the
+sources it names (every id must be in sources.csv; the others keep their pledges).
+
+Every figure comes from the run's tables as `allocate` writes them (amounts rounded to
+cents), so a scenario's column equals what `allocate` reports for it:
+
+| metric | meaning |
+|---|---|
+| `status` | `optimal` or `infeasible` (an infeasible scenario leaves the rest blank) |
+| `floor` | z*, blank when G is empty |
+| `weighted` | the stage-2 objective, USD |
+| `pledged_usd`, `allocated_usd` | sum of the pledges, of the allocation |
+| `ldc_share` | share of the allocation that goes to least developed countries |
+| `income_share[G]` | share to States of income group G (all four groups) |
+| `region_share[R]` | share to each region of states.csv |
+| `target_share[T]` | share to each target of gaps.csv |
+| `loans_share` | share given by loan sources |
+| `binding_caps` | rows of `absorb`, `state_share` and `source_state` that bind |
+| `binding_caps[F]` | the same, for family F alone |
+
+A cap binds when, in the final stage, its slack on the written amounts is within SPEC
+section 5's tolerance (0.01 USD per allocation in the row plus 1e-7 of
+max(|lhs|, |rhs|, 1e6)) and the absolute value of its dual exceeds 1e-9 per USD. Shares are of
+`allocated_usd` (blank when nothing is allocated).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import api
+from .errors import InfeasibleError, InputError, Problem
+from .load import ProblemData
+from .model import LinearProgram
+from .schema import INCOME_GROUPS, did_you_mean, parse_number
+from .sweep import csv_text, with_pledges, write_atomic
+
+CAP_FAMILIES = ("absorb", "state_share", "source_state")
+DUAL_TOL = 1e-9
+OVERLAY_COLUMNS = ("source_id", "pledge_usd")
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Pledges that replace those of sources.csv for the sources named."""
+
+    path: Path
+    pledges: dict[str, float]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario: its label, what it is made of, and its figures (None where blank)."""
+
+    label: str
+    model_path: str
+    overlay_path: str | None
+    status: str
+    metrics: dict[str, float | None]
+    run: api.Run | None = None
+
+
+@dataclass
+class Comparison:
+    """The scenarios in order and the names of the metrics, in the order written."""
+
+    scenarios: list[ScenarioResult]
+    metric_names: list[str]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def load_overlay(path: Path | str, data: ProblemData) -> Overlay:
+    """Read a pledge overlay `source_id,pledge_usd`; every problem reported at once."""
+    path = Path(path)
+    label = str(path)
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    if not path.is_file():
+        raise InputError([Problem(label, None, None, "file not found")])
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(label, None, None, f"not UTF-8 text ({exc.reason})")]) from None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise InputError([Problem(label, None, None, "empty file, expected a header "
+                                  "source_id,pledge_usd")])
+    header = [cell.strip() for cell in rows[0]]
+    missing = [c for c in OVERLAY_COLUMNS if c not in header]
+    for column in missing:
+        problems.append(Problem(label, 1, column, "missing column"))
+    unknown = [c for c in header if c not in OVERLAY_COLUMNS]
+    if unknown:
+        warnings.append(Problem(label, 1, None, f"unknown columns ignored: {', '.join(unknown)}"))
+    if missing:
+        raise InputError(problems)
+    at = {c: header.index(c) for c in OVERLAY_COLUMNS}
+    known = list(data.sources["source_id"])
+    pledges: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) > len(header):
+            problems.append(Problem(label, line, None,
+                                    f"{len(row)} fields, the header has {len(header)}"))
+            continue
+        cells = {c: (row[i].strip() if i < len(row) else "") for c, i in at.items()}
+        source_id = cells["source_id"]
+        if not source_id:
+            problems.append(Problem(label, line, "source_id", "blank, expected a source_id"))
+        elif source_id not in known:
+            problems.append(Problem(label, line, "source_id", f"got {source_id!r}, not in "
+                                    f"sources.csv{did_you_mean(source_id, known)}"))
+        elif source_id in first:
+            problems.append(Problem(label, line, "source_id",
+                                    f"duplicate key {source_id!r}, first on line "
+                                    f"{first[source_id]}"))
+        try:
+            value = parse_number(cells["pledge_usd"], "a number >= 0 (USD)")
+            if value < 0:
+                raise ValueError(f"got {cells['pledge_usd']!r}, expected a number >= 0 (USD)")
+        except ValueError as exc:
+            message = exc.message() if hasattr(exc, "message") else str(exc)
+            problems.append(Problem(label, line, "pledge_usd", message))
+            continue
+        if source_id in known and source_id not in first:
+            first[source_id] = line
+            pledges[source_id] = value
+    if not problems and not pledges:
+        problems.append(Problem(label, None, None, "a header and no rows"))
+    if problems:
+        raise InputError(problems)
+    return Overlay(path, pledges, warnings)
+
+
+def _labels(models: Sequence[str], overlays: Sequence[Overlay | None]) -> list[str]:
+    labels: list[str] = []
+    for model in models:
+        for overlay in overlays:
+            base = Path(model).stem + (f"+{overlay.path.stem}" if overlay else "")
+            label, n = base, 1
+            while label in labels:
+                n += 1
+                label = f"{base}#{n}"
+            labels.append(label)
+    return labels
+
+
+def compare(inputs: Path | str, models: Sequence[Path | str | None],
+            overlays: Sequence[Path | str] = (), solver: str = "highs") -> Comparison:
+    """Solve every scenario (policy x {no overlay, each overlay}) and collect its figures.
+
+    An infeasible scenario is reported with status `infeasible`, not raised.
+    """
+    models = list(models) or [None]
+    loaded = [api.load(inputs, m) for m in models]
+    data = loaded[0].data
+    read = [load_overlay(o, data) for o in overlays]
+    variants: list[Overlay | None] = [None, *read]
+    labels = iter(_labels([lo.model_path for lo in loaded], variants))
+    warnings = _unique([w for lo in loaded for w in lo.warnings]
+                       + [w for o in read for w in o.warnings])
+    results: list[ScenarioResult] = []
+    for scenario in loaded:
+        for overlay in variants:
+            changed = scenario if overlay is None else api.Loaded(
+                with_pledges(scenario.data, overlay.pledges), scenario.policy_file,
+                scenario.model_path)
+            label = next(labels)
+            overlay_path = None if overlay is None else str(overlay.path)
+            try:
+                run = api.solve_loaded(changed, solver)
+            except InfeasibleError:
+                results.append(ScenarioResult(label, scenario.model_path, overlay_path,
+                                              "infeasible", {}))
+                continue
+            results.append(ScenarioResult(label, scenario.model_path, overlay_path, "optimal",
+                                          run_metrics(run), run))
+    return Comparison(results, metric_names(data), warnings)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: list[Problem] = []
+    for problem in problems:
+        if problem not in seen:
+            seen.append(problem)
+    return seen
+
+
+def metric_names(data: ProblemData) -> list[str]:
+    """Every metric, in the order written: headline figures, then shares, then caps."""
+    regions = sorted(set(data.states["region"]))
+    targets = sorted(set(data.gaps["target"]))
+    return [
+        "status", "floor", "weighted", "pledged_usd", "allocated_usd", "ldc_share",
+        *(f"income_share[{g}]" for g in INCOME_GROUPS),
+        *(f"region_share[{r}]" for r in regions),
+        *(f"target_share[{t}]" for t in targets),
+        "loans_share", "binding_caps", *(f"binding_caps[{f}]" for f in CAP_FAMILIES),
+    ]
+
+
+def run_metrics(run: api.Run) -> dict[str, float | None]:
+    """The figures of one solved run, from its tables."""
+    data = run.lp.data
+    allocations = run.tables.allocations
+    amount = allocations["amount_usd"].to_numpy(dtype=float)
+    total = float(amount.sum())
+    states = data.states.set_index("iso3")
+    sources = data.sources.set_index("source_id")
+
+    def share(mask: np.ndarray) -> float | None:
+        return float(amount[mask].sum()) / total if total > 0 else None
+
+    iso3 = allocations["iso3"]
+    income = iso3.map(states["income_group"]).to_numpy()
+    region = iso3.map(states["region"]).to_numpy()
+    ldc = iso3.map(states["ldc"]).to_numpy(dtype=bool)
+    target = allocations["target"].to_numpy()
+    loan = allocations["source_id"].map(sources["instrument"]).to_numpy() == "loan"
+    metrics: dict[str, float | None] = {
+        "floor": run.solution.floor,
+        "weighted": run.solution.weighted_usd,
+        "pledged_usd": float(run.tables.sources_summary["pledge_usd"].sum()),
+        "allocated_usd": total,
+        "ldc_share": share(ldc),
+        "loans_share": share(loan),
+    }
+    for group in INCOME_GROUPS:
+        metrics[f"income_share[{group}]"] = share(income == group)
+    for name in sorted(set(data.states["region"])):
+        metrics[f"region_share[{name}]"] = share(region == name)
+    for name in sorted(set(data.gaps["target"])):
+        metrics[f"target_share[{name}]"] = share(target == name)
+    counts = binding_caps(run.lp, run.tables.constraints)
+    metrics["binding_caps"] = float(sum(counts.values()))
+    for family, count in counts.items():
+        metrics[f"binding_caps[{family}]"] = float(count)
+    return metrics
+
+
+def binding_caps(lp: LinearProgram, constraints: pd.DataFrame) -> dict[str, int]:
+    """How many rows of each cap family bind (see the module's docstring)."""
+    entries = np.diff(lp.matrix[:, : lp.n_x].tocsr().indptr)
+    families = constraints["family"].to_numpy()
+    lhs = constraints["lhs"].to_numpy(dtype=float)
+    rhs = constraints["rhs"].to_numpy(dtype=float)
+    slack = constraints["slack"].to_numpy(dtype=float)
+    dual = constraints["dual"].to_numpy(dtype=float)
+    scale = np.maximum(np.maximum(np.abs(lhs), np.abs(rhs)), 1e6)
+    tight = slack <= 0.01 * entries + 1e-7 * scale
+    binding = tight & (np.abs(dual) > DUAL_TOL)
+    return {family: int(np.sum(binding & (families == family))) for family in CAP_FAMILIES}
+
+
+def _cell(metric: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if metric.startswith("binding_caps"):
+        return str(int(value))
+    if metric.endswith("_usd") or metric == "weighted":
+        return f"{value:.2f}"
+    if metric == "floor":
+        text = f"{value:.12g}"
+        return "0" if text in {"-0", "0"} else text
+    return f"{value:.6f}"
+
+
+def comparison_rows(result: Comparison) -> list[list[str]]:
+    """One row per metric, one column per scenario, formatted."""
+    rows = []
+    for metric in result.metric_names:
+        if metric == "status":
+            rows.append([metric, *(s.status for s in result.scenarios)])
+        else:
+            rows.append([metric, *(_cell(metric, s.metrics.get(metric))
+                                   for s in result.scenarios)])
+    return rows
+
+
+def columns(result: Comparison) -> list[str]:
+    """`metric` and the scenario labels."""
+    return ["metric", *(s.label for s in result.scenarios)]
+
+
+def write_comparison(result: Comparison, out: Path | str) -> Path:
+    """Write the comparison to `out` (CSV)."""
+    out = Path(out)
+    write_atomic(out, csv_text(columns(result), comparison_rows(result)))
+    return out

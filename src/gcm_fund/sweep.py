@@ -1,0 +1,585 @@
+"""Pledge sweeps (SPEC section 6): what `allocate` gives at each level of one source's pledge.
+
+The LP is built once, with the swept pledge set to a positive value so that the source's
+triples exist, and re-solved at every level by changing right-hand sides only
+(`LinearProgram.rhs_for_pledges`: `budget[f]`, `source_state[f,*]` and `state_share[*]`
+move with B_f). Two highspy models stay alive, one per stage: each stage keeps its own
+objective, so a new level changes only row bounds (and z's lower bound in stage 2), the
+previous basis stays dual feasible, and the dual simplex goes on from it in a few pivots.
+
+Eligibility includes B_f > 0. At a level of 0 the source has no eligible triple: its
+budget row forces its amounts to 0, its `marginal_value` is blank, and a gap whose only
+eligible sources are the swept ones leaves the floor set G, so its `floor` row is dropped
+(made free) at that level; a thematic target that only the swept sources may fund makes
+that level infeasible, as it makes `allocate` infeasible. The result is the LP that an
+independent `allocate` with pledge 0 builds, plus columns fixed at 0.
+
+Feasibility is monotone in the pledge: a larger B_f only loosens `budget`, `state_share` and
+`source_state`. So the infeasible levels, if any, are the lowest ones.
+
+Breakpoints: between two neighbouring levels whose `marginal_value` differs, the sweep
+bisects (more warm solves) until the change is bracketed within `breakpoint_tol_usd`;
+`marginal_value` is piecewise constant in the pledge (it changes only when the optimal
+basis does), so each bracket holds at least one point where it changes.
+
+    >>> from gcm_fund import api, sweep                                  # doctest: +SKIP
+    >>> loaded = api.load("inputs", "models/baseline.toml")              # doctest: +SKIP
+    >>> result = sweep.sweep(loaded.data, loaded.policy_file.policy, ["deu"],
+    ...                      sweep.parse_levels("0:5e8:11"))             # doctest: +SKIP
+    >>> sweep.write_sweep(result, "deu.csv")                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InfeasibleError, UsageError
+from .load import ProblemData
+from .model import GE, LE, SCALE_USD, LinearProgram, build
+from .schema import Policy, did_you_mean
+from .solve import INFEASIBLE, OPTIMAL, HighsBackend, SolverInfo, solve
+
+# Two marginal values closer than this (relative to max(1, |value|)) are the same value:
+# duals come out of the simplex accurate to about 1e-12 of the weights.
+MARGINAL_TOL = 1e-9
+DEFAULT_BREAKPOINT_TOL_USD = 1.0
+COLUMNS = ("pledge_usd", "status", "floor", "weighted", "allocated_usd", "marginal_value")
+BREAKPOINT_COLUMNS = ("pledge_usd", "pledge_below_usd", "pledge_above_usd", "marginal_below",
+                      "marginal_above")
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Level:
+    """What `allocate` gives at one pledge level (amounts in USD).
+
+    `floor` is None when G is empty; `marginal_value` is None when no swept source has an
+    eligible triple; every figure but `pledge_usd` and `status` is None when infeasible.
+    """
+
+    pledge_usd: float
+    status: str
+    floor: float | None = None
+    weighted_usd: float | None = None
+    allocated_usd: float | None = None
+    marginal_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """The marginal value changes somewhere in (pledge_below_usd, pledge_above_usd]."""
+
+    pledge_below_usd: float
+    pledge_above_usd: float
+    marginal_below: float | None
+    marginal_above: float | None
+
+    @property
+    def pledge_usd(self) -> float:
+        """The middle of the bracket, to the cent: the breakpoint's estimate."""
+        return round((self.pledge_below_usd + self.pledge_above_usd) / 2, 2)
+
+
+@dataclass
+class SweepResult:
+    """The levels of a sweep, in order, and the breakpoints found between them."""
+
+    source_ids: tuple[str, ...]
+    levels: list[Level]
+    breakpoints: list[Breakpoint]
+    solver: SolverInfo
+    solves: int = 0  # warm two-stage solves, refinement included
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_levels(text: str) -> np.ndarray:
+    """`START:STOP:N` as N evenly spaced levels in USD, both ends included, to the cent.
+
+    N >= 1 and 0 <= START <= STOP, else `UsageError`. With N = 1 the one level is START.
+
+    >>> parse_levels("0:1e6:5").tolist()
+    [0.0, 250000.0, 500000.0, 750000.0, 1000000.0]
+    """
+    parts = text.split(":")
+    usage = f"--pledges: got {text!r}, expected START:STOP:N such as 0:5e8:51"
+    if len(parts) != 3:
+        raise UsageError(usage)
+    try:
+        start, stop = (_finite(p) for p in parts[:2])
+        count = int(parts[2].strip())
+    except ValueError:
+        raise UsageError(usage) from None
+    if count < 1:
+        raise UsageError(f"--pledges: N must be at least 1, got {count}")
+    if not 0 <= start <= stop:
+        raise UsageError(f"--pledges: need 0 <= START <= STOP, got START {parts[0].strip()} "
+                         f"and STOP {parts[1].strip()}")
+    return np.round(np.linspace(start, stop, count), 2)
+
+
+def _finite(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def source_indices(data: ProblemData, source_ids: Sequence[str]) -> np.ndarray:
+    """The row of each named source in `data.sources`; unknown or repeated ids are an error."""
+    known = list(data.sources["source_id"])
+    if not source_ids:
+        raise UsageError("name a source to sweep: --source ID or --sources a,b")
+    problems = []
+    seen: set[str] = set()
+    for sid in source_ids:
+        if sid not in known:
+            problems.append(f"unknown source {sid!r}{did_you_mean(sid, known)}")
+        elif sid in seen:
+            problems.append(f"source {sid!r} named twice")
+        seen.add(sid)
+    if problems:
+        raise UsageError("; ".join(problems))
+    return np.array([known.index(s) for s in source_ids], dtype=np.int64)
+
+
+def with_pledges(data: ProblemData, pledges: dict[str, float]) -> ProblemData:
+    """The same inputs with some sources' `pledge_usd` replaced (ids must exist)."""
+    sources = data.sources.copy()
+    index = source_indices(data, list(pledges))
+    column = sources["pledge_usd"].to_numpy(dtype=float).copy()
+    column[index] = [float(pledges[s]) for s in pledges]
+    sources["pledge_usd"] = column
+    return replace(data, sources=sources)
+
+
+def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str],
+                    level_usd: float) -> Level:
+    """One level the slow way, as `allocate` does it: a fresh build and a cold solve.
+
+    The sweep's reference in tests and in the benchmark.
+    """
+    from .results import build_tables
+
+    changed = with_pledges(data, dict.fromkeys(source_ids, level_usd))
+    lp = build(changed, policy)
+    try:
+        solution = solve(lp)
+    except InfeasibleError:
+        return Level(float(level_usd), INFEASIBLE)
+    tables = build_tables(lp, solution)
+    marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
+    values = [float(marginal[s]) for s in source_ids if not math.isnan(marginal[s])]
+    return Level(
+        pledge_usd=float(level_usd),
+        status=OPTIMAL,
+        floor=solution.floor,
+        weighted_usd=solution.weighted_usd,
+        allocated_usd=float(tables.allocations["amount_usd"].sum()),
+        marginal_value=float(sum(values)) if values else None,
+    )
+
+
+class _StageModel:
+    """One highspy model of the LP with a fixed objective, warm from its own last basis."""
+
+    def __init__(self, lp: LinearProgram, cost: np.ndarray):
+        self.backend = HighsBackend(lp)
+        self.highs = self.backend.highs
+        self.highs.changeColsCost(lp.n_cols, np.arange(lp.n_cols, dtype=np.int32), cost)
+        self.lp = lp
+        self.rhs = lp.rhs.copy()
+        self.z_bounds: tuple[float, float] | None = None
+        self.solved = False
+        self._inf = self.backend._highspy.kHighsInf
+        self._status = self.backend._highspy.HighsModelStatus
+
+    def run(self, rhs: np.ndarray, z_bounds: tuple[float, float] | None,
+            strategy: int | None = None) -> str:
+        """Solve with these right-hand sides and z bounds; `optimal` or `infeasible`.
+
+        The simplex variant: dual (1) from a previous basis, since only bounds changed;
+        `strategy` overrides it (the first stage-2 solve goes primal from stage 1's basis).
+        """
+        highs = self.highs
+        changed = np.nonzero(rhs != self.rhs)[0]
+        if len(changed):
+            sense = self.lp.sense[changed]
+            lower = np.where(sense == GE, rhs[changed], -self._inf)
+            upper = np.where(sense == LE, rhs[changed], self._inf)
+            highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
+            self.rhs = rhs.copy()
+        if z_bounds is not None and z_bounds != self.z_bounds:
+            highs.changeColBounds(self.lp.n_x, z_bounds[0], z_bounds[1])
+            self.z_bounds = z_bounds
+        if strategy is None:
+            strategy = 1 if self.solved else 0
+        highs.setOptionValue("simplex_strategy", strategy)
+        highs.run()
+        status = highs.getModelStatus()
+        if status not in (self._status.kOptimal, self._status.kInfeasible,
+                          self._status.kUnboundedOrInfeasible):
+            # A warm start that stalls: solve this level again from scratch.
+            highs.clearSolver()
+            highs.setOptionValue("simplex_strategy", 0)
+            highs.run()
+            status = highs.getModelStatus()
+        self.solved = True
+        if status == self._status.kOptimal:
+            return OPTIMAL
+        # The LP is bounded (x by the gap rows, z by 1), so "unbounded or infeasible" is
+        # infeasible.
+        if status in (self._status.kInfeasible, self._status.kUnboundedOrInfeasible):
+            return INFEASIBLE
+        raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
+
+
+class _WarmSweep:
+    """The two-stage solve of one LP at many pledge levels of the swept sources."""
+
+    def __init__(self, lp: LinearProgram, swept: np.ndarray, base_pledges_usd: np.ndarray):
+        self.lp = lp
+        self.swept = swept
+        self.base = base_pledges_usd.astype(float)
+        equity = lp.policy.equity
+        self.stage1 = (_StageModel(lp, lp.stage1_objective())
+                       if lp.has_floor and equity.maximize else None)
+        self.stage2 = _StageModel(lp, lp.stage2_objective())
+        self.solves = 0
+        is_swept = np.isin(lp.var_source, swept)
+        self.swept_budget_rows = self._budget_rows(swept)
+        # At a level of 0: the floor rows of gaps left with no eligible triple, and whether
+        # a thematic target is left with none.
+        others = np.bincount(lp.var_gap[~is_swept], minlength=len(lp.data.gaps)) > 0
+        floor = lp.block("floor")
+        lost = ~others[lp.floor_gaps] if floor is not None else np.zeros(0, dtype=bool)
+        self.zero_floor_rows = (floor.start + np.nonzero(lost)[0]) if floor is not None \
+            else np.zeros(0, dtype=np.int64)
+        self.zero_floor_empty = bool(lost.all()) if floor is not None else True
+        thematic = lp.block("thematic")
+        var_target = lp.data.gaps["target"].to_numpy()[lp.var_gap[~is_swept]]
+        self.zero_thematic_unmet = thematic is not None and any(
+            not (var_target == t).any() for t in thematic.keys[0])
+        self.structurally_infeasible = bool(lp.unmet_thematic)
+        self.stage1_skipped = 0
+        # Stage 1's last optimum: the rhs it was solved at, its row activities and duals.
+        self._s1: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+
+    def _stage1(self, rhs: np.ndarray) -> float | None:
+        """z* at these right-hand sides, or None when no point meets the rules."""
+        assert self.stage1 is not None
+        if self._stage1_still_optimal(rhs):
+            self.stage1_skipped += 1
+            assert self._s1 is not None
+            return self._s1[3]
+        if self.stage1.run(rhs, (self.lp.policy.equity.min_floor, 1.0)) == INFEASIBLE:
+            self._s1 = None
+            return None
+        solution = self.stage1.highs.getSolution()
+        z_star = float(self.stage1.highs.getInfo().objective_function_value)
+        self._s1 = (rhs.copy(), np.asarray(solution.row_value), np.asarray(solution.row_dual),
+                    z_star)
+        return z_star
+
+    def _stage1_still_optimal(self, rhs: np.ndarray) -> bool:
+        """Whether stage 1's last optimum is provably still optimal at `rhs`, so that z*
+        is unchanged and stage 1 need not run.
+
+        The old point x1 stays feasible if it meets the changed rows; the old duals y stay
+        dual feasible (only right-hand sides moved), so z*(new) <= z*(old) + sum of
+        y * (change of rhs). When x1 is feasible and that sum is at most 1e-12,
+        z*(new) = z*(old). A row made free (a gap leaving G) needs y = 0.
+        """
+        if self._s1 is None:
+            return False
+        old_rhs, activity, dual, _ = self._s1
+        changed = np.nonzero(rhs != old_rhs)[0]
+        if not changed.size:
+            return True
+        new, old, y = rhs[changed], old_rhs[changed], dual[changed]
+        freed = np.isinf(new)
+        if np.any(y[freed] != 0):
+            return False
+        finite = ~freed & ~np.isinf(old)
+        if float(np.sum(y[finite] * (new[finite] - old[finite]))) > 1e-12:
+            return False
+        sense, value = self.lp.sense[changed], activity[changed]
+        tolerance = 1e-9  # HiGHS's primal feasibility tolerance, in the solver's units
+        meets = np.where(sense == LE, value <= new + tolerance, value >= new - tolerance)
+        return bool(meets.all())
+
+    def _budget_rows(self, swept: np.ndarray) -> np.ndarray:
+        budget = self.lp.block("budget")
+        if budget is None:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.nonzero(np.isin(self.lp._budget_sources, swept))[0]
+        return budget.start + rows
+
+    def solve(self, level_usd: float) -> Level:
+        """Both stages at this level of every swept pledge."""
+        lp, equity = self.lp, self.lp.policy.equity
+        zero = level_usd == 0
+        if self.structurally_infeasible or (zero and self.zero_thematic_unmet):
+            return Level(level_usd, INFEASIBLE)
+        if lp.n_cols == 0:  # no eligible triple at all: nothing to allocate, no floor
+            return Level(level_usd, OPTIMAL, None, 0.0, 0.0, None)
+        pledges = self.base.copy()
+        pledges[self.swept] = level_usd
+        rhs = lp.rhs_for_pledges(pledges)
+        has_floor = lp.has_floor
+        if zero and has_floor:
+            rhs[self.zero_floor_rows] = -np.inf  # these gaps leave G: their rows go free
+            has_floor = not self.zero_floor_empty
+        self.solves += 1
+        floor: float | None = None
+        z_bounds: tuple[float, float] | None = None
+        strategy2: int | None = None
+        if lp.has_floor:
+            z_bounds = (equity.min_floor, 1.0 if equity.maximize else equity.min_floor)
+        if has_floor and equity.maximize:
+            z_star = self._stage1(rhs)
+            if z_star is None:
+                return Level(level_usd, INFEASIBLE)
+            floor = min(1.0, z_star)
+            z_bounds = (max(equity.min_floor, floor - equity.tolerance), 1.0)
+            if not self.stage2.solved:
+                # Stage 1's optimum is feasible for stage 2: go on from it by primal simplex.
+                self.stage2.highs.setBasis(self.stage1.highs.getBasis())
+                strategy2 = 4
+        elif has_floor:
+            floor = equity.min_floor
+        if self.stage2.run(rhs, z_bounds, strategy2) == INFEASIBLE:
+            return Level(level_usd, INFEASIBLE)
+        highs = self.stage2.highs
+        solution = highs.getSolution()
+        x_usd = np.asarray(solution.col_value)[: lp.n_x] * SCALE_USD
+        allocated = float(np.round(np.clip(x_usd, 0.0, None), 2).sum())
+        marginal: float | None = None
+        if len(self.swept_budget_rows) and not zero:
+            dual = np.asarray(solution.row_dual)[self.swept_budget_rows]
+            # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
+            marginal = float(np.maximum(dual, 0.0).sum())
+        return Level(
+            pledge_usd=level_usd,
+            status=OPTIMAL,
+            floor=floor,
+            weighted_usd=float(highs.getInfo().objective_function_value) * SCALE_USD,
+            allocated_usd=allocated,
+            marginal_value=marginal,
+        )
+
+
+def _same_marginal(a: Level, b: Level) -> bool:
+    if a.status != b.status:
+        return False
+    if a.marginal_value is None or b.marginal_value is None:
+        return a.marginal_value is b.marginal_value
+    scale = max(1.0, abs(a.marginal_value), abs(b.marginal_value))
+    return abs(a.marginal_value - b.marginal_value) <= MARGINAL_TOL * scale
+
+
+def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: np.ndarray,
+          *, breakpoint_tol_usd: float | None = DEFAULT_BREAKPOINT_TOL_USD,
+          progress: Progress | None = None) -> SweepResult:
+    """`allocate` at every level of the named sources' pledges, all set to the same level.
+
+    With several sources, `marginal_value` is the sum of their budget duals: the weighted
+    objective gained per USD added to each of the named pledges through their budgets.
+    `breakpoint_tol_usd`: refine each change of marginal value between neighbouring levels
+    to a bracket this wide (at least a cent); None leaves the brackets between levels.
+    """
+    swept = source_indices(data, source_ids)
+    levels = np.asarray(levels, dtype=float)
+    base = data.sources["pledge_usd"].to_numpy(dtype=float)
+    # Build with a positive pledge, so that the swept sources' triples exist at every level.
+    build_level = float(levels.max()) if levels.size and levels.max() > 0 else 1.0
+    lp = build(with_pledges(data, dict.fromkeys(source_ids, build_level)), policy)
+    warm = _WarmSweep(lp, swept, base)
+
+    results: list[Level] = []
+    for i, level in enumerate(levels):
+        results.append(warm.solve(float(level)))
+        if progress:
+            progress("levels", i + 1, len(levels))
+
+    # Only between two levels that both have a marginal value: the step from a level of 0
+    # (no eligible triple, blank) is not a change of the marginal value.
+    pairs = [(a, b) for a, b in zip(results, results[1:], strict=False)
+             if a.status == b.status == OPTIMAL and a.marginal_value is not None
+             and b.marginal_value is not None and not _same_marginal(a, b)]
+    breakpoints: list[Breakpoint] = []
+    if breakpoint_tol_usd is not None:
+        tol = max(0.01, float(breakpoint_tol_usd))
+        for done, (low, high) in enumerate(pairs):
+            breakpoints.extend(_bisect(warm, low, high, tol))
+            if progress:
+                progress("breakpoints", done + 1, len(pairs))
+        breakpoints = _merge(breakpoints)
+    else:
+        breakpoints = [Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value, b.marginal_value)
+                       for a, b in pairs]
+    return SweepResult(tuple(source_ids), results, breakpoints, warm.stage2.backend.info,
+                       solves=warm.solves,
+                       extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
+                              "stage1_skipped": warm.stage1_skipped})
+
+
+def _bisect(warm: _WarmSweep, low: Level, high: Level, tol: float) -> list[Breakpoint]:
+    """Brackets, each at most `tol` wide, of every change of marginal value found in
+    (low, high]; an interval whose two ends agree is not searched further."""
+    found: list[Breakpoint] = []
+    stack = [(low, high)]
+    while stack:
+        a, b = stack.pop()
+        mid_usd = round((a.pledge_usd + b.pledge_usd) / 2, 2)
+        if b.pledge_usd - a.pledge_usd <= tol or mid_usd in (a.pledge_usd, b.pledge_usd):
+            found.append(Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value,
+                                    b.marginal_value))
+            continue
+        mid = warm.solve(mid_usd)
+        # Upper half first on the stack, so the lower half is searched first.
+        if not _same_marginal(mid, b):
+            stack.append((mid, b))
+        if not _same_marginal(a, mid):
+            stack.append((a, mid))
+    return sorted(found, key=lambda p: p.pledge_below_usd)
+
+
+def _merge(points: list[Breakpoint]) -> list[Breakpoint]:
+    """Join brackets that touch: a value seen only at their shared end (a degenerate dual
+    exactly at a breakpoint) is not a piece of its own."""
+    merged: list[Breakpoint] = []
+    for point in sorted(points, key=lambda p: p.pledge_below_usd):
+        if merged and merged[-1].pledge_above_usd == point.pledge_below_usd:
+            last = merged.pop()
+            point = Breakpoint(last.pledge_below_usd, point.pledge_above_usd,
+                               last.marginal_below, point.marginal_above)
+        merged.append(point)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+
+
+def _amount(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _real(value: float | None) -> str:
+    """12 significant digits, no negative zero, blank for None."""
+    if value is None or math.isnan(value):
+        return ""
+    text = f"{value:.12g}"
+    return "0" if text in {"-0", "0"} else text
+
+
+def sweep_rows(result: SweepResult) -> list[list[str]]:
+    """The rows of the sweep CSV (SPEC section 6), formatted."""
+    rows = []
+    for level in result.levels:
+        if level.status != OPTIMAL:
+            rows.append([_amount(level.pledge_usd), level.status, "", "", "", ""])
+            continue
+        rows.append([_amount(level.pledge_usd), level.status, _real(level.floor),
+                     _amount(level.weighted_usd), _amount(level.allocated_usd),
+                     _real(level.marginal_value)])
+    return rows
+
+
+def breakpoint_rows(result: SweepResult) -> list[list[str]]:
+    """The rows of the breakpoints CSV, formatted."""
+    return [[_amount(p.pledge_usd), _amount(p.pledge_below_usd), _amount(p.pledge_above_usd),
+             _real(p.marginal_below), _real(p.marginal_above)] for p in result.breakpoints]
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A CSV document with '\\n' line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write a file through a temporary file beside it, renamed into place when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a file is not
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def companion_paths(out: Path | str) -> tuple[Path, Path]:
+    """Where the breakpoints and the chart of a sweep written to `out` go:
+    `sweep.csv` -> `sweep.breakpoints.csv` and `sweep.png`."""
+    out = Path(out)
+    return out.with_suffix(".breakpoints.csv"), out.with_suffix(".png")
+
+
+def chart_png(result: SweepResult) -> bytes:
+    """Floor and weighted objective against the pledge, breakpoints marked, as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    optimal = [lv for lv in result.levels if lv.status == OPTIMAL]
+    pledge = np.array([lv.pledge_usd for lv in optimal]) / 1e6
+    floor = np.array([np.nan if lv.floor is None else lv.floor for lv in optimal])
+    weighted = np.array([lv.weighted_usd for lv in optimal], dtype=float) / 1e6
+    figure = Figure(figsize=(7, 5.5), dpi=100)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
+    top.set_ylabel("floor z* (%)")
+    bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
+    bottom.set_ylabel("weighted objective (USD million)")
+    bottom.set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
+    for point in result.breakpoints:
+        for axis in (top, bottom):
+            axis.axvline(point.pledge_usd / 1e6, color="grey", linewidth=0.6, linestyle=":")
+    infeasible = [lv.pledge_usd / 1e6 for lv in result.levels if lv.status != OPTIMAL]
+    if infeasible:
+        top.axvspan(min(infeasible), max(infeasible), color="#eeeeee")
+    top.set_title("Pledge sweep (dotted: breakpoints of the marginal value)", fontsize=10)
+    for axis in (top, bottom):
+        axis.grid(True, linewidth=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    # No Software or date entries, so the same sweep gives the same bytes.
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True) -> list[Path]:
+    """Write the sweep CSV to `out`, its breakpoints and (if `chart`) its PNG beside it."""
+    out = Path(out)
+    breakpoints_path, chart_path = companion_paths(out)
+    write_atomic(out, csv_text(COLUMNS, sweep_rows(result)))
+    write_atomic(breakpoints_path, csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result)))
+    written = [out, breakpoints_path]
+    if chart:
+        write_atomic(chart_path, chart_png(result))
+        written.append(chart_path)
+    return written

@@ -1,0 +1,196 @@
+"""The command line as a user meets it (SPEC sections 6 and 7): exit statuses, the
+`validate` summary, `--out` refusal and `--force`, an unknown solver, `--debug`.
+
+Run as subprocesses: exit statuses and stderr are what a shell sees.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "inputs"
+MODELS = sorted((ROOT / "models").glob("*.toml"))
+TINY = ROOT / "tests" / "data" / "tiny"
+BAD = ROOT / "tests" / "data" / "bad"
+COMMAND = [str(Path(sys.executable).with_name("gcm-fund"))]
+INCOME = ("LIC", "LMIC", "UMIC", "HIC")
+
+
+def gcm_fund(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, encoding="utf-8", timeout=300, check=False)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _split(cell: str) -> set[str]:
+    return {item.strip() for item in cell.split(";") if item.strip()}
+
+
+def expected_figures(folder: Path) -> dict[str, object]:
+    """The summary's figures recomputed from the CSV files alone, by SPEC section 2 (the
+    eligibility rule without a policy: every cofinancing share of the bundled policies is
+    > 0 for the groups that have gaps, except HIC, checked by `fundable` below)."""
+    states = {r["iso3"]: r for r in _rows(folder / "states.csv")}
+    gaps = _rows(folder / "gaps.csv")
+    sources = _rows(folder / "sources.csv")
+    return {
+        "states": len(states),
+        "gaps": len(gaps),
+        "sources": len(sources),
+        "need": sum(float(g["need_usd"]) for g in gaps),
+        "pledged": sum(float(s["pledge_usd"]) for s in sources),
+        "pairs": [(s, g, states[g["iso3"]]) for s in sources for g in gaps],
+    }
+
+
+def eligible_triples(figures: dict[str, object], cofinancing: dict[str, float]) -> int:
+    count = 0
+    for source, gap, state in figures["pairs"]:  # type: ignore[attr-defined]
+        fundable = cofinancing[state["income_group"]] * float(gap["need_usd"])
+        absorption = state.get("absorption_usd", "")
+        target = gap["target"].lower()
+        if (fundable > 0 and float(source["pledge_usd"]) > 0
+                and (absorption == "" or float(absorption) > 0)
+                and (not _split(source["targets"])
+                     or target in {t.lower() for t in _split(source["targets"])})
+                and (not _split(source["regions"]) or state["region"] in _split(source["regions"]))
+                and (not _split(source["income_groups"])
+                     or state["income_group"] in _split(source["income_groups"]))
+                and state["iso3"] not in _split(source["exclude_states"])
+                and not (source["instrument"] == "loan"
+                         and state.get("debt_distress", "").lower() in {"true", "yes", "1"})):
+            count += 1
+    return count
+
+
+def _cofinancing(model: Path) -> dict[str, float]:
+    import tomllib
+
+    table = tomllib.loads(model.read_text(encoding="utf-8")).get("cofinancing", {})
+    defaults = {"LIC": 1.0, "LMIC": 0.75, "UMIC": 0.5, "HIC": 0.0}
+    return {g: float(table.get(g, defaults[g])) for g in INCOME}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+def test_validate_prints_the_summary_of_the_bundled_example(model):
+    done = gcm_fund("validate", EXAMPLE, "--model", model)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    figures = expected_figures(EXAMPLE)
+    triples = eligible_triples(figures, _cofinancing(model))
+    assert done.stdout.startswith(
+        f"valid: {figures['states']} states, {figures['gaps']} gaps, {figures['sources']} "
+        f"sources, {triples} eligible triples; need USD {figures['need']:,.0f} (fundable USD ")
+    assert done.stdout.endswith(
+        f" under policy {model.stem}), pledges USD {figures['pledged']:,.0f}\n")
+    assert len(done.stdout.splitlines()) == 1, "the summary is one line, never wrapped"
+
+
+@pytest.fixture
+def infeasible_policy(tmp_path: Path) -> Path:
+    """Pledges of USD 45 million cannot cover every fundable gap in full."""
+    path = tmp_path / "everything.toml"
+    path.write_text("[equity]\nmaximize = false\nmin_floor = 1.0\n", encoding="utf-8")
+    return path
+
+
+def test_validate_passes_an_infeasible_policy(infeasible_policy):
+    done = gcm_fund("validate", TINY, "--model", infeasible_policy)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("valid: 3 states, 4 gaps, 2 sources, 6 eligible triples;")
+
+
+def test_allocate_finds_the_infeasible_policy(infeasible_policy, tmp_path):
+    out = tmp_path / "run"
+    done = gcm_fund("allocate", TINY, "--model", infeasible_policy, "--out", out)
+    assert done.returncode == 3
+    assert done.stderr.startswith("infeasible: ")
+    assert not (out / "allocations.csv").exists()
+
+
+@pytest.fixture
+def occupied(tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n", encoding="utf-8")
+    return out
+
+
+def test_allocate_refuses_a_non_empty_out_folder(occupied):
+    done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", occupied)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {occupied}: exists and is not empty; use --force to replace it\n"
+    assert done.stdout == ""
+    assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
+    assert [p.name for p in occupied.parent.iterdir()] == ["run"], "nothing beside it"
+
+
+def test_allocate_replaces_a_non_empty_out_folder_with_force(occupied):
+    done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", occupied,
+                    "--force")
+    assert done.returncode == 0, done.stderr
+    assert (occupied / "allocations.csv").is_file()
+    assert not (occupied / "keep.txt").exists()
+    assert [p.name for p in occupied.parent.iterdir()] == ["run"], "no staging folder left"
+
+
+def test_allocate_writes_into_an_empty_out_folder(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert (out / "manifest.json").is_file()
+
+
+def test_unknown_solver_is_exit_2_with_a_message(tmp_path):
+    out = tmp_path / "run"
+    done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", out,
+                    "--solver", "nosuch")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: unknown solver 'nosuch': use highs, cbc or ")
+    assert "Traceback" not in done.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_debug_shows_a_traceback_and_only_then(tmp_path):
+    case = BAD / "unknown_iso3"
+    expected = (case / "expected.txt").read_text(encoding="utf-8")
+    plain = gcm_fund("validate", case.name, "--model", f"{case.name}/policy.toml", cwd=BAD)
+    debug = gcm_fund("--debug", "validate", case.name, "--model", f"{case.name}/policy.toml",
+                     cwd=BAD)
+    assert plain.returncode == debug.returncode == 2
+    assert plain.stderr == expected
+    assert "Traceback (most recent call last):" in debug.stderr
+    assert "gcm_fund.errors.InputError" in debug.stderr
+    assert debug.stderr.endswith(expected)
+
+
+def test_validate_a_file_instead_of_a_folder(tmp_path):
+    done = gcm_fund("validate", TINY / "states.csv", "--model", TINY / "policy.toml")
+    assert done.returncode == 2
+    assert done.stderr == (f"1 problem in the input:\n{TINY / 'states.csv'}: expected a folder "
+                           "with states.csv, gaps.csv and sources.csv, found a file\n")
+
+
+def test_warnings_are_printed_unwrapped(tmp_path):
+    folder = tmp_path / "in"
+    shutil.copytree(TINY, folder)
+    gaps = folder / "gaps.csv"
+    gaps.write_text(gaps.read_text(encoding="utf-8").replace(
+        "need_usd\n", "need_usd,a_rather_long_comment_column_name,another_one\n"),
+        encoding="utf-8")
+    done = gcm_fund("validate", "in", "--model", "in/policy.toml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("warning: in/gaps.csv:1: a_rather_long_comment_column_name, "
+                           "another_one: unknown columns, ignored\n")

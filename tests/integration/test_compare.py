@@ -1,0 +1,221 @@
+"""`gcm-fund compare`: each scenario's column equals what `allocate` writes for it.
+
+The expected figures are recomputed here from the run folders of independent `allocate`
+runs (allocations.csv, constraints.csv, manifest.json and the input files), not from the
+library's tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from cases import RunFiles, allocate_and_read, gap, read_csv, source, state
+from gcm_fund.compare import compare, load_overlay, write_comparison
+from gcm_fund.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+OVERLAY = "source_id,pledge_usd\ndeu,500000000\nafdb,0\n"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "error", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def overlaid_inputs(folder: Path, pledges: dict[str, float]) -> Path:
+    """A copy of the bundled inputs with some pledges rewritten in sources.csv."""
+    shutil.copytree(ROOT / "inputs", folder)
+    rows = read_csv(folder / "sources.csv")
+    for row in rows:
+        if row["source_id"] in pledges:
+            row["pledge_usd"] = repr(pledges[row["source_id"]])
+    with open(folder / "sources.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def expected_figures(run: RunFiles, inputs: Path) -> dict[str, float]:
+    """The figures of one run, from its files alone."""
+    states = {r["iso3"]: r for r in read_csv(inputs / "states.csv")}
+    sources = {r["source_id"]: r for r in read_csv(inputs / "sources.csv")}
+    amounts = [(r, float(r["amount_usd"])) for r in run.allocations]
+    total = sum(a for _, a in amounts)
+    by: dict[str, float] = defaultdict(float)
+    for row, amount in amounts:
+        place = states[row["iso3"]]
+        by[f"income_share[{place['income_group']}]"] += amount
+        by[f"region_share[{place['region']}]"] += amount
+        by[f"target_share[{row['target']}]"] += amount
+        if place["ldc"] == "true":
+            by["ldc_share"] += amount
+        if sources[row["source_id"]]["instrument"] == "loan":
+            by["loans_share"] += amount
+    figures = {name: value / total for name, value in by.items()}
+    caps = [r for r in run.constraints
+            if r["family"] in ("absorb", "state_share", "source_state")
+            and abs(float(r["dual"])) > 1e-9]
+    for row in caps:  # a cap with a dual is tight: slack within cents
+        assert float(row["slack"]) < 1.0, row
+    figures["binding_caps"] = len(caps)
+    for family in ("absorb", "state_share", "source_state"):
+        figures[f"binding_caps[{family}]"] = sum(r["family"] == family for r in caps)
+    figures["floor"] = run.floor
+    figures["weighted"] = run.weighted
+    figures["allocated_usd"] = total
+    figures["pledged_usd"] = sum(float(r["pledge_usd"]) for r in run.sources_summary)
+    return figures
+
+
+@pytest.fixture(scope="module")
+def bundled_comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """`compare` through the command line on the bundled example: two policies x {none,
+    overlay}, and the four independent runs."""
+    base = tmp_path_factory.mktemp("compare")
+    (base / "ov.csv").write_text(OVERLAY, encoding="utf-8")
+    result = run_cli("compare", str(ROOT / "inputs"), "--model", str(MODELS / "baseline.toml"),
+                     "--model", str(MODELS / "ldc_priority.toml"), "--overlay", "ov.csv",
+                     "--out", "compare.csv", cwd=base)
+    assert result.returncode == 0, result.stderr
+    with open(base / "compare.csv", newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    overlaid = overlaid_inputs(base / "overlaid", {"deu": 5e8, "afdb": 0.0})
+    runs = {}
+    for label, inputs, model in [
+        ("baseline", ROOT / "inputs", "baseline"),
+        ("baseline+ov", overlaid, "baseline"),
+        ("ldc_priority", ROOT / "inputs", "ldc_priority"),
+        ("ldc_priority+ov", overlaid, "ldc_priority"),
+    ]:
+        run = allocate_and_read(inputs, MODELS / f"{model}.toml", base / "runs" / label)
+        runs[label] = expected_figures(run, inputs)
+    return {"table": table, "runs": runs, "stdout": result.stdout}
+
+
+def test_scenarios_are_every_policy_without_and_with_the_overlay(
+        bundled_comparison: dict) -> None:
+    table = bundled_comparison["table"]
+    assert table[0] == ["metric", "baseline", "baseline+ov", "ldc_priority", "ldc_priority+ov"]
+    metrics = [row[0] for row in table[1:]]
+    assert metrics[:6] == ["status", "floor", "weighted", "pledged_usd", "allocated_usd",
+                           "ldc_share"]
+    assert metrics[-5:] == ["loans_share", "binding_caps", "binding_caps[absorb]",
+                            "binding_caps[state_share]", "binding_caps[source_state]"]
+    assert table[1] == ["status"] + ["optimal"] * 4
+    assert "Scenarios" in bundled_comparison["stdout"]
+
+
+def test_each_column_equals_its_independent_run(bundled_comparison: dict) -> None:
+    table = bundled_comparison["table"]
+    labels = table[0][1:]
+    for row in table[2:]:
+        metric, cells = row[0], row[1:]
+        for label, cell in zip(labels, cells, strict=True):
+            want = bundled_comparison["runs"][label].get(metric, 0.0)
+            got = float(cell)
+            if metric == "floor":
+                assert got == pytest.approx(want, rel=1e-9), (metric, label)
+            elif metric.startswith("binding_caps"):
+                assert got == want, (metric, label)
+            elif metric.endswith("_usd") or metric == "weighted":
+                assert got == pytest.approx(want, abs=0.011), (metric, label)
+            else:
+                assert got == pytest.approx(want, abs=1e-6), (metric, label)
+
+
+def test_an_infeasible_scenario_is_reported_not_raised(tmp_path: Path, write_case) -> None:
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("KEN", "LIC"), state("UGA", "LIC", ldc=True)],
+        gaps=[gap("KEN", "10.7", 4e6), gap("UGA", "8.8", 2e6)],
+        sources=[source("don", 1e6), source("ida", 2e6, instrument="loan",
+                                             grant_element=0.5)],
+        policy={"equity": {"min_floor": 0.9}},
+    )
+    open_policy = tmp_path / "open.toml"
+    open_policy.write_text("", encoding="utf-8")
+    result = compare(inputs, [policy, open_policy])
+    assert [s.label for s in result.scenarios] == ["policy", "open"]
+    assert [s.status for s in result.scenarios] == ["infeasible", "optimal"]
+    written = tmp_path / "c.csv"
+    write_comparison(result, written)
+    rows = {r[0]: r[1:] for r in csv.reader(written.read_text().splitlines())}
+    assert rows["status"] == ["infeasible", "optimal"]
+    assert rows["floor"] == ["", "0.5"]  # 3e6 of money for 6e6 of gaps
+    assert rows["weighted"] == ["", "3000000.00"]
+    assert rows["loans_share"] == ["", "0.666667"]
+    assert rows["ldc_share"][0] == "" and rows["binding_caps"][0] == ""
+    assert rows["income_share[HIC]"] == ["", "0.000000"]
+
+
+def test_repeated_labels_are_numbered(tmp_path: Path) -> None:
+    copy = tmp_path / "other" / "baseline.toml"
+    copy.parent.mkdir()
+    shutil.copy(MODELS / "baseline.toml", copy)
+    result = compare(ROOT / "inputs", [MODELS / "baseline.toml", copy])
+    assert [s.label for s in result.scenarios] == ["baseline", "baseline#2"]
+    assert result.scenarios[0].metrics == result.scenarios[1].metrics
+
+
+@pytest.mark.parametrize(("text", "messages"), [
+    pytest.param("source_id,pledge_usd\ndue,1\n",
+                 ["2: source_id: got 'due', not in sources.csv (did you mean deu?)"],
+                 id="unknown-source"),
+    pytest.param("source_id,pledge_usd\ndeu,-5\nche,x\n",
+                 ["2: pledge_usd: got '-5', expected a number >= 0 (USD)",
+                  "3: pledge_usd: got 'x', expected a number >= 0 (USD)"],
+                 id="every-problem"),
+    pytest.param("source_id,pledge_usd\ndeu,1e8\ndeu,7\n",
+                 ["3: source_id: duplicate key 'deu', first on line 2"], id="duplicate"),
+    pytest.param("source_id,pledge_usd\ndeu,\"1,000\"\n",
+                 ["2: pledge_usd: got '1,000', expected a number >= 0 (USD) written "
+                  "plainly (no thousands separators or currency signs)"], id="separator"),
+    pytest.param("source_id\ndeu\n", ["1: pledge_usd: missing column"], id="no-column"),
+    pytest.param("source_id,pledge_usd\n", ["a header and no rows"], id="no-rows"),
+])
+def test_bad_overlays_are_reported_at_once(tmp_path: Path, text: str,
+                                           messages: list[str]) -> None:
+    from gcm_fund import api
+
+    path = tmp_path / "ov.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        load_overlay(path, api.load(ROOT / "inputs").data)
+    assert [str(p).removeprefix(f"{path}:").strip() for p in raised.value.problems] == messages
+
+
+def test_a_bad_overlay_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "ov.csv").write_text("source_id,pledge_usd\ndue,1\n", encoding="utf-8")
+    result = run_cli("compare", str(ROOT / "inputs"), "--overlay", "ov.csv", "--out", "c.csv",
+                     cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == ("1 problem in the input:\n"
+                             "ov.csv:2: source_id: got 'due', not in sources.csv "
+                             "(did you mean deu?)\n")
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_an_overlay_with_a_bom_and_crlf_is_read(tmp_path: Path) -> None:
+    from gcm_fund import api
+
+    path = tmp_path / "ov.csv"
+    path.write_bytes(b"\xef\xbb\xbfsource_id,pledge_usd\r\n deu , 2e8 \r\n")
+    overlay = load_overlay(path, api.load(ROOT / "inputs").data)
+    assert overlay.pledges == {"deu": 2e8}
+
+
+def test_the_help_has_an_example() -> None:
+    result = run_cli("compare", "--help", cwd=ROOT)
+    assert result.returncode == 0
+    assert "Example: gcm-fund compare" in result.stdout
