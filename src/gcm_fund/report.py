@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import hashlib
 import html
 import json
 import math
 import os
 import platform
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import warnings
-from importlib import metadata
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -89,37 +84,13 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
         writer.writerows(zip(*cells, strict=True))
 
 
-def versions(solver_name: str | None = None) -> dict[str, str]:
-    """Versions of everything a reproduction needs (with CBC's own for a CBC run)."""
+def versions() -> dict[str, str]:
+    """Versions of everything a reproduction needs (the solver's own is in `solver`)."""
     found = {"gcm_fund": __version__, "python": platform.python_version()}
     for package in ("highspy", "pulp", "numpy", "scipy", "pandas", "pydantic"):
         found[package] = metadata.version(package)
-    if solver_name == "cbc":
-        found["cbc"] = _cbc_version()
     found["platform"] = f"{platform.system()}-{platform.machine()}"
     return found
-
-
-@functools.lru_cache(maxsize=1)
-def _cbc_version() -> str:
-    """The version PuLP's CBC binary prints ('unknown' when it will not say).
-
-    A CBC run's solver version reads 'pulp X'; the binary's version is what a reproduction
-    needs. The backend has already loaded PuLP, so it is looked up here, not imported.
-    """
-    pulp = sys.modules.get("pulp")
-    try:
-        with warnings.catch_warnings():
-            # PuLP 3.3 announces that PuLP 4 drops its bundled CBC (pyproject pins pulp < 4)
-            warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated",
-                                    category=DeprecationWarning)
-            path = pulp.PULP_CBC_CMD(msg=False).path  # type: ignore[union-attr]
-        done = subprocess.run([path, "-quit"], capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (AttributeError, OSError, subprocess.SubprocessError):
-        return "unknown"
-    found = re.search(r"Version:\s*(\S+)", done.stdout)
-    return found.group(1) if found else "unknown"
 
 
 def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
@@ -135,9 +106,10 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "objective": {"floor": solution.floor, "weighted": round(solution.weighted_usd, 6)},
         "solver": {"name": solution.solver.name, "version": solution.solver.version,
                    "options": solution.solver.options},
-        "model": {"path": model_path, "sha256": policy_file.sha256, "name": policy_file.policy.name},
+        "model": {"path": model_path, "sha256": policy_file.sha256,
+                  "name": policy_file.policy.name},
         "inputs": dict(sorted(data.file_sha256.items())),
-        "versions": versions(solution.solver.name),
+        "versions": versions(),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {
             "stage1_bounds": list(stage1.z_bounds) if stage1 and stage1.z_bounds else None,
@@ -192,11 +164,10 @@ def atomic_folder(destination: Path, *, force: bool = False, replace_same: bool 
     interruption the temporary folder is removed and the destination is untouched.
     """
     destination = Path(destination)
-    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        if not (force or replace_same):
-            raise UsageError(
-                f"{destination}: exists and is not empty; use --force to replace it"
-            )
+    occupied = destination.exists() and (
+        not destination.is_dir() or any(destination.iterdir()))
+    if occupied and not (force or replace_same):
+        raise UsageError(f"{destination}: exists and is not empty; use --force to replace it")
     destination.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(destination.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
@@ -262,14 +233,17 @@ def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) 
     binding = [[name, _number(dual)] for name, dual in summary["most_binding"]]
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-             "padding:.2em .6em;text-align:right}th{background:#eee}td:first-child{text-align:left}")
+             "padding:.2em .6em;text-align:right}th{background:#eee}"
+             "td:first-child{text-align:left}")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>gcm_fund run {esc(document['run_id'])}</title><style>{style}</style></head><body>"
+        f"<title>gcm_fund run {esc(document['run_id'])}</title><style>{style}</style>"
+        "</head><body>"
         f"<h1>gcm_fund allocation, policy {esc(document['model']['name'])}</h1>"
         f"<p>Run {esc(document['run_id'])}, solver {esc(document['solver']['name'])} "
         f"{esc(document['solver']['version'])}, status {esc(document['status'])}.</p>"
-        f"<p>Floor reached: {'none (no gap in the equity group)' if floor is None else f'{floor:.4%}'}"
+        "<p>Floor reached: "
+        f"{'none (no gap in the equity group)' if floor is None else f'{floor:.4%}'}"
         f". Weighted objective: {document['objective']['weighted']:,.2f}. "
         f"Allocated USD {summary['allocated_usd']:,.2f} of USD {summary['pledged_usd']:,.2f} "
         f"pledged; fundable need USD {summary['fundable_usd']:,.2f}.</p>"

@@ -9,7 +9,10 @@ module in one convention: d objective / d rhs, and reduced costs d objective / d
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -251,6 +254,26 @@ def _pulp_dual_sign(solver_name: str) -> float:
     return _PULP_DUAL_SIGN[solver_name]
 
 
+@functools.lru_cache(maxsize=8)
+def _command_version(path: str) -> str:
+    try:
+        done = subprocess.run([path, "-quit"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    found = re.search(r"Version:\s*(\S+)", done.stdout)
+    return found.group(1) if found else "unknown"
+
+
+def _pulp_solver_version(solver: Any) -> str:
+    """The solver's own version where it tells it (CBC's binary does), else 'unknown'.
+
+    PuLP's version alone would not tell a reproduction which CBC ran.
+    """
+    path = getattr(solver, "path", None)
+    return _command_version(path) if isinstance(path, str) and path else "unknown"
+
+
 def _pulp_variable(problem: Any, name: str) -> Any:
     """A continuous variable >= 0, through PuLP 4's `add_variable` where PuLP has it."""
     import pulp
@@ -278,11 +301,11 @@ class PulpBackend:
         self.solver_name = solver_name
         solver = _pulp_solver(solver_name)
         self._sign = _pulp_dual_sign(solver_name)
-        version = getattr(pulp, "__version__", "?")
         self.info = SolverInfo(
             f"pulp:{solver.name}" if solver_name not in {"cbc"} else "cbc",
-            f"pulp {version}",
-            {"msg": False, **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {})},
+            _pulp_solver_version(solver),
+            {"msg": False, "pulp": getattr(pulp, "__version__", "?"),
+             **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {})},
         )
         self._pulp = pulp
         self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
