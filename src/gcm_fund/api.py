@@ -13,7 +13,7 @@ from typing import Any
 
 from . import report
 from .errors import Problem
-from .load import PolicyFile, ProblemData, load_inputs, load_policy
+from .load import PolicyFile, ProblemData, load_inputs_and_policy
 from .model import LinearProgram, build, eligible_triples, fundable_usd
 from .results import RunTables, build_tables, summary
 from .solve import Solution, solve
@@ -62,10 +62,9 @@ class Run:
 
 def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     """Read and check the inputs and the policy (the bundled baseline when None)."""
-    data = load_inputs(inputs)
     model_path = str(model) if model is not None else DEFAULT_MODEL
     path = Path(model) if model is not None else project_path(DEFAULT_MODEL)
-    policy_file = load_policy(path, targets=set(data.gaps["target"]))
+    data, policy_file = load_inputs_and_policy(inputs, path)
     return Loaded(data, policy_file, Path(model_path).as_posix())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -111,6 +112,26 @@ def _is_multiline(cell: str) -> bool:
     return "\n" in cell or "\r" in cell
 
 
+def _oversized(label: str, text: str, labels: list[str]) -> Problem:
+    """The problem of a cell longer than the csv module's field limit, the one thing its
+    reader refuses on text: found by reading again with the limit lifted for a moment."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        start = 1
+        for cells in reader:
+            for index, cell in enumerate(cells):
+                if len(cell) > limit:
+                    name = labels[index] if index < len(labels) else f"field {index + 1}"
+                    return Problem(label, start, name, f"the cell holds more than {limit} "
+                                   "characters: is a '\"' not closed?")
+            start = reader.line_num + 1
+    finally:
+        csv.field_size_limit(limit)
+    return Problem(label, None, None, "cannot read the file as CSV")
+
+
 def read_csv_rows(
     path: Path, columns: tuple[Column, ...], problems: list[Problem], warnings: list[Problem]
 ) -> tuple[list[tuple[int, dict[str, str]]], bytes | None, bool]:
@@ -141,8 +162,8 @@ def read_csv_rows(
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader)]
-    except csv.Error as exc:
-        problems.append(Problem(label, None, None, f"cannot read the header: {exc}"))
+    except csv.Error:
+        problems.append(_oversized(label, text, []))
         return [], raw, False
     labels = [_column_label(name) for name in header]
     known = {c.name for c in columns}
@@ -182,6 +203,7 @@ def read_csv_rows(
 
     rows: list[tuple[int, dict[str, str]]] = []
     complete = True
+    unpaired_quote = text.count('"') % 2 == 1
     required = {c.name for c in columns if c.required}
     line = reader.line_num + 1
     try:
@@ -209,28 +231,31 @@ def read_csv_rows(
                     complete = False
                     continue
             row: dict[str, str] = {}
-            swallowed = [(n, c) for n, c in zip(labels, cells, strict=False) if _is_multiline(c)]
+            # An unclosed quote reads the lines after it into one cell: the row's other
+            # cells mean nothing, so this is the row's one problem. No column of ours
+            # holds a line break; an unknown column may (a note), unless a '"' is unpaired.
+            swallowed = [(shown_name, cell) for name, shown_name, cell
+                         in zip(header, labels, cells, strict=False)
+                         if _is_multiline(cell) and (name in known or unpaired_quote)]
             if swallowed:
-                # An unclosed quote reads the lines after it into one cell: the row's
-                # other cells mean nothing, so this is the row's one problem.
                 name, cell = swallowed[0]
                 problems.append(Problem(label, start, name, _cell_problem(cell) or ""))
                 complete = False
                 continue
             for name, shown_name, cell in zip(header, labels, cells, strict=False):
+                if name not in known:
+                    continue  # ignored, as the warning says, whatever it holds
                 cell = cell.strip()
                 unreadable = _cell_problem(cell)
                 if unreadable:
                     problems.append(Problem(label, start, shown_name, unreadable))
-                elif name not in known:
-                    continue
                 elif cell:
                     row[name] = cell
                 elif name in required:
                     problems.append(Problem(label, start, name, "required, got a blank cell"))
             rows.append((start, row))
-    except csv.Error as exc:
-        problems.append(Problem(label, line, None, f"cannot read the row: {exc}"))
+    except csv.Error:
+        problems.append(_oversized(label, text, labels))
         complete = False
     if not rows and len(problems) == before:
         problems.append(Problem(label, None, None, "the file has a header and no rows"))
@@ -245,8 +270,12 @@ def validate_rows(
 ) -> list[tuple[int, Any]]:
     """Each row through its pydantic model; every failing cell becomes one problem."""
     checked: list[tuple[int, Any]] = []
+    reported: dict[int, set[str | None]] = {}
+    for problem in problems:
+        if problem.file == label and problem.line is not None:
+            reported.setdefault(problem.line, set()).add(problem.column)
     for line, row in rows:
-        blank_required = {p.column for p in problems if p.file == label and p.line == line}
+        blank_required = reported.get(line, set())
         try:
             checked.append((line, model.model_validate(row)))
         except ValidationError as exc:
@@ -467,10 +496,31 @@ def find_toml_line(text: str, path: tuple[str, ...]) -> int | None:
     return best if best is not None else inner
 
 
+def key_at_line(text: str, number: int) -> str | None:
+    """The key a TOML line sets, or the table it opens, as `render_key` writes it; None
+    when the line holds neither in a form this reading recognises (for messages only)."""
+    table: tuple[str, ...] = ()
+    for current, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE_HEADER.match(line)
+        key = None if header else _KEY_LINE.match(line)
+        if header:
+            table = _toml_key_parts(header.group(1))
+        if current == number:
+            if header:
+                return render_key(table)
+            return render_key(table + _toml_key_parts(key.group(1))) if key else None
+    return None
+
+
 def render_key(path: tuple[str, ...]) -> str:
-    """A key path as TOML writes it: `weights.target."10.7"`."""
-    return ".".join(p if _BARE_KEY.fullmatch(p) else '"' + p.replace('"', '\\"') + '"'
-                    for p in path)
+    """A key path as TOML writes it: `weights.target."10.7"` (escaped, one line)."""
+    def quoted(part: str) -> str:
+        if _BARE_KEY.fullmatch(part):
+            return part
+        text = json.dumps(part, ensure_ascii=False)
+        return text if text.isprintable() else json.dumps(part)
+
+    return ".".join(quoted(p) for p in path)
 
 
 def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile:
@@ -488,7 +538,9 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError([Problem(label, raw[: exc.start].count(b"\n") + 1, None,
+        line = raw[: exc.start].count(b"\n") + 1
+        readable = raw.decode("utf-8-sig", errors="replace")
+        raise InputError([Problem(label, line, key_at_line(readable, line),
                                   f"byte 0x{raw[exc.start]:02x} is not UTF-8: save the file "
                                   "as UTF-8 text")]) from None
     try:
@@ -497,9 +549,12 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
         message = str(exc)
         found = _TOML_LINE.search(message)
         why = _TOML_LINE.sub("", message).strip()
+        where = None
         if found:
             why += f" (column {found.group(2)})"
-        raise InputError([Problem(label, int(found.group(1)) if found else None, None,
+            where = int(found.group(1))
+        # A syntax error names the key of its line when the line still shows one.
+        raise InputError([Problem(label, where, key_at_line(text, where) if where else None,
                                   f"not valid TOML: {why}")]) from None
     try:
         policy = Policy.model_validate(document)

@@ -194,3 +194,18 @@ def test_warnings_are_printed_unwrapped(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("warning: in/gaps.csv:1: a_rather_long_comment_column_name, "
                            "another_one: unknown columns, ignored\n")
+
+
+def test_bad_inputs_and_a_bad_policy_are_reported_together(tmp_path: Path, write_case) -> None:
+    from cases import gap, source, state
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA")], gaps=[gap("AAA", "10.7", -5)],
+        sources=[source("donor", 1e6)], policy="[equity]\nmaximise = true\n",
+    )
+    result = subprocess.run([sys.executable, "-m", "gcm_fund", "validate", str(inputs),
+                             "--model", str(policy)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert f"{inputs / 'gaps.csv'}:2: need_usd: " in result.stderr
+    assert f"{policy}:2: equity.maximise: unknown key" in result.stderr

@@ -279,7 +279,8 @@ def test_damaged_policies_load_or_raise_input_error(cut, length, insert):
                 text_form = str(problem)
                 assert problem.file == str(path)
                 assert "\n" not in text_form and text_form.isprintable(), text_form
-                # A TOML syntax error has a line but no key: `file:line: not valid TOML: ...`
+                # A TOML syntax error on a line that shows no key: `file:line: not valid
+                # TOML: ...`; every other problem with a line names its key.
                 if problem.column is None and problem.line is not None:
                     assert problem.why.startswith(("not valid TOML", "byte 0x")), text_form
 

@@ -150,6 +150,9 @@ BAD_INPUTS = [
     pytest.param({"states.csv": ("Kenya", "Ke\x00nya")},
                  ["in/states.csv:2: name: got 'Ke\\x00nya': the cell holds a control character"],
                  id="control-character"),
+    pytest.param({"states.csv": ("Kenya", "K" + "e" * 140_000 + "nya")},
+                 ["in/states.csv:2: name: the cell holds more than 131072 characters: is a '\"' "
+                  "not closed?"], id="cell-beyond-the-csv-field-limit"),
     pytest.param({"states.csv": ("Kenya", '"Kenya')},
                  ["in/states.csv:2: name: the cell runs over several lines: is a '\"' not "
                   "closed?"], id="unclosed-quote"),
@@ -398,6 +401,25 @@ def test_optional_columns_may_be_absent(inputs):
     assert data.warnings == []
 
 
+def test_unknown_columns_are_ignored_whatever_they_hold(inputs):
+    """A note may run over lines, hold a tab or even a Latin-1 byte: it is not read."""
+    gaps = (b'iso3,target,need_usd,notes\n'
+            b'KEN,10.7,20000000,"two\nlines"\n'
+            b'KEN,8.8,10000000,a\ttab\n'
+            b'MLI,10.7,30000000,caf\xe9\n'
+            b'MLI,10.c,5000000,\n')
+    data = loaded(inputs({"gaps.csv": lambda t: gaps}))
+    assert len(data.gaps) == 4
+    assert [str(w) for w in data.warnings] == ["in/gaps.csv:1: notes: unknown column, ignored"]
+
+
+def test_an_unpaired_quote_in_an_unknown_column_is_still_found(inputs):
+    folder = inputs({"gaps.csv": lambda t: t.replace("need_usd\n", "need_usd,notes\n")
+                     .replace(GAP, GAP + ',"unclosed')})
+    assert problems_of(folder) == [
+        "in/gaps.csv:3: notes: the cell runs over several lines: is a '\"' not closed?"]
+
+
 @pytest.mark.parametrize(("cells", "ldc", "debt"), [
     pytest.param("yes,NO", True, False, id="yes-NO"),
     pytest.param("1,0", True, False, id="1-0"),
@@ -553,10 +575,11 @@ BAD_POLICIES = [
                  ["policy.toml:2: not valid TOML: Expected ']' at the end of a table "
                   "declaration (column 8)"], id="invalid-toml-table"),
     pytest.param("name = \"x\"\n\n[equity]\ngroup = all\n",
-                 ["policy.toml:4: not valid TOML: Invalid value (column 9)"],
+                 ["policy.toml:4: equity.group: not valid TOML: Invalid value (column 9)"],
                  id="invalid-toml-unquoted-string"),
     pytest.param("[equity]\ngroup = \"all\"\ngroup = \"ldc\"\n",
-                 ["policy.toml:3: not valid TOML: Cannot overwrite a value (column 14)"],
+                 ["policy.toml:3: equity.group: not valid TOML: Cannot overwrite a value "
+                  "(column 14)"],
                  id="invalid-toml-repeated-key"),
     pytest.param("[equity]\nmaximise = true\nmin_floor = 2\n[limits]\nmax_state_share = 0\n",
                  ["policy.toml:2: equity.maximise: unknown key (did you mean maximize?)",
@@ -575,7 +598,7 @@ def test_policy_not_utf8(policy):
     path = policy("")
     path.write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
     assert policy_problems(path) == [
-        "policy.toml:1: byte 0xe9 is not UTF-8: save the file as UTF-8 text"]
+        "policy.toml:1: name: byte 0xe9 is not UTF-8: save the file as UTF-8 text"]
 
 
 def test_policy_file_not_found(policy):
