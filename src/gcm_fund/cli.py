@@ -361,7 +361,8 @@ def sweep(
         _print_warnings(loaded.warnings)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
+        with Progress(*columns, console=err, transient=True,
+                      disable=not err.is_terminal) as bar:
             tasks: dict[str, Any] = {}
 
             def progress(phase: str, done: int, total: int | None) -> None:

@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from cases import RunFiles, allocate_and_read, gap, read_csv, source, state
+
 from gcm_fund.compare import compare, load_overlay, write_comparison
 from gcm_fund.errors import InputError
 

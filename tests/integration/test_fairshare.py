@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cases import gap, read_csv, source, state
+
 from gcm_fund import api
 from gcm_fund.fairshare import fair_shares, total_fundable_usd
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cases import gap, source, state
+
 from gcm_fund import api, synthetic
 from gcm_fund.errors import UsageError
 from gcm_fund.sweep import (
@@ -256,6 +256,18 @@ def test_every_level_equals_an_independent_allocate(policy_name: str, seed: int,
         for level in result.levels:
             assert_same_level(level, reference_level(data, policy, [source_id],
                                                      level.pledge_usd))
+
+
+def test_a_moving_floor_taken_from_the_last_basis_equals_independent_solves() -> None:
+    """Under ldc_priority, deu's pledge moves z* at every level; where stage 1's last basis
+    stays feasible the sweep takes z* from it (one basis solve) instead of running HiGHS."""
+    data, policy = loaded(ROOT / "inputs", ROOT / "models" / "ldc_priority.toml")
+    result = sweep(data, policy, ["deu"], parse_levels("0:1.2e9:13"), breakpoint_tol_usd=None)
+    floors = [lv.floor for lv in result.levels]
+    assert len(set(floors)) == len(floors)  # the floor moves at every level
+    assert result.extra["stage1_skipped"] >= 3
+    for level in result.levels:
+        assert_same_level(level, reference_level(data, policy, ["deu"], level.pledge_usd))
 
 
 def test_a_joint_sweep_sets_every_named_source_to_the_level() -> None:
