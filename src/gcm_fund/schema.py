@@ -174,7 +174,8 @@ Instrument = Annotated[str, BeforeValidator(_one_of(INSTRUMENTS))]
 Target = Annotated[str, BeforeValidator(normalise_target)]
 Bool = Annotated[bool, BeforeValidator(_parse_bool)]
 Usd = Annotated[
-    float, BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0 (USD)"))
+    float,
+    BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0 (USD)")),
 ]
 PositiveUsd = Annotated[
     float, BeforeValidator(_number_in(0, math.inf, low_open=True, high_open=True, what="> 0 (USD)"))
@@ -262,7 +263,8 @@ STATE_COLUMNS = (
     Column("roles", ";-list of origin transit destination", "", False, "migration roles"),
     Column("ldc", "true/false", "", False, "least developed country"),
     Column("debt_distress", "true/false", "", False, "loans may not go to this State"),
-    Column("absorption_usd", "number >= 0", "USD", False, "most the State can absorb, blank = no limit"),
+    Column("absorption_usd", "number >= 0", "USD", False,
+           "most the State can absorb, blank = no limit"),
     Column("gni_usd", "number >= 0", "USD", False, "gross national income, for fair shares only"),
 )
 GAP_COLUMNS = (
@@ -276,13 +278,15 @@ SOURCE_COLUMNS = (
     Column("kind", "donor ifi private", "", True, "who pledges"),
     Column("instrument", "grant loan", "", True, "how the money is given"),
     Column("pledge_usd", "number >= 0", "USD", True, "the pledge B_f"),
-    Column("grant_element", "number in [0, 1]", "share", False, "concessionality g_f; required for loans"),
+    Column("grant_element", "number in [0, 1]", "share", False,
+           "concessionality g_f; required for loans"),
     Column("targets", ";-list of target codes", "", False, "earmark: blank = all"),
     Column("regions", ";-list of regions", "", False, "earmark: blank = all"),
     Column("income_groups", ";-list of income groups", "", False, "earmark: blank = all"),
     Column("exclude_states", ";-list of iso3", "", False, "earmark: States left out"),
     Column("max_state_share", "number in (0, 1]", "share", False, "rho_f; blank = the policy's"),
-    Column("donor_iso3", "iso3 in states.csv", "", False, "the contributing State, for fair shares"),
+    Column("donor_iso3", "iso3 in states.csv", "", False,
+           "the contributing State, for fair shares"),
 )
 
 INPUT_FILES: dict[str, tuple[type[_Row], tuple[Column, ...]]] = {

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import Diagnosis, InfeasibleError, Shortfall, UsageError
 from .model import GE, LE, SCALE_USD, LinearProgram, check_structurally_feasible
+from .schema import Policy
 
 OPTIMAL, INFEASIBLE = "optimal", "infeasible"
 # Tight tolerances in USD millions: 1e-9 is a thousandth of a cent, far inside the
@@ -367,6 +368,19 @@ def make_backend(lp: LinearProgram, solver: str = "highs") -> Backend:
     return PulpBackend(lp, solver)
 
 
+def stage2_floor_bounds(policy: Policy, floor: float, value_precision: float = 0.0
+                        ) -> tuple[float, float]:
+    """Stage 2's bounds on z: z >= max(z_min, z* - tolerance), z <= 1 (SPEC section 4).
+
+    A z* read back rounded (CBC: 8 digits, `value_precision` 1e-8) may lie above the
+    feasible one, so stage 2 gives up at least that rounding, or a finer tolerance would
+    make it infeasible.
+    """
+    equity = policy.equity
+    slack = max(equity.tolerance, value_precision * floor)
+    return (max(equity.min_floor, floor - slack), 1.0)
+
+
 def solve_stages(lp: LinearProgram, backend: Backend,
                  rhs: np.ndarray | None = None) -> Solution:
     """Stage 1 (maximise the floor z) then stage 2 (maximise the weighted objective).
@@ -385,11 +399,8 @@ def solve_stages(lp: LinearProgram, backend: Backend,
             if stage1.status == INFEASIBLE:
                 raise InfeasibleError(diagnose(lp, rhs))
             floor = min(1.0, float(stage1.col_value[lp.n_x]))
-            # A z* read back rounded (CBC: 8 digits) may lie above the feasible one, so
-            # stage 2 gives up at least that rounding, or a finer tolerance would make
-            # it infeasible.
-            rounding = getattr(backend, "value_precision", 0.0) * floor
-            z_bounds = (max(equity.min_floor, floor - max(equity.tolerance, rounding)), 1.0)
+            z_bounds = stage2_floor_bounds(lp.policy, floor,
+                                           getattr(backend, "value_precision", 0.0))
         else:
             floor = equity.min_floor
             z_bounds = (equity.min_floor, equity.min_floor)

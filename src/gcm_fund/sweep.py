@@ -58,7 +58,7 @@ from .errors import InfeasibleError, UsageError
 from .load import ProblemData
 from .model import GE, LE, SCALE_USD, LinearProgram, build
 from .schema import Policy, did_you_mean
-from .solve import INFEASIBLE, OPTIMAL, HighsBackend, SolverInfo, solve
+from .solve import INFEASIBLE, OPTIMAL, HighsBackend, SolverInfo, solve, stage2_floor_bounds
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.
@@ -421,7 +421,7 @@ class _WarmSweep:
             if z_star is None:
                 return Level(level_usd, INFEASIBLE)
             floor = min(1.0, z_star)
-            z_bounds = (max(equity.min_floor, floor - equity.tolerance), 1.0)
+            z_bounds = stage2_floor_bounds(lp.policy, floor)
             if not self.stage2.solved:
                 # Stage 1's optimum is feasible for stage 2: go on from it by primal simplex.
                 assert self.stage1 is not None
