@@ -397,6 +397,9 @@ def fair_share(
     out_file: Annotated[Path, typer.Option("--out", help="The fair-share CSV (replaced if it "
                                            "exists).", show_default=False)],
     model: ModelOpt = None,
+    basis: Annotated[str, typer.Option("--basis", help="gni, or gni-per-capita-adjusted "
+                                       "(needs the population column; formula in "
+                                       "gcm_fund.fairshare).")] = "gni",
 ) -> None:
     """Split the total fundable need across donor States in proportion to GNI.
 
@@ -404,8 +407,9 @@ def fair_share(
     policy gives the co-financing shares); the donors are the States named as
     donor_iso3, and those with gni_usd > 0 share it. Writes
     donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio (ratio = pledged /
-    fair share; both blank without a positive GNI). The basis is GNI only:
-    states.csv has no population column for a per-capita adjustment.
+    fair share; both blank without a positive GNI). --basis
+    gni-per-capita-adjusted lightens the share of donors poorer per person than
+    the donors' average (needs the optional population column of states.csv).
 
     Example: gcm-fund fair-share inputs -m models/baseline.toml
     --out outputs/fair_share.csv
@@ -415,14 +419,14 @@ def fair_share(
     def body() -> Any:
         loaded = api.load(inputs, model)
         _print_warnings(loaded.warnings)
-        table = fairshare.fair_shares(loaded.data, loaded.policy_file.policy)
+        table = fairshare.fair_shares(loaded.data, loaded.policy_file.policy, basis)
         fairshare.write_fair_shares(table, out_file)
         return table, fairshare.total_fundable_usd(loaded.data, loaded.policy_file.policy)
 
     table, total = _guard(body)
     out.print(f"total fundable need USD {_usd(total)} across {len(table)} donor States; "
               f"written to {out_file}", soft_wrap=True)
-    view = Table(title="Fair shares by GNI", title_justify="left")
+    view = Table(title=f"Fair shares, basis {basis}", title_justify="left")
     view.add_column("donor")
     for name in ("GNI USD", "fair share USD", "pledged USD", "ratio"):
         view.add_column(name, justify="right")

@@ -9,10 +9,20 @@ those with `gni_usd > 0` share the total in proportion to their GNI:
     ratio(d)      = pledged(d) / fair_share(d)
 
 A donor with a blank or zero GNI gets blank `fair_share_usd` and `ratio` (its pledges are
-still summed). Only the GNI basis is offered: states.csv has no population column, so a
-per-capita adjustment (such as the UN scale of assessments' low per-capita income
-adjustment) cannot be computed honestly from the columns the contract has.
+still summed).
 
+Basis `gni-per-capita-adjusted` (modelled on the low per-capita income adjustment of the UN
+scale of assessments, not a reproduction of it) lightens the share of donors poorer per
+person than the donors' average. With the optional `population` column of states.csv:
+
+    p(d)        = gni(d) / population(d)          income per person
+    T           = sum of gni / sum of population  over the donors with gni > 0
+    adjusted(d) = gni(d) * (1 - 0.8 * (1 - p(d) / T))   when p(d) < T
+                = gni(d)                                otherwise
+    fair_share(d) = total * adjusted(d) / sum of adjusted
+
+The 0.8 is the gradient the UN scale has used; every donor with gni > 0 then needs a
+population > 0.
     >>> from gcm_fund import api, fairshare                              # doctest: +SKIP
     >>> loaded = api.load("inputs", "models/baseline.toml")              # doctest: +SKIP
     >>> fairshare.fair_shares(loaded.data, loaded.policy_file.policy)    # doctest: +SKIP
@@ -26,11 +36,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UsageError
 from .load import ProblemData
 from .schema import Policy
 from .sweep import csv_text, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
+BASES = ("gni", "gni-per-capita-adjusted")
+GRADIENT = 0.8  # the low per-capita income adjustment's gradient
 
 
 def total_fundable_usd(data: ProblemData, policy: Policy) -> float:
@@ -40,20 +53,25 @@ def total_fundable_usd(data: ProblemData, policy: Policy) -> float:
     return float(np.sum(share * data.gaps["need_usd"].to_numpy(dtype=float)))
 
 
-def fair_shares(data: ProblemData, policy: Policy) -> pd.DataFrame:
+def fair_shares(data: ProblemData, policy: Policy, basis: str = "gni") -> pd.DataFrame:
     """`donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio`, one row per donor State,
-    sorted by iso3 (NaN where blank)."""
+    sorted by iso3 (NaN where blank), on the given basis (see the module's formulas)."""
+    if basis not in BASES:
+        raise UsageError(f"unknown basis {basis!r}: use {' or '.join(BASES)}")
     sources = data.sources
     named = sources[sources["donor_iso3"].notna()]
     pledged = named.groupby("donor_iso3", sort=True)["pledge_usd"].sum()
     donors = sorted(pledged.index)
     gni = data.states.set_index("iso3")["gni_usd"].astype(float).reindex(donors)
     positive = gni.fillna(0.0) > 0
-    total_gni = float(gni[positive].sum())
+    weight = gni.copy()
+    if basis == "gni-per-capita-adjusted":
+        weight = _per_capita_adjusted(data, gni, positive)
+    total_gni = float(weight[positive].sum())
     total = total_fundable_usd(data, policy)
     fair = pd.Series(np.nan, index=donors, dtype=float)
     if total_gni > 0:
-        fair[positive] = total * gni[positive] / total_gni
+        fair[positive] = total * weight[positive] / total_gni
     pledged_usd = pledged.reindex(donors).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(positive & (fair > 0), pledged_usd / fair, np.nan)
@@ -64,6 +82,21 @@ def fair_shares(data: ProblemData, policy: Policy) -> pd.DataFrame:
         "pledged_usd": pledged_usd.to_numpy(dtype=float),
         "ratio": np.asarray(ratio, dtype=float),
     })
+
+
+def _per_capita_adjusted(data: ProblemData, gni: pd.Series, positive: pd.Series
+                         ) -> pd.Series:
+    population = data.states.set_index("iso3")["population"].astype(float).reindex(gni.index)
+    missing = [str(d) for d in gni.index[positive & ~(population.fillna(0.0) > 0)]]
+    if missing:
+        raise UsageError(
+            "basis gni-per-capita-adjusted needs a population > 0 in states.csv for the "
+            f"donor States with GNI: {', '.join(missing)}"
+        )
+    per_person = gni / population
+    threshold = float(gni[positive].sum() / population[positive].sum())
+    factor = np.where(per_person < threshold, 1 - GRADIENT * (1 - per_person / threshold), 1.0)
+    return gni * factor
 
 
 def _amount(value: float) -> str:

@@ -177,6 +177,10 @@ Usd = Annotated[
     float,
     BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0 (USD)")),
 ]
+Persons = Annotated[
+    float,
+    BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0")),
+]
 PositiveUsd = Annotated[
     float, BeforeValidator(_number_in(0, math.inf, low_open=True, high_open=True, what="> 0 (USD)"))
 ]
@@ -207,6 +211,7 @@ class StateRow(_Row):
     debt_distress: Bool = False
     absorption_usd: Usd | None = None
     gni_usd: Usd | None = None
+    population: Persons | None = None
 
 
 class GapRow(_Row):
@@ -266,6 +271,8 @@ STATE_COLUMNS = (
     Column("absorption_usd", "number >= 0", "USD", False,
            "most the State can absorb, blank = no limit"),
     Column("gni_usd", "number >= 0", "USD", False, "gross national income, for fair shares only"),
+    Column("population", "number >= 0", "persons", False,
+           "for the per-capita-adjusted fair share only"),
 )
 GAP_COLUMNS = (
     Column("iso3", "iso3 in states.csv", "", True, "the State"),

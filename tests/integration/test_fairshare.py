@@ -136,3 +136,43 @@ def test_the_help_has_an_example() -> None:
     result = run_cli("fair-share", "--help", cwd=ROOT)
     assert result.returncode == 0
     assert "Example: gcm-fund fair-share" in result.stdout
+
+
+def test_per_capita_adjusted_basis_matches_the_hand_computation(tmp_path: Path,
+                                                               write_case) -> None:
+    """AAA: GNI 100e9 for 100e6 people (1,000 a person); BBB: 300e9 for 10e6 (30,000).
+
+    T = 400e9 / 110e6; AAA's p / T = 1,000 x 110e6 / 400e9 = 0.275 < 1, so its weight is
+    100e9 x (1 - 0.8 x 0.725) = 42e9; BBB's stays 300e9. The fundable need, 34.2e6 (one LIC
+    gap), splits 42 : 300: AAA 4.2e6, BBB 30e6.
+    """
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("AAA", gni_usd=100e9, population=100e6),
+                state("BBB", "HIC", gni_usd=300e9, population=10e6), state("CCC")],
+        gaps=[gap("CCC", "10.7", 34.2e6)],
+        sources=[source("a", 1e6, donor_iso3="AAA"), source("b", 6e6, donor_iso3="BBB")],
+    )
+    out = tmp_path / "fair.csv"
+    result = subprocess.run([sys.executable, "-m", "gcm_fund", "fair-share", str(inputs),
+                             "--model", str(policy), "--basis", "gni-per-capita-adjusted",
+                             "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == (
+        "donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio\n"
+        "AAA,100000000000.00,4200000.00,1000000.00,0.238095238095\n"
+        "BBB,300000000000.00,30000000.00,6000000.00,0.2\n"
+    )
+
+
+def test_per_capita_basis_without_population_is_refused(hand_case: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    inputs, policy = hand_case
+    out = tmp_path / "fair.csv"
+    result = subprocess.run([sys.executable, "-m", "gcm_fund", "fair-share", str(inputs),
+                             "--model", str(policy), "--basis", "gni-per-capita-adjusted",
+                             "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ("error: basis gni-per-capita-adjusted needs a population > 0 "
+                             "in states.csv for the donor States with GNI: AAA, BBB\n")
+    assert not out.exists()
