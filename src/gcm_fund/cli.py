@@ -29,6 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped at the source width: markdown mode joins their lines.
+    rich_markup_mode="markdown",
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
