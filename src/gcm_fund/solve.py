@@ -142,7 +142,8 @@ class HighsBackend:
 
         self._highspy = highspy
         with _quiet_stdout():
-            self.highs = highspy.Highs()
+            # Any: highspy's stubs lack methods it has (changeRowsBounds, getBasisSolve).
+            self.highs: Any = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         for key, value in HIGHS_OPTIONS.items():
             if not isinstance(value, str):
