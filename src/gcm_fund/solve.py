@@ -134,6 +134,22 @@ def pass_lp(highs: Any, csc: Any, cost: np.ndarray, col_lower: np.ndarray,
         raise RuntimeError(f"HiGHS refused the model: {status}")
 
 
+def new_highs() -> Any:
+    """A silent highspy instance with the project's options (tolerances, one thread, seed).
+
+    Typed Any: highspy's stubs lack methods it has (changeRowsBounds, getBasisSolve).
+    """
+    import highspy
+
+    with _quiet_stdout():
+        highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    for key, value in HIGHS_OPTIONS.items():
+        if not isinstance(value, str):  # the simplex strategy is chosen per solve
+            highs.setOptionValue(key, value)
+    return highs
+
+
 class HighsBackend:
     """HiGHS through highspy, the model kept alive between solves."""
 
@@ -141,13 +157,7 @@ class HighsBackend:
         import highspy
 
         self._highspy = highspy
-        with _quiet_stdout():
-            # Any: highspy's stubs lack methods it has (changeRowsBounds, getBasisSolve).
-            self.highs: Any = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
-        for key, value in HIGHS_OPTIONS.items():
-            if not isinstance(value, str):
-                self.highs.setOptionValue(key, value)
+        self.highs = new_highs()
         self.info = SolverInfo("highs", self.highs.version(), dict(HIGHS_OPTIONS))
         self.lp = lp
         self._pass_model(lp.matrix.tocsc(copy=False), np.zeros(lp.n_cols), lp.rhs)
@@ -443,9 +453,7 @@ def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
     matrix = sp.hstack([lp.matrix, slack]).tocsc()
     n_cols = matrix.shape[1]
     cost = np.concatenate([np.zeros(lp.n_cols), -np.ones(len(ge_rows))])
-    with _quiet_stdout():
-        highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
+    highs = new_highs()
     inf = highspy.kHighsInf
     col_lower = np.zeros(n_cols)
     col_upper = np.full(n_cols, inf)
