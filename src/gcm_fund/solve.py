@@ -22,9 +22,11 @@ import numpy as np
 
 from .errors import Diagnosis, InfeasibleError, Shortfall, UsageError
 from .model import GE, LE, SCALE_USD, LinearProgram, check_structurally_feasible
+from .pricing import ColumnPool
 from .schema import Policy
 
 OPTIMAL, INFEASIBLE = "optimal", "infeasible"
+EMPTY = "empty"  # HiGHS's kModelEmpty: a model without columns
 # Tight tolerances in USD millions: 1e-9 is a thousandth of a cent, far inside the
 # cent-level tolerance that the written allocation is held to.
 HIGHS_OPTIONS: dict[str, Any] = {
@@ -151,16 +153,31 @@ def new_highs() -> Any:
 
 
 class HighsBackend:
-    """HiGHS through highspy, the model kept alive between solves."""
+    """HiGHS through highspy, the model kept alive between solves.
 
-    def __init__(self, lp: LinearProgram, extra_columns: Any = None):
+    With a `ColumnPool` the model holds all rows but only the pool's allocation columns
+    (and z); each solve prices the columns left out and adds the attractive ones until
+    none is left (see `pricing`). Without one it holds every column.
+    """
+
+    def __init__(self, lp: LinearProgram, pool: ColumnPool | None = None):
         import highspy
 
         self._highspy = highspy
         self.highs = new_highs()
-        self.info = SolverInfo("highs", self.highs.version(), dict(HIGHS_OPTIONS))
+        options = dict(HIGHS_OPTIONS)
+        if pool is not None:
+            options["columns"] = pool.settings
+        self.info = SolverInfo("highs", self.highs.version(), options)
         self.lp = lp
-        self._pass_model(lp.matrix.tocsc(copy=False), np.zeros(lp.n_cols), lp.rhs)
+        self.pool = pool
+        x_cols = np.arange(lp.n_x) if pool is None else pool.first()
+        # Model column k is LP column model_cols[k]; z (LP column n_x) stays in place.
+        self.model_cols = np.concatenate([x_cols, np.arange(lp.n_x, lp.n_cols)])
+        self._z_position = len(x_cols) if lp.has_floor else None
+        self._pass_model(lp.matrix.tocsc(copy=False)[:, self.model_cols]
+                         if pool is not None else lp.matrix.tocsc(copy=False),
+                         np.zeros(len(self.model_cols)), lp.rhs)
 
     def _pass_model(self, csc: Any, cost: np.ndarray, rhs: np.ndarray) -> None:
         inf = self._highspy.kHighsInf
@@ -172,48 +189,135 @@ class HighsBackend:
         self._z_bounds: tuple[float, float] | None = None
         self._solved = False
 
-    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
-              rhs: np.ndarray) -> StageSolution:
-        """Maximise cost.x, warm from the previous basis."""
-        highs = self.highs
-        n_cols = len(cost)
-        cost_changed = self._cost is None or not np.array_equal(cost, self._cost)
-        highs.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), cost)
-        self._cost = cost.copy()
-        bounds_changed = False
-        if z_bounds is not None:
-            highs.changeColBounds(n_cols - 1, z_bounds[0], z_bounds[1])
-            bounds_changed = z_bounds != self._z_bounds
-            self._z_bounds = z_bounds
+    def _set_cost(self, cost: np.ndarray) -> bool:
+        """Give the model columns their part of `cost` (LP order); True when it changed."""
+        changed = self._cost is None or not np.array_equal(cost, self._cost)
+        if changed:
+            n = len(self.model_cols)
+            self.highs.changeColsCost(n, np.arange(n, dtype=np.int32), cost[self.model_cols])
+            self._cost = cost.copy()
+        return changed
+
+    def _set_z_bounds(self, z_bounds: tuple[float, float] | None) -> bool:
+        if z_bounds is None or self._z_position is None or z_bounds == self._z_bounds:
+            return False
+        self.highs.changeColBounds(self._z_position, z_bounds[0], z_bounds[1])
+        self._z_bounds = z_bounds
+        return True
+
+    def _set_rhs(self, rhs: np.ndarray) -> bool:
         changed = np.nonzero(rhs != self._rhs)[0]
         if len(changed):
             lower, upper = _row_bounds(self.lp.sense[changed], rhs[changed],
                                        self._highspy.kHighsInf)
-            highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
+            self.highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
             self._rhs = rhs.copy()
-        highs.setOptionValue("simplex_strategy", _simplex_strategy(
-            self._solved, cost_changed, bounds_changed or len(changed) > 0))
+        return len(changed) > 0
+
+    def _run(self, strategy: int) -> str:
+        """One HiGHS solve of the model as it stands: OPTIMAL, INFEASIBLE or EMPTY."""
+        highs = self.highs
+        highs.setOptionValue("simplex_strategy", strategy)
         highs.run()
         self._solved = True
         status = highs.getModelStatus()
         model_status = self._highspy.HighsModelStatus
         if status == model_status.kInfeasible:
-            return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+            return INFEASIBLE
         if status == model_status.kModelEmpty:
+            return EMPTY
+        if status != model_status.kOptimal:
+            raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
+        return OPTIMAL
+
+    def _add_columns(self, columns: np.ndarray, cost: np.ndarray) -> None:
+        csc = self.lp.matrix.tocsc(copy=False)[:, columns]
+        inf = self._highspy.kHighsInf
+        self.highs.addCols(len(columns), cost[columns].astype(np.float64),
+                           np.zeros(len(columns)), np.full(len(columns), inf), csc.nnz,
+                           csc.indptr[:-1].astype(np.int32), csc.indices.astype(np.int32),
+                           csc.data.astype(np.float64))
+        self.model_cols = np.concatenate([self.model_cols, columns])
+
+    def _priced_run(self, cost: np.ndarray, strategy: int) -> str:
+        """Solve, then price the columns left out and add them until none would help."""
+        outcome = self._run(strategy)
+        while outcome in (OPTIMAL, EMPTY) and self.pool is not None:
+            # A model with no column yet has no duals: every row's is 0.
+            row_dual = (np.zeros(self.lp.n_rows) if outcome == EMPTY
+                        else np.array(self.highs.getSolution().row_dual))
+            reduced = self.pool.reduced_costs(cost[: self.lp.n_x], row_dual)
+            entering = self.pool.entering(reduced)
+            if len(entering) == 0:
+                break
+            self._add_columns(entering, cost)
+            # New columns enter at zero: the basis stays primal feasible.
+            outcome = self._run(4)
+        return outcome
+
+    def _reach_floor(self, z_bounds: tuple[float, float]) -> bool:
+        """Grow the pool by maximising z from 0; True when the floor's lower bound is met.
+
+        z = 0 with nothing allocated meets every rule, so this model is always feasible,
+        and its priced optimum is the highest floor over all columns: below the bound,
+        the policy itself is infeasible.
+        """
+        cost = self.lp.stage1_objective()
+        self._set_cost(cost)
+        self._set_z_bounds((0.0, z_bounds[1]))
+        if self._priced_run(cost, 0) != OPTIMAL:
+            return False
+        assert self._z_position is not None
+        reach = float(self.highs.getSolution().col_value[self._z_position])
+        return reach >= z_bounds[0] - HIGHS_OPTIONS["primal_feasibility_tolerance"]
+
+    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
+              rhs: np.ndarray) -> StageSolution:
+        """Maximise cost.x, warm from the previous basis."""
+        cost_changed = self._set_cost(cost)
+        bounds_changed = self._set_z_bounds(z_bounds)
+        bounds_changed = self._set_rhs(rhs) or bounds_changed
+        outcome = self._priced_run(cost, _simplex_strategy(self._solved, cost_changed,
+                                                           bounds_changed))
+        if (outcome == INFEASIBLE and self.pool is not None and z_bounds is not None
+                and self._z_position is not None and z_bounds[0] > 0):
+            # Nothing allocated and z = 0 meet every rule, so only a floor above 0 can make
+            # the pool infeasible: it may lack the columns that reach it.
+            if not self._reach_floor(z_bounds):
+                return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+            self._set_cost(cost)
+            self._set_z_bounds(z_bounds)
+            outcome = self._priced_run(cost, 0)
+        if outcome == INFEASIBLE:
+            return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+        n_cols = self.lp.n_cols
+        if outcome == EMPTY:
             # No eligible triple, so no column: allocating nothing is the optimum.
             return StageSolution(OPTIMAL, objective=0.0, col_value=np.zeros(n_cols),
                                  row_dual=np.zeros(self.lp.n_rows),
                                  col_dual=np.zeros(n_cols), z_bounds=z_bounds)
-        if status != model_status.kOptimal:
-            raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
-        solution = highs.getSolution()
+        return self._stage_solution(cost, z_bounds)
+
+    def _stage_solution(self, cost: np.ndarray, z_bounds: tuple[float, float] | None
+                        ) -> StageSolution:
+        """The model's solution in LP column order; columns outside the pool are 0, with
+        their reduced costs priced from the row duals."""
+        solution = self.highs.getSolution()
+        row_dual = np.array(solution.row_dual)
+        n_cols = self.lp.n_cols
+        col_value = np.zeros(n_cols)
+        col_value[self.model_cols] = solution.col_value
+        col_dual = np.zeros(n_cols)
+        if self.pool is not None:
+            col_dual[: self.lp.n_x] = self.pool.reduced_costs(cost[: self.lp.n_x], row_dual)
+        col_dual[self.model_cols] = solution.col_dual
         # For a maximisation HiGHS already reports d objective / d rhs (pinned by a test).
         return StageSolution(
             OPTIMAL,
-            objective=float(highs.getInfo().objective_function_value),
-            col_value=np.array(solution.col_value),
-            row_dual=np.array(solution.row_dual),
-            col_dual=np.array(solution.col_dual),
+            objective=float(self.highs.getInfo().objective_function_value),
+            col_value=col_value,
+            row_dual=row_dual,
+            col_dual=col_dual,
             z_bounds=z_bounds,
         )
 
@@ -375,7 +479,7 @@ class PulpBackend:
 def make_backend(lp: LinearProgram, solver: str = "highs") -> Backend:
     """The backend for a solver name: `highs` (default), `cbc`, or a PuLP solver name."""
     if solver == "highs":
-        return HighsBackend(lp)
+        return HighsBackend(lp, ColumnPool(lp))
     return PulpBackend(lp, solver)
 
 

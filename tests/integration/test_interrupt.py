@@ -20,9 +20,13 @@ RUN_FILES = {"allocations.csv", "coverage.csv", "sources_summary.csv", "constrai
 
 @pytest.fixture(scope="module")
 def slow_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An instance whose solve takes a few seconds, long enough to be interrupted."""
-    return synthetic.write_instance(tmp_path_factory.mktemp("slow") / "inputs", 193, 12, 100,
-                                    seed=1)
+    """An instance whose solve takes a few seconds, long enough to be interrupted.
+
+    400 x 12 x 300 (745,072 eligible triples): about 7.5 s for the whole allocate here,
+    most of it in the solve, which starts about 2 s in.
+    """
+    return synthetic.write_instance(tmp_path_factory.mktemp("slow") / "inputs", 400, 12, 300,
+                                    seed=2)
 
 
 def start_allocate(inputs: Path, out: Path) -> subprocess.Popen[str]:
@@ -32,8 +36,8 @@ def start_allocate(inputs: Path, out: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_until_solving(process: subprocess.Popen[str], seconds: float = 2.0) -> None:
-    """Give the process time to import, load and start the solve (about 1 s here)."""
+def wait_until_solving(process: subprocess.Popen[str], seconds: float = 3.0) -> None:
+    """Give the process time to import, load, build and start the solve (about 2 s here)."""
     time.sleep(seconds)
     assert process.poll() is None, "the solve finished before it could be interrupted"
 
