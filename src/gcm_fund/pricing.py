@@ -40,12 +40,28 @@ def _hash_order(count: int) -> np.ndarray:
     return (np.arange(count, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
 
 
+def _group_score_tie_order(group: np.ndarray, score: np.ndarray, tie: np.ndarray
+                           ) -> np.ndarray:
+    """The order by group, then score descending, then tie key: `np.lexsort`'s answer.
+
+    When the three fit in 63 bits they are packed into one integer and sorted once,
+    about three times faster than lexsort on millions of columns.
+    """
+    levels, score_rank = np.unique(-score, return_inverse=True)
+    group_bits = int(group.max()).bit_length() if len(group) else 0
+    if group_bits + max(len(levels) - 1, 1).bit_length() + 32 <= 63:
+        packed = ((group.astype(np.int64) * len(levels) + score_rank) << 32) + tie.astype(np.int64)
+        return np.argsort(packed, kind="stable")
+    return np.lexsort((tie, -score, group))
+
+
 def _best_per_group(candidates: np.ndarray, score: np.ndarray, group: np.ndarray,
                     tie: np.ndarray, count: int) -> np.ndarray:
     """The `count` candidates with the highest score within each group (ties by `tie`)."""
     if count <= 0 or len(candidates) == 0:
         return candidates[:0]
-    order = candidates[np.lexsort((tie[candidates], -score[candidates], group[candidates]))]
+    order = candidates[_group_score_tie_order(group[candidates], score[candidates],
+                                              tie[candidates])]
     grouped = group[order]
     starts = np.r_[0, np.nonzero(np.diff(grouped))[0] + 1]
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
@@ -67,8 +83,8 @@ class ColumnPool:
         self.per_gap = per_gap
         self.tolerance = tolerance
         self.full_share = full_share
-        n_gaps = len(np.unique(lp.var_gap)) if lp.n_x else 0
-        n_sources = len(np.unique(lp.var_source)) if lp.n_x else 0
+        n_gaps = int(np.count_nonzero(np.bincount(lp.var_gap))) if lp.n_x else 0
+        n_sources = int(np.count_nonzero(np.bincount(lp.var_source))) if lp.n_x else 0
         self.per_source = math.ceil(per_gap * n_gaps / n_sources) if n_sources else 0
         self.held = np.zeros(lp.n_x, dtype=bool)
         self._tie = _hash_order(lp.n_x)

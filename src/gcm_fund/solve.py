@@ -157,10 +157,13 @@ class HighsBackend:
 
     With a `ColumnPool` the model holds all rows but only the pool's allocation columns
     (and z); each solve prices the columns left out and adds the attractive ones until
-    none is left (see `pricing`). Without one it holds every column.
+    none is left (see `pricing`). Without one it holds every column. With
+    `leave_out_implied` it also leaves out the rows that others imply whatever the
+    allocation (`LinearProgram.implied_rows`); their duals are 0, which is valid.
     """
 
-    def __init__(self, lp: LinearProgram, pool: ColumnPool | None = None):
+    def __init__(self, lp: LinearProgram, pool: ColumnPool | None = None,
+                 leave_out_implied: bool = False):
         import highspy
 
         self._highspy = highspy
@@ -168,6 +171,8 @@ class HighsBackend:
         options = dict(HIGHS_OPTIONS)
         if pool is not None:
             options["columns"] = pool.settings
+        if leave_out_implied:
+            options["implied_rows"] = "left out"
         self.info = SolverInfo("highs", self.highs.version(), options)
         self.lp = lp
         self.pool = pool
@@ -175,14 +180,28 @@ class HighsBackend:
         # Model column k is LP column model_cols[k]; z (LP column n_x) stays in place.
         self.model_cols = np.concatenate([x_cols, np.arange(lp.n_x, lp.n_cols)])
         self._z_position = len(x_cols) if lp.has_floor else None
-        self._pass_model(lp.matrix.tocsc(copy=False)[:, self.model_cols]
-                         if pool is not None else lp.matrix.tocsc(copy=False),
-                         np.zeros(len(self.model_cols)), lp.rhs)
+        # Model row k is LP row model_rows[k].
+        self.model_rows = (np.nonzero(~lp.implied_rows())[0] if leave_out_implied
+                           else np.arange(lp.n_rows))
+        self._model_row_of = np.full(lp.n_rows, -1)
+        self._model_row_of[self.model_rows] = np.arange(len(self.model_rows))
+        self._pass_model(self._submatrix(self.model_cols), np.zeros(len(self.model_cols)),
+                         lp.rhs)
+
+    def _submatrix(self, columns: np.ndarray) -> Any:
+        """The model's rows of these LP columns, column-wise."""
+        csc = self.lp.matrix.tocsc(copy=False)
+        if len(columns) < self.lp.n_cols or not np.array_equal(columns, np.arange(len(columns))):
+            csc = csc[:, columns]
+        if len(self.model_rows) < self.lp.n_rows:
+            csc = csc[self.model_rows, :]
+        return csc
 
     def _pass_model(self, csc: Any, cost: np.ndarray, rhs: np.ndarray) -> None:
         inf = self._highspy.kHighsInf
         n_cols = csc.shape[1]
-        lower, upper = _row_bounds(self.lp.sense, rhs, inf)
+        rows = self.model_rows
+        lower, upper = _row_bounds(self.lp.sense[rows], rhs[rows], inf)
         pass_lp(self.highs, csc, cost, np.zeros(n_cols), np.full(n_cols, inf), lower, upper)
         self._rhs = rhs.copy()
         self._cost: np.ndarray | None = None
@@ -205,13 +224,23 @@ class HighsBackend:
         self._z_bounds = z_bounds
         return True
 
+    def _z_still_feasible(self, z_bounds: tuple[float, float] | None) -> bool:
+        """Whether the last solution's z lies within these bounds, so that its basis stays
+        primal feasible (stage 2 after stage 1: z* is within [z* - tolerance, 1])."""
+        if not self._solved or z_bounds is None or self._z_position is None:
+            return False
+        z = float(self.highs.getSolution().col_value[self._z_position])
+        return z_bounds[0] <= z <= z_bounds[1]
+
     def _set_rhs(self, rhs: np.ndarray) -> bool:
         changed = np.nonzero(rhs != self._rhs)[0]
+        changed = changed[self._model_row_of[changed] >= 0]
         if len(changed):
             lower, upper = _row_bounds(self.lp.sense[changed], rhs[changed],
                                        self._highspy.kHighsInf)
-            self.highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
-            self._rhs = rhs.copy()
+            self.highs.changeRowsBounds(len(changed), self._model_row_of[changed].astype(np.int32),
+                                        lower, upper)
+        self._rhs = rhs.copy()
         return len(changed) > 0
 
     def _run(self, strategy: int) -> str:
@@ -231,7 +260,7 @@ class HighsBackend:
         return OPTIMAL
 
     def _add_columns(self, columns: np.ndarray, cost: np.ndarray) -> None:
-        csc = self.lp.matrix.tocsc(copy=False)[:, columns]
+        csc = self._submatrix(columns)
         inf = self._highspy.kHighsInf
         self.highs.addCols(len(columns), cost[columns].astype(np.float64),
                            np.zeros(len(columns)), np.full(len(columns), inf), csc.nnz,
@@ -245,7 +274,7 @@ class HighsBackend:
         while outcome in (OPTIMAL, EMPTY) and self.pool is not None:
             # A model with no column yet has no duals: every row's is 0.
             row_dual = (np.zeros(self.lp.n_rows) if outcome == EMPTY
-                        else np.array(self.highs.getSolution().row_dual))
+                        else self._row_dual(self.highs.getSolution()))
             reduced = self.pool.reduced_costs(cost[: self.lp.n_x], row_dual)
             entering = self.pool.entering(reduced)
             if len(entering) == 0:
@@ -275,7 +304,7 @@ class HighsBackend:
               rhs: np.ndarray) -> StageSolution:
         """Maximise cost.x, warm from the previous basis."""
         cost_changed = self._set_cost(cost)
-        bounds_changed = self._set_z_bounds(z_bounds)
+        bounds_changed = self._set_z_bounds(z_bounds) and not self._z_still_feasible(z_bounds)
         bounds_changed = self._set_rhs(rhs) or bounds_changed
         outcome = self._priced_run(cost, _simplex_strategy(self._solved, cost_changed,
                                                            bounds_changed))
@@ -298,12 +327,18 @@ class HighsBackend:
                                  col_dual=np.zeros(n_cols), z_bounds=z_bounds)
         return self._stage_solution(cost, z_bounds)
 
+    def _row_dual(self, solution: Any) -> np.ndarray:
+        """Row duals in LP row order; a row left out has dual 0."""
+        row_dual = np.zeros(self.lp.n_rows)
+        row_dual[self.model_rows] = solution.row_dual
+        return row_dual
+
     def _stage_solution(self, cost: np.ndarray, z_bounds: tuple[float, float] | None
                         ) -> StageSolution:
         """The model's solution in LP column order; columns outside the pool are 0, with
         their reduced costs priced from the row duals."""
         solution = self.highs.getSolution()
-        row_dual = np.array(solution.row_dual)
+        row_dual = self._row_dual(solution)
         n_cols = self.lp.n_cols
         col_value = np.zeros(n_cols)
         col_value[self.model_cols] = solution.col_value
@@ -479,7 +514,7 @@ class PulpBackend:
 def make_backend(lp: LinearProgram, solver: str = "highs") -> Backend:
     """The backend for a solver name: `highs` (default), `cbc`, or a PuLP solver name."""
     if solver == "highs":
-        return HighsBackend(lp, ColumnPool(lp))
+        return HighsBackend(lp, ColumnPool(lp), leave_out_implied=True)
     return PulpBackend(lp, solver)
 
 
