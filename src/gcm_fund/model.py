@@ -7,7 +7,7 @@ USD millions here, so that the solver sees numbers near 1 whatever the currency 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,8 @@ class LinearProgram:
     rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     blocks: list[RowBlock] = field(default_factory=list)
     unmet_thematic: list[str] = field(default_factory=list)
+    # Columns after z that a solver always holds: the elastic diagnosis's slacks.
+    n_extra: int = 0
 
     @property
     def n_x(self) -> int:
@@ -75,8 +77,8 @@ class LinearProgram:
 
     @property
     def n_cols(self) -> int:
-        """Columns: the allocations, and z when G is not empty."""
-        return self.n_x + (1 if self.has_floor else 0)
+        """Columns: the allocations, z when G is not empty, and any extra columns."""
+        return self.n_x + (1 if self.has_floor else 0) + self.n_extra
 
     @property
     def n_rows(self) -> int:
@@ -119,6 +121,18 @@ class LinearProgram:
     def stage2_objective(self) -> np.ndarray:
         """The weighted objective over all columns (z weighs nothing)."""
         return np.concatenate([self.weight, np.zeros(self.n_cols - self.n_x)])
+
+    def elastic(self) -> LinearProgram:
+        """This LP with a slack column after z for every `>=` row (floor, thematic).
+
+        Each slack lets its row fall short; the diagnosis prices them at one per USD
+        million. Allocating nothing, with each slack covering its row, is always feasible.
+        """
+        ge_rows = np.nonzero(self.sense == GE)[0]
+        slack = sp.csc_matrix((np.ones(len(ge_rows)), (ge_rows, np.arange(len(ge_rows)))),
+                              shape=(self.n_rows, len(ge_rows)))
+        return replace(self, matrix=sp.hstack([self.matrix, slack], format="csc"),
+                       n_extra=self.n_extra + len(ge_rows))
 
     def stage1_objective(self) -> np.ndarray:
         """The floor level z alone."""

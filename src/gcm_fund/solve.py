@@ -580,30 +580,18 @@ def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
 
     The floor is held at its minimum level; each floor and thematic row may fall short at
     a cost of one per USD. The slacks left are what has to give; the `<=` rows with a
-    non-zero dual are the rules in the way.
+    non-zero dual are the rules in the way. Solved like `allocate`: over a pool of
+    allocation columns, the others priced in.
     """
-    import highspy
-    import scipy.sparse as sp
-
+    elastic = lp.elastic()
     ge_rows = np.nonzero(lp.sense == GE)[0]
-    slack = sp.csr_matrix(
-        (np.ones(len(ge_rows)), (ge_rows, np.arange(len(ge_rows)))), shape=(lp.n_rows, len(ge_rows))
-    )
-    matrix = sp.hstack([lp.matrix, slack]).tocsc()
-    n_cols = matrix.shape[1]
     cost = np.concatenate([np.zeros(lp.n_cols), -np.ones(len(ge_rows))])
-    highs = new_highs()
-    inf = highspy.kHighsInf
-    col_lower = np.zeros(n_cols)
-    col_upper = np.full(n_cols, inf)
-    if lp.has_floor:
-        col_lower[lp.n_x] = col_upper[lp.n_x] = lp.policy.equity.min_floor
-    row_lower, row_upper = _row_bounds(lp.sense, rhs, inf)
-    pass_lp(highs, matrix, cost, col_lower, col_upper, row_lower, row_upper)
-    highs.run()
-    solution = highs.getSolution()
-    values = np.array(solution.col_value)
-    duals = np.array(solution.row_dual)
+    z_min = lp.policy.equity.min_floor
+    backend = HighsBackend(elastic, ColumnPool(elastic), leave_out_implied=True)
+    solution = backend.solve(cost, (z_min, z_min) if lp.has_floor else None, rhs)
+    if solution.status != OPTIMAL:  # cannot happen: nothing allocated is always feasible
+        raise RuntimeError("HiGHS found the elastic diagnosis infeasible")
+    values, duals = solution.col_value, solution.row_dual
     names = lp.row_names()
     families = lp.row_families()
     short = values[lp.n_cols:] * SCALE_USD
@@ -626,6 +614,11 @@ def _usd(amount: float) -> str:
     return f"USD {amount:,.2f}"
 
 
+def _group_words(group: str) -> str:
+    """How the diagnosis names the equity group before "floor": nothing for all gaps."""
+    return "" if group == "all" else f"{group.upper()} "
+
+
 def _diagnosis_text(lp: LinearProgram, shortfalls: list[Shortfall], blocking: list[str]) -> str:
     equity = lp.policy.equity
     lines = []
@@ -637,8 +630,9 @@ def _diagnosis_text(lp: LinearProgram, shortfalls: list[Shortfall], blocking: li
         largest = items[0]
         if family == "floor":
             lines.append(
-                f"the {equity.group} floor of {equity.min_floor:.0%} cannot be met: {len(items)} "
-                f"gap{'s' if len(items) > 1 else ''} fall short by {_usd(total)} in all "
+                f"the {_group_words(equity.group)}floor of {equity.min_floor:.0%} cannot be met: "
+                f"{len(items)} {'gaps fall' if len(items) > 1 else 'gap falls'} short by "
+                f"{_usd(total)} in all "
                 f"(largest: {largest.row}, short {_usd(largest.short_usd)})"
             )
         else:

@@ -44,7 +44,7 @@ def test_a_floor_beyond_the_pledges_is_diagnosed_in_usd(short_of_the_floor, solv
     assert diagnosis.families() == ["floor", "budget"]
     assert sum(s.short_usd for s in diagnosis.shortfalls) == pytest.approx(5e6, abs=0.01)
     assert diagnosis.blocking == ["budget[donor]"]
-    assert diagnosis.reason.startswith("the all floor of 50% cannot be met: ")
+    assert diagnosis.reason.startswith("the floor of 50% cannot be met: ")
     assert "in all" in diagnosis.reason and "USD 5.00 million" in diagnosis.reason
     assert diagnosis.reason.endswith("binding: budget[donor]")
 
@@ -62,13 +62,28 @@ def test_not_maximizing_a_floor_beyond_the_pledges_is_infeasible_too(tmp_path: P
     assert caught.value.diagnosis.shortfalls[0].short_usd == pytest.approx(1e6, abs=0.01)
 
 
+def test_the_diagnosis_names_the_equity_group(tmp_path: Path, write_case) -> None:
+    """One LDC gap of USD 10 million and USD 1 million pledged: the LDC floor of 20 % is
+    USD 1 million short (a single gap: "falls")."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA", ldc=True), state("BBB")],
+        gaps=[gap("AAA", "10.7", 10e6), gap("BBB", "10.7", 10e6)],
+        sources=[source("donor", 1e6, exclude_states=["BBB"])],
+        policy={"equity": {"min_floor": 0.2, "group": "ldc"}},
+    )
+    with pytest.raises(InfeasibleError) as caught:
+        api.allocate(inputs, policy)
+    assert caught.value.diagnosis.reason.startswith(
+        "the LDC floor of 20% cannot be met: 1 gap falls short by USD 1.00 million in all")
+
+
 def test_cli_exit_3_with_the_diagnosis_and_no_allocation(short_of_the_floor,
                                                          tmp_path: Path) -> None:
     inputs, policy = short_of_the_floor
     out = tmp_path / "run"
     result = run_cli("allocate", str(inputs), "--model", str(policy), "--out", str(out))
     assert result.returncode == 3
-    assert result.stderr.startswith("infeasible: the all floor of 50% cannot be met")
+    assert result.stderr.startswith("infeasible: the floor of 50% cannot be met")
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["diagnosis.json"]
     diagnosis = json.loads((out / "diagnosis.json").read_text())
