@@ -438,17 +438,22 @@ class PulpBackend:
     """Any PuLP solver, the problem built from the same matrices with generated names.
 
     Row and column names given to PuLP are `r0000012` and `c0000034`: PuLP rewrites
-    characters such as '-' and '[', so our own names never reach it.
+    characters such as '-' and '[', so our own names never reach it. With
+    `leave_out_implied` the rows that others imply are not given to it (dual 0), as with
+    HiGHS: a source's marginal value then sits on its budget row.
     """
 
     # Values come back through CBC's solution file, 8 significant digits: z* may be read
     # up to half a unit of the 8th digit above what is feasible.
     value_precision = 1e-8
 
-    def __init__(self, lp: LinearProgram, solver_name: str = "cbc"):
+    def __init__(self, lp: LinearProgram, solver_name: str = "cbc",
+                 leave_out_implied: bool = False):
         import pulp
 
         self.lp = lp
+        self.model_rows = (np.nonzero(~lp.implied_rows())[0] if leave_out_implied
+                           else np.arange(lp.n_rows))
         self.solver_name = solver_name
         solver = _pulp_solver(solver_name)
         self._sign = _pulp_dual_sign(solver_name)
@@ -456,7 +461,8 @@ class PulpBackend:
             f"pulp:{solver.name}" if solver_name not in {"cbc"} else "cbc",
             _pulp_solver_version(solver),
             {"msg": False, "pulp": getattr(pulp, "__version__", "?"),
-             **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {})},
+             **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {}),
+             **({"implied_rows": "left out"} if leave_out_implied else {})},
         )
         self._pulp = pulp
         self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
@@ -465,7 +471,7 @@ class PulpBackend:
                           for j in range(lp.n_cols)]
         csr = lp.matrix.tocsr()
         self.constraints = []
-        for i in range(lp.n_rows):
+        for i in self.model_rows:
             lo, hi = csr.indptr[i], csr.indptr[i + 1]
             expr = pulp.LpAffineExpression(
                 [(self.variables[j], float(v)) for j, v in zip(csr.indices[lo:hi], csr.data[lo:hi],
@@ -489,7 +495,7 @@ class PulpBackend:
         if z_bounds is not None:
             z = self.variables[-1]
             z.lowBound, z.upBound = float(z_bounds[0]), float(z_bounds[1])
-        for constraint, value in zip(self.constraints, rhs, strict=True):
+        for constraint, value in zip(self.constraints, rhs[self.model_rows], strict=True):
             constraint.constant = -float(value)
         with _quiet_stdout():
             self.problem.solve(_pulp_solver(self.solver_name))
@@ -499,7 +505,8 @@ class PulpBackend:
         if status != "Optimal":
             raise RuntimeError(f"{self.info.name} stopped with status {status}")
         values = np.array([v.varValue or 0.0 for v in self.variables])
-        duals = np.array([c.pi or 0.0 for c in self.constraints]) * self._sign
+        duals = np.zeros(self.lp.n_rows)
+        duals[self.model_rows] = np.array([c.pi or 0.0 for c in self.constraints]) * self._sign
         reduced = np.array([v.dj or 0.0 for v in self.variables]) * self._sign
         return StageSolution(
             OPTIMAL,
@@ -512,10 +519,15 @@ class PulpBackend:
 
 
 def make_backend(lp: LinearProgram, solver: str = "highs") -> Backend:
-    """The backend for a solver name: `highs` (default), `cbc`, or a PuLP solver name."""
+    """The backend for a solver name: `highs` (default), `cbc`, or a PuLP solver name.
+
+    Both leave out the rows that others imply (`LinearProgram.implied_rows`); HiGHS also
+    solves over a column pool (`pricing`). PuLP gets every column: it keeps no model
+    between solves to add columns to.
+    """
     if solver == "highs":
         return HighsBackend(lp, ColumnPool(lp), leave_out_implied=True)
-    return PulpBackend(lp, solver)
+    return PulpBackend(lp, solver, leave_out_implied=True)
 
 
 def stage2_floor_bounds(policy: Policy, floor: float, value_precision: float = 0.0

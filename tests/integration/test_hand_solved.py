@@ -328,6 +328,29 @@ def min_floor_case() -> Case:
     )
 
 
+def one_state_source_case() -> Case:
+    """A source that can fund one State only: its marginal value is on budget[f].
+
+    One grant g of 1e6; A/10.7 needs 5e6 (w = 1). x[g,A,10.7] = 1e6, weighted = 1e6.
+    source_state[g,AAA] (rho = 1, rhs 1e6) and state_share[AAA] (kappa = 1, rhs 1e6) are
+    as tight as budget[g], but they only repeat it for every x >= 0: the solvers are not
+    given them, their duals are 0, and budget[g] = 1 carries the whole d weighted / d B_g
+    (raising B_g raises all three right-hand sides together).
+    """
+    return Case(
+        states=[state("AAA")],
+        gaps=[gap("AAA", "10.7", 5e6)],
+        sources=[source("g", 1e6)],
+        policy=NO_FLOOR,
+        floor=None,
+        weighted=1e6,
+        amounts={("g", "AAA", "10.7"): 1e6},
+        duals={"budget[g]": 1.0},
+        marginal={"g": 1.0},
+        slack={"source_state[g,AAA]": 0.0, "state_share[AAA]": 0.0, "gap[AAA,10.7]": 4e6},
+    )
+
+
 CASES = [
     pytest.param(budget_case, id="budget"),
     pytest.param(gap_case, id="gap"),
@@ -340,6 +363,7 @@ CASES = [
     pytest.param(loan_without_floor_case, id="loan-penalty-no-floor"),
     pytest.param(loan_with_floor_case, id="loan-penalty-with-floor"),
     pytest.param(min_floor_case, id="min-floor-not-maximized"),
+    pytest.param(one_state_source_case, id="one-state-source"),
 ]
 
 

@@ -323,3 +323,36 @@ def test_loan_with_full_grant_element_has_no_penalty(tmp_path, write_case):
     lp = build_case(tmp_path, write_case, policy={"loans": {"penalty": 5.0}},
                     sources={"wb_ida": {"grant_element": 1}, "don": {"grant_element": 1}})
     assert lp.weight == pytest.approx(np.ones(8))
+
+
+@pytest.mark.parametrize(("sources", "limits", "implied"), [
+    ({}, {}, {"source_state[don,KEN]", "source_state[don,MEX]", "source_state[wb_ida,KEN]",
+              "source_state[wb_ida,MEX]", "state_share[KEN]", "state_share[MEX]"}),
+    ({"don": {"max_state_share": 0.5}}, {"max_state_share": 0.9},
+     {"source_state[wb_ida,KEN]", "source_state[wb_ida,MEX]"}),
+    ({}, {"max_source_state_share": 0.7}, {"state_share[KEN]", "state_share[MEX]"}),
+])
+def test_implied_rows_are_the_ones_budgets_repeat(tmp_path, write_case, sources, limits,
+                                                  implied):
+    """source_state[f,s] is implied when rho_f = 1 and state_share[s] when kappa = 1."""
+    lp = build_case(tmp_path, write_case, sources=sources, policy={"limits": limits})
+    names = np.array(lp.row_names())
+    assert set(names[lp.implied_rows()]) == implied
+
+
+def test_every_allocation_meeting_the_other_rows_meets_the_implied_ones(tmp_path, write_case):
+    """Random x >= 0 that each source's budget allows never breaks an implied row."""
+    lp = build_case(tmp_path, write_case, sources={"don": {"max_state_share": 0.5}},
+                    policy={"limits": {"max_state_share": 0.9}})
+    implied = lp.implied_rows()
+    budget = lp.block("budget")
+    assert budget is not None
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        x = rng.exponential(size=lp.n_x) * rng.integers(0, 2, size=lp.n_x)
+        spent = np.bincount(lp.var_source, weights=x, minlength=len(lp.pledge))
+        room = np.divide(lp.pledge, spent, out=np.zeros_like(spent), where=spent > 0)
+        x *= room[lp.var_source] * rng.uniform(0.5, 1.0)
+        lhs = lp.matrix[:, : lp.n_x] @ x
+        assert np.all(lhs[budget.start:budget.stop] <= lp.rhs[budget.start:budget.stop] + 1e-9)
+        assert np.all(lhs[implied] <= lp.rhs[implied] + 1e-9)
