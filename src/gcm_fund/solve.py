@@ -183,8 +183,8 @@ class HighsBackend:
         # Model row k is LP row model_rows[k].
         self.model_rows = (np.nonzero(~lp.implied_rows())[0] if leave_out_implied
                            else np.arange(lp.n_rows))
-        self._model_row_of = np.full(lp.n_rows, -1)
-        self._model_row_of[self.model_rows] = np.arange(len(self.model_rows))
+        self.model_row_of = np.full(lp.n_rows, -1)
+        self.model_row_of[self.model_rows] = np.arange(len(self.model_rows))
         self._pass_model(self._submatrix(self.model_cols), np.zeros(len(self.model_cols)),
                          lp.rhs)
 
@@ -217,7 +217,8 @@ class HighsBackend:
             self._cost = cost.copy()
         return changed
 
-    def _set_z_bounds(self, z_bounds: tuple[float, float] | None) -> bool:
+    def set_z_bounds(self, z_bounds: tuple[float, float] | None) -> bool:
+        """Bound z (when it exists); True when the bounds changed."""
         if z_bounds is None or self._z_position is None or z_bounds == self._z_bounds:
             return False
         self.highs.changeColBounds(self._z_position, z_bounds[0], z_bounds[1])
@@ -232,13 +233,15 @@ class HighsBackend:
         z = float(self.highs.getSolution().col_value[self._z_position])
         return z_bounds[0] <= z <= z_bounds[1]
 
-    def _set_rhs(self, rhs: np.ndarray) -> bool:
+    def set_rhs(self, rhs: np.ndarray) -> bool:
+        """Right-hand sides in LP row order (rows left out are skipped); True when a row
+        of the model changed."""
         changed = np.nonzero(rhs != self._rhs)[0]
-        changed = changed[self._model_row_of[changed] >= 0]
+        changed = changed[self.model_row_of[changed] >= 0]
         if len(changed):
             lower, upper = _row_bounds(self.lp.sense[changed], rhs[changed],
                                        self._highspy.kHighsInf)
-            self.highs.changeRowsBounds(len(changed), self._model_row_of[changed].astype(np.int32),
+            self.highs.changeRowsBounds(len(changed), self.model_row_of[changed].astype(np.int32),
                                         lower, upper)
         self._rhs = rhs.copy()
         return len(changed) > 0
@@ -274,7 +277,7 @@ class HighsBackend:
         while outcome in (OPTIMAL, EMPTY) and self.pool is not None:
             # A model with no column yet has no duals: every row's is 0.
             row_dual = (np.zeros(self.lp.n_rows) if outcome == EMPTY
-                        else self._row_dual(self.highs.getSolution()))
+                        else self.row_dual_of(self.highs.getSolution()))
             reduced = self.pool.reduced_costs(cost[: self.lp.n_x], row_dual)
             entering = self.pool.entering(reduced)
             if len(entering) == 0:
@@ -293,7 +296,7 @@ class HighsBackend:
         """
         cost = self.lp.stage1_objective()
         self._set_cost(cost)
-        self._set_z_bounds((0.0, z_bounds[1]))
+        self.set_z_bounds((0.0, z_bounds[1]))
         if self._priced_run(cost, 0) != OPTIMAL:
             return False
         assert self._z_position is not None
@@ -304,8 +307,8 @@ class HighsBackend:
               rhs: np.ndarray) -> StageSolution:
         """Maximise cost.x, warm from the previous basis."""
         cost_changed = self._set_cost(cost)
-        bounds_changed = self._set_z_bounds(z_bounds) and not self._z_still_feasible(z_bounds)
-        bounds_changed = self._set_rhs(rhs) or bounds_changed
+        bounds_changed = self.set_z_bounds(z_bounds) and not self._z_still_feasible(z_bounds)
+        bounds_changed = self.set_rhs(rhs) or bounds_changed
         outcome = self._priced_run(cost, _simplex_strategy(self._solved, cost_changed,
                                                            bounds_changed))
         if (outcome == INFEASIBLE and self.pool is not None and z_bounds is not None
@@ -315,7 +318,7 @@ class HighsBackend:
             if not self._reach_floor(z_bounds):
                 return StageSolution(INFEASIBLE, z_bounds=z_bounds)
             self._set_cost(cost)
-            self._set_z_bounds(z_bounds)
+            self.set_z_bounds(z_bounds)
             outcome = self._priced_run(cost, 0)
         if outcome == INFEASIBLE:
             return StageSolution(INFEASIBLE, z_bounds=z_bounds)
@@ -327,7 +330,7 @@ class HighsBackend:
                                  col_dual=np.zeros(n_cols), z_bounds=z_bounds)
         return self._stage_solution(cost, z_bounds)
 
-    def _row_dual(self, solution: Any) -> np.ndarray:
+    def row_dual_of(self, solution: Any) -> np.ndarray:
         """Row duals in LP row order; a row left out has dual 0."""
         row_dual = np.zeros(self.lp.n_rows)
         row_dual[self.model_rows] = solution.row_dual
@@ -338,7 +341,7 @@ class HighsBackend:
         """The model's solution in LP column order; columns outside the pool are 0, with
         their reduced costs priced from the row duals."""
         solution = self.highs.getSolution()
-        row_dual = self._row_dual(solution)
+        row_dual = self.row_dual_of(solution)
         n_cols = self.lp.n_cols
         col_value = np.zeros(n_cols)
         col_value[self.model_cols] = solution.col_value

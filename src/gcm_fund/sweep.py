@@ -203,17 +203,20 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
 
 
 class _StageModel:
-    """One highspy model of the LP with a fixed objective, warm from its own last basis."""
+    """One highspy model of the LP with a fixed objective, warm from its own last basis.
+
+    Like `allocate`'s, the model leaves out the rows that others imply, so that a budget
+    row's dual (the marginal value) is the one `allocate` reports. Model rows are LP rows
+    `backend.model_rows`; every row index outside this class is an LP row.
+    """
 
     def __init__(self, lp: LinearProgram, cost: np.ndarray):
-        self.backend = HighsBackend(lp)
+        self.backend = HighsBackend(lp, leave_out_implied=True)
         self.highs = self.backend.highs
         self.highs.changeColsCost(lp.n_cols, np.arange(lp.n_cols, dtype=np.int32), cost)
         self.lp = lp
-        self.rhs = lp.rhs.copy()
         self.z_bounds: tuple[float, float] | None = None
         self.solved = False
-        self._inf = self.backend._highspy.kHighsInf
         self._status = self.backend._highspy.HighsModelStatus
 
     def run(self, rhs: np.ndarray, z_bounds: tuple[float, float] | None,
@@ -224,15 +227,9 @@ class _StageModel:
         `strategy` overrides it (the first stage-2 solve goes primal from stage 1's basis).
         """
         highs = self.highs
-        changed = np.nonzero(rhs != self.rhs)[0]
-        if len(changed):
-            sense = self.lp.sense[changed]
-            lower = np.where(sense == GE, rhs[changed], -self._inf)
-            upper = np.where(sense == LE, rhs[changed], self._inf)
-            highs.changeRowsBounds(len(changed), changed.astype(np.int32), lower, upper)
-            self.rhs = rhs.copy()
+        self.backend.set_rhs(rhs)
         if z_bounds is not None and z_bounds != self.z_bounds:
-            highs.changeColBounds(self.lp.n_x, z_bounds[0], z_bounds[1])
+            self.backend.set_z_bounds(z_bounds)
             self.z_bounds = z_bounds
         if strategy is None:
             strategy = 1 if self.solved else 0
@@ -278,14 +275,15 @@ class _Anchor:
         col_value = np.asarray(solution.col_value)
         row_value = np.asarray(solution.row_value)
         found = highs.getBasicVariables()
-        # highspy returns (status, indices): >= 0 a column, < 0 the row -1 - index.
+        # highspy returns (status, indices): >= 0 a column, < 0 the model row -1 - index.
         basic = np.asarray(found[1] if isinstance(found, tuple) else found, dtype=np.int64)
         is_row = basic < 0
-        rows = -1 - basic[is_row]
+        model_rows = -1 - basic[is_row]
+        rows = model.backend.model_rows[model_rows]
         cols = basic[~is_row]
         value = np.empty(len(basic))
         value[~is_row] = col_value[cols]
-        value[is_row] = row_value[rows]
+        value[is_row] = row_value[model_rows]
         lower = np.full(len(basic), -np.inf)
         upper = np.full(len(basic), np.inf)
         lower[~is_row] = 0.0
@@ -359,7 +357,10 @@ class _WarmSweep:
         anchor = self._anchor
         if anchor is None:
             return None
+        assert self.stage1 is not None
+        row_of = self.stage1.backend.model_row_of
         changed = np.nonzero(rhs != anchor.rhs)[0]
+        changed = changed[row_of[changed] >= 0]  # rows the model leaves out do not count
         if not changed.size:
             return anchor.z_star
         binding = changed[~anchor.row_basic[changed]]
@@ -367,9 +368,8 @@ class _WarmSweep:
             return None  # a binding row made free (or freed before): let HiGHS decide
         values = anchor.basic_value
         if binding.size:
-            d = np.zeros(self.lp.n_rows)
-            d[binding] = rhs[binding] - anchor.rhs[binding]
-            assert self.stage1 is not None
+            d = np.zeros(len(self.stage1.backend.model_rows))
+            d[row_of[binding]] = rhs[binding] - anchor.rhs[binding]
             status, step = self.stage1.highs.getBasisSolve(d)
             if status != self.stage1.backend._highspy.HighsStatus.kOk:
                 return None
@@ -437,7 +437,7 @@ class _WarmSweep:
         allocated = float(np.round(np.clip(x_usd, 0.0, None), 2).sum())
         marginal: float | None = None
         if len(self.swept_budget_rows) and not zero:
-            dual = np.asarray(solution.row_dual)[self.swept_budget_rows]
+            dual = self.stage2.backend.row_dual_of(solution)[self.swept_budget_rows]
             # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
             marginal = float(np.maximum(dual, 0.0).sum())
         return Level(
