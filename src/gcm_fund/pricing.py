@@ -91,6 +91,8 @@ class ColumnPool:
         # A^T over the allocation columns, row-wise: a view of the CSC matrix, no copy.
         self._columns_t = lp.matrix[:, : lp.n_x].T
         self.rounds = 0  # pricing rounds that added columns
+        self._started = False
+        self._taken: list[np.ndarray] = []
 
     @property
     def settings(self) -> dict[str, object]:
@@ -105,6 +107,11 @@ class ColumnPool:
         (slower; tests use it to run the pricing loop on small instances).
         """
         every = np.arange(self.lp.n_x)
+        if self._started:
+            # A second model sharing the pool: every column taken so far, in the order
+            # the first model holds them, so that a basis passes between the two.
+            return np.concatenate([every[:0], *self._taken])
+        self._started = True
         if self.start_empty:
             return every[:0]
         return self._take(self._choose(every, self.lp.weight))
@@ -137,4 +144,6 @@ class ColumnPool:
 
     def _take(self, columns: np.ndarray) -> np.ndarray:
         self.held[columns] = True
-        return columns.astype(np.int64)
+        taken = columns.astype(np.int64)
+        self._taken.append(taken)
+        return taken

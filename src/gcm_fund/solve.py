@@ -179,7 +179,7 @@ class HighsBackend:
         x_cols = np.arange(lp.n_x) if pool is None else pool.first()
         # Model column k is LP column model_cols[k]; z (LP column n_x) stays in place.
         self.model_cols = np.concatenate([x_cols, np.arange(lp.n_x, lp.n_cols)])
-        self._z_position = len(x_cols) if lp.has_floor else None
+        self.z_position = len(x_cols) if lp.has_floor else None
         # Model row k is LP row model_rows[k].
         self.model_rows = (np.nonzero(~lp.implied_rows())[0] if leave_out_implied
                            else np.arange(lp.n_rows))
@@ -208,7 +208,7 @@ class HighsBackend:
         self._z_bounds: tuple[float, float] | None = None
         self._solved = False
 
-    def _set_cost(self, cost: np.ndarray) -> bool:
+    def set_cost(self, cost: np.ndarray) -> bool:
         """Give the model columns their part of `cost` (LP order); True when it changed."""
         changed = self._cost is None or not np.array_equal(cost, self._cost)
         if changed:
@@ -219,18 +219,18 @@ class HighsBackend:
 
     def set_z_bounds(self, z_bounds: tuple[float, float] | None) -> bool:
         """Bound z (when it exists); True when the bounds changed."""
-        if z_bounds is None or self._z_position is None or z_bounds == self._z_bounds:
+        if z_bounds is None or self.z_position is None or z_bounds == self._z_bounds:
             return False
-        self.highs.changeColBounds(self._z_position, z_bounds[0], z_bounds[1])
+        self.highs.changeColBounds(self.z_position, z_bounds[0], z_bounds[1])
         self._z_bounds = z_bounds
         return True
 
     def _z_still_feasible(self, z_bounds: tuple[float, float] | None) -> bool:
         """Whether the last solution's z lies within these bounds, so that its basis stays
         primal feasible (stage 2 after stage 1: z* is within [z* - tolerance, 1])."""
-        if not self._solved or z_bounds is None or self._z_position is None:
+        if not self._solved or z_bounds is None or self.z_position is None:
             return False
-        z = float(self.highs.getSolution().col_value[self._z_position])
+        z = float(self.highs.getSolution().col_value[self.z_position])
         return z_bounds[0] <= z <= z_bounds[1]
 
     def set_rhs(self, rhs: np.ndarray) -> bool:
@@ -262,7 +262,8 @@ class HighsBackend:
             raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
         return OPTIMAL
 
-    def _add_columns(self, columns: np.ndarray, cost: np.ndarray) -> None:
+    def add_columns(self, columns: np.ndarray, cost: np.ndarray) -> None:
+        """Add these LP columns (with their part of `cost`) after the model's last one."""
         csc = self._submatrix(columns)
         inf = self._highspy.kHighsInf
         self.highs.addCols(len(columns), cost[columns].astype(np.float64),
@@ -282,7 +283,7 @@ class HighsBackend:
             entering = self.pool.entering(reduced)
             if len(entering) == 0:
                 break
-            self._add_columns(entering, cost)
+            self.add_columns(entering, cost)
             # New columns enter at zero: the basis stays primal feasible.
             outcome = self._run(4)
         return outcome
@@ -295,29 +296,29 @@ class HighsBackend:
         the policy itself is infeasible.
         """
         cost = self.lp.stage1_objective()
-        self._set_cost(cost)
+        self.set_cost(cost)
         self.set_z_bounds((0.0, z_bounds[1]))
         if self._priced_run(cost, 0) != OPTIMAL:
             return False
-        assert self._z_position is not None
-        reach = float(self.highs.getSolution().col_value[self._z_position])
+        assert self.z_position is not None
+        reach = float(self.highs.getSolution().col_value[self.z_position])
         return reach >= z_bounds[0] - HIGHS_OPTIONS["primal_feasibility_tolerance"]
 
     def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
               rhs: np.ndarray) -> StageSolution:
         """Maximise cost.x, warm from the previous basis."""
-        cost_changed = self._set_cost(cost)
+        cost_changed = self.set_cost(cost)
         bounds_changed = self.set_z_bounds(z_bounds) and not self._z_still_feasible(z_bounds)
         bounds_changed = self.set_rhs(rhs) or bounds_changed
         outcome = self._priced_run(cost, _simplex_strategy(self._solved, cost_changed,
                                                            bounds_changed))
         if (outcome == INFEASIBLE and self.pool is not None and z_bounds is not None
-                and self._z_position is not None and z_bounds[0] > 0):
+                and self.z_position is not None and z_bounds[0] > 0):
             # Nothing allocated and z = 0 meet every rule, so only a floor above 0 can make
             # the pool infeasible: it may lack the columns that reach it.
             if not self._reach_floor(z_bounds):
                 return StageSolution(INFEASIBLE, z_bounds=z_bounds)
-            self._set_cost(cost)
+            self.set_cost(cost)
             self.set_z_bounds(z_bounds)
             outcome = self._priced_run(cost, 0)
         if outcome == INFEASIBLE:
@@ -329,6 +330,12 @@ class HighsBackend:
                                  row_dual=np.zeros(self.lp.n_rows),
                                  col_dual=np.zeros(n_cols), z_bounds=z_bounds)
         return self._stage_solution(cost, z_bounds)
+
+    def col_value_of(self, solution: Any) -> np.ndarray:
+        """Column values in LP column order; a column outside the pool is 0."""
+        col_value = np.zeros(self.lp.n_cols)
+        col_value[self.model_cols] = solution.col_value
+        return col_value
 
     def row_dual_of(self, solution: Any) -> np.ndarray:
         """Row duals in LP row order; a row left out has dual 0."""
@@ -343,8 +350,7 @@ class HighsBackend:
         solution = self.highs.getSolution()
         row_dual = self.row_dual_of(solution)
         n_cols = self.lp.n_cols
-        col_value = np.zeros(n_cols)
-        col_value[self.model_cols] = solution.col_value
+        col_value = self.col_value_of(solution)
         col_dual = np.zeros(n_cols)
         if self.pool is not None:
             col_dual[: self.lp.n_x] = self.pool.reduced_costs(cost[: self.lp.n_x], row_dual)

@@ -47,7 +47,7 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ import numpy as np
 from .errors import InfeasibleError, UsageError
 from .load import ProblemData
 from .model import GE, LE, SCALE_USD, LinearProgram, build
+from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
 from .solve import INFEASIBLE, OPTIMAL, HighsBackend, SolverInfo, solve, stage2_floor_bounds
 
@@ -206,15 +207,21 @@ class _StageModel:
     """One highspy model of the LP with a fixed objective, warm from its own last basis.
 
     Like `allocate`'s, the model leaves out the rows that others imply, so that a budget
-    row's dual (the marginal value) is the one `allocate` reports. Model rows are LP rows
-    `backend.model_rows`; every row index outside this class is an LP row.
+    row's dual (the marginal value) is the one `allocate` reports, and holds a pool of
+    columns, priced after each solve. The two stages share one pool: a column that joins
+    one model joins the other, so both hold the same columns in the same order and a basis
+    passes between them. Model rows and columns are LP rows `backend.model_rows` and LP
+    columns `backend.model_cols`; every index outside this class is the LP's.
     """
 
-    def __init__(self, lp: LinearProgram, cost: np.ndarray):
-        self.backend = HighsBackend(lp, leave_out_implied=True)
+    def __init__(self, lp: LinearProgram, cost: np.ndarray, pool: ColumnPool):
+        self.backend = HighsBackend(lp, pool, leave_out_implied=True)
         self.highs = self.backend.highs
-        self.highs.changeColsCost(lp.n_cols, np.arange(lp.n_cols, dtype=np.int32), cost)
+        self.backend.set_cost(cost)
+        self.cost = cost
         self.lp = lp
+        self.pool = pool
+        self.partner: _StageModel | None = None  # the other stage's model
         self.z_bounds: tuple[float, float] | None = None
         self.solved = False
         self._status = self.backend._highspy.HighsModelStatus
@@ -245,12 +252,33 @@ class _StageModel:
             status = highs.getModelStatus()
         self.solved = True
         if status == self._status.kOptimal:
+            self._price()
             return OPTIMAL
         # The LP is bounded (x by the gap rows, z by 1), so "unbounded or infeasible" is
         # infeasible.
         if status in (self._status.kInfeasible, self._status.kUnboundedOrInfeasible):
             return INFEASIBLE
         raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
+
+
+    def _price(self) -> None:
+        """Add the columns the duals price in (to both stages' models) until none is left."""
+        highs = self.highs
+        while True:
+            reduced = self.pool.reduced_costs(self.cost[: self.lp.n_x],
+                                              self.backend.row_dual_of(highs.getSolution()))
+            entering = self.pool.entering(reduced)
+            if not len(entering):
+                return
+            for model in (self, self.partner):
+                if model is not None:
+                    model.backend.add_columns(entering, model.cost)
+            # New columns enter at zero: the basis stays primal feasible.
+            highs.setOptionValue("simplex_strategy", 4)
+            highs.run()
+            if highs.getModelStatus() != self._status.kOptimal:
+                raise RuntimeError("HiGHS stopped with status "
+                                   f"{highs.modelStatusToString(highs.getModelStatus())}")
 
 
 @dataclass
@@ -288,7 +316,9 @@ class _Anchor:
         upper = np.full(len(basic), np.inf)
         lower[~is_row] = 0.0
         z_bounds = model.z_bounds or (0.0, np.inf)
-        z_at = np.nonzero(basic == lp.n_x)[0]
+        z_position = model.backend.z_position
+        z_at = (np.nonzero(basic == z_position)[0] if z_position is not None
+                else np.zeros(0, dtype=np.int64))
         if lp.has_floor and z_at.size:
             lower[z_at], upper[z_at] = z_bounds
         row_basic = np.zeros(lp.n_rows, dtype=bool)
@@ -302,14 +332,18 @@ class _Anchor:
 class _WarmSweep:
     """The two-stage solve of one LP at many pledge levels of the swept sources."""
 
-    def __init__(self, lp: LinearProgram, swept: np.ndarray, base_pledges_usd: np.ndarray):
+    def __init__(self, lp: LinearProgram, swept: np.ndarray, base_pledges_usd: np.ndarray,
+                 pool_options: Mapping[str, Any] | None = None):
         self.lp = lp
         self.swept = swept
         self.base = base_pledges_usd.astype(float)
         equity = lp.policy.equity
-        self.stage1 = (_StageModel(lp, lp.stage1_objective())
+        self.pool = pool = ColumnPool(lp, **(pool_options or {}))
+        self.stage1 = (_StageModel(lp, lp.stage1_objective(), pool)
                        if lp.has_floor and equity.maximize else None)
-        self.stage2 = _StageModel(lp, lp.stage2_objective())
+        self.stage2 = _StageModel(lp, lp.stage2_objective(), pool)
+        if self.stage1 is not None:
+            self.stage1.partner, self.stage2.partner = self.stage2, self.stage1
         self.solves = 0
         is_swept = np.isin(lp.var_source, swept)
         self.swept_budget_rows = self._budget_rows(swept)
@@ -433,7 +467,7 @@ class _WarmSweep:
             return Level(level_usd, INFEASIBLE)
         highs = self.stage2.highs
         solution = highs.getSolution()
-        x_usd = np.asarray(solution.col_value)[: lp.n_x] * SCALE_USD
+        x_usd = self.stage2.backend.col_value_of(solution)[: lp.n_x] * SCALE_USD
         allocated = float(np.round(np.clip(x_usd, 0.0, None), 2).sum())
         marginal: float | None = None
         if len(self.swept_budget_rows) and not zero:
@@ -461,13 +495,15 @@ def _same_marginal(a: Level, b: Level) -> bool:
 
 def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: np.ndarray,
           *, breakpoint_tol_usd: float | None = DEFAULT_BREAKPOINT_TOL_USD,
-          progress: Progress | None = None) -> SweepResult:
+          progress: Progress | None = None,
+          pool_options: Mapping[str, Any] | None = None) -> SweepResult:
     """`allocate` at every level of the named sources' pledges, all set to the same level.
 
     With several sources, `marginal_value` is the sum of their budget duals: the weighted
     objective gained per USD added to each of the named pledges through their budgets.
     `breakpoint_tol_usd`: refine each change of marginal value between neighbouring levels
     to a bracket this wide (at least a cent); None leaves the brackets between levels.
+    `pool_options`: keyword arguments of the `ColumnPool` both stages share.
     """
     swept = source_indices(data, source_ids)
     levels = np.asarray(levels, dtype=float)
@@ -475,7 +511,7 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     # Build with a positive pledge, so that the swept sources' triples exist at every level.
     build_level = float(levels.max()) if levels.size and levels.max() > 0 else 1.0
     lp = build(with_pledges(data, dict.fromkeys(source_ids, build_level)), policy)
-    warm = _WarmSweep(lp, swept, base)
+    warm = _WarmSweep(lp, swept, base, pool_options)
 
     results: list[Level] = []
     if progress:
@@ -504,7 +540,9 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     return SweepResult(tuple(source_ids), results, breakpoints, warm.stage2.backend.info,
                        solves=warm.solves,
                        extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
-                              "stage1_skipped": warm.stage1_skipped})
+                              "stage1_skipped": warm.stage1_skipped,
+                              "columns_held": int(warm.pool.held.sum()),
+                              "pricing_rounds": warm.pool.rounds})
 
 
 def _bisect(warm: _WarmSweep, low: Level, high: Level, tol: float) -> list[Breakpoint]:

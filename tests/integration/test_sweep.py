@@ -258,6 +258,23 @@ def test_every_level_equals_an_independent_allocate(policy_name: str, seed: int,
                                                      level.pledge_usd))
 
 
+@pytest.mark.parametrize("policy_name", ["baseline", "ldc_priority"])
+def test_a_sweep_from_an_empty_pool_equals_independent_allocates(policy_name: str,
+                                                                 tmp_path: Path) -> None:
+    """Both stages share one column pool that starts empty: every column comes in by
+    pricing, and joins both models, at whatever level it is first needed."""
+    folder = synthetic.write_instance(tmp_path / "inputs", n_states=30, n_targets=5,
+                                      n_sources=12, seed=3)
+    data, policy = loaded(folder, ROOT / "models" / f"{policy_name}.toml")
+    pledge = float(data.sources.set_index("source_id").loc["src002", "pledge_usd"])
+    levels = np.round(np.linspace(0, 2 * pledge, 7), 2)
+    result = sweep(data, policy, ["src002"], levels, breakpoint_tol_usd=None,
+                   pool_options={"per_gap": 1, "full_share": 1.0, "start_empty": True})
+    assert result.extra["pricing_rounds"] >= 2
+    for level in result.levels:
+        assert_same_level(level, reference_level(data, policy, ["src002"], level.pledge_usd))
+
+
 def test_a_moving_floor_taken_from_the_last_basis_equals_independent_solves() -> None:
     """Under ldc_priority, deu's pledge moves z* at every level; where stage 1's last basis
     stays feasible the sweep takes z* from it (one basis solve) instead of running HiGHS."""
