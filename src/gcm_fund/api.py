@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from .load import PolicyFile, ProblemData, load_inputs_and_policy
 from .model import LinearProgram, build, eligible_triples, fundable_usd
 from .results import RunTables, build_tables, summary
 from .solve import Solution, solve
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INPUTS = "inputs"
 DEFAULT_MODEL = "models/baseline.toml"
@@ -64,7 +68,10 @@ def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     """Read and check the inputs and the policy (the bundled baseline when None)."""
     model_path = str(model) if model is not None else DEFAULT_MODEL
     path = Path(model) if model is not None else project_path(DEFAULT_MODEL)
+    started = time.perf_counter()
     data, policy_file = load_inputs_and_policy(inputs, path)
+    log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs, len(data.states),
+             len(data.gaps), len(data.sources), time.perf_counter() - started)
     return Loaded(data, policy_file, Path(model_path).as_posix())
 
 
@@ -89,7 +96,11 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> dict[str, A
 
 def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
     """Build and solve the LP of already loaded inputs."""
+    started = time.perf_counter()
     lp = build(loaded.data, loaded.policy_file.policy)
+    log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
+             f"{lp.n_x:,}", f"{lp.n_rows:,}", f"{lp.matrix.nnz:,}",
+             time.perf_counter() - started)
     solution = solve(lp, solver)
     tables = build_tables(lp, solution)
     identifier = report.run_id(loaded.data, loaded.policy_file, solution.solver.name,

@@ -7,6 +7,7 @@ Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing w
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -49,8 +50,23 @@ SolverOpt = Annotated[str, typer.Option("--solver", help="highs (default), cbc, 
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
+          = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report each step "
+                                                "(load, build, stages, pricing rounds) on "
+                                                "stderr, with the time since start.")]
           = False) -> None:
     _state["debug"] = debug
+    if verbose:
+        _log_steps()
+
+
+def _log_steps() -> None:
+    """Send the library's step messages (logger `gcm_fund`, level INFO) to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(relativeCreated)8.0f ms  %(message)s"))
+    logger = logging.getLogger("gcm_fund")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _say(text: str) -> None:

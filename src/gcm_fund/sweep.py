@@ -59,7 +59,15 @@ from .load import ProblemData
 from .model import GE, LE, SCALE_USD, LinearProgram, build
 from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
-from .solve import INFEASIBLE, OPTIMAL, HighsBackend, SolverInfo, solve, stage2_floor_bounds
+from .solve import (
+    INFEASIBLE,
+    OPTIMAL,
+    HighsBackend,
+    SolverInfo,
+    run_highs,
+    solve,
+    stage2_floor_bounds,
+)
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.
@@ -241,14 +249,14 @@ class _StageModel:
         if strategy is None:
             strategy = 1 if self.solved else 0
         highs.setOptionValue("simplex_strategy", strategy)
-        highs.run()
+        run_highs(highs)
         status = highs.getModelStatus()
         if status not in (self._status.kOptimal, self._status.kInfeasible,
                           self._status.kUnboundedOrInfeasible):
             # A warm start that stalls: solve this level again from scratch.
             highs.clearSolver()
             highs.setOptionValue("simplex_strategy", 0)
-            highs.run()
+            run_highs(highs)
             status = highs.getModelStatus()
         self.solved = True
         if status == self._status.kOptimal:
@@ -275,7 +283,7 @@ class _StageModel:
                     model.backend.add_columns(entering, model.cost)
             # New columns enter at zero: the basis stays primal feasible.
             highs.setOptionValue("simplex_strategy", 4)
-            highs.run()
+            run_highs(highs)
             if highs.getModelStatus() != self._status.kOptimal:
                 raise RuntimeError("HiGHS stopped with status "
                                    f"{highs.modelStatusToString(highs.getModelStatus())}")

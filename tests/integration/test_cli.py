@@ -7,6 +7,8 @@ Run as subprocesses: exit statuses and stderr are what a shell sees.
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -209,3 +211,19 @@ def test_bad_inputs_and_a_bad_policy_are_reported_together(tmp_path: Path, write
     assert result.returncode == 2
     assert f"{inputs / 'gaps.csv'}:2: need_usd: " in result.stderr
     assert f"{policy}:2: equity.maximise: unknown key" in result.stderr
+
+
+def test_verbose_reports_each_step_on_stderr_and_leaves_stdout_alone(tmp_path):
+    quiet = gcm_fund("allocate", "--out", tmp_path / "quiet")
+    loud = gcm_fund("-v", "allocate", "--out", tmp_path / "loud")
+    assert quiet.returncode == loud.returncode == 0
+    assert quiet.stderr == ""
+    lines = loud.stderr.strip().splitlines()
+    steps = [re.fullmatch(r"\s*\d+ ms  (.+)", line).group(1) for line in lines]
+    assert steps[0].startswith("loaded ") and steps[0].endswith(" s")
+    assert [step.split(":")[0] for step in steps[1:]] == [
+        "LP", "HiGHS model", "stage 1", "stage 1", "stage 2", "stage 2"]
+    assert steps[3] == "stage 1: maximising the floor z (highs)"
+    manifest = json.loads((tmp_path / "loud" / "manifest.json").read_text())
+    assert steps[4] == f"stage 1: floor z* = {manifest['objective']['floor']:.9g}"
+    assert quiet.stdout.replace("quiet", "loud") == loud.stdout
