@@ -176,13 +176,22 @@ class _Rows:
     def add(self, family: str, keys: tuple[np.ndarray, ...], row_of_entry: np.ndarray,
             cols: np.ndarray, vals: np.ndarray, sense: int, rhs: np.ndarray) -> None:
         n = len(rhs)
-        self.rows.append(row_of_entry + self.count)
-        self.cols.append(cols)
+        # 32-bit indices: half the memory of numpy's default on millions of entries.
+        self.rows.append((row_of_entry + self.count).astype(np.int32))
+        self.cols.append(np.asarray(cols, dtype=np.int32))
         self.vals.append(vals)
         self.sense.append(np.full(n, sense, dtype=np.int8))
         self.rhs.append(np.asarray(rhs, dtype=float))
         self.blocks.append(RowBlock(family, self.count, self.count + n, keys))
         self.count += n
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts end to end; the list is emptied, so that parts and whole never coexist
+    longer than needed (30 million entries at 10,000 gaps x 1,000 sources)."""
+    whole = np.concatenate(parts)
+    parts.clear()
+    return whole
 
 
 def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
@@ -272,7 +281,7 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
     if rows.count:
         # Column-wise, as HiGHS takes it: no conversion before each solve.
         lp.matrix = sp.csc_matrix(
-            (np.concatenate(rows.vals), (np.concatenate(rows.rows), np.concatenate(rows.cols))),
+            (_joined(rows.vals), (_joined(rows.rows), _joined(rows.cols))),
             shape=(rows.count, lp.n_cols),
         )
         lp.sense = np.concatenate(rows.sense)

@@ -88,8 +88,8 @@ class ColumnPool:
         self.per_source = math.ceil(per_gap * n_gaps / n_sources) if n_sources else 0
         self.held = np.zeros(lp.n_x, dtype=bool)
         self._tie = _hash_order(lp.n_x)
-        # A^T over the allocation columns, row-wise: a view of the CSC matrix, no copy.
-        self._columns_t = lp.matrix[:, : lp.n_x].T
+        # A^T, row-wise: a view of the CSC matrix, no copy (slicing off z would copy it).
+        self._matrix_t = lp.matrix.T
         self.rounds = 0  # pricing rounds that added columns
         self._started = False
         self._taken: list[np.ndarray] = []
@@ -118,7 +118,7 @@ class ColumnPool:
 
     def reduced_costs(self, cost_x: np.ndarray, row_dual: np.ndarray) -> np.ndarray:
         """`c_j - y . a_j` of every allocation column (duals as d objective / d rhs)."""
-        return cost_x - self._columns_t @ row_dual
+        return cost_x - (self._matrix_t @ row_dual)[: self.lp.n_x]
 
     def entering(self, reduced: np.ndarray) -> np.ndarray:
         """Columns outside the pool whose reduced cost shows they would raise the objective.
