@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 from gcm_fund import api, synthetic
+from gcm_fund.highs_backend import HighsBackend
 from gcm_fund.model import build
-from gcm_fund.solve import HighsBackend, make_backend, solve_stages
+from gcm_fund.solve import make_backend, solve_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 

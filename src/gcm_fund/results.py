@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .backend import StageSolution
 from .model import GE, SCALE_USD, LinearProgram
-from .solve import Solution, StageSolution
+from .solve import Solution
 
 
 @dataclass

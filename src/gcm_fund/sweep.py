@@ -54,20 +54,14 @@ from typing import Any
 
 import numpy as np
 
+from .backend import INFEASIBLE, OPTIMAL, SolverInfo
 from .errors import InfeasibleError, UsageError
+from .highs_backend import HighsBackend, run_highs
 from .load import ProblemData
 from .model import GE, LE, SCALE_USD, LinearProgram, build
 from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
-from .solve import (
-    INFEASIBLE,
-    OPTIMAL,
-    HighsBackend,
-    SolverInfo,
-    run_highs,
-    solve,
-    stage2_floor_bounds,
-)
+from .solve import solve, stage2_floor_bounds
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.

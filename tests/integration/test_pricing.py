@@ -24,9 +24,10 @@ from test_properties import assert_matches_optimum, instances, reference, refere
 
 from gcm_fund import api, synthetic
 from gcm_fund.errors import InfeasibleError
+from gcm_fund.highs_backend import HighsBackend
 from gcm_fund.model import LinearProgram, build
 from gcm_fund.pricing import PRICING_TOLERANCE, ColumnPool
-from gcm_fund.solve import HighsBackend, Solution, solve_stages
+from gcm_fund.solve import Solution, solve_stages
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,175 @@
+"""Any PuLP solver (its bundled CBC by default) as a backend, built from the same matrices."""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .backend import INFEASIBLE, OPTIMAL, SolverInfo, StageSolution, quiet_stdout
+from .errors import UsageError
+from .model import LE, LinearProgram
+
+_PULP_DUAL_SIGN: dict[str, float] = {}
+# CBC's default dual feasibility tolerance (1e-7) lets it call a badly scaled stage 1
+# optimal at z = 0 (needs from USD 1e6 to 1e14, so the z column spans 1 to 1e8 in USD
+# millions); at HiGHS's 1e-9 it finds z*. Pinned by test_badly_scaled_amounts_*.
+CBC_OPTIONS = ("dualT 1e-9",)
+
+
+def _pulp_solver(name: str) -> Any:
+    import pulp
+
+    solver_name = {"cbc": "PULP_CBC_CMD"}.get(name, name)
+    if solver_name not in pulp.listSolvers():
+        raise UsageError(
+            f"unknown solver {name!r}: use highs, cbc or a PuLP solver name "
+            f"({', '.join(pulp.listSolvers(onlyAvailable=True))} are available here)"
+        )
+    with warnings.catch_warnings():
+        # PuLP 3.3 announces that PuLP 4 drops its bundled CBC; pyproject pins pulp < 4,
+        # where the bundled binary is what `--solver cbc` means.
+        warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated",
+                                category=DeprecationWarning)
+        extra = {"options": list(CBC_OPTIONS)} if solver_name == "PULP_CBC_CMD" else {}
+        solver = pulp.getSolver(solver_name, msg=False, **extra)
+    if not solver.available():
+        raise UsageError(f"solver {name!r} is not available on this machine")
+    return solver
+
+
+def _pulp_dual_sign(solver_name: str) -> float:
+    """+1 when the PuLP solver reports d objective / d rhs for a maximisation, else -1.
+
+    PuLP solvers disagree (CBC reports it as is, PuLP's HiGHS interface negates it), so
+    the convention is measured once on a problem whose dual is known: max x, x <= 1.
+    """
+    if solver_name not in _PULP_DUAL_SIGN:
+        import pulp
+
+        probe = pulp.LpProblem("dual_sign_probe", pulp.LpMaximize)
+        x = _pulp_variable(probe, "x")
+        probe.setObjective(x)
+        constraint = pulp.LpConstraint(x, sense=pulp.LpConstraintLE, rhs=1.0, name="c")
+        probe.addConstraint(constraint)
+        with quiet_stdout():
+            probe.solve(_pulp_solver(solver_name))
+        _PULP_DUAL_SIGN[solver_name] = 1.0 if (constraint.pi or 0.0) > 0 else -1.0
+    return _PULP_DUAL_SIGN[solver_name]
+
+
+@functools.lru_cache(maxsize=8)
+def _command_version(path: str) -> str:
+    try:
+        done = subprocess.run([path, "-quit"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    found = re.search(r"Version:\s*(\S+)", done.stdout)
+    return found.group(1) if found else "unknown"
+
+
+def _pulp_solver_version(solver: Any) -> str:
+    """The solver's own version where it tells it (CBC's binary does), else 'unknown'.
+
+    PuLP's version alone would not tell a reproduction which CBC ran.
+    """
+    path = getattr(solver, "path", None)
+    return _command_version(path) if isinstance(path, str) and path else "unknown"
+
+
+def _pulp_variable(problem: Any, name: str) -> Any:
+    """A continuous variable >= 0, through PuLP 4's `add_variable` where PuLP has it."""
+    import pulp
+
+    if hasattr(problem, "add_variable"):
+        return problem.add_variable(name, lowBound=0)
+    return pulp.LpVariable(name, lowBound=0)
+
+
+class PulpBackend:
+    """Any PuLP solver, the problem built from the same matrices with generated names.
+
+    Row and column names given to PuLP are `r0000012` and `c0000034`: PuLP rewrites
+    characters such as '-' and '[', so our own names never reach it. With
+    `leave_out_implied` the rows that others imply are not given to it (dual 0), as with
+    HiGHS: a source's marginal value then sits on its budget row.
+    """
+
+    # Values come back through CBC's solution file, 8 significant digits: z* may be read
+    # up to half a unit of the 8th digit above what is feasible.
+    value_precision = 1e-8
+
+    def __init__(self, lp: LinearProgram, solver_name: str = "cbc",
+                 leave_out_implied: bool = False):
+        import pulp
+
+        self.lp = lp
+        self.model_rows = (np.nonzero(~lp.implied_rows())[0] if leave_out_implied
+                           else np.arange(lp.n_rows))
+        self.solver_name = solver_name
+        solver = _pulp_solver(solver_name)
+        self._sign = _pulp_dual_sign(solver_name)
+        self.info = SolverInfo(
+            f"pulp:{solver.name}" if solver_name not in {"cbc"} else "cbc",
+            _pulp_solver_version(solver),
+            {"msg": False, "pulp": getattr(pulp, "__version__", "?"),
+             **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {}),
+             **({"implied_rows": "left out"} if leave_out_implied else {})},
+        )
+        self._pulp = pulp
+        self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)
+        width = max(7, len(str(max(lp.n_cols, lp.n_rows))))
+        self.variables = [_pulp_variable(self.problem, f"c{j:0{width}d}")
+                          for j in range(lp.n_cols)]
+        csr = lp.matrix.tocsr()
+        self.constraints = []
+        for i in self.model_rows:
+            lo, hi = csr.indptr[i], csr.indptr[i + 1]
+            expr = pulp.LpAffineExpression(
+                [(self.variables[j], float(v)) for j, v in zip(csr.indices[lo:hi], csr.data[lo:hi],
+                                                                strict=True)]
+            )
+            sense = pulp.LpConstraintLE if lp.sense[i] == LE else pulp.LpConstraintGE
+            constraint = pulp.LpConstraint(expr, sense=sense, rhs=float(lp.rhs[i]),
+                                           name=f"r{i:0{width}d}")
+            self.problem.addConstraint(constraint)
+            self.constraints.append(constraint)
+
+    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
+              rhs: np.ndarray) -> StageSolution:
+        """Maximise cost.x from scratch (PuLP keeps no basis)."""
+        pulp = self._pulp
+        self.problem.setObjective(
+            pulp.LpAffineExpression(
+                [(v, float(c)) for v, c in zip(self.variables, cost, strict=True) if c != 0]
+            )
+        )
+        if z_bounds is not None:
+            z = self.variables[-1]
+            z.lowBound, z.upBound = float(z_bounds[0]), float(z_bounds[1])
+        for constraint, value in zip(self.constraints, rhs[self.model_rows], strict=True):
+            constraint.constant = -float(value)
+        with quiet_stdout():
+            self.problem.solve(_pulp_solver(self.solver_name))
+        status = pulp.LpStatus[self.problem.status]
+        if status == "Infeasible":
+            return StageSolution(INFEASIBLE, z_bounds=z_bounds)
+        if status != "Optimal":
+            raise RuntimeError(f"{self.info.name} stopped with status {status}")
+        values = np.array([v.varValue or 0.0 for v in self.variables])
+        duals = np.zeros(self.lp.n_rows)
+        duals[self.model_rows] = np.array([c.pi or 0.0 for c in self.constraints]) * self._sign
+        reduced = np.array([v.dj or 0.0 for v in self.variables]) * self._sign
+        return StageSolution(
+            OPTIMAL,
+            objective=float(cost @ values),
+            col_value=values,
+            row_dual=duals,
+            col_dual=reduced,
+            z_bounds=z_bounds,
+        )
