@@ -191,7 +191,7 @@ class HighsBackend:
         changed = changed[self.model_row_of[changed] >= 0]
         if len(changed):
             lower, upper = row_bounds(self.lp.sense[changed], rhs[changed],
-                                       self._highspy.kHighsInf)
+                                      self._highspy.kHighsInf)
             self.highs.changeRowsBounds(len(changed), self.model_row_of[changed].astype(np.int32),
                                         lower, upper)
         self._rhs = rhs.copy()
