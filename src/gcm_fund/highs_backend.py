@@ -125,6 +125,9 @@ class HighsBackend:
         self.info = SolverInfo("highs", self.highs.version(), options)
         self.lp = lp
         self.pool = pool
+        # Models that share the pool (the sweep's two stages): a column that joins this
+        # model joins them too, so that all hold the same columns and a basis passes.
+        self.partners: list[HighsBackend] = []
         x_cols = np.arange(lp.n_x) if pool is None else pool.first()
         # Model column k is LP column model_cols[k]; z (LP column n_x) stays in place.
         self.model_cols = np.concatenate([x_cols, np.arange(lp.n_x, lp.n_cols)])
@@ -156,7 +159,7 @@ class HighsBackend:
         pass_lp(self.highs, csc, cost, np.zeros(n_cols), np.full(n_cols, inf), lower, upper)
         self._rhs = rhs.copy()
         self._cost: np.ndarray | None = None
-        self._z_bounds: tuple[float, float] | None = None
+        self.z_bounds: tuple[float, float] | None = None  # as last set
         self._solved = False
 
     def set_cost(self, cost: np.ndarray) -> bool:
@@ -170,10 +173,10 @@ class HighsBackend:
 
     def set_z_bounds(self, z_bounds: tuple[float, float] | None) -> bool:
         """Bound z (when it exists); True when the bounds changed."""
-        if z_bounds is None or self.z_position is None or z_bounds == self._z_bounds:
+        if z_bounds is None or self.z_position is None or z_bounds == self.z_bounds:
             return False
         self.highs.changeColBounds(self.z_position, z_bounds[0], z_bounds[1])
-        self._z_bounds = z_bounds
+        self.z_bounds = z_bounds
         return True
 
     def _z_still_feasible(self, z_bounds: tuple[float, float] | None) -> bool:
@@ -223,18 +226,26 @@ class HighsBackend:
                            csc.data.astype(np.float64))
         self.model_cols = np.concatenate([self.model_cols, columns])
 
-    def _priced_run(self, cost: np.ndarray, strategy: int) -> str:
+    def _priced_run(self, strategy: int) -> str:
         """Solve, then price the columns left out and add them until none would help."""
-        outcome = self._run(strategy)
+        return self.price_in(self._run(strategy))
+
+    def price_in(self, outcome: str) -> str:
+        """After a solve with this outcome, add the columns left out whose reduced cost under
+        the current objective would raise it (to this model and its partners), re-solving
+        until none is left; the final outcome. Without a pool, nothing to do."""
         while outcome in (OPTIMAL, EMPTY) and self.pool is not None:
+            assert self._cost is not None
             # A model with no column yet has no duals: every row's is 0.
             row_dual = (np.zeros(self.lp.n_rows) if outcome == EMPTY
                         else self.row_dual_of(self.highs.getSolution()))
-            reduced = self.pool.reduced_costs(cost[: self.lp.n_x], row_dual)
+            reduced = self.pool.reduced_costs(self._cost[: self.lp.n_x], row_dual)
             entering = self.pool.entering(reduced)
             if len(entering) == 0:
                 break
-            self.add_columns(entering, cost)
+            for model in (self, *self.partners):
+                assert model._cost is not None
+                model.add_columns(entering, model._cost)
             log.info("pricing: %s columns join (largest reduced cost %.3g); the model holds %s",
                      f"{len(entering):,}", float(reduced[entering].max()),
                      f"{len(self.model_cols):,}")
@@ -252,7 +263,7 @@ class HighsBackend:
         cost = self.lp.stage1_objective()
         self.set_cost(cost)
         self.set_z_bounds((0.0, z_bounds[1]))
-        if self._priced_run(cost, 0) != OPTIMAL:
+        if self._priced_run(0) != OPTIMAL:
             return False
         assert self.z_position is not None
         reach = float(self.highs.getSolution().col_value[self.z_position])
@@ -264,8 +275,8 @@ class HighsBackend:
         cost_changed = self.set_cost(cost)
         bounds_changed = self.set_z_bounds(z_bounds) and not self._z_still_feasible(z_bounds)
         bounds_changed = self.set_rhs(rhs) or bounds_changed
-        outcome = self._priced_run(cost, _simplex_strategy(self._solved, cost_changed,
-                                                           bounds_changed))
+        outcome = self._priced_run(_simplex_strategy(self._solved, cost_changed,
+                                                     bounds_changed))
         if (outcome == INFEASIBLE and self.pool is not None and z_bounds is not None
                 and self.z_position is not None and z_bounds[0] > 0):
             # Nothing allocated and z = 0 meet every rule, so only a floor above 0 can make
@@ -274,7 +285,7 @@ class HighsBackend:
                 return StageSolution(INFEASIBLE, z_bounds=z_bounds)
             self.set_cost(cost)
             self.set_z_bounds(z_bounds)
-            outcome = self._priced_run(cost, 0)
+            outcome = self._priced_run(0)
         if outcome == INFEASIBLE:
             return StageSolution(INFEASIBLE, z_bounds=z_bounds)
         n_cols = self.lp.n_cols

@@ -220,11 +220,7 @@ class _StageModel:
         self.backend = HighsBackend(lp, pool, leave_out_implied=True)
         self.highs = self.backend.highs
         self.backend.set_cost(cost)
-        self.cost = cost
         self.lp = lp
-        self.pool = pool
-        self.partner: _StageModel | None = None  # the other stage's model
-        self.z_bounds: tuple[float, float] | None = None
         self.solved = False
         self._status = self.backend._highspy.HighsModelStatus
 
@@ -237,9 +233,7 @@ class _StageModel:
         """
         highs = self.highs
         self.backend.set_rhs(rhs)
-        if z_bounds is not None and z_bounds != self.z_bounds:
-            self.backend.set_z_bounds(z_bounds)
-            self.z_bounds = z_bounds
+        self.backend.set_z_bounds(z_bounds)
         if strategy is None:
             strategy = 1 if self.solved else 0
         highs.setOptionValue("simplex_strategy", strategy)
@@ -254,33 +248,15 @@ class _StageModel:
             status = highs.getModelStatus()
         self.solved = True
         if status == self._status.kOptimal:
-            self._price()
+            if self.backend.price_in(OPTIMAL) != OPTIMAL:  # columns added keep it feasible
+                raise RuntimeError("HiGHS stopped with status "
+                                   f"{highs.modelStatusToString(highs.getModelStatus())}")
             return OPTIMAL
         # The LP is bounded (x by the gap rows, z by 1), so "unbounded or infeasible" is
         # infeasible.
         if status in (self._status.kInfeasible, self._status.kUnboundedOrInfeasible):
             return INFEASIBLE
         raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
-
-
-    def _price(self) -> None:
-        """Add the columns the duals price in (to both stages' models) until none is left."""
-        highs = self.highs
-        while True:
-            reduced = self.pool.reduced_costs(self.cost[: self.lp.n_x],
-                                              self.backend.row_dual_of(highs.getSolution()))
-            entering = self.pool.entering(reduced)
-            if not len(entering):
-                return
-            for model in (self, self.partner):
-                if model is not None:
-                    model.backend.add_columns(entering, model.cost)
-            # New columns enter at zero: the basis stays primal feasible.
-            highs.setOptionValue("simplex_strategy", 4)
-            run_highs(highs)
-            if highs.getModelStatus() != self._status.kOptimal:
-                raise RuntimeError("HiGHS stopped with status "
-                                   f"{highs.modelStatusToString(highs.getModelStatus())}")
 
 
 @dataclass
@@ -317,7 +293,7 @@ class _Anchor:
         lower = np.full(len(basic), -np.inf)
         upper = np.full(len(basic), np.inf)
         lower[~is_row] = 0.0
-        z_bounds = model.z_bounds or (0.0, np.inf)
+        z_bounds = model.backend.z_bounds or (0.0, np.inf)
         z_position = model.backend.z_position
         z_at = (np.nonzero(basic == z_position)[0] if z_position is not None
                 else np.zeros(0, dtype=np.int64))
@@ -345,7 +321,8 @@ class _WarmSweep:
                        if lp.has_floor and equity.maximize else None)
         self.stage2 = _StageModel(lp, lp.stage2_objective(), pool)
         if self.stage1 is not None:
-            self.stage1.partner, self.stage2.partner = self.stage2, self.stage1
+            self.stage1.backend.partners.append(self.stage2.backend)
+            self.stage2.backend.partners.append(self.stage1.backend)
         self.solves = 0
         is_swept = np.isin(lp.var_source, swept)
         self.swept_budget_rows = self._budget_rows(swept)
