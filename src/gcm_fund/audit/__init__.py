@@ -1,0 +1,22 @@
+"""Checking a run folder from its files alone: certify, verify, explain and diff.
+
+- `folder`: reading a run folder (manifest, tables);
+- `rules`: the rules of SPEC section 4 rebuilt from the copied inputs, without model.py;
+- `certificate`: `certify`, which proves the allocation correct and optimal;
+- `explanation`: `explain`, why a State got what it got;
+- `comparison`: `diff`, what changed between two runs;
+- `verification`: `verify`, solving a run again and comparing.
+"""
+
+from .certificate import Certificate, Check, certify
+from .comparison import RunDiff, diff
+from .explanation import Explanation, GapLine, RuleLine, explain
+from .folder import NotARunFolder, RunFolder, open_run
+from .rules import Rules, rebuild, why_not_eligible
+from .verification import Verification, verify
+
+__all__ = [
+    "Certificate", "Check", "Explanation", "GapLine", "NotARunFolder", "RuleLine", "RunDiff",
+    "RunFolder", "Rules", "Verification", "certify", "diff", "explain", "open_run", "rebuild",
+    "verify", "why_not_eligible",
+]

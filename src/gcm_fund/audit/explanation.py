@@ -1,0 +1,220 @@
+"""`explain`: why a State got what it got in a run, in words."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UsageError
+from ..load import load_inputs, load_policy
+from ..schema import did_you_mean
+from .common import usd
+from .folder import open_run
+from .rules import Rules, rebuild, why_not_eligible
+from .tolerances import RELATIVE_ALLOWANCE, RELATIVE_FLOOR_USD, ROW_ALLOWANCE_USD
+
+
+@dataclass
+class GapLine:
+    """One gap of the State: its need and what it got."""
+
+    target: str
+    need_usd: float
+    fundable_usd: float
+    allocated_usd: float
+    coverage: float
+    eligible: bool
+
+
+@dataclass
+class RuleLine:
+    """A binding row of constraints.csv that involves the State, in words."""
+
+    name: str
+    dual: float
+    slack_usd: float
+    words: str
+
+
+@dataclass
+class Explanation:
+    """Why a State got what it got (`gcm-fund explain`)."""
+
+    iso3: str
+    name: str
+    income_group: str
+    gaps: list[GapLine]
+    by_source: dict[str, dict[str, float]]
+    rules: list[RuleLine]
+    nothing: list[tuple[str, str]]
+
+    @property
+    def allocated_usd(self) -> float:
+        """All the State got (over the targets shown)."""
+        return sum(g.allocated_usd for g in self.gaps)
+
+    def lines(self) -> list[str]:
+        """What `explain` prints."""
+        out = [f"{self.iso3} ({self.name}, {self.income_group}): allocated "
+               f"{usd(self.allocated_usd)} of {usd(sum(g.fundable_usd for g in self.gaps))} "
+               "fundable", "", "gaps:"]
+        for g in self.gaps:
+            cov = "-" if math.isnan(g.coverage) else f"{g.coverage:.2%}"
+            out.append(f"  {g.target:<6} need {usd(g.need_usd)}, fundable {usd(g.fundable_usd)}"
+                       f", allocated {usd(g.allocated_usd)}, coverage {cov}"
+                       + ("" if g.eligible else " (no source may fund it)"))
+        out += ["", "sources:"]
+        if not self.by_source:
+            out.append("  none")
+        for sid, targets in self.by_source.items():
+            parts = ", ".join(f"{t} {usd(v)}" for t, v in targets.items())
+            out.append(f"  {sid}: {usd(sum(targets.values()))} ({parts})")
+        out += ["", "rules that bound it:"]
+        if not self.rules:
+            out.append("  none: no rule involving it has a non-zero dual")
+        out.extend(f"  {r.name} (dual {r.dual:.6g}): {r.words}" for r in self.rules)
+        out += ["", "sources that gave it nothing:"]
+        if not self.nothing:
+            out.append("  none")
+        out.extend(f"  {sid}: {why}" for sid, why in self.nothing)
+        return out
+
+
+_DUAL_NOISE = 1e-9
+
+
+def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: str) -> str:
+    per = f"{abs(dual):.4g}"
+    if family == "gap":
+        return (f"the gap is fully funded: one more USD of fundable need would add {per} "
+                "to the objective")
+    if family == "absorb":
+        return (f"{iso3} gets all it can absorb: one more USD of absorption capacity would "
+                f"add {per} to the objective")
+    if family == "state_share":
+        return (f"{iso3} is at the cap of {rules.policy.limits.max_state_share:g} of all pledges "
+                f"(max_state_share): one more USD of cap would add {per} to the objective")
+    if family == "source_state":
+        sid = row["name"].split("[", 1)[1].split(",", 1)[0]
+        return (f"{sid} gives {iso3} the most it may (its max_state_share of its pledge): one "
+                f"more USD of that cap would add {per} to the objective")
+    if family == "floor":
+        return (f"the gap is held at the floor: each USD it must get to keep the floor costs "
+                f"the objective {per} (the money would weigh more elsewhere)")
+    return f"one more USD of right-hand side would change the objective by {dual:.4g}"
+
+
+def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explanation:
+    """Why State `iso3` got what it got in a run (optionally for one target only)."""
+    run = open_run(folder)
+    data = load_inputs(run.inputs)
+    policy = load_policy(run.policy, targets=set(data.gaps["target"])).policy
+    rules = rebuild(data, policy)
+    states = data.states.set_index("iso3")
+    if iso3 not in states.index:
+        raise UsageError(f"{iso3}: not a State of this run"
+                         f"{did_you_mean(iso3, list(states.index))}")
+    gaps = rules.gaps[rules.gaps["iso3"] == iso3]
+    if target is not None:
+        if target not in set(gaps["target"]):
+            raise UsageError(f"{iso3} has no gap for target {target} in this run")
+        gaps = gaps[gaps["target"] == target]
+    alloc = run.table("allocations.csv")
+    alloc["amount_usd"] = alloc["amount_usd"].astype(float)
+    mine = alloc[(alloc["iso3"] == iso3) & alloc["target"].isin(set(gaps["target"]))]
+    got = mine.groupby("target")["amount_usd"].sum()
+    lines = []
+    for g in gaps.itertuples():
+        allocated = round(float(got.get(g.target, 0.0)), 2)
+        lines.append(GapLine(g.target, g.need_usd, g.fundable_usd, allocated,
+                             allocated / g.fundable_usd if g.fundable_usd > 0 else math.nan,
+                             bool(g.eligible)))
+    by_source: dict[str, dict[str, float]] = {}
+    for r in mine.itertuples():
+        by_source.setdefault(r.source_id, {})[r.target] = float(r.amount_usd)
+    by_source = dict(sorted(by_source.items(), key=lambda kv: -sum(kv[1].values())))
+
+    constraints = run.table("constraints.csv")
+    for column in ("lhs", "rhs", "slack", "dual"):
+        constraints[column] = pd.to_numeric(constraints[column], errors="coerce")
+    family = constraints["family"]
+    key = constraints["name"].str.extract(r"\[(.*)\]")[0].fillna("")
+    parts = key.str.split(",")
+    first, second = parts.str[0], parts.str[1].fillna("")
+    targets = set(gaps["target"])
+    involves = (((family == "gap") | (family == "floor")) & (first == iso3)
+                & second.isin(targets)) \
+        | (family.isin(["absorb", "state_share"]) & (first == iso3)) \
+        | ((family == "source_state") & (second == iso3))
+    binding = constraints[involves & (constraints["dual"].abs() > _DUAL_NOISE)]
+    binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
+                                                                kind="stable").index)
+    rule_lines = [RuleLine(r["name"], float(r["dual"]), float(r["slack"]),
+                           _dual_words(r["family"], float(r["dual"]), r, rules, iso3))
+                  for _, r in binding.iterrows()]
+
+    nothing = _gave_nothing(rules, constraints, alloc, iso3, sorted(targets), set(by_source))
+    st = states.loc[iso3]
+    return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
+                       rule_lines, nothing)
+
+
+def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, iso3: str,
+                  targets: list[str], givers: set[str]) -> list[tuple[str, str]]:
+    """Each source that gave the State nothing (over `targets`), with the reason.
+
+    Reasons come from the rows' slack and the weights where the money went, not from the
+    duals alone: at a degenerate optimum a budget's value may be split among several rows.
+    """
+    by_name = constraints.set_index("name")
+    slack = by_name["slack"].to_dict()
+    rhs = by_name["rhs"].to_dict()
+    triples = rules.triples
+    keys = ["source_id", "iso3", "target"]
+    used = alloc.merge(triples[[*keys, "weight"]], on=keys, how="left")
+
+    def tight(name: str) -> bool:
+        # SPEC 5's tolerance, taking every eligible triple of the row as written
+        return name in slack and slack[name] <= ROW_ALLOWANCE_USD * len(triples) \
+            + RELATIVE_ALLOWANCE * max(abs(rhs.get(name, 0.0)), RELATIVE_FLOOR_USD)
+
+    out = []
+    for sid in rules.data.sources["source_id"]:
+        if sid in givers:
+            continue
+        reasons = [why_not_eligible(rules, sid, iso3, t) for t in targets]
+        open_targets = [t for t, why in zip(targets, reasons, strict=True) if why is None]
+        if not open_targets:
+            distinct = list(dict.fromkeys(r for r in reasons if r))
+            out.append((sid, "not eligible: " + "; ".join(distinct)))
+            continue
+        mask = (triples["source_id"] == sid) & (triples["iso3"] == iso3) \
+            & triples["target"].isin(open_targets)
+        here = float(triples.loc[mask, "weight"].max())
+        why: list[str] = []
+        if tight(f"budget[{sid}]"):
+            mine = used[used["source_id"] == sid]
+            states = mine.groupby("iso3")["amount_usd"].sum().sort_values(ascending=False,
+                                                                          kind="stable")
+            shown = ", ".join(f"{k} {usd(v)}" for k, v in states.head(3).items())
+            more = f" and {len(states) - 3} more" if len(states) > 3 else ""
+            low, high = float(mine["weight"].min()), float(mine["weight"].max())
+            worth = f"{low:.4g}" if math.isclose(low, high) else f"{low:.4g} to {high:.4g}"
+            why.append(f"budget exhausted: all {usd(rhs.get(f'budget[{sid}]', 0.0))} went "
+                       f"elsewhere ({shown}{more}) at weight {worth} per USD, against "
+                       f"{here:.4g} here")
+        for name, words in ((f"state_share[{iso3}]", "cap reached: the State has its share "
+                             "of all pledges (max_state_share)"),
+                            (f"absorb[{iso3}]", "cap reached: the State absorbs all it can")):
+            if tight(name):
+                why.append(words)
+        full = [t for t in open_targets if tight(f"gap[{iso3},{t}]")]
+        if full:
+            why.append(f"gap{'s' if len(full) > 1 else ''} {', '.join(full)} already fully "
+                       "funded by others")
+        out.append((sid, "; ".join(why) or f"eligible (weight {here:.4g} here), but its money "
+                    "went elsewhere at an optimum as good"))
+    return out

@@ -1,0 +1,142 @@
+"""`verify`: solving a run's copied inputs and policy again and comparing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InfeasibleError
+from ..load import load_inputs, load_policy
+from .certificate import _Certifier, certify
+from .common import agree, flatten
+from .folder import open_run
+
+COMPARED = ("allocations.csv", "coverage.csv", "manifest.json")
+
+
+@dataclass
+class Verification:
+    """The outcome of re-solving a run: what `verify` prints, and whether it holds."""
+
+    ok: bool
+    lines: list[str]
+
+
+def _solver_argument(recorded: str) -> str:
+    """The `--solver` value that gives a run whose manifest names `recorded`."""
+    return recorded.split(":", 1)[1] if recorded.startswith("pulp:") else recorded
+
+
+def _allocation_differences(a: Path, b: Path) -> pd.DataFrame:
+    """Rows whose amount differs between two allocations.csv, largest difference first."""
+    def read(path: Path) -> pd.Series:
+        table = pd.read_csv(path, dtype={"source_id": str, "iso3": str, "target": str},
+                            keep_default_na=False)
+        return table.set_index(["source_id", "iso3", "target"])["amount_usd"].astype(float)
+
+    both = pd.concat([read(a).rename("recorded"), read(b).rename("resolved")], axis=1)
+    both = both.fillna(0.0)
+    both["difference"] = both["resolved"] - both["recorded"]
+    changed = both[both["difference"].abs() >= 0.005]
+    return changed.reindex(changed["difference"].abs().sort_values(ascending=False,
+                                                                  kind="stable").index)
+
+
+def verify(folder: Path | str, solver: str | None = None) -> Verification:
+    """Solve a run's copied inputs and policy again and compare with what it recorded.
+
+    With the recorded solver the run must come back byte-identical (allocations.csv,
+    coverage.csv, manifest.json); with another solver, floor and weighted must agree
+    within 1e-6 relative, and differing allocations are an alternative optimum.
+    """
+    from .. import api
+
+    run = open_run(folder)
+    manifest = run.manifest
+    recorded_solver = str(manifest.get("solver", {}).get("name", "highs"))
+    chosen = solver or _solver_argument(recorded_solver)
+    same_solver = _solver_argument(recorded_solver) == chosen
+    model_path = str(manifest.get("model", {}).get("path", "policy.toml"))
+    lines = [f"verify {run.path}: run {manifest.get('run_id')} recorded with "
+             f"{recorded_solver}; solving its copied inputs and policy again with {chosen}"]
+    provenance = _Certifier(run)
+    provenance.check_hashes()
+    if not provenance.cert.ok:
+        lines.extend(provenance.cert.checks[0].lines())
+        lines.append("NOT verified: the copies are not the files the run was made from")
+        return Verification(False, lines)
+    with tempfile.TemporaryDirectory(prefix="gcm-fund-verify-") as scratch:
+        # The policy keeps its original file name: a policy without `name` is named after it.
+        policy_dir = Path(scratch) / "policy"
+        policy_dir.mkdir()
+        policy_copy = policy_dir / (Path(model_path).name or "policy.toml")
+        shutil.copyfile(run.policy, policy_copy)
+        data = load_inputs(run.inputs)
+        policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
+        loaded = api.Loaded(data, policy_file, model_path)
+        try:
+            again = api.solve_loaded(loaded, chosen)
+        except InfeasibleError as exc:
+            lines.append(f"FAIL the re-solve is infeasible ({exc.diagnosis.reason}), the run "
+                         f"recorded status {manifest.get('status')!r}")
+            return Verification(False, lines)
+        out = Path(scratch) / "run"
+        api.write(again, out)
+        identical = {name: (run.path / name).is_file()
+                     and (run.path / name).read_bytes() == (out / name).read_bytes()
+                     for name in COMPARED}
+        new_manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        for name, same in identical.items():
+            lines.append(f"{'same' if same else 'DIFFERS'} {name}")
+        if not identical["manifest.json"]:
+            before, after = flatten(manifest), flatten(new_manifest)
+            lines.extend(f"       {key}: {_short(before.get(key))} -> {_short(after.get(key))}"
+                         for key in sorted(set(before) | set(after))
+                         if before.get(key) != after.get(key))
+        old_obj, new_obj = manifest.get("objective", {}), new_manifest["objective"]
+        floor_ok = agree(old_obj.get("floor"), new_obj["floor"], 1e-9)
+        weighted_ok = agree(old_obj.get("weighted"), new_obj["weighted"], 0.01)
+        lines.append(f"{'agree' if floor_ok else 'DIFFER'} floor: recorded "
+                     f"{old_obj.get('floor')}, re-solved {new_obj['floor']}")
+        lines.append(f"{'agree' if weighted_ok else 'DIFFER'} weighted: recorded "
+                     f"{old_obj.get('weighted')}, re-solved {new_obj['weighted']} "
+                     "[tolerance: 1e-6 relative]")
+        changed = _allocation_differences(run.path / "allocations.csv", out / "allocations.csv") \
+            if (run.path / "allocations.csv").is_file() else pd.DataFrame()
+        if len(changed):
+            kind = ("an alternative optimum (same floor and weighted objective)"
+                    if floor_ok and weighted_ok else "a different allocation")
+            lines.append(f"allocations: {len(changed)} rows differ, {kind}; largest:")
+            for key, row in changed.head(10).iterrows():
+                lines.append(f"       {','.join(key)}: {row['recorded']:,.2f} -> "
+                             f"{row['resolved']:,.2f} ({row['difference']:+,.2f})")
+            if floor_ok and weighted_ok:
+                cert = certify(out)
+                lines.append(f"{'ok' if cert.ok else 'FAIL'} the re-solved allocation "
+                             f"{'certifies' if cert.ok else 'does not certify'} as optimal")
+                weighted_ok = weighted_ok and cert.ok
+        if same_solver:
+            versions_now = new_manifest.get("versions")
+            if not all(identical.values()) and manifest.get("versions") != versions_now:
+                lines.append("note: the installed versions differ from the recorded ones "
+                             "(see versions above)")
+            ok = all(identical.values())
+            verdict = ("reproduced: byte-identical" if ok else
+                       "NOT reproduced: the files differ with the recorded solver")
+        else:
+            ok = floor_ok and weighted_ok
+            verdict = ("equivalent: floor and weighted objective agree" if ok else
+                       "NOT equivalent: the objectives differ")
+        lines.append(verdict)
+    return Verification(ok, lines)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 160 else text[:157] + "..."
