@@ -21,7 +21,7 @@ from rich.text import Text
 
 from . import api
 from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, GcmFundError, InfeasibleError, InputError
-from .report import atomic_folder
+from .writing import atomic_folder, real, whole
 
 app = typer.Typer(
     name="gcm-fund",
@@ -109,10 +109,6 @@ def _print_warnings(warnings: list[Any]) -> None:
         _say(f"warning: {warning}")
 
 
-def _usd(value: float) -> str:
-    return f"{value:,.0f}"
-
-
 @app.command()
 def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
     """Check the input files and the policy without solving.
@@ -124,8 +120,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
     out.print(
         f"valid: {figures['states']} states, {figures['gaps']} gaps, {figures['sources']} "
         f"sources, {figures['eligible_triples']} eligible triples; need USD "
-        f"{_usd(figures['need_usd'])} (fundable USD {_usd(figures['fundable_usd'])} under "
-        f"policy {figures['policy']}), pledges USD {_usd(figures['pledged_usd'])}",
+        f"{whole(figures['need_usd'])} (fundable USD {whole(figures['fundable_usd'])} under "
+        f"policy {figures['policy']}), pledges USD {whole(figures['pledged_usd'])}",
         soft_wrap=True,
     )
 
@@ -168,7 +164,7 @@ def allocate(
 
 
 def _write_diagnosis(out_dir: Path, exc: InfeasibleError, force: bool) -> None:
-    with atomic_folder(out_dir, force=force) as folder:
+    with atomic_folder(out_dir, replace=force) as folder:
         (folder / "diagnosis.json").write_text(
             json.dumps(exc.diagnosis.to_dict(), indent=2) + "\n", encoding="utf-8")
 
@@ -179,9 +175,9 @@ def _print_summary(run: api.Run, written: Path) -> None:
     out.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}")
     out.print(
         f"floor reached: {'none (no gap in the equity group)' if floor is None else f'{floor:.2%}'}"
-        f"; allocated USD {_usd(figures['allocated_usd'])} of USD "
-        f"{_usd(figures['pledged_usd'])} pledged; fundable need USD "
-        f"{_usd(figures['fundable_usd'])}"
+        f"; allocated USD {whole(figures['allocated_usd'])} of USD "
+        f"{whole(figures['pledged_usd'])} pledged; fundable need USD "
+        f"{whole(figures['fundable_usd'])}"
     )
     for title, key in (("income group", "coverage_by_income"), ("target", "coverage_by_target")):
         table = Table(title=f"Coverage by {title}", title_justify="left")
@@ -191,7 +187,7 @@ def _print_summary(run: api.Run, written: Path) -> None:
         table.add_column("coverage", justify="right")
         for name, (allocated, fundable) in figures[key].items():
             share = f"{allocated / fundable:.1%}" if fundable > 0 else "-"
-            table.add_row(Text(name), _usd(allocated), _usd(fundable), share)
+            table.add_row(Text(name), whole(allocated), whole(fundable), share)
         out.print(table)
     if figures["most_binding"]:
         table = Table(title="Most binding rules", title_justify="left")
@@ -404,8 +400,8 @@ def sweep(
         for name in ("pledge USD", "marginal below", "marginal above"):
             table.add_column(name, justify="right")
         for point in result.breakpoints:
-            table.add_row(_usd(point.pledge_usd), sweeping._real(point.marginal_below),
-                          sweeping._real(point.marginal_above))
+            table.add_row(whole(point.pledge_usd), real(point.marginal_below),
+                          real(point.marginal_above))
         out.print(table)
 
 
@@ -442,7 +438,7 @@ def fair_share(
         return table, fairshare.total_fundable_usd(loaded.data, loaded.policy_file.policy)
 
     table, total = _guard(body)
-    out.print(f"total fundable need USD {_usd(total)} across {len(table)} donor States; "
+    out.print(f"total fundable need USD {whole(total)} across {len(table)} donor States; "
               f"written to {out_file}", soft_wrap=True)
     view = Table(title=f"Fair shares, basis {basis}", title_justify="left")
     view.add_column("donor")
@@ -450,7 +446,7 @@ def fair_share(
         view.add_column(name, justify="right")
     for row in table.itertuples(index=False):
         def shown(value: float) -> str:
-            return "-" if value != value else _usd(value)
+            return "-" if value != value else whole(value)
         view.add_row(Text(str(row.donor_iso3)), shown(row.gni_usd), shown(row.fair_share_usd),
                      shown(row.pledged_usd), "-" if row.ratio != row.ratio else f"{row.ratio:.2f}")
     out.print(view)

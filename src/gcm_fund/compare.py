@@ -47,7 +47,8 @@ from .errors import InfeasibleError, InputError, Problem
 from .load import ProblemData
 from .model import LinearProgram
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
-from .sweep import csv_text, with_pledges, write_atomic
+from .sweep import with_pledges
+from .writing import amount, csv_text, real, share, write_atomic
 
 CAP_FAMILIES = ("absorb", "state_share", "source_state")
 DUAL_TOL = 1e-9
@@ -275,11 +276,8 @@ def _cell(metric: str, value: float | None) -> str:
     if metric.startswith("binding_caps"):
         return str(int(value))
     if metric.endswith("_usd") or metric == "weighted":
-        return f"{value:.2f}"
-    if metric == "floor":
-        text = f"{value:.12g}"
-        return "0" if text in {"-0", "0"} else text
-    return f"{value:.6f}"
+        return amount(value)
+    return real(value) if metric == "floor" else share(value)
 
 
 def comparison_rows(result: Comparison) -> list[list[str]]:

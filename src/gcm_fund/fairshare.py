@@ -30,7 +30,6 @@ population > 0.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ import pandas as pd
 from .errors import UsageError
 from .load import ProblemData
 from .schema import Policy
-from .sweep import csv_text, write_atomic
+from .writing import amount, csv_text, real, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
 BASES = ("gni", "gni-per-capita-adjusted")
@@ -99,18 +98,10 @@ def _per_capita_adjusted(data: ProblemData, gni: pd.Series, positive: pd.Series
     return gni * factor
 
 
-def _amount(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.2f}"
-
-
-def _ratio(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.12g}"
-
-
 def fair_share_rows(table: pd.DataFrame) -> list[list[str]]:
     """The rows of the fair-share CSV: amounts with two decimals, the ratio to 12 digits."""
-    return [[str(r.donor_iso3), _amount(r.gni_usd), _amount(r.fair_share_usd),
-             _amount(r.pledged_usd), _ratio(r.ratio)] for r in table.itertuples(index=False)]
+    return [[str(r.donor_iso3), amount(r.gni_usd), amount(r.fair_share_usd),
+             amount(r.pledged_usd), real(r.ratio)] for r in table.itertuples(index=False)]
 
 
 def write_fair_shares(table: pd.DataFrame, out: Path | str) -> Path:

@@ -6,25 +6,19 @@ only when every file is complete, so an interrupted run leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import hashlib
 import html
 import json
-import math
-import os
 import platform
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .errors import UsageError
+from . import __version__, writing
 from .load import PolicyFile, ProblemData
 from .schema import INPUT_FILES
 from .solve import Solution
@@ -44,44 +38,18 @@ def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _amount(value: float) -> str:
-    return f"{value:.2f}"
-
-
-def _share(value: float) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.6f}"
-
-
-def _number(value: float) -> str:
-    """A dual or other real: 12 significant digits, no negative zero, blank for NaN."""
-    if value is None or math.isnan(value):
-        return ""
-    text = f"{value:.12g}"
-    return "0" if text in {"-0", "0"} else text
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
 FORMATS: dict[str, Callable[[Any], str]] = {
-    "amount_usd": _amount, "need_usd": _amount, "fundable_usd": _amount,
-    "allocated_usd": _amount, "pledge_usd": _amount, "unallocated_usd": _amount,
-    "lhs": _amount, "rhs": _amount, "slack": _amount,
-    "coverage": _share, "eligible": _bool, "marginal_value": _number, "dual": _number,
+    "amount_usd": writing.amount, "need_usd": writing.amount, "fundable_usd": writing.amount,
+    "allocated_usd": writing.amount, "pledge_usd": writing.amount,
+    "unallocated_usd": writing.amount, "lhs": writing.amount, "rhs": writing.amount,
+    "slack": writing.amount, "coverage": writing.share, "eligible": writing.boolean,
+    "marginal_value": writing.real, "dual": writing.real,
 }
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
     """A table as CSV with the project's fixed number formats and '\\n' line ends."""
-    cells = [
-        [FORMATS.get(name, str)(value) for value in table[name].tolist()]
-        for name in table.columns
-    ]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(list(table.columns))
-        writer.writerows(zip(*cells, strict=True))
+    writing.write_table(path, list(table.columns), writing.format_columns(table, FORMATS))
 
 
 def versions() -> dict[str, str]:
@@ -131,67 +99,11 @@ def _json_text(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
-def remove_stale_staging(parent: Path) -> None:
-    """Remove staging folders left by a killed run (its process no longer exists).
-
-    A SIGKILL cannot be caught, so the run it kills cannot clean up after itself; the
-    next run writing beside it does. The owner's process id is part of the folder name.
-    """
-    for leftover in parent.glob(".*.partial"):
-        parts = leftover.name.split(".")
-        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
-        if pid is not None and pid != os.getpid() and not _process_exists(pid):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def atomic_folder(destination: Path, *, force: bool = False, replace_same: bool = False
-                  ) -> Iterator[Path]:
-    """A temporary folder beside `destination`, renamed to it when the block completes.
-
-    An existing non-empty destination is refused unless `force` (or `replace_same`, for
-    a folder named by a run id, which can only hold the same run). On any error or
-    interruption the temporary folder is removed and the destination is untouched.
-    """
-    destination = Path(destination)
-    occupied = destination.exists() and (
-        not destination.is_dir() or any(destination.iterdir()))
-    if occupied and not (force or replace_same):
-        raise UsageError(f"{destination}: exists and is not empty; use --force to replace it")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(destination.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
-                                    suffix=".partial", dir=destination.parent))
-    try:
-        yield staging
-        if destination.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old",
-                                          dir=destination.parent))
-            os.replace(destination, trash / "old")
-            os.replace(staging, destination)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
               solution: Solution, tables: Any, summary: dict[str, Any], identifier: str,
               model_path: str, *, force: bool = False, replace_same: bool = False) -> Path:
     """Write every file of a run into `destination`, atomically."""
-    with atomic_folder(destination, force=force, replace_same=replace_same) as folder:
+    with writing.atomic_folder(destination, replace=force or replace_same) as folder:
         write_csv(folder / "allocations.csv", tables.allocations)
         write_csv(folder / "coverage.csv", tables.coverage)
         write_csv(folder / "sources_summary.csv", tables.sources_summary)
@@ -228,9 +140,9 @@ def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) 
     target_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
                    for k, (a, f) in summary["coverage_by_target"].items()]
     source_rows = [[r.source_id, f"{r.pledge_usd:,.0f}", f"{r.allocated_usd:,.0f}",
-                    _number(r.marginal_value)]
+                    writing.real(r.marginal_value)]
                    for r in tables.sources_summary.itertuples()]
-    binding = [[name, _number(dual)] for name, dual in summary["most_binding"]]
+    binding = [[name, writing.real(dual)] for name, dual in summary["most_binding"]]
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
              "padding:.2em .6em;text-align:right}th{background:#eee}"

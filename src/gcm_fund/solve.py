@@ -19,6 +19,7 @@ from .model import GE, LE, SCALE_USD, LinearProgram, check_structurally_feasible
 from .pricing import ColumnPool
 from .pulp_backend import PulpBackend
 from .schema import Policy
+from .writing import usd_short
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +145,6 @@ def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
                      blocking=blocking)
 
 
-def _usd(amount: float) -> str:
-    if abs(amount) >= 1e9:
-        return f"USD {amount / 1e9:,.2f} billion"
-    if abs(amount) >= 1e6:
-        return f"USD {amount / 1e6:,.2f} million"
-    return f"USD {amount:,.2f}"
-
-
 def _group_words(group: str) -> str:
     """How the diagnosis names the equity group before "floor": nothing for all gaps."""
     return "" if group == "all" else f"{group.upper()} "
@@ -170,13 +163,13 @@ def _diagnosis_text(lp: LinearProgram, shortfalls: list[Shortfall], blocking: li
             lines.append(
                 f"the {_group_words(equity.group)}floor of {equity.min_floor:.0%} cannot be met: "
                 f"{len(items)} {'gaps fall' if len(items) > 1 else 'gap falls'} short by "
-                f"{_usd(total)} in all "
-                f"(largest: {largest.row}, short {_usd(largest.short_usd)})"
+                f"{usd_short(total)} in all "
+                f"(largest: {largest.row}, short {usd_short(largest.short_usd)})"
             )
         else:
             lines.append(
                 f"{family}: {len(items)} rule{'s' if len(items) > 1 else ''} short by "
-                f"{_usd(total)} (largest: {largest.row}, short {_usd(largest.short_usd)})"
+                f"{usd_short(total)} (largest: {largest.row}, short {usd_short(largest.short_usd)})"
             )
     if not lines:
         lines.append("the rules cannot all hold")

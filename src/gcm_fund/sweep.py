@@ -42,11 +42,8 @@ basis does), so each bracket holds at least one point where it changes.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,6 +59,7 @@ from .model import GE, LE, SCALE_USD, LinearProgram, build
 from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
 from .solve import solve, stage2_floor_bounds
+from .writing import amount, csv_text, real, write_atomic
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.
@@ -563,64 +561,23 @@ def _merge(points: list[Breakpoint]) -> list[Breakpoint]:
 # Writing
 
 
-def _amount(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
-def _real(value: float | None) -> str:
-    """12 significant digits, no negative zero, blank for None."""
-    if value is None or math.isnan(value):
-        return ""
-    text = f"{value:.12g}"
-    return "0" if text in {"-0", "0"} else text
-
-
 def sweep_rows(result: SweepResult) -> list[list[str]]:
     """The rows of the sweep CSV (SPEC section 6), formatted."""
     rows = []
     for level in result.levels:
         if level.status != OPTIMAL:
-            rows.append([_amount(level.pledge_usd), level.status, "", "", "", ""])
+            rows.append([amount(level.pledge_usd), level.status, "", "", "", ""])
             continue
-        rows.append([_amount(level.pledge_usd), level.status, _real(level.floor),
-                     _amount(level.weighted_usd), _amount(level.allocated_usd),
-                     _real(level.marginal_value)])
+        rows.append([amount(level.pledge_usd), level.status, real(level.floor),
+                     amount(level.weighted_usd), amount(level.allocated_usd),
+                     real(level.marginal_value)])
     return rows
 
 
 def breakpoint_rows(result: SweepResult) -> list[list[str]]:
     """The rows of the breakpoints CSV, formatted."""
-    return [[_amount(p.pledge_usd), _amount(p.pledge_below_usd), _amount(p.pledge_above_usd),
-             _real(p.marginal_below), _real(p.marginal_above)] for p in result.breakpoints]
-
-
-def csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A CSV document with '\\n' line ends."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a file through a temporary file beside it, renamed into place when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a file is not
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return [[amount(p.pledge_usd), amount(p.pledge_below_usd), amount(p.pledge_above_usd),
+             real(p.marginal_below), real(p.marginal_above)] for p in result.breakpoints]
 
 
 def companion_paths(out: Path | str) -> tuple[Path, Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gcm_fund import synthetic
-from gcm_fund.report import remove_stale_staging
+from gcm_fund.writing import remove_stale_staging
 
 RUN_FILES = {"allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",
              "manifest.json", "report.html", "policy.toml", "inputs"}

@@ -1,0 +1,185 @@
+"""Writing files safely and formatting numbers: the one place for both.
+
+Every file the tool writes goes through a temporary file or folder beside its destination
+and is renamed into place only when complete, so an interrupted or failed command leaves
+the destination as it was. Every number written or printed uses one of the formats below,
+so the same figure reads the same in a CSV, a message and the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# ---------------------------------------------------------------------------------------
+# Number formats
+
+
+def amount(value: float | None) -> str:
+    """A USD amount in a CSV cell: two decimals, blank for None or NaN."""
+    if value is None or math.isnan(value):
+        return ""
+    return f"{value:.2f}"
+
+
+def share(value: float | None) -> str:
+    """A fraction in a CSV cell: six decimals, blank for None or NaN."""
+    if value is None or math.isnan(value):
+        return ""
+    return f"{value:.6f}"
+
+
+def real(value: float | None) -> str:
+    """A dual, ratio or other real in a CSV cell: 12 significant digits, no negative zero,
+    blank for None or NaN."""
+    if value is None or math.isnan(value):
+        return ""
+    text = f"{value:.12g}"
+    return "0" if text in {"-0", "0"} else text
+
+
+def boolean(value: bool) -> str:
+    """`true` or `false`."""
+    return "true" if value else "false"
+
+
+def usd(value: float) -> str:
+    """An amount in a message, to the cent: `USD 1,234,567.89`."""
+    return f"USD {value:,.2f}"
+
+
+def usd_short(value: float) -> str:
+    """An amount in a message, in the unit a reader takes in at a glance:
+    `USD 1.23 billion`, `USD 4.50 million`, `USD 999.00`."""
+    if abs(value) >= 1e9:
+        return f"USD {value / 1e9:,.2f} billion"
+    if abs(value) >= 1e6:
+        return f"USD {value / 1e6:,.2f} million"
+    return f"USD {value:,.2f}"
+
+
+def whole(value: float) -> str:
+    """An amount in a terminal table, whole dollars with thousands separators: `1,234,568`."""
+    return f"{value:,.0f}"
+
+
+# ---------------------------------------------------------------------------------------
+# CSV text
+
+
+def csv_text(columns: Sequence[str], rows: Iterator[Sequence[str]] | Sequence[Sequence[str]]
+             ) -> str:
+    """A CSV document with '\\n' line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_table(path: Path, columns: Sequence[str],
+                cells: Sequence[Sequence[str]]) -> None:
+    """A table given column by column (`cells[j]` is column j, already formatted) as CSV
+    with '\\n' line ends."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(list(columns))
+        writer.writerows(zip(*cells, strict=True))
+
+
+def format_columns(table: Any, formats: Mapping[str, Callable[[Any], str]]) -> list[list[str]]:
+    """The cells of a DataFrame column by column, each column in its format (`str` when
+    the column has none)."""
+    return [[formats.get(name, str)(value) for value in table[name].tolist()]
+            for name in table.columns]
+
+
+# ---------------------------------------------------------------------------------------
+# Atomic writers
+
+
+def umask() -> int:
+    """The process's file-creation mask (read without changing it for good)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write a file through a temporary file beside it, renamed into place when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; a file is not
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_staging(parent: Path) -> None:
+    """Remove staging folders left by a killed run (its process no longer exists).
+
+    A SIGKILL cannot be caught, so the run it kills cannot clean up after itself; the
+    next run writing beside it does. The owner's process id is part of the folder name.
+    """
+    for leftover in parent.glob(".*.partial"):
+        parts = leftover.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is not None and pid != os.getpid() and not _process_exists(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def atomic_folder(destination: Path, *, replace: bool = False) -> Iterator[Path]:
+    """A temporary folder beside `destination`, renamed to it when the block completes.
+
+    The caller decides whether an existing destination may be replaced (`replace`) and
+    checks it first; this refuses to replace anything otherwise. On any error or
+    interruption the temporary folder is removed and the destination is untouched.
+    """
+    from .errors import UsageError
+
+    destination = Path(destination)
+    occupied = destination.exists() and (
+        not destination.is_dir() or any(destination.iterdir()))
+    if occupied and not replace:
+        raise UsageError(f"{destination}: exists and is not empty; use --force to replace it")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(destination.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
+                                    suffix=".partial", dir=destination.parent))
+    try:
+        yield staging
+        if destination.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old",
+                                          dir=destination.parent))
+            os.replace(destination, trash / "old")
+            os.replace(staging, destination)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,68 @@
+"""The number formats and the atomic writers of gcm_fund.writing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from gcm_fund import writing
+from gcm_fund.errors import UsageError
+
+
+@pytest.mark.parametrize(("function", "value", "text"), [
+    pytest.param(writing.amount, 1234.5, "1234.50", id="amount"),
+    pytest.param(writing.amount, None, "", id="amount-none"),
+    pytest.param(writing.amount, math.nan, "", id="amount-nan"),
+    pytest.param(writing.share, 0.25, "0.250000", id="share"),
+    pytest.param(writing.share, math.nan, "", id="share-nan"),
+    pytest.param(writing.real, -0.0, "0", id="real-negative-zero"),
+    pytest.param(writing.real, -1e-20, "-1e-20", id="real-tiny"),
+    pytest.param(writing.real, 1 / 3, "0.333333333333", id="real-12-digits"),
+    pytest.param(writing.real, None, "", id="real-none"),
+    pytest.param(writing.boolean, True, "true", id="boolean"),
+    pytest.param(writing.usd, 1234567.891, "USD 1,234,567.89", id="usd"),
+    pytest.param(writing.usd_short, 2.5e9, "USD 2.50 billion", id="usd-billion"),
+    pytest.param(writing.usd_short, -4.5e6, "USD -4.50 million", id="usd-million"),
+    pytest.param(writing.usd_short, 999.0, "USD 999.00", id="usd-small"),
+    pytest.param(writing.whole, 1234567.5, "1,234,568", id="whole"),
+])
+def test_number_formats(function, value, text):
+    assert function(value) == text
+
+
+def test_csv_text_has_newline_line_ends_and_quotes_commas():
+    assert writing.csv_text(["a", "b"], [["1", "x,y"]]) == 'a,b\n1,"x,y"\n'
+
+
+def test_write_atomic_replaces_a_file_and_leaves_no_temporary(tmp_path: Path):
+    path = tmp_path / "sub" / "out.csv"
+    writing.write_atomic(path, "one\n")
+    writing.write_atomic(path, b"two\n")
+    assert path.read_bytes() == b"two\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.csv"]
+
+
+def test_atomic_folder_leaves_the_destination_untouched_on_error(tmp_path: Path):
+    destination = tmp_path / "run"
+    destination.mkdir()
+    (destination / "keep.txt").write_text("mine")
+    with pytest.raises(RuntimeError), writing.atomic_folder(destination, replace=True) as folder:
+        (folder / "new.txt").write_text("half")
+        raise RuntimeError("failed half way")
+    assert [p.name for p in destination.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_atomic_folder_refuses_a_non_empty_destination_unless_told(tmp_path: Path):
+    destination = tmp_path / "run"
+    destination.mkdir()
+    (destination / "keep.txt").write_text("mine")
+    with pytest.raises(UsageError, match="exists and is not empty"), \
+            writing.atomic_folder(destination):
+        pass
+    with writing.atomic_folder(destination, replace=True) as folder:
+        (folder / "new.txt").write_text("new")
+    assert [p.name for p in destination.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
