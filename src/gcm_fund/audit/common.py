@@ -1,4 +1,4 @@
-"""Small helpers shared by the audit commands: money as text, numbers from text cells."""
+"""Small helpers shared by the audit commands: numbers from text cells, lists, agreement."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
-def usd(value: float) -> str:
-    """An amount as `USD 1,234.56`."""
-    return f"USD {value:,.2f}"
+from ..writing import usd as usd  # re-exported: the audit commands' money format
 
 
 def parse_numbers(column: pd.Series) -> np.ndarray:
