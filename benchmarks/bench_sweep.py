@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from gcm_fund import api, synthetic
+from gcm_fund.highs_backend import HighsBackend
 from gcm_fund.model import build
 from gcm_fund.solve import solve
-from gcm_fund.sweep import _WarmSweep, sweep, with_pledges
+from gcm_fund.sweep import sweep, with_pledges
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,12 +79,12 @@ def main() -> int:
     # basis solve); on generated instances the floor is usually pinned by a State's
     # absorption cap, so it always is. Time also the worst case: HiGHS runs stage 1 (warm)
     # at every level, as when the binding rows of the floor change at every level.
-    shortcut = _WarmSweep._stage1_from_basis
-    _WarmSweep._stage1_from_basis = lambda self, rhs: None  # type: ignore[method-assign]
+    shortcut = HighsBackend.value_from_basis
+    HighsBackend.value_from_basis = lambda self, rhs, col: None  # type: ignore[method-assign]
     start = time.perf_counter()
     both = sweep(data, policy, [source_id], levels, breakpoint_tol_usd=None)
     both_s = time.perf_counter() - start
-    _WarmSweep._stage1_from_basis = shortcut  # type: ignore[method-assign]
+    HighsBackend.value_from_basis = shortcut  # type: ignore[method-assign]
     print(f"sweep, stage 1 re-solved at every level: {both_s:.2f} s", flush=True)
 
     start = time.perf_counter()

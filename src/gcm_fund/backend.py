@@ -1,15 +1,19 @@
-"""What a solver backend gives the two-stage solve, whatever the solver.
+"""What a solver backend gives the solve pipeline, whatever the solver.
 
-A backend maximises a cost over the LP's columns with z in given bounds and given
-right-hand sides, and returns a `StageSolution` in one convention: duals d objective /
-d rhs, reduced costs d objective / d bound, values in LP column order.
+A backend maximises a cost over the LP's columns with some named columns (z, a stage's
+own) in given bounds and given right-hand sides, and returns a `StageSolution` in one
+convention: duals d objective / d rhs, reduced costs d objective / d bound, values in LP
+column order. Statuses are the one `Status` enum; each backend maps its solver's
+statuses to it in one place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,20 +21,43 @@ import numpy as np
 
 from .model import GE, LE
 
-OPTIMAL, INFEASIBLE = "optimal", "infeasible"
-EMPTY = "empty"  # HiGHS's kModelEmpty: a model without columns
+
+class Status(enum.StrEnum):
+    """How a solve ended. A `str`, so that it compares equal to the word written in
+    `manifest.json` and the sweep's CSV (`Status.OPTIMAL == "optimal"`)."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    EMPTY = "empty"  # a model without columns (HiGHS's kModelEmpty): nothing to allocate
+
+
+OPTIMAL, INFEASIBLE, EMPTY = Status.OPTIMAL, Status.INFEASIBLE, Status.EMPTY
+
+Bounds = Mapping[int, tuple[float, float]]  # LP column -> (lower, upper)
+
+
+class SolverStopped(RuntimeError):
+    """The solver ended neither optimal nor infeasible (a numerical failure): a crash of
+    the tool, not an answer about the policy."""
 
 
 @dataclass
 class StageSolution:
-    """One solved stage, in scaled units, with duals as d objective / d rhs."""
+    """One solved stage, in scaled units, with duals as d objective / d rhs.
 
-    status: str
+    `bounds` are the bounds the stage set on named columns (LP column -> bounds).
+    """
+
+    status: Status
     objective: float = float("nan")
     col_value: np.ndarray = field(default_factory=lambda: np.zeros(0))
     row_dual: np.ndarray = field(default_factory=lambda: np.zeros(0))
     col_dual: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    z_bounds: tuple[float, float] | None = None
+    bounds: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    def bounds_of(self, col: int | None) -> tuple[float, float] | None:
+        """The bounds this stage set on a column, None when it set none (or no column)."""
+        return None if col is None else self.bounds.get(col)
 
 
 @dataclass
@@ -43,13 +70,30 @@ class SolverInfo:
 
 
 class Backend(Protocol):
-    """What the two-stage solve needs of a solver."""
+    """What the solve pipeline needs of a solver.
+
+    `value_precision`: the relative precision of the values the solver hands back (0 for
+    HiGHS in memory; 1e-8 for CBC, read from an 8-digit solution file). A stage that
+    bounds a column by a value read back gives up at least that much.
+    """
 
     info: SolverInfo
+    value_precision: float
 
-    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
-              rhs: np.ndarray) -> StageSolution:
-        """Maximise cost.x with z in z_bounds and these right-hand sides."""
+    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray) -> StageSolution:
+        """Maximise cost.x with these bounds on named columns and these right-hand sides
+        (raises `SolverStopped` when the solver ends neither optimal nor infeasible)."""
+        ...
+
+    def value_from_basis(self, rhs: np.ndarray, col: int) -> float | None:
+        """Column `col`'s optimal value at right-hand sides `rhs`, from the last optimal
+        basis without a solve, when that basis stays optimal at `rhs`; None when it
+        may not (or the backend keeps no basis): then solve."""
+        ...
+
+    def start_from(self, other: Backend) -> None:
+        """Start the next solve from `other`'s last basis, when both hold the same
+        columns and rows (stages that share a column pool); otherwise nothing."""
         ...
 
 

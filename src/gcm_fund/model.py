@@ -22,27 +22,40 @@ LE, GE = 1, -1  # row senses: lhs <= rhs, lhs >= rhs
 FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor")
 
 
+KEY_COLUMNS = ("source_id", "iso3", "target")  # the keys a row of the registry may carry
+
+
 @dataclass
 class RowBlock:
-    """A run of rows of one family; `keys` holds one string array per key position."""
+    """A run of rows of one family; `keys` holds one string array per key position, and
+    `key_columns` says which key each position is (`source_id`, `iso3` or `target`)."""
 
     family: str
     start: int
     stop: int
     keys: tuple[np.ndarray, ...]
+    key_columns: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         """`family[key,key]` for every row of the block."""
         joined = [",".join(parts) for parts in zip(*self.keys, strict=True)]
         return [f"{self.family}[{k}]" for k in joined]
 
+    def key(self, column: str) -> np.ndarray | None:
+        """The block's keys of one key column, or None when its rows do not carry it."""
+        if column not in self.key_columns:
+            return None
+        return self.keys[self.key_columns.index(column)]
+
 
 @dataclass
 class LinearProgram:
     """The LP in scaled units: max obj.x subject to row bounds, with a row registry.
 
-    Columns 0..n_x-1 are the eligible triples x[f,s,t] (USD millions); when the floor
-    set G is not empty, column n_x is the floor level z.
+    Columns 0..n_x-1 are the eligible triples x[f,s,t] (USD millions); the columns after
+    them are named in `aux_columns`: the floor level `z` when the floor set G is not
+    empty, and whatever a stage adds (`with_columns`). Find a column by its name
+    (`column("z")`, `z_col`), never by its position.
     """
 
     data: ProblemData
@@ -62,8 +75,9 @@ class LinearProgram:
     rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     blocks: list[RowBlock] = field(default_factory=list)
     unmet_thematic: list[str] = field(default_factory=list)
-    # Columns after z that a solver always holds: the elastic diagnosis's slacks.
-    n_extra: int = 0
+    # Names of the columns after the allocations, which a solver always holds: `z`, the
+    # elastic diagnosis's `shortfall` slacks, a later stage's own columns.
+    aux_columns: list[str] = field(default_factory=list)
 
     @property
     def n_x(self) -> int:
@@ -77,8 +91,20 @@ class LinearProgram:
 
     @property
     def n_cols(self) -> int:
-        """Columns: the allocations, z when G is not empty, and any extra columns."""
-        return self.n_x + (1 if self.has_floor else 0) + self.n_extra
+        """Columns: the allocations and the named columns after them."""
+        return self.n_x + len(self.aux_columns)
+
+    def column(self, name: str) -> int | None:
+        """The LP column of a named column after the allocations (first of that name), or
+        None when the LP has none."""
+        if name not in self.aux_columns:
+            return None
+        return self.n_x + self.aux_columns.index(name)
+
+    @property
+    def z_col(self) -> int | None:
+        """The column of the floor level z, None when G is empty."""
+        return self.column("z")
 
     @property
     def n_rows(self) -> int:
@@ -131,13 +157,33 @@ class LinearProgram:
         ge_rows = np.nonzero(self.sense == GE)[0]
         slack = sp.csc_matrix((np.ones(len(ge_rows)), (ge_rows, np.arange(len(ge_rows)))),
                               shape=(self.n_rows, len(ge_rows)))
-        return replace(self, matrix=sp.hstack([self.matrix, slack], format="csc"),
-                       n_extra=self.n_extra + len(ge_rows))
+        return self.with_columns(["shortfall"] * len(ge_rows), slack)
+
+    def with_columns(self, names: list[str], block: sp.spmatrix) -> LinearProgram:
+        """This LP with named columns added after the last one (`block`: their entries,
+        n_rows x len(names)). A solver holds them always, from 0 to no upper bound unless
+        a stage bounds them."""
+        matrix = sp.hstack([self.matrix, sp.csc_matrix(block)], format="csc")
+        return replace(self, matrix=matrix, aux_columns=[*self.aux_columns, *names])
+
+    def with_rows(self, family: str, keys: dict[str, np.ndarray], block: sp.spmatrix,
+                  sense: int, rhs: np.ndarray) -> LinearProgram:
+        """This LP with a family of rows added after the last one: `keys` maps key columns
+        (`source_id`, `iso3`, `target`) to one string per row, `block` holds their
+        entries (len(rhs) x n_cols). A right-hand side of -inf (`>=`) or +inf (`<=`)
+        leaves a row free until a stage sets it (`Pipeline.solve_stage(rhs=...)`)."""
+        rhs = np.asarray(rhs, dtype=float)
+        new = RowBlock(family, self.n_rows, self.n_rows + len(rhs),
+                       tuple(np.asarray(v) for v in keys.values()), tuple(keys))
+        return replace(self, matrix=sp.vstack([self.matrix, sp.csr_matrix(block)], format="csc"),
+                       sense=np.concatenate([self.sense, np.full(len(rhs), sense, np.int8)]),
+                       rhs=np.concatenate([self.rhs, rhs]), blocks=[*self.blocks, new])
 
     def stage1_objective(self) -> np.ndarray:
         """The floor level z alone."""
         cost = np.zeros(self.n_cols)
-        cost[self.n_x] = 1.0
+        if self.z_col is not None:
+            cost[self.z_col] = 1.0
         return cost
 
     def rhs_for_pledges(self, pledge_usd: np.ndarray) -> np.ndarray:
@@ -173,7 +219,7 @@ class _Rows:
         self.blocks: list[RowBlock] = []
         self.count = 0
 
-    def add(self, family: str, keys: tuple[np.ndarray, ...], row_of_entry: np.ndarray,
+    def add(self, family: str, keys: dict[str, np.ndarray], row_of_entry: np.ndarray,
             cols: np.ndarray, vals: np.ndarray, sense: int, rhs: np.ndarray) -> None:
         n = len(rhs)
         # 32-bit indices: half the memory of numpy's default on millions of entries.
@@ -182,7 +228,8 @@ class _Rows:
         self.vals.append(vals)
         self.sense.append(np.full(n, sense, dtype=np.int8))
         self.rhs.append(np.asarray(rhs, dtype=float))
-        self.blocks.append(RowBlock(family, self.count, self.count + n, keys))
+        self.blocks.append(RowBlock(family, self.count, self.count + n,
+                                    tuple(keys.values()), tuple(keys)))
         self.count += n
 
 
@@ -269,6 +316,8 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
         pledge=sources["pledge_usd"].to_numpy(dtype=float) / SCALE_USD,
         source_share=_source_shares(data, policy),
     )
+    if lp.has_floor:
+        lp.aux_columns = ["z"]
     rows = _Rows()
     add_budget(lp, rows)
     add_gap(lp, rows)
@@ -350,8 +399,8 @@ def add_budget(lp: LinearProgram, rows: _Rows) -> None:
     present, row_of = _group_rows(lp.var_source)
     ids = lp.data.sources["source_id"].to_numpy()
     lp._budget_sources = present
-    rows.add("budget", (ids[present],), row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE,
-             lp.pledge[present])
+    rows.add("budget", {"source_id": ids[present]}, row_of, np.arange(lp.n_x),
+             np.ones(lp.n_x), LE, lp.pledge[present])
 
 
 def add_gap(lp: LinearProgram, rows: _Rows) -> None:
@@ -360,7 +409,8 @@ def add_gap(lp: LinearProgram, rows: _Rows) -> None:
         return
     present, row_of = _group_rows(lp.var_gap)
     gaps = lp.data.gaps
-    keys = (gaps["iso3"].to_numpy()[present], gaps["target"].to_numpy()[present])
+    keys = {"iso3": gaps["iso3"].to_numpy()[present],
+            "target": gaps["target"].to_numpy()[present]}
     rows.add("gap", keys, row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE, lp.fundable[present])
 
 
@@ -373,7 +423,7 @@ def add_absorb(lp: LinearProgram, rows: _Rows) -> None:
     cols = np.nonzero(limited)[0]
     present, row_of = _group_rows(lp.var_state[cols])
     iso3 = lp.data.states["iso3"].to_numpy()
-    rows.add("absorb", (iso3[present],), row_of, cols, np.ones(len(cols)), LE,
+    rows.add("absorb", {"iso3": iso3[present]}, row_of, cols, np.ones(len(cols)), LE,
              absorption[present] / SCALE_USD)
 
 
@@ -384,8 +434,8 @@ def add_state_share(lp: LinearProgram, rows: _Rows) -> None:
     present, row_of = _group_rows(lp.var_state)
     iso3 = lp.data.states["iso3"].to_numpy()
     cap = lp.policy.limits.max_state_share * lp.pledge.sum()
-    rows.add("state_share", (iso3[present],), row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE,
-             np.full(len(present), cap))
+    rows.add("state_share", {"iso3": iso3[present]}, row_of, np.arange(lp.n_x),
+             np.ones(lp.n_x), LE, np.full(len(present), cap))
 
 
 def add_source_state(lp: LinearProgram, rows: _Rows) -> None:
@@ -399,8 +449,8 @@ def add_source_state(lp: LinearProgram, rows: _Rows) -> None:
     lp._pair_sources = f
     ids = lp.data.sources["source_id"].to_numpy()
     iso3 = lp.data.states["iso3"].to_numpy()
-    rows.add("source_state", (ids[f], iso3[s]), row_of, np.arange(lp.n_x), np.ones(lp.n_x), LE,
-             lp.source_share[f] * lp.pledge[f])
+    rows.add("source_state", {"source_id": ids[f], "iso3": iso3[s]}, row_of,
+             np.arange(lp.n_x), np.ones(lp.n_x), LE, lp.source_share[f] * lp.pledge[f])
 
 
 def add_thematic(lp: LinearProgram, rows: _Rows) -> None:
@@ -416,7 +466,7 @@ def add_thematic(lp: LinearProgram, rows: _Rows) -> None:
     theta = np.array(list(shares.values()), dtype=float)
     dense = (var_target[None, :] == targets[:, None]).astype(float) - theta[:, None]
     row_of, cols = np.nonzero(dense)
-    rows.add("thematic", (targets,), row_of, cols, dense[row_of, cols], GE,
+    rows.add("thematic", {"target": targets}, row_of, cols, dense[row_of, cols], GE,
              np.zeros(len(targets)))
 
 
@@ -430,25 +480,27 @@ def add_floor(lp: LinearProgram, rows: _Rows) -> None:
     x_cols = np.nonzero(in_floor)[0]
     n = len(lp.floor_gaps)
     row_of = np.concatenate([position[lp.var_gap[x_cols]], np.arange(n)])
-    cols = np.concatenate([x_cols, np.full(n, lp.n_x)])
+    cols = np.concatenate([x_cols, np.full(n, lp.z_col)])
     vals = np.concatenate([np.ones(len(x_cols)), -lp.fundable[lp.floor_gaps]])
     gaps = lp.data.gaps
-    keys = (gaps["iso3"].to_numpy()[lp.floor_gaps], gaps["target"].to_numpy()[lp.floor_gaps])
+    keys = {"iso3": gaps["iso3"].to_numpy()[lp.floor_gaps],
+            "target": gaps["target"].to_numpy()[lp.floor_gaps]}
     rows.add("floor", keys, row_of, cols, vals, GE, np.zeros(n))
+
+
+def unmet_thematic_diagnosis(targets: list[str]) -> Diagnosis:
+    """Why a policy whose thematic shares name targets no source may fund is infeasible."""
+    joined = ", ".join(targets)
+    return Diagnosis(
+        reason=(
+            f"thematic[{joined}]: the policy asks a share > 0 for target {joined}, "
+            "but no source may fund it (no eligible source, State and gap)"
+        ),
+        shortfalls=[Shortfall(f"thematic[{t}]", "thematic", 0.0) for t in targets],
+    )
 
 
 def check_structurally_feasible(lp: LinearProgram) -> None:
     """Raise `InfeasibleError` for a thematic share on a target no source may fund."""
-    if not lp.unmet_thematic:
-        return
-    targets = ", ".join(lp.unmet_thematic)
-    shortfalls = [Shortfall(f"thematic[{t}]", "thematic", 0.0) for t in lp.unmet_thematic]
-    raise InfeasibleError(
-        Diagnosis(
-            reason=(
-                f"thematic[{targets}]: the policy asks a share > 0 for target {targets}, "
-                "but no source may fund it (no eligible source, State and gap)"
-            ),
-            shortfalls=shortfalls,
-        )
-    )
+    if lp.unmet_thematic:
+        raise InfeasibleError(unmet_thematic_diagnosis(lp.unmet_thematic))

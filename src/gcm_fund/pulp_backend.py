@@ -10,7 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from .backend import INFEASIBLE, OPTIMAL, SolverInfo, StageSolution, quiet_stdout
+from .backend import (
+    INFEASIBLE,
+    OPTIMAL,
+    Backend,
+    Bounds,
+    SolverInfo,
+    SolverStopped,
+    StageSolution,
+    Status,
+    quiet_stdout,
+)
 from .errors import UsageError
 from .model import LE, LinearProgram
 
@@ -140,27 +150,26 @@ class PulpBackend:
             self.problem.addConstraint(constraint)
             self.constraints.append(constraint)
 
-    def solve(self, cost: np.ndarray, z_bounds: tuple[float, float] | None,
-              rhs: np.ndarray) -> StageSolution:
+    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray) -> StageSolution:
         """Maximise cost.x from scratch (PuLP keeps no basis)."""
         pulp = self._pulp
+        bounds = dict(bounds)
         self.problem.setObjective(
             pulp.LpAffineExpression(
                 [(v, float(c)) for v, c in zip(self.variables, cost, strict=True) if c != 0]
             )
         )
-        if z_bounds is not None:
-            z = self.variables[-1]
-            z.lowBound, z.upBound = float(z_bounds[0]), float(z_bounds[1])
+        for col, (low, high) in bounds.items():
+            variable = self.variables[col]
+            variable.lowBound = float(low)
+            variable.upBound = None if np.isinf(high) else float(high)
         for constraint, value in zip(self.constraints, rhs[self.model_rows], strict=True):
             constraint.constant = -float(value)
         with quiet_stdout():
             self.problem.solve(_pulp_solver(self.solver_name))
-        status = pulp.LpStatus[self.problem.status]
-        if status == "Infeasible":
-            return StageSolution(INFEASIBLE, z_bounds=z_bounds)
-        if status != "Optimal":
-            raise RuntimeError(f"{self.info.name} stopped with status {status}")
+        status = self._status()
+        if status == INFEASIBLE:
+            return StageSolution(INFEASIBLE, bounds=bounds)
         values = np.array([v.varValue or 0.0 for v in self.variables])
         duals = np.zeros(self.lp.n_rows)
         duals[self.model_rows] = np.array([c.pi or 0.0 for c in self.constraints]) * self._sign
@@ -171,5 +180,21 @@ class PulpBackend:
             col_value=values,
             row_dual=duals,
             col_dual=reduced,
-            z_bounds=z_bounds,
+            bounds=bounds,
         )
+
+    def _status(self) -> Status:
+        """The one mapping of PuLP's status to `Status`; any other is `SolverStopped`."""
+        status = self._pulp.LpStatus[self.problem.status]
+        if status == "Optimal":
+            return OPTIMAL
+        if status == "Infeasible":
+            return INFEASIBLE
+        raise SolverStopped(f"{self.info.name} stopped with status {status}")
+
+    def value_from_basis(self, rhs: np.ndarray, col: int) -> float | None:
+        """PuLP keeps no basis: always solve."""
+        return None
+
+    def start_from(self, other: Backend) -> None:
+        """PuLP keeps no basis: nothing to start from."""

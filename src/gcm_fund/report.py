@@ -65,8 +65,12 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
              identifier: str, summary: dict[str, Any], model_path: str) -> dict[str, Any]:
     """The manifest of SPEC section 5, with everything a reproduction needs."""
     stage1 = solution.stage1
-    z_final = (float(solution.stage2.col_value[-1])
-               if solution.floor is not None and solution.stage2.col_value.size else None)
+    z = solution.z_col
+    z_final = (float(solution.stage2.col_value[z])
+               if z is not None and solution.floor is not None
+               and solution.stage2.col_value.size else None)
+    stage1_bounds = stage1.bounds_of(z) if stage1 else None
+    stage2_bounds = solution.stage2.bounds_of(z)
     return {
         "tool_version": __version__,
         "run_id": identifier,
@@ -80,12 +84,13 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "versions": versions(),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {
-            "stage1_bounds": list(stage1.z_bounds) if stage1 and stage1.z_bounds else None,
-            "stage2_bounds": list(solution.stage2.z_bounds) if solution.stage2.z_bounds else None,
+            "stage1_bounds": list(stage1_bounds) if stage1_bounds else None,
+            "stage2_bounds": list(stage2_bounds) if stage2_bounds else None,
             "stage2_value": z_final,
-            "stage2_reduced_cost": (float(solution.stage2.col_dual[-1])
-                                    if z_final is not None else None),
-            "stage1_reduced_cost": (float(stage1.col_dual[-1]) if stage1 else None),
+            "stage2_reduced_cost": (float(solution.stage2.col_dual[z])
+                                    if z is not None and z_final is not None else None),
+            "stage1_reduced_cost": (float(stage1.col_dual[z])
+                                    if stage1 and z is not None else None),
         },
         "totals": {
             "pledged_usd": round(summary["pledged_usd"], 2),

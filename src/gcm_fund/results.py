@@ -107,10 +107,10 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
     lhs = np.asarray(x_part @ x_written).ravel()
     rhs = rhs_scaled * SCALE_USD
     families = lp.row_families()
-    if lp.has_floor and stage.col_value.size:
+    if lp.z_col is not None and stage.col_value.size:
         floor = lp.block("floor")
         assert floor is not None
-        z = float(stage.col_value[n_x])
+        z = float(stage.col_value[lp.z_col])
         rhs[floor.start:floor.stop] = z * lp.fundable[lp.floor_gaps] * SCALE_USD
     thematic = lp.block("thematic")
     if thematic is not None:

@@ -2,13 +2,13 @@
 
 The LP is built once, with the swept pledge set to a positive value so that the source's
 triples exist, and re-solved at every level by changing right-hand sides only
-(`LinearProgram.rhs_for_pledges`: `budget[f]`, `source_state[f,*]` and `state_share[*]`
-move with B_f). Two highspy models stay alive, one per stage: each stage keeps its own
-objective, so a new level changes only row bounds (and z's lower bound in stage 2), the
-previous basis stays dual feasible, and the dual simplex goes on from it in a few pivots.
-Stage 1 does not even run where its last optimal basis stays primal feasible at the new
-level: z* then follows from one solve with that basis's factors (`_stage1_from_basis`).
-The stage-2 z bound follows `solve_stages`: z >= max(z_min, z* - tolerance).
+(`Pipeline.set_pledges`: `budget[f]`, `source_state[f,*]` and `state_share[*]` move with
+B_f). The stages are `allocate`'s, run by a warm `Pipeline`: one highspy model per stage,
+each keeping its own objective, so a new level changes only row bounds (and z's lower
+bound in stage 2), the previous basis stays dual feasible, and the dual simplex goes on
+from it in a few pivots. Stage 1 does not even run where its last optimal basis stays
+primal feasible at the new level: z* then follows from one solve with that basis's
+factors (`HighsBackend.value_from_basis`).
 
 Files: `FILE.csv` (SPEC section 6 columns), `FILE.breakpoints.csv`
 (`pledge_usd,pledge_below_usd,pledge_above_usd,marginal_below,marginal_above`: the marginal
@@ -53,12 +53,12 @@ import numpy as np
 
 from .backend import INFEASIBLE, OPTIMAL, SolverInfo
 from .errors import InfeasibleError, UsageError
-from .highs_backend import HighsBackend, run_highs
 from .load import ProblemData
-from .model import GE, LE, SCALE_USD, LinearProgram, build
+from .model import LinearProgram, build
+from .pipeline import Pipeline
 from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
-from .solve import solve, stage2_floor_bounds
+from .solve import solve
 from .writing import amount, csv_text, real, write_atomic
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
@@ -203,201 +203,30 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
     )
 
 
-class _StageModel:
-    """One highspy model of the LP with a fixed objective, warm from its own last basis.
-
-    Like `allocate`'s, the model leaves out the rows that others imply, so that a budget
-    row's dual (the marginal value) is the one `allocate` reports, and holds a pool of
-    columns, priced after each solve. The two stages share one pool: a column that joins
-    one model joins the other, so both hold the same columns in the same order and a basis
-    passes between them. Model rows and columns are LP rows `backend.model_rows` and LP
-    columns `backend.model_cols`; every index outside this class is the LP's.
-    """
-
-    def __init__(self, lp: LinearProgram, cost: np.ndarray, pool: ColumnPool):
-        self.backend = HighsBackend(lp, pool, leave_out_implied=True)
-        self.highs = self.backend.highs
-        self.backend.set_cost(cost)
-        self.lp = lp
-        self.solved = False
-        self._status = self.backend._highspy.HighsModelStatus
-
-    def run(self, rhs: np.ndarray, z_bounds: tuple[float, float] | None,
-            strategy: int | None = None) -> str:
-        """Solve with these right-hand sides and z bounds; `optimal` or `infeasible`.
-
-        The simplex variant: dual (1) from a previous basis, since only bounds changed;
-        `strategy` overrides it (the first stage-2 solve goes primal from stage 1's basis).
-        """
-        highs = self.highs
-        self.backend.set_rhs(rhs)
-        self.backend.set_z_bounds(z_bounds)
-        if strategy is None:
-            strategy = 1 if self.solved else 0
-        highs.setOptionValue("simplex_strategy", strategy)
-        run_highs(highs)
-        status = highs.getModelStatus()
-        if status not in (self._status.kOptimal, self._status.kInfeasible,
-                          self._status.kUnboundedOrInfeasible):
-            # A warm start that stalls: solve this level again from scratch.
-            highs.clearSolver()
-            highs.setOptionValue("simplex_strategy", 0)
-            run_highs(highs)
-            status = highs.getModelStatus()
-        self.solved = True
-        if status == self._status.kOptimal:
-            if self.backend.price_in(OPTIMAL) != OPTIMAL:  # columns added keep it feasible
-                raise RuntimeError("HiGHS stopped with status "
-                                   f"{highs.modelStatusToString(highs.getModelStatus())}")
-            return OPTIMAL
-        # The LP is bounded (x by the gap rows, z by 1), so "unbounded or infeasible" is
-        # infeasible.
-        if status in (self._status.kInfeasible, self._status.kUnboundedOrInfeasible):
-            return INFEASIBLE
-        raise RuntimeError(f"HiGHS stopped with status {highs.modelStatusToString(status)}")
-
-
-@dataclass
-class _Anchor:
-    """Stage 1's last optimum from HiGHS: the rhs it was solved at and its basis, with the
-    values and bounds of the basic variables (in the order of HiGHS's basis matrix)."""
-
-    rhs: np.ndarray
-    z_star: float
-    row_basic: np.ndarray  # by row: is the row's activity basic
-    basic_value: np.ndarray
-    basic_lower: np.ndarray  # column bounds; rows' bounds follow the rhs
-    basic_upper: np.ndarray
-    basic_rows: np.ndarray  # the basic rows, and where they sit among the basic variables
-    basic_row_at: np.ndarray
-    z_at: int | None  # where z sits among the basic variables, None when non-basic
-
-    @classmethod
-    def of(cls, model: _StageModel, rhs: np.ndarray) -> _Anchor:
-        highs, lp = model.highs, model.lp
-        solution = highs.getSolution()
-        col_value = np.asarray(solution.col_value)
-        row_value = np.asarray(solution.row_value)
-        found = highs.getBasicVariables()
-        # highspy returns (status, indices): >= 0 a column, < 0 the model row -1 - index.
-        basic = np.asarray(found[1] if isinstance(found, tuple) else found, dtype=np.int64)
-        is_row = basic < 0
-        model_rows = -1 - basic[is_row]
-        rows = model.backend.model_rows[model_rows]
-        cols = basic[~is_row]
-        value = np.empty(len(basic))
-        value[~is_row] = col_value[cols]
-        value[is_row] = row_value[model_rows]
-        lower = np.full(len(basic), -np.inf)
-        upper = np.full(len(basic), np.inf)
-        lower[~is_row] = 0.0
-        z_bounds = model.backend.z_bounds or (0.0, np.inf)
-        z_position = model.backend.z_position
-        z_at = (np.nonzero(basic == z_position)[0] if z_position is not None
-                else np.zeros(0, dtype=np.int64))
-        if lp.has_floor and z_at.size:
-            lower[z_at], upper[z_at] = z_bounds
-        row_basic = np.zeros(lp.n_rows, dtype=bool)
-        row_basic[rows] = True
-        return cls(rhs=rhs.copy(), z_star=float(highs.getInfo().objective_function_value),
-                   row_basic=row_basic, basic_value=value, basic_lower=lower,
-                   basic_upper=upper, basic_rows=rows, basic_row_at=np.nonzero(is_row)[0],
-                   z_at=int(z_at[0]) if (lp.has_floor and z_at.size) else None)
-
-
 class _WarmSweep:
-    """The two-stage solve of one LP at many pledge levels of the swept sources."""
+    """`allocate` of one LP at many pledge levels of the swept sources: a warm `Pipeline`
+    (one HiGHS model per stage, sharing a column pool) whose pledges change between
+    levels."""
 
     def __init__(self, lp: LinearProgram, swept: np.ndarray, base_pledges_usd: np.ndarray,
                  pool_options: Mapping[str, Any] | None = None):
         self.lp = lp
         self.swept = swept
         self.base = base_pledges_usd.astype(float)
-        equity = lp.policy.equity
-        self.pool = pool = ColumnPool(lp, **(pool_options or {}))
-        self.stage1 = (_StageModel(lp, lp.stage1_objective(), pool)
-                       if lp.has_floor and equity.maximize else None)
-        self.stage2 = _StageModel(lp, lp.stage2_objective(), pool)
-        if self.stage1 is not None:
-            self.stage1.backend.partners.append(self.stage2.backend)
-            self.stage2.backend.partners.append(self.stage1.backend)
+        self.pipeline = Pipeline(lp, "highs", warm_stages=True, pool_options=pool_options)
         self.solves = 0
-        is_swept = np.isin(lp.var_source, swept)
         self.swept_budget_rows = self._budget_rows(swept)
-        # At a level of 0: the floor rows of gaps left with no eligible triple, and whether
-        # a thematic target is left with none.
-        others = np.bincount(lp.var_gap[~is_swept], minlength=len(lp.data.gaps)) > 0
-        floor = lp.block("floor")
-        lost = ~others[lp.floor_gaps] if floor is not None else np.zeros(0, dtype=bool)
-        self.zero_floor_rows = (floor.start + np.nonzero(lost)[0]) if floor is not None \
-            else np.zeros(0, dtype=np.int64)
-        self.zero_floor_empty = bool(lost.all()) if floor is not None else True
-        thematic = lp.block("thematic")
-        var_target = lp.data.gaps["target"].to_numpy()[lp.var_gap[~is_swept]]
-        self.zero_thematic_unmet = thematic is not None and any(
-            not (var_target == t).any() for t in thematic.keys[0])
-        self.structurally_infeasible = bool(lp.unmet_thematic)
-        self.stage1_skipped = 0
-        self._anchor: _Anchor | None = None  # stage 1's last optimal basis
 
-    def _stage1(self, rhs: np.ndarray) -> float | None:
-        """z* at these right-hand sides, or None when no point meets the rules."""
-        assert self.stage1 is not None
-        z_star = self._stage1_from_basis(rhs)
-        if z_star is not None:
-            self.stage1_skipped += 1
-            return z_star
-        if self.stage1.run(rhs, (self.lp.policy.equity.min_floor, 1.0)) == INFEASIBLE:
-            self._anchor = None
-            return None
-        self._anchor = _Anchor.of(self.stage1, rhs)
-        return self._anchor.z_star
+    @property
+    def pool(self) -> ColumnPool:
+        """The column pool both stages share."""
+        assert self.pipeline.pool is not None
+        return self.pipeline.pool
 
-    def _stage1_from_basis(self, rhs: np.ndarray) -> float | None:
-        """z* at `rhs` from stage 1's last optimal basis, when that basis stays feasible;
-        None when it does not (or there is none), so that stage 1 must run.
-
-        Only right-hand sides move, so the basis stays dual feasible; if it also stays
-        primal feasible it is still optimal, and its basic values move by B^-1 d, where d
-        holds the change of rhs of every non-basic (binding) row that moved (HiGHS's basis
-        matrix is [A I] with logicals equal to minus the row activities, so a basic row's
-        activity moves by minus its entry). This is the
-        step HiGHS would take with zero pivots, without its fixed cost per run (checking
-        and copying the whole matrix, about 50 ms at 193 x 12 x 100).
-        """
-        anchor = self._anchor
-        if anchor is None:
-            return None
-        assert self.stage1 is not None
-        row_of = self.stage1.backend.model_row_of
-        changed = np.nonzero(rhs != anchor.rhs)[0]
-        changed = changed[row_of[changed] >= 0]  # rows the model leaves out do not count
-        if not changed.size:
-            return anchor.z_star
-        binding = changed[~anchor.row_basic[changed]]
-        if np.isinf(rhs[binding]).any() or np.isinf(anchor.rhs[binding]).any():
-            return None  # a binding row made free (or freed before): let HiGHS decide
-        values = anchor.basic_value
-        if binding.size:
-            d = np.zeros(len(self.stage1.backend.model_rows))
-            d[row_of[binding]] = rhs[binding] - anchor.rhs[binding]
-            status, step = self.stage1.highs.getBasisSolve(d)
-            if status != self.stage1.backend._highspy.HighsStatus.kOk:
-                return None
-            step = np.asarray(step, dtype=float).copy()
-            # HiGHS's basis holds a row through its logical variable, minus the row's
-            # activity: the activity moves the other way.
-            step[anchor.basic_row_at] *= -1.0
-            values = values + step
-        lower, upper = anchor.basic_lower.copy(), anchor.basic_upper.copy()
-        rows, at = anchor.basic_rows, anchor.basic_row_at
-        sense = self.lp.sense[rows]
-        lower[at] = np.where(sense == GE, rhs[rows], -np.inf)
-        upper[at] = np.where(sense == LE, rhs[rows], np.inf)
-        tolerance = 1e-9  # HiGHS's primal feasibility tolerance, in the solver's units
-        if (values < lower - tolerance).any() or (values > upper + tolerance).any():
-            return None
-        return float(values[anchor.z_at]) if anchor.z_at is not None else anchor.z_star
+    @property
+    def stage1_skipped(self) -> int:
+        """Levels whose z* came from stage 1's last basis, without a solve."""
+        return self.pipeline.stage1_skipped
 
     def _budget_rows(self, swept: np.ndarray) -> np.ndarray:
         budget = self.lp.block("budget")
@@ -408,55 +237,25 @@ class _WarmSweep:
 
     def solve(self, level_usd: float) -> Level:
         """Both stages at this level of every swept pledge."""
-        lp, equity = self.lp, self.lp.policy.equity
-        zero = level_usd == 0
-        if self.structurally_infeasible or (zero and self.zero_thematic_unmet):
-            return Level(level_usd, INFEASIBLE)
-        if lp.n_cols == 0:  # no eligible triple at all: nothing to allocate, no floor
-            return Level(level_usd, OPTIMAL, None, 0.0, 0.0, None)
         pledges = self.base.copy()
         pledges[self.swept] = level_usd
-        rhs = lp.rhs_for_pledges(pledges)
-        has_floor = lp.has_floor
-        if zero and has_floor:
-            rhs[self.zero_floor_rows] = -np.inf  # these gaps leave G: their rows go free
-            has_floor = not self.zero_floor_empty
+        self.pipeline.set_pledges(pledges)
         self.solves += 1
-        floor: float | None = None
-        z_bounds: tuple[float, float] | None = None
-        strategy2: int | None = None
-        if lp.has_floor:
-            z_bounds = (equity.min_floor, 1.0 if equity.maximize else equity.min_floor)
-        if has_floor and equity.maximize:
-            z_star = self._stage1(rhs)
-            if z_star is None:
-                return Level(level_usd, INFEASIBLE)
-            floor = min(1.0, z_star)
-            z_bounds = stage2_floor_bounds(lp.policy, floor)
-            if not self.stage2.solved:
-                # Stage 1's optimum is feasible for stage 2: go on from it by primal simplex.
-                assert self.stage1 is not None
-                self.stage2.highs.setBasis(self.stage1.highs.getBasis())
-                strategy2 = 4
-        elif has_floor:
-            floor = equity.min_floor
-        if self.stage2.run(rhs, z_bounds, strategy2) == INFEASIBLE:
+        try:
+            solution = self.pipeline.run(diagnosed=False)
+        except InfeasibleError:
             return Level(level_usd, INFEASIBLE)
-        highs = self.stage2.highs
-        solution = highs.getSolution()
-        x_usd = self.stage2.backend.col_value_of(solution)[: lp.n_x] * SCALE_USD
-        allocated = float(np.round(np.clip(x_usd, 0.0, None), 2).sum())
         marginal: float | None = None
-        if len(self.swept_budget_rows) and not zero:
-            dual = self.stage2.backend.row_dual_of(solution)[self.swept_budget_rows]
+        if len(self.swept_budget_rows) and level_usd > 0:
+            dual = solution.stage2.row_dual[self.swept_budget_rows]
             # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
             marginal = float(np.maximum(dual, 0.0).sum())
         return Level(
             pledge_usd=level_usd,
             status=OPTIMAL,
-            floor=floor,
-            weighted_usd=float(highs.getInfo().objective_function_value) * SCALE_USD,
-            allocated_usd=allocated,
+            floor=solution.floor,
+            weighted_usd=solution.weighted_usd,
+            allocated_usd=float(np.round(solution.x_usd, 2).sum()),
             marginal_value=marginal,
         )
 
@@ -514,7 +313,7 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     else:
         breakpoints = [Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value, b.marginal_value)
                        for a, b in pairs]
-    return SweepResult(tuple(source_ids), results, breakpoints, warm.stage2.backend.info,
+    return SweepResult(tuple(source_ids), results, breakpoints, warm.pipeline.info,
                        solves=warm.solves,
                        extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
                               "stage1_skipped": warm.stage1_skipped,

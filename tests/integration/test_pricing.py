@@ -179,7 +179,8 @@ def test_the_priced_diagnosis_finds_the_least_total_shortfall(tmp_path: Path) ->
     elastic = lp.elastic()
     slacks = elastic.n_cols - lp.n_cols
     cost = np.concatenate([np.zeros(lp.n_cols), -np.ones(slacks)])
-    whole = HighsBackend(elastic).solve(cost, (0.9, 0.9), lp.rhs)
+    assert elastic.z_col is not None
+    whole = HighsBackend(elastic).solve(cost, {elastic.z_col: (0.9, 0.9)}, lp.rhs)
     whole_total = -whole.objective * 1e6
     assert whole_total > 1e6  # the floor really is out of reach
     # Shortfalls below half a cent are not listed: at most one such per floor row.
