@@ -21,6 +21,7 @@ from rich.text import Text
 
 from . import api
 from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, GcmFundError, InfeasibleError, InputError
+from .report import illustrative_entry, illustrative_notice
 from .writing import atomic_folder, real, whole
 
 app = typer.Typer(
@@ -172,6 +173,9 @@ def _write_diagnosis(out_dir: Path, exc: InfeasibleError, force: bool) -> None:
 def _print_summary(run: api.Run, written: Path) -> None:
     figures = run.summary
     floor = figures["floor"]
+    notice = illustrative_notice(illustrative_entry(run.loaded.data))
+    if notice:
+        out.print(Text(notice, style="bold"), soft_wrap=True)
     out.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}")
     out.print(
         f"floor reached: {'none (no gap in the equity group)' if floor is None else f'{floor:.2%}'}"

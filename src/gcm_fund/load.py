@@ -26,8 +26,10 @@ from .schema import (
     INCOME_GROUPS,
     INPUT_FILES,
     ISO3_PATTERN,
+    META_FILE,
     SHOWN_LENGTH,
     Column,
+    InputMeta,
     Policy,
     did_you_mean,
     normalise_target,
@@ -54,6 +56,8 @@ class ProblemData:
     folder: Path
     file_sha256: dict[str, str]
     warnings: list[Problem] = field(default_factory=list)
+    meta: InputMeta = field(default_factory=InputMeta)
+    meta_bytes: bytes | None = None  # meta.toml as read, None when the folder has none
 
 
 @dataclass(frozen=True)
@@ -359,6 +363,10 @@ def load_inputs(folder: Path | str) -> ProblemData:
         cells[name] = rows
         checked[name] = validate_rows(_label(path), model, rows, problems)
 
+    meta, meta_bytes = load_meta(folder / META_FILE, problems)
+    if meta_bytes is not None:
+        hashes[META_FILE] = sha256_bytes(meta_bytes)
+
     states = checked["states.csv"]
     gaps = checked["gaps.csv"]
     sources = checked["sources.csv"]
@@ -439,7 +447,48 @@ def load_inputs(folder: Path | str) -> ProblemData:
         folder=folder,
         file_sha256=hashes,
         warnings=warnings,
+        meta=meta,
+        meta_bytes=meta_bytes,
     )
+
+
+def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | None]:
+    """The optional meta.toml of an input folder and its bytes; defaults when absent.
+
+    Its problems (not UTF-8, not TOML, an unknown key, a value of the wrong type) join
+    `problems`, each with its line and key.
+    """
+    if not path.is_file():
+        return InputMeta(), None
+    label = _label(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(label, raw[: exc.start].count(b"\n") + 1, None,
+                                f"byte 0x{raw[exc.start]:02x} is not UTF-8: save the file "
+                                "as UTF-8 text"))
+        return InputMeta(), raw
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = _TOML_LINE.search(message)
+        why = _TOML_LINE.sub("", message).strip()
+        problems.append(Problem(label, int(found.group(1)) if found else None, None,
+                                f"not valid TOML: {why}"))
+        return InputMeta(), raw
+    try:
+        return InputMeta.model_validate(document), raw
+    except ValidationError as exc:
+        for error in exc.errors():
+            key_path = tuple(str(p) for p in error["loc"])
+            known = ", ".join(InputMeta.model_fields)
+            why = (f"unknown key, expected one of {known}" if error["type"] == "extra_forbidden"
+                   else _policy_message(error, key_path))
+            problems.append(Problem(label, find_toml_line(text, key_path),
+                                    render_key(key_path) or None, why))
+        return InputMeta(), raw
 
 
 def _frame(rows: list[BaseModel], keys: list[str]) -> pd.DataFrame:

@@ -245,8 +245,9 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     """(source index, gap index) of every eligible triple, sorted by source then gap.
 
     A triple is eligible iff the gap's fundable need U > 0, the pledge B_f > 0, the State
-    can absorb something, and the source's earmarks (targets, regions, income groups,
-    excluded States) and instrument (no loans to debt-distressed States) allow it.
+    is eligible (states.csv `eligible`, default true) and can absorb something, and the
+    source's earmarks (targets, regions, income groups, excluded States) and
+    instrument (no loans to debt-distressed States) allow it.
     """
     states, gaps, sources = data.states, data.gaps, data.sources
     gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
@@ -254,9 +255,10 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     region = states["region"].to_numpy()[gap_state]
     absorb = states["absorption_usd"].to_numpy(dtype=float)[gap_state]
     debt = states["debt_distress"].to_numpy(dtype=bool)[gap_state]
+    state_ok = states["eligible"].to_numpy(dtype=bool)[gap_state]
     fundable = fundable_usd(data, policy)
 
-    gap_ok = (fundable > 0) & ~(absorb <= 0)  # NaN absorption means no limit
+    gap_ok = (fundable > 0) & state_ok & ~(absorb <= 0)  # NaN absorption means no limit
     mask = np.outer(sources["pledge_usd"].to_numpy(dtype=float) > 0, gap_ok)
     mask &= _earmark_mask(sources["targets"], gaps["target"].to_numpy())
     mask &= _earmark_mask(sources["regions"], region)

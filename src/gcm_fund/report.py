@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import __version__, writing
 from .load import PolicyFile, ProblemData
-from .schema import INPUT_FILES
+from .schema import INPUT_FILES, META_FILE
 from .solve import Solution
 
 INPUT_COPY_DIR = "inputs"
@@ -81,6 +81,7 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "model": {"path": model_path, "sha256": policy_file.sha256,
                   "name": policy_file.policy.name},
         "inputs": dict(sorted(data.file_sha256.items())),
+        **illustrative_entry(data),
         "versions": versions(),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {
@@ -98,6 +99,23 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
             "fundable_usd": round(summary["fundable_usd"], 2),
         },
     }
+
+
+def illustrative_entry(data: ProblemData) -> dict[str, Any]:
+    """`{"illustrative": true, "description": ...}` when the inputs' meta.toml says the
+    figures are illustrative; nothing otherwise, so that real data carry no label."""
+    if not data.meta.illustrative:
+        return {}
+    return {"illustrative": True, "description": data.meta.description}
+
+
+def illustrative_notice(document: dict[str, Any]) -> str | None:
+    """The sentence every reader of an illustrative run sees first, or None."""
+    if document.get("illustrative") is not True:
+        return None
+    description = str(document.get("description") or "").strip()
+    return ("ILLUSTRATIVE DATA: these inputs are an example, not real pledges or costings."
+            + (f" {description}" if description else ""))
 
 
 def _json_text(document: Any) -> str:
@@ -119,6 +137,8 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         copy.mkdir()
         for name in INPUT_FILES:
             shutil.copyfile(data.folder / name, copy / name)
+        if data.meta_bytes is not None:
+            (copy / META_FILE).write_bytes(data.meta_bytes)
         (folder / POLICY_COPY).write_bytes(policy_file.path.read_bytes())
         document = manifest(data, policy_file, solution, identifier, summary, model_path)
         (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
@@ -140,6 +160,7 @@ def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) 
         return f"{allocated / fundable:.1%}" if fundable > 0 else "-"
 
     floor = document["objective"]["floor"]
+    notice = illustrative_notice(document)
     income_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
                    for k, (a, f) in summary["coverage_by_income"].items()]
     target_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
@@ -157,7 +178,8 @@ def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) 
         f"<title>gcm_fund run {esc(document['run_id'])}</title><style>{style}</style>"
         "</head><body>"
         f"<h1>gcm_fund allocation, policy {esc(document['model']['name'])}</h1>"
-        f"<p>Run {esc(document['run_id'])}, solver {esc(document['solver']['name'])} "
+        + (f"<p class=\"illustrative\"><strong>{esc(notice)}</strong></p>" if notice else "")
+        +         f"<p>Run {esc(document['run_id'])}, solver {esc(document['solver']['name'])} "
         f"{esc(document['solver']['version'])}, status {esc(document['status'])}.</p>"
         "<p>Floor reached: "
         f"{'none (no gap in the equity group)' if floor is None else f'{floor:.4%}'}"

@@ -212,6 +212,8 @@ class StateRow(_Row):
     absorption_usd: Usd | None = None
     gni_usd: Usd | None = None
     population: Persons | None = None
+    migrants_hosted: Persons | None = None
+    eligible: Bool = True
 
 
 class GapRow(_Row):
@@ -273,6 +275,10 @@ STATE_COLUMNS = (
     Column("gni_usd", "number >= 0", "USD", False, "gross national income, for fair shares only"),
     Column("population", "number >= 0", "persons", False,
            "for the per-capita-adjusted fair share only"),
+    Column("migrants_hosted", "number >= 0", "persons", False,
+           "international migrants living in the State, for the rci fair share only"),
+    Column("eligible", "true/false", "", False,
+           "false: no source may fund this State; blank = true"),
 )
 GAP_COLUMNS = (
     Column("iso3", "iso3 in states.csv", "", True, "the State"),
@@ -452,6 +458,17 @@ class Equity(BaseModel):
     maximize: bool = True
     min_floor: Fraction = 0.0
     tolerance: Annotated[float, Field(gt=0, le=0.01)] = 1e-6
+
+
+class InputMeta(BaseModel):
+    """The optional `meta.toml` of an input folder: what the data are, for every reader."""
+
+    model_config = _POLICY_CONFIG
+    illustrative: bool = False  # true: the figures are invented, every output says so
+    description: str = ""
+
+
+META_FILE = "meta.toml"
 
 
 class Policy(BaseModel):

@@ -544,3 +544,28 @@ def test_verify_refuses_copies_that_are_not_the_recorded_ones(example: Callable[
     assert "policy.toml: sha256" in output
     assert output.splitlines()[-1] == ("NOT verified: the copies are not the files the run was "
                                        "made from")
+
+
+def test_certify_and_explain_honour_an_ineligible_state(
+        write_case: Callable[..., tuple[Path, Path]], tmp_path: Path) -> None:
+    # BBB (transit, weight 2) would outbid AAA, but BBB is not eligible: all of g1 goes to
+    # AAA, and certify's own eligibility (not the model's) must agree.
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("AAA", "LIC"), state("BBB", "LIC", roles="transit", eligible=False)],
+        gaps=[gap("AAA", "10.7", 1000), gap("BBB", "10.7", 1000)],
+        sources=[source("g1", 500)],
+        policy={"weights": {"role": {"transit": 2.0}}},
+    )
+    run = solve_into(inputs, policy, tmp_path / "run")
+    assert audit.certify(run).ok
+    assert [r["iso3"] for r in _rows(run, "allocations.csv")] == ["AAA"]
+    status, output = cli("explain", run, "--state", "BBB")
+    assert status == 0, output
+    assert "g1: not eligible: BBB is not eligible (eligible = false in states.csv)" in output
+    rows = _rows(run, "allocations.csv")
+    write_rows(run / "allocations.csv", [*rows, {**rows[0], "iso3": "BBB"}])
+    certificate = audit.certify(run)
+    assert not certificate.ok
+    failed = {c.name for c in certificate.checks if not c.ok}
+    assert "eligibility" in failed

@@ -63,6 +63,7 @@ def eligible_triples(figures: dict[str, object], cofinancing: dict[str, float]) 
         absorption = state.get("absorption_usd", "")
         target = gap["target"].lower()
         if (fundable > 0 and float(source["pledge_usd"]) > 0
+                and state.get("eligible", "").lower() not in {"false", "no", "0"}
                 and (absorption == "" or float(absorption) > 0)
                 and (not _split(source["targets"])
                      or target in {t.lower() for t in _split(source["targets"])})

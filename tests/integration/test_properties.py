@@ -66,6 +66,7 @@ def instances(draw: st.DrawFn) -> dict[str, Any]:
             "roles": draw(st.lists(st.sampled_from(ROLES), max_size=3, unique=True)),
             "ldc": draw(st.booleans()),
             "debt_distress": draw(sometimes(st.just(True), st.just(False), 0.2)),
+            "eligible": draw(sometimes(st.just(False), st.sampled_from([None, True]), 0.1)),
             "absorption_usd": draw(sometimes(st.just(0.0), sometimes(amount, st.none(), 0.4),
                                               0.1)),
         }
@@ -270,7 +271,8 @@ def reference(inputs: Path, policy_path: Path) -> Reference:
                   and (not _items(src.get("income_groups", ""))
                        or income in _items(src["income_groups"]))
                   and s not in _items(src.get("exclude_states", ""))
-                  and not (loan and _flag(st_row.get("debt_distress", ""))))
+                  and not (loan and _flag(st_row.get("debt_distress", "")))
+                  and st_row.get("eligible", "").lower() not in {"false", "no", "0"})
             if not ok:
                 continue
             triples.append((f, s, t))

@@ -200,6 +200,10 @@ ELIGIBILITY = [
                  id="no-loan-to-debt-distressed"),  # the grant still may go there
     pytest.param({"states": {"MEX": {"absorption_usd": 0}}},
                  {t for t in ALL_TRIPLES if t[1] == "MEX"}, id="absorption-0"),
+    pytest.param({"states": {"MEX": {"eligible": False}}},
+                 {t for t in ALL_TRIPLES if t[1] == "MEX"}, id="state-not-eligible"),
+    pytest.param({"states": {"MEX": {"eligible": "yes"}, "KEN": {"eligible": ""}}},
+                 set(), id="state-eligible-yes-or-blank"),
     pytest.param({"sources": {"don": {"pledge_usd": 0}}},
                  {t for t in ALL_TRIPLES if t[0] == "don"}, id="pledge-0"),
     pytest.param({"policy": {"cofinancing": {"UMIC": 0.0}}},

@@ -96,6 +96,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
     fundable = np.array([policy.cofinancing.get(g) for g in income], dtype=float) \
         * gaps["need_usd"].to_numpy(dtype=float)
     can_absorb = ~(absorption[state_of_gap] <= 0)  # blank (NaN) means no limit
+    can_absorb &= states["eligible"].to_numpy(dtype=bool)[state_of_gap]
 
     source_of, gap_of = [], []
     for f, src in enumerate(sources.itertuples(index=False)):
@@ -261,6 +262,8 @@ def why_not_eligible(rules: Rules, source_id: str, iso3: str, target: str) -> st
     if not fundable[iso3, target] > 0:
         return (f"the fund covers none of {iso3}'s need (co-financing share for "
                 f"{st['income_group']} is {policy.cofinancing.get(st['income_group']):g})")
+    if not st["eligible"]:
+        return f"{iso3} is not eligible (eligible = false in states.csv)"
     if pd.notna(st["absorption_usd"]) and float(st["absorption_usd"]) <= 0:
         return f"{iso3} can absorb nothing (absorption_usd = 0)"
     if src["targets"] and target not in src["targets"]:
