@@ -67,6 +67,9 @@ class SolverInfo:
     name: str
     version: str
     options: dict[str, Any]
+    # How finely the solver's values come back (0: exactly as computed); stage 2 widens
+    # its bound on z by this share of z* (`spec.stage2_z_bounds`), and the manifest says so.
+    value_precision: float = 0.0
 
 
 class Backend(Protocol):

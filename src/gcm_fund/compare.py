@@ -47,6 +47,7 @@ from .errors import InfeasibleError, InputError, Problem
 from .load import ProblemData
 from .model import LinearProgram
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
+from .spec import rule_tolerance_usd
 from .sweep import with_pledges
 from .writing import amount, csv_text, real, share, write_atomic
 
@@ -264,8 +265,7 @@ def binding_caps(lp: LinearProgram, constraints: pd.DataFrame) -> dict[str, int]
     rhs = constraints["rhs"].to_numpy(dtype=float)
     slack = constraints["slack"].to_numpy(dtype=float)
     dual = constraints["dual"].to_numpy(dtype=float)
-    scale = np.maximum(np.maximum(np.abs(lhs), np.abs(rhs)), 1e6)
-    tight = slack <= 0.01 * entries + 1e-7 * scale
+    tight = slack <= rule_tolerance_usd(entries, lhs, rhs)
     binding = tight & (np.abs(dual) > DUAL_TOL)
     return {family: int(np.sum(binding & (families == family))) for family in CAP_FAMILIES}
 

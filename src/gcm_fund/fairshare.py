@@ -38,6 +38,7 @@ import pandas as pd
 from .errors import UsageError
 from .load import ProblemData
 from .schema import Policy
+from .spec import fundable_usd
 from .writing import amount, csv_text, real, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
@@ -47,9 +48,9 @@ GRADIENT = 0.8  # the low per-capita income adjustment's gradient
 
 def total_fundable_usd(data: ProblemData, policy: Policy) -> float:
     """The sum of U[s,t] = c[income(s)] * need[s,t] over every gap, in USD."""
-    income = data.gaps["iso3"].map(data.states.set_index("iso3")["income_group"])
-    share = np.array([policy.cofinancing.get(g) for g in income], dtype=float)
-    return float(np.sum(share * data.gaps["need_usd"].to_numpy(dtype=float)))
+    income = data.gaps["iso3"].map(data.states.set_index("iso3")["income_group"]).to_numpy()
+    return float(np.sum(fundable_usd(data.gaps["need_usd"].to_numpy(dtype=float), income,
+                                     policy.cofinancing)))
 
 
 def fair_shares(data: ProblemData, policy: Policy, basis: str = "gni") -> pd.DataFrame:

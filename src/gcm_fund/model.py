@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from . import spec
 from .errors import Diagnosis, InfeasibleError, Shortfall
 from .load import ProblemData
 from .schema import INCOME_GROUPS, Policy
 
 SCALE_USD = 1e6  # the solver works in USD millions
 LE, GE = 1, -1  # row senses: lhs <= rhs, lhs >= rhs
-FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor")
 
 
 KEY_COLUMNS = ("source_id", "iso3", "target")  # the keys a row of the registry may carry
@@ -288,9 +288,8 @@ def fundable_usd(data: ProblemData, policy: Policy) -> np.ndarray:
     """U[s,t] = c[income(s)] * need[s,t] in USD, by gap."""
     gap_state = pd.Index(data.states["iso3"]).get_indexer(data.gaps["iso3"])
     income = data.states["income_group"].to_numpy()[gap_state]
-    by_group = {g: policy.cofinancing.get(g) for g in INCOME_GROUPS}
-    cofinancing = np.array([by_group[g] for g in income], dtype=float)
-    return cofinancing * data.gaps["need_usd"].to_numpy(dtype=float)
+    return spec.fundable_usd(data.gaps["need_usd"].to_numpy(dtype=float), income,
+                             policy.cofinancing)
 
 
 def build(data: ProblemData, policy: Policy) -> LinearProgram:

@@ -53,6 +53,7 @@ from .model import SCALE_USD, LinearProgram, unmet_thematic_diagnosis
 from .pricing import ColumnPool
 from .pulp_backend import PulpBackend
 from .schema import Policy
+from .spec import stage2_z_bounds
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +93,13 @@ def make_backend(lp: LinearProgram, solver: str = "highs", pool: ColumnPool | No
 
 def stage2_floor_bounds(policy: Policy, floor: float, value_precision: float = 0.0
                         ) -> tuple[float, float]:
-    """Stage 2's bounds on z: z >= max(z_min, z* - tolerance), z <= 1 (SPEC section 4).
+    """Stage 2's bounds on z when maximizing: z >= max(z_min, z* - tolerance), z <= 1.
 
     A z* read back rounded (CBC: 8 digits, `value_precision` 1e-8) may lie above the
     feasible one, so stage 2 gives up at least that rounding, or a finer tolerance would
-    make it infeasible.
+    make it infeasible (the rule is `spec.stage2_z_bounds`; the manifest records it).
     """
-    equity = policy.equity
-    slack = max(equity.tolerance, value_precision * floor)
-    return (max(equity.min_floor, floor - slack), 1.0)
+    return stage2_z_bounds(policy.equity, floor, value_precision)
 
 
 class Pipeline:

@@ -130,6 +130,7 @@ class PulpBackend:
             {"msg": False, "pulp": getattr(pulp, "__version__", "?"),
              **({"options": list(CBC_OPTIONS)} if solver_name == "cbc" else {}),
              **({"implied_rows": "left out"} if leave_out_implied else {})},
+            value_precision=self.value_precision,
         )
         self._pulp = pulp
         self.problem = pulp.LpProblem("gcm_fund", pulp.LpMaximize)

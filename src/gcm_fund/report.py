@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, writing
+from . import __version__, spec, writing
 from .load import PolicyFile, ProblemData
-from .schema import INPUT_FILES, META_FILE
+from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
 
 INPUT_COPY_DIR = "inputs"
@@ -30,12 +30,7 @@ POLICY_COPY = "policy.toml"
 def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
            solver_version: str) -> str:
     """An id derived from the inputs, the policy and the solver only: same inputs, same id."""
-    payload = json.dumps(
-        {"inputs": dict(sorted(data.file_sha256.items())), "policy": policy_file.sha256,
-         "solver": [solver_name, solver_version]},
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return spec.run_id(data.file_sha256, policy_file.sha256, solver_name, solver_version)
 
 
 FORMATS: dict[str, Callable[[Any], str]] = {
@@ -77,7 +72,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "status": solution.status,
         "objective": {"floor": solution.floor, "weighted": round(solution.weighted_usd, 6)},
         "solver": {"name": solution.solver.name, "version": solution.solver.version,
-                   "options": solution.solver.options},
+                   "options": solution.solver.options,
+                   "value_precision": solution.solver.value_precision},
         "model": {"path": model_path, "sha256": policy_file.sha256,
                   "name": policy_file.policy.name},
         "inputs": dict(sorted(data.file_sha256.items())),
@@ -87,6 +83,7 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "floor_variable": {
             "stage1_bounds": list(stage1_bounds) if stage1_bounds else None,
             "stage2_bounds": list(stage2_bounds) if stage2_bounds else None,
+            "stage2_widening": _widening(policy_file.policy, solution.floor, stage2_bounds),
             "stage2_value": z_final,
             "stage2_reduced_cost": (float(solution.stage2.col_dual[z])
                                     if z is not None and z_final is not None else None),
@@ -118,8 +115,23 @@ def illustrative_notice(document: dict[str, Any]) -> str | None:
             + (f" {description}" if description else ""))
 
 
+def _widening(policy: Policy, floor: float | None, bounds: tuple[float, float] | None
+              ) -> float | None:
+    """How far stage 2's lower bound on z lies below SPEC 4's max(z_min, z* - tolerance)."""
+    if bounds is None or floor is None or not policy.equity.maximize:
+        return None
+    return max(0.0, max(policy.equity.min_floor, floor - policy.equity.tolerance) - bounds[0])
+
+
 def _json_text(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file in a run folder but its manifest, by '/'-joined path."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.relative_to(folder).as_posix() != "manifest.json"}
 
 
 def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
@@ -141,9 +153,11 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
             (copy / META_FILE).write_bytes(data.meta_bytes)
         (folder / POLICY_COPY).write_bytes(policy_file.path.read_bytes())
         document = manifest(data, policy_file, solution, identifier, summary, model_path)
-        (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
         (folder / "report.html").write_text(render_html(document, tables, summary),
                                             encoding="utf-8")
+        # Written last: it lists the sha256 of every other file, which certify checks.
+        document["files"] = file_hashes(folder)
+        (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
     return destination
 
 

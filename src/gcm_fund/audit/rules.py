@@ -11,9 +11,9 @@ import pandas as pd
 
 from ..load import ProblemData
 from ..schema import Policy
+from ..spec import fundable_usd
 
 LE, GE = 1, -1
-FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor")
 
 
 @dataclass
@@ -93,8 +93,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
     absorption = states["absorption_usd"].to_numpy(dtype=float)
     gap_target = gaps["target"].to_numpy()
     gap_iso3 = gaps["iso3"].to_numpy()
-    fundable = np.array([policy.cofinancing.get(g) for g in income], dtype=float) \
-        * gaps["need_usd"].to_numpy(dtype=float)
+    fundable = fundable_usd(gaps["need_usd"].to_numpy(dtype=float), income, policy.cofinancing)
     can_absorb = ~(absorption[state_of_gap] <= 0)  # blank (NaN) means no limit
     can_absorb &= states["eligible"].to_numpy(dtype=bool)[state_of_gap]
 

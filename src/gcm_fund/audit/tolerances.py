@@ -1,12 +1,18 @@
-"""The tolerances `certify` and `explain` hold a run folder to (SPEC 5 and 7)."""
+"""The tolerances `certify` and `explain` hold a run folder to.
 
-# SPEC 5: a rule holds within 0.01 USD per allocation row in it plus 1e-7 of
-# max(|lhs|, |rhs|, 1e6).
-ROW_ALLOWANCE_USD = 0.01
-RELATIVE_ALLOWANCE = 1e-7
-RELATIVE_FLOOR_USD = 1e6
-# SPEC 7: the duality gap accepted is at most 1e-6 relative to the objective.
-GAP_RELATIVE = 1e-6
+SPEC 5's rule tolerance and SPEC 7's duality gap come from `gcm_fund.spec`, shared with the
+code that makes a run; the rest are how closely certify reads what a run wrote.
+"""
+
+from ..spec import (
+    GAP_RELATIVE,
+    MAX_VALUE_PRECISION,
+    RELATIVE_ALLOWANCE,
+    RELATIVE_FLOOR_USD,
+    ROW_ALLOWANCE_USD,
+    rule_tolerance_usd,
+)
+
 # Dual feasibility: a reduced cost or a wrong-signed dual is noise up to 1e-7 of the
 # objective's cost scale (max |w| per USD in stage 2; one floor unit per USD of the floor
 # set's fundable need in stage 1). CBC writes 8 significant digits, HiGHS 12.
@@ -16,3 +22,8 @@ Z_TOLERANCE = 1e-8
 # A figure written to the cent from the written amounts is off by at most half a cent (and
 # float noise) from the same figure recomputed: anything more means the files disagree.
 SAME_CENT = 0.0051
+
+__all__ = [
+    "DUAL_RELATIVE", "GAP_RELATIVE", "MAX_VALUE_PRECISION", "RELATIVE_ALLOWANCE",
+    "RELATIVE_FLOOR_USD", "ROW_ALLOWANCE_USD", "SAME_CENT", "Z_TOLERANCE", "rule_tolerance_usd",
+]

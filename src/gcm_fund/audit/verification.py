@@ -13,9 +13,11 @@ import pandas as pd
 
 from ..errors import InfeasibleError
 from ..load import load_inputs, load_policy
-from .certificate import _Certifier, certify
+from .certificate import certify
+from .checks import Certifier
 from .common import agree, flatten
 from .folder import open_run
+from .provenance import check_hashes
 
 COMPARED = ("allocations.csv", "coverage.csv", "manifest.json")
 
@@ -65,8 +67,8 @@ def verify(folder: Path | str, solver: str | None = None) -> Verification:
     model_path = str(manifest.get("model", {}).get("path", "policy.toml"))
     lines = [f"verify {run.path}: run {manifest.get('run_id')} recorded with "
              f"{recorded_solver}; solving its copied inputs and policy again with {chosen}"]
-    provenance = _Certifier(run)
-    provenance.check_hashes()
+    provenance = Certifier(run)
+    provenance.step("provenance", check_hashes)
     if not provenance.cert.ok:
         lines.extend(provenance.cert.checks[0].lines())
         lines.append("NOT verified: the copies are not the files the run was made from")

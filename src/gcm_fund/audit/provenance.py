@@ -1,0 +1,212 @@
+"""Checks that a run folder holds the files its run wrote, and only those.
+
+- `check_hashes`: the input copies and the policy copy against the manifest's sha256;
+- `check_files`: every file against the manifest's `files` (the sha256 of every file the
+  run wrote, the manifest aside), naming the file that differs or was added;
+- `check_manifest`: the keys SPEC 5 requires and a reproduction needs, with their types;
+- `check_numbers`: no number anywhere in the folder is non-finite or absurd.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..load import sha256_bytes
+from ..schema import INPUT_FILES
+from .checks import Certifier, Check
+from .folder import NUMERIC_COLUMNS, DamagedFile
+
+# A number in a run file larger than this many times the inputs' own scale (their largest
+# USD total times their largest weight, at least 1) is no figure a run can write: duals are
+# USD of objective per USD, amounts at most the pledges.
+ABSURD_FACTOR = 1e12
+# More files than a run writes by far: certify stops listing there.
+MAX_FILES = 10_000
+
+
+def check_hashes(c: Certifier) -> None:
+    """The copies of the inputs and of the policy are the files the run was made from."""
+    run = c.run
+    problems = []
+    recorded = run.section("inputs")
+    if not recorded:
+        problems.append("manifest.json records no input hashes (inputs)")
+    for name in sorted(set(recorded) | set(INPUT_FILES)):
+        path = run.inputs / name
+        if name not in INPUT_FILES:
+            problems.append(f"manifest.json: inputs.{name}: not an input file of the tool")
+        elif name not in recorded:
+            problems.append(f"inputs/{name}: no sha256 in manifest.json")
+        elif not path.is_file():
+            problems.append(f"inputs/{name}: missing from the run folder")
+        elif (found := sha256_bytes(run.read_bytes(f"inputs/{name}"))) != recorded[name]:
+            problems.append(f"inputs/{name}: sha256 {found[:12]}... differs from "
+                            f"manifest.json's {str(recorded[name])[:12]}... (the copy "
+                            "was changed after the run)")
+    policy_hash = run.text("model", "sha256")
+    if not run.policy.is_file():
+        problems.append("policy.toml: missing from the run folder")
+    elif policy_hash is None:
+        problems.append("policy.toml: no model.sha256 in manifest.json")
+    elif (found := sha256_bytes(run.read_bytes("policy.toml"))) != policy_hash:
+        problems.append(f"policy.toml: sha256 {found[:12]}... differs from manifest.json's "
+                        f"model.sha256 {policy_hash[:12]}... (the policy was changed "
+                        "after the run)")
+    c.add(Check("provenance", not problems,
+                f"sha256 of {len(recorded)} input copies and policy.toml against "
+                "manifest.json", "exact", problems))
+
+
+def _present(c: Certifier) -> list[str]:
+    """Every file of the folder but the manifest, '/'-joined; dot-files left out."""
+    found: list[str] = []
+    for top, folders, files in os.walk(c.run.path, followlinks=False):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        relative = PurePosixPath(os.path.relpath(top, c.run.path))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = (relative / name).as_posix() if str(relative) != "." else name
+            if path != "manifest.json":
+                found.append(path)
+            if len(found) > MAX_FILES:
+                return found
+    return found
+
+
+def check_files(c: Certifier) -> None:
+    """Every file of the folder is one the run wrote, with the sha256 the manifest lists."""
+    run = c.run
+    recorded = run.section("files")
+    problems: list[str] = []
+    if not recorded:
+        problems.append("manifest.json lists no files (files: the sha256 of every file the "
+                        "run wrote)")
+    present = _present(c)
+    if len(present) > MAX_FILES:
+        problems.append(f"more than {MAX_FILES:,} files: not a run folder")
+        present = present[:MAX_FILES]
+    on_disk = set(present)
+    changed = 0
+    for name, digest in sorted(recorded.items()):
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or "\\" in name or ".." in parts or not parts:
+            problems.append(f"manifest.json: files: {name!r} is not a path inside the folder")
+        elif not isinstance(digest, str):
+            problems.append(f"manifest.json: files.{name}: {digest!r} is not a sha256")
+        elif name not in on_disk:
+            problems.append(f"{name}: listed in manifest.json but missing from the folder")
+        elif (found := sha256_bytes(run.read_bytes(name))) != digest:
+            changed += 1
+            problems.append(f"{name}: sha256 {found[:12]}... differs from manifest.json's "
+                            f"{digest[:12]}... (the file was changed after the run)")
+    problems.extend(f"{name}: not written by the run (not in manifest.json's files)"
+                    for name in present if name not in recorded)
+    c.add(Check("files", not problems,
+                f"sha256 of {len(recorded)} files against manifest.json"
+                + (f", {changed} changed" if changed else ""), "exact", problems))
+
+
+def check_manifest(c: Certifier) -> None:
+    """SPEC 5's keys and what a reproduction needs, each of the expected type."""
+    run = c.run
+    manifest = run.manifest
+    needed: dict[str, tuple[str, ...] | None] = {
+        "tool_version": None, "solver": ("name", "version", "options"),
+        "model": ("path", "sha256", "name"), "inputs": None, "status": None,
+        "objective": ("floor", "weighted"), "run_id": None,
+        "versions": ("gcm_fund", "python", "pulp", "highspy"),
+        "floor_variable": ("stage1_bounds", "stage2_bounds", "stage2_value",
+                           "stage2_reduced_cost", "stage1_reduced_cost"),
+        "totals": ("pledged_usd", "allocated_usd", "fundable_usd"), "files": None,
+    }
+    problems = []
+    for key, sub in needed.items():
+        if key not in manifest:
+            problems.append(f"manifest.json: no {key}")
+        elif sub is not None:
+            value = manifest[key]
+            if not isinstance(value, dict):
+                problems.append(f"manifest.json: {key} is not an object")
+                continue
+            problems.extend(f"manifest.json: no {key}.{s}" for s in sub if s not in value)
+    for path in (("tool_version",), ("run_id",), ("status",), ("solver", "name"),
+                 ("solver", "version"), ("model", "path"), ("model", "sha256"),
+                 ("model", "name"), ("versions", "gcm_fund")):
+        if run.raw(*path) is not None and run.text(*path) is None:
+            problems.append(f"manifest.json: {'.'.join(path)} is not text")
+    if run.text("solver", "version") in ("", "unknown"):
+        problems.append("manifest.json: the solver's version is not recorded")
+    if manifest.get("status") != "optimal":
+        problems.append(f"manifest.json: status is {_shown(manifest.get('status'))}, not "
+                        "optimal")
+    if run.text("tool_version") != run.text("versions", "gcm_fund"):
+        problems.append(f"manifest.json: tool_version {_shown(run.raw('tool_version'))} is "
+                        f"not versions.gcm_fund {_shown(run.raw('versions', 'gcm_fund'))}")
+    c.add(Check("manifest", not problems,
+                "records tool, solver, options, versions, hashes, objective, totals, files "
+                "and the floor variable", "every key present", problems))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def input_scale(c: Certifier) -> float:
+    """The inputs' own scale: their largest USD total times their largest |weight|."""
+    rules = c.rules
+    usd = max(1.0, float(rules.data.sources["pledge_usd"].sum()),
+              float(rules.gaps["fundable_usd"].sum()), float(rules.gaps["need_usd"].max()
+                                                            if len(rules.gaps) else 0.0))
+    weight = float(np.abs(rules.triples["weight"]).max()) if rules.n_x else 1.0
+    return usd * max(1.0, weight)
+
+
+def check_numbers(c: Certifier) -> None:
+    """No number in the run's tables or manifest is NaN, infinite or absurdly large."""
+    run = c.run
+    limit = ABSURD_FACTOR * input_scale(c)
+    problems: list[str] = []
+    tables = sorted(p.name for p in run.path.glob("*.csv") if p.is_file())
+    for name in tables:
+        try:
+            table = run.table(name)
+        except DamagedFile as exc:
+            problems.append(f"{exc.name}: {exc.why}")
+            continue
+        for column in (col for col in table.columns if col in NUMERIC_COLUMNS):
+            cells = table[column].str.strip()
+            values = pd.to_numeric(cells.where(cells != "", "0"), errors="coerce") \
+                .to_numpy(dtype=float)
+            bad = ~np.isfinite(values)
+            huge = np.isfinite(values) & (np.abs(values) > limit)
+            problems.extend(f"{name}:{i + 2}: {column}: {cells.iat[i]!r} is not a finite "
+                            "number" for i in np.nonzero(bad)[0])
+            problems.extend(f"{name}:{i + 2}: {column}: {cells.iat[i]} is absurd (more than "
+                            f"{limit:.3g}, 1e12 times the inputs' scale)"
+                            for i in np.nonzero(huge)[0])
+    stack: list[tuple[str, Any]] = [("", run.manifest)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            problems.append(f"manifest.json: {path}: {node} is not a finite number")
+        elif isinstance(node, int | float) and not isinstance(node, bool) \
+                and abs(node) > limit:
+            problems.append(f"manifest.json: {path}: {_shown(node)} is absurd (more than "
+                            f"{limit:.3g})")
+    c.add(Check("numbers", not problems,
+                f"every number in {len(tables)} tables and manifest.json is finite and "
+                "within the inputs' scale",
+                f"|value| <= {ABSURD_FACTOR:g} x the inputs' scale = {limit:.3g}",
+                sorted(problems)))

@@ -1,0 +1,78 @@
+"""The SPEC's constants and one-line rules, each stated once.
+
+The model, the solve, the writers and the independent check (`certify`) all read these, so
+a tolerance, a bound or `U` cannot drift apart between the code that makes a run and the
+code that checks it. `certify` restates the rules themselves on its own (see
+`gcm_fund.audit.rules`); it shares only what is here. Nothing here knows a solver or a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .schema import Cofinancing, Equity
+
+# SPEC 4: the rule families, in the order of its table (and of constraints.csv).
+FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor")
+
+# SPEC 5: a rule holds within 0.01 USD per allocation row in it plus 1e-7 of
+# max(|lhs|, |rhs|, 1e6).
+ROW_ALLOWANCE_USD = 0.01
+RELATIVE_ALLOWANCE = 1e-7
+RELATIVE_FLOOR_USD = 1e6
+
+# SPEC 4 and 7: objectives agree (and the duality gap closes) within 1e-6 relative.
+GAP_RELATIVE = 1e-6
+
+# A solver that reads values back rounded (CBC through its solution file: 8 significant
+# digits) may return a z* just above the feasible one; stage 2 then gives up at most that
+# rounding, `value_precision * z*`, on top of the policy's tolerance. No solver may claim
+# a coarser precision than this: a run that records one is not certified.
+MAX_VALUE_PRECISION = 1e-8
+
+
+def fundable_usd(need_usd: np.ndarray, income_group: np.ndarray,
+                 cofinancing: Cofinancing) -> np.ndarray:
+    """U[s,t] = c[income(s)] * need[s,t], per gap (SPEC 4)."""
+    share = {g: float(cofinancing.get(g)) for g in set(income_group.tolist())}
+    return np.array([share[g] for g in income_group.tolist()], dtype=float) \
+        * np.asarray(need_usd, dtype=float)
+
+
+def rule_tolerance_usd(rows_in_rule: np.ndarray, lhs: np.ndarray, rhs: np.ndarray
+                       ) -> np.ndarray:
+    """SPEC 5's tolerance of each rule, given how many allocation rows each holds."""
+    return ROW_ALLOWANCE_USD * np.asarray(rows_in_rule, dtype=float) \
+        + RELATIVE_ALLOWANCE * np.maximum(np.maximum(np.abs(lhs), np.abs(rhs)),
+                                          RELATIVE_FLOOR_USD)
+
+
+def stage2_z_bounds(equity: Equity, floor: float, value_precision: float = 0.0
+                    ) -> tuple[float, float]:
+    """Stage 2's bounds on the floor variable z (SPEC 4).
+
+    Maximizing: z >= max(z_min, z* - tolerance), z <= 1, the tolerance widened to
+    `value_precision * z*` for a solver that reads z* back rounded (at most
+    `MAX_VALUE_PRECISION`). Not maximizing: z = z_min.
+    """
+    if not equity.maximize:
+        return (equity.min_floor, equity.min_floor)
+    if not 0.0 <= value_precision <= MAX_VALUE_PRECISION:
+        raise ValueError(f"value precision {value_precision!r} is outside "
+                         f"[0, {MAX_VALUE_PRECISION:g}]")
+    slack = max(equity.tolerance, value_precision * floor)
+    return (max(equity.min_floor, floor - slack), 1.0)
+
+
+def run_id(input_sha256: dict[str, str], policy_sha256: str, solver_name: str,
+           solver_version: str) -> str:
+    """SPEC 5's run id: derived from the inputs, the policy and the solver only."""
+    payload = json.dumps(
+        {"inputs": dict(sorted(input_sha256.items())), "policy": policy_sha256,
+         "solver": [solver_name, solver_version]},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
