@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..load import sha256_bytes
-from ..schema import INPUT_FILES
+from ..schema import INPUT_FILES, META_FILE
 from .checks import Certifier, Check
 from .folder import NUMERIC_COLUMNS, DamagedFile
 
@@ -39,7 +39,7 @@ def check_hashes(c: Certifier) -> None:
         problems.append("manifest.json records no input hashes (inputs)")
     for name in sorted(set(recorded) | set(INPUT_FILES)):
         path = run.inputs / name
-        if name not in INPUT_FILES:
+        if name not in (*INPUT_FILES, META_FILE):
             problems.append(f"manifest.json: inputs.{name}: not an input file of the tool")
         elif name not in recorded:
             problems.append(f"inputs/{name}: no sha256 in manifest.json")
