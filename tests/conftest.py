@@ -13,6 +13,7 @@ from collections.abc import Callable
 import cases
 import pytest
 from hypothesis import HealthCheck, settings
+from typer.testing import CliRunner, Result
 
 settings.register_profile(
     "ci",
@@ -41,3 +42,18 @@ def write_case() -> Callable[..., tuple]:
     """
     return cases.write_case
 
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """`cli("allocate", inputs, "--out", folder)`: the command run in-process (Typer's
+    CliRunner), with stdout and stderr apart. Subprocesses are for exit statuses as a shell
+    sees them, signals and the README's commands only."""
+    from gcm_fund.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: object) -> Result:
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke

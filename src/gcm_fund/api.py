@@ -15,7 +15,7 @@ from typing import Any
 
 from . import report
 from .errors import Problem
-from .load import PolicyFile, ProblemData, load_inputs_and_policy
+from .load import PolicyFile, ProblemData, load_inputs_and_policy, readable
 from .model import LinearProgram, build, eligible_triples, fundable_usd
 from .results import RunTables, build_tables, summary
 from .solve import Solution, solve
@@ -72,7 +72,7 @@ def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     data, policy_file = load_inputs_and_policy(inputs, path)
     log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs, len(data.states),
              len(data.gaps), len(data.sources), time.perf_counter() - started)
-    return Loaded(data, policy_file, Path(model_path).as_posix())
+    return Loaded(data, policy_file, readable(Path(model_path).as_posix()))
 
 
 def validate(inputs: Path | str, model: Path | str | None = None) -> dict[str, Any]:

@@ -1,13 +1,16 @@
 """The `gcm-fund` command: parse, call the library, print, map errors to exit statuses.
 
 Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing written;
-3 the policy cannot be met, no allocation written.
+3 the policy cannot be met, no allocation written; 74 the results could not be printed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,14 +21,77 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup, TyperOption
 
-from . import api
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, GcmFundError, InfeasibleError, InputError
+from . import __version__, api
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    GcmFundError,
+    InfeasibleError,
+    InputError,
+)
 from .report import illustrative_entry, illustrative_notice
+from .results import floor_text
 from .writing import atomic_folder, real, whole
+
+GLOBAL_FLAGS = frozenset({"--debug", "--verbose", "-v"})
+
+
+class _Commands(TyperGroup):
+    """The command group, with two habits of a shell tool.
+
+    `--debug` and `-v` may come after the command too (`gcm-fund allocate -v`); and output
+    that cannot be written ends the command cleanly: a closed pipe (`| head`) quietly with
+    status 0, anything else (a full disk behind `> file`) with one message.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Only up to `--`: after it every word is an argument, even one spelled `-v`.
+        end = args.index("--") if "--" in args else len(args)
+        hoisted = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+        return super().parse_args(ctx, [*hoisted, *rest, *args[end:]])
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            # Command bodies map their own OSErrors (_guard); what reaches here is the
+            # printing of results to stdout.
+            _quiet_stdout()
+            if exc.errno == errno.EPIPE:
+                raise typer.Exit(EXIT_OK) from None
+            _say(f"error: cannot write the output to standard output: {exc.strerror}")
+            raise typer.Exit(EXIT_OUTPUT) from None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass  # not a real file (an in-process runner): nothing is flushed at exit
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    # A flag takes no value: show `--force`, not `--force <bool>` (typer >= 0.25 labels
+    # every option with its type).
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="gcm-fund",
+    cls=_Commands,
     help="Allocate a pooled migration-financing fund to States' capacity gaps (a linear "
          "program under shared but differentiated responsibility).",
     no_args_is_help=True,
@@ -34,8 +100,19 @@ app = typer.Typer(
     # Docstrings are wrapped at the source width: markdown mode joins their lines.
     rich_markup_mode="markdown",
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich's own handling exits with status 1; a reader that stops reading (`| head`)
+        # is not a failure.
+        self.quiet = True
+        _quiet_stdout()
+        raise typer.Exit(EXIT_OK)
+
+
+# markup=False: paths, policy names and cells are the user's text, printed as written
+# (`--out 'run[/x]'` is a folder name, not a closing tag).
+out = _Console(highlight=False, markup=False)
+err = _Console(stderr=True, highlight=False, markup=False)
 
 T = TypeVar("T")
 _state = {"debug": False}
@@ -49,25 +126,54 @@ SolverOpt = Annotated[str, typer.Option("--solver", help="highs (default), cbc, 
                                         "solver name such as GLPK_CMD.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gcm-fund {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors "
+                                              "(before or after the command).")]
           = False,
           verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report each step "
                                                 "(load, build, stages, pricing rounds) on "
-                                                "stderr, with the time since start.")]
+                                                "stderr, with the time since start (before "
+                                                "or after the command).")]
+          = False,
+          version: Annotated[bool, typer.Option("--version", help="Show the version and exit.",
+                                                callback=_print_version, is_eager=True)]
           = False) -> None:
     _state["debug"] = debug
-    if verbose:
-        _log_steps()
+    _log_steps(verbose)
 
 
-def _log_steps() -> None:
-    """Send the library's step messages (logger `gcm_fund`, level INFO) to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(relativeCreated)8.0f ms  %(message)s"))
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever sys.stderr is when a message comes (an in-process
+    runner swaps it per command)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+_STEPS = _Stderr()
+_STEPS.setFormatter(logging.Formatter("%(relativeCreated)8.0f ms  %(message)s"))
+
+
+def _log_steps(verbose: bool) -> None:
+    """Send the library's step messages (logger `gcm_fund`, level INFO) to stderr, for
+    this command only."""
     logger = logging.getLogger("gcm_fund")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.removeHandler(_STEPS)
+    logger.setLevel(logging.NOTSET)
+    if verbose:
+        logger.addHandler(_STEPS)
+        logger.setLevel(logging.INFO)
 
 
 def _say(text: str) -> None:
@@ -176,9 +282,10 @@ def _print_summary(run: api.Run, written: Path) -> None:
     notice = illustrative_notice(illustrative_entry(run.loaded.data))
     if notice:
         out.print(Text(notice, style="bold"), soft_wrap=True)
-    out.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}")
+    out.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}",
+              soft_wrap=True)
     out.print(
-        f"floor reached: {'none (no gap in the equity group)' if floor is None else f'{floor:.2%}'}"
+        f"floor reached: {floor_text(floor, figures['floor_reason'])}"
         f"; allocated USD {whole(figures['allocated_usd'])} of USD "
         f"{whole(figures['pledged_usd'])} pledged; fundable need USD "
         f"{whole(figures['fundable_usd'])}"
@@ -333,8 +440,8 @@ def _swept_sources(source: str | None, sources: str | None) -> list[str]:
 def sweep(
     inputs: InputsArg,
     pledges: Annotated[str, typer.Option("--pledges", help="START:STOP:N: N pledge levels in "
-                                         "USD, evenly spaced, both ends included (N >= 1, "
-                                         "0 <= START <= STOP).", show_default=False)],
+                                         "USD, evenly spaced, both ends included (1 <= N <= "
+                                         "10,000; 0 <= START <= STOP).", show_default=False)],
     out_file: Annotated[Path, typer.Option("--out", help="The sweep CSV; FILE.breakpoints.csv "
                                            "and FILE.png are written beside it (files that "
                                            "exist are replaced).", show_default=False)],

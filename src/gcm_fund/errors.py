@@ -9,6 +9,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INFEASIBLE = 3
 EXIT_INTERNAL = 70  # a bug, not the user's input (sysexits' EX_SOFTWARE)
+EXIT_OUTPUT = 74  # the results could not be printed, e.g. a full disk (sysexits' EX_IOERR)
 
 
 @dataclass(frozen=True, order=True)

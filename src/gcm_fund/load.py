@@ -11,7 +11,9 @@ import hashlib
 import io
 import json
 import re
+import stat
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def readable(text: str) -> str:
+    """A file name as text that any UTF-8 writer accepts: a byte of the name that is not
+    UTF-8 (kept by Python as a lone surrogate) becomes U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _label(path: Path) -> str:
     return str(path)
 
@@ -84,6 +92,26 @@ _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _OTHER_DELIMITERS = (";", "\t", "|")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def file_kind(path: Path) -> str | None:
+    """What `path` is, for a message: "a file", "a folder", "a device" (/dev/null),
+    "a FIFO (named pipe)", "a socket"; None when nothing is there."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return f"a path that cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a file"
 
 
 def _column_label(name: str) -> str:
@@ -149,7 +177,8 @@ def read_csv_rows(
     """
     label = _label(path)
     if not path.is_file():
-        why = "expected a file, found a folder" if path.exists() else "file not found"
+        kind = file_kind(path)
+        why = "file not found" if kind is None else f"expected a file, found {kind}"
         problems.append(Problem(label, None, None, why))
         return [], None, False
     raw = path.read_bytes()
@@ -352,8 +381,9 @@ def load_inputs(folder: Path | str) -> ProblemData:
     complete: dict[str, bool] = {}
     hashes: dict[str, str] = {}
     if not folder.is_dir():
-        why = ("expected a folder with states.csv, gaps.csv and sources.csv, found a file"
-               if folder.exists() else "input folder not found")
+        kind = file_kind(folder)
+        why = ("input folder not found" if kind is None else
+               f"expected a folder with states.csv, gaps.csv and sources.csv, found {kind}")
         raise InputError([Problem(str(folder), None, None, why)])
     for name, (model, columns) in INPUT_FILES.items():
         path = folder / name
@@ -426,6 +456,15 @@ def load_inputs(folder: Path | str) -> ProblemData:
 
     regions = {r.region for _, r in states}
     targets = {g.target for _, g in gaps}
+    warnings.extend(_near_regions(states_label, states, sources_label, sources))
+    for line, source in sources:
+        if source.source_id.startswith("-"):
+            # SPEC allows the id; a spreadsheet opening a CSV reads such a cell as a formula.
+            warnings.append(
+                Problem(sources_label, line, "source_id",
+                        f"{shown(source.source_id)} starts with '-', which a spreadsheet "
+                        "reads as a formula: an id starting with a letter or digit is safer")
+            )
     for line, source in sources:
         for region in source.regions:
             if region not in regions:
@@ -491,6 +530,36 @@ def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | N
         return InputMeta(), raw
 
 
+def region_key(text: str) -> str:
+    """A region as a reader sees it: compatibility-normalised, case-folded, without
+    invisible format characters (a zero-width space), spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.casefold().split())
+
+
+def _near_regions(states_label: str, states: list[tuple[int, Any]], sources_label: str,
+                  sources: list[tuple[int, Any]]) -> list[Problem]:
+    """A warning for each State whose region differs from a source's region earmark only
+    in case or invisible characters: regions match exactly (SPEC 2), so that earmark
+    silently leaves the State out."""
+    earmarked: dict[str, tuple[str, int]] = {}
+    for line, source in sources:
+        for region in source.regions:
+            earmarked.setdefault(region_key(region), (region, line))
+    found = []
+    for line, state in states:
+        near = earmarked.get(region_key(state.region))
+        if near is not None and near[0] != state.region:
+            found.append(
+                Problem(states_label, line, "region",
+                        f"{shown(state.region)} is not {shown(near[0])}, the region earmarked "
+                        f"by {sources_label} line {near[1]}, so that earmark leaves "
+                        f"{state.iso3} out (did you mean {shown(near[0])}?)")
+            )
+    return found
+
+
 def _frame(rows: list[BaseModel], keys: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame([row.model_dump() for row in rows])
     return frame.sort_values(keys, kind="stable", ignore_index=True)
@@ -518,31 +587,57 @@ def _dotted(path: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(piece.lower() for part in path for piece in part.split("."))
 
 
+class TomlLines:
+    """Where each key path of a TOML text is set: read once, then looked up per key in
+    time independent of the file's length (a policy can name thousands of keys, each
+    with a message to place)."""
+
+    def __init__(self, text: str):
+        self.first_key: dict[tuple[str, ...], int] = {}  # exact path of a key line
+        self.first_under: dict[tuple[str, ...], int] = {}  # any prefix of a key line's path
+        self.first_header: dict[tuple[str, ...], int] = {}
+        self.last_header: dict[tuple[str, ...], int] = {}
+        self.first_header_under: dict[tuple[str, ...], int] = {}
+        table: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = _TABLE_HEADER.match(line)
+            if header:
+                table = _dotted(_toml_key_parts(header.group(1)))
+                self.first_header.setdefault(table, number)
+                self.last_header[table] = number
+                for end in range(len(table) + 1):
+                    self.first_header_under.setdefault(table[:end], number)
+                continue
+            key = _KEY_LINE.match(line)
+            if key:
+                full = table + _dotted(_toml_key_parts(key.group(1)))
+                self.first_key.setdefault(full, number)
+                for end in range(len(full) + 1):
+                    self.first_under.setdefault(full[:end], number)
+
+    def line(self, path: tuple[str, ...]) -> int | None:
+        """The line that sets the key path, else the header of its table, else the first
+        line of a table inside it (best effort, for messages only)."""
+        wanted = _dotted(path)
+        # The first line that sets a key at or under `wanted`, sets a key above it (a
+        # table given as a value), or opens exactly its table.
+        found = [self.first_under.get(wanted), self.first_header.get(wanted),
+                 *(self.first_key.get(wanted[:end]) for end in range(1, len(wanted)))]
+        hits = [n for n in found if n is not None]
+        if hits:
+            return min(hits)
+        above = [self.last_header[wanted[:end]] for end in range(1, len(wanted))
+                 if wanted[:end] in self.last_header]
+        if above:
+            return max(above)
+        return self.first_header_under.get(wanted)
+
+
 def find_toml_line(text: str, path: tuple[str, ...]) -> int | None:
     """The line of a key path in a TOML text, best effort (for messages only): the line
     that sets the key, else the header of its table, else the first line of a table
-    inside it."""
-    wanted = _dotted(path)
-    table: tuple[str, ...] = ()
-    best: int | None = None
-    inner: int | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _TABLE_HEADER.match(line)
-        if header:
-            table = _dotted(_toml_key_parts(header.group(1)))
-            if table == wanted:
-                return number
-            if table and wanted[: len(table)] == table:
-                best = number
-            elif inner is None and table[: len(wanted)] == wanted:
-                inner = number
-            continue
-        key = _KEY_LINE.match(line)
-        if key:
-            full = table + _dotted(_toml_key_parts(key.group(1)))
-            if full[: len(wanted)] == wanted or (full and wanted[: len(full)] == full):
-                return number
-    return best if best is not None else inner
+    inside it. For many look-ups in one text, build one `TomlLines`."""
+    return TomlLines(text).line(path)
 
 
 def key_at_line(text: str, number: int) -> str | None:
@@ -581,19 +676,23 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
     path = Path(path)
     label = _label(path)
     if not path.is_file():
-        why = "expected a policy file, found a folder" if path.exists() else "policy file not found"
+        kind = file_kind(path)
+        why = "policy file not found" if kind is None else f"expected a policy file, found {kind}"
         raise InputError([Problem(label, None, None, why)])
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        readable = raw.decode("utf-8-sig", errors="replace")
-        raise InputError([Problem(label, line, key_at_line(readable, line),
+        decoded = raw.decode("utf-8-sig", errors="replace")
+        raise InputError([Problem(label, line, key_at_line(decoded, line),
                                   f"byte 0x{raw[exc.start]:02x} is not UTF-8: save the file "
                                   "as UTF-8 text")]) from None
     try:
         document = tomllib.loads(text)
+    except RecursionError:
+        raise InputError([Problem(label, None, None, "not valid TOML for a policy: arrays or "
+                                  "inline tables nested too deeply to read")]) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = _TOML_LINE.search(message)
@@ -605,6 +704,12 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
         # A syntax error names the key of its line when the line still shows one.
         raise InputError([Problem(label, where, key_at_line(text, where) if where else None,
                                   f"not valid TOML: {why}")]) from None
+    lines = TomlLines(text)
+    deep = _too_deep(document)
+    if deep is not None:
+        raise InputError([Problem(label, lines.line(deep), render_key(deep),
+                                  f"tables nested more than {MAX_POLICY_DEPTH} deep: a policy's "
+                                  "keys are at most 3 deep (weights.target.\"10.7\")")])
     try:
         policy = Policy.model_validate(document)
     except ValidationError as exc:
@@ -613,12 +718,12 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
             # pydantic marks a dict key's own error with a last element '[key]'
             key_path = tuple(str(p) for p in error["loc"] if p != "[key]")
             problems.append(
-                Problem(label, find_toml_line(text, key_path), render_key(key_path) or None,
+                Problem(label, lines.line(key_path), render_key(key_path) or None,
                         _policy_message(error, key_path))
             )
         raise InputError(problems) from None
     if "name" not in document:
-        policy = policy.model_copy(update={"name": path.stem})
+        policy = policy.model_copy(update={"name": readable(path.stem)})
     warnings: list[Problem] = []
     if targets is not None:
         named = [(("weights", "target"), policy.weights.target),
@@ -627,11 +732,29 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
             for target in values:
                 if target not in targets:
                     warnings.append(
-                        Problem(label, find_toml_line(text, (*table, target)),
+                        Problem(label, lines.line((*table, target)),
                                 render_key((*table, target)), "names a target that no gap has")
                     )
     return PolicyFile(policy=policy, path=path, sha256=sha256_bytes(raw), text=text,
                       warnings=warnings)
+
+
+MAX_POLICY_DEPTH = 16
+
+
+def _too_deep(document: dict[str, Any]) -> tuple[str, ...] | None:
+    """The first key path deeper than MAX_POLICY_DEPTH, cut there; None when there is none.
+    Checked without recursion: a TOML file can nest dotted keys thousands deep."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > MAX_POLICY_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend(((*path, str(k)), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, str(i)), v) for i, v in enumerate(value))
+    return None
 
 
 def load_inputs_and_policy(inputs: Path | str, model: Path | str

@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import __version__, spec, writing
 from .load import PolicyFile, ProblemData
+from .results import floor_text
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
 
@@ -196,7 +197,7 @@ def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) 
         +         f"<p>Run {esc(document['run_id'])}, solver {esc(document['solver']['name'])} "
         f"{esc(document['solver']['version'])}, status {esc(document['status'])}.</p>"
         "<p>Floor reached: "
-        f"{'none (no gap in the equity group)' if floor is None else f'{floor:.4%}'}"
+        f"{esc(floor_text(floor, summary.get('floor_reason'), 4))}"
         f". Weighted objective: {document['objective']['weighted']:,.2f}. "
         f"Allocated USD {summary['allocated_usd']:,.2f} of USD {summary['pledged_usd']:,.2f} "
         f"pledged; fundable need USD {summary['fundable_usd']:,.2f}.</p>"

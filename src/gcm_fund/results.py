@@ -162,6 +162,7 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
                                                                 kind="stable").index)
     return {
         "floor": solution.floor,
+        "floor_reason": no_floor_reason(lp) if solution.floor is None else None,
         "weighted": solution.weighted_usd,
         "allocated_usd": float(tables.allocations["amount_usd"].sum()),
         "pledged_usd": float(tables.sources_summary["pledge_usd"].sum()),
@@ -170,6 +171,35 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
         "coverage_by_target": by_target,
         "most_binding": [(r.name, float(r.dual)) for r in binding.head(3).itertuples()],
     }
+
+
+def no_floor_reason(lp: LinearProgram) -> str:
+    """Why a run has no floor (the floor set G is empty), in words for a reader."""
+    group = lp.policy.equity.group
+    if not (lp.pledge > 0).any():
+        return "every pledge is 0, so no gap can receive money"
+    states = lp.data.states
+    if group == "ldc":
+        members = states["ldc"].to_numpy(dtype=bool)
+    elif group == "all":
+        members = np.ones(len(states), dtype=bool)
+    else:
+        members = (states["income_group"] == group).to_numpy()
+    if not members[lp.gap_state].any():
+        return f"no gap in the equity group {group}"
+    return (f"no gap in the equity group {group} can receive money (earmarks, absorption, "
+            "debt distress or a co-financing share of 0 leave each without a source)")
+
+
+def floor_text(floor: float | None, reason: str | None, digits: int = 2) -> str:
+    """The floor for a reader: a percentage, or 'none' with the reason.
+
+    z is bounded below by min_floor >= 0, so a negative value is the solver's rounding
+    (-1e-12), shown as 0 rather than as -0.00%.
+    """
+    if floor is None:
+        return f"none ({reason or 'no gap in the equity group'})"
+    return f"{max(floor, 0.0):.{digits}%}"
 
 
 def _coverage_by(coverage: pd.DataFrame, key: pd.Series) -> dict[str, tuple[float, float]]:

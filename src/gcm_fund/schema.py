@@ -28,7 +28,9 @@ INSTRUMENTS = ("grant", "loan")
 EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
 
 # ASCII digits only: `\d` would also take other scripts' digits, which float() accepts.
-TARGET_PATTERN = re.compile(r"[0-9]{1,2}\.([0-9]{1,2}|[a-z])")
+# Goal 1 to 17 and a target number without leading zeros (or one letter): `08.7` and
+# `8.7` must not be two gaps whose needs count twice.
+TARGET_PATTERN = re.compile(r"(1[0-7]|[1-9])\.([1-9][0-9]?|[a-z])")
 ISO3_PATTERN = re.compile(r"[A-Z]{3}")
 SOURCE_ID_PATTERN = re.compile(r"[a-z0-9_-]+")
 # Plain or scientific notation only: float() alone would also take '1_000', 'nan', 'inf'.
@@ -125,8 +127,22 @@ def normalise_target(text: str) -> str:
     if not TARGET_PATTERN.fullmatch(value):
         raise fail(
             f"got {shown(str(text).strip())}, expected an SDG target code such as 10.7 or 10.c"
+            f"{_target_hint(value)}"
         )
     return value
+
+
+def _target_hint(value: str) -> str:
+    """Why a code of the right shape is still not a target: a leading zero or goal 0, 18+."""
+    loose = re.fullmatch(r"([0-9]{1,2})\.([0-9]{1,2}|[a-z])", value)
+    if not loose:
+        return ""
+    goal, target = loose.groups()
+    if not 1 <= int(goal) <= 17:
+        return " (goals are numbered 1 to 17)"
+    if target.isdigit() and int(target) == 0:
+        return " (targets are numbered from 1)"
+    return f" (no leading zeros: {int(goal)}.{int(target) if target.isdigit() else target})"
 
 
 def parse_iso3(text: Any) -> str:

@@ -116,10 +116,17 @@ class SweepResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Each level is one warm re-solve (tens of ms on the example) and one row of every table:
+# 10,000 levels is hours on a large instance, and a typo such as 999999999999 must not
+# try to allocate terabytes.
+MAX_LEVELS = 10_000
+
+
 def parse_levels(text: str) -> np.ndarray:
     """`START:STOP:N` as N evenly spaced levels in USD, both ends included, to the cent.
 
-    N >= 1 and 0 <= START <= STOP, else `UsageError`. With N = 1 the one level is START.
+    1 <= N <= MAX_LEVELS and 0 <= START <= STOP, else `UsageError`. With N = 1 the one
+    level is START.
 
     >>> parse_levels("0:1e6:5").tolist()
     [0.0, 250000.0, 500000.0, 750000.0, 1000000.0]
@@ -135,6 +142,9 @@ def parse_levels(text: str) -> np.ndarray:
         raise UsageError(usage) from None
     if count < 1:
         raise UsageError(f"--pledges: N must be at least 1, got {count}")
+    if count > MAX_LEVELS:
+        raise UsageError(f"--pledges: N must be at most {MAX_LEVELS:,}, got {count:,} "
+                         "(sweep a narrower range in several runs)")
     if not 0 <= start <= stop:
         raise UsageError(f"--pledges: need 0 <= START <= STOP, got START {parts[0].strip()} "
                          f"and STOP {parts[1].strip()}")

@@ -1,0 +1,97 @@
+"""What a new user meets at the command line: flags anywhere, --version, help that shows
+flags as flags, user text printed as written, output cut short by its reader (issue 9
+item 8, issue 10 item 9)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cases import gap, source, state
+
+from gcm_fund import __version__
+
+COMMAND = [sys.executable, "-m", "gcm_fund"]
+
+
+@pytest.fixture
+def small(tmp_path: Path, write_case) -> tuple[Path, Path]:
+    return write_case(tmp_path, states=[state("KEN"), state("UGA")],
+                      gaps=[gap("KEN", "10.7", 1e6), gap("UGA", "8.8", 2e6)],
+                      sources=[source("a", 2e6)])
+
+
+def test_version_prints_the_version(cli) -> None:
+    result = cli("--version")
+    assert (result.exit_code, result.stdout) == (0, f"gcm-fund {__version__}\n")
+
+
+@pytest.mark.parametrize("flag", ["-v", "--verbose"])
+def test_verbose_is_accepted_after_the_command_too(cli, small, flag: str) -> None:
+    inputs, model = small
+    before = cli(flag, "validate", inputs, "--model", model)
+    after = cli("validate", inputs, "--model", model, flag)
+    assert before.exit_code == after.exit_code == 0
+    assert before.stdout == after.stdout
+    assert "loaded" in after.stderr
+
+
+def test_a_word_after_double_dash_is_an_argument_even_if_spelled_like_a_flag(cli) -> None:
+    result = cli("validate", "--", "-v")
+    assert (result.exit_code, result.stderr) == (2, "1 problem in the input:\n-v: input "
+                                                    "folder not found\n")
+
+
+@pytest.mark.parametrize("command", [[], ["allocate"], ["sweep"]])
+def test_help_shows_flags_without_a_value_type(cli, command: list[str]) -> None:
+    text = cli(*command, "--help").stdout
+    assert "<bool>" not in text
+    assert "--help" in text
+
+
+def test_help_still_shows_the_type_of_an_option_that_takes_a_value(cli) -> None:
+    text = cli("allocate", "--help").stdout
+    assert "<path>" in text
+
+
+def test_an_out_folder_with_rich_markup_in_its_name_is_printed_as_written(cli, small,
+                                                                          tmp_path: Path
+                                                                          ) -> None:
+    inputs, model = small
+    folder = tmp_path / "run[/x]"
+    result = cli("allocate", inputs, "--model", model, "--out", folder)
+    assert result.exit_code == 0, result.stderr
+    assert f"written to {folder}\n" in result.stdout
+    assert (folder / "manifest.json").is_file()
+
+
+def test_a_policy_name_with_brackets_is_printed_as_written(cli, small, tmp_path: Path) -> None:
+    inputs, _ = small
+    model = tmp_path / "baseline [final].toml"
+    model.write_text("", encoding="utf-8")
+    result = cli("validate", inputs, "--model", model)
+    assert "under policy baseline [final])" in result.stdout
+
+
+def test_output_piped_into_head_ends_quietly_with_status_0(small) -> None:
+    inputs, model = small
+    # A reader that closes the pipe at once: every write after that fails with EPIPE.
+    command = subprocess.list2cmdline([*COMMAND, "validate", str(inputs), "--model", str(model)])
+    shell = f"{command} | true; echo status=${{PIPESTATUS[0]}}"
+    for _ in range(3):
+        done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+        assert done.stdout.strip() == "status=0", done.stderr
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_to_a_full_disk_is_a_clear_message_and_status_74(small) -> None:
+    inputs, model = small
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*COMMAND, "validate", str(inputs), "--model", str(model)],
+                              stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 74
+    assert done.stderr == ("error: cannot write the output to standard output: No space left "
+                           "on device\n")
