@@ -1,24 +1,40 @@
-"""The library's entry points: what each command does, callable from Python.
+"""The library's entry points: one function per command, each returning a result object.
+
+The command line only parses, prints and maps errors to exit statuses; everything a
+command does (checking where it writes, writing, `diagnosis.json`) happens here.
 
     >>> from gcm_fund import api
     >>> run = api.allocate("inputs", "models/baseline.toml")   # doctest: +SKIP
     >>> api.write(run, "outputs/my-run")                        # doctest: +SKIP
+    >>> api.allocate(out="outputs/my-run", force=True).folder  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import report
-from .errors import Problem
+from .errors import Diagnosis, InfeasibleError, Problem
 from .load import PolicyFile, ProblemData, load_inputs_and_policy, readable
 from .model import LinearProgram, build, eligible_triples, fundable_usd
 from .results import RunTables, build_tables, summary
+from .runfolder import DIAGNOSIS, check_destination
+from .schema import INPUT_FILES, META_FILE
 from .solve import Solution, solve
+from .writing import atomic_folder, check_output_files
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .audit import Certificate, Explanation, RunDiff, Verification
+    from .compare import Comparison
+    from .sweep import SweepResult
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +78,22 @@ class Run:
     summary: dict[str, Any]
     run_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None  # where the run folder was written, if it was
+
+
+def _policy_path(model: Path | str | None) -> Path:
+    return Path(model) if model is not None else project_path(DEFAULT_MODEL)
+
+
+def input_files(inputs: Path | str, model: Path | str | None = None) -> list[Path]:
+    """The files a command reads: the input folder's files and the policy."""
+    return [Path(inputs) / name for name in (*INPUT_FILES, META_FILE)] + [_policy_path(model)]
 
 
 def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     """Read and check the inputs and the policy (the bundled baseline when None)."""
     model_path = str(model) if model is not None else DEFAULT_MODEL
-    path = Path(model) if model is not None else project_path(DEFAULT_MODEL)
+    path = _policy_path(model)
     started = time.perf_counter()
     data, policy_file = load_inputs_and_policy(inputs, path)
     log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs, len(data.states),
@@ -75,23 +101,38 @@ def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     return Loaded(data, policy_file, readable(Path(model_path).as_posix()))
 
 
-def validate(inputs: Path | str, model: Path | str | None = None) -> dict[str, Any]:
+@dataclass
+class Validation:
+    """What `validate` found: the figures of checked inputs under a policy."""
+
+    states: int
+    gaps: int
+    sources: int
+    eligible_triples: int
+    need_usd: float
+    fundable_usd: float
+    pledged_usd: float
+    policy: str
+    warnings: list[Problem]
+
+
+def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     """Check inputs and policy without solving; the figures `validate` prints."""
     loaded = load(inputs, model)
     data, policy = loaded.data, loaded.policy_file.policy
     # Counting the eligible triples needs no LP: validate stays light on large inputs.
     var_source, _ = eligible_triples(data, policy)
-    return {
-        "states": len(data.states),
-        "gaps": len(data.gaps),
-        "sources": len(data.sources),
-        "eligible_triples": len(var_source),
-        "need_usd": float(data.gaps["need_usd"].sum()),
-        "fundable_usd": float(fundable_usd(data, policy).sum()),
-        "pledged_usd": float(data.sources["pledge_usd"].sum()),
-        "policy": loaded.policy_file.policy.name,
-        "warnings": loaded.warnings,
-    }
+    return Validation(
+        states=len(data.states),
+        gaps=len(data.gaps),
+        sources=len(data.sources),
+        eligible_triples=len(var_source),
+        need_usd=float(data.gaps["need_usd"].sum()),
+        fundable_usd=float(fundable_usd(data, policy).sum()),
+        pledged_usd=float(data.sources["pledge_usd"].sum()),
+        policy=loaded.policy_file.policy.name,
+        warnings=loaded.warnings,
+    )
 
 
 def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
@@ -108,10 +149,47 @@ def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
     return Run(loaded, lp, solution, tables, summary(lp, solution, tables), identifier)
 
 
-def allocate(inputs: Path | str, model: Path | str | None = None,
-             solver: str = "highs") -> Run:
-    """Load, build and solve: the allocation of `inputs` under the policy `model`."""
-    return solve_loaded(load(inputs, model), solver)
+def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
+             solver: str = "highs", *, out: Path | str | None = None, force: bool = False,
+             write_run: bool = False,
+             on_loaded: Callable[[Loaded], None] | None = None) -> Run:
+    """Load, build and solve: the allocation of `inputs` (the bundled example when None)
+    under the policy `model` (the bundled baseline when None).
+
+    With `out` (or `write_run`, into `outputs/<run_id>/`) the run folder is written too and
+    `Run.folder` says where; a destination that would lose something is refused before
+    anything is solved (`runfolder.check_destination`). An infeasible policy raises
+    `InfeasibleError`; with `out`, its `diagnosis.json` is written into `out` first.
+    `on_loaded` is called once the inputs are read (to show their warnings before solving).
+    """
+    folder = Path(inputs) if inputs is not None else project_path(DEFAULT_INPUTS)
+    policy = _policy_path(model)
+    if out is not None:
+        check_destination(out, force=force, inputs=folder, policy=policy)
+    loaded = load(folder, model)
+    if on_loaded is not None:
+        on_loaded(loaded)
+    try:
+        run = solve_loaded(loaded, solver)
+    except InfeasibleError as exc:
+        if out is not None:
+            write_diagnosis(exc.diagnosis, out, force=force, inputs=folder, policy=policy)
+        raise
+    if out is not None or write_run:
+        run.folder = write(run, out, force=force)
+    return run
+
+
+def write_diagnosis(diagnosis: Diagnosis, out: Path | str, *, force: bool = False,
+                    inputs: Path | str | None = None, policy: Path | str | None = None
+                    ) -> Path:
+    """Write an infeasible run's `diagnosis.json` into the folder `out`, atomically, under
+    the rules of a run folder (`runfolder.check_destination`)."""
+    check_destination(out, force=force, inputs=inputs, policy=policy)
+    with atomic_folder(Path(out), replace=True) as folder:
+        (folder / DIAGNOSIS).write_text(json.dumps(diagnosis.to_dict(), indent=2) + "\n",
+                                        encoding="utf-8")
+    return Path(out)
 
 
 def write(run: Run, out: Path | str | None = None, *, force: bool = False) -> Path:
@@ -125,3 +203,140 @@ def write(run: Run, out: Path | str | None = None, *, force: bool = False) -> Pa
         destination, run.loaded.data, run.loaded.policy_file, run.solution, run.tables,
         run.summary, run.run_id, run.loaded.model_path, force=force, replace_same=replace_same,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Pledge sweeps, fair shares, scenario comparison: each checks where it writes before it
+# computes anything, and writes all its files or none.
+
+
+@dataclass
+class SweepRun:
+    """A sweep and the files it was written to."""
+
+    result: SweepResult
+    written: list[Path]
+    warnings: list[Problem]
+
+
+def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence[float],
+          out: Path | str | None = None, *, model: Path | str | None = None,
+          chart: bool = True, breakpoint_tol_usd: float | None = 1.0, force: bool = False,
+          on_loaded: Callable[[Loaded], None] | None = None,
+          progress: Callable[[str, int, int | None], None] | None = None) -> SweepRun:
+    """What `allocate` gives at each pledge level of `source_ids` (moved together).
+
+    `pledges` is `START:STOP:N` or the levels in USD. With `out`, the sweep CSV goes there
+    and its breakpoints and chart beside it (`sweep.companion_paths`), all or nothing; an
+    `out` that is an input, or an existing file without `force`, is refused first.
+    `breakpoint_tol_usd=None` reports breakpoints as pairs of neighbouring levels.
+    """
+    import numpy as np
+
+    from . import sweep as sweeping
+
+    ids = list(source_ids)
+    levels = (sweeping.parse_levels(pledges) if isinstance(pledges, str)
+              else np.asarray(pledges, dtype=float))
+    if out is not None:
+        check_output_files(sweeping.output_paths(out, chart=chart), force=force,
+                           inputs=input_files(inputs, model))
+    loaded = load(inputs, model)
+    sweeping.source_indices(loaded.data, ids)
+    if on_loaded is not None:
+        on_loaded(loaded)
+    result = sweeping.sweep(loaded.data, loaded.policy_file.policy, ids, levels,
+                            breakpoint_tol_usd=breakpoint_tol_usd, progress=progress)
+    written = ([] if out is None
+               else sweeping.write_sweep(result, out, chart=chart, force=force,
+                                         inputs=input_files(inputs, model)))
+    return SweepRun(result, written, loaded.warnings)
+
+
+@dataclass
+class FairShares:
+    """The fair-share table, the total it splits, and where it was written."""
+
+    table: pd.DataFrame
+    total_fundable_usd: float
+    basis: str
+    written: Path | None
+    warnings: list[Problem]
+
+
+def fair_share(inputs: Path | str, out: Path | str | None = None, *,
+               model: Path | str | None = None, basis: str = "gni", force: bool = False
+               ) -> FairShares:
+    """The total fundable need split across donor States in proportion to GNI (or
+    `basis`), with their pledges; written to `out` (CSV) when given, refused like
+    `sweep`'s."""
+    from . import fairshare
+
+    if out is not None:
+        check_output_files([Path(out)], force=force, inputs=input_files(inputs, model))
+    loaded = load(inputs, model)
+    policy = loaded.policy_file.policy
+    table = fairshare.fair_shares(loaded.data, policy, basis)
+    written = (None if out is None
+               else fairshare.write_fair_shares(table, out, force=force,
+                                                inputs=input_files(inputs, model)))
+    return FairShares(table, fairshare.total_fundable_usd(loaded.data, policy), basis,
+                      written, loaded.warnings)
+
+
+@dataclass
+class CompareRun:
+    """The scenarios side by side and where the comparison was written."""
+
+    result: Comparison
+    written: Path | None
+
+
+def compare(inputs: Path | str, out: Path | str | None = None,
+            models: Sequence[Path | str] = (), overlays: Sequence[Path | str] = (),
+            solver: str = "highs", *, force: bool = False) -> CompareRun:
+    """Every policy in `models` (the baseline when none), without and with each pledge
+    overlay, solved and compared; written to `out` (CSV) when given, refused like
+    `sweep`'s (the policies and overlays count as inputs)."""
+    from . import compare as comparing
+
+    read = [*input_files(inputs)[:-1],
+            *(map(Path, models) if models else [_policy_path(None)]), *map(Path, overlays)]
+    if out is not None:
+        check_output_files([Path(out)], force=force, inputs=read)
+    result = comparing.compare(inputs, list(models), list(overlays), solver)
+    written = (None if out is None
+               else comparing.write_comparison(result, out, force=force, inputs=read))
+    return CompareRun(result, written)
+
+
+# ---------------------------------------------------------------------------------------
+# Auditing run folders (gcm_fund.audit)
+
+
+def certify(run_dir: Path | str) -> Certificate:
+    """Prove a run folder's allocation correct and optimal from its files alone."""
+    from .audit import certify as certify_run
+
+    return certify_run(run_dir)
+
+
+def verify(run_dir: Path | str, solver: str | None = None) -> Verification:
+    """Solve a run's recorded inputs and policy again and compare."""
+    from .audit import verify as verify_run
+
+    return verify_run(run_dir, solver)
+
+
+def explain(run_dir: Path | str, iso3: str, target: str | None = None) -> Explanation:
+    """Why a State got what it got in a run."""
+    from .audit import explain as explain_run
+
+    return explain_run(run_dir, iso3, target)
+
+
+def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDiff:
+    """What changed between two runs."""
+    from .audit import diff as diff_runs
+
+    return diff_runs(run_a, run_b, top)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import sys
@@ -35,7 +34,7 @@ from .errors import (
 )
 from .report import illustrative_entry, illustrative_notice
 from .results import floor_text
-from .writing import atomic_folder, real, whole
+from .writing import real, whole
 
 GLOBAL_FLAGS = frozenset({"--debug", "--verbose", "-v"})
 
@@ -223,12 +222,12 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
     Example: gcm-fund validate inputs --model models/baseline.toml
     """
     figures = _guard(lambda: api.validate(inputs, model))
-    _print_warnings(figures["warnings"])
+    _print_warnings(figures.warnings)
     out.print(
-        f"valid: {figures['states']} states, {figures['gaps']} gaps, {figures['sources']} "
-        f"sources, {figures['eligible_triples']} eligible triples; need USD "
-        f"{whole(figures['need_usd'])} (fundable USD {whole(figures['fundable_usd'])} under "
-        f"policy {figures['policy']}), pledges USD {whole(figures['pledged_usd'])}",
+        f"valid: {figures.states} states, {figures.gaps} gaps, {figures.sources} "
+        f"sources, {figures.eligible_triples} eligible triples; need USD "
+        f"{whole(figures.need_usd)} (fundable USD {whole(figures.fundable_usd)} under "
+        f"policy {figures.policy}), pledges USD {whole(figures.pledged_usd)}",
         soft_wrap=True,
     )
 
@@ -243,37 +242,21 @@ def allocate(
                                                  "this folder [default: outputs/<run_id>/].",
                                                  show_default=False)] = None,
     solver: SolverOpt = "highs",
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder.")]
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier run folder at "
+                                        "--out (never a folder holding other files).")]
     = False,
 ) -> None:
     """Solve the allocation and write a run folder.
 
     Example: gcm-fund allocate inputs --model models/ldc_priority.toml --out outputs/ldc
     """
-    folder = inputs if inputs is not None else api.project_path(api.DEFAULT_INPUTS)
+    def body() -> api.Run:
+        return api.allocate(inputs, model, solver, out=out_dir, force=force, write_run=True,
+                            on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
-    def body() -> tuple[api.Run, Path]:
-        if out_dir is not None and out_dir.exists() and not force and (
-                not out_dir.is_dir() or any(out_dir.iterdir())):
-            raise GcmFundError(f"{out_dir}: exists and is not empty; use --force to replace it")
-        loaded = api.load(folder, model)
-        _print_warnings(loaded.warnings)
-        try:
-            run = api.solve_loaded(loaded, solver)
-        except InfeasibleError as exc:
-            if out_dir is not None:
-                _write_diagnosis(out_dir, exc, force)
-            raise
-        return run, api.write(run, out_dir, force=force)
-
-    run, written = _guard(body)
-    _print_summary(run, written)
-
-
-def _write_diagnosis(out_dir: Path, exc: InfeasibleError, force: bool) -> None:
-    with atomic_folder(out_dir, replace=force) as folder:
-        (folder / "diagnosis.json").write_text(
-            json.dumps(exc.diagnosis.to_dict(), indent=2) + "\n", encoding="utf-8")
+    run = _guard(body)
+    assert run.folder is not None
+    _print_summary(run, run.folder)
 
 
 def _print_summary(run: api.Run, written: Path) -> None:
@@ -344,9 +327,7 @@ def certify(run_dir: RunDirArg) -> None:
 
     Example: gcm-fund certify outputs/3cd959e03080682b
     """
-    from . import audit
-
-    certificate = _guard(lambda: audit.certify(run_dir))
+    certificate = _guard(lambda: api.certify(run_dir))
     _echo_lines(certificate.lines())
     raise typer.Exit(0 if certificate.ok else 1)
 
@@ -367,9 +348,7 @@ def verify(
 
     Example: gcm-fund verify outputs/3cd959e03080682b --solver cbc
     """
-    from . import audit
-
-    result = _guard(lambda: audit.verify(run_dir, solver))
+    result = _guard(lambda: api.verify(run_dir, solver))
     _echo_lines(result.lines)
     raise typer.Exit(0 if result.ok else 1)
 
@@ -390,9 +369,7 @@ def explain(
 
     Example: gcm-fund explain outputs/3cd959e03080682b --state KEN --target 10.7
     """
-    from . import audit
-
-    result = _guard(lambda: audit.explain(run_dir, state, target))
+    result = _guard(lambda: api.explain(run_dir, state, target))
     _echo_lines(result.lines())
 
 
@@ -413,9 +390,7 @@ def diff(
 
     Example: gcm-fund diff outputs/baseline outputs/ldc --top 10
     """
-    from . import audit
-
-    result = _guard(lambda: audit.diff(run_a, run_b, top))
+    result = _guard(lambda: api.diff(run_a, run_b, top))
     _echo_lines(result.lines)
     raise typer.Exit(0 if result.same else 1)
 
@@ -443,8 +418,9 @@ def sweep(
                                          "USD, evenly spaced, both ends included (1 <= N <= "
                                          "10,000; 0 <= START <= STOP).", show_default=False)],
     out_file: Annotated[Path, typer.Option("--out", help="The sweep CSV; FILE.breakpoints.csv "
-                                           "and FILE.png are written beside it (files that "
-                                           "exist are replaced).", show_default=False)],
+                                           "and FILE.png are written beside it (refused if "
+                                           "one exists, unless --force).",
+                                           show_default=False)],
     model: ModelOpt = None,
     source: Annotated[str | None, typer.Option("--source", help="The source whose pledge "
                                                "moves.", show_default=False)] = None,
@@ -461,6 +437,8 @@ def sweep(
     no_refine: Annotated[bool, typer.Option("--no-refine", help="Report breakpoints as the "
                                             "pairs of neighbouring levels only (no extra "
                                             "solves).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
+                                        "(never the command's own inputs).")] = False,
 ) -> None:
     """What `allocate` gives at each level of one source's pledge.
 
@@ -476,14 +454,8 @@ def sweep(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from . import sweep as sweeping
-
-    def body() -> tuple[sweeping.SweepResult, list[Path]]:
+    def body() -> api.SweepRun:
         ids = _swept_sources(source, sources)
-        levels = sweeping.parse_levels(pledges)
-        loaded = api.load(inputs, model)
-        sweeping.source_indices(loaded.data, ids)
-        _print_warnings(loaded.warnings)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True,
@@ -495,12 +467,13 @@ def sweep(
                     tasks[phase] = bar.add_task(f"{phase:<12}", total=total)
                 bar.update(tasks[phase], completed=done, total=total)
 
-            result = sweeping.sweep(loaded.data, loaded.policy_file.policy, ids, levels,
-                                    breakpoint_tol_usd=None if no_refine else breakpoint_tol,
-                                    progress=progress)
-        return result, sweeping.write_sweep(result, out_file, chart=chart)
+            return api.sweep(inputs, ids, pledges, out_file, model=model, chart=chart,
+                             breakpoint_tol_usd=None if no_refine else breakpoint_tol,
+                             force=force, progress=progress,
+                             on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
-    result, written = _guard(body)
+    swept = _guard(body)
+    result, written = swept.result, swept.written
     optimal = [lv for lv in result.levels if lv.status == "optimal"]
     out.print(f"sweep of {', '.join(result.source_ids)}: {len(result.levels)} levels "
               f"({len(result.levels) - len(optimal)} infeasible), {len(result.breakpoints)} "
@@ -519,12 +492,14 @@ def sweep(
 @app.command("fair-share")
 def fair_share(
     inputs: InputsArg,
-    out_file: Annotated[Path, typer.Option("--out", help="The fair-share CSV (replaced if it "
-                                           "exists).", show_default=False)],
+    out_file: Annotated[Path, typer.Option("--out", help="The fair-share CSV (refused if it "
+                                           "exists, unless --force).", show_default=False)],
     model: ModelOpt = None,
     basis: Annotated[str, typer.Option("--basis", help="gni, or gni-per-capita-adjusted "
                                        "(needs the population column; formula in "
                                        "gcm_fund.fairshare).")] = "gni",
+    force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
+                                        "(never the command's own inputs).")] = False,
 ) -> None:
     """Split the total fundable need across donor States in proportion to GNI.
 
@@ -539,16 +514,10 @@ def fair_share(
     Example: gcm-fund fair-share inputs -m models/baseline.toml
     --out outputs/fair_share.csv
     """
-    from . import fairshare
-
-    def body() -> Any:
-        loaded = api.load(inputs, model)
-        _print_warnings(loaded.warnings)
-        table = fairshare.fair_shares(loaded.data, loaded.policy_file.policy, basis)
-        fairshare.write_fair_shares(table, out_file)
-        return table, fairshare.total_fundable_usd(loaded.data, loaded.policy_file.policy)
-
-    table, total = _guard(body)
+    shares = _guard(lambda: api.fair_share(inputs, out_file, model=model, basis=basis,
+                                            force=force))
+    _print_warnings(shares.warnings)
+    table, total = shares.table, shares.total_fundable_usd
     out.print(f"total fundable need USD {whole(total)} across {len(table)} donor States; "
               f"written to {out_file}", soft_wrap=True)
     view = Table(title=f"Fair shares, basis {basis}", title_justify="left")
@@ -567,8 +536,8 @@ def fair_share(
 def compare(
     inputs: InputsArg,
     out_file: Annotated[Path, typer.Option("--out", help="The comparison CSV: one row per "
-                                           "metric, one column per scenario (replaced if it "
-                                           "exists).", show_default=False)],
+                                           "metric, one column per scenario (refused if it "
+                                           "exists, unless --force).", show_default=False)],
     models: Annotated[list[Path] | None, typer.Option("--model", "-m", metavar="FILE",
                                                       help="A policy TOML file; repeat for "
                                                       "several (default: "
@@ -580,6 +549,8 @@ def compare(
                                                         "policy is run without and with each "
                                                         "overlay.", show_default=False)] = None,
     solver: SolverOpt = "highs",
+    force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
+                                        "(never the command's own inputs).")] = False,
 ) -> None:
     """Several policies and pledge overlays on the same inputs, side by side.
 
@@ -595,13 +566,9 @@ def compare(
     """
     from . import compare as comparing
 
-    def body() -> Any:
-        result = comparing.compare(inputs, list(models or []), list(overlays or []), solver)
-        _print_warnings(result.warnings)
-        comparing.write_comparison(result, out_file)
-        return result
-
-    result = _guard(body)
+    result = _guard(lambda: api.compare(inputs, out_file, list(models or []),
+                                        list(overlays or []), solver, force=force)).result
+    _print_warnings(result.warnings)
     view = Table(title=f"Scenarios (shares in %, amounts in USD million; written to {out_file})",
                  title_justify="left")
     for i, name in enumerate(comparing.columns(result)):

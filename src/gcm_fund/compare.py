@@ -49,7 +49,7 @@ from .model import LinearProgram
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
 from .spec import rule_tolerance_usd
 from .sweep import with_pledges
-from .writing import amount, csv_text, real, share, write_atomic
+from .writing import amount, check_output_files, csv_text, real, share, write_atomic
 
 CAP_FAMILIES = ("absorb", "state_share", "source_state")
 DUAL_TOL = 1e-9
@@ -297,8 +297,12 @@ def columns(result: Comparison) -> list[str]:
     return ["metric", *(s.label for s in result.scenarios)]
 
 
-def write_comparison(result: Comparison, out: Path | str) -> Path:
-    """Write the comparison to `out` (CSV)."""
+def write_comparison(result: Comparison, out: Path | str, *, force: bool = False,
+                     inputs: Sequence[Path | str] = ()) -> Path:
+    """Write the comparison to `out` (CSV). Refused (`UsageError`) over one of `inputs`
+    (the input files, the policies, the overlays), or over an existing file unless
+    `force`."""
     out = Path(out)
+    check_output_files([out], force=force, inputs=inputs)
     write_atomic(out, csv_text(columns(result), comparison_rows(result)))
     return out

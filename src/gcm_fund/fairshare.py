@@ -30,6 +30,7 @@ population > 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from .errors import UsageError
 from .load import ProblemData
 from .schema import Policy
 from .spec import fundable_usd
-from .writing import amount, csv_text, real, write_atomic
+from .writing import amount, check_output_files, csv_text, real, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
 BASES = ("gni", "gni-per-capita-adjusted")
@@ -105,8 +106,11 @@ def fair_share_rows(table: pd.DataFrame) -> list[list[str]]:
              amount(r.pledged_usd), real(r.ratio)] for r in table.itertuples(index=False)]
 
 
-def write_fair_shares(table: pd.DataFrame, out: Path | str) -> Path:
-    """Write the fair-share table to `out` (CSV)."""
+def write_fair_shares(table: pd.DataFrame, out: Path | str, *, force: bool = False,
+                      inputs: Sequence[Path | str] = ()) -> Path:
+    """Write the fair-share table to `out` (CSV). Refused (`UsageError`) over one of
+    `inputs`, or over an existing file unless `force`."""
     out = Path(out)
+    check_output_files([out], force=force, inputs=inputs)
     write_atomic(out, csv_text(COLUMNS, fair_share_rows(table)))
     return out

@@ -60,6 +60,9 @@ class ProblemData:
     warnings: list[Problem] = field(default_factory=list)
     meta: InputMeta = field(default_factory=InputMeta)
     meta_bytes: bytes | None = None  # meta.toml as read, None when the folder has none
+    # The bytes each file had when read: a run folder copies these, not the file as it
+    # is when the run ends, so the copies always match the hashes and the tables.
+    file_bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class PolicyFile:
     sha256: str
     text: str
     warnings: list[Problem] = field(default_factory=list)
+    raw: bytes = field(default=b"", repr=False)  # the bytes read, as for ProblemData
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -380,6 +384,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
     cells: dict[str, list[tuple[int, dict[str, str]]]] = {}
     complete: dict[str, bool] = {}
     hashes: dict[str, str] = {}
+    contents: dict[str, bytes] = {}
     if not folder.is_dir():
         kind = file_kind(folder)
         why = ("input folder not found" if kind is None else
@@ -390,6 +395,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
         rows, raw, complete[name] = read_csv_rows(path, columns, problems, warnings)
         if raw is not None:
             hashes[name] = sha256_bytes(raw)
+            contents[name] = raw
         cells[name] = rows
         checked[name] = validate_rows(_label(path), model, rows, problems)
 
@@ -485,6 +491,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
         sources=_frame([s for _, s in sources], ["source_id"]),
         folder=folder,
         file_sha256=hashes,
+        file_bytes=contents,
         warnings=warnings,
         meta=meta,
         meta_bytes=meta_bytes,
@@ -736,7 +743,7 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
                                 render_key((*table, target)), "names a target that no gap has")
                     )
     return PolicyFile(policy=policy, path=path, sha256=sha256_bytes(raw), text=text,
-                      warnings=warnings)
+                      warnings=warnings, raw=raw)
 
 
 MAX_POLICY_DEPTH = 16

@@ -10,7 +10,6 @@ import hashlib
 import html
 import json
 import platform
-import shutil
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -21,11 +20,9 @@ import pandas as pd
 from . import __version__, spec, writing
 from .load import PolicyFile, ProblemData
 from .results import floor_text
+from .runfolder import INPUT_COPY_DIR, POLICY_COPY, check_destination
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
-
-INPUT_COPY_DIR = "inputs"
-POLICY_COPY = "policy.toml"
 
 
 def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
@@ -138,8 +135,13 @@ def file_hashes(folder: Path) -> dict[str, str]:
 def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
               solution: Solution, tables: Any, summary: dict[str, Any], identifier: str,
               model_path: str, *, force: bool = False, replace_same: bool = False) -> Path:
-    """Write every file of a run into `destination`, atomically."""
-    with writing.atomic_folder(destination, replace=force or replace_same) as folder:
+    """Write every file of a run into `destination`, atomically.
+
+    Refused (`UsageError`) where it would lose something: see `runfolder.check_destination`.
+    """
+    check_destination(destination, force=force, same_run=replace_same, inputs=data.folder,
+                      policy=policy_file.path)
+    with writing.atomic_folder(destination, replace=True) as folder:
         write_csv(folder / "allocations.csv", tables.allocations)
         write_csv(folder / "coverage.csv", tables.coverage)
         write_csv(folder / "sources_summary.csv", tables.sources_summary)
@@ -149,10 +151,10 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         copy = folder / INPUT_COPY_DIR
         copy.mkdir()
         for name in INPUT_FILES:
-            shutil.copyfile(data.folder / name, copy / name)
+            (copy / name).write_bytes(data.file_bytes[name])
         if data.meta_bytes is not None:
             (copy / META_FILE).write_bytes(data.meta_bytes)
-        (folder / POLICY_COPY).write_bytes(policy_file.path.read_bytes())
+        (folder / POLICY_COPY).write_bytes(policy_file.raw)
         document = manifest(data, policy_file, solution, identifier, summary, model_path)
         (folder / "report.html").write_text(render_html(document, tables, summary),
                                             encoding="utf-8")

@@ -59,7 +59,7 @@ from .pipeline import Pipeline
 from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
 from .solve import solve
-from .writing import amount, csv_text, real, write_atomic
+from .writing import amount, check_output_files, csv_text, real, write_files_atomic
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.
@@ -429,14 +429,22 @@ def chart_png(result: SweepResult) -> bytes:
     return buffer.getvalue()
 
 
-def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True) -> list[Path]:
-    """Write the sweep CSV to `out`, its breakpoints and (if `chart`) its PNG beside it."""
-    out = Path(out)
+def output_paths(out: Path | str, *, chart: bool = True) -> list[Path]:
+    """Every file a sweep written to `out` writes: the CSV, its breakpoints, its chart."""
     breakpoints_path, chart_path = companion_paths(out)
-    write_atomic(out, csv_text(COLUMNS, sweep_rows(result)))
-    write_atomic(breakpoints_path, csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result)))
-    written = [out, breakpoints_path]
+    return [Path(out), breakpoints_path, *([chart_path] if chart else [])]
+
+
+def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True,
+                force: bool = False, inputs: Sequence[Path | str] = ()) -> list[Path]:
+    """Write the sweep CSV to `out`, its breakpoints and (if `chart`) its PNG beside it:
+    all three or none. Refused (`UsageError`) over one of `inputs`, or over an existing
+    file unless `force`."""
+    paths = output_paths(out, chart=chart)
+    check_output_files(paths, force=force, inputs=inputs)
+    contents: list[str | bytes] = [csv_text(COLUMNS, sweep_rows(result)),
+                                   csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result))]
     if chart:
-        write_atomic(chart_path, chart_png(result))
-        written.append(chart_path)
-    return written
+        contents.append(chart_png(result))  # drawn before any file is touched
+    write_files_atomic(dict(zip(paths, contents, strict=True)))
+    return paths

@@ -128,6 +128,86 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         raise
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # a hard link is the same file under another name
+    except OSError:
+        return False
+
+
+def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
+                       inputs: Sequence[Path | str] = ()) -> None:
+    """Refuse to write files where they would lose something (`UsageError`).
+
+    Refused whatever `force` says: a path that is one of the command's `inputs` (it
+    was just read), a folder, two outputs on the same path. An existing file is
+    replaced only with `force`.
+    """
+    from .errors import UsageError
+
+    seen: list[Path] = []
+    for path in map(Path, paths):
+        for kept in map(Path, inputs):
+            if _same_file(path, kept):
+                raise UsageError(f"{path}: is one of this command's inputs ({kept}); write "
+                                 "the output elsewhere")
+        for other in seen:
+            if _same_file(path, other):
+                raise UsageError(f"{path}: two of this command's outputs would be the same "
+                                 "file; choose another --out")
+        seen.append(path)
+        if path.is_dir():
+            raise UsageError(f"{path}: is a folder; --out names the file to write")
+        if os.path.lexists(path) and not force:
+            raise UsageError(f"{path}: exists; use --force to replace it")
+
+
+def write_files_atomic(contents: Mapping[Path, str | bytes]) -> None:
+    """Write several files all or nothing: each through a temporary file beside it, then
+    all renamed into place; when any step fails the files that were there are put back."""
+    staged: list[tuple[Path, Path]] = []
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for destination, content in contents.items():
+            destination = Path(destination)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".{destination.name}.",
+                                            dir=destination.parent)
+            staged.append((Path(name), destination))
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content.encode("utf-8") if isinstance(content, str) else content)
+            os.chmod(name, 0o666 & ~umask())  # mkstemp makes it private; a file is not
+        for temporary, path in staged:
+            backup = None
+            if os.path.lexists(path):
+                handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".old",
+                                                dir=path.parent)
+                os.close(handle)
+                backup = Path(name)
+                try:
+                    os.replace(path, backup)
+                except BaseException:
+                    backup.unlink(missing_ok=True)
+                    raise
+            moved.append((path, backup))
+            os.replace(temporary, path)
+    except BaseException:
+        for path, backup in reversed(moved):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, path)
+                elif os.path.lexists(path):
+                    path.unlink()
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for _, backup in moved:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
 def remove_stale_staging(parent: Path) -> None:
     """Remove staging folders left by a killed run (its process no longer exists).
 
@@ -161,23 +241,31 @@ def atomic_folder(destination: Path, *, replace: bool = False) -> Iterator[Path]
     """
     from .errors import UsageError
 
-    destination = Path(destination)
-    occupied = destination.exists() and (
+    shown = Path(destination)
+    # An absolute path gives `.` and `..` a real name and parent: the staging folder
+    # goes beside the destination, never inside it.
+    destination = Path(os.path.abspath(shown))
+    occupied = os.path.lexists(destination) and (
         not destination.is_dir() or any(destination.iterdir()))
     if occupied and not replace:
-        raise UsageError(f"{destination}: exists and is not empty; use --force to replace it")
+        raise UsageError(f"{shown}: exists and is not empty; use --force to replace it")
     destination.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(destination.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
                                     suffix=".partial", dir=destination.parent))
     try:
         yield staging
-        if destination.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old",
-                                          dir=destination.parent))
+        if os.path.lexists(destination):
+            trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
+                                          suffix=".partial", dir=destination.parent))
             os.replace(destination, trash / "old")
-            os.replace(staging, destination)
-            shutil.rmtree(trash, ignore_errors=True)
+            try:
+                os.replace(staging, destination)
+            except BaseException:
+                os.replace(trash / "old", destination)
+                raise
+            finally:
+                shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(staging, destination)
     except BaseException:

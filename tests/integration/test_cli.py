@@ -133,19 +133,26 @@ def occupied(tmp_path: Path) -> Path:
 def test_allocate_refuses_a_non_empty_out_folder(occupied):
     done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", occupied)
     assert done.returncode == 2
-    assert done.stderr == f"error: {occupied}: exists and is not empty; use --force to replace it\n"
+    assert done.stderr == (f"error: {occupied}: exists and is not a run folder of gcm-fund (it "
+                           "holds keep.txt); choose another --out (--force replaces only a run "
+                           "folder)\n")
     assert done.stdout == ""
     assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
     assert [p.name for p in occupied.parent.iterdir()] == ["run"], "nothing beside it"
 
 
-def test_allocate_replaces_a_non_empty_out_folder_with_force(occupied):
-    done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", occupied,
-                    "--force")
+def test_allocate_replaces_an_earlier_run_folder_only_with_force(tmp_path):
+    out = tmp_path / "run"
+    first = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", out)
+    assert first.returncode == 0, first.stderr
+    again = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", out)
+    assert again.returncode == 2
+    assert again.stderr == f"error: {out}: exists and is not empty; use --force to replace it\n"
+    (out / "allocations.csv").write_text("edited\n", encoding="utf-8")
+    done = gcm_fund("allocate", TINY, "--model", TINY / "policy.toml", "--out", out, "--force")
     assert done.returncode == 0, done.stderr
-    assert (occupied / "allocations.csv").is_file()
-    assert not (occupied / "keep.txt").exists()
-    assert [p.name for p in occupied.parent.iterdir()] == ["run"], "no staging folder left"
+    assert (out / "allocations.csv").read_text(encoding="utf-8").startswith("source_id,")
+    assert [p.name for p in tmp_path.iterdir()] == ["run"], "no staging folder left"
 
 
 def test_allocate_writes_into_an_empty_out_folder(tmp_path):
