@@ -48,6 +48,9 @@ def load_rules(c: Certifier) -> bool:
         c.add(Check("inputs", False, "the copied inputs or policy cannot be read", "",
                     [str(p) for p in exc.problems]))
         return False
+    except RecursionError:
+        c.add(Check("inputs", False, "policy.toml: nested too deeply to be a policy"))
+        return False
     c.rules_ = rebuild(data, policy)
     return True
 

@@ -6,12 +6,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from ..load import load_policy
-from .common import agree, flatten, usd
-from .folder import open_run
+from .common import agree, flatten, parse_numbers, usd
+from .folder import (
+    ALLOCATION_COLUMNS,
+    DamagedFile,
+    RunFolder,
+    open_run,
+    read_as_damaged,
+)
 
 
 def _shown(flat: dict[str, Any], key: str) -> str:
@@ -23,37 +30,111 @@ def _shown(flat: dict[str, Any], key: str) -> str:
     return "(not set)" if default is None else f"(not set: {default!r})"
 
 
+def _key_text(key: Any) -> str:
+    """A table key as `KEN,10.7` (a tuple of cells) or as it is (one cell)."""
+    return key if isinstance(key, str) else ",".join(str(k) for k in key)
+
+
 def _input_changes(a: Path, b: Path, name: str) -> list[str]:
     """Rows added, removed or changed between two copies of an input file, by key."""
     keys = {"states.csv": ["iso3"], "gaps.csv": ["iso3", "target"],
-            "sources.csv": ["source_id"]}[name]
+            "sources.csv": ["source_id"]}.get(name)
+    if keys is None:
+        return []
     try:
-        left = pd.read_csv(a, dtype=str, keep_default_na=False).set_index(keys)
-        right = pd.read_csv(b, dtype=str, keep_default_na=False).set_index(keys)
+        left = pd.read_csv(a, dtype=str, keep_default_na=False).drop_duplicates(keys) \
+            .set_index(keys)
+        right = pd.read_csv(b, dtype=str, keep_default_na=False).drop_duplicates(keys) \
+            .set_index(keys)
     except (OSError, ValueError, KeyError) as exc:
-        return [f"cannot compare rows ({exc})"]
+        return [f"cannot compare rows ({str(exc).strip().splitlines()[-1:] or exc})"]
     out = []
     for k in left.index.difference(right.index):
-        out.append(f"removed {k if isinstance(k, str) else ','.join(k)}")
+        out.append(f"removed {_key_text(k)}")
     for k in right.index.difference(left.index):
-        out.append(f"added {k if isinstance(k, str) else ','.join(k)}")
+        out.append(f"added {_key_text(k)}")
     common = left.index.intersection(right.index)
     columns = [c for c in left.columns if c in right.columns]
     for k in common:
         lr, rr = left.loc[k, columns], right.loc[k, columns]
-        if isinstance(lr, pd.DataFrame) or isinstance(rr, pd.DataFrame):
-            continue  # a repeated key: the loader refuses it anyway
         changed = [f"{c} {lr[c]!r} -> {rr[c]!r}" for c in columns if lr[c] != rr[c]]
         if changed:
-            out.append(f"{k if isinstance(k, str) else ','.join(k)}: {', '.join(changed)}")
+            out.append(f"{_key_text(k)}: {', '.join(changed)}")
     return out
 
 
-def _totals(folder: Path) -> pd.DataFrame:
-    table = pd.read_csv(folder / "allocations.csv", dtype={"source_id": str, "iso3": str,
-                                                           "target": str},
-                        keep_default_na=False)
-    table["amount_usd"] = table["amount_usd"].astype(float)
+# The key of each table of a run; a table of a later feature is keyed by its first column.
+TABLE_KEYS = {"allocations.csv": ["source_id", "iso3", "target"],
+              "coverage.csv": ["iso3", "target"], "sources_summary.csv": ["source_id"],
+              "constraints.csv": ["name"], "stage1_constraints.csv": ["name"]}
+# Figures written to the cent differ when they differ by half a cent; other figures (duals,
+# shares) when they differ beyond the 12 digits they are written with.
+CENT_COLUMNS = {"lhs", "rhs", "slack"}
+SHOWN_ROWS = 10
+
+
+def _differs(left: pd.Series, right: pd.Series, column: str) -> np.ndarray:
+    """Where two columns of text cells differ, numbers compared as numbers."""
+    a = pd.to_numeric(left, errors="coerce").to_numpy(dtype=float)
+    b = pd.to_numeric(right, errors="coerce").to_numpy(dtype=float)
+    numeric = np.isfinite(a) & np.isfinite(b)
+    if column.endswith("_usd") or column in CENT_COLUMNS:
+        near = np.abs(a - b) < 0.005
+    else:
+        near = np.abs(a - b) <= 1e-12 + 1e-9 * np.maximum(np.abs(a), np.abs(b))
+    same_text = left.to_numpy() == right.to_numpy()
+    return ~np.where(numeric, near, same_text)
+
+
+def _table_changes(name: str, a: RunFolder, b: RunFolder, top: int | None) -> list[str]:
+    """Rows of one table added, removed or changed between two runs, by the table's key."""
+    left, right = a.table(name), b.table(name)
+    keys = TABLE_KEYS.get(name) or list(left.columns[:1])
+    for run, table in ((a, left), (b, right)):
+        missing = [k for k in keys if k not in table.columns]
+        if missing:
+            raise DamagedFile(name, f"lacks column {missing[0]} (in {run.path})")
+    left = left.drop_duplicates(keys).set_index(keys)
+    right = right.drop_duplicates(keys).set_index(keys)
+    out: list[str] = []
+    only = [c for c in left.columns if c not in right.columns]
+    new = [c for c in right.columns if c not in left.columns]
+    if only or new:
+        out.append(f"  columns: {', '.join(only) or 'none'} removed, {', '.join(new) or 'none'}"
+                   " added")
+    removed = left.index.difference(right.index)
+    added = right.index.difference(left.index)
+    common = left.index.intersection(right.index, sort=False)
+    columns = [c for c in left.columns if c in right.columns]
+    lc, rc = left.loc[common, columns], right.loc[common, columns]
+    flags = {c: _differs(lc[c], rc[c], c) for c in columns}
+    changed = np.logical_or.reduce(list(flags.values())) if flags else \
+        np.zeros(len(common), dtype=bool)
+    counts = f"{int(changed.sum())} rows changed, {len(added)} added, {len(removed)} removed"
+    if not (only or new or changed.any() or len(added) or len(removed)):
+        return []
+    out.insert(0, counts)
+    limit = top or SHOWN_ROWS
+    details = [f"  removed {_key_text(k)}" for k in removed] \
+        + [f"  added {_key_text(k)}" for k in added]
+    for i in np.nonzero(changed)[0]:
+        cells = ", ".join(f"{c} {lc[c].iat[i]} -> {rc[c].iat[i]}" for c in columns
+                          if flags[c][i])
+        details.append(f"  {_key_text(common[i])}: {cells}")
+    out.extend(details[:limit])
+    if len(details) > limit:
+        out.append(f"  ... and {len(details) - limit} more")
+    return out
+
+
+def _totals(run: RunFolder) -> pd.DataFrame:
+    table = run.table("allocations.csv", ALLOCATION_COLUMNS)
+    amounts = parse_numbers(table["amount_usd"])
+    if np.isnan(amounts).any():
+        line = int(np.nonzero(np.isnan(amounts))[0][0]) + 2
+        raise DamagedFile("allocations.csv", f"line {line}: amount_usd is not a finite number "
+                                             f"(in {run.path})")
+    table["amount_usd"] = amounts
     return table
 
 
@@ -76,12 +157,18 @@ class RunDiff:
 
 
 def diff(folder_a: Path | str, folder_b: Path | str, top: int | None = None) -> RunDiff:
-    """Input, policy, objective and totals differences between two run folders."""
-    a, b = open_run(folder_a), open_run(folder_b)
-    ma, mb = a.manifest, b.manifest
-    lines = [f"diff {a.path} (run {ma.get('run_id')}) -> {b.path} (run {mb.get('run_id')})"]
+    """Input, policy, solver, objective, totals and table differences between two runs.
+
+    Raises `NotARunFolder` (naming the file where it can) when a folder is damaged.
+    """
+    with read_as_damaged(f"{folder_a} or {folder_b}"):
+        return _diff(open_run(folder_a), open_run(folder_b), top)
+
+
+def _diff(a: RunFolder, b: RunFolder, top: int | None) -> RunDiff:
+    lines = [f"diff {a.path} (run {a.text('run_id')}) -> {b.path} (run {b.text('run_id')})"]
     changed = False
-    inputs_a, inputs_b = ma.get("inputs", {}), mb.get("inputs", {})
+    inputs_a, inputs_b = a.section("inputs"), b.section("inputs")
     for name in sorted(set(inputs_a) | set(inputs_b)):
         if inputs_a.get(name) != inputs_b.get(name):
             changed = True
@@ -89,28 +176,29 @@ def diff(folder_a: Path | str, folder_b: Path | str, top: int | None = None) -> 
                          f"{str(inputs_b.get(name))[:12]}")
             lines.extend(f"  {c}" for c in _input_changes(a.inputs / name, b.inputs / name,
                                                           name)[: top or None])
-    pa, pb = ma.get("model", {}), mb.get("model", {})
-    if pa.get("sha256") != pb.get("sha256"):
+    if a.text("model", "sha256") != b.text("model", "sha256"):
         changed = True
-        lines.append(f"policy: sha256 {str(pa.get('sha256'))[:12]} ({pa.get('path')}) -> "
-                     f"{str(pb.get('sha256'))[:12]} ({pb.get('path')})")
+        lines.append(f"policy: sha256 {str(a.text('model', 'sha256'))[:12]} "
+                     f"({a.text('model', 'path')}) -> {str(b.text('model', 'sha256'))[:12]} "
+                     f"({b.text('model', 'path')})")
         try:
             fa = flatten(load_policy(a.policy).policy.model_dump())
             fb = flatten(load_policy(b.policy).policy.model_dump())
         except InputError as exc:
             lines.append(f"  cannot compare the policies: {exc.problems[0]}")
+        except RecursionError:
+            lines.append("  cannot compare the policies: one is nested too deeply")
         else:
             for key in sorted(set(fa) | set(fb)):
                 if fa.get(key) != fb.get(key):
                     lines.append(f"  {key}: {_shown(fa, key)} -> {_shown(fb, key)}")
-    sa, sb = ma.get("solver", {}), mb.get("solver", {})
-    if (sa.get("name"), sa.get("version")) != (sb.get("name"), sb.get("version")):
+    solver_a = (a.text("solver", "name"), a.text("solver", "version"))
+    solver_b = (b.text("solver", "name"), b.text("solver", "version"))
+    if solver_a != solver_b:
         changed = True
-        lines.append(f"solver: {sa.get('name')} {sa.get('version')} -> {sb.get('name')} "
-                     f"{sb.get('version')}")
-    oa, ob = ma.get("objective", {}), mb.get("objective", {})
+        lines.append(f"solver: {' '.join(map(str, solver_a))} -> {' '.join(map(str, solver_b))}")
     for key, absolute in (("floor", 1e-9), ("weighted", 0.01)):
-        va, vb = oa.get(key), ob.get(key)
+        va, vb = a.number("objective", key), b.number("objective", key)
         if va == vb:
             lines.append(f"{key}: {va} (same)")
             continue
@@ -120,7 +208,7 @@ def diff(folder_a: Path | str, folder_b: Path | str, top: int | None = None) -> 
         else:
             changed = True
             lines.append(f"{key}: {va} -> {vb}{delta}")
-    ta, tb = _totals(a.path), _totals(b.path)
+    ta, tb = _totals(a), _totals(b)
     for key, title in (("iso3", "State"), ("target", "target"), ("source_id", "source")):
         rows = _changed_totals(ta, tb, key)
         if rows:
@@ -131,6 +219,28 @@ def diff(folder_a: Path | str, folder_b: Path | str, top: int | None = None) -> 
                 lines.append(f"  ... and {len(rows) - top} more")
         else:
             lines.append(f"totals by {title}: no change")
+    tables_a = {p.name for p in a.path.glob("*.csv") if p.is_file()}
+    tables_b = {p.name for p in b.path.glob("*.csv") if p.is_file()}
+    for name in sorted(tables_a | tables_b):
+        if name not in tables_b or name not in tables_a:
+            changed = True
+            lines.append(f"table {name}: only in {a.path if name in tables_a else b.path}")
+            continue
+        rows = _table_changes(name, a, b, top)
+        if rows:
+            changed = True
+            lines.append(f"table {name}: {rows[0]}")
+            lines.extend(rows[1:])
+        else:
+            lines.append(f"table {name}: no change")
+    files_a, files_b = a.section("files"), b.section("files")
+    for name in sorted(n for n in set(files_a) | set(files_b)
+                       if not n.endswith(".csv") and not n.startswith("inputs/")
+                       and n != "policy.toml"):
+        if files_a.get(name) != files_b.get(name):
+            changed = True
+            lines.append(f"{name}: differs (sha256 {str(files_a.get(name))[:12]} -> "
+                         f"{str(files_b.get(name))[:12]})")
     if not changed:
         lines.append("the runs are the same")
     return RunDiff(not changed, lines)

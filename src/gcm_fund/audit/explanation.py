@@ -6,13 +6,21 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
 from ..load import load_inputs, load_policy
 from ..schema import did_you_mean
-from .common import usd
-from .folder import open_run
+from .common import parse_numbers, usd
+from .folder import (
+    ALLOCATION_COLUMNS,
+    CONSTRAINT_COLUMNS,
+    DamagedFile,
+    RunFolder,
+    open_run,
+    read_as_damaged,
+)
 from .rules import Rules, rebuild, why_not_eligible
 from .tolerances import RELATIVE_ALLOWANCE, RELATIVE_FLOOR_USD, ROW_ALLOWANCE_USD
 
@@ -98,7 +106,7 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
         return (f"{iso3} is at the cap of {rules.policy.limits.max_state_share:g} of all pledges "
                 f"(max_state_share): one more USD of cap would add {per} to the objective")
     if family == "source_state":
-        sid = row["name"].split("[", 1)[1].split(",", 1)[0]
+        sid = row["name"].partition("[")[2].split(",", 1)[0]
         return (f"{sid} gives {iso3} the most it may (its max_state_share of its pledge): one "
                 f"more USD of that cap would add {per} to the objective")
     if family == "floor":
@@ -108,10 +116,20 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
 
 
 def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explanation:
-    """Why State `iso3` got what it got in a run (optionally for one target only)."""
-    run = open_run(folder)
+    """Why State `iso3` got what it got in a run (optionally for one target only).
+
+    Raises `NotARunFolder` (naming the file where it can) when the folder is damaged.
+    """
+    with read_as_damaged(folder):
+        return _explain(open_run(folder), iso3, target)
+
+
+def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     data = load_inputs(run.inputs)
-    policy = load_policy(run.policy, targets=set(data.gaps["target"])).policy
+    try:
+        policy = load_policy(run.policy, targets=set(data.gaps["target"])).policy
+    except RecursionError:
+        raise DamagedFile("policy.toml", "nested too deeply to be a policy") from None
     rules = rebuild(data, policy)
     states = data.states.set_index("iso3")
     if iso3 not in states.index:
@@ -122,8 +140,12 @@ def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explana
         if target not in set(gaps["target"]):
             raise UsageError(f"{iso3} has no gap for target {target} in this run")
         gaps = gaps[gaps["target"] == target]
-    alloc = run.table("allocations.csv")
-    alloc["amount_usd"] = alloc["amount_usd"].astype(float)
+    alloc = run.table("allocations.csv", ALLOCATION_COLUMNS)
+    amounts = parse_numbers(alloc["amount_usd"])
+    if np.isnan(amounts).any():
+        line = int(np.nonzero(np.isnan(amounts))[0][0]) + 2
+        raise DamagedFile("allocations.csv", f"line {line}: amount_usd is not a finite number")
+    alloc["amount_usd"] = amounts
     mine = alloc[(alloc["iso3"] == iso3) & alloc["target"].isin(set(gaps["target"]))]
     got = mine.groupby("target")["amount_usd"].sum()
     lines = []
@@ -137,9 +159,9 @@ def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explana
         by_source.setdefault(r.source_id, {})[r.target] = float(r.amount_usd)
     by_source = dict(sorted(by_source.items(), key=lambda kv: -sum(kv[1].values())))
 
-    constraints = run.table("constraints.csv")
+    constraints = run.table("constraints.csv", CONSTRAINT_COLUMNS)
     for column in ("lhs", "rhs", "slack", "dual"):
-        constraints[column] = pd.to_numeric(constraints[column], errors="coerce")
+        constraints[column] = parse_numbers(constraints[column])
     family = constraints["family"]
     key = constraints["name"].str.extract(r"\[(.*)\]")[0].fillna("")
     parts = key.str.split(",")
@@ -169,7 +191,7 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
     Reasons come from the rows' slack and the weights where the money went, not from the
     duals alone: at a degenerate optimum a budget's value may be split among several rows.
     """
-    by_name = constraints.set_index("name")
+    by_name = constraints.drop_duplicates("name").set_index("name")
     slack = by_name["slack"].to_dict()
     rhs = by_name["rhs"].to_dict()
     triples = rules.triples

@@ -8,11 +8,13 @@ the CSV parser raised, so that the commands can say what is wrong and never cras
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,25 @@ class DamagedFile(NotARunFolder):
         super().__init__(f"{name}: {why}")
         self.name = name
         self.why = why
+
+
+@contextlib.contextmanager
+def read_as_damaged(folder: Path | str) -> Iterator[None]:
+    """Turn what a damaged folder makes the readers raise into `NotARunFolder` (exit 2).
+
+    The readers name what they can (`DamagedFile`); this is the net under them, so that a
+    damaged folder is a message and never a crash of `explain`, `diff` or `verify`.
+    """
+    try:
+        yield
+    except GcmFundError:
+        raise
+    except RecursionError:
+        raise NotARunFolder(f"{folder}: a damaged run folder (nested too deeply)") from None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError,
+            UnicodeError) as exc:
+        raise NotARunFolder(f"{folder}: a damaged run folder ({type(exc).__name__}: {exc})") \
+            from None
 
 
 def _depth(document: Any) -> int:

@@ -20,7 +20,7 @@ import pandas as pd
 from ..load import sha256_bytes
 from ..schema import INPUT_FILES, META_FILE
 from .checks import Certifier, Check
-from .folder import NUMERIC_COLUMNS, DamagedFile
+from .folder import NUMERIC_COLUMNS, SCALES, DamagedFile
 
 # A number in a run file larger than this many times the inputs' own scale (their largest
 # USD total times their largest weight, at least 1) is no figure a run can write: duals are
@@ -117,30 +117,22 @@ def check_manifest(c: Certifier) -> None:
     """SPEC 5's keys and what a reproduction needs, each of the expected type."""
     run = c.run
     manifest = run.manifest
-    needed: dict[str, tuple[str, ...] | None] = {
-        "tool_version": None, "solver": ("name", "version", "options"),
-        "model": ("path", "sha256", "name"), "inputs": None, "status": None,
-        "objective": ("floor", "weighted"), "run_id": None,
-        "versions": ("gcm_fund", "python", "pulp", "highspy"),
-        "floor_variable": ("stage1_bounds", "stage2_bounds", "stage2_value",
-                           "stage2_reduced_cost", "stage1_reduced_cost"),
-        "totals": ("pledged_usd", "allocated_usd", "fundable_usd"), "files": None,
-    }
     problems = []
-    for key, sub in needed.items():
-        if key not in manifest:
-            problems.append(f"manifest.json: no {key}")
-        elif sub is not None:
-            value = manifest[key]
-            if not isinstance(value, dict):
-                problems.append(f"manifest.json: {key} is not an object")
-                continue
-            problems.extend(f"manifest.json: no {key}.{s}" for s in sub if s not in value)
-    for path in (("tool_version",), ("run_id",), ("status",), ("solver", "name"),
-                 ("solver", "version"), ("model", "path"), ("model", "sha256"),
-                 ("model", "name"), ("versions", "gcm_fund")):
-        if run.raw(*path) is not None and run.text(*path) is None:
-            problems.append(f"manifest.json: {'.'.join(path)} is not text")
+    for path, kinds in MANIFEST_FIELDS.items():
+        value = run.raw(*path)
+        where = ".".join(path)
+        if value is None and not _present_at(manifest, path):
+            if "optional" not in kinds:
+                problems.append(f"manifest.json: no {where}")
+        elif not any(_is(value, kind) for kind in kinds):
+            problems.append(f"manifest.json: {where} is {_shown(value)}, expected "
+                            f"{' or '.join(k for k in kinds if k != 'optional')}")
+    for key in ("inputs", "versions", "files"):
+        problems.extend(f"manifest.json: {key}.{k} is {_shown(v)}, expected text"
+                        for k, v in run.section(key).items() if not isinstance(v, str))
+    if run.text("units", "solved_in") not in (None, *SCALES):
+        problems.append(f"manifest.json: units.solved_in {_shown(run.raw('units', 'solved_in'))}"
+                        f" is none of {', '.join(SCALES)}")
     if run.text("solver", "version") in ("", "unknown"):
         problems.append("manifest.json: the solver's version is not recorded")
     if manifest.get("status") != "optimal":
@@ -152,6 +144,53 @@ def check_manifest(c: Certifier) -> None:
     c.add(Check("manifest", not problems,
                 "records tool, solver, options, versions, hashes, objective, totals, files "
                 "and the floor variable", "every key present", problems))
+
+
+# Every manifest field certify reads or vouches for, with the types it may have. A table
+# or feature that adds manifest fields adds them here.
+MANIFEST_FIELDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("tool_version",): ("text",), ("run_id",): ("text",), ("status",): ("text",),
+    ("objective",): ("object",), ("objective", "floor"): ("number", "null"),
+    ("objective", "weighted"): ("number",),
+    ("solver",): ("object",), ("solver", "name"): ("text",), ("solver", "version"): ("text",),
+    ("solver", "options"): ("object",), ("solver", "value_precision"): ("number", "optional"),
+    ("model",): ("object",), ("model", "path"): ("text",), ("model", "sha256"): ("text",),
+    ("model", "name"): ("text",),
+    ("inputs",): ("object",), ("versions",): ("object",),
+    ("versions", "gcm_fund"): ("text",), ("versions", "python"): ("text",),
+    ("versions", "pulp"): ("text",), ("versions", "highspy"): ("text",),
+    ("units",): ("object",), ("units", "amounts"): ("text",),
+    ("units", "solved_in"): ("text",),
+    ("floor_variable",): ("object",),
+    ("floor_variable", "stage1_bounds"): ("pair", "null"),
+    ("floor_variable", "stage2_bounds"): ("pair", "null"),
+    ("floor_variable", "stage2_value"): ("number", "null"),
+    ("floor_variable", "stage2_reduced_cost"): ("number", "null"),
+    ("floor_variable", "stage1_reduced_cost"): ("number", "null"),
+    ("floor_variable", "stage2_widening"): ("number", "null", "optional"),
+    ("totals",): ("object",), ("totals", "pledged_usd"): ("number",),
+    ("totals", "allocated_usd"): ("number",), ("totals", "fundable_usd"): ("number",),
+    ("files",): ("object",),
+    ("illustrative",): ("boolean", "optional"), ("description",): ("text", "optional"),
+}
+
+
+def _is(value: Any, kind: str) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return {"text": isinstance(value, str), "object": isinstance(value, dict),
+            "number": number, "null": value is None, "boolean": isinstance(value, bool),
+            "pair": isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value),
+            "optional": False}[kind]
+
+
+def _present_at(document: dict[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = document
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
 
 
 def _shown(value: Any) -> str:

@@ -9,14 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InfeasibleError
 from ..load import load_inputs, load_policy
 from .certificate import certify
 from .checks import Certifier
-from .common import agree, flatten
-from .folder import open_run
+from .common import agree, flatten, parse_numbers
+from .folder import (
+    ALLOCATION_COLUMNS,
+    DamagedFile,
+    RunFolder,
+    open_run,
+    read_as_damaged,
+)
 from .provenance import check_hashes
 
 COMPARED = ("allocations.csv", "coverage.csv", "manifest.json")
@@ -38,9 +45,10 @@ def _solver_argument(recorded: str) -> str:
 def _allocation_differences(a: Path, b: Path) -> pd.DataFrame:
     """Rows whose amount differs between two allocations.csv, largest difference first."""
     def read(path: Path) -> pd.Series:
-        table = pd.read_csv(path, dtype={"source_id": str, "iso3": str, "target": str},
-                            keep_default_na=False)
-        return table.set_index(["source_id", "iso3", "target"])["amount_usd"].astype(float)
+        table = RunFolder(path.parent, {}).table(path.name, ALLOCATION_COLUMNS)
+        table["amount_usd"] = np.nan_to_num(parse_numbers(table["amount_usd"]))
+        table = table.drop_duplicates(["source_id", "iso3", "target"])
+        return table.set_index(["source_id", "iso3", "target"])["amount_usd"]
 
     both = pd.concat([read(a).rename("recorded"), read(b).rename("resolved")], axis=1)
     both = both.fillna(0.0)
@@ -57,15 +65,19 @@ def verify(folder: Path | str, solver: str | None = None) -> Verification:
     coverage.csv, manifest.json); with another solver, floor and weighted must agree
     within 1e-6 relative, and differing allocations are an alternative optimum.
     """
+    with read_as_damaged(folder):
+        return _verify(open_run(folder), solver)
+
+
+def _verify(run: RunFolder, solver: str | None) -> Verification:
     from .. import api
 
-    run = open_run(folder)
     manifest = run.manifest
-    recorded_solver = str(manifest.get("solver", {}).get("name", "highs"))
+    recorded_solver = run.text("solver", "name") or "highs"
     chosen = solver or _solver_argument(recorded_solver)
     same_solver = _solver_argument(recorded_solver) == chosen
-    model_path = str(manifest.get("model", {}).get("path", "policy.toml"))
-    lines = [f"verify {run.path}: run {manifest.get('run_id')} recorded with "
+    model_path = run.text("model", "path") or "policy.toml"
+    lines = [f"verify {run.path}: run {run.text('run_id')} recorded with "
              f"{recorded_solver}; solving its copied inputs and policy again with {chosen}"]
     provenance = Certifier(run)
     provenance.step("provenance", check_hashes)
@@ -86,7 +98,7 @@ def verify(folder: Path | str, solver: str | None = None) -> Verification:
             again = api.solve_loaded(loaded, chosen)
         except InfeasibleError as exc:
             lines.append(f"FAIL the re-solve is infeasible ({exc.diagnosis.reason}), the run "
-                         f"recorded status {manifest.get('status')!r}")
+                         f"recorded status {run.raw('status')!r}")
             return Verification(False, lines)
         out = Path(scratch) / "run"
         api.write(again, out)
@@ -101,16 +113,22 @@ def verify(folder: Path | str, solver: str | None = None) -> Verification:
             lines.extend(f"       {key}: {_short(before.get(key))} -> {_short(after.get(key))}"
                          for key in sorted(set(before) | set(after))
                          if before.get(key) != after.get(key))
-        old_obj, new_obj = manifest.get("objective", {}), new_manifest["objective"]
-        floor_ok = agree(old_obj.get("floor"), new_obj["floor"], 1e-9)
-        weighted_ok = agree(old_obj.get("weighted"), new_obj["weighted"], 0.01)
+        new_obj = new_manifest["objective"]
+        old_floor, old_weighted = run.number("objective", "floor"), \
+            run.number("objective", "weighted")
+        floor_ok = agree(old_floor, new_obj["floor"], 1e-9)
+        weighted_ok = agree(old_weighted, new_obj["weighted"], 0.01)
         lines.append(f"{'agree' if floor_ok else 'DIFFER'} floor: recorded "
-                     f"{old_obj.get('floor')}, re-solved {new_obj['floor']}")
+                     f"{old_floor}, re-solved {new_obj['floor']}")
         lines.append(f"{'agree' if weighted_ok else 'DIFFER'} weighted: recorded "
-                     f"{old_obj.get('weighted')}, re-solved {new_obj['weighted']} "
+                     f"{old_weighted}, re-solved {new_obj['weighted']} "
                      "[tolerance: 1e-6 relative]")
-        changed = _allocation_differences(run.path / "allocations.csv", out / "allocations.csv") \
-            if (run.path / "allocations.csv").is_file() else pd.DataFrame()
+        try:
+            changed = _allocation_differences(run.path / "allocations.csv",
+                                              out / "allocations.csv")
+        except DamagedFile as exc:
+            lines.append(f"allocations: the recorded {exc.name} cannot be compared: {exc.why}")
+            changed = pd.DataFrame()
         if len(changed):
             kind = ("an alternative optimum (same floor and weighted objective)"
                     if floor_ok and weighted_ok else "a different allocation")
