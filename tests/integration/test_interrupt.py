@@ -82,21 +82,37 @@ class StepReader:
 
 def test_ctrl_c_during_the_solve_stops_it_promptly_and_writes_nothing(
         slow_instance: Path, tmp_path: Path) -> None:
-    """Ctrl-C in the middle of HiGHS's stage 2 (about 4 s here) ends the process within
-    2 s, not when HiGHS would have finished."""
+    """Ctrl-C in the middle of HiGHS's stage 2 ends the process before that solve could
+    have finished.
+
+    The yardstick is the same solve run to its end in this test, on this machine under
+    its present load, not a fixed number of seconds: a busy machine slows both runs.
+    """
+    full = start_allocate(slow_instance, tmp_path / "full")
+    steps = StepReader(full)
+    steps.wait_for("stage 2: maximising")
+    started = time.monotonic()
+    steps.wait_for("stage 2: weighted objective")
+    stage2_s = time.monotonic() - started
+    steps.rest()
+    assert full.returncode == 0
+
     out = tmp_path / "run"
     process = start_allocate(slow_instance, out)
     steps = StepReader(process)
     steps.wait_for("stage 2: maximising")
-    time.sleep(0.3)
-    signalled = time.monotonic()
+    started = time.monotonic()
+    time.sleep(min(0.3, stage2_s / 10))
     process.send_signal(signal.SIGINT)
     stderr = steps.rest()
-    assert time.monotonic() - signalled < 2.0
+    interrupted_s = time.monotonic() - started
+    assert interrupted_s < stage2_s, (
+        f"the interrupted run ended {interrupted_s:.2f} s into stage 2, the whole stage 2 "
+        f"takes {stage2_s:.2f} s: the solve was not stopped")
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "interrupted: nothing was written"
     assert "Traceback" not in stderr
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
 
 
 def test_kill_during_the_solve_writes_nothing(slow_instance: Path, tmp_path: Path) -> None:
