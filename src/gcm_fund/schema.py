@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -78,12 +79,41 @@ def parse_number(text: str, expected: str = "a number") -> float:
     return value
 
 
-def _number_in(low: float, high: float, *, low_open: bool, high_open: bool, what: str):
+@dataclass(frozen=True)
+class Range:
+    """The values a number column accepts: between `low` and `high`, each end open or
+    closed. One object serves the row model's check, the message and the README."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = True
+
+    def text(self) -> str:
+        """As the README and messages write it: `>= 0`, `> 0`, `in [0, 1]`, `in (0, 1]`."""
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+NON_NEGATIVE = Range(0, math.inf)
+POSITIVE = Range(0, math.inf, low_open=True)
+UNIT_INTERVAL = Range(0, 1, high_open=False)
+CAP_INTERVAL = Range(0, 1, low_open=True, high_open=False)
+
+
+def _number_in(allowed: Range, unit: str = ""):
+    what = f"{allowed.text()}{f' ({unit})' if unit else ''}"
+
     def check(text: Any) -> float:
         value = parse_number(str(text), f"a number {what}")
-        too_low = value <= low if low_open else value < low
-        too_high = value >= high if high_open else value > high
-        if too_low or too_high:
+        if value not in allowed:
             raise fail(f"got {shown(str(text).strip())}, expected a number {what}")
         return value
 
@@ -189,23 +219,11 @@ Kind = Annotated[str, BeforeValidator(_one_of(KINDS))]
 Instrument = Annotated[str, BeforeValidator(_one_of(INSTRUMENTS))]
 Target = Annotated[str, BeforeValidator(normalise_target)]
 Bool = Annotated[bool, BeforeValidator(_parse_bool)]
-Usd = Annotated[
-    float,
-    BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0 (USD)")),
-]
-Persons = Annotated[
-    float,
-    BeforeValidator(_number_in(0, math.inf, low_open=False, high_open=True, what=">= 0")),
-]
-PositiveUsd = Annotated[
-    float, BeforeValidator(_number_in(0, math.inf, low_open=True, high_open=True, what="> 0 (USD)"))
-]
-UnitShare = Annotated[
-    float, BeforeValidator(_number_in(0, 1, low_open=False, high_open=False, what="in [0, 1]"))
-]
-CapShare = Annotated[
-    float, BeforeValidator(_number_in(0, 1, low_open=True, high_open=False, what="in (0, 1]"))
-]
+Usd = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE, "USD"))]
+Persons = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE))]
+PositiveUsd = Annotated[float, BeforeValidator(_number_in(POSITIVE, "USD"))]
+UnitShare = Annotated[float, BeforeValidator(_number_in(UNIT_INTERVAL))]
+CapShare = Annotated[float, BeforeValidator(_number_in(CAP_INTERVAL))]
 RoleList = Annotated[tuple[str, ...], BeforeValidator(_list_of(_one_of(ROLES)))]
 TargetList = Annotated[tuple[str, ...], BeforeValidator(_list_of(normalise_target))]
 TextList = Annotated[tuple[str, ...], BeforeValidator(split_list)]
@@ -269,59 +287,113 @@ class SourceRow(_Row):
 
 @dataclass(frozen=True)
 class Column:
-    """One column of an input file: the contract of SPEC section 2, as data."""
+    """One column of an input file: the contract of SPEC section 2, as data.
+
+    `kind` is what a cell holds ("number", "text", "true/false", ...); `range` bounds a
+    number, `choices` an enumeration: the README's type text is made from them, and the
+    tests check the row models against them field by field.
+    """
 
     name: str
-    type: str
+    kind: str
     unit: str
     required: bool
     meaning: str
+    range: Range | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def type(self) -> str:
+        """The type as the README's column tables write it."""
+        if self.range is not None:
+            return f"{self.kind} {self.range.text()}"
+        if self.choices:
+            return " ".join(self.choices)
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column whose values (one, or each item of a `;`-list) must be keys of another
+    file: `gaps.csv` `iso3` -> `states.csv` `iso3`."""
+
+    file: str
+    column: str
+    to_file: str
+    to_column: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: its row model, its columns, its key and its references."""
+
+    name: str
+    model: type[_Row]
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    references: tuple[Reference, ...] = ()
+
+    def column(self, name: str) -> Column:
+        """The column called `name`."""
+        return next(c for c in self.columns if c.name == name)
+
+    # A pair, for callers that unpack `model, columns = INPUT_FILES[name]`.
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.model, self.columns))
 
 
 STATE_COLUMNS = (
     Column("iso3", "3 upper-case letters, unique", "", True, "key"),
     Column("name", "text", "", True, "the State's name"),
     Column("region", "text", "", True, "region, matched by source earmarks"),
-    Column("income_group", "LIC LMIC UMIC HIC", "", True, "capacity class"),
+    Column("income_group", "one of", "", True, "capacity class", choices=INCOME_GROUPS),
     Column("roles", ";-list of origin transit destination", "", False, "migration roles"),
     Column("ldc", "true/false", "", False, "least developed country"),
     Column("debt_distress", "true/false", "", False, "loans may not go to this State"),
-    Column("absorption_usd", "number >= 0", "USD", False,
-           "most the State can absorb, blank = no limit"),
-    Column("gni_usd", "number >= 0", "USD", False, "gross national income, for fair shares only"),
-    Column("population", "number >= 0", "persons", False,
-           "for the per-capita-adjusted fair share only"),
-    Column("migrants_hosted", "number >= 0", "persons", False,
-           "international migrants living in the State, for the rci fair share only"),
+    Column("absorption_usd", "number", "USD", False,
+           "most the State can absorb, blank = no limit", range=NON_NEGATIVE),
+    Column("gni_usd", "number", "USD", False, "gross national income, for fair shares only",
+           range=NON_NEGATIVE),
+    Column("population", "number", "persons", False,
+           "for the per-capita-adjusted fair share only", range=NON_NEGATIVE),
+    Column("migrants_hosted", "number", "persons", False,
+           "international migrants living in the State, for the rci fair share only",
+           range=NON_NEGATIVE),
     Column("eligible", "true/false", "", False,
            "false: no source may fund this State; blank = true"),
 )
 GAP_COLUMNS = (
     Column("iso3", "iso3 in states.csv", "", True, "the State"),
     Column("target", "SDG target code", "", True, "the migration-related target"),
-    Column("need_usd", "number > 0", "USD", True, "capacity gap: what the State cannot yet fund"),
+    Column("need_usd", "number", "USD", True, "capacity gap: what the State cannot yet fund",
+           range=POSITIVE),
 )
 SOURCE_COLUMNS = (
     Column("source_id", "[a-z0-9_-]+, unique", "", True, "key"),
     Column("name", "text", "", True, "the source's name"),
-    Column("kind", "donor ifi private", "", True, "who pledges"),
-    Column("instrument", "grant loan", "", True, "how the money is given"),
-    Column("pledge_usd", "number >= 0", "USD", True, "the pledge B_f"),
-    Column("grant_element", "number in [0, 1]", "share", False,
-           "concessionality g_f; required for loans"),
+    Column("kind", "one of", "", True, "who pledges", choices=KINDS),
+    Column("instrument", "one of", "", True, "how the money is given", choices=INSTRUMENTS),
+    Column("pledge_usd", "number", "USD", True, "the pledge B_f", range=NON_NEGATIVE),
+    Column("grant_element", "number", "share", False,
+           "concessionality g_f; required for loans", range=UNIT_INTERVAL),
     Column("targets", ";-list of target codes", "", False, "earmark: blank = all"),
     Column("regions", ";-list of regions", "", False, "earmark: blank = all"),
     Column("income_groups", ";-list of income groups", "", False, "earmark: blank = all"),
     Column("exclude_states", ";-list of iso3", "", False, "earmark: States left out"),
-    Column("max_state_share", "number in (0, 1]", "share", False, "rho_f; blank = the policy's"),
+    Column("max_state_share", "number", "share", False, "rho_f; blank = the policy's",
+           range=CAP_INTERVAL),
     Column("donor_iso3", "iso3 in states.csv", "", False,
            "the contributing State, for fair shares"),
 )
 
-INPUT_FILES: dict[str, tuple[type[_Row], tuple[Column, ...]]] = {
-    "states.csv": (StateRow, STATE_COLUMNS),
-    "gaps.csv": (GapRow, GAP_COLUMNS),
-    "sources.csv": (SourceRow, SOURCE_COLUMNS),
+INPUT_FILES: dict[str, InputFile] = {
+    "states.csv": InputFile("states.csv", StateRow, STATE_COLUMNS, key=("iso3",)),
+    "gaps.csv": InputFile("gaps.csv", GapRow, GAP_COLUMNS, key=("iso3", "target"),
+                          references=(Reference("gaps.csv", "iso3", "states.csv", "iso3"),)),
+    "sources.csv": InputFile(
+        "sources.csv", SourceRow, SOURCE_COLUMNS, key=("source_id",),
+        references=(Reference("sources.csv", "exclude_states", "states.csv", "iso3"),
+                    Reference("sources.csv", "donor_iso3", "states.csv", "iso3"))),
 }
 
 # ---------------------------------------------------------------------------------------
