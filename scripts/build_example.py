@@ -1,14 +1,17 @@
 """Build the bundled example inputs of gcm_fund from the shared country data.
 
-Reads ``countries.csv`` (see ``shared/data/PROVENANCE.md``) and writes three files in the
-format of SPEC section 2:
+Reads ``countries.csv`` (see ``shared/data/PROVENANCE.md``) and writes two input folders in
+the format of SPEC section 2, with the same States and gaps and different sources:
 
-- ``inputs/states.csv``: the 193 UN member States, with region, income group, migration
-  roles, LDC and debt-distress flags, an absorption limit and GNI;
-- ``inputs/gaps.csv``: capacity gaps (USD per year) for six migration-related SDG targets,
-  for low- and middle-income States only;
-- ``inputs/sources.csv``: an illustrative set of funding sources (donor grants, development
-  bank loans, one private facility).
+- ``inputs/`` (the bundled example; a HYPOTHETICAL SCALE-UP): ``states.csv`` (the 193 UN
+  member States, with region, income group, migration roles, LDC, debt-distress and
+  eligibility flags, an absorption limit, GNI and migrants hosted), ``gaps.csv`` (capacity
+  gaps, USD per year, for six migration-related SDG targets, for low- and middle-income
+  States only), ``sources.csv`` (illustrative pledges of USD 2,015 million, 57 % loans from
+  development-bank windows) and ``meta.toml`` (``illustrative = true``);
+- ``scenarios/mptf_scale/``: the same States and gaps with USD 70 million of grants only,
+  the capitalisation target of the UN Migration Multi-Partner Trust Fund: the scale pooled
+  migration funds actually have.
 
 Published figures (names, regions, income groups, LDC status, migrant and emigrant stocks,
 remittances, remittance costs, GNI) are copied from the data. Everything else (role
@@ -20,10 +23,12 @@ decimal arithmetic, amounts rounded half-up to whole USD and written as plain in
 
 Usage::
 
-    python scripts/build_example.py [DATA] [--out DIR]
+    python scripts/build_example.py [DATA] [--out DIR] [--scenario-out DIR]
 
-DATA is the folder holding ``countries.csv`` (or the file itself); it defaults to
-``shared/data`` next to the repository. DIR defaults to the repository's ``inputs/``.
+DATA is the folder holding ``countries.csv`` (or the file itself); it defaults to the
+environment variable GCM_FUND_SHARED_DATA, else ``shared/data`` next to the repository.
+``--out`` defaults to the repository's ``inputs/``, ``--scenario-out`` to its
+``scenarios/mptf_scale/``.
 Only the Python standard library is used, so the script runs without the project's venv.
 """
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,8 +45,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = Path(os.environ.get("GCM_FUND_SHARED_DATA")
+                    or Path(__file__).resolve().parents[2] / "shared" / "data")
 DEFAULT_OUT = REPO / "inputs"
+DEFAULT_SCENARIO_OUT = REPO / "scenarios" / "mptf_scale"
 
 # World Bank FY2026 CLASS labels (as shortened in countries.csv) to the codes of SPEC section 2.
 INCOME_CODES = {"low": "LIC", "lower-middle": "LMIC", "upper-middle": "UMIC", "high": "HIC"}
@@ -79,14 +87,84 @@ DEBT_DISTRESS_ILLUSTRATIVE = frozenset({"ETH", "GHA", "LAO", "LKA", "MWI", "SDN"
 
 # ASSUMPTION (illustrative): a State can absorb at most 0.5 % of its GNI per year from the
 # fund for all targets together (a stand-in for implementation capacity), and never less
-# than USD 1 million (so that small States are not shut out). Blank (no limit) where GNI is
-# missing in the data: the SPEC reads blank as "no limit".
+# than USD 1 million (so that small States are not shut out). Where the data hold no GNI,
+# "no limit" would hand the least documented States the most money, so the FALLBACK is the
+# regional median: the median limit of the States with GNI in the same UN sub-region
+# (intermediate region where M49 has one) and income group, else the same UN region and
+# income group, else the income group.
 ABSORPTION_GNI_SHARE = Decimal("0.005")
 ABSORPTION_MIN_USD = Decimal("1000000")
 
-# SDG 10.c: reduce to less than 3 % the transaction costs of migrant remittances. The 10.c gap
-# is the yearly excess paid above that target: a figure derived from real WDI data only.
+# CORRECTION of a stale value: the M49 snapshot of Sept 2024 still flags Sao Tome and
+# Principe as an LDC. It graduated from the LDC category on 13 December 2024 (UN-OHRLLS and
+# the UN DESA LDC portal list it as graduated).
+LDC_GRADUATED = {"STP": "2024-12-13"}
+
+# ELIGIBILITY (states.csv `eligible = false`): States the fund cannot pay, from named lists.
+# - PRK: under the UN Security Council sanctions regime of resolution 1718 (2006) and its
+#   successors (the 1718 Committee), which bar financial support to the State.
+# - AFG, MMR: no recognised counterpart. The UN General Assembly, on its Credentials
+#   Committee's recommendation, has deferred its decision on the credentials of both States
+#   at every session since its 76th (December 2021): no government of either is recognised
+#   at the UN, so a fund paying governments has no one to pay.
+# Unilateral sanctions (for example on Cuba or Iran) are not applied: a multilateral fund's
+# eligibility is set by its members, and one member's measures are not that list.
+NOT_ELIGIBLE = {"PRK": "UN Security Council resolution 1718 (2006) sanctions",
+                "AFG": "UN credentials deferred since Dec 2021",
+                "MMR": "UN credentials deferred since Dec 2021"}
+
+# World Bank lending categories (CLASS FY2026, `wb_lending_category`): IDA, IBRD or Blend
+# (a Blend State borrows from both). The IDA-like window lends to IDA and Blend States, the
+# IBRD-like window to IBRD and Blend States. Paused: the World Bank paused disbursements to
+# Afghanistan in August 2021 and to Myanmar after the military takeover of February 2021.
+# Syria is NOT paused: its IDA arrears were cleared on 12 May 2025 and the World Bank
+# reinstated its eligibility for new operations (World Bank statement, May 2025).
+IDA_CATEGORIES = frozenset({"IDA", "Blend"})
+IBRD_CATEGORIES = frozenset({"IBRD", "Blend"})
+WB_LENDING_PAUSED = frozenset({"AFG", "MMR"})
+
+# Regional development banks: the UN members each one lends to, from the bank's own list.
+# ADB: its developing member countries (ADB, "Members", regional developing members, and
+# the ADB Annual Report 2024), Cook Islands and Niue left out (not UN members). ADB placed
+# its assistance to Afghanistan (August 2021) and Myanmar (February 2021) on hold.
+ADB_BORROWERS = frozenset(
+    {
+        "AFG", "ARM", "AZE", "GEO", "KAZ", "KGZ", "PAK", "TJK", "TKM", "UZB",  # Central, West
+        "CHN", "MNG",  # East Asia
+        "FJI", "FSM", "KIR", "MHL", "NRU", "PLW", "PNG", "SLB", "TLS", "TON", "TUV", "VUT",
+        "WSM",  # Pacific
+        "BGD", "BTN", "IND", "LKA", "MDV", "NPL",  # South Asia
+        "IDN", "KHM", "LAO", "MMR", "MYS", "PHL", "THA", "VNM",  # Southeast Asia
+    }
+)  # fmt: skip
+ADB_PAUSED = frozenset({"AFG", "MMR"})
+# AfDB: its 54 regional member countries, which are the 54 UN members of the M49 region
+# Africa (AfDB, "Member countries"); the build checks that the two lists agree.
+AFDB_REGION = "Africa"
+# IDB: its 26 borrowing member countries (IDB, "Member countries", borrowing members).
+# Venezuela is left out: the IDB has not lent to it since it fell into arrears with the
+# bank (2018-2019, as widely reported); an ILLUSTRATIVE reading to check against the IDB.
+IDB_BORROWERS = frozenset(
+    {
+        "ARG", "BHS", "BLZ", "BOL", "BRA", "BRB", "CHL", "COL", "CRI", "DOM", "ECU", "GTM",
+        "GUY", "HND", "HTI", "JAM", "MEX", "NIC", "PAN", "PER", "PRY", "SLV", "SUR", "TTO",
+        "URY", "VEN",
+    }
+)  # fmt: skip
+IDB_PAUSED = frozenset({"VEN"})
+
+# SDG 10.c: reduce to less than 3 % the transaction costs of migrant remittances. Lowering
+# prices is regulatory and market work, so the 10.c gap is the cost of a capacity programme a
+# fund can pay for, not the fees paid above 3 %: for each remittance market where the data
+# show the target missed (inbound cost above 3 %), a fixed programme (a market diagnostic,
+# proportionate licensing and supervision of remittance providers, their access to the
+# national payment system, a price-comparison database) plus a part that grows with the
+# market's size, up to a cap. ASSUMPTION: the three figures are round numbers for the
+# example, not a published costing.
 SDG_10C_TARGET_PCT = Decimal("3")
+REMIT_PROGRAMME_BASE_USD = Decimal("500000")
+REMIT_PROGRAMME_SHARE = Decimal("0.0001")  # 1 basis point of yearly remittances received
+REMIT_PROGRAMME_CAP_USD = Decimal("5000000")
 
 # ILLUSTRATIVE unit costs, USD per year, flat across States. They are NOT a published
 # costing; they only give each target a need that scales with the real stocks. Keys: "base"
@@ -152,23 +230,62 @@ SOURCES: tuple[tuple[str, ...], ...] = (
     # Morocco: a South contributor; illustrative earmark to its own region.
     ("mar", "Morocco grant (illustrative pledge)", "donor", "grant", "5000000", "1",
      "", "Africa", "", "", "", "MAR"),
-    # Development banks: concessional loans, regional earmarks matching states.csv regions.
+    # Development banks: loan windows lending only where the bank lends (see the borrower
+    # lists above); `exclude_states` is filled in by `bank_exclusions` at build time.
     ("afdb", "AfDB-like concessional loan window (illustrative)", "ifi", "loan", "300000000",
      "0.45", "", "Africa", "", "", "0.15", ""),
     ("adb", "AsDB-like concessional loan window (illustrative)", "ifi", "loan", "300000000",
-     "0.35", "", "Asia", "", "", "0.15", ""),
-    # The IDB-like window excludes Venezuela: an illustrative exclusion, echoing the widely
-    # reported halt of regional-bank lending to it.
+     "0.35", "", "Asia;Oceania", "", "", "0.15", ""),
     ("idb", "IDB-like concessional loan window (illustrative)", "ifi", "loan", "200000000",
-     "0.4", "", "Americas", "", "VEN", "0.2", ""),
-    ("wb_ida", "IDA-like concessional loan window (illustrative)", "ifi", "loan", "350000000",
-     "0.6", "", "", "LIC;LMIC", "", "0.1", ""),
+     "0.4", "", "Americas", "", "", "0.2", ""),
+    ("wb_ibrd", "IBRD-like loan window (illustrative)", "ifi", "loan", "150000000",
+     "0.15", "", "", "", "", "0.1", ""),
+    ("wb_ida", "IDA-like concessional loan window (illustrative)", "ifi", "loan", "200000000",
+     "0.6", "", "", "", "", "0.1", ""),
     ("private_remit", "Private remittance and fair-recruitment facility (illustrative)",
      "private", "grant", "50000000", "1", "10.c;8.8", "", "", "", "", ""),
 )  # fmt: skip
 
+# ILLUSTRATIVE: the fund at the scale pooled migration funds actually have. The UN Migration
+# MPTF's capitalisation target is USD 70 million, grants only. The eight contributors are
+# those migration_mptf_contributions.csv names; the split of USD 70 million among them is
+# invented (roughly in proportion to the scale-up's pledges), and each keeps its earmark
+# from the scale-up. No amount here is a deposit record.
+MPTF_SCALE_SOURCES: tuple[tuple[str, ...], ...] = (
+    ("deu", "Germany grant (illustrative pledge, MPTF scale)", "donor", "grant", "24000000",
+     "1", "", "", "", "", "", "DEU"),
+    ("usa", "United States grant (illustrative pledge, MPTF scale)", "donor", "grant",
+     "17000000", "1", "10.7;8.7;16.2", "", "", "", "", "USA"),
+    ("gbr", "United Kingdom grant (illustrative pledge, MPTF scale)", "donor", "grant",
+     "11500000", "1", "8.7;5.2;16.2", "", "", "", "", "GBR"),
+    ("nld", "Netherlands grant (illustrative pledge, MPTF scale)", "donor", "grant", "6500000",
+     "1", "", "", "", "", "", "NLD"),
+    ("nor", "Norway grant (illustrative pledge, MPTF scale)", "donor", "grant", "4000000",
+     "1", "8.7;5.2;16.2", "", "", "", "", "NOR"),
+    ("dnk", "Denmark grant (illustrative pledge, MPTF scale)", "donor", "grant", "3500000",
+     "1", "", "Africa", "", "", "", "DNK"),
+    ("esp", "Spain grant (illustrative pledge, MPTF scale)", "donor", "grant", "3000000",
+     "1", "", "Africa;Americas", "", "", "", "ESP"),
+    ("mar", "Morocco grant (illustrative pledge, MPTF scale)", "donor", "grant", "500000",
+     "1", "", "Africa", "", "", "", "MAR"),
+)  # fmt: skip
+MPTF_CAPITALISATION_USD = 70_000_000
+
+META_SCALE_UP = (
+    "illustrative = true\n"
+    'description = "Hypothetical scale-up: USD 2,015 million of invented pledges (57 % '
+    'development-bank loans) on public country data; unit costs and pledges are '
+    'assumptions, see inputs/README.md."\n'
+)
+META_MPTF_SCALE = (
+    "illustrative = true\n"
+    'description = "The fund at the UN Migration MPTF\'s scale: USD 70 million of grants, '
+    'an invented split among its named contributors, on public country data; see '
+    'inputs/README.md."\n'
+)
+
 STATES_HEADER = ("iso3", "name", "region", "income_group", "roles", "ldc", "debt_distress",
-                 "absorption_usd", "gni_usd")  # fmt: skip
+                 "absorption_usd", "gni_usd", "migrants_hosted", "eligible")  # fmt: skip
 GAPS_HEADER = ("iso3", "target", "need_usd")
 SOURCES_HEADER = ("source_id", "name", "kind", "instrument", "pledge_usd", "grant_element",
                   "targets", "regions", "income_groups", "exclude_states", "max_state_share",
@@ -227,19 +344,64 @@ def roles(row: Mapping[str, str]) -> str:
     return ";".join(name for name, present in found if present)
 
 
-def absorption(row: Mapping[str, str]) -> str:
-    """Return the absorption limit in whole USD, or blank (no limit) when GNI is missing."""
+def gni_absorption(row: Mapping[str, str]) -> Decimal | None:
+    """The absorption limit from GNI in whole USD, or None when GNI is missing."""
     gni = dec(row["gni_atlas_usd"])
     if gni is None:
-        return ""
-    return str(usd(max(gni * ABSORPTION_GNI_SHARE, ABSORPTION_MIN_USD)))
+        return None
+    return Decimal(usd(max(gni * ABSORPTION_GNI_SHARE, ABSORPTION_MIN_USD)))
+
+
+def subregion(row: Mapping[str, str]) -> str:
+    """The M49 intermediate region where there is one (Eastern Africa), else the sub-region."""
+    return row["un_intermediate_region"].strip() or row["un_subregion"].strip()
+
+
+def median(values: Sequence[Decimal]) -> Decimal:
+    """The median, exact (the mean of the middle two for an even count)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def absorption_fallbacks(countries: Sequence[Mapping[str, str]]) -> dict[str, tuple[int, str]]:
+    """For each State without GNI: (limit in whole USD, the peer group it came from)."""
+    limits = {c["iso3"]: gni_absorption(c) for c in countries}
+    found: dict[str, tuple[int, str]] = {}
+    for c in countries:
+        if limits[c["iso3"]] is not None:
+            continue
+        group = income_group(c)
+        tiers = (("sub-region", lambda o, c=c: subregion(o) == subregion(c)),
+                 ("region", lambda o, c=c: o["un_region"] == c["un_region"]),
+                 ("income group", lambda o: True))
+        for tier, same_place in tiers:
+            peers = [limits[o["iso3"]] for o in countries
+                     if limits[o["iso3"]] is not None and income_group(o) == group
+                     and same_place(o)]
+            if peers:
+                place = {"sub-region": subregion(c), "region": c["un_region"],
+                         "income group": "all regions"}[tier]
+                found[c["iso3"]] = (usd(median(peers)),  # type: ignore[arg-type]
+                                    f"median of {len(peers)} {group} States, {place}")
+                break
+    return found
+
+
+def is_ldc(row: Mapping[str, str]) -> str:
+    """The LDC flag as copied, corrected for the graduations the snapshot missed."""
+    return "false" if row["iso3"] in LDC_GRADUATED else row["ldc"]
 
 
 def build_states(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]]:
     """Return states.csv rows, sorted by iso3."""
+    fallbacks = absorption_fallbacks(countries)
     rows = []
     for c in countries:
         gni = dec(c["gni_atlas_usd"])
+        limit = gni_absorption(c)
         rows.append(
             (
                 c["iso3"],
@@ -247,10 +409,12 @@ def build_states(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]
                 c["un_region"],
                 income_group(c),
                 roles(c),
-                c["ldc"],
+                is_ldc(c),
                 "true" if c["iso3"] in DEBT_DISTRESS_ILLUSTRATIVE else "false",
-                absorption(c),
+                str(fallbacks[c["iso3"]][0]) if limit is None else str(limit),
                 "" if gni is None else str(usd(gni)),
+                str(usd(dec(c["migrant_stock_2024"]) or Decimal(0))),
+                "false" if c["iso3"] in NOT_ELIGIBLE else "true",
             )
         )
     return sorted(rows)
@@ -265,11 +429,44 @@ def gap_needs(row: Mapping[str, str]) -> dict[str, Decimal]:
         needs[target] = cost["base"] + cost["immigrant"] * immigrants + cost["emigrant"] * emigrants
     remittances = dec(row["remittances_received_usd"])
     cost_pct = dec(row["remit_cost_inbound_pct"])
-    # No fallback for a missing cost or remittance figure: the 10.c gap stays a purely
-    # derived real figure, and the State simply has no 10.c gap.
-    if remittances is not None and cost_pct is not None:
-        needs["10.c"] = remittances * max(cost_pct - SDG_10C_TARGET_PCT, Decimal(0)) / 100
+    # A 10.c programme only where the data show the target missed; no figure, no gap (no
+    # fallback: a State whose price is not surveyed may well meet the target).
+    if remittances is not None and cost_pct is not None and cost_pct > SDG_10C_TARGET_PCT:
+        needs["10.c"] = min(REMIT_PROGRAMME_BASE_USD + REMIT_PROGRAMME_SHARE * remittances,
+                            REMIT_PROGRAMME_CAP_USD)
     return needs
+
+
+def bank_exclusions(countries: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """`exclude_states` of each bank window: the States in its regions it does not lend to
+    (not a borrower, or lending paused), as a sorted ';'-list."""
+    category = {c["iso3"]: c["wb_lending_category"].strip() for c in countries}
+    africa = {c["iso3"] for c in countries if c["un_region"] == AFDB_REGION}
+    lends = {
+        "afdb": africa,
+        "adb": ADB_BORROWERS - ADB_PAUSED,
+        "idb": IDB_BORROWERS - IDB_PAUSED,
+        "wb_ibrd": {s for s, k in category.items() if k in IBRD_CATEGORIES} - WB_LENDING_PAUSED,
+        "wb_ida": {s for s, k in category.items() if k in IDA_CATEGORIES} - WB_LENDING_PAUSED,
+    }
+    regions = {row[0]: set(filter(None, row[7].split(";"))) for row in SOURCES}
+    found = {}
+    for source_id, borrowers in lends.items():
+        scope = {c["iso3"] for c in countries
+                 if not regions[source_id] or c["un_region"] in regions[source_id]}
+        found[source_id] = ";".join(sorted(scope - borrowers))
+    return found
+
+
+def build_sources(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]]:
+    """Return the scale-up's sources.csv rows with the banks' exclusions, sorted by id."""
+    excluded = bank_exclusions(countries)
+    rows = []
+    for row in SOURCES:
+        if row[0] in excluded:
+            row = (*row[:9], excluded[row[0]], *row[10:])
+        rows.append(row)
+    return sorted(rows)
 
 
 def build_gaps(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, str, str]]:
@@ -286,13 +483,17 @@ def build_gaps(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, str, s
     return sorted(rows)
 
 
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Write a UTF-8 CSV with LF line ends; only write when the bytes change."""
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """A UTF-8 CSV with LF line ends."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    data = buf.getvalue().encode("utf-8")
+    return buf.getvalue().encode("utf-8")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a file only when its bytes change (so that its timestamp means something)."""
     if not path.exists() or path.read_bytes() != data:
         path.write_bytes(data)
 
@@ -317,13 +518,17 @@ def check(
             problems.append(f"states.csv: {s[0]}: income group {s[3]!r}")
         if s[4] and not set(s[4].split(";")) <= {"origin", "transit", "destination"}:
             problems.append(f"states.csv: {s[0]}: roles {s[4]!r}")
-        if s[5] not in ("true", "false") or s[6] not in ("true", "false"):
+        if any(v not in ("true", "false") for v in (s[5], s[6], s[10])):
             problems.append(f"states.csv: {s[0]}: boolean")
-        if any(v and not v.isdigit() for v in (s[7], s[8])):
-            problems.append(f"states.csv: {s[0]}: number not a plain integer")
+        if any(v and not v.isdigit() for v in (s[7], s[8], s[9])) or not s[7]:
+            problems.append(f"states.csv: {s[0]}: number not a plain integer, or no absorption")
     for name, listed in (("transit", TRANSIT_ILLUSTRATIVE),
                          ("debt distress", DEBT_DISTRESS_ILLUSTRATIVE),
-                         ("income assumption", set(INCOME_ASSUMED))):  # fmt: skip
+                         ("income assumption", set(INCOME_ASSUMED)),
+                         ("not eligible", set(NOT_ELIGIBLE)),
+                         ("LDC graduation", set(LDC_GRADUATED)),
+                         ("ADB borrowers", ADB_BORROWERS),
+                         ("IDB borrowers", IDB_BORROWERS)):  # fmt: skip
         if not listed <= by_iso.keys():
             problems.append(f"{name} list names non-members: {sorted(listed - by_iso.keys())}")
     keys = [(g[0], g[1]) for g in gaps]
@@ -370,6 +575,7 @@ def summary(
     states: Sequence[tuple[str, ...]],
     gaps: Sequence[tuple[str, str, str]],
     sources: Sequence[tuple[str, ...]],
+    fallbacks: Mapping[str, tuple[int, str]],
 ) -> str:
     """Return the summary figures quoted in inputs/README.md."""
     group = {s[0]: s[3] for s in states}
@@ -387,7 +593,10 @@ def summary(
         f"total fundable need under baseline cofinancing (USD): {usd(fundable)}",
         f"total pledges (USD): {pledges}",
         f"fundable need / pledges: {fundable / pledges:.2f}",
+        f"loans: {sum(int(s[4]) for s in sources if s[3] == 'loan')} USD",
     ]
+    lines += [f"absorption fallback {iso3}: {limit} USD ({why})"
+              for iso3, (limit, why) in sorted(fallbacks.items())]
     for target in TARGETS:
         rows = [int(g[2]) for g in gaps if g[1] == target]
         lines.append(
@@ -403,23 +612,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"folder with countries.csv, or the file itself (default: {DEFAULT_DATA})",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument("--scenario-out", type=Path, default=DEFAULT_SCENARIO_OUT,
+                        help="output folder of the MPTF-scale scenario")
     args = parser.parse_args(argv)
     countries_csv = args.data if args.data.is_file() else args.data / "countries.csv"
 
     countries = read_countries(countries_csv)
     states = build_states(countries)
     gaps = build_gaps(countries)
-    sources = sorted(SOURCES)
-    problems = check(states, gaps, sources)
+    sources = build_sources(countries)
+    mptf_sources = sorted(MPTF_SCALE_SOURCES)
+    problems = check(states, gaps, sources) + check(states, gaps, mptf_sources)
+    africa = sum(1 for c in countries if c["un_region"] == AFDB_REGION)
+    if africa != 54:
+        problems.append(f"AfDB has 54 regional members, the M49 region Africa {africa}")
+    if sum(int(row[4]) for row in mptf_sources) != MPTF_CAPITALISATION_USD or any(
+            row[3] != "grant" for row in mptf_sources):
+        problems.append("the MPTF-scale scenario is not USD 70 million of grants")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "states.csv", STATES_HEADER, states)
-    write_csv(args.out / "gaps.csv", GAPS_HEADER, gaps)
-    write_csv(args.out / "sources.csv", SOURCES_HEADER, sources)
-    print(summary(states, gaps, sources))
+    states_csv = csv_bytes(STATES_HEADER, states)
+    gaps_csv = csv_bytes(GAPS_HEADER, gaps)
+    for folder, rows, meta in ((args.out, sources, META_SCALE_UP),
+                               (args.scenario_out, mptf_sources, META_MPTF_SCALE)):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes(folder / "states.csv", states_csv)
+        write_bytes(folder / "gaps.csv", gaps_csv)
+        write_bytes(folder / "sources.csv", csv_bytes(SOURCES_HEADER, rows))
+        write_bytes(folder / "meta.toml", meta.encode("utf-8"))
+    print(summary(states, gaps, sources, absorption_fallbacks(countries)))
     return 0
 
 

@@ -192,9 +192,9 @@ def overfill_a_gap(folder: Path) -> list[str]:
 def remove_a_row(folder: Path) -> list[str]:
     rows = _rows(folder, "allocations.csv")
     coverage = _rows(folder, "coverage.csv")
-    lowest = min(float(r["coverage"]) for r in coverage if r["coverage"])
-    at_floor = {(r["iso3"], r["target"]) for r in coverage
-                if r["coverage"] and float(r["coverage"]) == lowest}
+    funded = [r for r in coverage if r["coverage"] and r["eligible"] == "true"]
+    lowest = min(float(r["coverage"]) for r in funded)
+    at_floor = {(r["iso3"], r["target"]) for r in funded if float(r["coverage"]) == lowest}
     index = next(i for i, r in enumerate(rows) if (r["iso3"], r["target"]) in at_floor)
     removed = rows.pop(index)
     write_rows(folder / "allocations.csv", rows)
@@ -206,7 +206,7 @@ def add_an_ineligible_row(folder: Path) -> list[str]:
     rows.append({"source_id": "adb", "iso3": "KEN", "target": "10.7", "amount_usd": "100.00"})
     rows.sort(key=lambda r: (r["source_id"], r["iso3"], r["target"]))
     write_rows(folder / "allocations.csv", rows)
-    return ["FAIL eligibility", "adb,KEN,10.7: earmark: adb funds regions Asia only"]
+    return ["FAIL eligibility", "adb,KEN,10.7: earmark: adb funds regions Asia, Oceania only"]
 
 
 def edit_an_input_copy(folder: Path) -> list[str]:
@@ -428,8 +428,9 @@ def test_explain_adds_up_to_coverage(example: Callable[..., Path], iso3: str,
 def test_explain_names_the_binding_floor_in_words(example: Callable[..., Path]) -> None:
     status, output = cli("explain", example(), "--state", "KEN")
     assert status == 0
-    assert "floor[KEN,10.7] (dual -0.1): the gap is held at the floor" in output
-    assert "adb: not eligible: earmark: adb funds regions Asia only (KEN is in Africa)" in output
+    assert "floor[KEN,10.7] (dual -0.21): the gap is held at the floor" in output
+    assert ("adb: not eligible: earmark: adb funds regions Asia, Oceania only (KEN is in "
+            "Africa)") in output
 
 
 def test_explain_says_why_sources_gave_nothing(write_case: Callable[..., tuple[Path, Path]],
