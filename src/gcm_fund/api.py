@@ -265,23 +265,29 @@ class FairShares:
 
 
 def fair_share(inputs: Path | str, out: Path | str | None = None, *,
-               model: Path | str | None = None, basis: str = "gni", force: bool = False
-               ) -> FairShares:
+               model: Path | str | None = None, basis: str = "gni", force: bool = False,
+               capacity_weight: float = 0.5, threshold: str = "UMIC") -> FairShares:
     """The total fundable need split across donor States in proportion to GNI (or
     `basis`), with their pledges; written to `out` (CSV) when given, refused like
-    `sweep`'s."""
+    `sweep`'s. Under basis `rci` every State with GNI is in the table, `capacity_weight`
+    and `threshold` apply, and the total is what States owe once ifi and private sources
+    have pledged (`fairshare.rci_shares`)."""
     from . import fairshare
 
     if out is not None:
         check_output_files([Path(out)], force=force, inputs=input_files(inputs, model))
     loaded = load(inputs, model)
     policy = loaded.policy_file.policy
-    table = fairshare.fair_shares(loaded.data, policy, basis)
+    if basis == "rci":
+        table = fairshare.rci_shares(loaded.data, policy, capacity_weight, threshold)
+        total = fairshare.owed_by_states_usd(loaded.data, policy)
+    else:
+        table = fairshare.fair_shares(loaded.data, policy, basis)
+        total = fairshare.total_fundable_usd(loaded.data, policy)
     written = (None if out is None
                else fairshare.write_fair_shares(table, out, force=force,
                                                 inputs=input_files(inputs, model)))
-    return FairShares(table, fairshare.total_fundable_usd(loaded.data, policy), basis,
-                      written, loaded.warnings)
+    return FairShares(table, total, basis, written, loaded.warnings)
 
 
 @dataclass

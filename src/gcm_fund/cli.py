@@ -495,29 +495,63 @@ def fair_share(
     out_file: Annotated[Path, typer.Option("--out", help="The fair-share CSV (refused if it "
                                            "exists, unless --force).", show_default=False)],
     model: ModelOpt = None,
-    basis: Annotated[str, typer.Option("--basis", help="gni, or gni-per-capita-adjusted "
-                                       "(needs the population column; formula in "
-                                       "gcm_fund.fairshare).")] = "gni",
+    basis: Annotated[str, typer.Option("--basis", help="gni, gni-per-capita-adjusted "
+                                       "(needs the population column) or rci (every State "
+                                       "with GNI; needs migrants_hosted); formulas in "
+                                       "gcm_fund.fairshare.")] = "gni",
+    capacity_weight: Annotated[float, typer.Option(
+        "--capacity-weight", help="rci only: the weight w of capacity (GNI); 1 - w goes to "
+        "responsibility (migrants hosted).")] = 0.5,
+    threshold: Annotated[str, typer.Option(
+        "--threshold", help="rci only: the lowest income group that owes a share.")] = "UMIC",
     force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
                                         "(never the command's own inputs).")] = False,
 ) -> None:
-    """Split the total fundable need across donor States in proportion to GNI.
+    """Split the total fundable need across States and compare it with their pledges.
 
     The total is the sum of cofinancing[income] * need over all gaps (the
-    policy gives the co-financing shares); the donors are the States named as
-    donor_iso3, and those with gni_usd > 0 share it. Writes
-    donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio (ratio = pledged /
-    fair share; both blank without a positive GNI). --basis
+    policy gives the co-financing shares). --basis gni (default): the donors
+    are the States named as donor_iso3, those with gni_usd > 0 share it in
+    proportion to GNI; writes donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio
+    (ratio = pledged / fair share; both blank without a positive GNI). --basis
     gni-per-capita-adjusted lightens the share of donors poorer per person than
     the donors' average (needs the optional population column of states.csv).
+    --basis rci: every State with gni_usd at or above --threshold shares the
+    total less the ifi and private pledges, by rci = w * its share of GNI +
+    (1 - w) * its share of migrants hosted; writes
+    iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,pledged_usd,ratio,
+    one row per State with GNI (pledged 0 for a State that pledges nothing).
 
-    Example: gcm-fund fair-share inputs -m models/baseline.toml
+    Example: gcm-fund fair-share inputs -m models/baseline.toml --basis rci
     --out outputs/fair_share.csv
     """
     shares = _guard(lambda: api.fair_share(inputs, out_file, model=model, basis=basis,
-                                            force=force))
+                                            force=force, capacity_weight=capacity_weight,
+                                            threshold=threshold))
     _print_warnings(shares.warnings)
     table, total = shares.table, shares.total_fundable_usd
+
+    def shown(value: float) -> str:
+        return "-" if value != value else whole(value)
+
+    def ratio(value: float) -> str:
+        return "-" if value != value else f"{value:.2f}"
+
+    if basis == "rci":
+        owing = table[table["fair_share_usd"] > 0]
+        out.print(f"fundable need less ifi and private pledges: USD {whole(total)}, owed by "
+                  f"{len(owing)} of {len(table)} States with GNI; written to {out_file}",
+                  soft_wrap=True)
+        view = Table(title=f"Fair shares, basis rci, w {capacity_weight:g}, threshold "
+                     f"{threshold}: the 15 largest", title_justify="left")
+        for name in ("State", "rci", "fair share USD", "pledged USD", "ratio"):
+            view.add_column(name, justify="left" if name == "State" else "right")
+        for row in owing.sort_values(["fair_share_usd", "iso3"],
+                                     ascending=[False, True]).head(15).itertuples(index=False):
+            view.add_row(Text(str(row.iso3)), f"{row.rci:.4f}", shown(row.fair_share_usd),
+                         shown(row.pledged_usd), ratio(row.ratio))
+        out.print(view)
+        return
     out.print(f"total fundable need USD {whole(total)} across {len(table)} donor States; "
               f"written to {out_file}", soft_wrap=True)
     view = Table(title=f"Fair shares, basis {basis}", title_justify="left")
@@ -525,10 +559,8 @@ def fair_share(
     for name in ("GNI USD", "fair share USD", "pledged USD", "ratio"):
         view.add_column(name, justify="right")
     for row in table.itertuples(index=False):
-        def shown(value: float) -> str:
-            return "-" if value != value else whole(value)
         view.add_row(Text(str(row.donor_iso3)), shown(row.gni_usd), shown(row.fair_share_usd),
-                     shown(row.pledged_usd), "-" if row.ratio != row.ratio else f"{row.ratio:.2f}")
+                     shown(row.pledged_usd), ratio(row.ratio))
     out.print(view)
 
 

@@ -23,6 +23,26 @@ person than the donors' average. With the optional `population` column of states
 
 The 0.8 is the gradient the UN scale has used; every donor with gni > 0 then needs a
 population > 0.
+
+Basis `rci` (a responsibility-capacity index in the spirit of the Climate Equity
+Reference) looks at every State with `gni_usd`, not only those that pledge, and asks what
+the fund's donor States owe once development banks and private sources have pledged:
+
+    above(s)       = income_group(s) is at or above the threshold (default UMIC)
+    capacity(s)    = gni(s) if above(s) else 0
+    responsible(s) = migrants_hosted(s) if above(s) else 0
+    rci(s)         = w * capacity(s) / sum of capacity
+                   + (1 - w) * responsible(s) / sum of responsible        (w default 0.5)
+    owed           = total fundable need - sum of pledges of ifi and private sources
+    fair_share(s)  = rci(s) * owed,  ratio(s) = pledged(s) / fair_share(s)
+
+The threshold applies to both halves, as the Climate Equity Reference's development
+threshold does: a low-income State that hosts many refugees owes nothing for hosting them.
+`owed` is not allowed below 0. Worked example (two States at or above UMIC, w = 0.5):
+A (HIC) GNI 300, hosts 10 migrants; B (UMIC) GNI 100, hosts 30; C (LIC) GNI 50, hosts 60
+(below the threshold). capacity shares 0.75 and 0.25, responsibility shares 0.25 and
+0.75, so rci(A) = rci(B) = 0.5 and rci(C) = 0; with a fundable need of 18e6 of which banks
+pledge 8e6, A and B each owe 5e6.
     >>> from gcm_fund import api, fairshare                              # doctest: +SKIP
     >>> loaded = api.load("inputs", "models/baseline.toml")              # doctest: +SKIP
     >>> fairshare.fair_shares(loaded.data, loaded.policy_file.policy)    # doctest: +SKIP
@@ -30,6 +50,7 @@ population > 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,12 +59,14 @@ import pandas as pd
 
 from .errors import UsageError
 from .load import ProblemData
-from .schema import Policy
+from .schema import INCOME_GROUPS, Policy
 from .spec import fundable_usd
 from .writing import amount, check_output_files, csv_text, real, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
-BASES = ("gni", "gni-per-capita-adjusted")
+RCI_COLUMNS = ("iso3", "name", "income_group", "capacity_usd", "migrants_hosted", "rci",
+               "fair_share_usd", "pledged_usd", "ratio")
+BASES = ("gni", "gni-per-capita-adjusted", "rci")
 GRADIENT = 0.8  # the low per-capita income adjustment's gradient
 
 
@@ -58,7 +81,9 @@ def fair_shares(data: ProblemData, policy: Policy, basis: str = "gni") -> pd.Dat
     """`donor_iso3,gni_usd,fair_share_usd,pledged_usd,ratio`, one row per donor State,
     sorted by iso3 (NaN where blank), on the given basis (see the module's formulas)."""
     if basis not in BASES:
-        raise UsageError(f"unknown basis {basis!r}: use {' or '.join(BASES)}")
+        raise UsageError(f"unknown basis {basis!r}: use {', '.join(BASES)}")
+    if basis == "rci":
+        return rci_shares(data, policy)
     sources = data.sources
     named = sources[sources["donor_iso3"].notna()]
     pledged = named.groupby("donor_iso3", sort=True)["pledge_usd"].sum()
@@ -85,6 +110,54 @@ def fair_shares(data: ProblemData, policy: Policy, basis: str = "gni") -> pd.Dat
     })
 
 
+def owed_by_states_usd(data: ProblemData, policy: Policy) -> float:
+    """The total fundable need less what ifi and private sources pledge, at least 0."""
+    sources = data.sources
+    others = float(sources.loc[sources["kind"].isin(["ifi", "private"]), "pledge_usd"].sum())
+    return max(total_fundable_usd(data, policy) - others, 0.0)
+
+
+def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = 0.5,
+               threshold: str = "UMIC") -> pd.DataFrame:
+    """`iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,pledged_usd,
+    ratio`, one row per State with `gni_usd`, sorted by iso3 (the module's rci formula);
+    `ratio` is NaN where the fair share is 0."""
+    if not 0.0 <= capacity_weight <= 1.0:
+        raise UsageError(f"capacity weight {capacity_weight:g}: expected a number in [0, 1]")
+    if threshold not in INCOME_GROUPS:
+        raise UsageError(f"threshold {threshold!r}: expected one of {', '.join(INCOME_GROUPS)}")
+    states = data.states[data.states["gni_usd"].notna()].sort_values("iso3")
+    rank = {group: i for i, group in enumerate(INCOME_GROUPS)}
+    above = states["income_group"].map(rank).to_numpy() >= rank[threshold]
+    hosted = states["migrants_hosted"].astype(float).to_numpy()
+    missing = states["iso3"][above & np.isnan(hosted)].tolist()
+    if missing:
+        raise UsageError(
+            "basis rci needs migrants_hosted in states.csv for the States with GNI at or "
+            f"above {threshold}: {', '.join(missing)}")
+    capacity = np.where(above, states["gni_usd"].astype(float).to_numpy(), 0.0)
+    responsible = np.where(above, np.nan_to_num(hosted), 0.0)
+    rci = (capacity_weight * _shares(capacity)
+           + (1.0 - capacity_weight) * _shares(responsible))
+    fair = rci * owed_by_states_usd(data, policy)
+    named = data.sources[data.sources["donor_iso3"].notna()]
+    pledged = (named.groupby("donor_iso3")["pledge_usd"].sum()
+               .reindex(states["iso3"]).fillna(0.0).to_numpy(dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(fair > 0, pledged / fair, np.nan)
+    return pd.DataFrame({
+        "iso3": states["iso3"].to_numpy(), "name": states["name"].to_numpy(),
+        "income_group": states["income_group"].to_numpy(), "capacity_usd": capacity,
+        "migrants_hosted": hosted, "rci": rci, "fair_share_usd": fair,
+        "pledged_usd": pledged, "ratio": ratio,
+    })
+
+
+def _shares(values: np.ndarray) -> np.ndarray:
+    total = float(values.sum())
+    return values / total if total > 0 else np.zeros_like(values)
+
+
 def _per_capita_adjusted(data: ProblemData, gni: pd.Series, positive: pd.Series
                          ) -> pd.Series:
     population = data.states.set_index("iso3")["population"].astype(float).reindex(gni.index)
@@ -101,16 +174,23 @@ def _per_capita_adjusted(data: ProblemData, gni: pd.Series, positive: pd.Series
 
 
 def fair_share_rows(table: pd.DataFrame) -> list[list[str]]:
-    """The rows of the fair-share CSV: amounts with two decimals, the ratio to 12 digits."""
+    """The rows of the fair-share CSV: amounts with two decimals, ratio and rci to 12
+    digits, persons whole."""
+    if "rci" in table.columns:
+        return [[str(r.iso3), str(r.name), str(r.income_group), amount(r.capacity_usd),
+                 "" if math.isnan(r.migrants_hosted) else f"{r.migrants_hosted:.0f}",
+                 real(r.rci), amount(r.fair_share_usd), amount(r.pledged_usd), real(r.ratio)]
+                for r in table.itertuples(index=False)]
     return [[str(r.donor_iso3), amount(r.gni_usd), amount(r.fair_share_usd),
              amount(r.pledged_usd), real(r.ratio)] for r in table.itertuples(index=False)]
 
 
 def write_fair_shares(table: pd.DataFrame, out: Path | str, *, force: bool = False,
                       inputs: Sequence[Path | str] = ()) -> Path:
-    """Write the fair-share table to `out` (CSV). Refused (`UsageError`) over one of
-    `inputs`, or over an existing file unless `force`."""
+    """Write the fair-share table to `out` (CSV), with the columns of its basis. Refused
+    (`UsageError`) over one of `inputs`, or over an existing file unless `force`."""
     out = Path(out)
     check_output_files([out], force=force, inputs=inputs)
-    write_atomic(out, csv_text(COLUMNS, fair_share_rows(table)))
+    columns = RCI_COLUMNS if "rci" in table.columns else COLUMNS
+    write_atomic(out, csv_text(columns, fair_share_rows(table)))
     return out

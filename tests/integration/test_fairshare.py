@@ -176,3 +176,114 @@ def test_per_capita_basis_without_population_is_refused(hand_case: tuple[Path, P
     assert result.stderr == ("error: basis gni-per-capita-adjusted needs a population > 0 "
                              "in states.csv for the donor States with GNI: AAA, BBB\n")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Basis rci: every State with GNI, capacity and responsibility above a threshold.
+#
+# The hand computation (the worked example of gcm_fund.fairshare):
+#   AAA HIC  GNI 300e9, hosts 10 migrants; pledges s1 1e6 + s2 1.5e6 = 2.5e6
+#   BBB UMIC GNI 100e9, hosts 30;          pledges nothing
+#   CCC LIC  GNI  50e9, hosts 60 (below UMIC: capacity and responsibility 0)
+#   DDD UMIC no GNI, EEE LMIC no GNI: no row
+#   fundable need: CCC 10e6 (LIC, c 1) + BBB 4e6 * 0.5 + EEE 8e6 * 0.75 = 18e6;
+#   bank 6e6 + private 2e6 pledged, so States owe 10e6.
+#   capacity shares 300/400 = 0.75, 0.25; responsibility shares 10/40 = 0.25, 0.75;
+#   w = 0.5: rci 0.5 and 0.5, fair shares 5e6 each; ratios 2.5/5 = 0.5 and 0.
+#   w = 1: rci 0.75 and 0.25 (7.5e6, 2.5e6); threshold HIC: AAA alone, rci 1 (10e6).
+
+RCI_HEADER = ("iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,"
+              "pledged_usd,ratio\n")
+
+
+@pytest.fixture
+def rci_case(tmp_path: Path, write_case) -> tuple[Path, Path]:
+    return write_case(
+        tmp_path,
+        states=[state("AAA", "HIC", gni_usd=300e9, migrants_hosted=10),
+                state("BBB", "UMIC", gni_usd=100e9, migrants_hosted=30),
+                state("CCC", "LIC", gni_usd=50e9, migrants_hosted=60),
+                state("DDD", "UMIC", migrants_hosted=5), state("EEE", "LMIC")],
+        gaps=[gap("CCC", "10.7", 10e6), gap("BBB", "8.8", 4e6), gap("EEE", "5.2", 8e6)],
+        sources=[source("s1", 1e6, donor_iso3="AAA"), source("s2", 1.5e6, donor_iso3="AAA"),
+                 source("bank", 6e6, instrument="loan", grant_element=0.5),
+                 source("fdn", 2e6, kind="private")],
+        policy=None,
+    )
+
+
+def fair_share_cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from gcm_fund.cli import app
+
+    result = CliRunner().invoke(app, ["fair-share", *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(("options", "rows"), [
+    pytest.param((), "AAA,State AAA,HIC,300000000000.00,10,0.5,5000000.00,2500000.00,0.5\n"
+                     "BBB,State BBB,UMIC,100000000000.00,30,0.5,5000000.00,0.00,0\n"
+                     "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n", id="w-0.5"),
+    pytest.param(("--capacity-weight", "1"),
+                 "AAA,State AAA,HIC,300000000000.00,10,0.75,7500000.00,2500000.00,"
+                 "0.333333333333\n"
+                 "BBB,State BBB,UMIC,100000000000.00,30,0.25,2500000.00,0.00,0\n"
+                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n", id="w-1"),
+    pytest.param(("--threshold", "HIC"),
+                 "AAA,State AAA,HIC,300000000000.00,10,1,10000000.00,2500000.00,0.25\n"
+                 "BBB,State BBB,UMIC,0.00,30,0,0.00,0.00,\n"
+                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n", id="threshold-HIC"),
+])
+def test_rci_fair_shares_match_the_hand_computation(rci_case, tmp_path, options, rows):
+    inputs, policy = rci_case
+    out = tmp_path / "rci.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--out", str(out), *options)
+    assert status == 0, output
+    assert out.read_text(encoding="utf-8") == RCI_HEADER + rows
+    assert "fundable need less ifi and private pledges: USD 10,000,000" in output
+
+
+def test_rci_needs_migrants_hosted_above_the_threshold(rci_case, tmp_path):
+    inputs, policy = rci_case
+    states = (inputs / "states.csv").read_text(encoding="utf-8")
+    (inputs / "states.csv").write_text(states.replace(",30\n", ",\n"), encoding="utf-8")
+    out = tmp_path / "rci.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--out", str(out))
+    assert status == 2
+    assert ("basis rci needs migrants_hosted in states.csv for the States with GNI at or "
+            "above UMIC: BBB") in output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--capacity-weight", "1.5"), "capacity weight 1.5: expected a number in [0, 1]"),
+    (("--threshold", "MIC"), "threshold 'MIC': expected one of LIC, LMIC, UMIC, HIC"),
+])
+def test_rci_options_out_of_range_are_usage_errors(rci_case, tmp_path, options, message):
+    inputs, policy = rci_case
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--out", str(tmp_path / "rci.csv"), *options)
+    assert status == 2
+    assert message in output
+
+
+def test_rci_over_the_bundled_example_covers_every_state_with_gni(tmp_path):
+    out = tmp_path / "rci.csv"
+    status, output = fair_share_cli(str(ROOT / "inputs"), "--basis", "rci", "--out", str(out))
+    assert status == 0, output
+    rows = read_csv(out)
+    states = read_csv(ROOT / "inputs" / "states.csv")
+    assert [r["iso3"] for r in rows] == sorted(s["iso3"] for s in states if s["gni_usd"])
+    assert sum(float(r["rci"]) for r in rows) == pytest.approx(1.0)
+    sources = read_csv(ROOT / "inputs" / "sources.csv")
+    banks_and_private = sum(float(s["pledge_usd"]) for s in sources
+                            if s["kind"] in ("ifi", "private"))
+    assert banks_and_private == 1_200_000_000
+    assert sum(float(r["fair_share_usd"]) for r in rows) == pytest.approx(
+        5_745_113_114 * 1.0 - banks_and_private, abs=1.0)
+    owing = {r["iso3"] for r in rows if float(r["fair_share_usd"]) > 0}
+    assert owing == {s["iso3"] for s in states if s["gni_usd"]
+                     and s["income_group"] in ("UMIC", "HIC")}
