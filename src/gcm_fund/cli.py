@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup, TyperOption
 
-from . import __version__, api
+from . import __version__
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -32,9 +32,12 @@ from .errors import (
     InfeasibleError,
     InputError,
 )
-from .report import illustrative_entry, illustrative_notice
-from .results import floor_text
 from .writing import real, whole
+
+if TYPE_CHECKING:
+    # The library is imported by each command when it runs (gcm_fund.api pulls in pandas
+    # and scipy): `--help` and a typo answer at once.
+    from . import api
 
 GLOBAL_FLAGS = frozenset({"--debug", "--verbose", "-v"})
 
@@ -200,6 +203,8 @@ def _guard(action: Callable[[], T]) -> T:
             _say(exc.render())
         elif isinstance(exc, InfeasibleError):
             _say(f"infeasible: {exc.diagnosis.reason}")
+        elif isinstance(exc, OSError) and exc.filename is not None:
+            _say(f"error: {exc.filename}: {exc.strerror or exc}")
         elif isinstance(exc, (GcmFundError, OSError)):
             _say(f"error: {exc}")
         else:
@@ -221,6 +226,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
 
     Example: gcm-fund validate inputs --model models/baseline.toml
     """
+    from . import api
+
     figures = _guard(lambda: api.validate(inputs, model))
     _print_warnings(figures.warnings)
     out.print(
@@ -250,6 +257,8 @@ def allocate(
 
     Example: gcm-fund allocate inputs --model models/ldc_priority.toml --out outputs/ldc
     """
+    from . import api
+
     def body() -> api.Run:
         return api.allocate(inputs, model, solver, out=out_dir, force=force, write_run=True,
                             on_loaded=lambda loaded: _print_warnings(loaded.warnings))
@@ -262,6 +271,9 @@ def allocate(
 def _print_summary(run: api.Run, written: Path) -> None:
     figures = run.summary
     floor = figures["floor"]
+    from .report import illustrative_entry, illustrative_notice
+    from .results import floor_text
+
     notice = illustrative_notice(illustrative_entry(run.loaded.data))
     if notice:
         out.print(Text(notice, style="bold"), soft_wrap=True)
@@ -327,6 +339,8 @@ def certify(run_dir: RunDirArg) -> None:
 
     Example: gcm-fund certify outputs/3cd959e03080682b
     """
+    from . import api
+
     certificate = _guard(lambda: api.certify(run_dir))
     _echo_lines(certificate.lines())
     raise typer.Exit(0 if certificate.ok else 1)
@@ -348,6 +362,8 @@ def verify(
 
     Example: gcm-fund verify outputs/3cd959e03080682b --solver cbc
     """
+    from . import api
+
     result = _guard(lambda: api.verify(run_dir, solver))
     _echo_lines(result.lines)
     raise typer.Exit(0 if result.ok else 1)
@@ -369,6 +385,8 @@ def explain(
 
     Example: gcm-fund explain outputs/3cd959e03080682b --state KEN --target 10.7
     """
+    from . import api
+
     result = _guard(lambda: api.explain(run_dir, state, target))
     _echo_lines(result.lines())
 
@@ -390,6 +408,8 @@ def diff(
 
     Example: gcm-fund diff outputs/baseline outputs/ldc --top 10
     """
+    from . import api
+
     result = _guard(lambda: api.diff(run_a, run_b, top))
     _echo_lines(result.lines)
     raise typer.Exit(0 if result.same else 1)
@@ -453,6 +473,8 @@ def sweep(
     --pledges 0:1e9:51 --out outputs/sweep_deu.csv
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import api
 
     def body() -> api.SweepRun:
         ids = _swept_sources(source, sources)
@@ -525,6 +547,8 @@ def fair_share(
     Example: gcm-fund fair-share inputs -m models/baseline.toml --basis rci
     --out outputs/fair_share.csv
     """
+    from . import api
+
     shares = _guard(lambda: api.fair_share(inputs, out_file, model=model, basis=basis,
                                             force=force, capacity_weight=capacity_weight,
                                             threshold=threshold))
@@ -596,6 +620,7 @@ def compare(
     Example: gcm-fund compare inputs -m models/baseline.toml
     -m models/ldc_priority.toml --overlay pledges.csv --out compare.csv
     """
+    from . import api
     from . import compare as comparing
 
     result = _guard(lambda: api.compare(inputs, out_file, list(models or []),

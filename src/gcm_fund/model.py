@@ -8,15 +8,27 @@ USD millions here, so that the solver sees numbers near 1 whatever the currency 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from . import spec
 from .errors import Diagnosis, InfeasibleError, Shortfall
 from .load import ProblemData
 from .schema import INCOME_GROUPS, Policy
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+
+def _sparse() -> ModuleType:
+    """scipy.sparse, imported when a matrix is first built: `validate` counts eligible
+    triples with numpy alone and never pays for it."""
+    import scipy.sparse
+
+    return scipy.sparse
 
 SCALE_USD = 1e6  # the solver works in USD millions
 LE, GE = 1, -1  # row senses: lhs <= rhs, lhs >= rhs
@@ -70,7 +82,7 @@ class LinearProgram:
     floor_gaps: np.ndarray  # indices of the gaps in G
     pledge: np.ndarray  # B_f in USD millions, by source
     source_share: np.ndarray  # rho_f, by source
-    matrix: sp.csc_matrix = field(default_factory=lambda: sp.csc_matrix((0, 0)))
+    matrix: sp.csc_matrix = field(default_factory=lambda: _sparse().csc_matrix((0, 0)))
     sense: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     blocks: list[RowBlock] = field(default_factory=list)
@@ -155,15 +167,16 @@ class LinearProgram:
         million. Allocating nothing, with each slack covering its row, is always feasible.
         """
         ge_rows = np.nonzero(self.sense == GE)[0]
-        slack = sp.csc_matrix((np.ones(len(ge_rows)), (ge_rows, np.arange(len(ge_rows)))),
-                              shape=(self.n_rows, len(ge_rows)))
+        slack = _sparse().csc_matrix((np.ones(len(ge_rows)), (ge_rows, np.arange(len(ge_rows)))),
+                                     shape=(self.n_rows, len(ge_rows)))
         return self.with_columns(["shortfall"] * len(ge_rows), slack)
 
     def with_columns(self, names: list[str], block: sp.spmatrix) -> LinearProgram:
         """This LP with named columns added after the last one (`block`: their entries,
         n_rows x len(names)). A solver holds them always, from 0 to no upper bound unless
         a stage bounds them."""
-        matrix = sp.hstack([self.matrix, sp.csc_matrix(block)], format="csc")
+        sparse = _sparse()
+        matrix = sparse.hstack([self.matrix, sparse.csc_matrix(block)], format="csc")
         return replace(self, matrix=matrix, aux_columns=[*self.aux_columns, *names])
 
     def with_rows(self, family: str, keys: dict[str, np.ndarray], block: sp.spmatrix,
@@ -175,7 +188,9 @@ class LinearProgram:
         rhs = np.asarray(rhs, dtype=float)
         new = RowBlock(family, self.n_rows, self.n_rows + len(rhs),
                        tuple(np.asarray(v) for v in keys.values()), tuple(keys))
-        return replace(self, matrix=sp.vstack([self.matrix, sp.csr_matrix(block)], format="csc"),
+        sparse = _sparse()
+        return replace(self, matrix=sparse.vstack([self.matrix, sparse.csr_matrix(block)],
+                                                  format="csc"),
                        sense=np.concatenate([self.sense, np.full(len(rhs), sense, np.int8)]),
                        rhs=np.concatenate([self.rhs, rhs]), blocks=[*self.blocks, new])
 
@@ -330,14 +345,14 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
 
     if rows.count:
         # Column-wise, as HiGHS takes it: no conversion before each solve.
-        lp.matrix = sp.csc_matrix(
+        lp.matrix = _sparse().csc_matrix(
             (_joined(rows.vals), (_joined(rows.rows), _joined(rows.cols))),
             shape=(rows.count, lp.n_cols),
         )
         lp.sense = np.concatenate(rows.sense)
         lp.rhs = np.concatenate(rows.rhs)
     else:
-        lp.matrix = sp.csc_matrix((0, lp.n_cols))
+        lp.matrix = _sparse().csc_matrix((0, lp.n_cols))
     lp.blocks = rows.blocks
     return lp
 

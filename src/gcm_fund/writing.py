@@ -113,13 +113,25 @@ def umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def named_errors(path: Path) -> Iterator[None]:
+    """An OSError without a file name (a write on a full disk: `[Errno 28] No space left
+    on device`) raised inside the block names `path`, the file or folder being written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write a file through a temporary file beside it, renamed into place when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with named_errors(path), os.fdopen(handle, "wb") as stream:
             stream.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; a file is not
         os.replace(temporary, path)
@@ -176,7 +188,7 @@ def write_files_atomic(contents: Mapping[Path, str | bytes]) -> None:
             handle, name = tempfile.mkstemp(prefix=f".{destination.name}.",
                                             dir=destination.parent)
             staged.append((Path(name), destination))
-            with os.fdopen(handle, "wb") as stream:
+            with named_errors(destination), os.fdopen(handle, "wb") as stream:
                 stream.write(content.encode("utf-8") if isinstance(content, str) else content)
             os.chmod(name, 0o666 & ~umask())  # mkstemp makes it private; a file is not
         for temporary, path in staged:
@@ -253,8 +265,12 @@ def atomic_folder(destination: Path, *, replace: bool = False) -> Iterator[Path]
     remove_stale_staging(destination.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
                                     suffix=".partial", dir=destination.parent))
+    # mkdtemp makes the folder private (drwx------); a run folder is for colleagues too,
+    # as the user's umask says.
+    os.chmod(staging, 0o777 & ~umask())
     try:
-        yield staging
+        with named_errors(shown):
+            yield staging
         if os.path.lexists(destination):
             trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
                                           suffix=".partial", dir=destination.parent))

@@ -4,6 +4,10 @@ item 8, issue 10 item 9)."""
 
 from __future__ import annotations
 
+import os
+import resource
+import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +99,57 @@ def test_output_to_a_full_disk_is_a_clear_message_and_status_74(small) -> None:
     assert done.returncode == 74
     assert done.stderr == ("error: cannot write the output to standard output: No space left "
                            "on device\n")
+
+
+def test_a_run_folder_is_created_with_the_users_umask(cli, small, tmp_path: Path) -> None:
+    inputs, model = small
+    previous = os.umask(0o027)
+    try:
+        result = cli("allocate", inputs, "--model", model, "--out", tmp_path / "run")
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "run" / "manifest.json").stat().st_mode) == 0o640
+
+
+def _small_file_limit() -> None:
+    # Writes past 4 kB fail with EFBIG and no file name, as a full disk's ENOSPC does.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+def test_a_write_that_fails_for_lack_of_space_names_the_path(small, tmp_path: Path) -> None:
+    inputs, model = small
+    big = tmp_path / "big_inputs"
+    big.mkdir()
+    for name in ("states.csv", "sources.csv"):
+        (big / name).write_bytes((inputs / name).read_bytes())
+    rows = ["iso3,target,need_usd"] + [f"KEN,{g}.{t},1000000" for g in range(1, 18)
+                                       for t in range(1, 30)]
+    (big / "gaps.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    done = subprocess.run([*COMMAND, "allocate", str(big), "--model", str(model), "--out",
+                           str(out)], preexec_fn=_small_file_limit, capture_output=True,
+                          text=True)
+    assert (done.returncode, done.stderr) == (2, f"error: {out}: File too large\n")
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_help_and_validate_import_no_solver_or_sparse_matrix_library(small) -> None:
+    inputs, model = small
+    probe = ("import sys, atexit\n"
+             "atexit.register(lambda: print(sorted(m for m in ('pandas', 'scipy', 'highspy', "
+             "'pulp', 'matplotlib') if m in sys.modules), file=sys.__stderr__))\n"
+             "from gcm_fund.cli import main\n"
+             "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
+             "main()\n")
+    loaded = {}
+    for name, args in (("help", ["--help"]), ("validate", ["validate", str(inputs), "--model",
+                                                             str(model)])):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        loaded[name] = done.stderr.strip().splitlines()[-1]
+    assert loaded == {"help": "[]", "validate": "['pandas']"}

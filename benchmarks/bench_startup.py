@@ -1,0 +1,101 @@
+"""How lean the process is: start-up of the command line and the example's allocate against
+its solve (prints figures, asserts nothing).
+
+    python benchmarks/bench_startup.py [--repeat 5]
+
+Reports the best of `--repeat` wall times of `gcm-fund --help`, `gcm-fund validate` and
+`gcm-fund allocate` on the bundled example (goals: `--help` and `validate` under 0.4 s,
+`allocate` within 3 times its solve), the solve alone (build and both stages, in-process,
+best of the same number), the ratio of each to the solve, and which heavy libraries each
+command imports. The machine's load average is printed first: on a shared machine the
+ratios mean more than the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("pandas", "scipy", "pydantic", "highspy", "pulp", "matplotlib")
+PROBE = ("import sys, atexit\n"
+         f"atexit.register(lambda: print('HEAVY', ' '.join(m for m in {HEAVY!r} "
+         "if m in sys.modules), file=sys.__stderr__))\n"
+         "from gcm_fund.cli import main\n"
+         "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
+         "main()\n")
+
+
+def best_wall(args: list[str], repeat: int) -> float:
+    """The shortest wall time of `gcm-fund ARGS` over `repeat` runs (seconds)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def heavy_imports(args: list[str]) -> str:
+    """The heavy libraries `gcm-fund ARGS` imports."""
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, check=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = [x for x in done.stderr.splitlines() if x.startswith("HEAVY")][-1]
+    return line.removeprefix("HEAVY").strip() or "none"
+
+
+def best_solve(repeat: int) -> float:
+    """The shortest in-process build-and-solve of the example (seconds)."""
+    from gcm_fund import api
+    from gcm_fund.model import build
+    from gcm_fund.solve import solve
+
+    loaded = api.load(ROOT / "inputs", ROOT / "models" / "baseline.toml")
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        solve(build(loaded.data, loaded.policy_file.policy), "highs")
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
+          f"{os.cpu_count()} cores; best of {args.repeat}")
+    solve_s = best_solve(args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "--help": ["--help"],
+            "validate": ["validate", "inputs"],
+            "allocate": ["allocate", "inputs", "--out", str(Path(tmp) / "run"), "--force"],
+        }
+        print(f"{'solve (build + stages)':<24} {solve_s:7.3f} s")
+        for name, command in commands.items():
+            wall = best_wall(command, args.repeat)
+            goal = "goal 3x the solve" if name == "allocate" else "goal 0.4 s"
+            print(f"{name:<24} {wall:7.3f} s  {wall / solve_s:6.1f}x the solve  ({goal}); "
+                  f"imports {heavy_imports(command)}")
+    print(f"{'python -c pass':<24} {best_wall_python(args.repeat):7.3f} s  (the floor)")
+
+
+def best_wall_python(repeat: int) -> float:
+    """The interpreter's own start-up, the floor under every command."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+if __name__ == "__main__":
+    main()
