@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +77,6 @@ class Run:
     tables: RunTables
     summary: dict[str, Any]
     run_id: str
-    extra: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None  # where the run folder was written, if it was
 
 

@@ -25,7 +25,9 @@ from typer.core import TyperGroup, TyperOption
 from . import __version__
 from .errors import (
     EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
     GcmFundError,
@@ -195,7 +197,7 @@ def _guard(action: Callable[[], T]) -> T:
         raise
     except KeyboardInterrupt:
         _say("interrupted: nothing was written")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         if _state["debug"]:
             traceback.print_exc()
@@ -310,7 +312,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         err.print("interrupted: nothing was written")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # ---------------------------------------------------------------------------------------
@@ -343,7 +345,7 @@ def certify(run_dir: RunDirArg) -> None:
 
     certificate = _guard(lambda: api.certify(run_dir))
     _echo_lines(certificate.lines())
-    raise typer.Exit(0 if certificate.ok else 1)
+    raise typer.Exit(EXIT_OK if certificate.ok else EXIT_CHECK_FAILED)
 
 
 @app.command()
@@ -366,7 +368,7 @@ def verify(
 
     result = _guard(lambda: api.verify(run_dir, solver))
     _echo_lines(result.lines)
-    raise typer.Exit(0 if result.ok else 1)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_CHECK_FAILED)
 
 
 @app.command()
@@ -412,7 +414,7 @@ def diff(
 
     result = _guard(lambda: api.diff(run_a, run_b, top))
     _echo_lines(result.lines)
-    raise typer.Exit(0 if result.same else 1)
+    raise typer.Exit(EXIT_OK if result.same else EXIT_CHECK_FAILED)
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INFEASIBLE = 3
 EXIT_INTERNAL = 70  # a bug, not the user's input (sysexits' EX_SOFTWARE)
 EXIT_OUTPUT = 74  # the results could not be printed, e.g. a full disk (sysexits' EX_IOERR)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT (128 + 2)
 
 
 @dataclass(frozen=True, order=True)

@@ -41,8 +41,6 @@ from .schema import (
     split_list,
 )
 
-ROLE_COLUMNS = ("origin", "transit", "destination")
-
 
 @dataclass(frozen=True)
 class ProblemData:
