@@ -19,6 +19,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,3 +214,33 @@ def allocate_and_read(inputs: Path, policy: Path, out: Path, solver: str = "high
     run = api.allocate(inputs, policy, solver=solver)
     api.write(run, out)
     return read_run(out)
+
+
+# ---------------------------------------------------------------------------------------
+# The command line, in-process
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, columns: int | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """`gcm-fund ARGS` run in-process by Typer's CliRunner, as a CompletedProcess (its
+    `returncode`, `stdout` and `stderr` apart) so that a test reads it as a shell would.
+
+    `cwd` is the working folder for the command (restored after), `columns` the terminal
+    width Rich lays tables out for. Real subprocesses are for exit statuses as a shell
+    sees them, signals and the README's commands.
+    """
+    from typer.testing import CliRunner
+
+    from gcm_fund.cli import app
+
+    command = [str(a) for a in args]
+    runner = CliRunner(env={"COLUMNS": str(columns)} if columns else None)
+    previous = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = runner.invoke(app, command, catch_exceptions=False)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["gcm-fund", *command], result.exit_code,
+                                       result.stdout, result.stderr)

@@ -8,12 +8,12 @@ HYPOTHESIS_PROFILE or pytest's `--hypothesis-profile`.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 
 import cases
 import pytest
 from hypothesis import HealthCheck, settings
-from typer.testing import CliRunner, Result
 
 settings.register_profile(
     "ci",
@@ -45,15 +45,9 @@ def write_case() -> Callable[..., tuple]:
 
 
 @pytest.fixture
-def cli() -> Callable[..., Result]:
-    """`cli("allocate", inputs, "--out", folder)`: the command run in-process (Typer's
-    CliRunner), with stdout and stderr apart. Subprocesses are for exit statuses as a shell
-    sees them, signals and the README's commands only."""
-    from gcm_fund.cli import app
-
-    runner = CliRunner()
-
-    def invoke(*args: object) -> Result:
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`cli("allocate", inputs, "--out", folder, cwd=None, columns=None)`: the command run
+    in-process (Typer's CliRunner) with `returncode`, `stdout` and `stderr` apart; see
+    `cases.run_cli`. Subprocesses are for exit statuses as a shell sees them, signals and
+    the README's commands only."""
+    return cases.run_cli

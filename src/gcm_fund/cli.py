@@ -115,8 +115,14 @@ class _Console(Console):
 
 # markup=False: paths, policy names and cells are the user's text, printed as written
 # (`--out 'run[/x]'` is a folder name, not a closing tag).
-out = _Console(highlight=False, markup=False)
-err = _Console(stderr=True, highlight=False, markup=False)
+def _consoles() -> tuple[_Console, _Console]:
+    """stdout and stderr as Rich consoles, made per command: the width comes from the
+    environment (COLUMNS) when the command starts, also for an in-process runner."""
+    return (_Console(highlight=False, markup=False),
+            _Console(stderr=True, highlight=False, markup=False))
+
+
+out, err = _consoles()
 
 T = TypeVar("T")
 _state = {"debug": False}
@@ -148,6 +154,8 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback 
           version: Annotated[bool, typer.Option("--version", help="Show the version and exit.",
                                                 callback=_print_version, is_eager=True)]
           = False) -> None:
+    global out, err
+    out, err = _consoles()
     _state["debug"] = debug
     _log_steps(verbose)
 

@@ -1,7 +1,8 @@
 """The command line as a user meets it (SPEC sections 6 and 7): exit statuses, the
 `validate` summary, `--out` refusal and `--force`, an unknown solver, `--debug`.
 
-Run as subprocesses: exit statuses and stderr are what a shell sees.
+Run in-process (Typer's CliRunner) with stdout and stderr apart; the exit status as a
+shell sees it is checked by subprocess where that is the point of the test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cases
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +28,9 @@ INCOME = ("LIC", "LMIC", "UMIC", "HIC")
 
 
 def gcm_fund(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COMMAND, *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, encoding="utf-8", timeout=300, check=False)
+    """In-process (tests/cases.run_cli); the tests below that need a shell's view run
+    `COMMAND` as a subprocess themselves."""
+    return cases.run_cli(*args, cwd=cwd)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -235,3 +238,15 @@ def test_verbose_reports_each_step_on_stderr_and_leaves_stdout_alone(tmp_path):
     manifest = json.loads((tmp_path / "loud" / "manifest.json").read_text())
     assert steps[4] == f"stage 1: floor z* = {manifest['objective']['floor']:.9g}"
     assert quiet.stdout.replace("quiet", "loud") == loud.stdout
+
+
+def test_exit_statuses_as_a_shell_sees_them(infeasible_policy, tmp_path):
+    """The installed `gcm-fund` script, as a subprocess: 0 done, 2 bad input, 3 infeasible."""
+    def status(*args: str | Path) -> int:
+        return subprocess.run([*COMMAND, *map(str, args)], capture_output=True,
+                              timeout=300).returncode
+
+    assert status("validate", TINY, "--model", infeasible_policy) == 0
+    assert status("validate", tmp_path / "missing") == 2
+    assert status("allocate", TINY, "--model", infeasible_policy, "--out",
+                  tmp_path / "run") == 3

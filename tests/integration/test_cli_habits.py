@@ -29,7 +29,7 @@ def small(tmp_path: Path, write_case) -> tuple[Path, Path]:
 
 def test_version_prints_the_version(cli) -> None:
     result = cli("--version")
-    assert (result.exit_code, result.stdout) == (0, f"gcm-fund {__version__}\n")
+    assert (result.returncode, result.stdout) == (0, f"gcm-fund {__version__}\n")
 
 
 @pytest.mark.parametrize("flag", ["-v", "--verbose"])
@@ -37,14 +37,14 @@ def test_verbose_is_accepted_after_the_command_too(cli, small, flag: str) -> Non
     inputs, model = small
     before = cli(flag, "validate", inputs, "--model", model)
     after = cli("validate", inputs, "--model", model, flag)
-    assert before.exit_code == after.exit_code == 0
+    assert before.returncode == after.returncode == 0
     assert before.stdout == after.stdout
     assert "loaded" in after.stderr
 
 
 def test_a_word_after_double_dash_is_an_argument_even_if_spelled_like_a_flag(cli) -> None:
     result = cli("validate", "--", "-v")
-    assert (result.exit_code, result.stderr) == (2, "1 problem in the input:\n-v: input "
+    assert (result.returncode, result.stderr) == (2, "1 problem in the input:\n-v: input "
                                                     "folder not found\n")
 
 
@@ -66,7 +66,7 @@ def test_an_out_folder_with_rich_markup_in_its_name_is_printed_as_written(cli, s
     inputs, model = small
     folder = tmp_path / "run[/x]"
     result = cli("allocate", inputs, "--model", model, "--out", folder)
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert f"written to {folder}\n" in result.stdout
     assert (folder / "manifest.json").is_file()
 
@@ -108,7 +108,7 @@ def test_a_run_folder_is_created_with_the_users_umask(cli, small, tmp_path: Path
         result = cli("allocate", inputs, "--model", model, "--out", tmp_path / "run")
     finally:
         os.umask(previous)
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o750
     assert stat.S_IMODE((tmp_path / "run" / "manifest.json").stat().st_mode) == 0o640
 

@@ -8,13 +8,12 @@ library's tables.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
+import cases
 import pytest
 from cases import RunFiles, allocate_and_read, gap, read_csv, source, state
 
@@ -27,9 +26,7 @@ OVERLAY = "source_id,pledge_usd\ndeu,500000000\nafdb,0\n"
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "error", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return cases.run_cli(*args, cwd=cwd, columns=200)
 
 
 def overlaid_inputs(folder: Path, pledges: dict[str, float]) -> Path:

@@ -20,11 +20,11 @@ Only AAA and BBB have GNI > 0: fair shares 18e6 * 100/400 = 4.5e6 and 18e6 * 300
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import cases
 import pytest
 from cases import gap, read_csv, source, state
 
@@ -57,9 +57,7 @@ def hand_case(tmp_path: Path, write_case) -> tuple[Path, Path]:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "error", "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return cases.run_cli(*args, cwd=cwd, columns=120)
 
 
 def test_fair_shares_match_the_hand_computation(hand_case: tuple[Path, Path],

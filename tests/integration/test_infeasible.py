@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cases
 import pytest
 from cases import gap, source, state
 
@@ -15,8 +16,7 @@ from gcm_fund.errors import InfeasibleError
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gcm_fund", *args], capture_output=True,
-                          text=True, timeout=120)
+    return cases.run_cli(*args)
 
 
 @pytest.fixture

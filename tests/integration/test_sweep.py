@@ -25,11 +25,10 @@ two States, so the budget dual is unique. Levels 1.25e6:9.25e6:5 are 1.25e6, 3.2
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+import cases
 import numpy as np
 import pytest
 from cases import gap, source, state
@@ -342,9 +341,7 @@ def test_bad_levels_are_usage_errors(text: str, message: str) -> None:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "error", "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return cases.run_cli(*args, cwd=cwd, columns=120)
 
 
 def test_the_command_writes_three_files_byte_identical_twice(
