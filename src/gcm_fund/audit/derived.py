@@ -117,10 +117,13 @@ def check_sources(c: Certifier) -> None:
                              ("unallocated_usd", pledge - allocated)):
         _compare(table, "sources_summary.csv", column, at, expected, SAME_CENT, labels,
                  problems)
-    constraints = c.run.table("constraints.csv", ("name", "dual"))
-    duals = dict(zip(constraints["name"], parse_numbers(constraints["dual"]), strict=True))
+    constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
+    budget = (constraints["family"] == "budget").to_numpy()
+    duals = dict(zip(constraints["name"][budget], parse_numbers(constraints["dual"][budget]),
+                     strict=True))
     names = [f"budget[{sid}]" for sid in labels]
-    has_row = np.array([n in set(rules.rows["name"]) for n in names], dtype=bool)
+    rule_rows = set(rules.rows["name"][rules.rows["family"] == "budget"])
+    has_row = np.array([n in rule_rows for n in names], dtype=bool)
     marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
                          for n in names])
     _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,

@@ -22,7 +22,7 @@ from .folder import (
     read_as_damaged,
 )
 from .rules import Rules, rebuild, why_not_eligible
-from .tolerances import RELATIVE_ALLOWANCE, RELATIVE_FLOOR_USD, ROW_ALLOWANCE_USD
+from .tolerances import rule_tolerance_usd
 
 
 @dataclass
@@ -200,8 +200,9 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
 
     def tight(name: str) -> bool:
         # SPEC 5's tolerance, taking every eligible triple of the row as written
-        return name in slack and slack[name] <= ROW_ALLOWANCE_USD * len(triples) \
-            + RELATIVE_ALLOWANCE * max(abs(rhs.get(name, 0.0)), RELATIVE_FLOOR_USD)
+        return name in slack and slack[name] <= float(
+            rule_tolerance_usd(np.array(len(triples)), np.array(0.0),
+                               np.array(rhs.get(name, 0.0))))
 
     out = []
     for sid in rules.data.sources["source_id"]:
