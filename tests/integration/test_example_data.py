@@ -84,7 +84,7 @@ def test_no_ida_like_loan_where_the_world_bank_lends_only_ibrd_or_has_paused():
         assert reached["wb_ida"] <= ida
     assert {"IND", "MAR", "LBN"} <= ibrd_only
     assert not reached["wb_ida"] & (ibrd_only | {"AFG", "MMR"})
-    assert {"BGD", "PAK", "SYR"} <= reached["wb_ida"]  # Blend, Blend, IDA (reinstated 2025)
+    assert {"BGD", "PAK", "SYR"} <= reached["wb_ida"]  # IDA, Blend, IDA (reinstated 2025)
     assert not reached["adb"] & {"YEM", "SYR", "AFG", "MMR"}
     assert {"BGD", "PHL", "PAK"} <= reached["adb"]
     assert "VEN" not in reached["idb"]
