@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 
+from gcm_fund import api, audit
 from gcm_fund.load import load_inputs, load_policy
 from gcm_fund.model import eligible_triples
 
@@ -126,3 +127,11 @@ def test_no_state_holds_more_than_a_quarter_of_any_targets_need():
     for target, needs in by_target.items():
         largest = max(needs, key=needs.__getitem__)
         assert needs[largest] <= 0.25 * sum(needs.values()), (target, largest)
+
+
+@pytest.mark.parametrize("policy", sorted(p.stem for p in (ROOT / "models").glob("*.toml")))
+def test_every_policy_solves_and_certifies_at_the_mptf_scale(policy, tmp_path):
+    run = api.allocate(MPTF_SCALE, ROOT / "models" / f"{policy}.toml")
+    out = api.write(run, tmp_path / "run")
+    assert audit.certify(out).ok
+    assert run.summary["allocated_usd"] == pytest.approx(70_000_000, abs=1.0)
