@@ -10,15 +10,13 @@ positive reduced cost.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from cases import gap, read_run, source, state, toml_text, write_case
+from cases import gap, read_run, run_cli, source, state, toml_text, write_case
 from hypothesis import event, given
 from test_properties import assert_matches_optimum, instances, reference, reference_optimum
 
@@ -101,13 +99,12 @@ def test_a_priced_run_is_certified_and_reproduced(tmp_path: Path) -> None:
     triple, from the files alone) and `verify` (byte-identical re-solve)."""
     inputs = synthetic.write_instance(tmp_path / "inputs", 120, 8, 80, seed=5)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "gcm_fund"]
-    subprocess.run([*command, "allocate", str(inputs), "--out", str(out)], check=True,
-                   capture_output=True)
+    done = run_cli("allocate", inputs, "--out", out)
+    assert done.returncode == 0, done.stderr
     run = read_run(out)
     assert run.manifest["solver"]["options"]["columns"]["method"] == "column generation"
     for check in ("certify", "verify"):
-        done = subprocess.run([*command, check, str(out)], capture_output=True, text=True)
+        done = run_cli(check, out)
         assert done.returncode == 0, done.stdout + done.stderr
 
 
