@@ -368,6 +368,15 @@ def _parsed(parse: Any) -> Any:
     return check
 
 
+# How a key cell is read for the duplicate check (others: stripped): the parsed form, so
+# that `10.C` and `10.c` are one key; a cell that does not parse is a problem of its own.
+_KEY_CELL: dict[tuple[str, str], Any] = {
+    ("states.csv", "iso3"): _parsed(parse_iso3),
+    ("gaps.csv", "target"): _parsed(normalise_target),
+    ("sources.csv", "source_id"): _parsed(parse_source_id),
+}
+
+
 def load_inputs(folder: Path | str) -> ProblemData:
     """Read and check states.csv, gaps.csv and sources.csv of `folder`.
 
@@ -405,18 +414,13 @@ def load_inputs(folder: Path | str) -> ProblemData:
     gaps = checked["gaps.csv"]
     sources = checked["sources.csv"]
     states_label = _label(folder / "states.csv")
-    gaps_label = _label(folder / "gaps.csv")
     sources_label = _label(folder / "sources.csv")
 
-    iso3 = _parsed(parse_iso3)
-    _report_duplicates(states_label, _valid_key(cells["states.csv"], ("iso3", iso3)), "iso3",
-                       problems)
-    _report_duplicates(gaps_label, _valid_key(cells["gaps.csv"], ("iso3", str.strip),
-                                              ("target", _parsed(normalise_target))),
-                       "target", problems)
-    source_id = _parsed(parse_source_id)
-    _report_duplicates(sources_label, _valid_key(cells["sources.csv"], ("source_id", source_id)),
-                       "source_id", problems)
+    # Keys and references as schema.INPUT_FILES declares them.
+    for spec in INPUT_FILES.values():
+        parsers = tuple((name, _KEY_CELL.get((spec.name, name), str.strip)) for name in spec.key)
+        _report_duplicates(_label(folder / spec.name), _valid_key(cells[spec.name], *parsers),
+                           spec.key[-1], problems)
 
     # A State whose row has another problem still exists for the other files (its code
     # upper-cased when the case was the problem): one mistake, one message. When a row of
@@ -433,10 +437,22 @@ def load_inputs(folder: Path | str) -> ProblemData:
             hint = f" (did you mean {names[value.lower()]}?)"
         return f"got {shown(value)}, not in states.csv{hint}"
 
-    if states_read:
-        for line, row in cells["gaps.csv"]:
-            if "iso3" in row and row["iso3"] not in known_codes:
-                problems.append(Problem(gaps_label, line, "iso3", unknown_iso3(row["iso3"])))
+    for spec in INPUT_FILES.values():
+        for reference in spec.references:
+            # Every reference of SPEC section 2 names a State (the declarations say so;
+            # test_readme checks each one is refused when broken).
+            assert (reference.to_file, reference.to_column) == ("states.csv", "iso3")
+            if not states_read:
+                continue
+            listed = spec.column(reference.column).kind.startswith(";-list")
+            for line, row in cells[spec.name]:
+                if reference.column not in row:
+                    continue
+                cell = row[reference.column]
+                for code in (split_list(cell) if listed else (cell,)):
+                    if code not in known_codes:
+                        problems.append(Problem(_label(folder / spec.name), line,
+                                                reference.column, unknown_iso3(code)))
     for line, row in cells["sources.csv"]:
         for group in split_list(row.get("income_groups", "")):
             if group not in INCOME_GROUPS:
@@ -445,15 +461,6 @@ def load_inputs(folder: Path | str) -> ProblemData:
                             f"got {shown(group)}, expected one of {', '.join(INCOME_GROUPS)}"
                             f"{did_you_mean(group, INCOME_GROUPS)}")
                 )
-        if not states_read:
-            continue
-        for code in split_list(row.get("exclude_states", "")):
-            if code not in known_codes:
-                problems.append(Problem(sources_label, line, "exclude_states",
-                                        unknown_iso3(code)))
-        if "donor_iso3" in row and row["donor_iso3"] not in known_codes:
-            problems.append(Problem(sources_label, line, "donor_iso3",
-                                    unknown_iso3(row["donor_iso3"])))
 
     if problems:
         raise InputError(problems)
