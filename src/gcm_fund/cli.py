@@ -53,10 +53,19 @@ class _Commands(TyperGroup):
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        # Only up to `--`: after it every word is an argument, even one spelled `-v`.
+        # Only up to `--`: after it every word is an argument, even one spelled `-v`; and
+        # never the value of an option (`--source -v` names a source called `-v`).
         end = args.index("--") if "--" in args else len(args)
-        hoisted = [a for a in args[:end] if a in GLOBAL_FLAGS]
-        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+        command = next((self.commands.get(a) for a in args[:end] if not a.startswith("-")),
+                       None)
+        takes_value = {opt for param in getattr(command, "params", ())
+                       if isinstance(param, TyperOption) and not param.is_flag
+                       for opt in param.opts}
+        hoisted: list[str] = []
+        rest: list[str] = []
+        for i, word in enumerate(args[:end]):
+            value = i > 0 and args[i - 1] in takes_value
+            (hoisted if word in GLOBAL_FLAGS and not value else rest).append(word)
         return super().parse_args(ctx, [*hoisted, *rest, *args[end:]])
 
     def invoke(self, ctx: Any) -> Any:

@@ -153,3 +153,12 @@ def test_help_and_validate_import_no_solver_or_sparse_matrix_library(small) -> N
         assert done.returncode == 0, done.stderr
         loaded[name] = done.stderr.strip().splitlines()[-1]
     assert loaded == {"help": "[]", "validate": "['pandas']"}
+
+
+def test_a_flag_spelled_value_of_an_option_stays_its_value(cli, small) -> None:
+    inputs, model = small
+    # `--source -v` names a source called `-v` (SPEC's ids allow it), not the verbose flag.
+    result = cli("sweep", inputs, "--model", model, "--source", "-v", "--pledges", "0:1:2",
+                 "--out", inputs.parent / "s.csv", "-v")
+    assert result.returncode == 2
+    assert "'-v'" in result.stderr and "loaded" in result.stderr
