@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .backend import StageSolution
+from .cents import round_to_cents, written_cents
 from .model import GE, SCALE_USD, LinearProgram
 from .solve import Solution
 
@@ -27,9 +28,12 @@ class RunTables:
     stage1_constraints: pd.DataFrame | None
 
 
-def written_amounts(x_usd: np.ndarray) -> np.ndarray:
-    """Amounts as written: rounded to cents, with solver noise below a cent gone."""
-    return np.round(np.clip(x_usd, 0.0, None), 2)
+def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
+    """Amounts as written, in USD: whole cents whose totals never exceed a source's pledge
+    or a gap's fundable need as written (see `cents`), solver noise below a cent gone."""
+    cents = round_to_cents(x_usd, lp.var_source, lp.var_gap, written_cents(pledge_usd),
+                           written_cents(lp.fundable * SCALE_USD))
+    return cents / 100.0
 
 
 def allocation_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
@@ -47,7 +51,7 @@ def allocation_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
 def coverage_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
     """Per gap: need, fundable share, what was allocated, coverage and eligibility."""
     gaps = lp.data.gaps
-    allocated = np.bincount(lp.var_gap, weights=x_written, minlength=len(gaps))
+    allocated = _cent_totals(lp.var_gap, x_written, len(gaps))
     fundable = lp.fundable * SCALE_USD
     with np.errstate(divide="ignore", invalid="ignore"):
         coverage = np.where(fundable > 0, allocated / fundable, np.nan)
@@ -66,9 +70,7 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution) 
     """Per source: pledge, allocated, unallocated, and the dual of its budget row."""
     sources = lp.data.sources
     pledge = solution_pledges(lp, solution)
-    allocated = np.round(
-        np.bincount(lp.var_source, weights=x_written, minlength=len(sources)), 2
-    )
+    allocated = _cent_totals(lp.var_source, x_written, len(sources))
     marginal = np.full(len(sources), np.nan)
     budget = lp.block("budget")
     if budget is not None:
@@ -79,9 +81,16 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution) 
         "source_id": sources["source_id"].to_numpy(),
         "pledge_usd": pledge,
         "allocated_usd": allocated,
-        "unallocated_usd": np.round(pledge - allocated, 2),
+        # In whole cents, so pledge = allocated + unallocated as written, to the cent.
+        "unallocated_usd": (written_cents(pledge) - np.rint(allocated * 100)) / 100.0,
         "marginal_value": marginal,
     })
+
+
+def _cent_totals(group: np.ndarray, x_written: np.ndarray, size: int) -> np.ndarray:
+    """Sums of written amounts by group, exact in cents (a float sum can drift by one)."""
+    cents = np.rint(x_written * 100).astype(np.int64)
+    return np.bincount(group, weights=cents, minlength=size).round() / 100.0
 
 
 def solution_pledges(lp: LinearProgram, solution: Solution) -> np.ndarray:
@@ -134,12 +143,13 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
 
 def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
     """All tables of a run from the model and its solution."""
-    x_written = written_amounts(solution.x_usd)
+    pledge = solution_pledges(lp, solution)
+    x_written = written_amounts(lp, solution.x_usd, pledge)
     stage1 = None
     if solution.stage1 is not None:
         # Stage 1 maximises z, a share: its duals are per USD million of rhs.
         stage1 = constraints_table(lp, written_amounts(
-            np.clip(solution.stage1.col_value[: lp.n_x], 0, None) * SCALE_USD),
+            lp, solution.stage1.col_value[: lp.n_x] * SCALE_USD, pledge),
             solution.stage1, solution.rhs, dual_scale=1.0 / SCALE_USD)
     return RunTables(
         allocations=allocation_table(lp, x_written),
@@ -164,7 +174,7 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
         "floor": solution.floor,
         "floor_reason": no_floor_reason(lp) if solution.floor is None else None,
         "weighted": solution.weighted_usd,
-        "allocated_usd": float(tables.allocations["amount_usd"].sum()),
+        "allocated_usd": float(np.rint(tables.allocations["amount_usd"] * 100).sum()) / 100,
         "pledged_usd": float(tables.sources_summary["pledge_usd"].sum()),
         "fundable_usd": float(cov["fundable_usd"].sum()),
         "coverage_by_income": by_income,

@@ -1,0 +1,90 @@
+"""Rounding a solution to cents so that the written totals add up.
+
+A solver's amounts hold its rules only within its tolerances: a pledge of USD 350 million
+may come back as 350,000,001.12, and rounding each amount to the cent on its own can make a
+source's written total exceed its pledge by a cent or more. A treasury reads totals, so the
+written amounts are chosen here, in whole cents, such that
+
+- every source's written total is at most its pledge as written, and
+- every gap's written total is at most its fundable need as written,
+
+exactly, in integer arithmetic. Every other amount is its solver value rounded down or up
+by less than a cent (largest remainders first, while its source's and its gap's totals stay
+below their exact values rounded up), so SPEC section 5's per-row tolerance holds for every
+other rule. The choice is deterministic: ties go to the lower column index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+# Solver values within this many cents of a whole cent are taken as that cent, so that
+# 99.99999999 cents is 100, not 99 plus a remainder that competes for a round-up.
+SNAP_CENTS = 1e-4
+# A remainder below this (in cents) is solver noise, never rounded up into a new cent.
+NOISE_CENTS = 0.01
+
+
+def written_cents(values_usd: Iterable[float]) -> np.ndarray:
+    """Each value in whole cents exactly as it is written with two decimals."""
+    return np.array([round(float(f"{float(v):.2f}") * 100) for v in values_usd],
+                    dtype=np.int64)
+
+
+def round_to_cents(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarray,
+                   source_cap_cents: np.ndarray, gap_cap_cents: np.ndarray) -> np.ndarray:
+    """Amounts in whole cents whose source and gap totals never exceed their caps.
+
+    `x_usd[i]` is the solver's amount of column i, which belongs to source `var_source[i]`
+    and gap `var_gap[i]`; the caps are in cents (see `written_cents`). Negative amounts
+    count as zero. A group whose rounded-down amounts already exceed its cap (the solver
+    overshot by more than a cent) gives up the excess in proportion to its amounts.
+    """
+    x_cents = np.clip(np.asarray(x_usd, dtype=float), 0.0, None) * 100.0
+    cents = np.floor(x_cents + SNAP_CENTS).astype(np.int64)
+    remainder = np.clip(x_cents - cents, 0.0, None)
+    source_cap = np.asarray(source_cap_cents, dtype=np.int64)
+    gap_cap = np.asarray(gap_cap_cents, dtype=np.int64)
+    # Trimming a column lowers both its source's and its gap's totals, so trimming
+    # sources first and gaps second leaves both within their caps.
+    _trim(cents, var_source, source_cap)
+    _trim(cents, var_gap, gap_cap)
+
+    def quota(group: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        exact = np.bincount(group, weights=x_cents, minlength=cap.size)
+        floor = np.bincount(group, weights=cents, minlength=cap.size)
+        # Up to the exact total rounded up: one group's rounding-up is the other's
+        # largest remainder (three thirds of a dollar to three gaps need one of them up).
+        target = np.minimum(cap, np.ceil(exact - SNAP_CENTS).astype(np.int64))
+        return np.maximum(target - np.rint(floor).astype(np.int64), 0)
+
+    source_quota = quota(var_source, source_cap)
+    gap_quota = quota(var_gap, gap_cap)
+    candidates = np.flatnonzero(remainder >= NOISE_CENTS)
+    order = candidates[np.lexsort((candidates, -remainder[candidates]))]
+    for i in order.tolist():
+        f, g = var_source[i], var_gap[i]
+        if source_quota[f] > 0 and gap_quota[g] > 0:
+            cents[i] += 1
+            source_quota[f] -= 1
+            gap_quota[g] -= 1
+    return cents
+
+
+def _trim(cents: np.ndarray, group: np.ndarray, cap: np.ndarray) -> None:
+    """Lower the amounts of every group over its cap, in proportion, largest remainder."""
+    totals = np.bincount(group, weights=cents, minlength=cap.size)
+    for g in np.flatnonzero(np.rint(totals).astype(np.int64) > cap).tolist():
+        members = np.flatnonzero(group == g)
+        amounts = cents[members]
+        total = int(amounts.sum())
+        excess = total - max(int(cap[g]), 0)
+        share = amounts * excess / total
+        cut = np.floor(share).astype(np.int64)
+        left = excess - int(cut.sum())
+        # ceil(excess * a / total) <= a since excess <= total: no amount goes below zero.
+        order = np.lexsort((np.arange(members.size), -(share - cut)))
+        cut[order[:left]] += 1
+        cents[members] -= cut
