@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from . import writing
+
 # Solver values within this many cents of a whole cent are taken as that cent, so that
 # 99.99999999 cents is 100, not 99 plus a remainder that competes for a round-up.
 SNAP_CENTS = 1e-4
@@ -29,7 +31,7 @@ NOISE_CENTS = 0.01
 
 def written_cents(values_usd: Iterable[float]) -> np.ndarray:
     """Each value in whole cents exactly as it is written with two decimals."""
-    return np.array([round(float(f"{float(v):.2f}") * 100) for v in values_usd],
+    return np.array([round(float(writing.amount(float(v))) * 100) for v in values_usd],
                     dtype=np.int64)
 
 
