@@ -190,7 +190,7 @@ def test_certify_names_a_forged_file(run: Path, forgery: str, rehashed: bool) ->
     (lambda m: m["model"].__setitem__("name", "approved"),
      "manifest.json: model.name 'approved' is not the policy's name 'baseline'"),
     (lambda m: m["totals"].__setitem__("allocated_usd", 3e9),
-     "manifest.json: totals.allocated_usd 3000000000.0, recomputed 2015000000.01"),
+     "manifest.json: totals.allocated_usd 3000000000.0, recomputed 2015000000.00"),
     (lambda m: m["totals"].__setitem__("pledged_usd", 1.0),
      "manifest.json: totals.pledged_usd 1.0, recomputed 2015000000.00"),
     (lambda m: m["totals"].__setitem__("fundable_usd", "lots"),
