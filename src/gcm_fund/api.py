@@ -150,7 +150,7 @@ def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
 
 def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
              solver: str = "highs", *, out: Path | str | None = None, force: bool = False,
-             write_run: bool = False,
+             write_run: bool = False, xlsx: Path | str | None = None,
              on_loaded: Callable[[Loaded], None] | None = None) -> Run:
     """Load, build and solve: the allocation of `inputs` (the bundled example when None)
     under the policy `model` (the bundled baseline when None).
@@ -160,11 +160,15 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     anything is solved (`runfolder.check_destination`). An infeasible policy raises
     `InfeasibleError`; with `out`, its `diagnosis.json` is written into `out` first.
     `on_loaded` is called once the inputs are read (to show their warnings before solving).
+    With `xlsx`, the run's workbook is written there too (as `export`), refused like
+    `sweep`'s `out` before anything is solved.
     """
     folder = Path(inputs) if inputs is not None else project_path(DEFAULT_INPUTS)
     policy = _policy_path(model)
     if out is not None:
         check_destination(out, force=force, inputs=folder, policy=policy)
+    if xlsx is not None:
+        check_output_files([Path(xlsx)], force=force, inputs=input_files(folder, model))
     loaded = load(folder, model)
     if on_loaded is not None:
         on_loaded(loaded)
@@ -174,8 +178,10 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
         if out is not None:
             write_diagnosis(exc.diagnosis, out, force=force, inputs=folder, policy=policy)
         raise
-    if out is not None or write_run:
+    if out is not None or write_run or xlsx is not None:
         run.folder = write(run, out, force=force)
+    if xlsx is not None and run.folder is not None:
+        export(run.folder, xlsx, force=True)  # checked above, before solving
     return run
 
 
@@ -345,3 +351,24 @@ def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDif
     from .audit import diff as diff_runs
 
     return diff_runs(run_a, run_b, top)
+
+
+# ---------------------------------------------------------------------------------------
+# The board pack: the page and the workbook, from a run folder's files
+
+
+def rebuild_report(run_dir: Path | str) -> Path:
+    """Build a run folder's report.html again from the folder's own files."""
+    return report.rebuild_report(run_dir)
+
+
+def export(run_dir: Path | str, xlsx: Path | str, *, force: bool = False) -> Path:
+    """Write an Excel workbook of a run folder: a sheet per table, the policy, the manifest.
+
+    An existing `xlsx` is replaced only with `force`; a file of the run folder never."""
+    from .workbook import write_workbook  # openpyxl is imported only when a workbook is asked
+
+    folder = Path(run_dir)
+    kept = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    check_output_files([Path(xlsx)], force=force, inputs=kept)
+    return write_workbook(folder, xlsx)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -271,6 +272,10 @@ def allocate(
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier run folder at "
                                         "--out (never a folder holding other files).")]
     = False,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", metavar="FILE", help="Also write an "
+                                              "Excel workbook of the run (as `export`; an "
+                                              "existing file only with --force).",
+                                              show_default=False)] = None,
 ) -> None:
     """Solve the allocation and write a run folder.
 
@@ -280,11 +285,14 @@ def allocate(
 
     def body() -> api.Run:
         return api.allocate(inputs, model, solver, out=out_dir, force=force, write_run=True,
+                            xlsx=xlsx,
                             on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
     run = _guard(body)
     assert run.folder is not None
     _print_summary(run, run.folder)
+    if xlsx is not None:
+        out.print(f"workbook written to {xlsx}", soft_wrap=True)
 
 
 def _print_summary(run: api.Run, written: Path) -> None:
@@ -645,16 +653,56 @@ def compare(
     result = _guard(lambda: api.compare(inputs, out_file, list(models or []),
                                         list(overlays or []), solver, force=force)).result
     _print_warnings(result.warnings)
-    view = Table(title=f"Scenarios (shares in %, amounts in USD million; written to {out_file})",
-                 title_justify="left")
-    for i, name in enumerate(comparing.columns(result)):
-        view.add_column(Text(name), justify="left" if i == 0 else "right", no_wrap=i == 0,
-                        overflow="fold")
-    for metric in result.metric_names:
-        cells = [s.status if metric == "status" else _shown_metric(metric, s.metrics.get(metric))
-                 for s in result.scenarios]
-        view.add_row(Text(metric), *(Text(c) for c in cells))
-    out.print(view)
+    out.print(Text(f"Scenarios: shares in %, amounts in USD million; written to {out_file}"))
+    metric_width = max(len(m) for m in result.metric_names)
+    # One table per block of scenarios that fits the terminal (80 columns when piped).
+    for block in comparing.scenario_blocks(result, out.width, metric_width):
+        view = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        view.add_column("metric", no_wrap=True)
+        for s in block:
+            view.add_column(Text(s.label), justify="right", overflow="fold",
+                            max_width=comparing.LABEL_WIDTH)
+        for metric in result.metric_names:
+            view.add_row(Text(metric), *(Text(
+                s.status if metric == "status" else _shown_metric(metric, s.metrics.get(metric)))
+                for s in block))
+        out.print(view)
+    for s in result.scenarios:
+        if s.diagnosis:
+            out.print(Text(f"{s.label}: infeasible: {s.diagnosis}"))
+
+
+@app.command()
+def report(run_dir: RunDirArg) -> None:
+    """Build a run folder's report.html again from the folder's own files.
+
+    The page is the one `allocate` writes: the same folder gives the same
+    page. When manifest.json lists the hash of report.html and the page
+    changed (another version of gcm_fund), that hash is updated.
+
+    Example: gcm-fund report outputs/ldc
+    """
+    written = _guard(lambda: api.rebuild_report(run_dir))
+    out.print(f"report written to {written}", soft_wrap=True)
+
+
+@app.command()
+def export(
+    run_dir: RunDirArg,
+    xlsx: Annotated[Path, typer.Option("--xlsx", metavar="FILE", help="The Excel workbook to "
+                                       "write.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --xlsx file.")]
+    = False,
+) -> None:
+    """An Excel workbook of a run folder: a sheet per table, the policy, the manifest.
+
+    Header rows frozen, amounts in USD and shares as percentages; every text
+    cell is stored as text, never as a formula.
+
+    Example: gcm-fund export outputs/ldc --xlsx ldc.xlsx
+    """
+    written = _guard(lambda: api.export(run_dir, xlsx, force=force))
+    out.print(f"workbook written to {written}", soft_wrap=True)
 
 
 def _shown_metric(metric: str, value: float | None) -> str:

@@ -2,8 +2,8 @@
 
 The scenarios are every policy crossed with "no overlay" and each overlay, in the order
 given: `--model a.toml --model b.toml --overlay more.csv` gives `a`, `a+more`, `b`,
-`b+more`. A scenario is labelled by the policy file's stem, `+` the overlay file's stem
-(a label seen before gets `#2`, `#3`, ...).
+`b+more`. A scenario is labelled by the policy's `name` (the file's stem when the policy
+names none), `+` the overlay file's stem (a label seen before gets `#2`, `#3`, ...).
 
 A pledge overlay is a CSV file `source_id,pledge_usd` that replaces the pledges of the
 sources it names (every id must be in sources.csv; the others keep their pledges).
@@ -49,7 +49,7 @@ from .model import LinearProgram
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
 from .spec import rule_tolerance_usd
 from .sweep import with_pledges
-from .writing import amount, check_output_files, csv_text, real, share, write_atomic
+from .writing import amount, check_output_files, csv_text, inert, real, share, write_atomic
 
 CAP_FAMILIES = ("absorb", "state_share", "source_state")
 DUAL_TOL = 1e-9
@@ -75,6 +75,7 @@ class ScenarioResult:
     status: str
     metrics: dict[str, float | None]
     run: api.Run | None = None
+    diagnosis: str | None = None  # an infeasible scenario: the first line of its diagnosis
 
 
 @dataclass
@@ -151,17 +152,26 @@ def load_overlay(path: Path | str, data: ProblemData) -> Overlay:
     return Overlay(path, pledges, warnings)
 
 
-def _labels(models: Sequence[str], overlays: Sequence[Overlay | None]) -> list[str]:
+def _labels(names: Sequence[str], overlays: Sequence[Overlay | None]) -> list[str]:
     labels: list[str] = []
-    for model in models:
+    for name in names:
         for overlay in overlays:
-            base = Path(model).stem + (f"+{overlay.path.stem}" if overlay else "")
+            base = name + (f"+{overlay.path.stem}" if overlay else "")
             label, n = base, 1
             while label in labels:
                 n += 1
                 label = f"{base}#{n}"
             labels.append(label)
     return labels
+
+
+def policy_label(loaded: api.Loaded) -> str:
+    """A scenario's policy as people call it: its `name`, or the file's stem when the
+    policy names none."""
+    policy = loaded.policy_file.policy
+    if "name" in policy.model_fields_set and policy.name.strip():
+        return policy.name.strip()
+    return Path(loaded.model_path).stem
 
 
 def compare(inputs: Path | str, models: Sequence[Path | str | None],
@@ -175,7 +185,7 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
     data = loaded[0].data
     read = [load_overlay(o, data) for o in overlays]
     variants: list[Overlay | None] = [None, *read]
-    labels = iter(_labels([lo.model_path for lo in loaded], variants))
+    labels = iter(_labels([policy_label(lo) for lo in loaded], variants))
     warnings = _unique([w for lo in loaded for w in lo.warnings]
                        + [w for o in read for w in o.warnings])
     results: list[ScenarioResult] = []
@@ -188,9 +198,10 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
             overlay_path = None if overlay is None else str(overlay.path)
             try:
                 run = api.solve_loaded(changed, solver)
-            except InfeasibleError:
+            except InfeasibleError as exc:
                 results.append(ScenarioResult(label, scenario.model_path, overlay_path,
-                                              "infeasible", {}))
+                                              "infeasible", {},
+                                              diagnosis=str(exc).strip().splitlines()[0]))
                 continue
             results.append(ScenarioResult(label, scenario.model_path, overlay_path, "optimal",
                                           run_metrics(run), run))
@@ -292,9 +303,29 @@ def comparison_rows(result: Comparison) -> list[list[str]]:
     return rows
 
 
+LABEL_WIDTH = 20  # a longer scenario label is folded over lines in the terminal
+
+
+def scenario_blocks(result: Comparison, width: int, metric_width: int
+                    ) -> list[list[ScenarioResult]]:
+    """The scenarios in blocks, each narrow enough to print beside the metric names in a
+    terminal `width` columns wide (at least one scenario per block)."""
+    blocks: list[list[ScenarioResult]] = []
+    used = width
+    for scenario in result.scenarios:
+        figures = [len(scenario.status)] + [12]  # "1,234,567.8" or "100.0%" fit in 12
+        column = min(max(len(scenario.label), *figures), LABEL_WIDTH) + 2
+        if not blocks or used + column > width:
+            blocks.append([])
+            used = metric_width + 1
+        blocks[-1].append(scenario)
+        used += column
+    return blocks
+
+
 def columns(result: Comparison) -> list[str]:
-    """`metric` and the scenario labels."""
-    return ["metric", *(s.label for s in result.scenarios)]
+    """`metric` and the scenario labels (written inert: a policy's name is free text)."""
+    return ["metric", *(inert(s.label) for s in result.scenarios)]
 
 
 def write_comparison(result: Comparison, out: Path | str, *, force: bool = False,

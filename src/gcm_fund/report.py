@@ -7,7 +7,6 @@ only when every file is complete, so an interrupted run leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import platform
 from collections.abc import Callable
@@ -17,9 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__, spec, writing
+from . import __version__, html_report, spec, writing
 from .load import PolicyFile, ProblemData
-from .results import floor_text
 from .runfolder import INPUT_COPY_DIR, POLICY_COPY, check_destination
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
@@ -132,6 +130,23 @@ def file_hashes(folder: Path) -> dict[str, str]:
             if path.is_file() and path.relative_to(folder).as_posix() != "manifest.json"}
 
 
+def rebuild_report(folder: Path | str) -> Path:
+    """Build report.html again from a run folder's files, keeping the manifest's hash of it
+    true: the same folder gives the same page, so the hash changes only when the page does
+    (another version of the tool)."""
+    folder = Path(folder)
+    page = html_report.write_report(folder)
+    path = folder / "manifest.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    files = document.get("files")
+    if isinstance(files, dict) and html_report.REPORT_FILE in files:
+        digest = hashlib.sha256(page.read_bytes()).hexdigest()
+        if files[html_report.REPORT_FILE] != digest:
+            files[html_report.REPORT_FILE] = digest
+            writing.write_atomic(path, _json_text(document))
+    return page
+
+
 def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
               solution: Solution, tables: Any, summary: dict[str, Any], identifier: str,
               model_path: str, *, force: bool = False, replace_same: bool = False) -> Path:
@@ -156,60 +171,11 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
             (copy / META_FILE).write_bytes(data.meta_bytes)
         (folder / POLICY_COPY).write_bytes(policy_file.raw)
         document = manifest(data, policy_file, solution, identifier, summary, model_path)
-        (folder / "report.html").write_text(render_html(document, tables, summary),
-                                            encoding="utf-8")
+        # The page is built from the folder's own files, the manifest included, exactly as
+        # `gcm-fund report` rebuilds it (the list of hashes added below is not on the page).
+        (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
+        html_report.write_report(folder)
         # Written last: it lists the sha256 of every other file, which certify checks.
         document["files"] = file_hashes(folder)
         (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
     return destination
-
-
-def render_html(document: dict[str, Any], tables: Any, summary: dict[str, Any]) -> str:
-    """One self-contained page (no scripts, no external files) summarising the run."""
-    esc = html.escape
-
-    def table(headers: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def share(allocated: float, fundable: float) -> str:
-        return f"{allocated / fundable:.1%}" if fundable > 0 else "-"
-
-    floor = document["objective"]["floor"]
-    notice = illustrative_notice(document)
-    income_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
-                   for k, (a, f) in summary["coverage_by_income"].items()]
-    target_rows = [[k, f"{a:,.0f}", f"{f:,.0f}", share(a, f)]
-                   for k, (a, f) in summary["coverage_by_target"].items()]
-    source_rows = [[r.source_id, f"{r.pledge_usd:,.0f}", f"{r.allocated_usd:,.0f}",
-                    writing.real(r.marginal_value)]
-                   for r in tables.sources_summary.itertuples()]
-    binding = [[name, writing.real(dual)] for name, dual in summary["most_binding"]]
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-             "padding:.2em .6em;text-align:right}th{background:#eee}"
-             "td:first-child{text-align:left}")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>gcm_fund run {esc(document['run_id'])}</title><style>{style}</style>"
-        "</head><body>"
-        f"<h1>gcm_fund allocation, policy {esc(document['model']['name'])}</h1>"
-        + (f"<p class=\"illustrative\"><strong>{esc(notice)}</strong></p>" if notice else "")
-        +         f"<p>Run {esc(document['run_id'])}, solver {esc(document['solver']['name'])} "
-        f"{esc(document['solver']['version'])}, status {esc(document['status'])}.</p>"
-        "<p>Floor reached: "
-        f"{esc(floor_text(floor, summary.get('floor_reason'), 4))}"
-        f". Weighted objective: {document['objective']['weighted']:,.2f}. "
-        f"Allocated USD {summary['allocated_usd']:,.2f} of USD {summary['pledged_usd']:,.2f} "
-        f"pledged; fundable need USD {summary['fundable_usd']:,.2f}.</p>"
-        "<h2>Coverage by income group</h2>"
-        + table(["income group", "allocated USD", "fundable USD", "coverage"], income_rows)
-        + "<h2>Coverage by target</h2>"
-        + table(["target", "allocated USD", "fundable USD", "coverage"], target_rows)
-        + "<h2>Sources</h2>"
-        + table(["source", "pledge USD", "allocated USD", "marginal value"], source_rows)
-        + "<h2>Most binding rules</h2>"
-        + table(["rule", "dual (objective per USD)"], binding)
-        + "</body></html>\n"
-    )

@@ -71,6 +71,17 @@ def whole(value: float) -> str:
     return f"{value:,.0f}"
 
 
+# Characters that make a spreadsheet read a cell as a formula (or that some of them strip
+# before doing so): a text cell starting with one is written with a leading apostrophe.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(text: str) -> str:
+    """Free text for a CSV cell that a spreadsheet will not run as a formula: a leading
+    `=`, `+`, `-`, `@`, tab or carriage return gets an apostrophe before it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 # ---------------------------------------------------------------------------------------
 # CSV text
 

@@ -145,7 +145,7 @@ def test_certify_refuses_an_absurd_amount(run: Path) -> None:
 
 FORGERIES = {
     "report.html": (lambda f: (f / "report.html").write_text(
-        (f / "report.html").read_text().replace("policy baseline", "policy approved")), None),
+        (f / "report.html").read_text().replace("<h1>", "<h1>Approved: ", 1)), None),
     "sources_summary pledge": (edit_cell("sources_summary.csv", _any, "pledge_usd",
                                          lambda v: f"{float(v) + 1e6:.2f}"),
                                "sources_summary.csv:{line}: adb: pledge_usd"),

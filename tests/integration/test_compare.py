@@ -216,3 +216,39 @@ def test_the_help_has_an_example() -> None:
     result = run_cli("compare", "--help", cwd=ROOT)
     assert result.returncode == 0
     assert "Example: gcm-fund compare" in result.stdout
+
+
+def test_terminal_output_fits_80_columns_by_policy_name(tmp_path: Path, write_case) -> None:
+    from typer.testing import CliRunner
+
+    from gcm_fund.cli import app
+
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("KEN", "LIC"), state("UGA", "LIC", ldc=True)],
+        gaps=[gap("KEN", "10.7", 4e6), gap("UGA", "8.8", 2e6)],
+        sources=[source("don", 1e6), source("ida", 2e6, instrument="loan",
+                                             grant_element=0.5)],
+        policy={"name": "strict floor", "equity": {"min_floor": 0.9}},
+    )
+    models = []
+    for i, name in enumerate(["open door", "=1+1", "a rather long policy name indeed"]):
+        path = tmp_path / f"p{i}.toml"
+        path.write_text(f'name = "{name}"\n', encoding="utf-8")
+        models += ["--model", str(path)]
+    (tmp_path / "more.csv").write_text("source_id,pledge_usd\ndon,3000000\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["compare", str(inputs), "--model", str(policy), *models,
+                                      "--overlay", str(tmp_path / "more.csv"),
+                                      "--out", str(tmp_path / "c.csv")],
+                                env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    assert "strict floor" in result.output and "open door+more" in result.output
+    # Every scenario's infeasibility is explained on a line of its own.
+    diagnosis = [line for line in lines if ": infeasible: " in line]
+    assert [line.split(":")[0] for line in diagnosis] == ["strict floor", "strict floor+more"]
+    assert all(len(line.split(": infeasible: ")[1]) > 10 for line in diagnosis)
+    header = next(csv.reader((tmp_path / "c.csv").read_text().splitlines()))
+    assert header[:4] == ["metric", "strict floor", "strict floor+more", "open door"]
+    assert "'=1+1" in header  # a policy name that looks like a formula is written inert

@@ -1,0 +1,185 @@
+"""report.html: built from the run folder's own files, and read by a real browser."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import browser
+import pytest
+
+from gcm_fund import api, html_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example under the LDC-priority policy (a floor, loans, thematic rows)."""
+    out = tmp_path_factory.mktemp("report") / "run"
+    api.write(api.allocate(ROOT / "inputs", ROOT / "models" / "ldc_priority.toml"), out)
+    return out
+
+
+def visible_text(page: str) -> str:
+    """The page without its scripts and styles: what a reader sees, roughly."""
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    page = re.sub(r"<style.*?</style>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def chart_data(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="figures">(.*?)</script>', page,
+                      flags=re.S)
+    assert found
+    return json.loads(found.group(1).replace("<\\/", "</"))
+
+
+def test_report_is_rebuilt_byte_identical_from_the_folder(example_run, tmp_path):
+    written = (example_run / "report.html").read_bytes()
+    copy = tmp_path / "copy"
+    shutil.copytree(example_run, copy)
+    (copy / "report.html").unlink()
+    html_report.write_report(copy)
+    assert (copy / "report.html").read_bytes() == written
+
+
+def test_report_reads_for_people(example_run):
+    page = (example_run / "report.html").read_text(encoding="utf-8")
+    text = visible_text(page)
+    # Names, not ids: every source appears by its name from inputs/sources.csv.
+    for line in (ROOT / "inputs" / "sources.csv").read_text().splitlines()[1:]:
+        name = line.split(",")[1]
+        assert name in text, name
+    # No raw floats such as 1.11111111111 anywhere a reader looks.
+    assert not re.search(r"\d\.\d{6,}", text), re.search(r".{40}\d\.\d{6,}.{20}", text)
+    for section in ("flows", "coverage", "states-section", "sources-section", "binding",
+                    "unfunded", "policy", "definitions", "provenance"):
+        assert f'id="{section}"' in page, section
+    manifest = json.loads((example_run / "manifest.json").read_text())
+    assert manifest["run_id"] in text
+    assert manifest["model"]["sha256"] in text
+    assert 'name = "ldc_priority"' in text  # the policy as written
+
+
+def test_report_charts_add_up_to_the_allocations(example_run):
+    figures = chart_data((example_run / "report.html").read_text(encoding="utf-8"))
+    manifest = json.loads((example_run / "manifest.json").read_text())
+    allocated = manifest["totals"]["allocated_usd"]
+    for trace in figures["sankey"]["data"]:
+        link = trace["link"]
+        groups = len({s for s in link["source"]} - set(link["target"]))
+        first = [v for s, v in zip(link["source"], link["value"], strict=True)
+                 if s < groups]
+        # Money out of the source groups is every dollar allocated, and every dollar
+        # reaching the middle column flows on to a target.
+        assert sum(first) == pytest.approx(allocated, abs=0.01 * len(first))
+        assert sum(link["value"]) == pytest.approx(2 * allocated, abs=0.01 * len(first) * 4)
+
+
+def test_illustrative_banner_follows_the_manifest(example_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(example_run, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest.pop("illustrative", None)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    html_report.write_report(copy)
+    assert 'id="illustrative"' not in (copy / "report.html").read_text()
+    manifest.update(illustrative=True, description="Pledges are invented.")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    html_report.write_report(copy)
+    page = (copy / "report.html").read_text()
+    assert 'id="illustrative"' in page
+    assert "Pledges are invented." in page
+    # The banner comes before any figure.
+    assert page.index('id="illustrative"') < page.index('data-figure="allocated_usd"')
+
+
+def test_levels_columns_show_when_the_run_has_them(example_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(example_run, copy)
+    coverage = (copy / "coverage.csv").read_text().splitlines()
+    rows = [coverage[0] + ",priority,level,stopped_by"]
+    for line in coverage[1:]:
+        iso3, target = line.split(",")[:2]
+        rows.append(line + f",1.5,0.25,gap[{iso3},{target}]")
+    (copy / "coverage.csv").write_text("\n".join(rows) + "\n")
+    (copy / "levels.csv").write_text("step,level,gaps_stopped,stopped_by\n"
+                                     "1,0.25,3,budget[deu];absorb[KEN]\n")
+    html_report.write_report(copy)
+    page = html_report.html.unescape((copy / "report.html").read_text())
+    assert "<th class=num>level</th>" in page and "what stopped it" in page
+    assert 'id="levels"' in page
+    assert "Kenya can absorb no more" in page
+
+
+def test_a_folder_without_manifest_is_refused(tmp_path):
+    from gcm_fund.errors import UsageError
+
+    with pytest.raises(UsageError, match="not a run folder"):
+        html_report.write_report(tmp_path)
+
+
+# ------------------------------------------------------------------ in a real browser
+
+def chromium_or_skip() -> str:
+    found = browser.find_chromium()
+    if found:
+        return found
+    reason = os.environ.get("GCM_FUND_NO_CHROMIUM", "")
+    if os.environ.get("CI") and not reason:
+        pytest.fail("CI without Chromium and without a reason: .ci/run installs it")
+    pytest.skip(f"no Chromium on this machine ({reason or 'not on PATH'}); "
+                "install Debian's chromium, as .ci/run does")
+
+
+def test_report_in_a_browser(example_run, tmp_path):
+    executable = chromium_or_skip()
+    page = example_run / "report.html"
+    url = page.resolve().as_uri()
+    manifest = json.loads((example_run / "manifest.json").read_text())
+    with browser.Browser(executable, tmp_path / "profile") as chrome:
+        loaded = chrome.open(url)
+        drawn = chrome.wait_until("document.body.getAttribute('data-ready') === 'true'")
+        figures = chrome.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('[data-figure]')]"
+            ".map(e => [e.dataset.figure, [e.dataset.value, e.textContent]]))")
+        charts = chrome.evaluate("document.querySelectorAll('.chart .main-svg').length")
+        shown = chrome.evaluate("document.getElementById('states').tBodies[0].rows.length")
+        chrome.evaluate("(() => { const f = document.querySelector('input[data-table=states]');"
+                        " f.value = 'kenya'; f.dispatchEvent(new Event('input')); })()")
+        filtered = chrome.evaluate(
+            "[...document.getElementById('states').tBodies[0].rows]"
+            ".filter(r => r.style.display !== 'none').map(r => r.cells[0].textContent)")
+        chrome.evaluate("(() => { const f = document.querySelector('input[data-table=states]');"
+                        " f.value = ''; f.dispatchEvent(new Event('input')); })()")
+        chrome.evaluate("document.querySelector('#states th:nth-child(6)').click()")
+        chrome.evaluate("document.querySelector('#states th:nth-child(6)').click()")
+        first = chrome.evaluate(
+            "document.getElementById('states').tBodies[0].rows[0].cells[5].dataset.sort")
+        shot = chrome.screenshot(tmp_path / "report.png")
+        log = chrome.log
+    print(f"\nreport.html: {page.stat().st_size / 1e6:.2f} MB, loaded in {loaded:.2f} s, "
+          f"charts drawn {drawn:.2f} s later; screenshot {shot}")
+    assert log.errors() == []
+    outside = [r for r in log.requests if r != url and not r.startswith(("data:", "blob:"))]
+    assert outside == [], outside
+    assert charts >= 6  # the Sankey (2 traces on one plot), 3 coverage charts, instruments
+    assert shown == len({line.split(",")[0] for line in
+                         (example_run / "coverage.csv").read_text().splitlines()[1:]})
+    assert filtered == ["Kenya (KEN)"]
+    allocated = [float(r.split(",")[5]) for r in
+                 (example_run / "coverage.csv").read_text().splitlines()[1:]]
+    assert float(first) >= max(allocated) - 0.01  # sorted by allocated, largest first
+    totals = manifest["totals"]
+    for key in ("allocated_usd", "fundable_usd"):
+        value, text = figures[key]
+        assert float(value) == totals[key], key
+    assert figures["allocated_usd"][1] == html_report.usd(totals["allocated_usd"])
+    assert float(figures["floor"][0]) == manifest["objective"]["floor"]
+    assert figures["floor"][1] == html_report.percent(manifest["objective"]["floor"], 2)
+    assert shot.stat().st_size > 50_000
