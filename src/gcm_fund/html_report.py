@@ -254,8 +254,8 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def _binding(constraints: pd.DataFrame) -> pd.DataFrame:
-    found = constraints[constraints["dual"].abs() > 1e-9]
+def _binding(constraints: pd.DataFrame, threshold: float = 1e-9) -> pd.DataFrame:
+    found = constraints[constraints["dual"].abs() > threshold]
     return found.reindex(found["dual"].abs().sort_values(ascending=False, kind="stable").index)
 
 
@@ -297,8 +297,10 @@ table.sortable th[aria-sort=descending]::after{content:" \\25BC";font-size:.7em}
 .scroll{max-height:560px;overflow:auto;border:1px solid var(--line);border-radius:6px}
 input.filter{padding:.4em .7em;border:1px solid #b9c4cf;border-radius:6px;width:22em;
 margin:.2em 0 .7em;font:inherit}
-.bar{display:inline-block;height:.7em;background:var(--accent);border-radius:2px;
-vertical-align:middle;margin-right:.4em}
+.track{display:inline-block;width:60px;height:.65em;background:#e3e9ef;border-radius:2px;
+vertical-align:middle;margin-right:.5em;overflow:hidden}
+.track span{display:block;height:100%;background:var(--accent)}
+td.small{font-size:.9em;color:#3a4654}
 pre{background:#f3f5f8;border:1px solid var(--line);padding:.8em;overflow:auto;
 font-size:.85em}
 dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 2em;margin:0}
@@ -536,10 +538,19 @@ def _headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
         floor_value, floor_note = "none", "no gap is in the policy's equity group"
     else:
         floor_value = percent(max(figures.floor, 0.0), 2)  # -1e-12 is rounding, not -0.00 %
-        setters = (_binding(folder.stage1_constraints)
+        # Stage 1's duals are per USD of a coverage objective: small, but any non-zero one
+        # is a rule that holds the floor down.
+        setters = (_binding(folder.stage1_constraints, 0.0)
                    if folder.stage1_constraints is not None else pd.DataFrame())
-        setters = setters[setters["family"] != "floor"] if len(setters) else setters
-        set_by = "; ".join(names.rule(r.name) for r in setters.head(2).itertuples())
+        rules = setters[setters["family"] != "floor"] if len(setters) else setters
+        set_by = "; ".join(names.rule(r.name) for r in rules.head(2).itertuples())
+        if not set_by and len(setters):
+            # Only floor rows price the floor: the gaps that cannot rise any further.
+            held = sorted({names.of_state(n.partition("[")[2].split(",")[0])
+                           for n in setters.loc[setters["family"] == "floor", "name"]})
+            set_by = ("the gaps of " + ", ".join(held[:3])
+                      + (f" and {len(held) - 3} more States" if len(held) > 3 else "")
+                      + ", which no more money can reach") if held else ""
         maximize = equity.get("maximize", True)
         floor_note = (f"of fundable need reached by {group_words}"
                       + (f"; set by: {set_by}" if set_by and maximize else "")
@@ -617,7 +628,7 @@ def _state_table(folder: Folder, names: Names) -> str:
             cells += [_cell(figure(level), level, num=True),
                       _cell("; ".join(names.rule(s) for s in stopped[:2])
                             + (f" (+{len(stopped) - 2})" if len(stopped) > 2 else ""))]
-        cells.append(_cell(funded_by or "–"))
+        cells.append(_cell(funded_by or "–").replace("<td>", '<td class="small">', 1))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     headers = [("State", False), ("region", False), ("income", False), ("need USD", True),
                ("fundable USD", True), ("allocated USD", True), ("coverage", True)]
@@ -633,9 +644,9 @@ def _state_table(folder: Folder, names: Names) -> str:
 def _coverage_cell(share: float | None) -> str:
     if share is None:
         return '<td class="num" data-sort="-1">–</td>'
-    width = max(0.0, min(share, 1.0)) * 60
-    return (f'<td class="num" data-sort="{share!r}"><span class="bar" '
-            f'style="width:{width:.0f}px"></span>{_esc(percent(share))}</td>')
+    width = max(0.0, min(share, 1.0)) * 100
+    return (f'<td class="num" data-sort="{share!r}"><span class="track"><span '
+            f'style="width:{width:.0f}%"></span></span>{_esc(percent(share))}</td>')
 
 
 def _stopped_by(gaps: pd.DataFrame) -> list[str]:
@@ -652,7 +663,9 @@ def _stopped_by(gaps: pd.DataFrame) -> list[str]:
 def _sources_table(folder: Folder, names: Names) -> str:
     sources = folder.sources.set_index("source_id")
     rows = []
-    for row in folder.sources_summary.itertuples():
+    biggest_first = folder.sources_summary.sort_values(["pledge_usd", "source_id"],
+                                                       ascending=[False, True], kind="stable")
+    for row in biggest_first.itertuples():
         kind = str(sources["kind"].get(row.source_id, ""))
         instrument = str(sources["instrument"].get(row.source_id, ""))
         rows.append("<tr>" + "".join([
@@ -801,7 +814,7 @@ def render(folder: Folder) -> str:
     banner = ""
     if manifest.get("illustrative") is True:
         description = str(manifest.get("description") or "").strip()
-        banner = ('<div class="banner" role="alert" id="illustrative">Illustrative data: these '
+        banner = ('<div class="banner" role="alert" id="illustrative">ILLUSTRATIVE DATA: these '
                   "inputs are an example, not real pledges or costings."
                   + (f"<span>{_esc(description)}</span>" if description else "") + "</div>")
     solver = manifest.get("solver", {})
