@@ -276,6 +276,7 @@ border-left:6px solid var(--warn);padding:.8em 1.2em;margin:1em 0;font-weight:60
 .banner span{font-weight:400;display:block;color:#5c1f1f}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(165px,1fr));gap:12px;
 margin:1.2em 0}
+.why{margin:-.4em 0 1em;color:var(--muted);font-size:.92em}.why p{margin:.2em 0}
 .card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:.9em 1.1em}
 .card .label{color:var(--muted);font-size:.8em;text-transform:uppercase;letter-spacing:.04em}
 .card .value{font-size:1.55em;font-weight:600;margin:.15em 0;color:#16324f}
@@ -534,6 +535,7 @@ def _headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
     group = equity.get("group", "all")
     group_words = {"all": "every gap", "ldc": "every gap of a least developed country"}.get(
         group, f"every gap of a {INCOME_NAMES.get(group, group)} State")
+    why: list[str] = []
     if figures.floor is None:
         floor_value, floor_note = "none", "no gap is in the policy's equity group"
     else:
@@ -553,8 +555,9 @@ def _headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
                       + ", which no more money can reach") if held else ""
         maximize = equity.get("maximize", True)
         floor_note = (f"of fundable need reached by {group_words}"
-                      + (f"; set by: {set_by}" if set_by and maximize else "")
                       + ("" if maximize else " (fixed by the policy)"))
+        if set_by and maximize:
+            why.append(f"What set the floor: {set_by}.")
     left = folder.sources_summary[folder.sources_summary["unallocated_usd"] > 0.005]
     reasons = _unallocated_reasons(folder, names, left)
     cards = [
@@ -573,14 +576,19 @@ def _headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
         ("States reached", f"{figures.states_reached}",
          f"of {figures.states_with_need} States with fundable need", "states_reached",
          str(figures.states_reached)),
-        ("Left unallocated", usd(figures.unallocated_usd), reasons or "every pledge is placed",
+        ("Left unallocated", usd(figures.unallocated_usd),
+         "see why below" if reasons else "every pledge is placed",
          "unallocated_usd", f"{figures.unallocated_usd:.2f}"),
     ]
+    if reasons:
+        why.append(f"Left unallocated: {reasons}.")
+    notes = "".join(f"<p>{_esc(line)}</p>" for line in why)
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="label">{_esc(label)}</div>'
         f'<div class="value" data-figure="{key}" data-value="{_esc(raw)}">{_esc(value)}</div>'
         f'<div class="note">{_esc(note)}</div></div>'
-        for label, value, note, key, raw in cards) + "</div>"
+        for label, value, note, key, raw in cards) + "</div>" + (
+        f'<div class="why">{notes}</div>' if notes else "")
 
 
 def _unallocated_reasons(folder: Folder, names: Names, left: pd.DataFrame) -> str:
@@ -715,7 +723,10 @@ def _unfunded(folder: Folder, names: Names) -> str:
     for row in unfunded.itertuples():
         eligible = str(getattr(row, "eligible", "true")).lower() == "true"
         stopped = _stopped_by(pd.DataFrame([row._asdict()]))
-        if not eligible:
+        if str(states.get("eligible", pd.Series(dtype=str)).get(row.iso3, "")).lower() in {
+                "false", "no", "0"}:
+            why = "the State is marked not eligible (states.csv)"
+        elif not eligible:
             why = "no source may fund it (earmarks, exclusions, debt distress or no absorption)"
         elif stopped:
             why = "stopped by: " + names.rule(stopped[0])

@@ -64,6 +64,15 @@ def test_report_reads_for_people(example_run):
     assert manifest["run_id"] in text
     assert manifest["model"]["sha256"] in text
     assert 'name = "ldc_priority"' in text  # the policy as written
+    # A State marked not eligible in states.csv is named as the reason its gaps got nothing.
+    import csv
+
+    with open(ROOT / "inputs" / "states.csv", newline="", encoding="utf-8") as handle:
+        barred = [r["name"] for r in csv.DictReader(handle)
+                  if r.get("eligible", "").lower() == "false"]
+    for name in barred:
+        assert re.search(re.escape(name) + r" \(\w{3}\).{0,200}marked not eligible", text,
+                         flags=re.S), name
 
 
 def test_report_charts_add_up_to_the_allocations(example_run):
