@@ -682,6 +682,8 @@ def report(run_dir: RunDirArg) -> None:
 
     Example: gcm-fund report outputs/ldc
     """
+    from . import api
+
     written = _guard(lambda: api.rebuild_report(run_dir))
     out.print(f"report written to {written}", soft_wrap=True)
 
@@ -701,6 +703,8 @@ def export(
 
     Example: gcm-fund export outputs/ldc --xlsx ldc.xlsx
     """
+    from . import api
+
     written = _guard(lambda: api.export(run_dir, xlsx, force=force))
     out.print(f"workbook written to {written}", soft_wrap=True)
 

@@ -192,3 +192,33 @@ def test_report_in_a_browser(example_run, tmp_path):
     assert float(figures["floor"][0]) == manifest["objective"]["floor"]
     assert figures["floor"][1] == html_report.percent(manifest["objective"]["floor"], 2)
     assert shot.stat().st_size > 50_000
+
+
+def test_report_command_rebuilds_the_page_and_keeps_the_manifest_true(example_run, tmp_path):
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from gcm_fund import audit
+    from gcm_fund.cli import app
+
+    copy = tmp_path / "copy"
+    shutil.copytree(example_run, copy)
+    original = (copy / "report.html").read_bytes()
+    manifest_text = (copy / "manifest.json").read_text()
+    (copy / "report.html").write_text("<p>damaged</p>")
+    result = CliRunner().invoke(app, ["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.html").read_bytes() == original
+    assert (copy / "manifest.json").read_text() == manifest_text  # same page, same manifest
+    # A page that differs from the one hashed (another version of the tool) is re-hashed.
+    manifest = json.loads(manifest_text)
+    manifest["files"]["report.html"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    assert CliRunner().invoke(app, ["report", str(copy)]).exit_code == 0
+    recorded = json.loads((copy / "manifest.json").read_text())["files"]["report.html"]
+    assert recorded == hashlib.sha256(original).hexdigest()
+    assert audit.certify(copy).ok
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "not a run folder" in result.output
