@@ -149,6 +149,23 @@ class LinearProgram:
             implied[share.start:share.stop] = True
         return implied
 
+    def row_keys(self) -> dict[str, np.ndarray]:
+        """The keys of every row, in row order: one array per key column (`source_id`,
+        `iso3`, `target`), "" where the row's family has no such key."""
+        keys = {column: np.full(self.n_rows, "", dtype=object) for column in KEY_COLUMNS}
+        for b in self.blocks:
+            for column, values in zip(b.key_columns, b.keys, strict=True):
+                keys[column][b.start:b.stop] = values
+        return keys
+
+    def registry(self) -> pd.DataFrame:
+        """The row registry as a table, one line per LP row in row order: `name`
+        (`family[key,key]`), `family`, `sense` (LE or GE), `rhs` (scaled) and the keys
+        `source_id`, `iso3`, `target` ("" where the family has none). Look rows up by
+        family and keys here, never by parsing a name."""
+        return pd.DataFrame({"name": self.row_names(), "family": self.row_families(),
+                             "sense": self.sense, "rhs": self.rhs, **self.row_keys()})
+
     def row_families(self) -> np.ndarray:
         """The family of every row, in row order."""
         out = np.empty(self.n_rows, dtype=object)

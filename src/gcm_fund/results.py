@@ -104,7 +104,8 @@ def solution_pledges(lp: LinearProgram, solution: Solution) -> np.ndarray:
 
 def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolution,
                       rhs_scaled: np.ndarray, dual_scale: float = 1.0) -> pd.DataFrame:
-    """`name,family,lhs,rhs,slack,dual` for every row, lhs from the written amounts.
+    """`name,family,source_id,iso3,target,lhs,rhs,slack,dual` for every row, lhs from
+    the written amounts; the keys blank where the row's family has none.
 
     A row is shown in its readable form: `floor[s,t]` as allocated >= z * U, and
     `thematic[t]` as allocated to t >= theta * all allocated. `dual` is d objective /
@@ -134,6 +135,7 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
     return pd.DataFrame({
         "name": lp.row_names(),
         "family": families,
+        **lp.row_keys(),
         "lhs": lhs,
         "rhs": rhs,
         "slack": slack,

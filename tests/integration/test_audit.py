@@ -265,6 +265,15 @@ def drop_constraint_row(folder: Path) -> list[str]:
     return ["FAIL constraints.csv rows", "1 rule rows missing", removed["name"]]
 
 
+def forge_a_row_key(folder: Path) -> list[str]:
+    rows = _rows(folder, "constraints.csv")
+    row = next(r for r in rows if r["family"] == "source_state")
+    real_iso3 = row["iso3"]
+    row["iso3"] = "XXX"
+    write_rows(folder / "constraints.csv", rows)
+    return ["FAIL constraints.csv rows", f"{row['name']}: iso3 'XXX', expected '{real_iso3}'"]
+
+
 def delete_stage1(folder: Path) -> list[str]:
     (folder / "stage1_constraints.csv").unlink()
     return ["FAIL stage 1", "stage1_constraints.csv is missing"]
@@ -296,6 +305,7 @@ TAMPERING = [
                  id="weighted-changed"),
     pytest.param(drop_constraint_row, id="constraint-row-removed"),
     pytest.param(delete_stage1, id="stage1-deleted"),
+    pytest.param(forge_a_row_key, id="constraint-key-forged"),
 ]
 
 
@@ -474,6 +484,32 @@ def test_explain_names_a_cap_reached(write_case: Callable[..., tuple[Path, Path]
     assert "loan1: " in output and "cap reached: the State absorbs all it can" in output
     status, output = cli("explain", run, "--state", "DDD")
     assert "gap[DDD,10.7]" not in output  # DDD's gap is not full: no binding gap row
+
+
+def test_explain_selects_rows_by_their_key_columns_not_their_names(
+        write_case: Callable[..., tuple[Path, Path]], tmp_path: Path) -> None:
+    """constraints.csv carries each row's keys (`source_id,iso3,target`); explain reads
+    them, so a name it cannot parse changes only the label shown."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("CCC", "LIC", roles="transit", absorption_usd=100),
+                state("DDD", "UMIC")],
+        gaps=[gap("CCC", "10.7", 1000), gap("DDD", "10.7", 1000)],
+        sources=[source("g1", 500)],
+        policy={"weights": {"role": {"transit": 2.0}}, "equity": {"maximize": False}},
+    )
+    run = solve_into(inputs, policy, tmp_path / "run")
+    rows = _rows(run, "constraints.csv")
+    absorb = next(r for r in rows if r["name"] == "absorb[CCC]")
+    assert (absorb["family"], absorb["source_id"], absorb["iso3"], absorb["target"]) == (
+        "absorb", "", "CCC", "")
+    gap_row = next(r for r in rows if r["name"] == "gap[DDD,10.7]")
+    assert (gap_row["source_id"], gap_row["iso3"], gap_row["target"]) == ("", "DDD", "10.7")
+    absorb["name"] = "row-without-brackets"
+    write_rows(run / "constraints.csv", rows)
+    status, output = cli("explain", run, "--state", "CCC")
+    assert status == 0, output
+    assert "row-without-brackets (dual 1): CCC gets all it can absorb" in output
 
 
 def test_explain_refuses_an_unknown_state(example: Callable[..., Path]) -> None:

@@ -141,6 +141,49 @@ def test_row_names(tmp_path, write_case):
     assert list(lp.row_families()) == [n.split("[")[0] for n in names]
 
 
+def test_the_registry_is_a_table_with_each_rows_keys(tmp_path, write_case):
+    """Every row carries its family, sense, rhs and keys; no key is read from a name."""
+    lp = build_case(tmp_path, write_case)
+    table = lp.registry()
+    assert list(table.columns) == ["name", "family", "sense", "rhs", "source_id", "iso3",
+                                   "target"]
+    assert list(table["name"]) == lp.row_names()
+    keyed = {r.name: (r.family, r.sense, r.source_id, r.iso3, r.target)
+             for r in table.itertuples()}
+    assert keyed["budget[wb_ida]"] == ("budget", LE, "wb_ida", "", "")
+    assert keyed["gap[MEX,8.8]"] == ("gap", LE, "", "MEX", "8.8")
+    assert keyed["absorb[MEX]"] == ("absorb", LE, "", "MEX", "")
+    assert keyed["state_share[KEN]"] == ("state_share", LE, "", "KEN", "")
+    assert keyed["source_state[don,MEX]"] == ("source_state", LE, "don", "MEX", "")
+    assert keyed["thematic[10.7]"] == ("thematic", GE, "", "", "10.7")
+    assert keyed["floor[KEN,8.8]"] == ("floor", GE, "", "KEN", "8.8")
+    rhs = dict(zip(table["name"], table["rhs"], strict=True))
+    assert rhs["budget[wb_ida]"] * SCALE_USD == pytest.approx(10e6)
+    assert rhs["absorb[MEX]"] * SCALE_USD == pytest.approx(3e6)
+
+
+def test_a_stage_extends_the_lp_with_named_columns_and_keyed_rows(tmp_path, write_case):
+    """What a later stage adds (a level column, one row per gap) joins the registry and
+    is found by name, whatever columns come before it."""
+    import scipy.sparse as sp
+
+    lp = build_case(tmp_path, write_case)
+    wider = lp.with_columns(["L"], sp.csc_matrix((lp.n_rows, 1)))
+    assert wider.column("L") == lp.n_cols and wider.z_col == lp.z_col == lp.n_x
+    gaps = lp.block("gap")
+    assert gaps is not None
+    n = gaps.stop - gaps.start
+    block = sp.hstack([lp.matrix[gaps.start:gaps.stop, :], sp.csc_matrix(np.ones((n, 1)))])
+    taller = wider.with_rows("level", {"iso3": gaps.keys[0], "target": gaps.keys[1]}, block,
+                             GE, np.full(n, -np.inf))
+    assert taller.n_rows == lp.n_rows + n and taller.n_cols == lp.n_cols + 1
+    level = taller.registry().tail(n)
+    assert list(level["family"]) == ["level"] * n
+    assert list(level["name"]) == [f"level[{i},{t}]" for i, t in zip(*gaps.keys, strict=True)]
+    assert set(level["source_id"]) == {""}
+    assert taller.stage1_objective()[taller.z_col] == 1.0
+
+
 def test_each_row_is_its_rule(tmp_path, write_case):
     """One row of each family, coefficient by coefficient, in USD (SPEC section 4)."""
     policy = {"limits": {"max_state_share": 0.4, "max_source_state_share": 0.7},

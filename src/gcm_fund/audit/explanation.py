@@ -92,6 +92,18 @@ class Explanation:
 
 
 _DUAL_NOISE = 1e-9
+KEYS = ["source_id", "iso3", "target"]
+
+
+def _with_keys(constraints: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """constraints.csv with its key columns `source_id,iso3,target` (blank where a row's
+    family has none). A run folder written before those columns existed gets them from
+    the rules rebuilt from its inputs, matched by row name; no name is parsed."""
+    if all(column in constraints.columns for column in KEYS):
+        return constraints
+    keyed = rules.row_keys()
+    return constraints.drop(columns=[c for c in KEYS if c in constraints.columns]).merge(
+        keyed, on="name", how="left").fillna({c: "" for c in KEYS})
 
 
 def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: str) -> str:
@@ -106,7 +118,7 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
         return (f"{iso3} is at the cap of {rules.policy.limits.max_state_share:g} of all pledges "
                 f"(max_state_share): one more USD of cap would add {per} to the objective")
     if family == "source_state":
-        sid = row["name"].partition("[")[2].split(",", 1)[0]
+        sid = row["source_id"]
         return (f"{sid} gives {iso3} the most it may (its max_state_share of its pledge): one "
                 f"more USD of that cap would add {per} to the objective")
     if family == "floor":
@@ -162,15 +174,13 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     constraints = run.table("constraints.csv", CONSTRAINT_COLUMNS)
     for column in ("lhs", "rhs", "slack", "dual"):
         constraints[column] = parse_numbers(constraints[column])
+    constraints = _with_keys(constraints, rules)
     family = constraints["family"]
-    key = constraints["name"].str.extract(r"\[(.*)\]")[0].fillna("")
-    parts = key.str.split(",")
-    first, second = parts.str[0], parts.str[1].fillna("")
     targets = set(gaps["target"])
-    involves = (((family == "gap") | (family == "floor")) & (first == iso3)
-                & second.isin(targets)) \
-        | (family.isin(["absorb", "state_share"]) & (first == iso3)) \
-        | ((family == "source_state") & (second == iso3))
+    mine_rows = constraints["iso3"] == iso3
+    involves = mine_rows & (family.isin(["absorb", "state_share", "source_state"])
+                            | (family.isin(["gap", "floor"])
+                               & constraints["target"].isin(targets)))
     binding = constraints[involves & (constraints["dual"].abs() > _DUAL_NOISE)]
     binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
                                                                 kind="stable").index)
@@ -191,18 +201,17 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
     Reasons come from the rows' slack and the weights where the money went, not from the
     duals alone: at a degenerate optimum a budget's value may be split among several rows.
     """
-    by_name = constraints.drop_duplicates("name").set_index("name")
-    slack = by_name["slack"].to_dict()
-    rhs = by_name["rhs"].to_dict()
+    by_key = constraints.drop_duplicates(["family", *KEYS]).set_index(["family", *KEYS])
+    slack = by_key["slack"].to_dict()
+    rhs = by_key["rhs"].to_dict()
     triples = rules.triples
-    keys = ["source_id", "iso3", "target"]
-    used = alloc.merge(triples[[*keys, "weight"]], on=keys, how="left")
+    used = alloc.merge(triples[[*KEYS, "weight"]], on=KEYS, how="left")
 
-    def tight(name: str) -> bool:
+    def tight(key: tuple[str, str, str, str]) -> bool:
         # SPEC 5's tolerance, taking every eligible triple of the row as written
-        return name in slack and slack[name] <= float(
+        return key in slack and slack[key] <= float(
             rule_tolerance_usd(np.array(len(triples)), np.array(0.0),
-                               np.array(rhs.get(name, 0.0))))
+                               np.array(rhs.get(key, 0.0))))
 
     out = []
     for sid in rules.data.sources["source_id"]:
@@ -218,7 +227,7 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
             & triples["target"].isin(open_targets)
         here = float(triples.loc[mask, "weight"].max())
         why: list[str] = []
-        if tight(f"budget[{sid}]"):
+        if tight(("budget", sid, "", "")):
             mine = used[used["source_id"] == sid]
             states = mine.groupby("iso3")["amount_usd"].sum().sort_values(ascending=False,
                                                                           kind="stable")
@@ -226,15 +235,15 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
             more = f" and {len(states) - 3} more" if len(states) > 3 else ""
             low, high = float(mine["weight"].min()), float(mine["weight"].max())
             worth = f"{low:.4g}" if math.isclose(low, high) else f"{low:.4g} to {high:.4g}"
-            why.append(f"budget exhausted: all {usd(rhs.get(f'budget[{sid}]', 0.0))} went "
+            why.append(f"budget exhausted: all {usd(rhs.get(('budget', sid, '', ''), 0.0))} went "
                        f"elsewhere ({shown}{more}) at weight {worth} per USD, against "
                        f"{here:.4g} here")
-        for name, words in ((f"state_share[{iso3}]", "cap reached: the State has its share "
-                             "of all pledges (max_state_share)"),
-                            (f"absorb[{iso3}]", "cap reached: the State absorbs all it can")):
-            if tight(name):
+        for family, words in (("state_share", "cap reached: the State has its share "
+                               "of all pledges (max_state_share)"),
+                              ("absorb", "cap reached: the State absorbs all it can")):
+            if tight((family, "", iso3, "")):
                 why.append(words)
-        full = [t for t in open_targets if tight(f"gap[{iso3},{t}]")]
+        full = [t for t in open_targets if tight(("gap", "", iso3, t))]
         if full:
             why.append(f"gap{'s' if len(full) > 1 else ''} {', '.join(full)} already fully "
                        "funded by others")

@@ -26,6 +26,7 @@ from ..errors import EXIT_BAD_INPUT, GcmFundError
 RUN_TABLES = ("allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv")
 ALLOCATION_COLUMNS = ("source_id", "iso3", "target", "amount_usd")
 CONSTRAINT_COLUMNS = ("name", "family", "lhs", "rhs", "slack", "dual")
+ROW_KEY_COLUMNS = ("source_id", "iso3", "target")  # in constraints.csv, blank where none
 COVERAGE_COLUMNS = ("iso3", "target", "need_usd", "fundable_usd", "allocated_usd", "coverage",
                     "eligible")
 SOURCES_COLUMNS = ("source_id", "pledge_usd", "allocated_usd", "unallocated_usd",

@@ -17,7 +17,7 @@ import pandas as pd
 from ..spec import FAMILIES, MAX_VALUE_PRECISION, stage2_z_bounds
 from .checks import Certifier, Check
 from .common import name_list, parse_numbers, usd
-from .folder import ALLOCATION_COLUMNS, CONSTRAINT_COLUMNS
+from .folder import ALLOCATION_COLUMNS, CONSTRAINT_COLUMNS, ROW_KEY_COLUMNS
 from .rules import LE, why_not_eligible
 from .tolerances import (
     DUAL_RELATIVE,
@@ -258,6 +258,16 @@ def check_constraint_rows(c: Certifier, label: str, table: pd.DataFrame, z: floa
                                  strict=True):
         if got_f != want:
             problems.append(f"{label}: {name} has family {got_f!r}, expected {want!r}")
+    if all(col in table.columns for col in ROW_KEY_COLUMNS):
+        # explain reads the rows' keys from these columns: they must be the rules' own.
+        keyed = rules.row_keys()
+        for col in ROW_KEY_COLUMNS:
+            written_key = table[col].to_numpy()[position[found]]
+            expected_key = keyed[col].to_numpy()[found]
+            problems.extend(
+                f"{label}: {name}: {col} {got_k!r}, expected {want_k!r}"
+                for name, got_k, want_k in zip(names[found], written_key, expected_key,
+                                               strict=True) if got_k != want_k)
     near = SAME_CENT + 1e-12 * np.maximum(np.abs(lhs), np.abs(rhs))
     checks = [("rhs", rhs)]
     if with_lhs:

@@ -57,6 +57,31 @@ class Rules:
         rows = self.rows.iloc[self.floor_rows]
         return self.gaps["fundable_usd"].to_numpy()[rows["gap"].to_numpy(dtype=int)]
 
+    def row_keys(self) -> pd.DataFrame:
+        """`name,source_id,iso3,target` of every row, from the row's own key (blank where
+        its family has none), as constraints.csv must carry them."""
+        rows = self.rows
+        sources = self.data.sources["source_id"].to_numpy()
+        states = self.data.states["iso3"].to_numpy()
+        gaps = self.gaps
+
+        def pick(index: str, values: np.ndarray) -> np.ndarray:
+            at = pd.to_numeric(rows[index], errors="coerce").to_numpy()
+            has = ~np.isnan(at)
+            out = np.full(len(rows), "", dtype=object)
+            out[has] = values[at[has].astype(int)]
+            return out
+
+        iso3 = pick("state", states)
+        by_gap = pick("gap", gaps["iso3"].to_numpy())
+        iso3[by_gap != ""] = by_gap[by_gap != ""]
+        target = pick("gap", gaps["target"].to_numpy())
+        named = rows["target"].notna().to_numpy()
+        target[named] = rows["target"].to_numpy()[named]
+        return pd.DataFrame({"name": rows["name"].to_numpy(),
+                             "source_id": pick("source", sources), "iso3": iso3,
+                             "target": target})
+
     def row_sums(self, x: np.ndarray) -> np.ndarray:
         """A x over the allocation columns (the floor variable left out)."""
         return np.bincount(self.entry_row, weights=self.entry_coef * x[self.entry_col],
