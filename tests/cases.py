@@ -168,10 +168,11 @@ class RunFiles:
         return float(self.manifest["objective"]["weighted"])
 
     def row(self, name: str) -> dict[str, float]:
-        """One row of constraints.csv by name, numbers parsed."""
+        """One row of constraints.csv by name, numbers parsed (keys left out)."""
         found = [r for r in self.constraints if r["name"] == name]
         assert len(found) == 1, f"{name}: {len(found)} rows in constraints.csv"
-        return {k: number(v) for k, v in found[0].items() if k not in {"name", "family"}}
+        text = {"name", "family", "source_id", "iso3", "target"}
+        return {k: number(v) for k, v in found[0].items() if k not in text}
 
     def dual(self, name: str) -> float:
         """The dual of one row of constraints.csv."""
