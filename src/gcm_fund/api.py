@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import report
-from .errors import Diagnosis, InfeasibleError, Problem
+from .errors import Diagnosis, InfeasibleError, InputError, Problem
+from .limits import check_solvable
 from .load import PolicyFile, ProblemData, load_inputs_and_policy, readable
 from .model import LinearProgram, build, eligible_triples, fundable_usd
 from .results import RunTables, build_tables, summary
@@ -95,6 +96,9 @@ def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     path = _policy_path(model)
     started = time.perf_counter()
     data, policy_file = load_inputs_and_policy(inputs, path)
+    unsolvable = check_solvable(data, policy_file.policy, str(path))
+    if unsolvable:
+        raise InputError(unsolvable)
     log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs, len(data.states),
              len(data.gaps), len(data.sources), time.perf_counter() - started)
     return Loaded(data, policy_file, readable(Path(model_path).as_posix()))

@@ -102,6 +102,25 @@ def stage2_floor_bounds(policy: Policy, floor: float, value_precision: float = 0
     return stage2_z_bounds(policy.equity, floor, value_precision)
 
 
+# Objectives whose largest coefficient lies within these powers of two are solved as
+# they are; others are scaled into [1/2, 2) (see `cost_scale`).
+COST_SCALE_RANGE = (2.0**-10, 2.0**10)
+
+
+def cost_scale(cost: np.ndarray) -> float:
+    """The power of two a stage's objective is divided by before the solver sees it.
+
+    HiGHS's tolerances are absolute: with a target weight of 1e12 its simplex stalled
+    ("status Unknown", issue 9's item 7) or took seconds where a weight of 1 takes
+    milliseconds. Dividing by a power of two is exact, so the optimum, the objective and
+    the duals (multiplied back) are those of the objective as given.
+    """
+    largest = float(np.abs(cost).max()) if cost.size else 0.0
+    if largest == 0.0 or COST_SCALE_RANGE[0] <= largest <= COST_SCALE_RANGE[1]:
+        return 1.0
+    return float(2.0 ** np.round(np.log2(largest)))
+
+
 class Pipeline:
     """The stages of one LP on one solver, with the pool and right-hand sides they share.
 
@@ -193,8 +212,13 @@ class Pipeline:
         """Maximise `cost` with `bounds` on named columns at `rhs` (default: the
         pipeline's); OPTIMAL or INFEASIBLE, never raised."""
         backend = self.backend(stage)
-        solution = backend.solve(cost, bounds, self.rhs if rhs is None else rhs)
+        scale = cost_scale(cost)
+        solution = backend.solve(cost / scale, bounds, self.rhs if rhs is None else rhs)
         self._solved.add(stage)
+        if scale != 1.0 and solution.status == OPTIMAL:
+            solution.objective *= scale
+            solution.row_dual = solution.row_dual * scale
+            solution.col_dual = solution.col_dual * scale
         return solution
 
     def infeasible(self, diagnosed: bool = True) -> InfeasibleError:

@@ -1,0 +1,85 @@
+"""The range of numbers the solvers work with: legal inputs outside it are refused.
+
+The LP is solved in USD millions. HiGHS drops a matrix entry smaller than 1e-9 (and
+then refuses the model), so a gap whose fundable need U = c x need is below USD 0.001
+cannot stand next to the others; a thematic share below 1e-9 neither (its row holds
+-theta on every allocation). Both are refused up front, naming the gap or the policy
+key, with exit status 2, rather than crashing in the solver or solving a different
+LP than the policy states. Limits (README, "Limits"):
+
+- a gap's fundable need `c[income] x need_usd` is 0 or at least USD 0.01 (a cent, the
+  unit every amount is written in);
+- a thematic share is 0 or at least 1e-6.
+
+Weights need no limit: the pipeline scales each stage's objective by a power of two
+(exactly), so that weights of 1e12 solve like weights of 1.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Problem
+from .load import ProblemData
+from .model import fundable_usd
+from .schema import Policy
+
+MIN_FUNDABLE_USD = 0.01
+MIN_THEMATIC_SHARE = 1e-6
+
+
+def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list[Problem]:
+    """Every input the solvers cannot hold (see the module's docstring), one problem each."""
+    problems: list[Problem] = []
+    gaps = data.gaps
+    fundable = fundable_usd(data, policy)
+    tiny = np.nonzero((fundable > 0) & (fundable < MIN_FUNDABLE_USD))[0]
+    if len(tiny):
+        income = data.states.set_index("iso3")["income_group"]
+        path = Path(data.folder) / "gaps.csv"
+        lines = _gap_lines(path)
+        for g in tiny:
+            iso3, target = str(gaps["iso3"].iat[g]), str(gaps["target"].iat[g])
+            group = str(income[iso3])
+            share = policy.cofinancing.get(group)
+            need = float(gaps["need_usd"].iat[g])
+            problems.append(Problem(
+                str(path), lines.get((iso3, target)), "need_usd",
+                f"gap {iso3} {target}: the fundable need cofinancing.{group} {share:g} x "
+                f"need_usd {need:g} = USD {fundable[g]:.3g} is below USD 0.01, the least "
+                f"the solvers can allocate beside the other gaps; raise need_usd or "
+                f"cofinancing.{group}, or leave the gap out"))
+    for target, share in sorted(policy.thematic.min_share.items()):
+        if 0 < share < MIN_THEMATIC_SHARE:
+            problems.append(Problem(
+                policy_label, None, f"thematic.min_share.{target}",
+                f"got {share:g}: a thematic share is 0 or at least {MIN_THEMATIC_SHARE:g} "
+                "(the solvers drop smaller coefficients)"))
+    return problems
+
+
+def _gap_lines(path: Path) -> dict[tuple[str, str], int]:
+    """The line of each gap's row in gaps.csv (header = line 1), by (iso3, target) as
+    loaded; empty when the file cannot be read again."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    if not rows:
+        return {}
+    header = [cell.strip() for cell in rows[0]]
+    if "iso3" not in header or "target" not in header:
+        return {}
+    at_iso3, at_target = header.index("iso3"), header.index("target")
+    found: dict[tuple[str, str], int] = {}
+    line = 1
+    for row in rows[1:]:
+        line += 1
+        if len(row) > max(at_iso3, at_target):
+            key = (row[at_iso3].strip(), row[at_target].strip().lower())
+            found.setdefault(key, line)
+    return found

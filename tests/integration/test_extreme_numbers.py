@@ -1,0 +1,116 @@
+"""Issue 9, item 7: legal numbers at the edge of what the solvers hold.
+
+HiGHS used to crash (exit 70) where CBC solved and certified: a target weight of 1e12
+("status Unknown"), a `need_usd` of 0.001 or a cofinancing share of 1e-9 ("refused the
+model: kWarning"). Weights are now scaled (each stage's objective by a power of two);
+a fundable need below a cent and a thematic share below 1e-6 are refused with exit
+status 2, naming the gap or the policy key (README, "Limits").
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from cases import gap, source, state
+from typer.testing import CliRunner
+
+from gcm_fund import api, audit
+from gcm_fund.cli import app
+from gcm_fund.pipeline import cost_scale
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_item7_a_target_weight_of_1e12_solves_on_highs_at_once_and_certifies(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The bundled example with weight 1e12 on target 10.7: HiGHS's warm stage 2 used to
+    end "Unknown" (then crash; later solved again from scratch, 10 s lost). Scaled, it
+    solves at once, certifies, and agrees with CBC."""
+    policy = tmp_path / "heavy.toml"
+    baseline = (ROOT / "models" / "baseline.toml").read_text(encoding="utf-8")
+    assert '"10.7" = 1.0' in baseline
+    policy.write_text(baseline.replace('"10.7" = 1.0', '"10.7" = 1e12'), encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="gcm_fund"):
+        highs = api.allocate(ROOT / "inputs", policy, "highs")
+    assert not [r for r in caplog.records if "from scratch" in r.getMessage()]
+    cbc = api.allocate(ROOT / "inputs", policy, "cbc")
+    assert highs.solution.floor == pytest.approx(cbc.solution.floor, abs=1e-6)
+    assert highs.solution.weighted_usd == pytest.approx(cbc.solution.weighted_usd, rel=1e-6)
+    for run, name in ((highs, "highs"), (cbc, "cbc")):
+        folder = api.write(run, tmp_path / name)
+        certificate = audit.certify(folder)
+        assert certificate.ok, "\n".join(certificate.lines())
+
+
+def test_item7_the_objective_is_scaled_by_an_exact_power_of_two() -> None:
+    import numpy as np
+
+    assert cost_scale(np.array([1.0, 1.2, -0.3])) == 1.0  # ordinary weights: untouched
+    assert cost_scale(np.array([1.0, 1e12])) == 2.0**40
+    assert cost_scale(np.array([1e-12, 0.0])) == 2.0**-40
+    assert cost_scale(np.zeros(3)) == 1.0
+
+
+def _case(write_case, tmp_path: Path, need: float, cofinancing: float = 1.0,
+          thematic: float | None = None) -> tuple[Path, Path]:
+    policy: dict = {"cofinancing": {"LMIC": cofinancing}}
+    if thematic is not None:
+        policy["thematic"] = {"min_share": {"8.8": thematic}}
+    return write_case(
+        tmp_path,
+        states=[state("KEN", "LMIC"), state("MLI", "LIC")],
+        gaps=[gap("KEN", "10.7", 2e7), gap("KEN", "8.8", need), gap("MLI", "10.7", 3e7)],
+        sources=[source("deu", 2.5e7)],
+        policy=policy,
+    )
+
+
+@pytest.mark.parametrize("command", ["allocate", "validate"])
+def test_item7_a_need_of_a_tenth_of_a_cent_is_refused_naming_the_gap(
+        write_case, tmp_path: Path, command: str) -> None:
+    inputs, policy = _case(write_case, tmp_path, need=0.001)
+    out = tmp_path / "run"
+    extra = ["--out", out] if command == "allocate" else []
+    status, output = cli(command, inputs, "--model", policy, *extra)
+    assert status == 2, output
+    assert (f"{inputs / 'gaps.csv'}:3: need_usd: gap KEN 8.8: the fundable need "
+            "cofinancing.LMIC 1 x need_usd 0.001 = USD 0.001 is below USD 0.01, the least "
+            "the solvers can allocate beside the other gaps; raise need_usd or "
+            "cofinancing.LMIC, or leave the gap out") in " ".join(output.split())
+    assert "Traceback" not in output
+    assert not out.exists()
+
+
+def test_item7_a_cofinancing_share_of_1e_9_is_refused_where_it_leaves_less_than_a_cent(
+        write_case, tmp_path: Path) -> None:
+    inputs, policy = _case(write_case, tmp_path, need=1e6, cofinancing=1e-9)
+    status, output = cli("allocate", inputs, "--model", policy, "--out", tmp_path / "run")
+    assert status == 2, output
+    text = " ".join(output.split())
+    assert "gap KEN 8.8: the fundable need cofinancing.LMIC 1e-09 x need_usd 1e+06" in text
+    assert "gap KEN 10.7" not in text  # 1e-9 x USD 20 million is 2 cents: solvable
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_item7_a_cofinancing_share_of_1e_9_that_leaves_cents_solves_and_certifies(
+        write_case, tmp_path: Path, solver: str) -> None:
+    inputs, policy = _case(write_case, tmp_path, need=2e7, cofinancing=1e-9)
+    folder = api.write(api.allocate(inputs, policy, solver), tmp_path / "run")
+    certificate = audit.certify(folder)
+    assert certificate.ok, "\n".join(certificate.lines())
+
+
+def test_item7_a_thematic_share_below_1e_6_is_refused_naming_the_key(
+        write_case, tmp_path: Path) -> None:
+    inputs, policy = _case(write_case, tmp_path, need=1e7, thematic=1e-12)
+    status, output = cli("allocate", inputs, "--model", policy, "--out", tmp_path / "run")
+    assert status == 2, output
+    assert (f"{policy}: thematic.min_share.8.8: got 1e-12: a thematic share is 0 or at "
+            "least 1e-06 (the solvers drop smaller coefficients)") in " ".join(output.split())
