@@ -1,15 +1,35 @@
-"""Why a policy cannot be met: the diagnosis written to `diagnosis.json` (exit status 3)."""
+"""Why a policy cannot be met: the diagnosis written to `diagnosis.json` (exit status 3).
+
+Two views of one infeasibility. The elastic re-solve (`shortfalls`, `blocking`) finds the
+least total USD by which the `>=` rules (floor, thematic shares) must fall short: the
+cheapest rule to relax. The conflict (`conflict`) is an irreducible infeasible subset of
+the rules (HiGHS's IIS): rules that cannot hold together though any smaller part of them
+can, each with the USD it alone would need to give. The first says what is cheapest to
+change, the second what is in conflict: a thematic share whose only gap is capped,
+against a minimum floor, is the share, the cap, the floor rows and the minimum floor.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import logging
 
-from .backend import OPTIMAL
-from .errors import Diagnosis, Shortfall
+import numpy as np
+import scipy.sparse as sp
+
+from .backend import INFEASIBLE, OPTIMAL
+from .errors import ConflictRule, Diagnosis, Shortfall
 from .highs_backend import HighsBackend
 from .model import GE, LE, SCALE_USD, LinearProgram
 from .pricing import ColumnPool
 from .writing import usd_short
+
+log = logging.getLogger(__name__)
+
+# The conflict costs an IIS (many LP solves) and one LP per member: above this many
+# allocation columns it is left out, and the diagnosis has the elastic view only.
+CONFLICT_MAX_COLUMNS = 200_000
+# Each member's own need is one LP: beyond this many members the rest are named only.
+NEED_MAX_MEMBERS = 20
 
 
 def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
@@ -40,8 +60,83 @@ def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
     shortfalls.sort(key=lambda s: (-s.short_usd, s.row))
     le_rows = np.nonzero((lp.sense == LE) & (np.abs(duals) > 1e-9))[0]
     blocking = [names[r] for r in le_rows[np.argsort(-np.abs(duals[le_rows]), kind="stable")]]
-    return Diagnosis(reason=_diagnosis_text(lp, shortfalls, blocking), shortfalls=shortfalls,
-                     blocking=blocking)
+    found = conflict(lp, rhs)
+    reason = _diagnosis_text(lp, shortfalls, blocking)
+    if found:
+        reason += "; " + _conflict_text(found)
+    return Diagnosis(reason=reason, shortfalls=shortfalls, blocking=blocking, conflict=found)
+
+
+def conflict(lp: LinearProgram, rhs: np.ndarray) -> list[ConflictRule]:
+    """An irreducible set of rules that cannot hold together at stage 1's bounds (z at
+    least `min_floor`), each with the USD it alone would need to give; empty when the LP
+    is too large (`CONFLICT_MAX_COLUMNS`) or HiGHS finds no set."""
+    if lp.n_x > CONFLICT_MAX_COLUMNS:
+        return []
+    z = lp.z_col
+    z_min = lp.policy.equity.min_floor
+    bounds = {} if z is None else {z: (z_min, 1.0)}
+    backend = HighsBackend(lp, leave_out_implied=True)
+    if backend.solve(lp.stage1_objective(), bounds, rhs).status != INFEASIBLE:
+        return []
+    found = backend.iis()
+    if found is None:
+        return []
+    rows, cols = found
+    names = lp.row_names()
+    families = lp.row_families()
+    members = sorted({int(r) for r in rows})
+    out = [ConflictRule(names[r], str(families[r]), _need_usd(lp, rhs, r, bounds))
+           if k < NEED_MAX_MEMBERS else ConflictRule(names[r], str(families[r]), checked=False)
+           for k, r in enumerate(members)]
+    if z is not None and z in set(int(c) for c in cols) and z_min > 0:
+        out.append(ConflictRule("equity.min_floor", "floor",
+                                floor_reach=_floor_reach(lp, rhs)))
+    log.info("conflict: %s", ", ".join(c.row for c in out))
+    return out
+
+
+def _need_usd(lp: LinearProgram, rhs: np.ndarray, row: int,
+              bounds: dict[int, tuple[float, float]]) -> float | None:
+    """How far row `row` alone must give (USD) for every other rule to hold; None when
+    that is not enough."""
+    sign = 1.0 if lp.sense[row] == GE else -1.0  # the slack adds to the lhs of a >= row
+    column = sp.csc_matrix(([sign], ([row], [0])), shape=(lp.n_rows, 1))
+    relaxed = lp.with_columns(["relax"], column)
+    cost = np.zeros(relaxed.n_cols)
+    cost[relaxed.n_cols - 1] = -1.0
+    solution = HighsBackend(relaxed, leave_out_implied=True).solve(cost, bounds, rhs)
+    if solution.status != OPTIMAL:
+        return None
+    return float(solution.col_value[relaxed.n_cols - 1]) * SCALE_USD
+
+
+def _floor_reach(lp: LinearProgram, rhs: np.ndarray) -> float | None:
+    """The highest floor z the other rules allow (z from 0)."""
+    z = lp.z_col
+    assert z is not None
+    solution = HighsBackend(lp, leave_out_implied=True).solve(lp.stage1_objective(),
+                                                             {z: (0.0, 1.0)}, rhs)
+    return float(solution.col_value[z]) if solution.status == OPTIMAL else None
+
+
+def _conflict_text(rules: list[ConflictRule]) -> str:
+    """The conflict in words: each rule with what it alone would need."""
+    parts = []
+    for rule in rules:
+        if rule.row == "equity.min_floor":
+            reach = ("" if rule.floor_reach is None
+                     else f": the other rules allow at most {rule.floor_reach:.2%}")
+            parts.append(f"equity.min_floor{reach}")
+        elif not rule.checked:
+            parts.append(rule.row)
+        elif rule.need_usd is None:
+            parts.append(f"{rule.row} (not enough alone)")
+        elif rule.family in ("floor", "thematic"):
+            parts.append(f"{rule.row} (alone: {usd_short(rule.need_usd)} short)")
+        else:
+            parts.append(f"{rule.row} (alone: {usd_short(rule.need_usd)} more)")
+    return "in conflict (any one of them giving way lets the others hold): " + ", ".join(parts)
 
 
 def _group_words(group: str) -> str:

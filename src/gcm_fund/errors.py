@@ -71,12 +71,32 @@ class Shortfall:
 
 
 @dataclass
+class ConflictRule:
+    """One rule of a set that cannot hold together, though any smaller part of it can.
+
+    `row` is the rule's row name, or `equity.min_floor` for the floor's lower bound.
+    `need_usd`: how far this rule alone would have to give for the others to hold (USD
+    more room for a `<=` cap, USD less for a `>=` rule); None when giving on it alone is
+    not enough (another conflict remains) or was not `checked` (a large conflict).
+    `floor_reach`: for `equity.min_floor`, the highest floor the other rules allow.
+    """
+
+    row: str
+    family: str
+    need_usd: float | None = None
+    floor_reach: float | None = None
+    checked: bool = True
+
+
+@dataclass
 class Diagnosis:
-    """Why a policy cannot be met: the relaxed rules and the `<=` rules that block them."""
+    """Why a policy cannot be met: the relaxed rules and the `<=` rules that block them,
+    and `conflict`, an irreducible set of rules that cannot hold together."""
 
     reason: str
     shortfalls: list[Shortfall] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)
+    conflict: list[ConflictRule] = field(default_factory=list)
 
     def families(self) -> list[str]:
         """The rule families that cannot all hold, relaxed ones first."""
@@ -97,6 +117,14 @@ class Diagnosis:
                 for s in self.shortfalls
             ],
             "blocking": self.blocking,
+            "conflict": [
+                {"row": c.row, "family": c.family,
+                 "need_usd": None if c.need_usd is None else round(c.need_usd, 2),
+                 **({"floor_reach": round(c.floor_reach, 9)}
+                    if c.floor_reach is not None else {}),
+                 **({} if c.checked else {"checked": False})}
+                for c in self.conflict
+            ],
         }
 
 

@@ -476,6 +476,27 @@ class HighsBackend:
         place = anchor.aux_at.get(col)
         return float(values[place]) if place is not None else anchor.aux_value[col]
 
+    def iis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """After an infeasible solve, an irreducible infeasible subset of the model: its LP
+        rows and the LP columns whose bounds take part (HiGHS's IIS, computed from the LP
+        and reduced until no member can go); None when HiGHS finds none."""
+        from_lp, irreducible = 2, 4  # highspy.IisStrategy.kIisStrategyFromLp, ...Irreducible
+        self.highs.setOptionValue("iis_strategy", from_lp | irreducible)
+        status, found = self.highs.getIis()
+        if status != self._ok or not found.valid_:
+            return None
+        import highspy
+
+        rows = self.model_rows[np.asarray(found.row_index_, dtype=np.int64)]
+        # A column is listed with the status of its bounds: only a bound that takes part
+        # (lower, upper, both) is a member.
+        bound = highspy.IisBoundStatus
+        member = {int(bound.kIisBoundStatusLower), int(bound.kIisBoundStatusUpper),
+                  int(bound.kIisBoundStatusBoxed)}
+        cols = [int(c) for c, b in zip(found.col_index_, found.col_bound_, strict=True)
+                if int(b) in member]
+        return rows, self.model_cols[np.asarray(cols, dtype=np.int64)]
+
     def col_value_of(self, solution: Any) -> np.ndarray:
         """Column values in LP column order; a column outside the pool is 0."""
         col_value = np.zeros(self.lp.n_cols)

@@ -46,7 +46,15 @@ def test_a_floor_beyond_the_pledges_is_diagnosed_in_usd(short_of_the_floor, solv
     assert diagnosis.blocking == ["budget[donor]"]
     assert diagnosis.reason.startswith("the floor of 50% cannot be met: ")
     assert "in all" in diagnosis.reason and "USD 5.00 million" in diagnosis.reason
-    assert diagnosis.reason.endswith("binding: budget[donor]")
+    assert "binding: budget[donor]; in conflict" in diagnosis.reason
+    # Any one of the four giving way lets the rest hold: the pledge (5 million more),
+    # either floor row (the other gap takes all 5), or the floor itself (25 % is reachable).
+    assert [(c.row, c.need_usd, c.floor_reach) for c in diagnosis.conflict] == [
+        ("budget[donor]", pytest.approx(5e6), None),
+        ("floor[AAA,10.7]", pytest.approx(5e6), None),
+        ("floor[BBB,10.7]", pytest.approx(5e6), None),
+        ("equity.min_floor", None, pytest.approx(0.25)),
+    ]
 
 
 def test_not_maximizing_a_floor_beyond_the_pledges_is_infeasible_too(tmp_path: Path,
@@ -133,3 +141,45 @@ def test_floor_and_thematic_share_in_conflict(tmp_path: Path, write_case) -> Non
     families = caught.value.diagnosis.families()
     assert "gap" in families
     assert {"floor", "thematic"} & set(families)
+
+
+def test_item11_the_diagnosis_names_the_conflicting_rules_with_the_usd_each_needs(
+        tmp_path: Path, write_case) -> None:
+    """Issue 9, item 11: a 60 % thematic share on 10.7, whose only gap (AAA, LMIC) can
+    absorb USD 10, against a floor of 30 % on BBB's gap of USD 100 (group LIC).
+
+    The cheapest rule to relax is the share (USD 14 short: 10 of 10 + 30 where 0.6 x 40 =
+    24 is asked), and that is all the elastic view names. The conflict is four rules, any
+    one of which giving way lets the rest hold, each with what it alone would need:
+    absorb[AAA] 35 more (AAA at 45 holds 60 % of 45 + 30), thematic[10.7] 14 short,
+    floor[BBB,8.8] 23.33 short (BBB at 6.67 keeps 10.7 at 60 %), and the minimum floor,
+    where the other rules allow 6.67 %.
+    """
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("AAA", "LMIC", absorption_usd=10), state("BBB", "LIC")],
+        gaps=[gap("AAA", "10.7", 100), gap("BBB", "8.8", 100)],
+        sources=[source("deu", 1000)],
+        policy={"cofinancing": {"LMIC": 1.0}, "thematic": {"min_share": {"10.7": 0.6}},
+                "equity": {"group": "LIC", "min_floor": 0.3}},
+    )
+    with pytest.raises(InfeasibleError) as caught:
+        api.allocate(inputs, policy)
+    diagnosis = caught.value.diagnosis
+    assert [s.row for s in diagnosis.shortfalls] == ["thematic[10.7]"]  # the cheapest
+    assert [(c.row, c.family, c.need_usd, c.floor_reach) for c in diagnosis.conflict] == [
+        ("absorb[AAA]", "absorb", pytest.approx(35.0), None),
+        ("thematic[10.7]", "thematic", pytest.approx(14.0), None),
+        ("floor[BBB,8.8]", "floor", pytest.approx(70 / 3), None),
+        ("equity.min_floor", "floor", None, pytest.approx(1 / 15)),
+    ]
+    assert diagnosis.reason.endswith(
+        "in conflict (any one of them giving way lets the others hold): absorb[AAA] "
+        "(alone: USD 35.00 more), thematic[10.7] (alone: USD 14.00 short), floor[BBB,8.8] "
+        "(alone: USD 23.33 short), equity.min_floor: the other rules allow at most 6.67%")
+    written = diagnosis.to_dict()
+    assert written["families"] == ["thematic", "absorb"]  # the fields that were, unchanged
+    assert written["conflict"][0] == {"row": "absorb[AAA]", "family": "absorb",
+                                      "need_usd": 35.0}
+    assert written["conflict"][3] == {"row": "equity.min_floor", "family": "floor",
+                                      "need_usd": None, "floor_reach": 0.066666667}
