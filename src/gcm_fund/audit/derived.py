@@ -48,6 +48,8 @@ def _keyed(table: pd.DataFrame, name: str, keys: list[str], expected: pd.DataFra
     problems.extend(f"{name}:{lines[i] + 2}: {','.join(first[i])} is no "
                     f"{'gap' if len(keys) == 2 else 'source'} of the inputs"
                     for i in np.nonzero(extra)[0])
+    if not len(lines):  # a header and no rows: every expected row is absent
+        return np.full(len(want), -1)
     return np.where(at >= 0, lines[np.maximum(at, 0)], -1)
 
 
