@@ -359,7 +359,7 @@ def test_a_ragged_table_is_named(copy: Path) -> None:
 def test_diff_compares_every_table(copy: Path, original: Path) -> None:
     rows = _rows(copy / "constraints.csv")
     budget = next(i for i, r in enumerate(rows) if r[1] == "budget")
-    rows[budget][5] = "0.123"
+    rows[budget][rows[0].index("dual")] = "0.123"
     _write_rows(copy / "constraints.csv", rows)
     summary = _rows(copy / "sources_summary.csv")
     summary[1][4] = "9"
