@@ -593,8 +593,8 @@ def fair_share(
         out.print(f"fundable need less ifi and private pledges: USD {whole(total)}, owed by "
                   f"{len(owing)} of {len(table)} States with GNI; written to {out_file}",
                   soft_wrap=True)
-        view = Table(title=f"Fair shares, basis rci, w {capacity_weight:g}, threshold "
-                     f"{threshold}: the 15 largest", title_justify="left")
+        view = Table(title=f"15 largest (rci, w {capacity_weight:g}, {threshold} and up)",
+                     title_justify="left")
         for name in ("State", "rci", "fair share USD", "pledged USD", "ratio"):
             view.add_column(name, justify="left" if name == "State" else "right")
         for row in owing.sort_values(["fair_share_usd", "iso3"],
