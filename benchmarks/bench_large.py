@@ -61,8 +61,8 @@ def main() -> None:
         started = time.perf_counter()
         figures = api.validate(inputs, ROOT / "models" / "baseline.toml")
         validate_s = time.perf_counter() - started
-        print(f"validate: {figures['gaps']} gap rows, {figures['sources']} sources, "
-              f"{figures['eligible_triples']:,} eligible triples in {validate_s:.1f} s; "
+        print(f"validate: {figures.gaps} gap rows, {figures.sources} sources, "
+              f"{figures.eligible_triples:,} eligible triples in {validate_s:.1f} s; "
               f"peak {peak_mib():,.0f} MiB", flush=True)
 
         loaded = api.load(inputs, ROOT / "models" / "baseline.toml")

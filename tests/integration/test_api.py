@@ -1,0 +1,77 @@
+"""The library behind the command line: one `api` function per command, returning a result
+object, doing everything a command does (the CLI only parses, prints and maps errors)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gcm_fund import api, cli
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests" / "data" / "tiny"
+
+
+def test_every_command_has_one_api_function():
+    names = [(c.name or c.callback.__name__).replace("-", "_")
+             for c in cli.app.registered_commands if c.callback is not None]
+    assert sorted(names) == sorted(["validate", "allocate", "sweep", "fair_share", "compare",
+                                    "certify", "verify", "explain", "diff"])
+    for name in names:
+        assert callable(getattr(api, name)), name
+        assert getattr(api, name).__doc__, name
+
+
+def test_the_cli_writes_no_file_itself():
+    source = Path(cli.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"write_text|write_bytes|atomic_folder|write_atomic|(?<!os\.)\bopen\(",
+                         source)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for name in ("states.csv", "gaps.csv", "sources.csv"):
+        shutil.copyfile(TINY / name, folder / name)
+    return folder
+
+
+def test_each_api_function_returns_its_result(inputs: Path, tmp_path: Path):
+    policy = TINY / "policy.toml"
+    figures = api.validate(inputs, policy)
+    assert (figures.states, figures.gaps, figures.sources) == (3, 4, 2)
+
+    run = api.allocate(inputs, policy, out=tmp_path / "run")
+    assert run.folder == tmp_path / "run"
+    assert (run.folder / "manifest.json").is_file()
+    assert api.certify(run.folder).ok
+    assert api.verify(run.folder).ok
+    assert api.diff(run.folder, run.folder).same
+    assert api.explain(run.folder, "KEN").lines()[0].startswith("KEN")
+
+    swept = api.sweep(inputs, ["deu"], "0:2e7:3", tmp_path / "s.csv", model=policy,
+                      chart=False)
+    assert [p.name for p in swept.written] == ["s.csv", "s.breakpoints.csv"]
+    assert [level.pledge_usd for level in swept.result.levels] == [0.0, 1e7, 2e7]
+
+    shares = api.fair_share(inputs, tmp_path / "f.csv", model=policy)
+    assert shares.written == tmp_path / "f.csv"
+    assert list(shares.table["donor_iso3"]) == ["DEU"]
+
+    compared = api.compare(inputs, tmp_path / "c.csv", [policy])
+    assert compared.written == tmp_path / "c.csv"
+    assert [s.status for s in compared.result.scenarios] == ["optimal"]
+
+
+def test_library_outputs_are_optional(inputs: Path, tmp_path: Path):
+    """Without `out`, nothing is written: the result is only returned."""
+    before = sorted(tmp_path.rglob("*"))
+    api.sweep(inputs, ["deu"], [1e6], model=TINY / "policy.toml")
+    api.fair_share(inputs, model=TINY / "policy.toml")
+    api.compare(inputs, None, [TINY / "policy.toml"])
+    assert api.allocate(inputs, TINY / "policy.toml").folder is None
+    assert sorted(tmp_path.rglob("*")) == before
