@@ -3,6 +3,7 @@ object, doing everything a command does (the CLI only parses, prints and maps er
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 from pathlib import Path
@@ -16,13 +17,16 @@ TINY = ROOT / "tests" / "data" / "tiny"
 
 
 def test_every_command_has_one_api_function():
-    names = [(c.name or c.callback.__name__).replace("-", "_")
-             for c in cli.app.registered_commands if c.callback is not None]
-    assert sorted(names) == sorted(["validate", "allocate", "sweep", "fair_share", "compare",
-                                    "certify", "verify", "explain", "diff"])
-    for name in names:
+    commands = {(c.name or c.callback.__name__).replace("-", "_"): c.callback
+                for c in cli.app.registered_commands if c.callback is not None}
+    for name in ("validate", "allocate", "sweep", "fair_share", "compare", "certify",
+                 "verify", "explain", "diff"):
         assert callable(getattr(api, name)), name
         assert getattr(api, name).__doc__, name
+        assert re.search(rf"\bapi\.{name}\(", inspect.getsource(commands[name])), name
+    for name, callback in commands.items():
+        called = set(re.findall(r"\bapi\.(\w+)\(", inspect.getsource(callback)))
+        assert len(called) == 1, f"{name} calls {sorted(called)}"
 
 
 def test_the_cli_writes_no_file_itself():
