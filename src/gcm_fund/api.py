@@ -140,6 +140,10 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
 
 def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
     """Build and solve the LP of already loaded inputs."""
+    # Again here: compare's overlays change pledges after `load` checked them.
+    unsolvable = check_solvable(loaded.data, loaded.policy_file.policy, loaded.model_path)
+    if unsolvable:
+        raise InputError(unsolvable)
     started = time.perf_counter()
     lp = build(loaded.data, loaded.policy_file.policy)
     log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.sparse as sp
 
 from .backend import INFEASIBLE, OPTIMAL
 from .errors import ConflictRule, Diagnosis, Shortfall
@@ -100,6 +99,8 @@ def _need_usd(lp: LinearProgram, rhs: np.ndarray, row: int,
               bounds: dict[int, tuple[float, float]]) -> float | None:
     """How far row `row` alone must give (USD) for every other rule to hold; None when
     that is not enough."""
+    import scipy.sparse as sp  # here: `validate` imports this module but never a matrix
+
     sign = 1.0 if lp.sense[row] == GE else -1.0  # the slack adds to the lhs of a >= row
     column = sp.csc_matrix(([sign], ([row], [0])), shape=(lp.n_rows, 1))
     relaxed = lp.with_columns(["relax"], column)

@@ -9,7 +9,10 @@ LP than the policy states. Limits (README, "Limits"):
 
 - a gap's fundable need `c[income] x need_usd` is 0 or at least USD 0.01 (a cent, the
   unit every amount is written in);
-- a thematic share is 0 or at least 1e-6.
+- a thematic share is 0 or at least 1e-6;
+- the needs (`need_usd`) and the pledges (`pledge_usd`) each add up to at most USD 1e15 (a
+  thousand trillion): amounts are counted in whole cents (64-bit integers), and HiGHS
+  refuses matrix entries above 1e15 of a million.
 
 Weights need no limit: the pipeline scales each stage's objective by a power of two
 (exactly), so that weights of 1e12 solve like weights of 1.
@@ -29,6 +32,7 @@ from .schema import Policy
 
 MIN_FUNDABLE_USD = 0.01
 MIN_THEMATIC_SHARE = 1e-6
+MAX_TOTAL_USD = 1e15
 
 
 def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list[Problem]:
@@ -52,6 +56,19 @@ def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list
                 f"need_usd {need:g} = USD {fundable[g]:.3g} is below USD 0.01, the least "
                 f"the solvers can allocate beside the other gaps; raise need_usd or "
                 f"cofinancing.{group}, or leave the gap out"))
+    for name, table, column, key in (("gaps.csv", gaps, "need_usd", ("iso3", "target")),
+                                     ("sources.csv", data.sources, "pledge_usd",
+                                      ("source_id",))):
+        values = table[column].to_numpy(dtype=float)
+        total = float(values.sum()) if len(values) else 0.0
+        if total > MAX_TOTAL_USD:
+            largest = int(np.argmax(values))
+            label = " ".join(str(table[k].iat[largest]) for k in key)
+            problems.append(Problem(
+                str(Path(data.folder) / name), None, column,
+                f"the {column} values add up to USD {total:.3g}, above USD "
+                f"{MAX_TOTAL_USD:g}, the most the tool counts in whole cents (largest: "
+                f"{label}, USD {values[largest]:.3g})"))
     for target, share in sorted(policy.thematic.min_share.items()):
         if 0 < share < MIN_THEMATIC_SHARE:
             problems.append(Problem(

@@ -114,3 +114,38 @@ def test_item7_a_thematic_share_below_1e_6_is_refused_naming_the_key(
     assert status == 2, output
     assert (f"{policy}: thematic.min_share.8.8: got 1e-12: a thematic share is 0 or at "
             "least 1e-06 (the solvers drop smaller coefficients)") in " ".join(output.split())
+
+
+@pytest.mark.parametrize("column,value,expected", [
+    ("need_usd", 1e22, "gaps.csv: need_usd: the need_usd values add up to USD 1e+22, above "
+     "USD 1e+15, the most the tool counts in whole cents (largest: KEN 8.8, USD 1e+22)"),
+    ("pledge_usd", 1e19, "sources.csv: pledge_usd: the pledge_usd values add up to USD 1e+19, "
+     "above USD 1e+15, the most the tool counts in whole cents (largest: deu, USD 1e+19)"),
+], ids=["need-1e22", "pledge-1e19"])
+def test_item7_amounts_beyond_a_thousand_trillion_are_refused_naming_the_file(
+        write_case, tmp_path: Path, column: str, value: float, expected: str) -> None:
+    """A need of 1e22 made HiGHS refuse the model (kError), a pledge of 1e19 overflowed
+    the whole-cent counts (OverflowError): both exit 70 before."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("KEN", "LMIC"), state("MLI", "LIC")],
+        gaps=[gap("KEN", "10.7", 2e7), gap("KEN", "8.8", value if column == "need_usd"
+                                           else 1e7)],
+        sources=[source("deu", value if column == "pledge_usd" else 2.5e7)],
+    )
+    status, output = cli("allocate", inputs, "--model", policy, "--out", tmp_path / "run")
+    assert status == 2, output
+    assert expected in " ".join(output.split())
+    assert not (tmp_path / "run").exists()
+
+
+def test_item7_an_overlay_pledge_beyond_the_limit_is_refused_too(
+        write_case, tmp_path: Path) -> None:
+    from gcm_fund.compare import compare
+    from gcm_fund.errors import InputError
+
+    inputs, policy = _case(write_case, tmp_path, need=1e7)
+    overlay = tmp_path / "more.csv"
+    overlay.write_text("source_id,pledge_usd\ndeu,1e19\n", encoding="utf-8")
+    with pytest.raises(InputError, match="pledge_usd values add up to USD 1e"):
+        compare(inputs, [policy], [overlay])
