@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import re
-import stat
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from .schema import (
     shown,
     split_list,
 )
+from .writing import file_kind
 
 
 @dataclass(frozen=True)
@@ -94,26 +94,6 @@ _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _OTHER_DELIMITERS = (";", "\t", "|")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-def file_kind(path: Path) -> str | None:
-    """What `path` is, for a message: "a file", "a folder", "a device" (/dev/null),
-    "a FIFO (named pipe)", "a socket"; None when nothing is there."""
-    try:
-        mode = path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        return f"a path that cannot be read ({exc.strerror})"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a file"
 
 
 def _column_label(name: str) -> str:

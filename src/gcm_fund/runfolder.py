@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import UsageError
 from .schema import INPUT_FILES, META_FILE
+from .writing import file_kind
 
 INPUT_COPY_DIR = "inputs"
 POLICY_COPY = "policy.toml"
@@ -115,7 +116,8 @@ def check_destination(destination: Path | str, *, force: bool = False,
     if not os.path.lexists(destination):
         return
     if not destination.is_dir():
-        raise UsageError(f"{destination}: is a file, not a folder; --out names the folder "
+        kind = file_kind(destination) or "a broken link"
+        raise UsageError(f"{destination}: is {kind}, not a folder; --out names the folder "
                          "the run is written to")
     entries = sorted(os.listdir(destination))
     if not entries:

@@ -14,6 +14,7 @@ import io
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -114,6 +115,30 @@ def format_columns(table: Any, formats: Mapping[str, Callable[[Any], str]]) -> l
 
 
 # ---------------------------------------------------------------------------------------
+# Paths
+
+
+def file_kind(path: Path) -> str | None:
+    """What `path` is, for a message: "a file", "a folder", "a device" (/dev/null),
+    "a FIFO (named pipe)", "a socket"; None when nothing is there."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return f"a path that cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a file"
+
+
+# ---------------------------------------------------------------------------------------
 # Atomic writers
 
 
@@ -181,8 +206,12 @@ def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
                 raise UsageError(f"{path}: two of this command's outputs would be the same "
                                  "file; choose another --out")
         seen.append(path)
-        if path.is_dir():
+        kind = file_kind(path)
+        if kind == "a folder":
             raise UsageError(f"{path}: is a folder; --out names the file to write")
+        if kind not in (None, "a file"):
+            # Replacing it would put a file where a device or FIFO was (as root, /dev/null).
+            raise UsageError(f"{path}: is {kind}, not a file; --out names the file to write")
         if os.path.lexists(path) and not force:
             raise UsageError(f"{path}: exists; use --force to replace it")
 

@@ -162,3 +162,23 @@ def test_a_flag_spelled_value_of_an_option_stays_its_value(cli, small) -> None:
                  "--out", inputs.parent / "s.csv", "-v")
     assert result.returncode == 2
     assert "'-v'" in result.stderr and "loaded" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["a device", "a FIFO (named pipe)"])
+def test_out_naming_a_device_or_fifo_is_refused_for_what_it_is(cli, small, tmp_path: Path,
+                                                               kind: str) -> None:
+    inputs, model = small
+    if kind == "a device":
+        target = Path("/dev/null")
+    else:
+        target = tmp_path / "fifo"
+        os.mkfifo(target)
+    run = cli("allocate", inputs, "--model", model, "--out", target, "--force")
+    assert (run.returncode, run.stderr) == (
+        2, f"error: {target}: is {kind}, not a folder; --out names the folder the run is "
+           "written to\n")
+    # Even with --force: replacing it would put a regular file where /dev/null was.
+    table = cli("fair-share", inputs, "--model", model, "--out", target, "--force")
+    assert (table.returncode, table.stderr) == (
+        2, f"error: {target}: is {kind}, not a file; --out names the file to write\n")
+    assert Path("/dev/null").is_char_device()
