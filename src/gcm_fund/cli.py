@@ -109,6 +109,7 @@ app = typer.Typer(
     help="Allocate a pooled migration-financing fund to States' capacity gaps (a linear "
          "program under shared but differentiated responsibility).",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
     # Docstrings are wrapped at the source width: markdown mode joins their lines.

@@ -55,6 +55,13 @@ def test_help_shows_flags_without_a_value_type(cli, command: list[str]) -> None:
     assert "--help" in text
 
 
+@pytest.mark.parametrize("command", [[], ["allocate"]])
+def test_dash_h_is_help_too(cli, command: list[str]) -> None:
+    short, long = cli(*command, "-h"), cli(*command, "--help")
+    assert short.returncode == long.returncode == 0
+    assert short.stdout == long.stdout
+
+
 def test_help_still_shows_the_type_of_an_option_that_takes_a_value(cli) -> None:
     text = cli("allocate", "--help").stdout
     assert "<path>" in text
