@@ -44,6 +44,7 @@ SDG_COLOURS = {
 }
 GRANT_COLOUR, LOAN_COLOUR, NEUTRAL_COLOUR = "#1f6f8b", "#d98c1f", "#6b7b8c"
 NUMBER_OF_BINDING_RULES = 25
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 # ---------------------------------------------------------------- numbers for people
@@ -63,8 +64,10 @@ def usd(value: float) -> str:
 
 
 def usd_full(value: float) -> str:
-    """An amount to the dollar, with thousands separators (tables)."""
-    return "–" if value is None or math.isnan(value) else f"{value:,.0f}"
+    """An amount to the dollar, with thousands separators (tables); never '-0'."""
+    if value is None or math.isnan(value):
+        return "–"
+    return "0" if abs(value) < 0.5 else f"{value:,.0f}"
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -83,7 +86,8 @@ def figure(value: float) -> str:
     if 1e-4 <= abs(value) < 1e6:
         text = f"{value:.4g}"
         return text if "e" not in text else f"{value:.6f}".rstrip("0")
-    return f"{value:.3e}"
+    mantissa, _, exponent = f"{value:.3e}".partition("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(SUPERSCRIPTS)}"
 
 
 # ---------------------------------------------------------------- reading the folder
@@ -180,6 +184,42 @@ class Names:
         """'10.7 safe, orderly migration policies'."""
         named = TARGET_NAMES.get(target)
         return f"{target} {named}" if named else f"target {target}"
+
+    def short(self, name: str) -> str:
+        """A rule in a few words, for a table cell: 'budget of Germany grant'."""
+        family, _, rest = name.partition("[")
+        keys = rest.rstrip("]").split(",") if rest else []
+        if family == "gap":
+            return "gap fully funded"
+        if family == "budget" and keys:
+            return f"budget of {self.of_source(keys[0])}"
+        if family == "absorb" and keys:
+            return f"absorption of {self.of_state(keys[0])}"
+        if family == "state_share" and keys:
+            return f"share cap of {self.of_state(keys[0])}"
+        if family == "source_state" and len(keys) == 2:
+            return f"cap of {self.of_source(keys[0])} in {self.of_state(keys[1])}"
+        if family == "thematic" and keys:
+            return f"thematic share of {keys[0]}"
+        if family == "floor":
+            return "equity floor"
+        return name
+
+    def summary(self, names: list[str]) -> str:
+        """Several rules in a few words: single rules named, many of one family counted."""
+        by_family: dict[str, list[str]] = {}
+        for name in names:
+            by_family.setdefault(name.partition("[")[0], []).append(name)
+        plural = {"budget": "budgets of {n} sources", "source_state": "{n} per-State caps",
+                  "absorb": "absorption of {n} States", "state_share": "share caps of {n} States",
+                  "thematic": "{n} thematic shares"}
+        parts = []
+        for family, members in by_family.items():
+            if len(members) > 1 and family in plural:
+                parts.append(plural[family].format(n=len(members)))
+            else:
+                parts.extend(dict.fromkeys(self.short(m) for m in members))
+        return "; ".join(parts)
 
     def rule(self, name: str, rhs: float | None = None) -> str:
         """A constraint row such as `gap[KEN,10.7]` in plain words."""
@@ -634,8 +674,7 @@ def _state_table(folder: Folder, names: Names) -> str:
             level = mine_gaps["level"].min()
             stopped = _stopped_by(mine_gaps)
             cells += [_cell(figure(level), level, num=True),
-                      _cell("; ".join(names.rule(s) for s in stopped[:2])
-                            + (f" (+{len(stopped) - 2})" if len(stopped) > 2 else ""))]
+                      _cell(names.summary(stopped)).replace("<td>", '<td class="small">', 1)]
         cells.append(_cell(funded_by or "–").replace("<td>", '<td class="small">', 1))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     headers = [("State", False), ("region", False), ("income", False), ("need USD", True),
@@ -729,7 +768,7 @@ def _unfunded(folder: Folder, names: Names) -> str:
         elif not eligible:
             why = "no source may fund it (earmarks, exclusions, debt distress or no absorption)"
         elif stopped:
-            why = "stopped by: " + names.rule(stopped[0])
+            why = "stopped by: " + names.summary(stopped)
         elif row.iso3 in capped:
             why = ("the State's absorption limit is reached" if capped[row.iso3] == "absorb"
                    else "the State's share cap is reached")
@@ -766,8 +805,7 @@ def _levels_table(folder: Folder, names: Names) -> str:
         _cell(figure(r.level), r.level, num=True),
         _cell(str(int(r.gaps_stopped)) if not math.isnan(r.gaps_stopped) else "",
               r.gaps_stopped, num=True),
-        _cell("; ".join(names.rule(s) for s in str(r.stopped_by).split(";")[:3] if s)
-              + (" …" if str(r.stopped_by).count(";") >= 3 else ""))]) + "</tr>"
+        _cell(names.summary([s for s in str(r.stopped_by).split(";") if s]))]) + "</tr>"
         for r in levels.itertuples()]
     return ('<section id="levels"><h2>Priority levels</h2><p class="lead">Each step of the '
             "water filling: the level reached, how many gaps stopped rising there, and the "

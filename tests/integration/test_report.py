@@ -115,7 +115,7 @@ def test_levels_columns_show_when_the_run_has_them(example_run, tmp_path):
     rows = [coverage[0] + ",priority,level,stopped_by"]
     for line in coverage[1:]:
         iso3, target = line.split(",")[:2]
-        rows.append(line + f",1.5,0.25,gap[{iso3},{target}]")
+        rows.append(line + f",1.5,0.25,\"gap[{iso3},{target}]\"")
     (copy / "coverage.csv").write_text("\n".join(rows) + "\n")
     (copy / "levels.csv").write_text("step,level,gaps_stopped,stopped_by\n"
                                      "1,0.25,3,budget[deu];absorb[KEN]\n")
@@ -123,7 +123,7 @@ def test_levels_columns_show_when_the_run_has_them(example_run, tmp_path):
     page = html_report.html.unescape((copy / "report.html").read_text())
     assert "<th class=num>level</th>" in page and "what stopped it" in page
     assert 'id="levels"' in page
-    assert "Kenya can absorb no more" in page
+    assert "absorption of Kenya" in page and "gap fully funded" in page
 
 
 def test_a_folder_without_manifest_is_refused(tmp_path):
@@ -170,6 +170,9 @@ def test_report_in_a_browser(example_run, tmp_path):
         chrome.evaluate("document.querySelector('#states th:nth-child(6)').click()")
         first = chrome.evaluate(
             "document.getElementById('states').tBodies[0].rows[0].cells[5].dataset.sort")
+        banner = chrome.evaluate(
+            "(() => { const b = document.getElementById('illustrative');"
+            " return b ? [b.getBoundingClientRect().top, b.textContent] : null; })()")
         shot = chrome.screenshot(tmp_path / "report.png")
         log = chrome.log
     print(f"\nreport.html: {page.stat().st_size / 1e6:.2f} MB, loaded in {loaded:.2f} s, "
@@ -192,6 +195,10 @@ def test_report_in_a_browser(example_run, tmp_path):
     assert float(figures["floor"][0]) == manifest["objective"]["floor"]
     assert figures["floor"][1] == html_report.percent(manifest["objective"]["floor"], 2)
     assert shot.stat().st_size > 50_000
+    # The banner shows exactly when the manifest says illustrative, above the figures.
+    assert (banner is not None) == (manifest.get("illustrative") is True)
+    if banner is not None:
+        assert banner[0] < 200 and banner[1].startswith("ILLUSTRATIVE DATA")
 
 
 def test_report_command_rebuilds_the_page_and_keeps_the_manifest_true(example_run, tmp_path):
