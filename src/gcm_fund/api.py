@@ -279,7 +279,8 @@ class FairShares:
 
 def fair_share(inputs: Path | str, out: Path | str | None = None, *,
                model: Path | str | None = None, basis: str = "gni", force: bool = False,
-               capacity_weight: float = 0.5, threshold: str = "UMIC") -> FairShares:
+               capacity_weight: float = 0.5, threshold: str = "UMIC",
+               on_loaded: Callable[[Loaded], None] | None = None) -> FairShares:
     """The total fundable need split across donor States in proportion to GNI (or
     `basis`), with their pledges; written to `out` (CSV) when given, refused like
     `sweep`'s. Under basis `rci` every State with GNI is in the table, `capacity_weight`
@@ -290,6 +291,8 @@ def fair_share(inputs: Path | str, out: Path | str | None = None, *,
     if out is not None:
         check_output_files([Path(out)], force=force, inputs=input_files(inputs, model))
     loaded = load(inputs, model)
+    if on_loaded is not None:
+        on_loaded(loaded)
     policy = loaded.policy_file.policy
     if basis == "rci":
         table = fairshare.rci_shares(loaded.data, policy, capacity_weight, threshold)

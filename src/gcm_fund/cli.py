@@ -579,8 +579,9 @@ def fair_share(
 
     shares = _guard(lambda: api.fair_share(inputs, out_file, model=model, basis=basis,
                                             force=force, capacity_weight=capacity_weight,
-                                            threshold=threshold))
-    _print_warnings(shares.warnings)
+                                            threshold=threshold,
+                                            on_loaded=lambda loaded: _print_warnings(
+                                                loaded.warnings)))
     table, total = shares.table, shares.total_fundable_usd
 
     def shown(value: float) -> str:

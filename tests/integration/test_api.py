@@ -79,3 +79,24 @@ def test_library_outputs_are_optional(inputs: Path, tmp_path: Path):
     api.compare(inputs, None, [TINY / "policy.toml"])
     assert api.allocate(inputs, TINY / "policy.toml").folder is None
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_fair_share_shows_the_inputs_warnings_even_when_it_then_fails(inputs: Path):
+    states = inputs / "states.csv"
+    lines = states.read_text(encoding="utf-8").splitlines()
+    states.write_text("\n".join([lines[0] + ",colour", *(line + ",blue" for line in lines[1:])])
+                      + "\n", encoding="utf-8")
+    code, _, stderr = _cli("fair-share", inputs, "-m", TINY / "policy.toml", "--basis",
+                           "gni-per-capita-adjusted", "--out", inputs.parent / "f.csv")
+    assert code == 2
+    warning, error = stderr.splitlines()
+    assert warning.startswith("warning: ") and "colour" in warning
+    assert error.startswith("error: ") and "population" in error
+    assert not (inputs.parent / "f.csv").exists()
+
+
+def _cli(*args: object) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli.app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
