@@ -25,7 +25,7 @@ from .limits import check_solvable
 from .load import PolicyFile, ProblemData, load_inputs_and_policy, readable
 from .model import LinearProgram, build, eligible_triples, fundable_usd
 from .results import RunTables, build_tables, summary
-from .runfolder import DIAGNOSIS, check_destination
+from .runfolder import DIAGNOSIS, check_apart, check_destination
 from .schema import INPUT_FILES, META_FILE
 from .solve import Solution, solve
 from .writing import atomic_folder, check_output_files
@@ -175,6 +175,9 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     policy = _policy_path(model)
     if out is not None:
         check_destination(out, force=force, inputs=folder, policy=policy)
+    elif write_run:
+        # The run id is known only once solved; where outputs/ lies is known now.
+        check_apart(Path(DEFAULT_OUTPUTS) / "<run_id>", inputs=folder, policy=policy)
     if xlsx is not None:
         check_output_files([Path(xlsx)], force=force, inputs=input_files(folder, model))
     loaded = load(folder, model)

@@ -90,17 +90,10 @@ def _real(path: Path | str) -> Path:
     return Path(os.path.realpath(path))
 
 
-def check_destination(destination: Path | str, *, force: bool = False,
-                      same_run: bool = False, inputs: Path | str | None = None,
-                      policy: Path | str | None = None) -> None:
-    """Refuse a run folder's destination that would lose something (`UsageError`).
-
-    Refused whatever `force` says: a destination that is, or holds, the input folder or
-    the policy file; one inside the input folder; an existing file; a non-empty folder
-    that is not recognisably a run folder of this tool, or holds files besides the run's
-    own. A run folder is replaced only with `force`, or when `same_run` (a folder named
-    by the run id, which can only hold the same run).
-    """
+def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
+                policy: Path | str | None = None) -> None:
+    """Refuse (`UsageError`) a run folder's destination that is, or holds, the input folder
+    or the policy file, or lies inside the input folder, whatever is there now."""
     destination = Path(destination)
     target = _real(destination)
     for what, kept in (("the input folder", inputs), ("the policy file", policy)):
@@ -113,6 +106,21 @@ def check_destination(destination: Path | str, *, force: bool = False,
         if what == "the input folder" and held in target.parents:
             raise UsageError(f"{destination}: is inside {what} {kept}; write the run "
                              "outside it with --out")
+
+
+def check_destination(destination: Path | str, *, force: bool = False,
+                      same_run: bool = False, inputs: Path | str | None = None,
+                      policy: Path | str | None = None) -> None:
+    """Refuse a run folder's destination that would lose something (`UsageError`).
+
+    Refused whatever `force` says: a destination that is, or holds, the input folder or
+    the policy file; one inside the input folder; an existing file; a non-empty folder
+    that is not recognisably a run folder of this tool, or holds files besides the run's
+    own. A run folder is replaced only with `force`, or when `same_run` (a folder named
+    by the run id, which can only hold the same run).
+    """
+    destination = Path(destination)
+    check_apart(destination, inputs=inputs, policy=policy)
     if not os.path.lexists(destination):
         return
     if not destination.is_dir():

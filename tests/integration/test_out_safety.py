@@ -328,3 +328,13 @@ def test_sweep_writes_csv_breakpoints_and_chart_all_or_nothing(project: Path):
     assert (project / "s.breakpoints.csv").read_bytes() == before["s.breakpoints.csv"]
     assert sorted(p.name for p in project.iterdir()) == [
         "inputs", "models", "s.breakpoints.csv", "s.csv", "s.png"]
+
+
+def test_default_outputs_inside_the_input_folder_is_refused_before_solving(
+        project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(project / "inputs")
+    code, _, stderr = cli("allocate", ".", "--model", "../models/policy.toml")
+    assert code == 2
+    assert stderr == ("error: outputs/<run_id>: is inside the input folder .; write the run "
+                      "outside it with --out\n")
+    assert not (project / "inputs" / "outputs").exists()
