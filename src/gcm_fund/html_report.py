@@ -858,6 +858,17 @@ def render(folder: Folder) -> str:
     charts["by_target"] = coverage_figure(
         "Coverage by target", [names.of_target(t) for t in target[0]], *target[1:])
     charts["instruments"] = instruments_figure(folder)
+    # plotly cannot draw a Sankey without links (it throws); a chart with nothing in it says so.
+    empty = {"sankey": not len(folder.allocations), "by_income": not income[0],
+             "by_region": not region[0], "by_target": not target[0],
+             "instruments": not len(folder.allocations)}
+    charts = {key: chart for key, chart in charts.items() if not empty[key]}
+
+    def chart(key: str) -> str:
+        if key in charts:
+            return f'<div id="{key}" class="chart"></div>'
+        return (f'<div id="{key}" class="chart-empty"><p class="muted">Nothing to show: no '
+                "money was allocated or no gap has fundable need.</p></div>")
 
     policy_name = manifest.get("model", {}).get("name") or "unnamed policy"
     banner = ""
@@ -899,11 +910,10 @@ def render(folder: Folder) -> str:
         _headline_cards(folder, names, figures),
         '<section id="flows"><h2>Where the money goes</h2><p class="lead">From the sources, '
         "grouped by kind and instrument, to regions (or income groups) and to the SDG "
-        'targets. Hover for amounts.</p><div id="sankey" class="chart"></div></section>',
+        f'targets. Hover for amounts.</p>{chart("sankey")}</section>',
         '<section id="coverage"><h2>Coverage of fundable need</h2><div class="grid2">'
-        '<div id="by_income" class="chart"></div><div id="instruments" class="chart"></div>'
-        '<div id="by_region" class="chart"></div><div id="by_target" class="chart"></div>'
-        "</div></section>",
+        + "".join(chart(k) for k in ("by_income", "instruments", "by_region", "by_target"))
+        + "</div></section>",
         '<section id="states-section"><h2>States</h2><p class="lead">Click a column to sort; '
         "type to filter. Amounts in USD.</p>", _state_table(folder, names), "</section>",
         '<section id="sources-section"><h2>Sources</h2>', _sources_table(folder, names),

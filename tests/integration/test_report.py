@@ -229,3 +229,23 @@ def test_report_command_rebuilds_the_page_and_keeps_the_manifest_true(example_ru
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "not a run folder" in result.output
+
+
+def test_a_run_that_allocates_nothing_opens_cleanly(tmp_path, write_case):
+    # No money placed (a zero pledge): plotly cannot draw an empty Sankey, so the page says so.
+    executable = chromium_or_skip()
+    inputs, policy = write_case(
+        tmp_path, states=[{"iso3": "KEN", "name": "Kenya", "region": "Africa",
+                           "income_group": "LIC"}],
+        gaps=[{"iso3": "KEN", "target": "10.7", "need_usd": 1e6}],
+        sources=[{"source_id": "a", "name": "A", "kind": "donor", "instrument": "grant",
+                  "pledge_usd": 0}],
+        policy="[equity]\nmaximize = false\n")
+    run = api.write(api.allocate(inputs, policy), tmp_path / "run")
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Nothing to show" in page
+    with browser.Browser(executable, tmp_path / "profile") as chrome:
+        chrome.open((run / "report.html").resolve().as_uri())
+        chrome.wait_until("document.body.getAttribute('data-ready') === 'true'", 30)
+        log = chrome.log
+    assert log.errors() == []
