@@ -570,6 +570,24 @@ def _by(frame: pd.DataFrame, key: pd.Series, order: Any = str
             [float(grouped.loc[k, "fundable_usd"]) for k in keys])
 
 
+def _no_floor_note(folder: Folder, group: str) -> str:
+    """Why a run has no floor, from its files (the terminal says the same,
+    `results.no_floor_reason`): no money, no gap in the group, or none it can reach."""
+    if not (folder.sources_summary["pledge_usd"] > 0).any():
+        return "every pledge is 0, so no gap can receive money"
+    states = folder.states
+    if group == "all":
+        members = set(states["iso3"])
+    elif group == "ldc":
+        ldc = states["ldc"] if "ldc" in states else pd.Series("", index=states.index)
+        members = set(states.loc[ldc.str.lower().isin(["true", "yes", "1"]), "iso3"])
+    else:
+        members = set(states.loc[states["income_group"] == group, "iso3"])
+    if not folder.coverage["iso3"].isin(members).any():
+        return "no gap is in the policy's equity group"
+    return "no gap in the policy's equity group can receive money"
+
+
 def _headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
     equity = folder.policy.get("equity", {})
     group = equity.get("group", "all")
@@ -577,7 +595,7 @@ def _headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
         group, f"every gap of a {INCOME_NAMES.get(group, group)} State")
     why: list[str] = []
     if figures.floor is None:
-        floor_value, floor_note = "none", "no gap is in the policy's equity group"
+        floor_value, floor_note = "none", _no_floor_note(folder, group)
     else:
         floor_value = percent(max(figures.floor, 0.0), 2)  # -1e-12 is rounding, not -0.00 %
         # Stage 1's duals are per USD of a coverage objective: small, but any non-zero one

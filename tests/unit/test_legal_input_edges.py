@@ -185,19 +185,25 @@ def test_a_floor_rounded_below_zero_shows_as_zero_percent() -> None:
     assert floor_text(0.17014, None, 4) == "17.0140%"
 
 
-@pytest.mark.parametrize(("pledge", "policy", "reason"), [
-    (0.0, None, "every pledge is 0, so no gap can receive money"),
-    (1e6, '[equity]\ngroup = "ldc"\n', "no gap in the equity group ldc"),
+@pytest.mark.parametrize(("pledge", "policy", "reason", "page"), [
+    (0.0, None, "every pledge is 0, so no gap can receive money",
+     "every pledge is 0, so no gap can receive money"),
+    (1e6, '[equity]\ngroup = "ldc"\n', "no gap in the equity group ldc",
+     "no gap is in the policy&#x27;s equity group"),
     (1e6, '[equity]\ngroup = "HIC"\n[cofinancing]\nHIC = 0.0\n',
      "no gap in the equity group HIC can receive money (earmarks, absorption, debt distress "
-     "or a co-financing share of 0 leave each without a source)"),
+     "or a co-financing share of 0 leave each without a source)",
+     "no gap in the policy&#x27;s equity group can receive money"),
 ])
 def test_a_run_without_a_floor_says_the_real_reason(tmp_path: Path, write_case, pledge: float,
-                                                    policy: str | None, reason: str) -> None:
+                                                    policy: str | None, reason: str,
+                                                    page: str) -> None:
     inputs, model = write_case(tmp_path, states=[state("KEN"), state("DEU", "HIC")],
                                gaps=[gap("KEN", "10.7", 1e6), gap("DEU", "10.7", 1e6)],
                                sources=[source("a", pledge)], policy=policy)
-    run = api.allocate(inputs, model)
+    run = api.allocate(inputs, model, out=tmp_path / "run")
     assert run.summary["floor"] is None
     assert run.summary["floor_reason"] == reason
     assert floor_text(None, reason) == f"none ({reason})"
+    # The page, rebuilt from the folder alone, gives the same reason in its words.
+    assert page in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
