@@ -319,17 +319,19 @@ class CompareRun:
 
 def compare(inputs: Path | str, out: Path | str | None = None,
             models: Sequence[Path | str] = (), overlays: Sequence[Path | str] = (),
-            solver: str = "highs", *, force: bool = False) -> CompareRun:
+            solver: str = "highs", *, force: bool = False,
+            on_warnings: Callable[[list[Problem]], None] | None = None) -> CompareRun:
     """Every policy in `models` (the baseline when none), without and with each pledge
     overlay, solved and compared; written to `out` (CSV) when given, refused like
-    `sweep`'s (the policies and overlays count as inputs)."""
+    `sweep`'s (the policies and overlays count as inputs). `on_warnings` gets the
+    warnings once everything is read, before solving."""
     from . import compare as comparing
 
     read = [*input_files(inputs)[:-1],
             *(map(Path, models) if models else [_policy_path(None)]), *map(Path, overlays)]
     if out is not None:
         check_output_files([Path(out)], force=force, inputs=read)
-    result = comparing.compare(inputs, list(models), list(overlays), solver)
+    result = comparing.compare(inputs, list(models), list(overlays), solver, on_warnings)
     written = (None if out is None
                else comparing.write_comparison(result, out, force=force, inputs=read))
     return CompareRun(result, written)

@@ -653,8 +653,8 @@ def compare(
     from . import compare as comparing
 
     result = _guard(lambda: api.compare(inputs, out_file, list(models or []),
-                                        list(overlays or []), solver, force=force)).result
-    _print_warnings(result.warnings)
+                                        list(overlays or []), solver, force=force,
+                                        on_warnings=_print_warnings)).result
     out.print(Text(f"Scenarios: shares in %, amounts in USD million; written to {out_file}"))
     metric_width = max(len(m) for m in result.metric_names)
     # One table per block of scenarios that fits the terminal (80 columns when piped).

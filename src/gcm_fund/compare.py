@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,10 +175,13 @@ def policy_label(loaded: api.Loaded) -> str:
 
 
 def compare(inputs: Path | str, models: Sequence[Path | str | None],
-            overlays: Sequence[Path | str] = (), solver: str = "highs") -> Comparison:
+            overlays: Sequence[Path | str] = (), solver: str = "highs",
+            on_warnings: Callable[[list[Problem]], None] | None = None) -> Comparison:
     """Solve every scenario (policy x {no overlay, each overlay}) and collect its figures.
 
     An infeasible scenario is reported with status `infeasible`, not raised.
+    `on_warnings` gets the warnings about the inputs, policies and overlays once they are
+    read, before anything is solved.
     """
     models = list(models) or [None]
     loaded = [api.load(inputs, m) for m in models]
@@ -188,6 +191,8 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
     labels = iter(_labels([policy_label(lo) for lo in loaded], variants))
     warnings = _unique([w for lo in loaded for w in lo.warnings]
                        + [w for o in read for w in o.warnings])
+    if on_warnings is not None:
+        on_warnings(warnings)
     results: list[ScenarioResult] = []
     for scenario in loaded:
         for overlay in variants:

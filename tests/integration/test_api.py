@@ -100,3 +100,17 @@ def _cli(*args: object) -> tuple[int, str, str]:
 
     result = CliRunner().invoke(cli.app, [str(a) for a in args])
     return result.exit_code, result.stdout, result.stderr
+
+
+def test_compare_shows_the_warnings_before_it_solves(inputs: Path):
+    states = inputs / "states.csv"
+    lines = states.read_text(encoding="utf-8").splitlines()
+    states.write_text("\n".join([lines[0] + ",colour", *(line + ",blue" for line in lines[1:])])
+                      + "\n", encoding="utf-8")
+    code, _, stderr = _cli("compare", inputs, "-m", TINY / "policy.toml", "--solver",
+                           "no_such_solver", "--out", inputs.parent / "c.csv")
+    assert code == 2
+    warning, error = stderr.splitlines()
+    assert warning.startswith("warning: ") and "colour" in warning
+    assert error.startswith("error: ") and "no_such_solver" in error
+    assert not (inputs.parent / "c.csv").exists()
