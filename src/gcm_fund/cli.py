@@ -149,7 +149,11 @@ SolverOpt = Annotated[str, typer.Option("--solver", help="highs (default), cbc, 
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"gcm-fund {__version__}")
+        try:
+            typer.echo(f"gcm-fund {__version__}")
+        except BrokenPipeError:
+            # click would exit 1 on it; a reader that stops reading is not a failure.
+            _quiet_stdout()
         raise typer.Exit(EXIT_OK)
 
 
@@ -334,11 +338,23 @@ def _print_summary(run: api.Run, written: Path) -> None:
 
 def main() -> None:
     """Entry point of the `gcm-fund` console script."""
+    # `--help` and `--version` print while the command line is parsed, before any command
+    # body runs: through Typer's own Rich console, whose broken-pipe handling exits 1, and
+    # through click, which lets a full disk's OSError out as a traceback. The process is
+    # ours, so its help output ends like a command's: quietly on a closed pipe, 74 when
+    # stdout cannot be written.
+    Console.on_broken_pipe = _Console.on_broken_pipe  # type: ignore[method-assign]
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        _quiet_stdout()
+        if exc.errno == errno.EPIPE:
+            sys.exit(EXIT_OK)
+        err.print(f"error: cannot write the output to standard output: {exc.strerror}")
+        sys.exit(EXIT_OUTPUT)
 
 
 # ---------------------------------------------------------------------------------------

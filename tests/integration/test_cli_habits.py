@@ -189,3 +189,26 @@ def test_out_naming_a_device_or_fifo_is_refused_for_what_it_is(cli, small, tmp_p
     assert (table.returncode, table.stderr) == (
         2, f"error: {target}: is {kind}, not a file; --out names the file to write\n")
     assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("words", [["--help"], ["-h"], ["--version"], ["allocate", "--help"]])
+def test_help_and_version_piped_into_head_end_quietly_with_status_0(words: list[str]) -> None:
+    # Help and the version print while the command line is parsed, before any command runs.
+    command = subprocess.list2cmdline([*COMMAND, *words])
+    shell = f"{command} | true; echo status=${{PIPESTATUS[0]}}"
+    for _ in range(3):
+        done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+        assert done.stdout.strip() == "status=0", done.stderr
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("words", [["--help"], ["--version"], ["allocate", "--help"]])
+def test_help_and_version_to_a_full_disk_are_a_clear_message_and_status_74(
+        words: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*COMMAND, *words], stdout=full, stderr=subprocess.PIPE,
+                              text=True)
+    assert done.returncode == 74
+    assert done.stderr == ("error: cannot write the output to standard output: No space left "
+                           "on device\n")
