@@ -343,7 +343,7 @@ def main() -> None:
     # through click, which lets a full disk's OSError out as a traceback. The process is
     # ours, so its help output ends like a command's: quietly on a closed pipe, 74 when
     # stdout cannot be written.
-    Console.on_broken_pipe = _Console.on_broken_pipe  # type: ignore[method-assign]
+    Console.on_broken_pipe = _Console.on_broken_pipe  # type: ignore[method-assign,assignment]
     try:
         app()
     except KeyboardInterrupt:

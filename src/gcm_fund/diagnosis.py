@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 CONFLICT_MAX_COLUMNS = 200_000
 # Each member's own need is one LP: beyond this many members the rest are named only.
 NEED_MAX_MEMBERS = 20
+# The message names this many members; diagnosis.json holds them all.
+CONFLICT_SHOWN = 8
 
 
 def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
@@ -85,7 +87,12 @@ def conflict(lp: LinearProgram, rhs: np.ndarray) -> list[ConflictRule]:
     names = lp.row_names()
     families = lp.row_families()
     members = sorted({int(r) for r in rows})
-    out = [ConflictRule(names[r], str(families[r]), _need_usd(lp, rhs, r, bounds))
+    # Each member's need is measured within the set: the rules outside it are lifted (an
+    # infinite right-hand side), so that another conflict elsewhere in a large policy does
+    # not leave every member's figure blank.
+    set_rhs = np.where(lp.sense == GE, -np.inf, np.inf)
+    set_rhs[members] = rhs[members]
+    out = [ConflictRule(names[r], str(families[r]), _need_usd(lp, set_rhs, r, bounds))
            if k < NEED_MAX_MEMBERS else ConflictRule(names[r], str(families[r]), checked=False)
            for k, r in enumerate(members)]
     if z is not None and z in set(int(c) for c in cols) and z_min > 0:
@@ -97,8 +104,8 @@ def conflict(lp: LinearProgram, rhs: np.ndarray) -> list[ConflictRule]:
 
 def _need_usd(lp: LinearProgram, rhs: np.ndarray, row: int,
               bounds: dict[int, tuple[float, float]]) -> float | None:
-    """How far row `row` alone must give (USD) for every other rule to hold; None when
-    that is not enough."""
+    """How far row `row` alone must give (USD) for every other rule of `rhs` to hold (a
+    rule with an infinite right-hand side is lifted); None when that is not enough."""
     import scipy.sparse as sp  # here: `validate` imports this module but never a matrix
 
     sign = 1.0 if lp.sense[row] == GE else -1.0  # the slack adds to the lhs of a >= row
@@ -124,7 +131,7 @@ def _floor_reach(lp: LinearProgram, rhs: np.ndarray) -> float | None:
 def _conflict_text(rules: list[ConflictRule]) -> str:
     """The conflict in words: each rule with what it alone would need."""
     parts = []
-    for rule in rules:
+    for rule in rules[:CONFLICT_SHOWN]:
         if rule.row == "equity.min_floor":
             reach = ("" if rule.floor_reach is None
                      else f": the other rules allow at most {rule.floor_reach:.2%}")
@@ -137,7 +144,10 @@ def _conflict_text(rules: list[ConflictRule]) -> str:
             parts.append(f"{rule.row} (alone: {usd_short(rule.need_usd)} short)")
         else:
             parts.append(f"{rule.row} (alone: {usd_short(rule.need_usd)} more)")
-    return "in conflict (any one of them giving way lets the others hold): " + ", ".join(parts)
+    if len(rules) > CONFLICT_SHOWN:
+        parts.append(f"and {len(rules) - CONFLICT_SHOWN} more (all in diagnosis.json)")
+    return ("in conflict (these rules cannot hold together; without any one of them the "
+            "rest of them can, each giving what it alone would need): " + ", ".join(parts))
 
 
 def _group_words(group: str) -> str:

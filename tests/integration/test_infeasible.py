@@ -174,7 +174,8 @@ def test_item11_the_diagnosis_names_the_conflicting_rules_with_the_usd_each_need
         ("equity.min_floor", "floor", None, pytest.approx(1 / 15)),
     ]
     assert diagnosis.reason.endswith(
-        "in conflict (any one of them giving way lets the others hold): absorb[AAA] "
+        "in conflict (these rules cannot hold together; without any one of them the rest of "
+        "them can, each giving what it alone would need): absorb[AAA] "
         "(alone: USD 35.00 more), thematic[10.7] (alone: USD 14.00 short), floor[BBB,8.8] "
         "(alone: USD 23.33 short), equity.min_floor: the other rules allow at most 6.67%")
     written = diagnosis.to_dict()
@@ -183,3 +184,27 @@ def test_item11_the_diagnosis_names_the_conflicting_rules_with_the_usd_each_need
                                       "need_usd": 35.0}
     assert written["conflict"][3] == {"row": "equity.min_floor", "family": "floor",
                                       "need_usd": None, "floor_reach": 0.066666667}
+
+
+def test_item11_each_member_of_a_conflict_has_its_usd_when_another_conflict_remains(
+        tmp_path: Path, write_case) -> None:
+    """Two conflicts at once: item 11's share against the floor, and CCC's floor of 30 %
+    against its absorption of USD 10. Whichever set HiGHS names, no one rule of it lifts
+    the whole policy, yet each member's figure, measured within the set, is given."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("AAA", "LMIC", absorption_usd=10), state("BBB", "LIC"),
+                state("CCC", "LIC", absorption_usd=10)],
+        gaps=[gap("AAA", "10.7", 100), gap("BBB", "8.8", 100), gap("CCC", "8.8", 100)],
+        sources=[source("deu", 1000)],
+        policy={"cofinancing": {"LMIC": 1.0}, "thematic": {"min_share": {"10.7": 0.6}},
+                "equity": {"group": "LIC", "min_floor": 0.3}},
+    )
+    with pytest.raises(InfeasibleError) as caught:
+        api.allocate(inputs, policy)
+    conflict = caught.value.diagnosis.conflict
+    rules = [c for c in conflict if c.row != "equity.min_floor"]
+    assert rules and all(c.need_usd is not None and c.need_usd > 0 for c in rules), conflict
+    if any(c.row == "absorb[CCC]" for c in rules):
+        assert {c.row: c.need_usd for c in rules} == {
+            "absorb[CCC]": pytest.approx(20.0), "floor[CCC,8.8]": pytest.approx(20.0)}
