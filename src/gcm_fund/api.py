@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import report
-from .errors import Diagnosis, InfeasibleError, InputError, Problem
+from .errors import Diagnosis, InfeasibleError, InputError, Problem, UsageError
 from .limits import check_solvable
 from .load import PolicyFile, ProblemData, load_inputs_and_policy, readable
 from .model import LinearProgram, build, eligible_triples, fundable_usd
@@ -179,6 +179,8 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
         # The run id is known only once solved; where outputs/ lies is known now.
         check_apart(Path(DEFAULT_OUTPUTS) / "<run_id>", inputs=folder, policy=policy)
     if xlsx is not None:
+        if out is not None:
+            _refuse_workbook_inside(xlsx, out)
         check_output_files([Path(xlsx)], force=force, inputs=input_files(folder, model))
     loaded = load(folder, model)
     if on_loaded is not None:
@@ -378,6 +380,15 @@ def rebuild_report(run_dir: Path | str) -> Path:
     return report.rebuild_report(run_dir)
 
 
+def _refuse_workbook_inside(xlsx: Path | str, run_dir: Path | str) -> None:
+    """A run folder holds the run's own files only (`certify` names any other, and
+    `--force` then refuses to replace the folder): the workbook goes elsewhere."""
+    workbook, folder = Path(xlsx).resolve(), Path(run_dir).resolve()
+    if folder in workbook.parents:
+        raise UsageError(f"{xlsx}: is inside the run folder {run_dir}, which holds the run's "
+                         "own files only; write the workbook elsewhere")
+
+
 def export(run_dir: Path | str, xlsx: Path | str, *, force: bool = False) -> Path:
     """Write an Excel workbook of a run folder: a sheet per table, the policy, the manifest.
 
@@ -385,6 +396,8 @@ def export(run_dir: Path | str, xlsx: Path | str, *, force: bool = False) -> Pat
     from .workbook import write_workbook  # openpyxl is imported only when a workbook is asked
 
     folder = Path(run_dir)
+    if (folder / "manifest.json").exists():  # else: "not a run folder", from the reader
+        _refuse_workbook_inside(xlsx, folder)
     kept = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
     check_output_files([Path(xlsx)], force=force, inputs=kept)
     return write_workbook(folder, xlsx)

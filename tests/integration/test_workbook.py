@@ -107,3 +107,20 @@ def test_export_and_allocate_xlsx_commands(run_and_book, tmp_path):
     assert result.exit_code == 2
     assert "not a run folder" in result.output
     assert not (tmp_path / "c.xlsx").exists()
+
+
+def test_a_workbook_inside_the_run_folder_is_refused(run_and_book, tmp_path):
+    # Written there, it would be a file the run did not write: certify names it, and
+    # --force then refuses to replace the folder.
+    run, _ = run_and_book
+    tiny = ROOT / "tests" / "data" / "tiny"
+    result = CliRunner().invoke(app, ["allocate", str(tiny), "--model", str(tiny / "policy.toml"),
+                                      "--out", str(tmp_path / "r8"), "--xlsx",
+                                      str(tmp_path / "r8" / "book.xlsx")])
+    assert result.exit_code == 2
+    assert "is inside the run folder" in result.output
+    assert not (tmp_path / "r8").exists()
+    result = CliRunner().invoke(app, ["export", str(run), "--xlsx", str(run / "book.xlsx")])
+    assert result.exit_code == 2
+    assert "is inside the run folder" in result.output
+    assert not (run / "book.xlsx").exists()
