@@ -523,11 +523,12 @@ def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | N
 
 
 def region_key(text: str) -> str:
-    """A region as a reader sees it: compatibility-normalised, case-folded, without
-    invisible format characters (a zero-width space), spaces collapsed."""
+    """A region as a reader skims it: compatibility-normalised, case-folded, without
+    invisible format characters (a zero-width space) or spaces of any kind (a no-break
+    space typed inside a word)."""
     text = unicodedata.normalize("NFKC", text)
     visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(visible.casefold().split())
+    return "".join(visible.casefold().split())
 
 
 def _near_regions(states_label: str, states: list[tuple[int, Any]], sources_label: str,

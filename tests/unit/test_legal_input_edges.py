@@ -70,7 +70,8 @@ def test_sweep_levels_at_the_limit_are_accepted() -> None:
 # Item 9: silent wrong answers
 
 
-@pytest.mark.parametrize("region", ["africa", "Africa\u200b", "AFRICA", "\u200dAfrica"])
+@pytest.mark.parametrize("region", ["africa", "Africa\u200b", "AFRICA", "\u200dAfrica",
+                                    "Afr\u00a0ica"])
 def test_a_region_that_differs_from_an_earmark_only_in_case_or_invisibles_is_warned(
         tmp_path: Path, write_case, region: str) -> None:
     inputs, _ = write_case(
