@@ -48,6 +48,7 @@ from .load import ProblemData
 from .model import LinearProgram
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
 from .spec import rule_tolerance_usd
+from .writing import file_kind
 from .sweep import with_pledges
 from .writing import amount, check_output_files, csv_text, inert, real, share, write_atomic
 
@@ -94,7 +95,9 @@ def load_overlay(path: Path | str, data: ProblemData) -> Overlay:
     problems: list[Problem] = []
     warnings: list[Problem] = []
     if not path.is_file():
-        raise InputError([Problem(label, None, None, "file not found")])
+        kind = file_kind(path)
+        why = "file not found" if kind is None else f"expected a file, found {kind}"
+        raise InputError([Problem(label, None, None, why)])
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -252,3 +252,18 @@ def test_terminal_output_fits_80_columns_by_policy_name(tmp_path: Path, write_ca
     header = next(csv.reader((tmp_path / "c.csv").read_text().splitlines()))
     assert header[:4] == ["metric", "strict floor", "strict floor+more", "open door"]
     assert "'=1+1" in header  # a policy name that looks like a formula is written inert
+
+
+def test_an_overlay_that_is_a_device_or_a_fifo_is_named_for_what_it_is(tmp_path: Path) -> None:
+    import os
+
+    from gcm_fund import api
+
+    fifo = tmp_path / "pledges.fifo"
+    os.mkfifo(fifo)
+    data = api.load(ROOT / "inputs").data
+    for path, kind in ((Path("/dev/null"), "a device"), (fifo, "a FIFO (named pipe)")):
+        with pytest.raises(InputError) as raised:
+            load_overlay(path, data)
+        assert [str(p) for p in raised.value.problems] == [
+            f"{path}: expected a file, found {kind}"]
