@@ -48,9 +48,17 @@ from .load import ProblemData
 from .model import LinearProgram
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
 from .spec import rule_tolerance_usd
-from .writing import file_kind
 from .sweep import with_pledges
-from .writing import amount, check_output_files, csv_text, inert, real, share, write_atomic
+from .writing import (
+    amount,
+    check_output_files,
+    csv_text,
+    file_kind,
+    inert,
+    real,
+    share,
+    write_atomic,
+)
 
 CAP_FAMILIES = ("absorb", "state_share", "source_state")
 DUAL_TOL = 1e-9
