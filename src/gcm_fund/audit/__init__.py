@@ -1,8 +1,11 @@
 """Checking a run folder from its files alone: certify, verify, explain and diff.
 
-- `folder`: reading a run folder (manifest, tables);
+- `folder`: reading a run folder (manifest, tables), trusting nothing in it;
 - `rules`: the rules of SPEC section 4 rebuilt from the copied inputs, without model.py;
-- `certificate`: `certify`, which proves the allocation correct and optimal;
+- `certificate`: `certify`, which proves the allocation correct and optimal, through the
+  checks of `provenance` (the files are the run's), `optimality` (rules and duals) and
+  `derived` (the tables and figures derived from the allocation), each a function of the
+  shared `checks.Certifier`; `tolerances` states what each is held to;
 - `explanation`: `explain`, why a State got what it got;
 - `comparison`: `diff`, what changed between two runs;
 - `verification`: `verify`, solving a run again and comparing.
