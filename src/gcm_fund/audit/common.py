@@ -13,8 +13,8 @@ from ..writing import usd as usd  # re-exported: the audit commands' money forma
 
 def parse_numbers(column: pd.Series) -> np.ndarray:
     """Text cells as floats, NaN where a cell is not a finite number ('inf', '1e400')."""
-    values = pd.to_numeric(column.astype(str).str.strip(), errors="coerce") \
-        .to_numpy(dtype=float).copy()
+    # to_numeric itself ignores surrounding spaces
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float).copy()
     values[~np.isfinite(values)] = np.nan
     return values
 

@@ -103,6 +103,9 @@ class RunFolder:
 
     path: Path
     manifest: dict[str, Any]
+    # Tables read once and shared (certify reads several more than once); whoever turns
+    # this on must not change the tables it is given.
+    cache: dict[str, pd.DataFrame] | None = None
 
     @property
     def inputs(self) -> Path:
@@ -134,6 +137,18 @@ class RunFolder:
         Raises `DamagedFile` when the file is missing, not UTF-8, not CSV, has no header,
         repeats a column, or lacks one of `columns`.
         """
+        table = self.cache.get(name) if self.cache is not None else None
+        if table is None:
+            table = self._read_table(name)
+            if self.cache is not None:
+                self.cache[name] = table
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise DamagedFile(name, f"lacks column{'s' if len(missing) > 1 else ''} "
+                                    f"{', '.join(missing)}")
+        return table
+
+    def _read_table(self, name: str) -> pd.DataFrame:
         if not self.has(name):
             raise DamagedFile(name, "missing from the run folder")
         data = self.read_bytes(name)
@@ -156,10 +171,6 @@ class RunFolder:
         except (ValueError, csv.Error, pd.errors.ParserWarning) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             raise DamagedFile(name, f"not a CSV table ({first})") from None
-        missing = [c for c in columns if c not in table.columns]
-        if missing:
-            raise DamagedFile(name, f"lacks column{'s' if len(missing) > 1 else ''} "
-                                    f"{', '.join(missing)}")
         # A short row leaves NaN even with na_filter off: blank, as the file shows it.
         return table.fillna("").astype(str)
 

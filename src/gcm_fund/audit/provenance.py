@@ -221,10 +221,11 @@ def check_numbers(c: Certifier) -> None:
             problems.append(f"{exc.name}: {exc.why}")
             continue
         for column in (col for col in table.columns if col in NUMERIC_COLUMNS):
-            cells = table[column].str.strip()
-            values = pd.to_numeric(cells.where(cells != "", "0"), errors="coerce") \
-                .to_numpy(dtype=float)
+            cells = table[column]
+            values = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
             bad = ~np.isfinite(values)
+            if bad.any():  # a blank cell is no number, but no bad one either
+                bad &= (cells.str.strip() != "").to_numpy()
             huge = np.isfinite(values) & (np.abs(values) > limit)
             problems.extend(f"{name}:{i + 2}: {column}: {cells.iat[i]!r} is not a finite "
                             "number" for i in np.nonzero(bad)[0])
