@@ -46,7 +46,7 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 def versions() -> dict[str, str]:
     """Versions of everything a reproduction needs (the solver's own is in `solver`)."""
     found = {"gcm_fund": __version__, "python": platform.python_version()}
-    for package in ("highspy", "pulp", "numpy", "scipy", "pandas", "pydantic"):
+    for package in ("highspy", "pulp", "numpy", "scipy", "pandas", "pydantic", "plotly"):
         found[package] = metadata.version(package)
     found["platform"] = f"{platform.system()}-{platform.machine()}"
     return found

@@ -3,6 +3,8 @@
 coverage.csv, sources_summary.csv and the manifest's totals, run id and policy name are
 recomputed from allocations.csv, constraints.csv and the copied inputs and policy, and
 compared: a forged figure in any of them is named with its file, line and column.
+report.html is rendered again from the certified files and compared byte for byte, when
+this is the tool version (and plotly version) that made it.
 """
 
 from __future__ import annotations
@@ -169,3 +171,37 @@ def check_manifest_figures(c: Certifier) -> None:
     c.add(Check("manifest figures", not problems,
                 "run_id, policy name and totals as recomputed from the copied files",
                 f"exact; totals {SAME_CENT} USD", problems))
+
+
+def check_report(c: Certifier) -> None:
+    """report.html is the page the certified files give (rendered again, byte for byte).
+
+    Only the tool and plotly versions that made the page can render it again; with others
+    the page is held to its sha256 in the manifest alone, and the figure says so.
+    """
+    from importlib import metadata
+
+    from .. import __version__, html_report
+
+    run = c.run
+    made = (run.text("versions", "gcm_fund"), run.text("versions", "plotly"))
+    here = (__version__, metadata.version("plotly"))
+    if made != here:
+        c.add(Check("report.html", True, f"made by gcm_fund {made[0]} with plotly {made[1]}, "
+                    f"this is gcm_fund {here[0]} with plotly {here[1]}: held to its sha256 "
+                    "only", "exact"))
+        return
+    written = run.read_bytes(html_report.REPORT_FILE)
+    try:
+        page = html_report.render(html_report.read_folder(run.path)).encode("utf-8")
+    except Exception as exc:  # noqa: BLE001 - the renderer's failure is this check's
+        c.add(Check("report.html", False, f"cannot be rendered again from the files "
+                    f"({type(exc).__name__}: {exc})"))
+        return
+    same = page == written
+    at = next((i for i, (a, b) in enumerate(zip(page, written, strict=False)) if a != b),
+              min(len(page), len(written)))
+    c.add(Check("report.html", same,
+                "the page these files give, rendered again" if same else
+                f"report.html differs from the page these files give, from byte {at:,} "
+                f"(written {len(written):,} bytes, rendered {len(page):,})", "exact"))
