@@ -327,13 +327,32 @@ def _print_summary(run: api.Run, written: Path) -> None:
             share = f"{allocated / fundable:.1%}" if fundable > 0 else "-"
             table.add_row(Text(name), whole(allocated), whole(fundable), share)
         out.print(table)
-    if figures["most_binding"]:
+    if figures.get("method") == "levels":
+        _print_levels(figures)
+    elif figures["most_binding"]:
         table = Table(title="Most binding rules", title_justify="left")
         table.add_column("rule")
         table.add_column("dual (objective per USD)", justify="right")
         for name, dual in figures["most_binding"]:
             table.add_row(Text(name), f"{dual:.6g}")
         out.print(table)
+
+
+def _print_levels(figures: dict) -> None:
+    """Under priority levels: what set the floor and the rules that stopped the most money."""
+    set_by = figures["floor_set_by"]
+    if set_by:
+        shown = ", ".join(set_by[:5]) + (f" and {len(set_by) - 5} more" if len(set_by) > 5
+                                         else "")
+        out.print(f"the floor is set by: {shown}", soft_wrap=True)
+    table = Table(title="Rules that stopped the most money", title_justify="left")
+    table.add_column("rule")
+    table.add_column("gaps stopped", justify="right")
+    table.add_column("their USD", justify="right")
+    for family, count, money, rules in figures["stopped_most"][:6]:
+        label = rules[0] if len(rules) == 1 else f"{family} ({len(rules)} rules)"
+        table.add_row(Text(label), f"{count:,}", whole(money))
+    out.print(table)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from .errors import InputError, Problem
 from .schema import (
+    ALLOCATION_METHODS,
     EQUITY_GROUPS,
     INCOME_GROUPS,
     INPUT_FILES,
@@ -715,6 +716,14 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
                         _policy_message(error, key_path))
             )
         raise InputError(problems) from None
+    if policy.allocation.method == "levels":
+        zero = [Problem(label, find_toml_line(text, key), render_key(key),
+                        "got 0, expected a weight > 0 under [allocation] method = \"levels\" "
+                        "(a gap's priority is the product of its weights; use method = "
+                        "\"weighted\" to keep zero weights)")
+                for key in policy.zero_weights()]
+        if zero:
+            raise InputError(zero)
     if "name" not in document:
         policy = policy.model_copy(update={"name": readable(path.stem)})
     warnings: list[Problem] = []
@@ -801,8 +810,9 @@ def _policy_message(error: Any, key_path: tuple[str, ...]) -> str:
     if kind in {"model_type", "dict_type", "model_attributes_type"}:
         return f"{got}, expected a table"
     if kind == "literal_error":
-        hint = did_you_mean(str(value), EQUITY_GROUPS) if isinstance(value, str) else ""
-        return f"{got}, expected one of {', '.join(EQUITY_GROUPS)}{hint}"
+        choices = ALLOCATION_METHODS if key_path[:1] == ("allocation",) else EQUITY_GROUPS
+        hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
+        return f"{got}, expected one of {', '.join(choices)}{hint}"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
         return f"{got}, {_range_text(key_path)}"
     return str(error["msg"])

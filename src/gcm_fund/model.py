@@ -374,27 +374,39 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
     return lp
 
 
-def _weights(data: ProblemData, policy: Policy, var_source: np.ndarray, var_gap: np.ndarray,
-             gap_state: np.ndarray) -> np.ndarray:
-    states, gaps, sources = data.states, data.gaps, data.sources
+def gap_priority(data: ProblemData, policy: Policy) -> np.ndarray:
+    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s), by gap: the grant part of the weight."""
+    states, gaps = data.states, data.gaps
+    gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
     target_weight = np.array(
         [policy.weights.target.get(t, 1.0) for t in gaps["target"]], dtype=float
     )
     income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
-    burden = {g: policy.loans.burden.get(g) for g in INCOME_GROUPS}
-    state_income = states["income_group"].to_numpy()
     state_weight = np.array(
         [income_weight[g] * policy.role_weight(tuple(r)) for g, r in
-         zip(state_income, states["roles"], strict=True)], dtype=float
+         zip(states["income_group"].to_numpy(), states["roles"], strict=True)], dtype=float
     )
-    state_burden = np.array([burden[g] for g in state_income], dtype=float)
+    return target_weight * state_weight[gap_state]
+
+
+def loan_cost(data: ProblemData, policy: Policy, var_source: np.ndarray,
+              var_gap: np.ndarray) -> np.ndarray:
+    """lambda * (1 - g_f) * burden[income(s)] of every triple (0 for grants)."""
+    states, sources = data.states, data.sources
+    gap_state = pd.Index(states["iso3"]).get_indexer(data.gaps["iso3"])
+    burden = {g: policy.loans.burden.get(g) for g in INCOME_GROUPS}
+    state_burden = np.array([burden[g] for g in states["income_group"].to_numpy()], dtype=float)
     is_loan = (sources["instrument"] == "loan").to_numpy()
     grant_element = sources["grant_element"].to_numpy(dtype=float)
     concession_gap = np.where(is_loan, 1.0 - np.nan_to_num(grant_element, nan=1.0), 0.0)
-    gap_weight = target_weight * state_weight[gap_state]
-    return (gap_weight[var_gap]
-            - policy.loans.penalty * concession_gap[var_source]
+    return (policy.loans.penalty * concession_gap[var_source]
             * state_burden[gap_state[var_gap]])
+
+
+def _weights(data: ProblemData, policy: Policy, var_source: np.ndarray, var_gap: np.ndarray,
+             gap_state: np.ndarray) -> np.ndarray:
+    priority = gap_priority(data, policy)
+    return priority[var_gap] - loan_cost(data, policy, var_source, var_gap)
 
 
 def _in_equity_group(data: ProblemData, policy: Policy, gap_state: np.ndarray) -> np.ndarray:

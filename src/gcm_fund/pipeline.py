@@ -75,6 +75,9 @@ class Solution:
     solver: SolverInfo
     rhs: np.ndarray  # the right-hand sides solved (scaled), after any pledge change
     z_col: int | None = None  # the LP column of z in the stages' values, None without G
+    # Under `[allocation] method = "levels"`: a `levels.LevelsResult` (SPEC 4b); stage2
+    # is then the last level step, its duals d L / d rhs.
+    levels: Any = None
 
 
 def make_backend(lp: LinearProgram, solver: str = "highs", pool: ColumnPool | None = None,

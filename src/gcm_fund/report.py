@@ -35,6 +35,7 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "unallocated_usd": writing.amount, "lhs": writing.amount, "rhs": writing.amount,
     "slack": writing.amount, "coverage": writing.share, "eligible": writing.boolean,
     "marginal_value": writing.real, "dual": writing.real,
+    "priority": writing.real, "level": writing.real,
 }
 
 
@@ -66,7 +67,7 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "tool_version": __version__,
         "run_id": identifier,
         "status": solution.status,
-        "objective": {"floor": solution.floor, "weighted": round(solution.weighted_usd, 6)},
+        "objective": objective(solution),
         "solver": {"name": solution.solver.name, "version": solution.solver.version,
                    "options": solution.solver.options,
                    "value_precision": solution.solver.value_precision},
@@ -86,6 +87,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
             "stage1_reduced_cost": (float(stage1.col_dual[z])
                                     if stage1 and z is not None else None),
         },
+        **({"levels": {"allocated_at_least_usd": round(solution.levels.placed_usd, 6)}}
+           if solution.levels is not None else {}),
         "totals": {
             "pledged_usd": round(summary["pledged_usd"], 2),
             "allocated_usd": round(summary["allocated_usd"], 2),
@@ -117,6 +120,27 @@ def _widening(policy: Policy, floor: float | None, bounds: tuple[float, float] |
     if bounds is None or floor is None or not policy.equity.maximize:
         return None
     return max(0.0, max(policy.equity.min_floor, floor - policy.equity.tolerance) - bounds[0])
+
+
+def objective(solution: Solution) -> dict[str, Any]:
+    """The manifest's `objective`: floor, weighted and the method; under levels also the
+    number of distinct levels, the LPs of stage 2, the money placed and the loan burden."""
+    found: dict[str, Any] = {"floor": solution.floor,
+                             "weighted": round(solution.weighted_usd, 6)}
+    levels = solution.levels
+    if levels is None:
+        found["method"] = "weighted"
+        return found
+    from .results import distinct_levels
+
+    found.update({
+        "method": "levels",
+        "levels": distinct_levels(levels.held),
+        "steps": len(levels.steps),
+        "allocated_usd": round(levels.allocated_usd, 2),
+        "loan_burden": round(levels.loan_burden_usd, 6),
+    })
+    return found
 
 
 def _json_text(document: Any) -> str:
@@ -163,6 +187,10 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         write_csv(folder / "constraints.csv", tables.constraints)
         if tables.stage1_constraints is not None:
             write_csv(folder / "stage1_constraints.csv", tables.stage1_constraints)
+        if tables.levels is not None:
+            write_csv(folder / "levels.csv", tables.levels)
+        if tables.level_duals is not None:
+            write_csv(folder / "level_duals.csv", tables.level_duals)
         copy = folder / INPUT_COPY_DIR
         copy.mkdir()
         for name in INPUT_FILES:

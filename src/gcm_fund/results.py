@@ -26,6 +26,9 @@ class RunTables:
     sources_summary: pd.DataFrame
     constraints: pd.DataFrame
     stage1_constraints: pd.DataFrame | None
+    # Under levels (SPEC 4b): `levels.csv` and `level_duals.csv`.
+    levels: pd.DataFrame | None = None
+    level_duals: pd.DataFrame | None = None
 
 
 def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
@@ -66,8 +69,10 @@ def coverage_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
     })
 
 
-def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution) -> pd.DataFrame:
-    """Per source: pledge, allocated, unallocated, and the dual of its budget row."""
+def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
+                  dual_scale: float = 1.0) -> pd.DataFrame:
+    """Per source: pledge, allocated, unallocated, and the dual of its budget row (under
+    levels the last step's: how far the last level rises per USD of pledge)."""
     sources = lp.data.sources
     pledge = solution_pledges(lp, solution)
     allocated = _cent_totals(lp.var_source, x_written, len(sources))
@@ -76,7 +81,7 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution) 
     if budget is not None:
         dual = solution.stage2.row_dual[budget.start:budget.stop]
         # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
-        marginal[lp._budget_sources] = np.maximum(dual, 0.0)
+        marginal[lp._budget_sources] = np.maximum(dual, 0.0) * dual_scale
     return pd.DataFrame({
         "source_id": sources["source_id"].to_numpy(),
         "pledge_usd": pledge,
@@ -147,6 +152,8 @@ def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
     """All tables of a run from the model and its solution."""
     pledge = solution_pledges(lp, solution)
     x_written = written_amounts(lp, solution.x_usd, pledge)
+    if solution.levels is not None:
+        return _level_tables(lp, solution, x_written)
     stage1 = None
     if solution.stage1 is not None:
         # Stage 1 maximises z, a share: its duals are per USD million of rhs.
@@ -182,7 +189,39 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
         "coverage_by_income": by_income,
         "coverage_by_target": by_target,
         "most_binding": [(r.name, float(r.dual)) for r in binding.head(3).itertuples()],
+        **(_level_summary(lp, solution, tables) if solution.levels is not None else {}),
     }
+
+
+def _level_summary(lp: LinearProgram, solution: Solution, tables: RunTables
+                   ) -> dict[str, object]:
+    """Under levels: what set the floor (stage 1's binding rules other than floor rows),
+    and the rules that stopped the most money (by family, each gap's amount counted once
+    per family among its `stopped_by`)."""
+    floor_set_by: list[str] = []
+    if solution.stage1 is not None and solution.stage1.row_dual.size:
+        dual = solution.stage1.row_dual[: lp.n_rows]
+        families = lp.row_families()
+        names = np.array(lp.row_names(), dtype=object)
+        rows = np.nonzero((np.abs(dual) > 1e-9) & (families != "floor"))[0]
+        rows = rows[np.argsort(-np.abs(dual[rows]), kind="stable")]
+        floor_set_by = [str(n) for n in names[rows]]
+    cov = tables.coverage
+    money: dict[str, list[float]] = {}
+    named: dict[str, set[str]] = {}
+    for rules, amount in zip(cov["stopped_by"], cov["allocated_usd"], strict=True):
+        families_here: set[str] = set()
+        for rule in str(rules).split(";") if rules else []:
+            family = rule.partition("[")[0]
+            named.setdefault(family, set()).add(rule)
+            if family not in families_here:
+                families_here.add(family)
+                entry = money.setdefault(family, [0.0, 0.0])
+                entry[0] += 1
+                entry[1] += float(amount)
+    stopped = sorted(((f, int(n), usd, sorted(named[f])) for f, (n, usd) in money.items()),
+                     key=lambda item: (-item[2], item[0]))
+    return {"method": "levels", "floor_set_by": floor_set_by, "stopped_most": stopped}
 
 
 def no_floor_reason(lp: LinearProgram) -> str:
@@ -218,3 +257,102 @@ def _coverage_by(coverage: pd.DataFrame, key: pd.Series) -> dict[str, tuple[floa
     grouped = coverage.groupby(key, sort=True)[["allocated_usd", "fundable_usd"]].sum()
     return {str(k): (float(r.allocated_usd), float(r.fundable_usd))
             for k, r in grouped.iterrows()}
+
+
+# ---------------------------------------------------------------------------------------
+# Priority levels (SPEC section 4b)
+
+# A dual counts as positive above this (d L / d rhs in USD millions): the solvers' dual
+# feasibility tolerance.
+POSITIVE_DUAL = 1e-9
+
+
+def distinct_levels(levels: np.ndarray) -> int:
+    """How many distinct levels: values within 1e-6 relative count as one (CBC reads
+    values back with 8 significant digits, so one level may come back twice)."""
+    values = np.sort(levels[np.isfinite(levels)])
+    if len(values) == 0:
+        return 0
+    breaks = np.diff(values) > 1e-6 * np.maximum(np.abs(values[1:]), 1e-12)
+    return int(breaks.sum()) + 1
+
+
+def _step_rules(lp: LinearProgram, solution: Solution) -> tuple[list[list[str]],
+                                                                list[dict[int, list[str]]]]:
+    """Per step: its positive-dual rules (not level or held rows), and for every gap it
+    stopped, those of them whose row holds one of the gap's columns, `gap[...]` first."""
+    import scipy.sparse as sp  # here, not at the top: `validate` imports this module lean
+
+    levels = solution.levels
+    ext = levels.ext
+    names = np.array(ext.row_names(), dtype=object)
+    families = ext.row_families()
+    rule = ~np.isin(families, ("level", "held"))
+    by_gap = sp.csr_matrix((np.ones(lp.n_x), (np.arange(lp.n_x), lp.var_gap)),
+                           shape=(lp.n_x, len(lp.data.gaps)))
+    x_part = ext.matrix[:, : lp.n_x].tocsr()
+    step_rules: list[list[str]] = []
+    gap_rules: list[dict[int, list[str]]] = []
+    for step in levels.steps:
+        rows = step.dual_rows[(np.abs(step.dual_values) > POSITIVE_DUAL)
+                              & rule[step.dual_rows]]
+        order = np.argsort([0 if families[r] == "gap" else 1 for r in rows], kind="stable")
+        rows = rows[order]
+        step_rules.append([str(names[r]) for r in rows])
+        touches = (abs(x_part[rows]) @ by_gap).tocsc()
+        stopped: dict[int, list[str]] = {}
+        for g in step.stopped:
+            hit = touches[:, int(g)].nonzero()[0]
+            stopped[int(g)] = [str(names[rows[i]]) for i in np.sort(hit)]
+        gap_rules.append(stopped)
+    return step_rules, gap_rules
+
+
+def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) -> RunTables:
+    """The tables of SPEC 4b: duals d L / d rhs of the last step, per USD."""
+    levels = solution.levels
+    per_usd = 1.0 / SCALE_USD
+    coverage = coverage_table(lp, x_written)
+    priority = levels.priority
+    in_e = lp.gap_eligible
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(in_e, coverage["coverage"].to_numpy(dtype=float) / priority, np.nan)
+    step_rules, gap_rules = _step_rules(lp, solution)
+    stopped_by = np.full(len(lp.data.gaps), "", dtype=object)
+    for found in gap_rules:
+        for g, rules in found.items():
+            stopped_by[g] = ";".join(rules)
+    coverage["priority"] = priority
+    coverage["level"] = level
+    coverage["stopped_by"] = stopped_by
+    # The step that stopped the gap: what `certify` needs to rebuild each step's LP.
+    coverage["step"] = [str(k + 1) if k >= 0 else "" for k in levels.stop_step]
+    steps = levels.steps
+    table = pd.DataFrame({
+        "step": np.arange(1, len(steps) + 1),
+        "level": [s.level for s in steps],
+        "gaps_stopped": [len(s.stopped) for s in steps],
+        "stopped_by": [";".join(r) for r in step_rules],
+    })
+    names = np.array(levels.ext.row_names(), dtype=object)
+    duals = pd.DataFrame({
+        "step": np.concatenate([np.full(len(s.dual_rows), k + 1) for k, s in enumerate(steps)]
+                               or [np.zeros(0, dtype=int)]).astype(int),
+        "name": np.concatenate([names[s.dual_rows] for s in steps] or [np.zeros(0, dtype=object)]),
+        "dual": np.concatenate([s.dual_values for s in steps] or [np.zeros(0)]) * per_usd,
+    })
+    stage1 = None
+    if solution.stage1 is not None:
+        stage1 = constraints_table(lp, written_amounts(
+            lp, solution.stage1.col_value[: lp.n_x] * SCALE_USD, solution_pledges(lp, solution)),
+            solution.stage1, solution.rhs, dual_scale=per_usd)
+    return RunTables(
+        allocations=allocation_table(lp, x_written),
+        coverage=coverage,
+        sources_summary=sources_table(lp, x_written, solution, dual_scale=per_usd),
+        constraints=constraints_table(lp, x_written, solution.stage2, solution.rhs,
+                                      dual_scale=per_usd),
+        stage1_constraints=stage1,
+        levels=table,
+        level_duals=duals,
+    )

@@ -27,6 +27,7 @@ ROLES = ("origin", "transit", "destination")
 KINDS = ("donor", "ifi", "private")
 INSTRUMENTS = ("grant", "loan")
 EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
+ALLOCATION_METHODS = ("levels", "weighted")
 
 # ASCII digits only: `\d` would also take other scripts' digits, which float() accepts.
 # Goal 1 to 17 and a target number without leading zeros (or one letter): `08.7` and
@@ -559,6 +560,13 @@ class InputMeta(BaseModel):
 META_FILE = "meta.toml"
 
 
+class Allocation(BaseModel):
+    """How the allocation is chosen among the optima of the floor (SPEC section 4b)."""
+
+    model_config = _POLICY_CONFIG
+    method: Literal["levels", "weighted"] = "levels"
+
+
 class Policy(BaseModel):
     """A policy file of `models/`: every key optional, unknown keys refused."""
 
@@ -570,9 +578,21 @@ class Policy(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     thematic: Thematic = Field(default_factory=Thematic)
     equity: Equity = Field(default_factory=Equity)
+    allocation: Allocation = Field(default_factory=Allocation)
 
     def role_weight(self, roles: tuple[str, ...]) -> float:
         """Wr(s): the largest weight among the roles, 1.0 when there are none."""
         if not roles:
             return 1.0
         return max(float(getattr(self.weights.role, r)) for r in roles)
+
+    def zero_weights(self) -> list[tuple[str, ...]]:
+        """Key paths of the weights that are 0: not allowed under `levels`, where a gap's
+        priority is a product of weights and a zero would leave the gap no level."""
+        found: list[tuple[str, ...]] = []
+        found += [("weights", "target", t) for t, w in self.weights.target.items() if w <= 0]
+        found += [("weights", "income", g) for g in INCOME_GROUPS
+                  if self.weights.income.get(g) <= 0]
+        found += [("weights", "role", r) for r in ("origin", "transit", "destination")
+                  if float(getattr(self.weights.role, r)) <= 0]
+        return found

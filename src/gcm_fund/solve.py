@@ -32,5 +32,10 @@ def solve_stages(lp: LinearProgram, backend: Backend,
 
 
 def solve(lp: LinearProgram, solver: str = "highs") -> Solution:
-    """Both stages of `lp` with the named solver."""
+    """The allocation of `lp` with the named solver, by the policy's method: priority
+    levels (SPEC section 4b, `levels`) or the two stages of section 4 (`weighted`)."""
+    if lp.policy.allocation.method == "levels":
+        from .levels import solve_levels
+
+        return solve_levels(lp, solver)
     return Pipeline(lp, solver).run()

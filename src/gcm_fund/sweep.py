@@ -53,8 +53,9 @@ import numpy as np
 
 from .backend import INFEASIBLE, OPTIMAL, SolverInfo
 from .errors import InfeasibleError, UsageError
+from .levels import extend, run_levels
 from .load import ProblemData
-from .model import LinearProgram, build
+from .model import SCALE_USD, LinearProgram, build, gap_priority
 from .pipeline import Pipeline
 from .pricing import ColumnPool
 from .schema import Policy, did_you_mean
@@ -223,7 +224,14 @@ class _WarmSweep:
         self.lp = lp
         self.swept = swept
         self.base = base_pledges_usd.astype(float)
-        self.pipeline = Pipeline(lp, "highs", warm_stages=True, pool_options=pool_options)
+        self.levels = lp.policy.allocation.method == "levels"
+        if self.levels:
+            # SPEC 4b: the level stages run on the LP with its level column and rows.
+            self.priority = gap_priority(lp.data, lp.policy)
+            ext, self.layout = extend(lp, self.priority)
+            self.pipeline = Pipeline(ext, "highs", warm_stages=True, pool_options=pool_options)
+        else:
+            self.pipeline = Pipeline(lp, "highs", warm_stages=True, pool_options=pool_options)
         self.solves = 0
         self.swept_budget_rows = self._budget_rows(swept)
 
@@ -252,12 +260,20 @@ class _WarmSweep:
         self.pipeline.set_pledges(pledges)
         self.solves += 1
         try:
-            solution = self.pipeline.run(diagnosed=False)
+            if self.levels:
+                live = (pledges > 0)[self.lp.var_source]
+                funded = np.bincount(self.lp.var_gap[live], minlength=len(self.lp.data.gaps)) > 0
+                solution = run_levels(self.pipeline, self.lp, self.layout, self.priority,
+                                      diagnosed=False, funded=funded)
+            else:
+                solution = self.pipeline.run(diagnosed=False)
         except InfeasibleError:
             return Level(level_usd, INFEASIBLE)
         marginal: float | None = None
         if len(self.swept_budget_rows) and level_usd > 0:
-            dual = solution.stage2.row_dual[self.swept_budget_rows]
+            # Under levels the last step's dual: how far the last level rises per USD.
+            per = 1.0 / SCALE_USD if self.levels else 1.0
+            dual = solution.stage2.row_dual[self.swept_budget_rows] * per
             # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
             marginal = float(np.maximum(dual, 0.0).sum())
         return Level(

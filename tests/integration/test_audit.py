@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cases import gap, read_csv, source, state
@@ -109,24 +110,27 @@ def test_certify_passes_on_random_instances(tmp_path: Path, seed: int, size: tup
         assert cert.ok, "\n".join(cert.lines())
 
 
+# Section 4's weighted stage 2; test_levels.py certifies section 4b's levels.
+WEIGHTED: dict[str, Any] = {"allocation": {"method": "weighted"}}
+
 HAND_CASES = {
     # amounts of a few USD: the cent rounding is a large share of the objective
     "tiny amounts": dict(
         states=[state("AAA", "LIC"), state("BBB", "LMIC", roles="transit")],
         gaps=[gap("AAA", "10.7", 3.07), gap("AAA", "8.8", 5.11), gap("BBB", "10.7", 7.3)],
         sources=[source("g1", 4.03), source("g2", 2.99, targets="10.7")],
-        policy={"weights": {"role": {"transit": 1.3}}}),
+        policy={"weights": {"role": {"transit": 1.3}}, **WEIGHTED}),
     "floor not maximized": dict(
         states=[state("AAA", "LIC"), state("BBB", "LIC", roles="transit")],
         gaps=[gap("AAA", "10.7", 1e6), gap("BBB", "10.7", 1e6)],
         sources=[source("g1", 8e5)],
         policy={"weights": {"role": {"transit": 2.0}},
-                "equity": {"maximize": False, "min_floor": 0.2}}),
+                "equity": {"maximize": False, "min_floor": 0.2}, **WEIGHTED}),
     "empty floor set": dict(
         states=[state("AAA", "LIC"), state("HHH", "HIC")],
         gaps=[gap("AAA", "10.7", 1e6), gap("HHH", "10.7", 1e6)],
         sources=[source("g1", 5e5)],
-        policy={"equity": {"group": "HIC"}}),
+        policy={"equity": {"group": "HIC"}, **WEIGHTED}),
     "every rule": dict(
         states=[state("AAA", "LIC", ldc=True, absorption_usd=4e5),
                 state("BBB", "LMIC", debt_distress=True, roles="origin;transit"),
@@ -140,7 +144,7 @@ HAND_CASES = {
         policy={"weights": {"role": {"transit": 1.2}}, "loans": {"penalty": 3.0},
                 "limits": {"max_state_share": 0.6},
                 "thematic": {"min_share": {"8.7": 0.2}},
-                "equity": {"group": "ldc"}}),
+                "equity": {"group": "ldc"}, **WEIGHTED}),
 }
 
 
@@ -453,7 +457,8 @@ def test_explain_says_why_sources_gave_nothing(write_case: Callable[..., tuple[P
         gaps=[gap("AAA", "10.7", 1000), gap("BBB", "10.7", 1000)],
         sources=[source("g1", 500), source("loan1", 300, instrument="loan", grant_element=0.5),
                  source("asia", 100, regions="Asia")],
-        policy={"weights": {"role": {"transit": 2.0}}, "equity": {"maximize": False}},
+        policy={"weights": {"role": {"transit": 2.0}}, "equity": {"maximize": False},
+                **WEIGHTED},
     )
     run = solve_into(inputs, policy, tmp_path / "run")
     status, output = cli("explain", run, "--state", "AAA")
@@ -475,7 +480,7 @@ def test_explain_names_a_cap_reached(write_case: Callable[..., tuple[Path, Path]
         gaps=[gap("CCC", "10.7", 1000), gap("AAA", "10.7", 1000), gap("DDD", "10.7", 1000)],
         sources=[source("g1", 500), source("loan1", 300, instrument="loan", grant_element=0.5)],
         policy={"weights": {"role": {"transit": 2.0}}, "loans": {"penalty": 1.0},
-                "equity": {"maximize": False}},
+                "equity": {"maximize": False}, **WEIGHTED},
     )
     run = solve_into(inputs, policy, tmp_path / "run")
     status, output = cli("explain", run, "--state", "CCC")

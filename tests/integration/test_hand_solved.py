@@ -26,6 +26,7 @@ from gcm_fund.errors import InfeasibleError
 
 SOLVERS = ["highs", "cbc"]
 NO_FLOOR: dict[str, Any] = {"equity": {"group": "ldc"}}
+WEIGHTED: dict[str, Any] = {"allocation": {"method": "weighted"}}
 REL = 1e-6
 FLOOR_ABS = 1e-7  # in coverage: the solvers' feasibility tolerance over U ~ 1e6 USD
 
@@ -368,8 +369,9 @@ CASES = [
 
 
 def solve_case(tmp_path, write_case, case: Case, solver: str):
+    # These cases pin section 4's weighted stage 2 (test_levels.py has section 4b's).
     inputs, policy = write_case(tmp_path, states=case.states, gaps=case.gaps,
-                                sources=case.sources, policy=case.policy)
+                                sources=case.sources, policy={**case.policy, **WEIGHTED})
     return allocate_and_read(inputs, policy, tmp_path / "run", solver)
 
 

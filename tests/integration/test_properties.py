@@ -143,6 +143,8 @@ def policies(draw: st.DrawFn, targets: list[str]) -> dict[str, Any]:
     }
     policy["thematic"] = {"min_share": draw(st.dictionaries(
         st.sampled_from(targets), st.sampled_from([0.0, 0.1, 0.25, 0.4]), max_size=2))}
+    # These properties are about section 4's weighted stage 2 (zero weights included).
+    policy["allocation"] = {"method": "weighted"}
     policy["equity"] = {
         "group": draw(st.sampled_from(["all", "all", "ldc", "LIC", "LMIC"])),
         "maximize": draw(st.sampled_from([True, True, False])),
@@ -452,14 +454,25 @@ class Optimum:
     weighted_tolerant: float = 0.0
 
 
-def reference_optimum(ref: Reference) -> Optimum:
-    """Stage 1 and stage 2 of SPEC section 4 with linprog, the matrix built row by row."""
-    if ref.structurally_infeasible:
-        return Optimum(False)
+@dataclass
+class ReferenceMatrix:
+    """SPEC section 4's rules as `matrix @ [x, z] <= bound`, in USD millions."""
+
+    matrix: np.ndarray
+    bound: np.ndarray
+    column: dict[Triple, int]  # the column of each eligible triple; z is the last one
+    has_z: bool
+
+    @property
+    def n_x(self) -> int:
+        """Number of allocation columns."""
+        return len(self.column)
+
+
+def reference_matrix(ref: Reference) -> ReferenceMatrix:
+    """Every rule of SPEC section 4 as a `<=` row, built row by row from the reference."""
     column = {triple: j for j, triple in enumerate(ref.triples)}
     n_x = len(column)
-    if n_x == 0:
-        return Optimum(True, None)
     has_z = bool(ref.floor_set)
     z = n_x
     n_cols = n_x + (1 if has_z else 0)
@@ -495,7 +508,19 @@ def reference_optimum(ref: Reference) -> Optimum:
     for i, coefficients in enumerate(rows):
         for j, value in coefficients.items():
             matrix[i, j] = value
-    bound = np.array(rhs)
+    return ReferenceMatrix(matrix, np.array(rhs), column, has_z)
+
+
+def reference_optimum(ref: Reference) -> Optimum:
+    """Stage 1 and stage 2 of SPEC section 4 with linprog, the matrix built row by row."""
+    if ref.structurally_infeasible:
+        return Optimum(False)
+    if not ref.triples:
+        return Optimum(True, None)
+    rm = reference_matrix(ref)
+    matrix, bound, n_x, has_z = rm.matrix, rm.bound, rm.n_x, rm.has_z
+    z = n_x
+    n_cols = n_x + (1 if has_z else 0)
 
     def maximise(cost: np.ndarray, z_range: tuple[float, float]) -> Any:
         bounds = [(0.0, None)] * n_x + ([z_range] if has_z else [])
@@ -633,6 +658,7 @@ def badly_scaled(factor: float) -> dict[str, Any]:
             "loans": {"penalty": 0.5},
             "limits": {"max_state_share": 0.8},
             "thematic": {"min_share": {"8.8": 0.2}},
+            "allocation": {"method": "weighted"},
         },
     }
 

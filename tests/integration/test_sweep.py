@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import cases
 import numpy as np
@@ -46,9 +47,12 @@ from gcm_fund.sweep import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+# Section 4's weighted stage 2: the breakpoints of the module docstring are W(B)'s.
+WEIGHTED: dict[str, Any] = {"allocation": {"method": "weighted"}}
 HAND_POLICY = {
     "weights": {"target": {"10.7": 4.0, "8.8": 3.0, "5.2": 2.0, "16.2": 1.0}},
     "equity": {"group": "ldc"},
+    **WEIGHTED,
 }
 
 
@@ -158,7 +162,7 @@ def only_source_case(tmp_path: Path, write_case) -> tuple[Path, Path]:
         states=[state("KEN", "LIC"), state("UGA", "LIC")],
         gaps=[gap("KEN", "10.7", 4e6), gap("UGA", "10.7", 2e6)],
         sources=[source("only", 5e6), source("other", 1e6, exclude_states="KEN")],
-        policy=None,
+        policy=WEIGHTED,
     )
 
 
@@ -183,7 +187,7 @@ def test_the_floor_set_empty_at_zero(tmp_path: Path, write_case) -> None:
         states=[state("KEN", "LIC", ldc=True), state("UGA", "LIC")],
         gaps=[gap("KEN", "10.7", 4e6), gap("UGA", "10.7", 2e6)],
         sources=[source("only", 5e6), source("other", 1e6, exclude_states="KEN")],
-        policy={"equity": {"group": "ldc"}},
+        policy={"equity": {"group": "ldc"}, **WEIGHTED},
     )
     data, policy = loaded(inputs, policy_path)
     result = sweep(data, policy, ["only"], parse_levels("0:4e6:3"))
@@ -200,7 +204,7 @@ def test_a_thematic_target_only_the_swept_source_funds_is_infeasible_at_zero(
         states=[state("KEN", "LIC"), state("UGA", "LIC")],
         gaps=[gap("KEN", "8.7", 4e6), gap("UGA", "10.7", 2e6)],
         sources=[source("only", 5e6), source("other", 1e6, targets="10.7")],
-        policy={"thematic": {"min_share": {"8.7": 0.2}}},
+        policy={"thematic": {"min_share": {"8.7": 0.2}}, **WEIGHTED},
     )
     data, policy = loaded(inputs, policy_path)
     result = sweep(data, policy, ["only"], parse_levels("0:2e6:3"))
@@ -221,7 +225,7 @@ def min_floor_case(tmp_path: Path, write_case) -> tuple[Path, Path]:
         states=[state("KEN", "LIC"), state("UGA", "LIC")],
         gaps=[gap("KEN", "10.7", 4e6), gap("UGA", "10.7", 4e6)],
         sources=[source("don", 1e6)],
-        policy={"equity": {"min_floor": 0.5}},
+        policy={"equity": {"min_floor": 0.5}, **WEIGHTED},
     )
 
 

@@ -36,6 +36,7 @@ from ..load import load_inputs, load_policy
 from . import derived, optimality, provenance
 from .checks import Certificate, Certifier, Check
 from .folder import open_run
+from .levels import certify_levels
 from .rules import rebuild
 
 
@@ -74,7 +75,10 @@ def certify(folder: Path | str) -> Certificate:
         return c.cert
     c.step("rules", optimality.check_rules)
     z_final = c.step("rule floor", optimality.check_floor)
-    c.step("stage 2", optimality.stage2, z_final)
+    if c.rules.policy.allocation.method == "levels":
+        c.step("levels", certify_levels, z_final)
+    else:
+        c.step("stage 2", optimality.stage2, z_final)
     c.step("stage 1", optimality.stage1, z_final)
     c.step("coverage.csv", derived.check_coverage)
     c.step("sources_summary.csv", derived.check_sources)

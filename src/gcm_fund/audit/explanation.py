@@ -35,6 +35,11 @@ class GapLine:
     allocated_usd: float
     coverage: float
     eligible: bool
+    # Under priority levels (SPEC 4b): the gap's priority, level, step and stopping rules.
+    priority: float = math.nan
+    level: float = math.nan
+    step: str = ""
+    stopped_by: str = ""
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Explanation:
     by_source: dict[str, dict[str, float]]
     rules: list[RuleLine]
     nothing: list[tuple[str, str]]
+    method: str = "weighted"
+    floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
 
     @property
     def allocated_usd(self) -> float:
@@ -74,6 +81,19 @@ class Explanation:
             out.append(f"  {g.target:<6} need {usd(g.need_usd)}, fundable {usd(g.fundable_usd)}"
                        f", allocated {usd(g.allocated_usd)}, coverage {cov}"
                        + ("" if g.eligible else " (no source may fund it)"))
+            if self.method == "levels" and g.step:
+                stopped = g.stopped_by.replace(";", ", ") or "no rule named"
+                out.append(f"         priority {g.priority:.6g}, level {g.level:.6g} (coverage "
+                           f"/ priority), stopped at step {g.step} by {stopped}")
+        if self.method == "levels":
+            out += ["", "levels: each gap's amount, level and stopping rules are unique (any "
+                    "correct solver gives them); how a gap's amount is split among its "
+                    "sources below follows the documented split rule."]
+            if self.floor_set_by:
+                shown = ", ".join(self.floor_set_by[:6]) + (
+                    f" and {len(self.floor_set_by) - 6} more" if len(self.floor_set_by) > 6
+                    else "")
+                out.append(f"the floor (stage 1) is set by: {shown}")
         out += ["", "sources:"]
         if not self.by_source:
             out.append("  none")
@@ -160,12 +180,21 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     alloc["amount_usd"] = amounts
     mine = alloc[(alloc["iso3"] == iso3) & alloc["target"].isin(set(gaps["target"]))]
     got = mine.groupby("target")["amount_usd"].sum()
+    method = policy.allocation.method
+    levels: dict[str, dict[str, str]] = {}
+    if method == "levels" and run.has("coverage.csv"):
+        cov = run.table("coverage.csv", ("iso3", "target", "priority", "level", "stopped_by",
+                                         "step"))
+        levels = {r["target"]: r for r in cov[cov["iso3"] == iso3].to_dict("records")}
     lines = []
     for g in gaps.itertuples():
         allocated = round(float(got.get(g.target, 0.0)), 2)
+        row = levels.get(g.target, {})
         lines.append(GapLine(g.target, g.need_usd, g.fundable_usd, allocated,
                              allocated / g.fundable_usd if g.fundable_usd > 0 else math.nan,
-                             bool(g.eligible)))
+                             bool(g.eligible), _number(row.get("priority", "")),
+                             _number(row.get("level", "")), row.get("step", ""),
+                             row.get("stopped_by", "")))
     by_source: dict[str, dict[str, float]] = {}
     for r in mine.itertuples():
         by_source.setdefault(r.source_id, {})[r.target] = float(r.amount_usd)
@@ -189,9 +218,24 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
                   for _, r in binding.iterrows()]
 
     nothing = _gave_nothing(rules, constraints, alloc, iso3, sorted(targets), set(by_source))
+    floor_set_by = None
+    if method == "levels" and run.has("stage1_constraints.csv"):
+        stage1 = run.table("stage1_constraints.csv", CONSTRAINT_COLUMNS)
+        dual = parse_numbers(stage1["dual"])
+        # Stage 1 maximises a share: its duals per USD are tiny, so any non-zero one counts.
+        keep = (np.nan_to_num(dual) != 0) & (stage1["family"] != "floor")
+        order = np.argsort(-np.abs(np.nan_to_num(dual[keep.to_numpy()])), kind="stable")
+        floor_set_by = [str(n) for n in stage1["name"][keep].to_numpy()[order]]
     st = states.loc[iso3]
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
-                       rule_lines, nothing)
+                       rule_lines, nothing, method, floor_set_by)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, iso3: str,

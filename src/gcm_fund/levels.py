@@ -1,0 +1,294 @@
+"""Priority levels (SPEC section 4b): the allocation that the policy alone decides.
+
+Stage 1 (the floor) is section 4's. Stage 1b maximises the money placed, X*. Stage 2 is
+progressive filling: every gap of E gets `pi * L` of its fundable need as the level L
+rises, until a rule stops it. All of it is one model, solved again and again warm:
+
+- a column `L` after z;
+- per gap of E a **level row** `sum_f x - pi U L >= 0` ("rising"), and a **held row**
+  `sum_f x >= 0`;
+- one row `allocated[total]`: `sum x >= X* - 0.01 USD x |E|`.
+
+Stopping a gap at level l is two right-hand-side changes and nothing else: its level row
+is relaxed to `>= -pi U Lcap` (never binding, as some rising gap keeps L <= Lcap) and its
+held row raised to `pi U l`. So each step is a warm dual-simplex re-solve of the same
+HiGHS model, column pool and all. A gap stops when its level row has a positive dual
+(in d L / d rhs terms a negative one): by complementary slackness it cannot rise
+while the others keep the level.
+
+Stage 3 (loans) minimises the loan burden with every gap held; then the **split rule**
+chooses how each gap's amount is split among its sources, which is the one part the
+levels leave open: among the splits that keep every gap's amount (and the least loan
+burden), the one of least `sum d[f,s,t] * x[f,s,t]`, where `d` is a fixed pseudo-random
+number in [1, 2) computed from the names `source_id`, `iso3` and `target` (see
+`split_cost`). Generic costs make that optimum unique, so every solver and every order of
+the input rows gives the same split.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
+from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
+from .pipeline import Pipeline, Solution, stage2_floor_bounds
+
+log = logging.getLogger(__name__)
+
+LEVEL_FAMILIES = ("level", "held", "allocated", "loan_burden")
+# A gap stops when its share of d L / d rhs (|dual| * pi * U, which sums to 1 over the
+# level rows of a step) exceeds this. A smaller share may be solver noise; a gap with a
+# real but tiny share stops at a later step with the same L, which costs a step only.
+STOP_SHARE = 1e-7
+# A stopped gap is held this far (relative) below the level it stopped at: the steps after
+# it come back within the solver's tolerances, not exactly, and a hold at the very edge
+# can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
+# a gap's fundable need is far inside SPEC 4b's 1e-6.
+HOLD_MARGIN = 1e-9
+# Money placed may fall short of X* by this much per gap of E (SPEC 4b), in USD.
+PLACED_SLACK_USD = 0.01
+
+
+@dataclass
+class LevelStep:
+    """One LP of stage 2: its level, the gaps it stopped and its non-zero duals."""
+
+    level: float
+    stopped: np.ndarray  # gap indices (into data.gaps)
+    dual_rows: np.ndarray  # rows of the extended LP with a non-zero dual
+    dual_values: np.ndarray  # their duals, d L / d rhs in scaled units
+
+
+@dataclass
+class LevelsResult:
+    """What stage 2 found, by gap and by step."""
+
+    priority: np.ndarray  # pi by gap (every gap)
+    stop_step: np.ndarray  # by gap: the step that stopped it (from 0), -1 outside E
+    held: np.ndarray  # by gap: the level l it is held at (NaN outside E)
+    steps: list[LevelStep]
+    allocated_usd: float  # X*, stage 1b
+    placed_usd: float  # what later stages keep: sum x >= this (X* less the slack)
+    loan_burden_usd: float  # sum of lambda (1 - g) burden x over the final allocation
+    stage3: bool  # whether stage 3 ran
+    ext: LinearProgram  # the LP with the level column and rows
+
+
+@dataclass
+class Layout:
+    """Where the level column and rows sit in the extended LP."""
+
+    level_col: int
+    gaps: np.ndarray  # E: gap indices, in row order
+    level_rows: np.ndarray  # per gap of E
+    held_rows: np.ndarray  # per gap of E
+    allocated_row: int
+    burden_row: int | None
+    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi)
+    scale: np.ndarray  # pi * U, per gap of E (scaled units)
+    relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
+
+
+def split_cost(lp: LinearProgram) -> np.ndarray:
+    """d[f,s,t] in [1, 2): the split rule's fixed cost of every triple, from its names.
+
+    CRC-32 of the source id and of `iso3,target`, mixed by Knuth's multiplicative hash:
+    the same numbers whatever the order of the rows in the input files.
+    """
+    ids = lp.data.sources["source_id"].to_numpy()
+    gaps = lp.data.gaps
+    source_hash = np.array([zlib.crc32(str(s).encode()) for s in ids], dtype=np.uint64)
+    gap_hash = np.array([zlib.crc32(f"{i},{t}".encode()) for i, t in
+                         zip(gaps["iso3"], gaps["target"], strict=True)], dtype=np.uint64)
+    mixed = (source_hash[lp.var_source] * np.uint64(2654435761)
+             + gap_hash[lp.var_gap] * np.uint64(40503)) % np.uint64(2**32)
+    mixed = (mixed * np.uint64(2246822519)) % np.uint64(2**32)
+    return 1.0 + mixed.astype(float) / 2**32
+
+
+def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layout]:
+    """The LP with the level column L and the level, held, allocated (and loan burden)
+    rows, each at a right-hand side that no allocation reaches: stages 1 and 1b see
+    section 4's LP, and each later stage changes right-hand sides only.
+
+    The relaxed sides are finite (a level row at -pi U Lcap, which holds for L <= Lcap,
+    and some gap still rising keeps L there), so that PuLP's solvers get them too.
+    """
+    gaps_e = np.nonzero(lp.gap_eligible)[0]
+    n_e = len(gaps_e)
+    position = np.full(len(lp.data.gaps), -1)
+    position[gaps_e] = np.arange(n_e)
+    scale = priority[gaps_e] * lp.fundable[gaps_e]
+    cap = float(1.0 / priority[gaps_e].min()) if n_e else 1.0
+    n_x = lp.n_x
+    x_cols = np.arange(n_x)
+    row_of_x = position[lp.var_gap]
+    ext = lp.with_columns(["L"], sp.csc_matrix((lp.n_rows, 1)))
+    level_col = ext.column("L")
+    assert level_col is not None
+    n_cols = ext.n_cols
+    gaps = lp.data.gaps
+    keys = {"iso3": gaps["iso3"].to_numpy()[gaps_e], "target": gaps["target"].to_numpy()[gaps_e]}
+    level = sp.csr_matrix((np.concatenate([np.ones(n_x), -scale]),
+                           (np.concatenate([row_of_x, np.arange(n_e)]),
+                            np.concatenate([x_cols, np.full(n_e, level_col)]))),
+                          shape=(n_e, n_cols))
+    relaxed = -scale * cap
+    ext = ext.with_rows("level", keys, level, GE, relaxed)
+    held = sp.csr_matrix((np.ones(n_x), (row_of_x, x_cols)), shape=(n_e, n_cols))
+    ext = ext.with_rows("held", keys, held, GE, np.zeros(n_e))
+    total = {"total": np.array(["total"], dtype=object)}
+    ext = ext.with_rows("allocated", total, sp.csr_matrix(
+        (np.ones(n_x), (np.zeros(n_x, dtype=int), x_cols)), shape=(1, n_cols)), GE,
+        np.zeros(1))
+    burden = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
+    burden_row = None
+    if lp.policy.loans.penalty > 0 and bool((burden > 0).any()):
+        on = np.nonzero(burden > 0)[0]
+        burden_row = ext.n_rows
+        # Above any burden the pledges could carry, until stage 3 sets it.
+        ext = ext.with_rows("loan_burden", total, sp.csr_matrix(
+            (burden[on], (np.zeros(len(on), dtype=int), on)), shape=(1, n_cols)), LE,
+            np.array([float(burden.max() * lp.pledge.sum()) + 1.0]))
+    start = lp.n_rows
+    layout = Layout(level_col=level_col, gaps=gaps_e, level_rows=np.arange(n_e) + start,
+                    held_rows=np.arange(n_e) + start + n_e, allocated_row=start + 2 * n_e,
+                    burden_row=burden_row, cap=cap, scale=scale, relaxed=relaxed)
+    return ext, layout
+
+
+def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution:
+    """The allocation of SPEC section 4b for `lp` with the named solver (or backend made
+    for the extended LP, `extend`)."""
+    priority = gap_priority(lp.data, lp.policy)
+    ext, layout = extend(lp, priority)
+    return run_levels(Pipeline(ext, solver), lp, layout, priority)
+
+
+def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: np.ndarray,
+               diagnosed: bool = True, funded: np.ndarray | None = None) -> Solution:
+    """Stages 1, 1b, 2 (levels), 3 (loans) and the split on a pipeline over the extended
+    LP (`extend(lp)`), at the pipeline's right-hand sides.
+
+    `funded` (by gap): the gaps some source of positive pledge may fund at these
+    right-hand sides (a sweep sets pledges to 0); the others leave E. Default: all of E.
+
+    Returns the solution in `lp`'s terms: stage 2 is the last level step (its duals
+    d L / d rhs), `levels` what each step found. Raises `InfeasibleError` when no
+    allocation meets the policy.
+    """
+    ext = pipeline.lp
+    equity = lp.policy.equity
+    if pipeline.unmet_thematic:
+        raise pipeline.infeasible()
+    rhs = pipeline.rhs.copy()
+    n_cols = ext.n_cols
+    stage1: StageSolution | None = None
+    floor: float | None = None
+    bounds: dict[int, tuple[float, float]] = {}
+    z = ext.z_col
+    precision = float(pipeline.backend("levels").info.value_precision)
+    if z is not None:
+        if not pipeline.floor_active:
+            bounds[z] = (equity.min_floor, 1.0 if equity.maximize else equity.min_floor)
+        elif equity.maximize:
+            floor, stage1 = pipeline.stage1()
+            if floor is None:
+                raise pipeline.infeasible(diagnosed)
+            bounds[z] = stage2_floor_bounds(lp.policy, floor, precision)
+        else:
+            floor = equity.min_floor
+            bounds[z] = (equity.min_floor, equity.min_floor)
+
+    def solve(name: str, cost: np.ndarray) -> StageSolution:
+        solution = pipeline.solve_stage("levels", cost, bounds, rhs)
+        if solution.status == INFEASIBLE and name in ("stage 3", "split"):
+            # The holds came back from earlier solves within tolerances: give them a
+            # little more room (1e-7 of each level) once before calling it a failure.
+            log.info("%s: infeasible at the holds; easing them by 1e-7", name)
+            rhs[layout.held_rows] *= 1.0 - 1e-7
+            solution = pipeline.solve_stage("levels", cost, bounds, rhs)
+            if solution.status == INFEASIBLE:
+                raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
+        if solution.status == INFEASIBLE:
+            raise pipeline.infeasible(diagnosed)
+        log.info("%s: objective %.12g", name, solution.objective)
+        return solution
+
+    # Stage 1b: the most money the rules let the fund place.
+    cost = np.zeros(n_cols)
+    cost[: lp.n_x] = 1.0
+    total = float(solve("stage 1b", cost).col_value[: lp.n_x].sum())
+    n_e = len(layout.gaps)
+    slack = max(PLACED_SLACK_USD * n_e / SCALE_USD, 10 * precision * total)
+    rhs[layout.allocated_row] = max(0.0, total - slack)
+
+    # Stage 2: progressive filling.
+    n_gaps = len(lp.data.gaps)
+    stop_step = np.full(n_gaps, -1)
+    held = np.full(n_gaps, np.nan)
+    rising = np.ones(n_e, dtype=bool) if funded is None else funded[layout.gaps].copy()
+    steps: list[LevelStep] = []
+    cost = np.zeros(n_cols)
+    cost[layout.level_col] = 1.0
+    last: StageSolution | None = None
+    rhs[layout.level_rows] = np.where(rising, 0.0, layout.relaxed)
+    rhs[layout.held_rows] = 0.0
+    while rising.any():
+        solution = solve(f"stage 2 step {len(steps) + 1}", cost)
+        last = solution
+        level = float(solution.col_value[layout.level_col])
+        share = np.where(rising, -solution.row_dual[layout.level_rows] * layout.scale, 0.0)
+        stop = rising & (share > STOP_SHARE)
+        if not stop.any():
+            # The shares sum to 1 over the rising gaps: one of them always holds the most.
+            stop[int(np.argmax(share))] = True
+        rhs[layout.level_rows[stop]] = layout.relaxed[stop]
+        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (1.0 - precision
+                                                                    - HOLD_MARGIN)
+        stop_step[layout.gaps[stop]] = len(steps)
+        held[layout.gaps[stop]] = level
+        rising &= ~stop
+        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
+        steps.append(LevelStep(level, layout.gaps[stop], nonzero, solution.row_dual[nonzero]))
+        log.info("stage 2 step %d: level %.9g, %d gaps stop, %d rising", len(steps), level,
+                 int(stop.sum()), int(rising.sum()))
+
+    burden = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
+    if layout.burden_row is not None:
+        cost = np.zeros(n_cols)
+        cost[: lp.n_x] = -burden
+        least = float(burden @ solve("stage 3", cost).col_value[: lp.n_x])
+        rhs[layout.burden_row] = least * (1.0 + 1e-9 + 10 * precision) + 1e-9
+
+    cost = np.zeros(n_cols)
+    cost[: lp.n_x] = -split_cost(lp)
+    final = solve("split", cost)
+    x_usd = np.clip(final.col_value[: lp.n_x], 0.0, None) * SCALE_USD
+
+    if last is None:  # E is empty: nothing to fill; the last stage stands in
+        last = final
+    base_cols = lp.n_cols
+    stage2 = StageSolution(OPTIMAL, objective=last.objective,
+                           col_value=np.concatenate([final.col_value[: lp.n_x],
+                                                     last.col_value[lp.n_x:base_cols]]),
+                           row_dual=last.row_dual[: lp.n_rows],
+                           col_dual=last.col_dual[:base_cols], bounds=dict(bounds))
+    base_stage1 = None if stage1 is None else StageSolution(
+        OPTIMAL, objective=stage1.objective, col_value=stage1.col_value[:base_cols],
+        row_dual=stage1.row_dual[: lp.n_rows], col_dual=stage1.col_dual[:base_cols],
+        bounds=stage1.bounds)
+    result = LevelsResult(priority=priority, stop_step=stop_step, held=held, steps=steps,
+                          allocated_usd=total * SCALE_USD,
+                          placed_usd=float(rhs[layout.allocated_row]) * SCALE_USD,
+                          loan_burden_usd=float(burden @ x_usd),
+                          stage3=layout.burden_row is not None, ext=ext)
+    return Solution(status=OPTIMAL, floor=floor, weighted_usd=float(lp.weight @ x_usd),
+                    x_usd=x_usd, stage1=base_stage1, stage2=stage2,
+                    solver=pipeline.backend("levels").info, rhs=pipeline.rhs[: lp.n_rows].copy(),
+                    z_col=lp.z_col, levels=result)
