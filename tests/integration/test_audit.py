@@ -501,7 +501,8 @@ def test_explain_selects_rows_by_their_key_columns_not_their_names(
                 state("DDD", "UMIC")],
         gaps=[gap("CCC", "10.7", 1000), gap("DDD", "10.7", 1000)],
         sources=[source("g1", 500)],
-        policy={"weights": {"role": {"transit": 2.0}}, "equity": {"maximize": False}},
+        policy={"weights": {"role": {"transit": 2.0}}, "equity": {"maximize": False},
+                **WEIGHTED},
     )
     run = solve_into(inputs, policy, tmp_path / "run")
     rows = _rows(run, "constraints.csv")
