@@ -325,8 +325,10 @@ class HighsBackend:
             if len(entering) == 0:
                 break
             for model in (self, *self.partners):
-                assert model._cost is not None
-                model.add_columns(entering, model._cost)
+                # A partner not yet solved has no objective: its columns get one when it is
+                # (set_cost gives every model column its cost).
+                model.add_columns(entering, np.zeros(model.lp.n_cols) if model._cost is None
+                                  else model._cost)
             log.info("pricing: %s columns join (largest reduced cost %.3g); the model holds %s",
                      f"{len(entering):,}", float(reduced[entering].max()),
                      f"{len(self.model_cols):,}")

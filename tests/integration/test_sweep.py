@@ -261,14 +261,19 @@ def test_every_level_equals_an_independent_allocate(policy_name: str, seed: int,
                                                      level.pledge_usd))
 
 
+@pytest.mark.parametrize("method", ["weighted", "levels"])
 @pytest.mark.parametrize("policy_name", ["baseline", "ldc_priority"])
-def test_a_sweep_from_an_empty_pool_equals_independent_allocates(policy_name: str,
+def test_a_sweep_from_an_empty_pool_equals_independent_allocates(policy_name: str, method: str,
                                                                  tmp_path: Path) -> None:
     """Both stages share one column pool that starts empty: every column comes in by
-    pricing, and joins both models, at whatever level it is first needed."""
+    pricing, and joins every model, at whatever level it is first needed (under levels
+    the extended model joins before it has been solved once)."""
     folder = synthetic.write_instance(tmp_path / "inputs", n_states=30, n_targets=5,
                                       n_sources=12, seed=3)
-    data, policy = loaded(folder, ROOT / "models" / f"{policy_name}.toml")
+    model = tmp_path / f"{policy_name}.toml"
+    model.write_text((ROOT / "models" / f"{policy_name}.toml").read_text(encoding="utf-8")
+                     .replace('method = "weighted"', f'method = "{method}"'), encoding="utf-8")
+    data, policy = loaded(folder, model)
     pledge = float(data.sources.set_index("source_id").loc["src002", "pledge_usd"])
     levels = np.round(np.linspace(0, 2 * pledge, 7), 2)
     result = sweep(data, policy, ["src002"], levels, breakpoint_tol_usd=None,
