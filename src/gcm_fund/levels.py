@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
-from .pipeline import Pipeline, Solution, stage2_floor_bounds
+from .pipeline import Pipeline, Solution
 
 log = logging.getLogger(__name__)
 
@@ -183,27 +183,12 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     allocation meets the policy.
     """
     ext = pipeline.lp
-    equity = lp.policy.equity
     if pipeline.unmet_thematic:
         raise pipeline.infeasible()
     rhs = pipeline.rhs.copy()
     n_cols = ext.n_cols
-    stage1: StageSolution | None = None
-    floor: float | None = None
-    bounds: dict[int, tuple[float, float]] = {}
-    z = ext.z_col
     precision = float(pipeline.backend("levels").info.value_precision)
-    if z is not None:
-        if not pipeline.floor_active:
-            bounds[z] = (equity.min_floor, 1.0 if equity.maximize else equity.min_floor)
-        elif equity.maximize:
-            floor, stage1 = pipeline.stage1()
-            if floor is None:
-                raise pipeline.infeasible(diagnosed)
-            bounds[z] = stage2_floor_bounds(lp.policy, floor, precision)
-        else:
-            floor = equity.min_floor
-            bounds[z] = (equity.min_floor, equity.min_floor)
+    floor, stage1, bounds = pipeline.floor_stage(precision, diagnosed)
 
     def solve(name: str, cost: np.ndarray) -> StageSolution:
         solution = pipeline.solve_stage("levels", cost, bounds, rhs)

@@ -255,20 +255,18 @@ class Pipeline:
         log.info("stage 1: floor z* = %.9g", floor)
         return floor, solution
 
-    def run(self, diagnosed: bool = True) -> Solution:
-        """Stage 1 (maximise the floor z) then stage 2 (maximise the weighted objective).
+    def floor_stage(self, value_precision: float, diagnosed: bool = True
+                    ) -> tuple[float | None, StageSolution | None, dict[int, tuple[float, float]]]:
+        """Stage 1 where the policy asks for it, and the bounds on z every later stage
+        holds: (floor, stage 1's solution or None, {z: bounds}; empty without z).
 
-        Raises `InfeasibleError` (with a diagnosis unless `diagnosed=False`) when no
-        allocation meets the policy.
+        Raises `InfeasibleError` when stage 1 finds no allocation.
         """
-        lp = self.lp
-        equity = lp.policy.equity
-        if self.unmet_thematic:
-            raise self.infeasible()
+        equity = self.lp.policy.equity
         stage1: StageSolution | None = None
         floor: float | None = None
         bounds: dict[int, tuple[float, float]] = {}
-        z = lp.z_col
+        z = self.lp.z_col
         if z is not None:
             if not self.floor_active:
                 # G is empty at these pledges: z meets no floor row, so it is free.
@@ -277,11 +275,24 @@ class Pipeline:
                 floor, stage1 = self.stage1()
                 if floor is None:
                     raise self.infeasible(diagnosed)
-                bounds[z] = stage2_floor_bounds(lp.policy, floor,
-                                                self.backend("stage1").value_precision)
+                bounds[z] = stage2_floor_bounds(self.lp.policy, floor, value_precision)
             else:
                 floor = equity.min_floor
                 bounds[z] = (equity.min_floor, equity.min_floor)
+        return floor, stage1, bounds
+
+    def run(self, diagnosed: bool = True) -> Solution:
+        """Stage 1 (maximise the floor z) then stage 2 (maximise the weighted objective).
+
+        Raises `InfeasibleError` (with a diagnosis unless `diagnosed=False`) when no
+        allocation meets the policy.
+        """
+        lp = self.lp
+        if self.unmet_thematic:
+            raise self.infeasible()
+        floor, stage1, bounds = self.floor_stage(self.backend("stage1").value_precision,
+                                                 diagnosed)
+        z = lp.z_col
         stage2_backend = self.backend("stage2")
         if (stage1 is not None and "stage2" not in self._solved
                 and stage2_backend is not self.backend("stage1")):
