@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import report
+from .csv_input import readable
 from .errors import Diagnosis, InfeasibleError, InputError, Problem, UsageError
 from .limits import check_solvable
-from .load import PolicyFile, ProblemData, load_inputs_and_policy, readable
+from .load import ProblemData, load_inputs_and_policy
 from .model import LinearProgram, build, eligible_triples, fundable_usd
+from .policy_file import PolicyFile
 from .results import RunTables, build_tables, summary
 from .runfolder import DIAGNOSIS, check_apart, check_destination
 from .schema import INPUT_FILES, META_FILE

@@ -1,4 +1,5 @@
-"""Reading an input folder and a policy file into checked, frozen tables.
+"""Reading an input folder into checked, frozen tables (and, with `load_inputs_and_policy`,
+its policy file too).
 
 Every problem in every file is collected in one pass and raised as one `InputError`, so a
 user fixes a spreadsheet once, not once per run.
@@ -6,11 +7,6 @@ user fixes a spreadsheet once, not once per run.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
-import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -21,18 +17,22 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from .csv_input import file_label, read_csv_rows, sha256_bytes, validate_rows
 from .errors import InputError, Problem
+from .policy_file import (
+    TOML_LINE,
+    PolicyFile,
+    find_toml_line,
+    load_policy,
+    policy_message,
+    render_key,
+)
 from .schema import (
-    ALLOCATION_METHODS,
-    EQUITY_GROUPS,
     INCOME_GROUPS,
     INPUT_FILES,
     ISO3_PATTERN,
     META_FILE,
-    SHOWN_LENGTH,
-    Column,
     InputMeta,
-    Policy,
     did_you_mean,
     normalise_target,
     parse_iso3,
@@ -64,251 +64,6 @@ class ProblemData:
     file_bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
-@dataclass(frozen=True)
-class PolicyFile:
-    """A checked policy with the file it came from."""
-
-    policy: Policy
-    path: Path
-    sha256: str
-    text: str
-    warnings: list[Problem] = field(default_factory=list)
-    raw: bytes = field(default=b"", repr=False)  # the bytes read, as for ProblemData
-
-
-def sha256_bytes(data: bytes) -> str:
-    """The hex sha256 of some bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def readable(text: str) -> str:
-    """A file name as text that any UTF-8 writer accepts: a byte of the name that is not
-    UTF-8 (kept by Python as a lone surrogate) becomes U+FFFD."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _label(path: Path) -> str:
-    return str(path)
-
-
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a non-UTF-8 byte
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_OTHER_DELIMITERS = (";", "\t", "|")
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-def _column_label(name: str) -> str:
-    """A header cell as it may appear in a message: one printable line, not too long
-    (quoted and escaped when it holds anything unprintable)."""
-    if not name.isprintable():
-        return shown(name)
-    if len(name) > SHOWN_LENGTH:
-        return name[: SHOWN_LENGTH - 3] + "..."
-    return name
-
-
-def _cell_problem(cell: str, what: str = "the cell") -> str | None:
-    """What makes a cell unreadable whatever its column: bytes that are not UTF-8, a line
-    break (an unclosed quote swallows the rows after it) or another control character."""
-    bad = _NOT_UTF8.search(cell)
-    if bad:
-        byte = ord(bad.group()) - 0xDC00
-        return (f"byte 0x{byte:02x} is not UTF-8 (is the file Latin-1 or Windows-1252?): "
-                "save the file as UTF-8 text")
-    if _is_multiline(cell):
-        return f"{what} runs over several lines: is a '\"' not closed?"
-    if _CONTROL.search(cell):
-        shown_value = "" if what == "the column name" else f"got {shown(cell)}: "
-        return f"{shown_value}{what} holds a control character"
-    return None
-
-
-def _is_multiline(cell: str) -> bool:
-    return "\n" in cell or "\r" in cell
-
-
-def _oversized(label: str, text: str, labels: list[str]) -> Problem:
-    """The problem of a cell longer than the csv module's field limit, the one thing its
-    reader refuses on text: found by reading again with the limit lifted for a moment."""
-    limit = csv.field_size_limit()
-    csv.field_size_limit(2**31 - 1)
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        start = 1
-        for cells in reader:
-            for index, cell in enumerate(cells):
-                if len(cell) > limit:
-                    name = labels[index] if index < len(labels) else f"field {index + 1}"
-                    return Problem(label, start, name, f"the cell holds more than {limit} "
-                                   "characters: is a '\"' not closed?")
-            start = reader.line_num + 1
-    finally:
-        csv.field_size_limit(limit)
-    return Problem(label, None, None, "cannot read the file as CSV")
-
-
-def read_csv_rows(
-    path: Path, columns: tuple[Column, ...], problems: list[Problem], warnings: list[Problem]
-) -> tuple[list[tuple[int, dict[str, str]]], bytes | None, bool]:
-    """The rows of one CSV file as (line, {column: stripped cell}), checking its shape;
-    the raw bytes; and whether every row could be read (no row was dropped).
-
-    Problems with the file's shape (encoding, header, field counts) go to `problems`;
-    unknown columns go to `warnings`. Blank optional cells are left out of the dicts so
-    that the row models apply their defaults. Every problem names the line and the
-    column (the header cell) it was found in; `line` is where the row starts.
-    """
-    label = _label(path)
-    if not path.is_file():
-        kind = file_kind(path)
-        why = "file not found" if kind is None else f"expected a file, found {kind}"
-        problems.append(Problem(label, None, None, why))
-        return [], None, False
-    raw = path.read_bytes()
-    if raw.startswith(_UTF16_BOMS):
-        problems.append(Problem(label, None, None, "the file is UTF-16 text: save it as UTF-8"))
-        return [], raw, False
-    # Undecodable bytes are kept (as lone surrogates) so that each is reported in its
-    # own line and column, not as one problem about the whole file.
-    text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    if not text.strip():
-        problems.append(Problem(label, None, None, "the file is empty: expected a header row"))
-        return [], raw, False
-    before = len(problems)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [name.strip() for name in next(reader)]
-    except csv.Error:
-        problems.append(_oversized(label, text, []))
-        return [], raw, False
-    labels = [_column_label(name) for name in header]
-    known = {c.name for c in columns}
-    if len(header) == 1 and header[0] not in known:
-        used = [d for d in _OTHER_DELIMITERS if d in header[0]]
-        if used:
-            problems.append(
-                Problem(label, 1, labels[0],
-                        f"the columns are separated by {used[0]!r}, expected ',': save the "
-                        "file as comma-separated values")
-            )
-            return [], raw, False
-    for name, shown_name in zip(header, labels, strict=True):
-        unreadable = _cell_problem(name, "the column name")
-        if unreadable:
-            problems.append(Problem(label, 1, shown_name, unreadable))
-    if len(problems) > before:
-        return [], raw, False
-    seen: set[str] = set()
-    for name, shown_name in zip(header, labels, strict=True):
-        if name and name in seen:
-            problems.append(Problem(label, 1, shown_name, "column appears more than once"))
-        seen.add(name)
-    for column in columns:
-        if column.required and column.name not in seen:
-            hint = did_you_mean(column.name, [h for h in header if h not in known])
-            problems.append(Problem(label, 1, column.name, f"required column is missing{hint}"))
-    unknown = [shown_name for name, shown_name in zip(header, labels, strict=True)
-               if name not in known and name]
-    if unknown:
-        warnings.append(
-            Problem(label, 1, ", ".join(unknown),
-                    f"unknown column{'s' if len(unknown) > 1 else ''}, ignored")
-        )
-    if len(problems) > before:
-        return [], raw, False
-
-    rows: list[tuple[int, dict[str, str]]] = []
-    complete = True
-    unpaired_quote = text.count('"') % 2 == 1
-    required = {c.name for c in columns if c.required}
-    line = reader.line_num + 1
-    try:
-        for cells in reader:
-            line, start = reader.line_num + 1, line
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) > len(header):
-                extra = (f"field {len(header) + 1}" if len(cells) == len(header) + 1
-                         else f"fields {len(header) + 1}-{len(cells)}")
-                problems.append(
-                    Problem(label, start, extra,
-                            f"the row has {len(cells)} fields, the header {len(header)} "
-                            "(quote a cell that holds a comma)")
-                )
-                complete = False
-                continue
-            if len(cells) == 1 < len(header):
-                used = [d for d in _OTHER_DELIMITERS if d in cells[0]]
-                if used:
-                    problems.append(
-                        Problem(label, start, labels[0],
-                                f"the row is separated by {used[0]!r}, expected ','")
-                    )
-                    complete = False
-                    continue
-            row: dict[str, str] = {}
-            # An unclosed quote reads the lines after it into one cell: the row's other
-            # cells mean nothing, so this is the row's one problem. No column of ours
-            # holds a line break; an unknown column may (a note), unless a '"' is unpaired.
-            swallowed = [(shown_name, cell) for name, shown_name, cell
-                         in zip(header, labels, cells, strict=False)
-                         if _is_multiline(cell) and (name in known or unpaired_quote)]
-            if swallowed:
-                name, cell = swallowed[0]
-                problems.append(Problem(label, start, name, _cell_problem(cell) or ""))
-                complete = False
-                continue
-            for name, shown_name, cell in zip(header, labels, cells, strict=False):
-                if name not in known:
-                    continue  # ignored, as the warning says, whatever it holds
-                cell = cell.strip()
-                unreadable = _cell_problem(cell)
-                if unreadable:
-                    problems.append(Problem(label, start, shown_name, unreadable))
-                elif cell:
-                    row[name] = cell
-                elif name in required:
-                    problems.append(Problem(label, start, name, "required, got a blank cell"))
-            rows.append((start, row))
-    except csv.Error:
-        problems.append(_oversized(label, text, labels))
-        complete = False
-    if not rows and len(problems) == before:
-        problems.append(Problem(label, None, None, "the file has a header and no rows"))
-    return rows, raw, complete
-
-
-def validate_rows(
-    label: str,
-    model: type[BaseModel],
-    rows: list[tuple[int, dict[str, str]]],
-    problems: list[Problem],
-) -> list[tuple[int, Any]]:
-    """Each row through its pydantic model; every failing cell becomes one problem."""
-    checked: list[tuple[int, Any]] = []
-    reported: dict[int, set[str | None]] = {}
-    for problem in problems:
-        if problem.file == label and problem.line is not None:
-            reported.setdefault(problem.line, set()).add(problem.column)
-    for line, row in rows:
-        blank_required = reported.get(line, set())
-        try:
-            checked.append((line, model.model_validate(row)))
-        except ValidationError as exc:
-            for error in exc.errors():
-                column = str(error["loc"][0]) if error["loc"] else None
-                if error["type"] == "missing" and column in blank_required:
-                    continue  # already reported as a blank required cell
-                problems.append(Problem(label, line, column, _pydantic_message(error)))
-    return checked
-
-
-def _pydantic_message(error: Any) -> str:
-    if error["type"] == "gcm_fund":
-        return str(error["ctx"]["message"])
-    if error["type"] == "missing":
-        return "required, got a blank cell"
-    return str(error["msg"])
 
 
 def _report_duplicates(
@@ -385,7 +140,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
             hashes[name] = sha256_bytes(raw)
             contents[name] = raw
         cells[name] = rows
-        checked[name] = validate_rows(_label(path), model, rows, problems)
+        checked[name] = validate_rows(file_label(path), model, rows, problems)
 
     meta, meta_bytes = load_meta(folder / META_FILE, problems)
     if meta_bytes is not None:
@@ -394,13 +149,13 @@ def load_inputs(folder: Path | str) -> ProblemData:
     states = checked["states.csv"]
     gaps = checked["gaps.csv"]
     sources = checked["sources.csv"]
-    states_label = _label(folder / "states.csv")
-    sources_label = _label(folder / "sources.csv")
+    states_label = file_label(folder / "states.csv")
+    sources_label = file_label(folder / "sources.csv")
 
     # Keys and references as schema.INPUT_FILES declares them.
     for spec in INPUT_FILES.values():
         parsers = tuple((name, _KEY_CELL.get((spec.name, name), str.strip)) for name in spec.key)
-        _report_duplicates(_label(folder / spec.name), _valid_key(cells[spec.name], *parsers),
+        _report_duplicates(file_label(folder / spec.name), _valid_key(cells[spec.name], *parsers),
                            spec.key[-1], problems)
 
     # A State whose row has another problem still exists for the other files (its code
@@ -432,7 +187,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
                 cell = row[reference.column]
                 for code in (split_list(cell) if listed else (cell,)):
                     if code not in known_codes:
-                        problems.append(Problem(_label(folder / spec.name), line,
+                        problems.append(Problem(file_label(folder / spec.name), line,
                                                 reference.column, unknown_iso3(code)))
     for line, row in cells["sources.csv"]:
         for group in split_list(row.get("income_groups", "")):
@@ -492,7 +247,7 @@ def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | N
     """
     if not path.is_file():
         return InputMeta(), None
-    label = _label(path)
+    label = file_label(path)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -505,8 +260,8 @@ def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | N
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
-        found = _TOML_LINE.search(message)
-        why = _TOML_LINE.sub("", message).strip()
+        found = TOML_LINE.search(message)
+        why = TOML_LINE.sub("", message).strip()
         problems.append(Problem(label, int(found.group(1)) if found else None, None,
                                 f"not valid TOML: {why}"))
         return InputMeta(), raw
@@ -517,7 +272,7 @@ def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | N
             key_path = tuple(str(p) for p in error["loc"])
             known = ", ".join(InputMeta.model_fields)
             why = (f"unknown key, expected one of {known}" if error["type"] == "extra_forbidden"
-                   else _policy_message(error, key_path))
+                   else policy_message(error, key_path))
             problems.append(Problem(label, find_toml_line(text, key_path),
                                     render_key(key_path) or None, why))
         return InputMeta(), raw
@@ -559,206 +314,6 @@ def _frame(rows: list[BaseModel], keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable", ignore_index=True)
 
 
-# ---------------------------------------------------------------------------------------
-# The policy
-
-
-_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
-_TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)"""
-_KEY_LINE = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _toml_key_parts(text: str) -> tuple[str, ...]:
-    parts = re.findall(r""""[^"]*"|'[^']*'|[^.\s]+""", text)
-    return tuple(p.strip("\"'") for p in parts)
-
-
-def _dotted(path: tuple[str, ...]) -> tuple[str, ...]:
-    """A key path with every dot split, lower-cased: `10.7` unquoted and `"10.C"` quoted
-    compare equal to the checked key ("10.7", "10.c") for finding a line."""
-    return tuple(piece.lower() for part in path for piece in part.split("."))
-
-
-class TomlLines:
-    """Where each key path of a TOML text is set: read once, then looked up per key in
-    time independent of the file's length (a policy can name thousands of keys, each
-    with a message to place)."""
-
-    def __init__(self, text: str):
-        self.first_key: dict[tuple[str, ...], int] = {}  # exact path of a key line
-        self.first_under: dict[tuple[str, ...], int] = {}  # any prefix of a key line's path
-        self.first_header: dict[tuple[str, ...], int] = {}
-        self.last_header: dict[tuple[str, ...], int] = {}
-        self.first_header_under: dict[tuple[str, ...], int] = {}
-        table: tuple[str, ...] = ()
-        for number, line in enumerate(text.splitlines(), start=1):
-            header = _TABLE_HEADER.match(line)
-            if header:
-                table = _dotted(_toml_key_parts(header.group(1)))
-                self.first_header.setdefault(table, number)
-                self.last_header[table] = number
-                for end in range(len(table) + 1):
-                    self.first_header_under.setdefault(table[:end], number)
-                continue
-            key = _KEY_LINE.match(line)
-            if key:
-                full = table + _dotted(_toml_key_parts(key.group(1)))
-                self.first_key.setdefault(full, number)
-                for end in range(len(full) + 1):
-                    self.first_under.setdefault(full[:end], number)
-
-    def line(self, path: tuple[str, ...]) -> int | None:
-        """The line that sets the key path, else the header of its table, else the first
-        line of a table inside it (best effort, for messages only)."""
-        wanted = _dotted(path)
-        # The first line that sets a key at or under `wanted`, sets a key above it (a
-        # table given as a value), or opens exactly its table.
-        found = [self.first_under.get(wanted), self.first_header.get(wanted),
-                 *(self.first_key.get(wanted[:end]) for end in range(1, len(wanted)))]
-        hits = [n for n in found if n is not None]
-        if hits:
-            return min(hits)
-        above = [self.last_header[wanted[:end]] for end in range(1, len(wanted))
-                 if wanted[:end] in self.last_header]
-        if above:
-            return max(above)
-        return self.first_header_under.get(wanted)
-
-
-def find_toml_line(text: str, path: tuple[str, ...]) -> int | None:
-    """The line of a key path in a TOML text, best effort (for messages only): the line
-    that sets the key, else the header of its table, else the first line of a table
-    inside it. For many look-ups in one text, build one `TomlLines`."""
-    return TomlLines(text).line(path)
-
-
-def key_at_line(text: str, number: int) -> str | None:
-    """The key a TOML line sets, or the table it opens, as `render_key` writes it; None
-    when the line holds neither in a form this reading recognises (for messages only)."""
-    table: tuple[str, ...] = ()
-    for current, line in enumerate(text.splitlines(), start=1):
-        header = _TABLE_HEADER.match(line)
-        key = None if header else _KEY_LINE.match(line)
-        if header:
-            table = _toml_key_parts(header.group(1))
-        if current == number:
-            if header:
-                return render_key(table)
-            return render_key(table + _toml_key_parts(key.group(1))) if key else None
-    return None
-
-
-def render_key(path: tuple[str, ...]) -> str:
-    """A key path as TOML writes it: `weights.target."10.7"` (escaped, one line)."""
-    def quoted(part: str) -> str:
-        if _BARE_KEY.fullmatch(part):
-            return part
-        text = json.dumps(part, ensure_ascii=False)
-        return text if text.isprintable() else json.dumps(part)
-
-    return ".".join(quoted(p) for p in path)
-
-
-def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile:
-    """Read and check a policy TOML file; unknown keys and bad values raise `InputError`.
-
-    `targets`, when given, are the gaps' target codes: policy keys naming another target
-    are warnings.
-    """
-    path = Path(path)
-    label = _label(path)
-    if not path.is_file():
-        kind = file_kind(path)
-        why = "policy file not found" if kind is None else f"expected a policy file, found {kind}"
-        raise InputError([Problem(label, None, None, why)])
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        decoded = raw.decode("utf-8-sig", errors="replace")
-        raise InputError([Problem(label, line, key_at_line(decoded, line),
-                                  f"byte 0x{raw[exc.start]:02x} is not UTF-8: save the file "
-                                  "as UTF-8 text")]) from None
-    try:
-        document = tomllib.loads(text)
-    except RecursionError:
-        raise InputError([Problem(label, None, None, "not valid TOML for a policy: arrays or "
-                                  "inline tables nested too deeply to read")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = _TOML_LINE.search(message)
-        why = _TOML_LINE.sub("", message).strip()
-        where = None
-        if found:
-            why += f" (column {found.group(2)})"
-            where = int(found.group(1))
-        # A syntax error names the key of its line when the line still shows one.
-        raise InputError([Problem(label, where, key_at_line(text, where) if where else None,
-                                  f"not valid TOML: {why}")]) from None
-    lines = TomlLines(text)
-    deep = _too_deep(document)
-    if deep is not None:
-        raise InputError([Problem(label, lines.line(deep), render_key(deep),
-                                  f"tables nested more than {MAX_POLICY_DEPTH} deep: a policy's "
-                                  "keys are at most 3 deep (weights.target.\"10.7\")")])
-    try:
-        policy = Policy.model_validate(document)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            # pydantic marks a dict key's own error with a last element '[key]'
-            key_path = tuple(str(p) for p in error["loc"] if p != "[key]")
-            problems.append(
-                Problem(label, lines.line(key_path), render_key(key_path) or None,
-                        _policy_message(error, key_path))
-            )
-        raise InputError(problems) from None
-    if policy.allocation.method == "levels":
-        zero = [Problem(label, find_toml_line(text, key), render_key(key),
-                        "got 0, expected a weight > 0 under [allocation] method = \"levels\" "
-                        "(a gap's priority is the product of its weights; use method = "
-                        "\"weighted\" to keep zero weights)")
-                for key in policy.zero_weights()]
-        if zero:
-            raise InputError(zero)
-    if "name" not in document:
-        policy = policy.model_copy(update={"name": readable(path.stem)})
-    warnings: list[Problem] = []
-    if targets is not None:
-        named = [(("weights", "target"), policy.weights.target),
-                 (("thematic", "min_share"), policy.thematic.min_share)]
-        for table, values in named:
-            for target in values:
-                if target not in targets:
-                    warnings.append(
-                        Problem(label, lines.line((*table, target)),
-                                render_key((*table, target)), "names a target that no gap has")
-                    )
-    return PolicyFile(policy=policy, path=path, sha256=sha256_bytes(raw), text=text,
-                      warnings=warnings, raw=raw)
-
-
-MAX_POLICY_DEPTH = 16
-
-
-def _too_deep(document: dict[str, Any]) -> tuple[str, ...] | None:
-    """The first key path deeper than MAX_POLICY_DEPTH, cut there; None when there is none.
-    Checked without recursion: a TOML file can nest dotted keys thousands deep."""
-    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
-    while stack:
-        path, value = stack.pop()
-        if len(path) > MAX_POLICY_DEPTH:
-            return path
-        if isinstance(value, dict):
-            stack.extend(((*path, str(k)), v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend(((*path, str(i)), v) for i, v in enumerate(value))
-    return None
-
-
 def load_inputs_and_policy(inputs: Path | str, model: Path | str
                            ) -> tuple[ProblemData, PolicyFile]:
     """`load_inputs` and `load_policy` together: the problems of both in one `InputError`,
@@ -777,64 +332,3 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
         raise InputError(problems)
     assert data is not None
     return data, policy_file
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return shown(value)
-    return str(value)
-
-
-def _policy_message(error: Any, key_path: tuple[str, ...]) -> str:
-    kind = error["type"]
-    value = error.get("input")
-    got = f"got {_toml_value(value)}"
-    if kind == "gcm_fund":
-        return str(error["ctx"]["message"])
-    if kind == "extra_forbidden":
-        return f"unknown key{_policy_key_hint(key_path)}"
-    if kind == "finite_number":
-        return f"{got}, expected a finite number"
-    if kind in {"float_type", "int_type", "float_parsing"}:
-        return f"{got}, expected a number"
-    if kind == "bool_type":
-        return f"{got}, expected true or false"
-    if kind in {"string_type"}:
-        return f"{got}, expected a quoted string"
-    if kind in {"model_type", "dict_type", "model_attributes_type"}:
-        return f"{got}, expected a table"
-    if kind == "literal_error":
-        choices = ALLOCATION_METHODS if key_path[:1] == ("allocation",) else EQUITY_GROUPS
-        hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
-        return f"{got}, expected one of {', '.join(choices)}{hint}"
-    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        return f"{got}, {_range_text(key_path)}"
-    return str(error["msg"])
-
-
-def _range_text(key_path: tuple[str, ...]) -> str:
-    head = key_path[0] if key_path else ""
-    if head in {"cofinancing", "thematic"} or key_path[-1:] == ("min_floor",):
-        return "expected a number in [0, 1]"
-    if head == "limits":
-        return "expected a number in (0, 1]"
-    if key_path[-1:] == ("tolerance",):
-        return "expected a number in (0, 0.01]"
-    return "expected a number >= 0"
-
-
-def _policy_key_hint(key_path: tuple[str, ...]) -> str:
-    model: Any = Policy
-    for part in key_path[:-1]:
-        field_info = getattr(model, "model_fields", {}).get(part)
-        if field_info is None or not isinstance(field_info.annotation, type):
-            return ""
-        model = field_info.annotation
-    known = list(getattr(model, "model_fields", {}))
-    return did_you_mean(key_path[-1], known) if known else ""

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from . import __version__, html_report, spec, writing
-from .load import PolicyFile, ProblemData
+from .load import ProblemData
+from .policy_file import PolicyFile
 from .runfolder import INPUT_COPY_DIR, POLICY_COPY, check_destination
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution

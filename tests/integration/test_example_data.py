@@ -15,8 +15,9 @@ from types import ModuleType
 import pytest
 
 from gcm_fund import api, audit
-from gcm_fund.load import load_inputs, load_policy
+from gcm_fund.load import load_inputs
 from gcm_fund.model import eligible_triples
+from gcm_fund.policy_file import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE_UP = ROOT / "inputs"

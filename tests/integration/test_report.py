@@ -12,7 +12,7 @@ from pathlib import Path
 import browser
 import pytest
 
-from gcm_fund import api, html_report
+from gcm_fund import api, html_report, report_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_levels_columns_show_when_the_run_has_them(example_run, tmp_path):
     (copy / "levels.csv").write_text("step,level,gaps_stopped,stopped_by\n"
                                      "1,0.25,3,budget[deu];absorb[KEN]\n")
     html_report.write_report(copy)
-    page = html_report.html.unescape((copy / "report.html").read_text())
+    page = html.unescape((copy / "report.html").read_text())
     assert "<th class=num>level</th>" in page and "what stopped it" in page
     assert 'id="levels"' in page
     assert "absorption of Kenya" in page and "gap fully funded" in page
@@ -191,9 +191,9 @@ def test_report_in_a_browser(example_run, tmp_path):
     for key in ("allocated_usd", "fundable_usd"):
         value, text = figures[key]
         assert float(value) == totals[key], key
-    assert figures["allocated_usd"][1] == html_report.usd(totals["allocated_usd"])
+    assert figures["allocated_usd"][1] == report_folder.usd(totals["allocated_usd"])
     assert float(figures["floor"][0]) == manifest["objective"]["floor"]
-    assert figures["floor"][1] == html_report.percent(manifest["objective"]["floor"], 2)
+    assert figures["floor"][1] == report_folder.percent(manifest["objective"]["floor"], 2)
     assert shot.stat().st_size > 50_000
     # The banner shows exactly when the manifest says illustrative, above the figures.
     assert (banner is not None) == (manifest.get("illustrative") is True)

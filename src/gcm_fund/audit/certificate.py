@@ -32,7 +32,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-from ..load import load_inputs, load_policy
+from ..load import load_inputs
+from ..policy_file import load_policy
 from . import derived, optimality, provenance
 from .checks import Certificate, Certifier, Check
 from .folder import open_run

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..load import load_policy
+from ..policy_file import load_policy
 from .common import agree, flatten, parse_numbers, usd
 from .folder import (
     ALLOCATION_COLUMNS,

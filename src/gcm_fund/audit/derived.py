@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..load import sha256_bytes
+from ..csv_input import sha256_bytes
 from ..spec import run_id
 from .checks import Certifier, Check
 from .common import parse_numbers
@@ -182,6 +182,7 @@ def check_report(c: Certifier) -> None:
     from importlib import metadata
 
     from .. import __version__, html_report
+    from ..report_folder import read_folder
 
     run = c.run
     made = (run.text("versions", "gcm_fund"), run.text("versions", "plotly"))
@@ -193,7 +194,7 @@ def check_report(c: Certifier) -> None:
         return
     written = run.read_bytes(html_report.REPORT_FILE)
     try:
-        page = html_report.render(html_report.read_folder(run.path)).encode("utf-8")
+        page = html_report.render(read_folder(run.path)).encode("utf-8")
     except Exception as exc:  # noqa: BLE001 - the renderer's failure is this check's
         c.add(Check("report.html", False, f"cannot be rendered again from the files "
                     f"({type(exc).__name__}: {exc})"))

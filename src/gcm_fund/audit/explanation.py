@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from ..load import load_inputs, load_policy
+from ..load import load_inputs
+from ..policy_file import load_policy
 from ..schema import did_you_mean
 from .common import parse_numbers, usd
 from .folder import (

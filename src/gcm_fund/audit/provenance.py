@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..load import sha256_bytes
+from ..csv_input import sha256_bytes
 from ..schema import INPUT_FILES, META_FILE
 from .checks import Certifier, Check
 from .folder import NUMERIC_COLUMNS, SCALES, DamagedFile

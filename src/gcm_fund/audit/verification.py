@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InfeasibleError
-from ..load import load_inputs, load_policy
+from ..load import load_inputs
+from ..policy_file import load_policy
 from .certificate import certify
 from .checks import Certifier
 from .common import agree, flatten, parse_numbers
