@@ -19,17 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import report
 from .csv_input import readable
 from .errors import Diagnosis, InfeasibleError, InputError, Problem, UsageError
 from .limits import check_solvable
 from .load import ProblemData, load_inputs_and_policy
-from .model import LinearProgram, build, eligible_triples, fundable_usd
+from .model import build, eligible_triples, fundable_usd
 from .policy_file import PolicyFile
-from .results import RunTables, build_tables, summary
 from .runfolder import DIAGNOSIS, check_apart, check_destination
 from .schema import INPUT_FILES, META_FILE
-from .solve import Solution, solve
 from .writing import atomic_folder, check_output_files
 
 if TYPE_CHECKING:
@@ -37,6 +34,9 @@ if TYPE_CHECKING:
 
     from .audit import Certificate, Explanation, RunDiff, Verification
     from .compare import Comparison
+    from .model import LinearProgram
+    from .results import RunTables
+    from .solve import Solution
     from .sweep import SweepResult
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,11 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
 
 def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
     """Build and solve the LP of already loaded inputs."""
+    # Imported here: `validate` and the commands that read a run folder need none of it.
+    from . import report
+    from .results import build_tables, summary
+    from .solve import solve
+
     # Again here: compare's overlays change pledges after `load` checked them.
     unsolvable = check_solvable(loaded.data, loaded.policy_file.policy, loaded.model_path)
     if unsolvable:
@@ -219,6 +224,8 @@ def write(run: Run, out: Path | str | None = None, *, force: bool = False) -> Pa
         replace_same = True  # a folder named by the run id can only hold this same run
     else:
         destination, replace_same = Path(out), False
+    from . import report
+
     return report.write_run(
         destination, run.loaded.data, run.loaded.policy_file, run.solution, run.tables,
         run.summary, run.run_id, run.loaded.model_path, force=force, replace_same=replace_same,
@@ -379,6 +386,8 @@ def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDif
 
 def rebuild_report(run_dir: Path | str) -> Path:
     """Build a run folder's report.html again from the folder's own files."""
+    from . import report
+
     return report.rebuild_report(run_dir)
 
 

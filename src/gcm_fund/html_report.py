@@ -11,6 +11,7 @@ the CSV files.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -153,10 +154,17 @@ DEFINITIONS = [
 ]
 
 
+def plotly_js() -> str:
+    """plotly.js as the installed plotly package ships it (what `plotly.offline.get_plotlyjs`
+    returns), read from its file without importing the package."""
+    spec = importlib.util.find_spec("plotly")
+    assert spec is not None and spec.submodule_search_locations is not None
+    bundle = Path(spec.submodule_search_locations[0]) / "package_data" / "plotly.min.js"
+    return bundle.read_bytes().decode("utf-8")
+
+
 def render(folder: Folder) -> str:
     """The whole page for one run folder."""
-    from plotly.offline import get_plotlyjs  # the bundle is large: read it only here
-
     names = Names(folder)
     manifest = folder.manifest
     figures = headline(folder)
@@ -231,7 +239,7 @@ def render(folder: Folder) -> str:
         "</main>",
         f'<script type="application/json" id="figures">{figures_json}</script>',
         f"<script>{TABLE_SCRIPT}</script>",
-        f'<script type="text/javascript">{get_plotlyjs()}</script>',
+        f'<script type="text/javascript">{plotly_js()}</script>',
         f"<script>{CHART_SCRIPT}</script>",
         "</body></html>\n",
     ])

@@ -56,10 +56,11 @@ def sankey_figure(folder: Folder, names: Names) -> dict[str, Any]:
     allocations = folder.allocations
     sources = folder.sources.set_index("source_id")
     states = folder.states.set_index("iso3")
+    group_of = {f: _group_label(str(sources["kind"].get(f, "")),
+                                str(sources["instrument"].get(f, "")))
+                for f in allocations["source_id"].unique()}
     frame = pd.DataFrame({
-        "group": [_group_label(str(sources["kind"].get(f, "")),
-                               str(sources["instrument"].get(f, "")))
-                  for f in allocations["source_id"]],
+        "group": allocations["source_id"].map(group_of),
         "instrument": allocations["source_id"].map(sources["instrument"]).fillna(""),
         "region": allocations["iso3"].map(states["region"]).fillna("unknown"),
         "income": allocations["iso3"].map(states["income_group"]).fillna("unknown"),

@@ -110,8 +110,28 @@ def write_table(path: Path, columns: Sequence[str],
 def format_columns(table: Any, formats: Mapping[str, Callable[[Any], str]]) -> list[list[str]]:
     """The cells of a DataFrame column by column, each column in its format (`str` when
     the column has none)."""
-    return [[formats.get(name, str)(value) for value in table[name].tolist()]
-            for name in table.columns]
+    return [_formatted(table[name], formats.get(name, str)) for name in table.columns]
+
+
+# The number formats as format strings: a float column is formatted by one `map` over
+# its values (a constraints table has millions of cells), with the blanks and zeros that
+# the functions above write put back by position.
+_PATTERNS: dict[Callable[[Any], str], str] = {amount: "{:.2f}", share: "{:.6f}",
+                                              real: "{:.12g}"}
+
+
+def _formatted(column: Any, form: Callable[[Any], str]) -> list[str]:
+    pattern = _PATTERNS.get(form)
+    if pattern is None or column.dtype.kind != "f":
+        return list(map(form, column.tolist()))
+    values = column.to_numpy()
+    cells = list(map(pattern.format, values.tolist()))
+    for i in (values != values).nonzero()[0].tolist():  # NaN
+        cells[i] = ""
+    if form is real:
+        for i in (values == 0).nonzero()[0].tolist():  # -0.0 is written 0
+            cells[i] = "0"
+    return cells
 
 
 # ---------------------------------------------------------------------------------------

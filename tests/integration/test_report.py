@@ -48,6 +48,15 @@ def test_report_is_rebuilt_byte_identical_from_the_folder(example_run, tmp_path)
     assert (copy / "report.html").read_bytes() == written
 
 
+def test_the_page_embeds_plotly_js_as_the_package_ships_it(example_run):
+    from plotly.offline import get_plotlyjs
+
+    bundle = html_report.plotly_js()
+    assert bundle == get_plotlyjs()
+    assert f'<script type="text/javascript">{bundle}</script>' in (
+        example_run / "report.html").read_text(encoding="utf-8")
+
+
 def test_report_reads_for_people(example_run):
     page = (example_run / "report.html").read_text(encoding="utf-8")
     text = visible_text(page)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gcm_fund import writing
 from gcm_fund.errors import UsageError
@@ -30,6 +34,20 @@ from gcm_fund.errors import UsageError
 ])
 def test_number_formats(function, value, text):
     assert function(value) == text
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64)
+                | st.sampled_from([0.0, -0.0, 0.005, 2.675, -1e-20, 1e16 + 0.5]),
+                min_size=1, max_size=60))
+def test_columns_are_formatted_as_each_cell_alone(values):
+    # format_columns formats a float column in one pass: the cells must be the ones the
+    # per-value functions write (NaN blank, -0.0 as 0 for reals, -0.00 kept for amounts).
+    table = pd.DataFrame({"a": np.array(values, dtype=float), "s": np.array(values),
+                          "r": np.array(values), "t": [str(v) for v in values]})
+    formats = {"a": writing.amount, "s": writing.share, "r": writing.real}
+    cells = writing.format_columns(table, formats)
+    assert cells == [[writing.amount(v) for v in values], [writing.share(v) for v in values],
+                     [writing.real(v) for v in values], [str(v) for v in values]]
 
 
 def test_csv_text_has_newline_line_ends_and_quotes_commas():
