@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .csv_input import readable
 from .errors import Diagnosis, InfeasibleError, InputError, Problem, UsageError
-from .limits import check_solvable
+from .limits import check_solvable, check_swept_total
 from .load import ProblemData, load_inputs_and_policy
 from .model import build, eligible_triples, fundable_usd
 from .policy_file import PolicyFile
@@ -270,6 +270,7 @@ def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence
                            inputs=input_files(inputs, model))
     loaded = load(inputs, model)
     sweeping.source_indices(loaded.data, ids)
+    check_swept_total(loaded.data, ids, levels)
     if on_loaded is not None:
         on_loaded(loaded)
     result = sweeping.sweep(loaded.data, loaded.policy_file.policy, ids, levels,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Problem
+from .errors import Problem, UsageError
 from .load import ProblemData
 from .model import fundable_usd
 from .schema import Policy
@@ -100,3 +100,19 @@ def _gap_lines(path: Path) -> dict[tuple[str, str], int]:
             key = (row[at_iso3].strip(), row[at_target].strip().lower())
             found.setdefault(key, line)
     return found
+
+
+def check_swept_total(data: ProblemData, source_ids: list[str], levels: np.ndarray) -> None:
+    """Refuse (`UsageError`) a sweep whose highest level takes the pledges' total above
+    `MAX_TOTAL_USD`: the limit `allocate` holds its inputs to holds at every level too."""
+    if not len(levels):
+        return
+    pledges = data.sources.set_index("source_id")["pledge_usd"].astype(float)
+    others = float(pledges.drop(index=list(source_ids)).sum())
+    top = float(np.max(levels))
+    total = others + top * len(source_ids)
+    if total > MAX_TOTAL_USD:
+        raise UsageError(
+            f"--pledges: at the highest level, USD {top:.3g}, the pledges add up to USD "
+            f"{total:.3g}, above USD {MAX_TOTAL_USD:g}, the most the tool counts in whole "
+            "cents")

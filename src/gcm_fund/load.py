@@ -278,20 +278,43 @@ def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | N
         return InputMeta(), raw
 
 
+def _latin_lookalike(character: str) -> str:
+    """The Latin letter `character` is drawn like (a Cyrillic "а" is an "a"), per Unicode's
+    confusables table; itself when it has none or is Latin already."""
+    if character.isascii():
+        return character
+    from confusable_homoglyphs import confusables  # a 2 MB table: only for non-ASCII text
+
+    for entry in confusables.is_confusable(character, greedy=True,
+                                           preferred_aliases=["latin"]) or []:
+        for glyph in entry["homoglyphs"]:
+            if glyph["n"].startswith("LATIN ") and len(glyph["c"]) == 1:
+                return str(glyph["c"])
+    return character
+
+
 def region_key(text: str) -> str:
     """A region as a reader skims it: compatibility-normalised, case-folded, without
     invisible format characters (a zero-width space) or spaces of any kind (a no-break
-    space typed inside a word)."""
+    space typed inside a word), and with letters of other scripts drawn like Latin ones
+    read as those (a Cyrillic "А" in "Africa")."""
     text = unicodedata.normalize("NFKC", text)
-    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    visible = "".join(_latin_lookalike(ch) for ch in text if unicodedata.category(ch) != "Cf")
     return "".join(visible.casefold().split())
+
+
+def _lookalikes(text: str) -> str:
+    """", which has letters of another script that look Latin (Cyrillic)", or ""."""
+    scripts = sorted({unicodedata.name(ch, "?").split()[0].title() for ch in text
+                      if not ch.isascii() and _latin_lookalike(ch) != ch})
+    return f", which has letters that only look Latin ({', '.join(scripts)})" if scripts else ""
 
 
 def _near_regions(states_label: str, states: list[tuple[int, Any]], sources_label: str,
                   sources: list[tuple[int, Any]]) -> list[Problem]:
     """A warning for each State whose region differs from a source's region earmark only
-    in case or invisible characters: regions match exactly (SPEC 2), so that earmark
-    silently leaves the State out."""
+    in case, invisible characters or look-alike letters of another script: regions match
+    exactly (SPEC 2), so that earmark silently leaves the State out."""
     earmarked: dict[str, tuple[str, int]] = {}
     for line, source in sources:
         for region in source.regions:
@@ -302,9 +325,10 @@ def _near_regions(states_label: str, states: list[tuple[int, Any]], sources_labe
         if near is not None and near[0] != state.region:
             found.append(
                 Problem(states_label, line, "region",
-                        f"{shown(state.region)} is not {shown(near[0])}, the region earmarked "
-                        f"by {sources_label} line {near[1]}, so that earmark leaves "
-                        f"{state.iso3} out (did you mean {shown(near[0])}?)")
+                        f"{shown(state.region)}{_lookalikes(state.region)} is not "
+                        f"{shown(near[0])}, the region earmarked by {sources_label} line "
+                        f"{near[1]}, so that earmark leaves {state.iso3} out (did you mean "
+                        f"{shown(near[0])}?)")
             )
     return found
 

@@ -93,7 +93,9 @@ def _real(path: Path | str) -> Path:
 def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
                 policy: Path | str | None = None) -> None:
     """Refuse (`UsageError`) a run folder's destination that is, or holds, the input folder
-    or the policy file, or lies inside the input folder, whatever is there now."""
+    or the policy file, or lies inside the input folder or the policy's folder (unless the
+    policy lies loose in a project folder: the working folder or above it, or the folder
+    holding the inputs), whatever is there now."""
     destination = Path(destination)
     target = _real(destination)
     for what, kept in (("the input folder", inputs), ("the policy file", policy)):
@@ -106,6 +108,18 @@ def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
         if what == "the input folder" and held in target.parents:
             raise UsageError(f"{destination}: is inside {what} {kept}; write the run "
                              "outside it with --out")
+    if policy is not None:
+        policy_folder = _real(policy).parent
+        # A policy kept loose in a project folder (the working folder or above it, or the
+        # folder that holds the inputs) would otherwise refuse every destination, the
+        # default outputs/ among them; only a folder of policies is kept apart.
+        here = _real(Path.cwd())
+        loose = (policy_folder == here or policy_folder in here.parents
+                 or (inputs is not None and policy_folder in _real(inputs).parents))
+        if not loose and policy_folder in target.parents:
+            raise UsageError(f"{destination}: is inside the policy's folder "
+                             f"{Path(policy).parent}; "
+                             "write the run outside it with --out")
 
 
 def check_destination(destination: Path | str, *, force: bool = False,
@@ -114,7 +128,8 @@ def check_destination(destination: Path | str, *, force: bool = False,
     """Refuse a run folder's destination that would lose something (`UsageError`).
 
     Refused whatever `force` says: a destination that is, or holds, the input folder or
-    the policy file; one inside the input folder; an existing file; a non-empty folder
+    the policy file; one inside the input folder or a folder of policies; a symbolic link;
+    an existing file; a non-empty folder
     that is not recognisably a run folder of this tool, or holds files besides the run's
     own. A run folder is replaced only with `force`, or when `same_run` (a folder named
     by the run id, which can only hold the same run).
@@ -123,6 +138,11 @@ def check_destination(destination: Path | str, *, force: bool = False,
     check_apart(destination, inputs=inputs, policy=policy)
     if not os.path.lexists(destination):
         return
+    if destination.is_symlink():
+        # Replacing the link would put a real folder where the user kept a link; replacing
+        # what it points to would write somewhere --out does not name.
+        raise UsageError(f"{destination}: is a symbolic link to {os.readlink(destination)}; "
+                         "give --out the folder itself, or another name")
     if not destination.is_dir():
         kind = file_kind(destination) or "a broken link"
         raise UsageError(f"{destination}: is {kind}, not a folder; --out names the folder "

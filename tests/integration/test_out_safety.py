@@ -130,6 +130,33 @@ def test_out_holding_the_policy_is_refused(project: Path):
     assert tree(project) == before
 
 
+def test_out_inside_the_policys_folder_is_refused(project: Path):
+    before = tree(project)
+    code, _, stderr = allocate("--out", "models/run")
+    assert code == 2
+    assert stderr == ("error: models/run: is inside the policy's folder models; write the run "
+                      "outside it with --out\n")
+    assert tree(project) == before
+
+
+def test_a_policy_loose_in_the_working_folder_still_allows_the_default_outputs(project: Path):
+    shutil.copyfile(project / "models" / "policy.toml", project / "policy.toml")
+    code, stdout, stderr = allocate(policy="policy.toml")
+    assert code == 0, stderr
+    assert len(list((project / "outputs").iterdir())) == 1
+
+
+def test_out_that_is_a_symbolic_link_is_refused(project: Path):
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    (project / "run").symlink_to(elsewhere)
+    code, _, stderr = allocate("--out", "run", "--force")
+    assert code == 2
+    assert stderr == (f"error: run: is a symbolic link to {elsewhere}; give --out the folder "
+                      "itself, or another name\n")
+    assert (project / "run").is_symlink() and list(elsewhere.iterdir()) == []
+
+
 def test_force_refuses_a_file(project: Path):
     (project / "report.docx").write_bytes(b"my report")
     code, _, stderr = allocate("--out", "report.docx", "--force")

@@ -67,6 +67,19 @@ def test_sweep_levels_at_the_limit_are_accepted() -> None:
     assert len(parse_levels(f"0:1e9:{MAX_LEVELS}")) == MAX_LEVELS
 
 
+def test_a_sweep_whose_highest_level_exceeds_the_total_allocate_accepts_is_refused(
+        tmp_path: Path, write_case) -> None:
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN")], gaps=[gap("KEN", "10.7", 1e6)],
+        sources=[source("a", 1e6), source("b", 2e14)])
+    with pytest.raises(UsageError, match=(r"--pledges: at the highest level, USD 9e\+14, the "
+                                          r"pledges add up to USD 1\.1e\+15, above USD 1e\+15")):
+        api.sweep(inputs, ["a"], "0:9e14:3", model=policy)
+    with pytest.raises(UsageError, match="above USD 1e"):
+        api.sweep(inputs, ["a"], "0:1e300:3", model=policy)
+    assert api.sweep(inputs, ["a"], "0:8e14:2", model=policy).result is not None
+
+
 # ---------------------------------------------------------------------------------------
 # Item 9: silent wrong answers
 
@@ -86,6 +99,33 @@ def test_a_region_that_differs_from_an_earmark_only_in_case_or_invisibles_is_war
         f"{inputs / 'states.csv'}:3: region: {region!r} is not 'Africa', the region earmarked "
         f"by {inputs / 'sources.csv'} line 2, so that earmark leaves UGA out (did you mean "
         "'Africa'?)"]
+
+
+@pytest.mark.parametrize(("region", "scripts"), [("\u0410frica", "Cyrillic"),
+                                               ("Afric\u0430", "Cyrillic"),
+                                               ("\u0391fric\u0430", "Cyrillic, Greek")])
+def test_a_region_spelt_with_look_alike_letters_of_another_script_is_warned(
+        tmp_path: Path, write_case, region: str, scripts: str) -> None:
+    inputs, _ = write_case(
+        tmp_path,
+        states=[state("KEN", region="Africa"), state("UGA", region=region)],
+        gaps=[gap("KEN", "10.7", 1e6), gap("UGA", "10.7", 1e6)],
+        sources=[source("afdb", 1e6, regions="Africa")],
+    )
+    warnings = [str(w) for w in load_inputs(inputs).warnings]
+    assert warnings == [
+        f"{inputs / 'states.csv'}:3: region: {region!r}, which has letters that only look "
+        f"Latin ({scripts}) is not 'Africa', the region earmarked by "
+        f"{inputs / 'sources.csv'} line 2, so that earmark leaves UGA out (did you mean "
+        "'Africa'?)"]
+
+
+def test_a_region_in_another_script_that_is_not_a_look_alike_is_not_warned(
+        tmp_path: Path, write_case) -> None:
+    inputs, _ = write_case(
+        tmp_path, states=[state("KEN", region="Africa"), state("UGA", region="Африка")],
+        gaps=[gap("KEN", "10.7", 1e6)], sources=[source("afdb", 1e6, regions="Africa")])
+    assert load_inputs(inputs).warnings == []
 
 
 def test_a_region_that_matches_its_earmark_exactly_is_not_warned(tmp_path: Path,

@@ -73,8 +73,8 @@ def test_inputs_and_policy_are_never_a_destination(tmp_path: Path):
                                  (inputs, "holds the input folder"),
                                  (inputs / "run", "is inside the input folder"),
                                  (project / "models", "holds the policy file"),
-                                 (inputs / ".." / "models", "holds the policy file")]:
+                                 (inputs / ".." / "models", "holds the policy file"),
+                                 (project / "models" / "run", "is inside the policy's folder")]:
         with pytest.raises(UsageError, match=message):
             check_destination(destination, force=True, inputs=inputs, policy=policy)
-    check_destination(project / "models" / "run", force=True, inputs=inputs, policy=policy)
     check_destination(project / "outputs" / "run", force=True, inputs=inputs, policy=policy)
