@@ -33,7 +33,8 @@ def test_item7_a_target_weight_of_1e12_solves_on_highs_at_once_and_certifies(
     """The bundled example with weight 1e12 on target 10.7: HiGHS's warm stage 2 used to
     end "Unknown" (then crash; later solved again from scratch, 10 s lost). Scaled, it
     solves at once, certifies, and agrees with CBC."""
-    policy = tmp_path / "heavy.toml"
+    (tmp_path / "policy").mkdir()
+    policy = tmp_path / "policy" / "heavy.toml"
     baseline = (ROOT / "models" / "baseline.toml").read_text(encoding="utf-8")
     assert '"10.7" = 1.0' in baseline
     policy.write_text(baseline.replace('"10.7" = 1.0', '"10.7" = 1e12'), encoding="utf-8")

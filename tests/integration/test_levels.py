@@ -537,7 +537,8 @@ def levels_baseline(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def example_runs(tmp_path_factory) -> dict[str, RunFiles]:
     base = tmp_path_factory.mktemp("example")
-    inputs, model = api.project_path("inputs"), levels_baseline(base)
+    inputs = api.project_path("inputs")
+    model = levels_baseline(tmp_path_factory.mktemp("policy"))  # runs go outside its folder
     runs = {solver: allocate_and_read(inputs, model, base / solver, solver)
             for solver in SOLVERS}
     moved = shuffled_copy(inputs, base / "shuffled", 7)
