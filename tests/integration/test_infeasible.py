@@ -208,3 +208,26 @@ def test_item11_each_member_of_a_conflict_has_its_usd_when_another_conflict_rema
     if any(c.row == "absorb[CCC]" for c in rules):
         assert {c.row: c.need_usd for c in rules} == {
             "absorb[CCC]": pytest.approx(20.0), "floor[CCC,8.8]": pytest.approx(20.0)}
+
+
+def test_above_the_conflict_limit_the_diagnosis_keeps_the_elastic_view(
+        tmp_path: Path, write_case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LP with more eligible triples than `CONFLICT_MAX_COLUMNS` is diagnosed by the
+    elastic re-solve alone: the same shortfalls, no conflict (here the limit is lowered
+    below the instance's 2 triples, so that the case stays small)."""
+    from gcm_fund import diagnosis as diagnosing
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA")],
+        gaps=[gap("AAA", "10.7", 10e6), gap("AAA", "8.7", 10e6)],
+        sources=[source("donor", 20e6)],
+        policy={"equity": {"min_floor": 0.5}, "thematic": {"min_share": {"8.7": 0.9}}},
+    )
+    with pytest.raises(InfeasibleError) as whole:
+        api.allocate(inputs, policy)
+    assert whole.value.diagnosis.conflict
+    monkeypatch.setattr(diagnosing, "CONFLICT_MAX_COLUMNS", 1)
+    with pytest.raises(InfeasibleError) as limited:
+        api.allocate(inputs, policy)
+    assert limited.value.diagnosis.conflict == []
+    assert limited.value.diagnosis.shortfalls == whole.value.diagnosis.shortfalls
