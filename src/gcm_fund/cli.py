@@ -6,10 +6,7 @@ Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing w
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import logging
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -17,13 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from typer.core import TyperGroup, TyperOption
 
-from . import __version__
+from . import __version__, terminal
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -35,7 +29,7 @@ from .errors import (
     InfeasibleError,
     InputError,
 )
-from .writing import real, whole
+from .writing import whole
 
 if TYPE_CHECKING:
     # The library is imported by each command when it runs (gcm_fund.api pulls in pandas
@@ -75,23 +69,11 @@ class _Commands(TyperGroup):
         except OSError as exc:
             # Command bodies map their own OSErrors (_guard); what reaches here is the
             # printing of results to stdout.
-            _quiet_stdout()
+            terminal.quiet_stdout()
             if exc.errno == errno.EPIPE:
                 raise typer.Exit(EXIT_OK) from None
             _say(f"error: cannot write the output to standard output: {exc.strerror}")
             raise typer.Exit(EXIT_OUTPUT) from None
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
-    with contextlib.suppress(OSError):
-        sys.stdout.flush()
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (OSError, ValueError):
-        pass  # not a real file (an in-process runner): nothing is flushed at exit
 
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:
@@ -115,25 +97,7 @@ app = typer.Typer(
     # Docstrings are wrapped at the source width: markdown mode joins their lines.
     rich_markup_mode="markdown",
 )
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        # Rich's own handling exits with status 1; a reader that stops reading (`| head`)
-        # is not a failure.
-        self.quiet = True
-        _quiet_stdout()
-        raise typer.Exit(EXIT_OK)
-
-
-# markup=False: paths, policy names and cells are the user's text, printed as written
-# (`--out 'run[/x]'` is a folder name, not a closing tag).
-def _consoles() -> tuple[_Console, _Console]:
-    """stdout and stderr as Rich consoles, made per command: the width comes from the
-    environment (COLUMNS) when the command starts, also for an in-process runner."""
-    return (_Console(highlight=False, markup=False),
-            _Console(stderr=True, highlight=False, markup=False))
-
-
-out, err = _consoles()
+out, err = terminal.consoles()
 
 T = TypeVar("T")
 _state = {"debug": False}
@@ -153,7 +117,7 @@ def _print_version(value: bool) -> None:
             typer.echo(f"gcm-fund {__version__}")
         except BrokenPipeError:
             # click would exit 1 on it; a reader that stops reading is not a failure.
-            _quiet_stdout()
+            terminal.quiet_stdout()
         raise typer.Exit(EXIT_OK)
 
 
@@ -170,37 +134,9 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback 
                                                 callback=_print_version, is_eager=True)]
           = False) -> None:
     global out, err
-    out, err = _consoles()
+    out, err = terminal.consoles()
     _state["debug"] = debug
-    _log_steps(verbose)
-
-
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler writing to whatever sys.stderr is when a message comes (an in-process
-    runner swaps it per command)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-_STEPS = _Stderr()
-_STEPS.setFormatter(logging.Formatter("%(relativeCreated)8.0f ms  %(message)s"))
-
-
-def _log_steps(verbose: bool) -> None:
-    """Send the library's step messages (logger `gcm_fund`, level INFO) to stderr, for
-    this command only."""
-    logger = logging.getLogger("gcm_fund")
-    logger.removeHandler(_STEPS)
-    logger.setLevel(logging.NOTSET)
-    if verbose:
-        logger.addHandler(_STEPS)
-        logger.setLevel(logging.INFO)
+    terminal.log_steps(verbose)
 
 
 def _say(text: str) -> None:
@@ -295,64 +231,9 @@ def allocate(
 
     run = _guard(body)
     assert run.folder is not None
-    _print_summary(run, run.folder)
+    terminal.run_summary(out, run, run.folder)
     if xlsx is not None:
         out.print(f"workbook written to {xlsx}", soft_wrap=True)
-
-
-def _print_summary(run: api.Run, written: Path) -> None:
-    figures = run.summary
-    floor = figures["floor"]
-    from .report import illustrative_entry, illustrative_notice
-    from .results import floor_text
-
-    notice = illustrative_notice(illustrative_entry(run.loaded.data))
-    if notice:
-        out.print(Text(notice, style="bold"), soft_wrap=True)
-    out.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}",
-              soft_wrap=True)
-    out.print(
-        f"floor reached: {floor_text(floor, figures['floor_reason'])}"
-        f"; allocated USD {whole(figures['allocated_usd'])} of USD "
-        f"{whole(figures['pledged_usd'])} pledged; fundable need USD "
-        f"{whole(figures['fundable_usd'])}"
-    )
-    for title, key in (("income group", "coverage_by_income"), ("target", "coverage_by_target")):
-        table = Table(title=f"Coverage by {title}", title_justify="left")
-        table.add_column(title)
-        table.add_column("allocated USD", justify="right")
-        table.add_column("fundable USD", justify="right")
-        table.add_column("coverage", justify="right")
-        for name, (allocated, fundable) in figures[key].items():
-            share = f"{allocated / fundable:.1%}" if fundable > 0 else "-"
-            table.add_row(Text(name), whole(allocated), whole(fundable), share)
-        out.print(table)
-    if figures.get("method") == "levels":
-        _print_levels(figures)
-    elif figures["most_binding"]:
-        table = Table(title="Most binding rules", title_justify="left")
-        table.add_column("rule")
-        table.add_column("dual (objective per USD)", justify="right")
-        for name, dual in figures["most_binding"]:
-            table.add_row(Text(name), f"{dual:.6g}")
-        out.print(table)
-
-
-def _print_levels(figures: dict) -> None:
-    """Under priority levels: what set the floor and the rules that stopped the most money."""
-    set_by = figures["floor_set_by"]
-    if set_by:
-        shown = ", ".join(set_by[:5]) + (f" and {len(set_by) - 5} more" if len(set_by) > 5
-                                         else "")
-        out.print(f"the floor is set by: {shown}", soft_wrap=True)
-    table = Table(title="Rules that stopped the most money", title_justify="left")
-    table.add_column("rule")
-    table.add_column("gaps stopped", justify="right")
-    table.add_column("their USD", justify="right")
-    for family, count, money, rules in figures["stopped_most"][:6]:
-        label = rules[0] if len(rules) == 1 else f"{family} ({len(rules)} rules)"
-        table.add_row(Text(label), f"{count:,}", whole(money))
-    out.print(table)
 
 
 def main() -> None:
@@ -362,14 +243,14 @@ def main() -> None:
     # through click, which lets a full disk's OSError out as a traceback. The process is
     # ours, so its help output ends like a command's: quietly on a closed pipe, 74 when
     # stdout cannot be written.
-    Console.on_broken_pipe = _Console.on_broken_pipe  # type: ignore[method-assign,assignment]
+    Console.on_broken_pipe = terminal.PipeConsole.on_broken_pipe  # type: ignore[method-assign,assignment]
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:
-        _quiet_stdout()
+        terminal.quiet_stdout()
         if exc.errno == errno.EPIPE:
             sys.exit(EXIT_OK)
         err.print(f"error: cannot write the output to standard output: {exc.strerror}")
@@ -558,21 +439,7 @@ def sweep(
                              on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
     swept = _guard(body)
-    result, written = swept.result, swept.written
-    optimal = [lv for lv in result.levels if lv.status == "optimal"]
-    out.print(f"sweep of {', '.join(result.source_ids)}: {len(result.levels)} levels "
-              f"({len(result.levels) - len(optimal)} infeasible), {len(result.breakpoints)} "
-              f"breakpoint{'s' if len(result.breakpoints) != 1 else ''}; written to "
-              f"{', '.join(str(p) for p in written)}", soft_wrap=True)
-    if result.breakpoints:
-        table = Table(title="Breakpoints of the marginal value", title_justify="left")
-        for name in ("pledge USD", "marginal below", "marginal above"):
-            table.add_column(name, justify="right")
-        for point in result.breakpoints:
-            table.add_row(whole(point.pledge_usd), real(point.marginal_below),
-                          real(point.marginal_above))
-        out.print(table)
-
+    terminal.sweep_result(out, swept)
 
 @app.command("fair-share")
 def fair_share(
@@ -617,39 +484,7 @@ def fair_share(
                                             threshold=threshold,
                                             on_loaded=lambda loaded: _print_warnings(
                                                 loaded.warnings)))
-    table, total = shares.table, shares.total_fundable_usd
-
-    def shown(value: float) -> str:
-        return "-" if value != value else whole(value)
-
-    def ratio(value: float) -> str:
-        return "-" if value != value else f"{value:.2f}"
-
-    if basis == "rci":
-        owing = table[table["fair_share_usd"] > 0]
-        out.print(f"fundable need less ifi and private pledges: USD {whole(total)}, owed by "
-                  f"{len(owing)} of {len(table)} States with GNI; written to {out_file}",
-                  soft_wrap=True)
-        view = Table(title=f"15 largest (rci, w {capacity_weight:g}, {threshold} and up)",
-                     title_justify="left")
-        for name in ("State", "rci", "fair share USD", "pledged USD", "ratio"):
-            view.add_column(name, justify="left" if name == "State" else "right")
-        for row in owing.sort_values(["fair_share_usd", "iso3"],
-                                     ascending=[False, True]).head(15).itertuples(index=False):
-            view.add_row(Text(str(row.iso3)), f"{row.rci:.4f}", shown(row.fair_share_usd),
-                         shown(row.pledged_usd), ratio(row.ratio))
-        out.print(view)
-        return
-    out.print(f"total fundable need USD {whole(total)} across {len(table)} donor States; "
-              f"written to {out_file}", soft_wrap=True)
-    view = Table(title=f"Fair shares, basis {basis}", title_justify="left")
-    view.add_column("donor")
-    for name in ("GNI USD", "fair share USD", "pledged USD", "ratio"):
-        view.add_column(name, justify="right")
-    for row in table.itertuples(index=False):
-        view.add_row(Text(str(row.donor_iso3)), shown(row.gni_usd), shown(row.fair_share_usd),
-                     shown(row.pledged_usd), ratio(row.ratio))
-    out.print(view)
+    terminal.fair_shares(out, shares, basis, capacity_weight, threshold, out_file)
 
 
 @app.command()
@@ -685,28 +520,11 @@ def compare(
     -m models/ldc_priority.toml --overlay pledges.csv --out compare.csv
     """
     from . import api
-    from . import compare as comparing
 
     result = _guard(lambda: api.compare(inputs, out_file, list(models or []),
                                         list(overlays or []), solver, force=force,
                                         on_warnings=_print_warnings)).result
-    out.print(Text(f"Scenarios: shares in %, amounts in USD million; written to {out_file}"))
-    metric_width = max(len(m) for m in result.metric_names)
-    # One table per block of scenarios that fits the terminal (80 columns when piped).
-    for block in comparing.scenario_blocks(result, out.width, metric_width):
-        view = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-        view.add_column("metric", no_wrap=True)
-        for s in block:
-            view.add_column(Text(s.label), justify="right", overflow="fold",
-                            max_width=comparing.LABEL_WIDTH)
-        for metric in result.metric_names:
-            view.add_row(Text(metric), *(Text(
-                s.status if metric == "status" else _shown_metric(metric, s.metrics.get(metric)))
-                for s in block))
-        out.print(view)
-    for s in result.scenarios:
-        if s.diagnosis:
-            out.print(Text(f"{s.label}: infeasible: {s.diagnosis}"))
+    terminal.comparison(out, result, out_file)
 
 
 @app.command()
@@ -744,14 +562,3 @@ def export(
 
     written = _guard(lambda: api.export(run_dir, xlsx, force=force))
     out.print(f"workbook written to {written}", soft_wrap=True)
-
-
-def _shown_metric(metric: str, value: float | None) -> str:
-    """A figure of `compare` for the terminal: shares and the floor in %, USD in millions."""
-    if value is None or value != value:
-        return "-"
-    if metric.startswith("binding_caps"):
-        return str(int(value))
-    if metric.endswith("_usd") or metric == "weighted":
-        return f"{value / 1e6:,.1f}"
-    return f"{value:.2%}" if metric == "floor" else f"{value:.1%}"

@@ -217,7 +217,7 @@ def _coverage_cell(share: float | None) -> str:
     if share is None:
         return '<td class="num" data-sort="-1">–</td>'
     width = max(0.0, min(share, 1.0)) * 100
-    return (f'<td class="num" data-sort="{share!r}"><span class="track"><span '
+    return (f'<td class="num" data-sort="{float(share)!r}"><span class="track"><span '
             f'style="width:{width:.0f}%"></span></span>{esc(percent(share))}</td>')
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import shutil
@@ -55,6 +56,16 @@ def test_the_page_embeds_plotly_js_as_the_package_ships_it(example_run):
     assert bundle == get_plotlyjs()
     assert f'<script type="text/javascript">{bundle}</script>' in (
         example_run / "report.html").read_text(encoding="utf-8")
+
+
+def test_every_number_column_sorts_by_a_number(example_run):
+    # The page's script sorts a number column by parseFloat(data-sort): a cell whose key
+    # is not a number (once `np.float64(0.36)`) sorts as 0.
+    page = (example_run / "report.html").read_text(encoding="utf-8")
+    keys = re.findall(r'<td class="num" data-sort="([^"]*)"', page)
+    assert len(keys) > 100
+    for key in keys:
+        assert key == "" or math.isfinite(float(key)), key
 
 
 def test_report_reads_for_people(example_run):
