@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,8 +108,10 @@ class Folder:
 
 # The ASCII characters str.strip() removes.
 _ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-# What the page reads of a constraints table (a large instance has 560,000 rows).
+# What the page reads of a constraints table (a large instance has 560,000 rows): these
+# columns, of the rows that bind (a dual not 0) and of the caps a gap may be held by.
 CONSTRAINT_COLUMNS = ("name", "family", "rhs", "slack", "dual")
+CAP_FAMILIES = ("absorb", "state_share")
 
 
 def _has_edge_space(cells: list[str]) -> bool:
@@ -121,8 +123,17 @@ def _has_edge_space(cells: list[str]) -> bool:
     return any(cell != cell.strip() for cell in cells)
 
 
-def _read_table(path: Path, numbers: Iterable[str] = (), columns: Iterable[str] | None = None
-                ) -> pd.DataFrame:
+def _page_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a constraints table the page can show: a dual written as neither 0 nor
+    blank (a blank reads as NaN, which binds nowhere), or a cap's row."""
+    if not table.columns.is_unique or not {"dual", "family"} <= set(table.columns):
+        return table  # not as written: the page reads it whole and says what it finds
+    idle = table["dual"].isin(("0", "")) & ~table["family"].isin(CAP_FAMILIES)
+    return table[~idle]
+
+
+def _read_table(path: Path, numbers: Iterable[str] = (), columns: Iterable[str] | None = None,
+                rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
     wanted = None if columns is None else set(columns)
     table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                         usecols=None if wanted is None else lambda c: c.strip() in wanted)
@@ -133,6 +144,8 @@ def _read_table(path: Path, numbers: Iterable[str] = (), columns: Iterable[str] 
         column = table.iloc[:, i]
         if _has_edge_space(column.tolist()):
             table.iloc[:, i] = column.str.strip()
+    if rows is not None:
+        table = rows(table)
     for name in numbers:
         if name in table.columns:
             table[name] = pd.to_numeric(table[name].replace("", "nan"), errors="coerce")
@@ -170,8 +183,9 @@ def read_folder(folder: Path | str) -> Folder:
         allocations=_read_table(path / "allocations.csv", amounts),
         coverage=_read_table(path / "coverage.csv", amounts),
         sources_summary=_read_table(path / "sources_summary.csv", amounts),
-        constraints=_read_table(path / "constraints.csv", amounts, CONSTRAINT_COLUMNS),
-        stage1_constraints=(_read_table(stage1, amounts, CONSTRAINT_COLUMNS)
+        constraints=_read_table(path / "constraints.csv", amounts, CONSTRAINT_COLUMNS,
+                                _page_rows),
+        stage1_constraints=(_read_table(stage1, amounts, CONSTRAINT_COLUMNS, _page_rows)
                             if stage1.is_file() else None),
         levels=_read_table(levels, amounts) if levels.is_file() else None,
         states=states, sources=sources, policy_text=policy_text, policy=policy,

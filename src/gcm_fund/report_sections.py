@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .report_folder import (
+    CAP_FAMILIES,
     INCOME_NAMES,
     KIND_NAMES,
     Folder,
@@ -276,7 +277,7 @@ def unfunded_section(folder: Folder, names: Names) -> str:
     states = folder.states.set_index("iso3")
     constraints = folder.constraints
     tight = constraints[(constraints["slack"].abs() <= 0.01)
-                        & constraints["family"].isin(["absorb", "state_share"])]
+                        & constraints["family"].isin(CAP_FAMILIES)]
     capped = {name.partition("[")[2].rstrip("]"): family
               for name, family in zip(tight["name"], tight["family"], strict=True)}
     zero_fundable = coverage[coverage["fundable_usd"] <= 0]
