@@ -131,6 +131,22 @@ def source(source_id: str, pledge_usd: float, instrument: str = "grant", **extra
             "instrument": instrument, "pledge_usd": pledge_usd, **extra}
 
 
+def weighted_policy(folder: Path, name: str = "baseline") -> Path:
+    """A copy of the bundled `models/<name>.toml` under section 4's weighted stage 2
+    (`[allocation] method = "weighted"`), written into `folder`: for tests about section 4,
+    now that every bundled policy uses priority levels (section 4b)."""
+    from gcm_fund import api
+
+    text = Path(api.project_path(f"models/{name}.toml")).read_text(encoding="utf-8")
+    stated = 'method = "levels"'
+    assert text.count(stated) == 1, f"models/{name}.toml: no single {stated!r} line"
+    # In a folder of its own: a run is never written inside a folder of policies.
+    path = Path(folder) / "weighted_policy" / f"{name}_weighted.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.replace(stated, 'method = "weighted"'), encoding="utf-8")
+    return path
+
+
 # ---------------------------------------------------------------------------------------
 # Reading a run folder back
 

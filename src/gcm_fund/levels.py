@@ -202,7 +202,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                 raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
         if solution.status == INFEASIBLE:
             raise pipeline.infeasible(diagnosed)
-        log.info("%s: objective %.12g", name, solution.objective)
+        if not name.startswith("stage 2 step"):  # a step logs its level below
+            log.info("%s: objective %.12g", name, solution.objective)
         return solution
 
     # Stage 1b: the most money the rules let the fund place.
@@ -224,6 +225,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     last: StageSolution | None = None
     rhs[layout.level_rows] = np.where(rising, 0.0, layout.relaxed)
     rhs[layout.held_rows] = 0.0
+    log.info("stage 2: raising the levels of %d gaps", int(rising.sum()))
     while rising.any():
         solution = solve(f"stage 2 step {len(steps) + 1}", cost)
         last = solution

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cases import gap, source, state
+from cases import gap, source, state, weighted_policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -45,6 +45,15 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def run(baseline: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(baseline, tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def weighted_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example under section 4's weighted stage 2."""
+    folder = tmp_path_factory.mktemp("weighted")
+    out = folder / "run"
+    api.write(api.allocate(ROOT / "inputs", weighted_policy(folder)), out)
+    return out
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -117,12 +126,29 @@ def test_certify_refuses_a_non_finite_or_absurd_dual(run: Path, value: str) -> N
                   if value != "1e308" else f"constraints.csv:{line}: dual: 1e308 is absurd")
 
 
-def test_certify_refuses_an_inf_dual_even_where_the_gap_would_hide_it(run: Path) -> None:
-    # The gap's tolerance once grew with |dual objective|: an inf dual made it infinite.
+def test_certify_refuses_an_inf_dual_even_where_the_gap_would_hide_it(
+        weighted_baseline: Path, tmp_path: Path) -> None:
+    # Section 4's stage 2: the gap's tolerance once grew with |dual objective|: an inf dual
+    # made it infinite.
+    run = Path(shutil.copytree(weighted_baseline, tmp_path / "run"))
     edit_cell("constraints.csv", _budget, "dual", lambda d: "inf")(run)
     rehash(run, "constraints.csv")
     output = certify_fails(run, "FAIL constraints.csv rows", "dual is not a finite number")
     assert "tolerance: 1e-6 of max(|sum w x|, 1)" in output
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf"])
+def test_certify_refuses_an_inf_level_dual(run: Path, value: str) -> None:
+    """The levels analogue: a step's dual in level_duals.csv made infinite (a -inf on a
+    `<=` row would otherwise be zeroed as wrong-signed) fails the step's proof by name,
+    not only the numbers check."""
+    def first_step_budget(r: dict[str, str]) -> bool:
+        return r["step"] == "1" and r["name"].startswith("budget[")
+
+    edit_cell("level_duals.csv", first_step_budget, "dual", lambda d: value)(run)
+    rehash(run, "level_duals.csv")
+    certify_fails(run, "FAIL levels: each step optimal",
+                  "step 1: budget[adb]: dual is not a number")
 
 
 def test_certify_refuses_a_non_finite_manifest_number(run: Path) -> None:

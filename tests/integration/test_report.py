@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import math
@@ -129,20 +130,29 @@ def test_illustrative_banner_follows_the_manifest(example_run, tmp_path):
 
 
 def test_levels_columns_show_when_the_run_has_them(example_run, tmp_path):
+    """The bundled policies use priority levels: the page shows each gap's level and what
+    stopped it, and the levels table, the rules in words."""
+    page = html.unescape((example_run / "report.html").read_text())
+    assert "<th class=num>level</th>" in page and "what stopped it" in page
+    assert 'id="levels"' in page
+    steps = len((example_run / "levels.csv").read_text().splitlines()) - 1
+    assert steps >= 1 and page.count("<tr>", page.index('id="levels"')) >= steps
+    # Other rules edited into the run's files: the page says what the folder holds, in words.
     copy = tmp_path / "copy"
     shutil.copytree(example_run, copy)
-    coverage = (copy / "coverage.csv").read_text().splitlines()
-    rows = [coverage[0] + ",priority,level,stopped_by"]
-    for line in coverage[1:]:
-        iso3, target = line.split(",")[:2]
-        rows.append(line + f",1.5,0.25,\"gap[{iso3},{target}]\"")
-    (copy / "coverage.csv").write_text("\n".join(rows) + "\n")
+    with open(copy / "coverage.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["stopped_by"]:
+            row["stopped_by"] = f"gap[{row['iso3']},{row['target']}]"
+    with open(copy / "coverage.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     (copy / "levels.csv").write_text("step,level,gaps_stopped,stopped_by\n"
                                      "1,0.25,3,budget[deu];absorb[KEN]\n")
     html_report.write_report(copy)
     page = html.unescape((copy / "report.html").read_text())
-    assert "<th class=num>level</th>" in page and "what stopped it" in page
-    assert 'id="levels"' in page
     assert "absorption of Kenya" in page and "gap fully funded" in page
 
 

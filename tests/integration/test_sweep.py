@@ -32,7 +32,7 @@ from typing import Any
 import cases
 import numpy as np
 import pytest
-from cases import gap, source, state
+from cases import gap, source, state, weighted_policy
 
 from gcm_fund import api, synthetic
 from gcm_fund.errors import UsageError
@@ -270,9 +270,8 @@ def test_a_sweep_from_an_empty_pool_equals_independent_allocates(policy_name: st
     the extended model joins before it has been solved once)."""
     folder = synthetic.write_instance(tmp_path / "inputs", n_states=30, n_targets=5,
                                       n_sources=12, seed=3)
-    model = tmp_path / f"{policy_name}.toml"
-    model.write_text((ROOT / "models" / f"{policy_name}.toml").read_text(encoding="utf-8")
-                     .replace('method = "weighted"', f'method = "{method}"'), encoding="utf-8")
+    model = (weighted_policy(tmp_path, policy_name) if method == "weighted"
+             else ROOT / "models" / f"{policy_name}.toml")
     data, policy = loaded(folder, model)
     pledge = float(data.sources.set_index("source_id").loc["src002", "pledge_usd"])
     levels = np.round(np.linspace(0, 2 * pledge, 7), 2)

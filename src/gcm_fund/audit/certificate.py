@@ -78,6 +78,7 @@ def certify(folder: Path | str) -> Certificate:
     z_final = c.step("rule floor", optimality.check_floor)
     if c.rules.policy.allocation.method == "levels":
         c.step("levels", certify_levels, z_final)
+        c.step("constraints.csv", optimality.levels_constraints, z_final)
     else:
         c.step("stage 2", optimality.stage2, z_final)
     c.step("stage 1", optimality.stage1, z_final)

@@ -127,25 +127,30 @@ def _with_keys(constraints: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         keyed, on="name", how="left").fillna({c: "" for c in KEYS})
 
 
-def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: str) -> str:
+def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: str,
+                method: str = "weighted") -> str:
     per = f"{abs(dual):.4g}"
+    # Under levels the duals are those of the last level step: d L / d rhs.
+    objective = "the last level L" if method == "levels" else "the objective"
+    add = f"raise {objective} by {per}" if method == "levels" else f"add {per} to the objective"
     if family == "gap":
-        return (f"the gap is fully funded: one more USD of fundable need would add {per} "
-                "to the objective")
+        return f"the gap is fully funded: one more USD of fundable need would {add}"
     if family == "absorb":
-        return (f"{iso3} gets all it can absorb: one more USD of absorption capacity would "
-                f"add {per} to the objective")
+        return f"{iso3} gets all it can absorb: one more USD of absorption capacity would {add}"
     if family == "state_share":
         return (f"{iso3} is at the cap of {rules.policy.limits.max_state_share:g} of all pledges "
-                f"(max_state_share): one more USD of cap would add {per} to the objective")
+                f"(max_state_share): one more USD of cap would {add}")
     if family == "source_state":
         sid = row["source_id"]
         return (f"{sid} gives {iso3} the most it may (its max_state_share of its pledge): one "
-                f"more USD of that cap would add {per} to the objective")
+                f"more USD of that cap would {add}")
     if family == "floor":
+        if method == "levels":
+            return (f"the gap is held at the floor: each USD it must get to keep the floor "
+                    f"lowers the last level L by {per}")
         return (f"the gap is held at the floor: each USD it must get to keep the floor costs "
                 f"the objective {per} (the money would weigh more elsewhere)")
-    return f"one more USD of right-hand side would change the objective by {dual:.4g}"
+    return f"one more USD of right-hand side would change {objective} by {dual:.4g}"
 
 
 def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explanation:
@@ -215,10 +220,12 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
                                                                 kind="stable").index)
     rule_lines = [RuleLine(r["name"], float(r["dual"]), float(r["slack"]),
-                           _dual_words(r["family"], float(r["dual"]), r, rules, iso3))
+                           _dual_words(r["family"], float(r["dual"]), r, rules, iso3,
+                                       method))
                   for _, r in binding.iterrows()]
 
-    nothing = _gave_nothing(rules, constraints, alloc, iso3, sorted(targets), set(by_source))
+    nothing = _gave_nothing(rules, constraints, alloc, iso3, sorted(targets), set(by_source),
+                            method)
     floor_set_by = None
     if method == "levels" and run.has("stage1_constraints.csv"):
         stage1 = run.table("stage1_constraints.csv", CONSTRAINT_COLUMNS)
@@ -240,7 +247,8 @@ def _number(text: str) -> float:
 
 
 def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, iso3: str,
-                  targets: list[str], givers: set[str]) -> list[tuple[str, str]]:
+                  targets: list[str], givers: set[str], method: str = "weighted"
+                  ) -> list[tuple[str, str]]:
     """Each source that gave the State nothing (over `targets`), with the reason.
 
     Reasons come from the rows' slack and the weights where the money went, not from the
@@ -280,9 +288,12 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
             more = f" and {len(states) - 3} more" if len(states) > 3 else ""
             low, high = float(mine["weight"].min()), float(mine["weight"].max())
             worth = f"{low:.4g}" if math.isclose(low, high) else f"{low:.4g} to {high:.4g}"
-            why.append(f"budget exhausted: all {usd(rhs.get(('budget', sid, '', ''), 0.0))} went "
-                       f"elsewhere ({shown}{more}) at weight {worth} per USD, against "
-                       f"{here:.4g} here")
+            spent = (f"budget exhausted: all {usd(rhs.get(('budget', sid, '', ''), 0.0))} "
+                     f"went elsewhere ({shown}{more})")
+            # Under levels weights set priorities, not a price: the split rule chose.
+            why.append(spent + ("; this State's gaps got their levels from other sources "
+                                "(the split rule)" if method == "levels" else
+                                f" at weight {worth} per USD, against {here:.4g} here"))
         for family, words in (("state_share", "cap reached: the State has its share "
                                "of all pledges (max_state_share)"),
                               ("absorb", "cap reached: the State absorbs all it can")):
@@ -292,6 +303,8 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
         if full:
             why.append(f"gap{'s' if len(full) > 1 else ''} {', '.join(full)} already fully "
                        "funded by others")
-        out.append((sid, "; ".join(why) or f"eligible (weight {here:.4g} here), but its money "
-                    "went elsewhere at an optimum as good"))
+        otherwise = ("eligible, but the split rule gave this State's amounts to other "
+                     "sources" if method == "levels" else f"eligible (weight {here:.4g} "
+                     "here), but its money went elsewhere at an optimum as good")
+        out.append((sid, "; ".join(why) or otherwise))
     return out

@@ -404,6 +404,38 @@ def stage2(c: Certifier, z_final: float | None) -> None:
                 f"{usd(gap_tol)}", problems))
 
 
+def levels_constraints(c: Certifier, z_final: float | None) -> None:
+    """constraints.csv under levels: its rows as recomputed, and its duals those of the
+    last level step in level_duals.csv (SPEC 4b), which certify_levels proves."""
+    table = read_constraints(c, "constraints.csv")
+    y = check_constraint_rows(c, "constraints.csv", table, z_final, with_lhs=True)
+    if not c.run.has("level_duals.csv"):
+        return  # certify_levels names the missing file
+    duals = c.run.table("level_duals.csv", ("step", "name", "dual"))
+    steps = parse_numbers(duals["step"])
+    last = duals[steps == np.nanmax(steps)] if len(steps) else duals
+    proved = dict(zip(last["name"], parse_numbers(last["dual"]), strict=True))
+    names = c.rules.rows["name"].to_numpy()
+    expected = np.array([proved.get(n, 0.0) for n in names])
+    off = ~(np.abs(y - expected) <= 1e-9 * np.abs(expected) + 1e-15)
+    problems = [f"constraints.csv: {names[i]}: dual {y[i]:.12g}, the last step's in "
+                f"level_duals.csv {expected[i]:.12g}" for i in np.nonzero(off)[0]]
+    c.add(Check("constraints.csv duals", not problems,
+                f"{len(names)} rows: each dual is the last level step's (d L / d rhs)",
+                "1e-9 relative", problems))
+    # Under levels `weighted` is a figure of the allocation (sum w x), kept for comparison.
+    weight = c.rules.triples["weight"].to_numpy(dtype=float)
+    primal = float(weight @ c.x)
+    max_weight = float(np.abs(weight).max()) if len(weight) else 0.0
+    tol = GAP_RELATIVE * max(abs(primal), 1.0) + ROW_ALLOWANCE_USD * max_weight * c.n_written
+    weighted = c.run.number("objective", "weighted")
+    ok = weighted is not None and abs(weighted - primal) <= tol
+    c.add(Check("manifest weighted", ok, f"sum w x of the allocation {usd(primal)}",
+                usd(tol), [] if ok else [f"manifest weighted "
+                                         f"{c.run.raw('objective', 'weighted')!r} is not the "
+                                         f"allocation's sum w x {primal:.2f}"]))
+
+
 def stage1(c: Certifier, z_final: float | None) -> None:
     """stage1_constraints.csv: its duals prove the recorded floor z* optimal."""
     rules, run = c.rules, c.run
