@@ -392,8 +392,10 @@ def test_levels_are_the_leximin_of_an_independent_scipy_computation(instance):
         event(f"{len(expected)} gaps")
 
 
-@pytest.mark.xfail(strict=False, reason="known: hypothesis found an instance where CBC's "
-                   "per-gap amounts differ beyond SPEC 4b's tolerance (not yet diagnosed)")
+@pytest.mark.xfail(strict=False, reason="known: CBC's absolute primal tolerance (1e-7 in "
+                   "the model's USD-million units) exceeds SPEC 4b's per-gap tolerance on "
+                   "small gaps: a full gap of USD 125,000 gets 124,999.58 on CBC, 124,999.94 "
+                   "on HiGHS (tolerance USD 0.16)")
 @given(instance=level_instances())
 def test_highs_and_cbc_give_every_gap_the_same_amount(instance):
     with tempfile.TemporaryDirectory() as folder:
@@ -438,9 +440,13 @@ def test_gaps_of_equal_priority_that_no_rule_stops_get_equal_coverage(instance):
                      if amounts.get(g, 0.0) < ref.fundable[g] - tolerance(ref.fundable[g], 5)]
         levels = {g: amounts.get(g, 0.0) / ref.fundable[g] / pi[g] for g in open_gaps}
         if levels:
-            common = max(levels.values())
+            top = max(levels, key=levels.__getitem__)
+            common = levels[top]
             for g, level in levels.items():
-                assert level == pytest.approx(common, rel=1e-6, abs=0.03 / ref.fundable[g]), g
+                # A few cents of rounding on either gap: on a small gap a cent is a lot of
+                # level (USD 833.34 of 10,000 beside 8,333.33 of 100,000).
+                cents = 0.03 / (ref.fundable[g] * pi[g]) + 0.03 / (ref.fundable[top] * pi[top])
+                assert level == pytest.approx(common, rel=1e-6, abs=cents), g
             event(f"{len(levels)} gaps below full")
 
 
