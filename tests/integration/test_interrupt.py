@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,28 @@ def slow_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                     seed=2)
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_running() -> Iterator[None]:
+    """A test that fails while waiting for a step leaves no solve running behind it."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)  # its pipes may still be read by a StepReader
+
+
 def start_allocate(inputs: Path, out: Path) -> subprocess.Popen[str]:
     """`gcm-fund -v allocate`: its step messages on stderr tell where it is."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "gcm_fund", "-v", "allocate", str(inputs), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    STARTED.append(process)
+    return process
 
 
 class StepReader:
