@@ -77,6 +77,9 @@ class LevelsResult:
     loan_burden_usd: float  # sum of lambda (1 - g) burden x over the final allocation
     stage3: bool  # whether stage 3 ran
     ext: LinearProgram  # the LP with the level column and rows
+    # Stage 1b's and stage 3's non-zero duals (d objective / d rhs; stage 3 maximises
+    # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
+    stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -206,10 +209,18 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             log.info("%s: objective %.12g", name, solution.objective)
         return solution
 
+    stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def keep_duals(stage: str, solution: StageSolution) -> StageSolution:
+        # What `certify` needs to prove the stage optimal from the run folder alone.
+        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
+        stage_duals[stage] = (nonzero, solution.row_dual[nonzero])
+        return solution
+
     # Stage 1b: the most money the rules let the fund place.
     cost = np.zeros(n_cols)
     cost[: lp.n_x] = 1.0
-    total = float(solve("stage 1b", cost).col_value[: lp.n_x].sum())
+    total = float(keep_duals("1b", solve("stage 1b", cost)).col_value[: lp.n_x].sum())
     n_e = len(layout.gaps)
     slack = max(PLACED_SLACK_USD * n_e / SCALE_USD, 10 * precision * total)
     rhs[layout.allocated_row] = max(0.0, total - slack)
@@ -250,7 +261,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     if layout.burden_row is not None:
         cost = np.zeros(n_cols)
         cost[: lp.n_x] = -burden
-        least = float(burden @ solve("stage 3", cost).col_value[: lp.n_x])
+        least = float(burden @ keep_duals("3", solve("stage 3", cost)).col_value[: lp.n_x])
         rhs[layout.burden_row] = least * (1.0 + 1e-9 + 10 * precision) + 1e-9
 
     cost = np.zeros(n_cols)
@@ -274,7 +285,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                           allocated_usd=total * SCALE_USD,
                           placed_usd=float(rhs[layout.allocated_row]) * SCALE_USD,
                           loan_burden_usd=float(burden @ x_usd),
-                          stage3=layout.burden_row is not None, ext=ext)
+                          stage3=layout.burden_row is not None, ext=ext,
+                          stage_duals=stage_duals)
     return Solution(status=OPTIMAL, floor=floor, weighted_usd=float(lp.weight @ x_usd),
                     x_usd=x_usd, stage1=base_stage1, stage2=stage2,
                     solver=pipeline.backend("levels").info, rhs=pipeline.rhs[: lp.n_rows].copy(),

@@ -192,6 +192,8 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
             write_csv(folder / "levels.csv", tables.levels)
         if tables.level_duals is not None:
             write_csv(folder / "level_duals.csv", tables.level_duals)
+        if tables.stage_duals is not None:
+            write_csv(folder / "stage_duals.csv", tables.stage_duals)
         copy = folder / INPUT_COPY_DIR
         copy.mkdir()
         for name in INPUT_FILES:

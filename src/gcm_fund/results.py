@@ -26,9 +26,10 @@ class RunTables:
     sources_summary: pd.DataFrame
     constraints: pd.DataFrame
     stage1_constraints: pd.DataFrame | None
-    # Under levels (SPEC 4b): `levels.csv` and `level_duals.csv`.
+    # Under levels (SPEC 4b): `levels.csv`, `level_duals.csv` and `stage_duals.csv`.
     levels: pd.DataFrame | None = None
     level_duals: pd.DataFrame | None = None
+    stage_duals: pd.DataFrame | None = None
 
 
 def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
@@ -343,6 +344,16 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
         "name": np.concatenate([names[s.dual_rows] for s in steps] or [np.zeros(0, dtype=object)]),
         "dual": np.concatenate([s.dual_values for s in steps] or [np.zeros(0)]) * per_usd,
     })
+    # Stages 1b and 3 maximise USD (the money placed, minus the loan burden) over USD
+    # right-hand sides: their duals are per USD as solved.
+    found = levels.stage_duals or {}
+    stage_duals = pd.DataFrame({
+        "stage": np.concatenate([np.full(len(found[k][0]), k, dtype=object) for k in found]
+                                or [np.zeros(0, dtype=object)]),
+        "name": np.concatenate([names[found[k][0]] for k in found]
+                               or [np.zeros(0, dtype=object)]),
+        "dual": np.concatenate([found[k][1] for k in found] or [np.zeros(0)]),
+    })
     stage1 = None
     if solution.stage1 is not None:
         stage1 = constraints_table(lp, written_amounts(
@@ -357,4 +368,5 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
         stage1_constraints=stage1,
         levels=table,
         level_duals=duals,
+        stage_duals=stage_duals,
     )

@@ -18,12 +18,12 @@ from .errors import UsageError
 
 # Known tables first, in the order a reader wants them; any other CSV of the folder after.
 TABLE_ORDER = ("coverage", "allocations", "sources_summary", "constraints",
-               "stage1_constraints", "levels", "level_duals")
+               "stage1_constraints", "levels", "level_duals", "stage_duals")
 USD_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.00%"
 REAL_FORMAT = "0.000000000000"
 TEXT_COLUMNS = {"source_id", "iso3", "target", "name", "family", "stopped_by", "status",
-                "eligible", "method"}
+                "eligible", "method", "stage"}
 MAX_WIDTH = 60
 
 

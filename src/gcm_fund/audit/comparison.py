@@ -66,7 +66,9 @@ def _input_changes(a: Path, b: Path, name: str) -> list[str]:
 # The key of each table of a run; a table of a later feature is keyed by its first column.
 TABLE_KEYS = {"allocations.csv": ["source_id", "iso3", "target"],
               "coverage.csv": ["iso3", "target"], "sources_summary.csv": ["source_id"],
-              "constraints.csv": ["name"], "stage1_constraints.csv": ["name"]}
+              "constraints.csv": ["name"], "stage1_constraints.csv": ["name"],
+              "levels.csv": ["step"], "level_duals.csv": ["step", "name"],
+              "stage_duals.csv": ["stage", "name"]}
 # Figures written to the cent differ when they differ by half a cent; other figures (duals,
 # shares) when they differ beyond the 12 digits they are written with.
 CENT_COLUMNS = {"lhs", "rhs", "slack"}

@@ -14,7 +14,9 @@ from the copied inputs:
    every dual infeasibility priced at its worst), while the allocation reaches L_k on every
    gap still rising: L_k is that step's optimum;
 3. each gap stopped at step k has a positive dual on its level row there: by
-   complementary slackness no allocation with the others at L_k raises it.
+   complementary slackness no allocation with the others at L_k raises it;
+4. stages 1b (the money placed) and 3 (the least loan burden) optimal by their own duals
+   (`stage_duals.csv`, see `level_stages`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 
 from ..schema import INCOME_GROUPS
 from .common import parse_numbers, usd
+from .level_stages import LevelFacts, check_loans, check_placed
 from .rules import LE, Rules
 from .tolerances import GAP_RELATIVE
 
@@ -229,3 +232,7 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
     checker.add(Check("levels: stopped gaps held", not stop_problems,
                       f"{int(in_e.sum())} gaps, each stopped by a positive dual on its level row",
                       f"share of d L / d rhs > {POSITIVE_SHARE:g}", stop_problems))
+    facts = LevelFacts(scale=scale, in_e=in_e, held=held, lcap=lcap, placed=float(placed),
+                       z_bounds=z_bounds)
+    checker.step("levels: stage 1b (money placed)", check_placed, facts)
+    checker.step("levels: stage 3 (loan burden)", check_loans, facts)

@@ -1,0 +1,141 @@
+"""certify proves stage 1b (the money placed) and stage 3 (the least loan burden) of SPEC
+4b from the run folder alone, by the duals in `stage_duals.csv`.
+
+The case: a LIC and a LMIC gap of U = 5e6 each, one grant and one loan (grant element 0,
+penalty 3) of 5e6 each, open to both. Levels fill both gaps (X* = 10e6); stage 3 sends the
+loan to the LMIC (burden 0.5 < 1.0): a least loan burden of 3 x 0.5 x 5e6 = 7.5e6.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
+
+from gcm_fund import audit
+
+SOLVERS = ["highs", "cbc"]
+STAGE_1B, STAGE_3 = "levels: stage 1b (money placed)", "levels: stage 3 (loan burden)"
+
+
+def loan_case(folder: Path, solver: str = "highs") -> Path:
+    inputs, policy = write_case(
+        folder, states=[state("AAA"), state("BBB", "LMIC")],
+        gaps=[gap("AAA", "10.7", 5e6), gap("BBB", "10.7", 5e6 / 0.75)],
+        sources=[source("g", 5e6), source("l", 5e6, "loan", grant_element=0.0)],
+        policy={"equity": {"group": "ldc"}, "loans": {"penalty": 3.0}})
+    return allocate_and_read(inputs, policy, folder / f"run-{solver}", solver).folder
+
+
+@pytest.fixture(scope="module")
+def loan_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {solver: loan_case(tmp_path_factory.mktemp(solver), solver) for solver in SOLVERS}
+
+
+@pytest.fixture
+def forged(loan_runs: dict[str, Path], tmp_path: Path) -> Path:
+    return Path(shutil.copytree(loan_runs["highs"], tmp_path / "run"))
+
+
+def edit_manifest(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    path = folder / "manifest.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    change(document)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def rehash(folder: Path, name: str) -> None:
+    """Record a changed file's sha256 in the manifest, as a careful forger would."""
+    digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    edit_manifest(folder, lambda m: m["files"].__setitem__(name, digest))
+
+
+def failed(folder: Path) -> dict[str, list[str]]:
+    return {c.name: c.problems or [c.figure] for c in audit.certify(folder).failed()}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_certify_proves_the_money_placed_and_the_least_loan_burden(loan_runs, solver):
+    folder = loan_runs[solver]
+    cert = audit.certify(folder)
+    assert cert.ok, "\n".join(cert.lines())
+    checks = {c.name: c for c in cert.checks}
+    assert checks[STAGE_1B].ok and checks[STAGE_3].ok
+    assert cert.figures["stage1b_bound"] == pytest.approx(10e6, abs=1.0)
+    assert cert.figures["loan_burden"] == pytest.approx(7.5e6, abs=1.0)
+    assert cert.figures["stage3_bound"] == pytest.approx(7.5e6, abs=1.0)
+    rows = read_csv(folder / "stage_duals.csv")
+    assert list(rows[0]) == ["stage", "name", "dual"]
+    assert {r["stage"] for r in rows} == {"1b", "3"}
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["objective"]["loan_burden"] == pytest.approx(7.5e6, abs=1.0)
+
+
+def test_same_gap_amounts_with_a_worse_loan_burden_fail_certify_at_stage_3(forged):
+    """The forger swaps USD 1e6 between the grant and the loan in each gap: every gap,
+    source and State keeps its amount and every rule holds, but the LIC now carries loan
+    money (burden 1.0 instead of 0.5). The manifest's figures and the hashes are redone;
+    only stage 3's duals tell."""
+    rows = read_csv(forged / "allocations.csv")
+    amounts = {(r["source_id"], r["iso3"]): float(r["amount_usd"]) for r in rows}
+    assert amounts == pytest.approx({("g", "AAA"): 5e6, ("l", "BBB"): 5e6}, abs=0.02)
+    moved = {("g", "AAA"): amounts[("g", "AAA")] - 1e6, ("g", "BBB"): 1e6,
+             ("l", "AAA"): 1e6, ("l", "BBB"): amounts[("l", "BBB")] - 1e6}
+    write_rows(forged / "allocations.csv", [
+        {"source_id": f, "iso3": i, "target": "10.7", "amount_usd": f"{a:.2f}"}
+        for (f, i), a in sorted(moved.items())])
+    rehash(forged, "allocations.csv")
+    more = 3.0 * 1e6 * (1.0 - 0.5)  # the LIC's 1e6 of loan at 1.0, not 0.5
+
+    def figures(m: dict[str, Any]) -> None:
+        m["objective"]["weighted"] -= more
+        m["objective"]["loan_burden"] += more
+
+    edit_manifest(forged, figures)
+    found = failed(forged)
+    assert list(found) == [STAGE_3], found
+    (problem,) = found[STAGE_3]
+    assert problem.startswith("stage 3: the allocation's loan burden USD 8,999,999.9"), problem
+    assert "exceeds the least the duals allow with every gap's amount held, USD 7,500,000.00" \
+        in problem, problem
+
+
+def test_a_loan_burden_the_allocation_does_not_give_fails(forged):
+    edit_manifest(forged, lambda m: m["objective"].__setitem__("loan_burden", 1.0))
+    found = failed(forged)
+    assert list(found) == [STAGE_3], found
+    assert "manifest loan_burden 1.0 is not the allocation's" in found[STAGE_3][0]
+
+
+def test_a_money_placed_below_the_optimum_fails_certify_at_stage_1b(forged):
+    """X* recorded USD 1e6 short: stage 1b's duals bound the money placed by 10e6."""
+    def short(m: dict[str, Any]) -> None:
+        m["objective"]["allocated_usd"] -= 1e6
+        m["levels"]["allocated_at_least_usd"] -= 1e6
+
+    edit_manifest(forged, short)
+    found = failed(forged)
+    assert STAGE_1B in found, found
+    assert any("above the recorded X* USD 9,000,000.00" in p for p in found[STAGE_1B])
+
+
+def test_stage_duals_taken_away_fail_both_stages(forged):
+    rows = read_csv(forged / "stage_duals.csv")
+    write_rows(forged / "stage_duals.csv", [{**r, "dual": "0"} for r in rows])
+    rehash(forged, "stage_duals.csv")
+    found = failed(forged)
+    assert {STAGE_1B, STAGE_3} <= set(found), found
+
+
+def test_a_missing_stage_duals_file_is_named(forged):
+    (forged / "stage_duals.csv").unlink()
+    edit_manifest(forged, lambda m: m["files"].pop("stage_duals.csv"))
+    found = failed(forged)
+    assert set(found) == {STAGE_1B, STAGE_3}, found
+    assert all("stage_duals.csv" in found[name][0] for name in found), found
