@@ -25,6 +25,16 @@ cents), so a scenario's column equals what `allocate` reports for it:
 | `binding_caps` | rows of `absorb`, `state_share` and `source_state` that bind |
 | `binding_caps[F]` | the same, for family F alone |
 
+When some scenario's policy uses `[allocation] method = "levels"` (SPEC 4b), these follow:
+
+| metric | meaning |
+|---|---|
+| `method` | `levels` or `weighted` |
+| `loan_burden_usd` | the least loan burden (stage 3), USD; blank under `weighted` |
+| `levels` | how many distinct levels (coverage / priority) the gaps stop at |
+| `level_1` ... | those levels, lowest first (`level_1`: every gap reaches it); blank past |
+|  | a scenario's own count |
+
 A cap binds when, in the final stage, its slack on the written amounts is within SPEC
 section 5's tolerance (0.01 USD per allocation in the row plus 1e-7 of
 max(|lhs|, |rhs|, 1e6)) and the absolute value of its dual exceeds 1e-9 per USD. Shares are of
@@ -85,6 +95,7 @@ class ScenarioResult:
     metrics: dict[str, float | None]
     run: api.Run | None = None
     diagnosis: str | None = None  # an infeasible scenario: the first line of its diagnosis
+    method: str = "weighted"  # the policy's `[allocation] method`
 
 
 @dataclass
@@ -206,6 +217,7 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
         on_warnings(warnings)
     results: list[ScenarioResult] = []
     for scenario in loaded:
+        method = scenario.policy_file.policy.allocation.method
         for overlay in variants:
             changed = scenario if overlay is None else api.Loaded(
                 with_pledges(scenario.data, overlay.pledges), scenario.policy_file,
@@ -217,11 +229,30 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
             except InfeasibleError as exc:
                 results.append(ScenarioResult(label, scenario.model_path, overlay_path,
                                               "infeasible", {},
-                                              diagnosis=str(exc).strip().splitlines()[0]))
+                                              diagnosis=str(exc).strip().splitlines()[0],
+                                              method=method))
                 continue
             results.append(ScenarioResult(label, scenario.model_path, overlay_path, "optimal",
-                                          run_metrics(run), run))
-    return Comparison(results, metric_names(data), warnings)
+                                          run_metrics(run), run, method=method))
+    return Comparison(results, metric_names(data) + level_metric_names(results), warnings)
+
+
+def level_metric_names(results: Sequence[ScenarioResult]) -> list[str]:
+    """The levels block (see the module's docstring): empty unless some scenario's policy
+    uses levels."""
+    if not any(r.method == "levels" for r in results):
+        return []
+    most = max((int(r.metrics.get("levels") or 0) for r in results), default=0)
+    return ["method", "loan_burden_usd", "levels", *(f"level_{k}" for k in range(1, most + 1))]
+
+
+def text_metric(scenario: ScenarioResult, metric: str) -> str | None:
+    """The scenario's text for a metric that is a word (`status`, `method`), else None."""
+    if metric == "status":
+        return scenario.status
+    if metric == "method":
+        return scenario.method
+    return None
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -281,6 +312,15 @@ def run_metrics(run: api.Run) -> dict[str, float | None]:
     metrics["binding_caps"] = float(sum(counts.values()))
     for family, count in counts.items():
         metrics[f"binding_caps[{family}]"] = float(count)
+    levels = run.solution.levels
+    if levels is not None:
+        from .levels import distinct_level_values
+
+        values = distinct_level_values(levels.held)
+        metrics["loan_burden_usd"] = float(levels.loan_burden_usd)
+        metrics["levels"] = float(len(values))
+        for k, value in enumerate(values, start=1):
+            metrics[f"level_{k}"] = value
     return metrics
 
 
@@ -300,22 +340,24 @@ def binding_caps(lp: LinearProgram, constraints: pd.DataFrame) -> dict[str, int]
 def _cell(metric: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if metric.startswith("binding_caps"):
+    if metric.startswith("binding_caps") or metric == "levels":
         return str(int(value))
     if metric.endswith("_usd") or metric == "weighted":
         return amount(value)
-    return real(value) if metric == "floor" else share(value)
+    return real(value) if metric == "floor" or is_level(metric) else share(value)
+
+
+def is_level(metric: str) -> bool:
+    """Whether a metric is one of the levels `level_1` ... (a number, not a share)."""
+    return metric.startswith("level_") and metric[6:].isdigit()
 
 
 def comparison_rows(result: Comparison) -> list[list[str]]:
     """One row per metric, one column per scenario, formatted."""
     rows = []
     for metric in result.metric_names:
-        if metric == "status":
-            rows.append([metric, *(s.status for s in result.scenarios)])
-        else:
-            rows.append([metric, *(_cell(metric, s.metrics.get(metric))
-                                   for s in result.scenarios)])
+        rows.append([metric, *(text_metric(s, metric) or _cell(metric, s.metrics.get(metric))
+                               for s in result.scenarios)])
     return rows
 
 

@@ -97,6 +97,19 @@ class Layout:
     relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
 
 
+def distinct_level_values(held: np.ndarray) -> list[float]:
+    """The distinct levels of the gaps (`LevelsResult.held`), ascending: values within
+    1e-6 relative count as one (CBC reads values back with 8 significant digits, so one
+    level may come back twice); each is the lowest of its cluster. Unlike the steps,
+    they are unique: the sorted leximin vector, each value once."""
+    values = np.sort(held[np.isfinite(held)])
+    if len(values) == 0:
+        return []
+    starts = np.concatenate([[True], np.diff(values) > 1e-6 * np.maximum(np.abs(values[1:]),
+                                                                         1e-12)])
+    return [float(v) for v in values[starts]]
+
+
 def split_cost(lp: LinearProgram) -> np.ndarray:
     """d[f,s,t] in [1, 2): the split rule's fixed cost of every triple, from its names.
 

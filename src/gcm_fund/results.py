@@ -273,11 +273,9 @@ POSITIVE_DUAL = 1e-9
 def distinct_levels(levels: np.ndarray) -> int:
     """How many distinct levels: values within 1e-6 relative count as one (CBC reads
     values back with 8 significant digits, so one level may come back twice)."""
-    values = np.sort(levels[np.isfinite(levels)])
-    if len(values) == 0:
-        return 0
-    breaks = np.diff(values) > 1e-6 * np.maximum(np.abs(values[1:]), 1e-12)
-    return int(breaks.sum()) + 1
+    from .levels import distinct_level_values
+
+    return len(distinct_level_values(levels))
 
 
 def _step_rules(lp: LinearProgram, solution: Solution) -> tuple[list[list[str]],

@@ -53,7 +53,7 @@ import numpy as np
 
 from .backend import INFEASIBLE, OPTIMAL, SolverInfo
 from .errors import InfeasibleError, UsageError
-from .levels import extend, run_levels
+from .levels import distinct_level_values, extend, run_levels
 from .load import ProblemData
 from .model import SCALE_USD, LinearProgram, build, gap_priority
 from .pipeline import Pipeline
@@ -87,6 +87,9 @@ class Level:
     weighted_usd: float | None = None
     allocated_usd: float | None = None
     marginal_value: float | None = None
+    # Under levels (SPEC 4b): the distinct levels of the gaps, ascending (None under
+    # weighted, or when infeasible).
+    levels: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class SweepResult:
     solver: SolverInfo
     solves: int = 0  # warm two-stage solves, refinement included
     extra: dict[str, Any] = field(default_factory=dict)
+    method: str = "weighted"  # the policy's `[allocation] method`
 
 
 # Each level is one warm re-solve (tens of ms on the example) and one row of every table:
@@ -211,7 +215,15 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
         weighted_usd=solution.weighted_usd,
         allocated_usd=float(tables.allocations["amount_usd"].sum()),
         marginal_value=float(sum(values)) if values else None,
+        levels=_levels_of(solution.levels),
     )
+
+
+def _levels_of(levels: Any) -> tuple[float, ...] | None:
+    """The distinct levels of a levels solution, ascending; None under weighted."""
+    if levels is None:
+        return None
+    return tuple(distinct_level_values(levels.held))
 
 
 class _WarmSweep:
@@ -283,6 +295,7 @@ class _WarmSweep:
             weighted_usd=solution.weighted_usd,
             allocated_usd=float(np.round(solution.x_usd, 2).sum()),
             marginal_value=marginal,
+            levels=_levels_of(solution.levels),
         )
 
 
@@ -344,7 +357,8 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
                        extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
                               "stage1_skipped": warm.stage1_skipped,
                               "columns_held": int(warm.pool.held.sum()),
-                              "pricing_rounds": warm.pool.rounds})
+                              "pricing_rounds": warm.pool.rounds},
+                       method=policy.allocation.method)
 
 
 def _bisect(warm: _WarmSweep, low: Level, high: Level, tol: float) -> list[Breakpoint]:
@@ -386,16 +400,37 @@ def _merge(points: list[Breakpoint]) -> list[Breakpoint]:
 # Writing
 
 
+def level_columns(result: SweepResult) -> list[str]:
+    """The columns after SPEC 6's under levels: `levels` (how many distinct levels) and
+    `level_1` ... `level_K`, K the most any pledge has; none under weighted."""
+    found = [len(lv.levels) for lv in result.levels if lv.levels is not None]
+    if not found and result.method != "levels":
+        return []
+    return ["levels"] + [f"level_{k}" for k in range(1, max(found, default=0) + 1)]
+
+
+def sweep_columns(result: SweepResult) -> list[str]:
+    """Every column of the sweep CSV: SPEC section 6's, then the levels'."""
+    return [*COLUMNS, *level_columns(result)]
+
+
 def sweep_rows(result: SweepResult) -> list[list[str]]:
-    """The rows of the sweep CSV (SPEC section 6), formatted."""
+    """The rows of the sweep CSV (SPEC section 6, then `level_columns`), formatted."""
+    extra = len(level_columns(result))
     rows = []
     for level in result.levels:
         if level.status != OPTIMAL:
-            rows.append([amount(level.pledge_usd), level.status, "", "", "", ""])
+            rows.append([amount(level.pledge_usd), level.status, "", "", "", "",
+                         *[""] * extra])
             continue
-        rows.append([amount(level.pledge_usd), level.status, real(level.floor),
-                     amount(level.weighted_usd), amount(level.allocated_usd),
-                     real(level.marginal_value)])
+        row = [amount(level.pledge_usd), level.status, real(level.floor),
+               amount(level.weighted_usd), amount(level.allocated_usd),
+               real(level.marginal_value)]
+        if extra:
+            values = list(level.levels or ())
+            row += [str(len(values)), *(real(v) for v in values),
+                    *[""] * (extra - 1 - len(values))]
+        rows.append(row)
     return rows
 
 
@@ -413,7 +448,8 @@ def companion_paths(out: Path | str) -> tuple[Path, Path]:
 
 
 def chart_png(result: SweepResult) -> bytes:
-    """Floor and weighted objective against the pledge, breakpoints marked, as PNG bytes."""
+    """Floor and weighted objective (under levels: each level) against the pledge,
+    breakpoints marked, as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -426,8 +462,17 @@ def chart_png(result: SweepResult) -> bytes:
     top, bottom = figure.subplots(2, 1, sharex=True)
     top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
     top.set_ylabel("floor z* (%)")
-    bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
-    bottom.set_ylabel("weighted objective (USD million)")
+    if result.method == "levels":
+        # SPEC 4b: how each level (the k-th lowest at each pledge) rises with the pledge.
+        most = max((len(lv.levels or ()) for lv in optimal), default=0)
+        for k in range(most):
+            values = [lv.levels[k] if lv.levels is not None and len(lv.levels) > k
+                      else np.nan for lv in optimal]
+            bottom.plot(pledge, values, marker="o", markersize=2, linewidth=0.8)
+        bottom.set_ylabel("levels, k-th lowest (coverage / priority)")
+    else:
+        bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
+        bottom.set_ylabel("weighted objective (USD million)")
     bottom.set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
     for point in result.breakpoints:
         for axis in (top, bottom):
@@ -458,7 +503,7 @@ def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True,
     file unless `force`."""
     paths = output_paths(out, chart=chart)
     check_output_files(paths, force=force, inputs=inputs)
-    contents: list[str | bytes] = [csv_text(COLUMNS, sweep_rows(result)),
+    contents: list[str | bytes] = [csv_text(sweep_columns(result), sweep_rows(result)),
                                    csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result))]
     if chart:
         contents.append(chart_png(result))  # drawn before any file is touched

@@ -214,7 +214,7 @@ def comparison(console: Console, result: Any, out_file: Path) -> None:
                             max_width=comparing.LABEL_WIDTH)
         for metric in result.metric_names:
             view.add_row(Text(metric), *(Text(
-                s.status if metric == "status" else shown_metric(metric, s.metrics.get(metric)))
+                comparing.text_metric(s, metric) or shown_metric(metric, s.metrics.get(metric)))
                 for s in block))
         console.print(view)
     for s in result.scenarios:
@@ -226,8 +226,10 @@ def shown_metric(metric: str, value: float | None) -> str:
     """A figure of `compare` for the terminal: shares and the floor in %, USD in millions."""
     if value is None or value != value:
         return "-"
-    if metric.startswith("binding_caps"):
+    if metric.startswith("binding_caps") or metric == "levels":
         return str(int(value))
     if metric.endswith("_usd") or metric == "weighted":
         return f"{value / 1e6:,.1f}"
+    if metric.startswith("level_"):  # a level is coverage / priority: no unit
+        return f"{value:.6g}"
     return f"{value:.2%}" if metric == "floor" else f"{value:.1%}"

@@ -94,6 +94,10 @@ def assert_same_level(got: Level, want: Level) -> None:
         assert got.marginal_value is None
     else:
         assert got.marginal_value == pytest.approx(want.marginal_value, abs=1e-9)
+    if want.levels is None:
+        assert got.levels is None
+    else:  # SPEC 4b: the levels are unique, warm or cold
+        assert got.levels == pytest.approx(want.levels, rel=1e-6, abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------
