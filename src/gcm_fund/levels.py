@@ -52,6 +52,10 @@ STOP_SHARE = 1e-7
 HOLD_MARGIN = 1e-9
 # Money placed may fall short of X* by this much per gap of E (SPEC 4b), in USD.
 PLACED_SLACK_USD = 0.01
+# A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
+FULL_TOL = 1e-9
+# The share of d L / d rhs each such gap gets in a step's blended dual (see `_blend_full`).
+FULL_SHARE = 1e-8
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Layout:
     held_rows: np.ndarray  # per gap of E
     allocated_row: int
     burden_row: int | None
+    gap_rows: np.ndarray  # per gap of E: its `gap[s,t]` row
     cap: float  # Lcap: the highest level any gap of E can need (1 / min pi)
     scale: np.ndarray  # pi * U, per gap of E (scaled units)
     relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
@@ -172,10 +177,36 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
             (burden[on], (np.zeros(len(on), dtype=int), on)), shape=(1, n_cols)), LE,
             np.array([float(burden.max() * lp.pledge.sum()) + 1.0]))
     start = lp.n_rows
+    gap_block = lp.block("gap")
+    gap_rows = np.zeros(0, dtype=np.int64) if gap_block is None else \
+        gap_block.start + np.searchsorted(np.unique(lp.var_gap), gaps_e)
     layout = Layout(level_col=level_col, gaps=gaps_e, level_rows=np.arange(n_e) + start,
                     held_rows=np.arange(n_e) + start + n_e, allocated_row=start + 2 * n_e,
-                    burden_row=burden_row, cap=cap, scale=scale, relaxed=relaxed)
+                    burden_row=burden_row, gap_rows=gap_rows, cap=cap, scale=scale,
+                    relaxed=relaxed)
     return ext, layout
+
+
+def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> None:
+    """Give each gap of `full` (rising gaps of E whose level reaches their cap, pi L >= 1)
+    a positive dual on its level row, in place, keeping the dual optimal.
+
+    Where many gaps fill at the same level (every gap of priority 1.21 at L = 1/1.21),
+    the step's LP is degenerate and the solver's vertex dual may name one of them only:
+    the others, unnamed, then stopped one per step (96 steps of 173 at 193 x 12 x 100).
+    For one such gap, dual -1/(pi U) on its level row and 1/(pi U) on its `gap` row
+    prove L <= 1/pi <= L_k by themselves; a convex combination of optimal duals is an
+    optimal dual, so each gets weight FULL_SHARE and the solver's dual the rest. The
+    duals of every other row shrink by that much (m x 1e-8 for m such gaps).
+    """
+    m = int(full.sum())
+    weight = min(FULL_SHARE, 0.5 / m)
+    rest = 1.0 - weight * m
+    solution.row_dual = solution.row_dual * rest
+    solution.col_dual = solution.col_dual * rest
+    per = weight / layout.scale[full]
+    solution.row_dual[layout.level_rows[full]] -= per
+    solution.row_dual[layout.gap_rows[full]] += per
 
 
 def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution:
@@ -250,12 +281,21 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     rhs[layout.level_rows] = np.where(rising, 0.0, layout.relaxed)
     rhs[layout.held_rows] = 0.0
     log.info("stage 2: raising the levels of %d gaps", int(rising.sum()))
+    priority_e = priority[layout.gaps]
+    backend = pipeline.backend("levels")
     while rising.any():
+        if steps:
+            # Stopping gaps relaxes their level rows and holds them just below their
+            # amounts: the last optimum stays feasible.
+            backend.primal_start()
         solution = solve(f"stage 2 step {len(steps) + 1}", cost)
         last = solution
         level = float(solution.col_value[layout.level_col])
+        full = rising & (priority_e * level >= 1.0 - FULL_TOL)
+        if full.any():
+            _blend_full(solution, layout, full)
         share = np.where(rising, -solution.row_dual[layout.level_rows] * layout.scale, 0.0)
-        stop = rising & (share > STOP_SHARE)
+        stop = rising & ((share > STOP_SHARE) | full)
         if not stop.any():
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
@@ -274,11 +314,13 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     if layout.burden_row is not None:
         cost = np.zeros(n_cols)
         cost[: lp.n_x] = -burden
+        backend.primal_start()  # the allocation of the last step meets every hold
         least = float(burden @ keep_duals("3", solve("stage 3", cost)).col_value[: lp.n_x])
         rhs[layout.burden_row] = least * (1.0 + 1e-9 + 10 * precision) + 1e-9
 
     cost = np.zeros(n_cols)
     cost[: lp.n_x] = -split_cost(lp)
+    backend.primal_start()
     final = solve("split", cost)
     x_usd = np.clip(final.col_value[: lp.n_x], 0.0, None) * SCALE_USD
 
