@@ -139,3 +139,28 @@ def test_a_missing_stage_duals_file_is_named(forged):
     found = failed(forged)
     assert set(found) == {STAGE_1B, STAGE_3}, found
     assert all("stage_duals.csv" in found[name][0] for name in found), found
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_gaps_that_fill_at_the_same_level_stop_in_one_step(tmp_path, solver):
+    """Three gaps of priority 2 (U = 1e6) fill at L = 0.5 together; D (priority 1, U =
+    10e6) rises on with the rest of the USD 10e6 to L = 0.7. The step LP is degenerate at
+    L = 0.5 (any one full gap bounds L), yet all three stop there, each named by its own
+    gap row with a positive dual: two steps, not four, and certify proves both."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA"), state("BBB"), state("CCC"), state("DDD")],
+        gaps=[gap("AAA", "8.8", 1e6), gap("BBB", "8.8", 1e6), gap("CCC", "8.8", 1e6),
+              gap("DDD", "10.7", 10e6)],
+        sources=[source("g", 10e6)],
+        policy={"equity": {"group": "ldc"}, "weights": {"target": {"8.8": 2.0}}})
+    folder = allocate_and_read(inputs, policy, tmp_path / "run", solver).folder
+    levels = read_csv(folder / "levels.csv")
+    assert [(r["step"], r["gaps_stopped"]) for r in levels] == [("1", "3"), ("2", "1")]
+    assert [float(r["level"]) for r in levels] == pytest.approx([0.5, 0.7], rel=1e-6)
+    coverage = {r["iso3"]: r for r in read_csv(folder / "coverage.csv")}
+    for iso3 in ("AAA", "BBB", "CCC"):
+        assert coverage[iso3]["step"] == "1"
+        assert coverage[iso3]["stopped_by"].split(";")[0] == f"gap[{iso3},8.8]"
+    assert (coverage["DDD"]["step"], coverage["DDD"]["stopped_by"]) == ("2", "budget[g]")
+    cert = audit.certify(folder)
+    assert cert.ok, "\n".join(cert.lines())
