@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import cases
 import pytest
@@ -43,7 +44,7 @@ def overlaid_inputs(folder: Path, pledges: dict[str, float]) -> Path:
     return folder
 
 
-def expected_figures(run: RunFiles, inputs: Path) -> dict[str, float]:
+def expected_figures(run: RunFiles, inputs: Path) -> dict[str, Any]:
     """The figures of one run, from its files alone."""
     states = {r["iso3"]: r for r in read_csv(inputs / "states.csv")}
     sources = {r["source_id"]: r for r in read_csv(inputs / "sources.csv")}
@@ -72,6 +73,17 @@ def expected_figures(run: RunFiles, inputs: Path) -> dict[str, float]:
     figures["weighted"] = run.weighted
     figures["allocated_usd"] = total
     figures["pledged_usd"] = sum(float(r["pledge_usd"]) for r in run.sources_summary)
+    objective = run.manifest["objective"]
+    figures["method"] = objective["method"]
+    if objective["method"] == "levels":
+        figures["loan_burden_usd"] = objective["loan_burden"]
+        figures["levels"] = objective["levels"]
+        # The distinct levels, lowest first: levels.csv's steps, equal levels once.
+        steps = sorted(float(r["level"]) for r in read_csv(run.folder / "levels.csv"))
+        distinct = [v for i, v in enumerate(steps)
+                    if i == 0 or v - steps[i - 1] > 1e-6 * abs(v)]
+        assert len(distinct) == objective["levels"]
+        figures.update({f"level_{k}": v for k, v in enumerate(distinct, start=1)})
     return figures
 
 
@@ -121,6 +133,13 @@ def test_each_column_equals_its_independent_run(bundled_comparison: dict) -> Non
         metric, cells = row[0], row[1:]
         for label, cell in zip(labels, cells, strict=True):
             want = bundled_comparison["runs"][label].get(metric, 0.0)
+            if metric == "method":
+                assert cell == want, (metric, label)
+                continue
+            if cell == "":  # a level past this scenario's own count
+                assert metric.startswith("level_"), (metric, label)
+                assert metric not in bundled_comparison["runs"][label], (metric, label)
+                continue
             got = float(cell)
             if metric == "floor":
                 assert got == pytest.approx(want, rel=1e-9), (metric, label)
