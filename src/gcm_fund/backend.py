@@ -99,12 +99,6 @@ class Backend(Protocol):
         columns and rows (stages that share a column pool); otherwise nothing."""
         ...
 
-    def primal_start(self) -> None:
-        """The next solve's changes keep the last optimum primal feasible (right-hand
-        sides relaxed or still met, a new objective): go on from it by primal simplex
-        where the backend keeps a basis; otherwise nothing."""
-        ...
-
 
 @contextlib.contextmanager
 def quiet_stdout():

@@ -398,14 +398,6 @@ class HighsBackend:
             self.highs.setBasis(other.highs.getBasis())
             self._next_strategy = 4
 
-    def primal_start(self) -> None:
-        """Primal simplex on the next solve: the caller keeps the last optimum primal
-        feasible. Priority levels' steps: after a gap stops (its level row relaxed, its
-        held row set just below its amount) dual simplex took 80,718 pivots and 17 s
-        over 173 steps at 193 x 12 x 100, primal simplex 20,573 pivots and 8.5 s."""
-        if self._solved:
-            self._next_strategy = 4
-
     def _keep_anchor(self, rhs: np.ndarray) -> _Anchor:
         highs, lp = self.highs, self.lp
         solution = highs.getSolution()

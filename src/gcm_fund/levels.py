@@ -244,7 +244,6 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             # little more room (1e-7 of each level) once before calling it a failure.
             log.info("%s: infeasible at the holds; easing them by 1e-7", name)
             rhs[layout.held_rows] *= 1.0 - 1e-7
-            rhs[layout.allocated_row] *= 1.0 - 1e-7
             solution = pipeline.solve_stage("levels", cost, bounds, rhs)
             if solution.status == INFEASIBLE:
                 raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
@@ -283,12 +282,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     rhs[layout.held_rows] = 0.0
     log.info("stage 2: raising the levels of %d gaps", int(rising.sum()))
     priority_e = priority[layout.gaps]
-    backend = pipeline.backend("levels")
     while rising.any():
-        if steps:
-            # Stopping gaps relaxes their level rows and holds them just below their
-            # amounts: the last optimum stays feasible.
-            backend.primal_start()
         solution = solve(f"stage 2 step {len(steps) + 1}", cost)
         last = solution
         level = float(solution.col_value[layout.level_col])
@@ -310,17 +304,6 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         steps.append(LevelStep(level, layout.gaps[stop], nonzero, solution.row_dual[nonzero]))
         log.info("stage 2 step %d: level %.9g, %d gaps stop, %d rising", len(steps), level,
                  int(stop.sum()), int(rising.sum()))
-
-    # What stage 2 recorded: sum x >= X* less SPEC 4b's slack.
-    placed = float(rhs[layout.allocated_row])
-    if last is not None:
-        # Stage 3 and the split keep the money the last step placed (to 1e-12 and the
-        # solver's precision), not only X* less the slack: with every gap held 1e-9
-        # below its level, a least-cost split would otherwise shed that margin (USD 0.12
-        # of the example's 2,015 million).
-        reached = float(last.col_value[: lp.n_x].sum())
-        rhs[layout.allocated_row] = max(placed, reached * (1.0 - 1e-12 - 10 * precision)
-                                        - 1e-9)
 
     burden = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
     if layout.burden_row is not None:
@@ -348,7 +331,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         bounds=stage1.bounds)
     result = LevelsResult(priority=priority, stop_step=stop_step, held=held, steps=steps,
                           allocated_usd=total * SCALE_USD,
-                          placed_usd=placed * SCALE_USD,
+                          placed_usd=float(rhs[layout.allocated_row]) * SCALE_USD,
                           loan_burden_usd=float(burden @ x_usd),
                           stage3=layout.burden_row is not None, ext=ext,
                           stage_duals=stage_duals)

@@ -199,6 +199,3 @@ class PulpBackend:
 
     def start_from(self, other: Backend) -> None:
         """PuLP keeps no basis: nothing to start from."""
-
-    def primal_start(self) -> None:
-        """PuLP keeps no basis: every solve starts afresh."""
