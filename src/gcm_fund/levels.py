@@ -28,6 +28,7 @@ the input rows gives the same split.
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -97,9 +98,13 @@ class Layout:
     allocated_row: int
     burden_row: int | None
     gap_rows: np.ndarray  # per gap of E: its `gap[s,t]` row
-    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi)
-    scale: np.ndarray  # pi * U, per gap of E (scaled units)
+    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi), in `unit`s
+    scale: np.ndarray  # pi * U / unit, per gap of E (scaled units)
     relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
+    # The LP's column is L x unit, a power of two amid the priorities, so that
+    # priorities of 1e12 (or 1e-12) give levels near 1 to the solver; dividing by a power
+    # of two is exact, so the levels and duals written are the same numbers in L.
+    unit: float = 1.0
 
 
 def distinct_level_values(held: np.ndarray) -> list[float]:
@@ -144,8 +149,13 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     n_e = len(gaps_e)
     position = np.full(len(lp.data.gaps), -1)
     position[gaps_e] = np.arange(n_e)
-    scale = priority[gaps_e] * lp.fundable[gaps_e]
-    cap = float(1.0 / priority[gaps_e].min()) if n_e else 1.0
+    # Between the largest and smallest priority (their spread is at most
+    # limits.MAX_PRIORITY_SPREAD), so that every level row's coefficient pi U / unit
+    # stays well inside what the solvers hold.
+    unit = float(2.0 ** round(0.5 * math.log2(priority[gaps_e].max() * priority[gaps_e].min()))
+                 ) if n_e else 1.0
+    scale = priority[gaps_e] / unit * lp.fundable[gaps_e]
+    cap = float(unit / priority[gaps_e].min()) if n_e else 1.0
     n_x = lp.n_x
     x_cols = np.arange(n_x)
     row_of_x = position[lp.var_gap]
@@ -183,7 +193,7 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     layout = Layout(level_col=level_col, gaps=gaps_e, level_rows=np.arange(n_e) + start,
                     held_rows=np.arange(n_e) + start + n_e, allocated_row=start + 2 * n_e,
                     burden_row=burden_row, gap_rows=gap_rows, cap=cap, scale=scale,
-                    relaxed=relaxed)
+                    relaxed=relaxed, unit=unit)
     return ext, layout
 
 
@@ -281,7 +291,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     rhs[layout.level_rows] = np.where(rising, 0.0, layout.relaxed)
     rhs[layout.held_rows] = 0.0
     log.info("stage 2: raising the levels of %d gaps", int(rising.sum()))
-    priority_e = priority[layout.gaps]
+    priority_e = priority[layout.gaps] / layout.unit
     while rising.any():
         solution = solve(f"stage 2 step {len(steps) + 1}", cost)
         last = solution
@@ -298,12 +308,13 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (1.0 - precision
                                                                     - HOLD_MARGIN)
         stop_step[layout.gaps[stop]] = len(steps)
-        held[layout.gaps[stop]] = level
+        held[layout.gaps[stop]] = level / layout.unit
         rising &= ~stop
         nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
-        steps.append(LevelStep(level, layout.gaps[stop], nonzero, solution.row_dual[nonzero]))
-        log.info("stage 2 step %d: level %.9g, %d gaps stop, %d rising", len(steps), level,
-                 int(stop.sum()), int(rising.sum()))
+        steps.append(LevelStep(level / layout.unit, layout.gaps[stop], nonzero,
+                               solution.row_dual[nonzero] / layout.unit))
+        log.info("stage 2 step %d: level %.9g, %d gaps stop, %d rising", len(steps),
+                 level / layout.unit, int(stop.sum()), int(rising.sum()))
 
     burden = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
     if layout.burden_row is not None:
@@ -320,11 +331,14 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     if last is None:  # E is empty: nothing to fill; the last stage stands in
         last = final
     base_cols = lp.n_cols
-    stage2 = StageSolution(OPTIMAL, objective=last.objective,
+    # A level step's objective and duals are in L x unit; back to L (the final stage, when
+    # E is empty, has no level: its figures stand as they are).
+    unit = layout.unit if last is not final else 1.0
+    stage2 = StageSolution(OPTIMAL, objective=last.objective / unit,
                            col_value=np.concatenate([final.col_value[: lp.n_x],
                                                      last.col_value[lp.n_x:base_cols]]),
-                           row_dual=last.row_dual[: lp.n_rows],
-                           col_dual=last.col_dual[:base_cols], bounds=dict(bounds))
+                           row_dual=last.row_dual[: lp.n_rows] / unit,
+                           col_dual=last.col_dual[:base_cols] / unit, bounds=dict(bounds))
     base_stage1 = None if stage1 is None else StageSolution(
         OPTIMAL, objective=stage1.objective, col_value=stage1.col_value[:base_cols],
         row_dual=stage1.row_dual[: lp.n_rows], col_dual=stage1.col_dual[:base_cols],

@@ -10,12 +10,16 @@ LP than the policy states. Limits (README, "Limits"):
 - a gap's fundable need `c[income] x need_usd` is 0 or at least USD 0.01 (a cent, the
   unit every amount is written in);
 - a thematic share is 0 or at least 1e-6;
+- under priority levels, the largest gap priority is at most 1e6 times the smallest (a gap
+  of a million times another's priority fills first anyway; beyond, the level rows'
+  coefficients pi x U span more than the solvers resolve);
 - the needs (`need_usd`) and the pledges (`pledge_usd`) each add up to at most USD 1e15 (a
   thousand trillion): amounts are counted in whole cents (64-bit integers), and HiGHS
   refuses matrix entries above 1e15 of a million.
 
-Weights need no limit: the pipeline scales each stage's objective by a power of two
-(exactly), so that weights of 1e12 solve like weights of 1.
+Otherwise weights need no limit: the pipeline scales each stage's objective, and levels
+their level column, by a power of two (exactly), so that weights of 1e12 solve like weights
+of 1.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import numpy as np
 
 from .errors import Problem, UsageError
 from .load import ProblemData
-from .model import fundable_usd
+from .model import fundable_usd, gap_priority
 from .schema import Policy
 
 MIN_FUNDABLE_USD = 0.01
 MIN_THEMATIC_SHARE = 1e-6
 MAX_TOTAL_USD = 1e15
+MAX_PRIORITY_SPREAD = 1e6
 
 
 def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list[Problem]:
@@ -69,6 +74,7 @@ def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list
                 f"the {column} values add up to USD {total:.3g}, above USD "
                 f"{MAX_TOTAL_USD:g}, the most the tool counts in whole cents (largest: "
                 f"{label}, USD {values[largest]:.3g})"))
+    problems.extend(_priority_spread(data, policy, policy_label, fundable))
     for target, share in sorted(policy.thematic.min_share.items()):
         if 0 < share < MIN_THEMATIC_SHARE:
             problems.append(Problem(
@@ -116,3 +122,27 @@ def check_swept_total(data: ProblemData, source_ids: list[str], levels: np.ndarr
             f"--pledges: at the highest level, USD {top:.3g}, the pledges add up to USD "
             f"{total:.3g}, above USD {MAX_TOTAL_USD:g}, the most the tool counts in whole "
             "cents")
+
+
+def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,
+                     fundable: np.ndarray) -> list[Problem]:
+    """Under levels, a problem when the gaps' priorities (of gaps with a fundable need)
+    span more than `MAX_PRIORITY_SPREAD`."""
+    if policy.allocation.method != "levels" or not (fundable > 0).any():
+        return []
+    priority = gap_priority(data, policy)
+    on = np.nonzero(fundable > 0)[0]
+    high, low = on[np.argmax(priority[on])], on[np.argmin(priority[on])]
+    spread = float(priority[high] / priority[low])
+    if spread <= MAX_PRIORITY_SPREAD:
+        return []
+    gaps = data.gaps
+
+    def named(g: int) -> str:
+        return f"{gaps['iso3'].iat[g]} {gaps['target'].iat[g]} ({priority[g]:.3g})"
+
+    return [Problem(policy_label, None, "weights",
+                    f"under method = \"levels\" the gaps' priorities Wt x Wi x Wr span "
+                    f"{spread:.3g} times, from {named(low)} to {named(high)}; at most "
+                    f"{MAX_PRIORITY_SPREAD:g} (a gap of a million times another's priority "
+                    "fills first anyway): narrow the weights, or use method = \"weighted\"")]
