@@ -34,6 +34,15 @@ GAP_RELATIVE = 1e-6
 MAX_VALUE_PRECISION = 1e-8
 
 
+def ceiling_margin(value_precision: float) -> float:
+    """How far (relative) above its level a stopped gap may be held in the stages after
+    the levels (SPEC 4b's stage 3 and the split): the levels come back from the solver
+    rounded (CBC: 8 significant digits, up to 5e-8 off), so a ceiling at the very level
+    can cut off the allocation the steps found. At most 1e-7 + 1e-9, far inside SPEC 4b's
+    1e-6 per gap."""
+    return 10.0 * value_precision + 1e-9
+
+
 def fundable_usd(need_usd: np.ndarray, income_group: np.ndarray,
                  cofinancing: Cofinancing) -> np.ndarray:
     """U[s,t] = c[income(s)] * need[s,t], per gap (SPEC 4)."""

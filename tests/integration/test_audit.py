@@ -122,14 +122,7 @@ def test_certify_figures_on_the_bundled_example_under_section_4(
 @pytest.mark.parametrize("seed,size", [(1, (8, 3, 4)), (2, (25, 6, 9)), (3, (40, 8, 15)),
                                        (4, (4, 2, 2)), (5, (60, 12, 30))])
 def test_certify_passes_on_random_instances(tmp_path: Path, seed: int, size: tuple[int, ...],
-                                            solver: str, request: pytest.FixtureRequest
-                                            ) -> None:
-    if (seed, solver) == (5, "cbc"):
-        request.applymarker(pytest.mark.xfail(reason=(
-            "known (levels under CBC): the held rows are eased by CBC's value precision "
-            "(1e-8 of each level), the money this frees (~USD 18 over 540 gaps) may land on "
-            "one stopped gap: gap[ABO,10.7] gets USD 20.56 over its level, SPEC 4b allows "
-            "USD 8.1; stopped gaps need an upper hold too"), strict=False))
+                                            solver: str) -> None:
     inputs = write_instance(tmp_path / "inputs", *size, seed=seed)
     for policy in ("baseline", "flat_responsibility"):
         run = solve_into(inputs, ROOT / "models" / f"{policy}.toml", tmp_path / policy, solver)

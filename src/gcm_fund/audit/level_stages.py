@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..spec import MAX_VALUE_PRECISION, ceiling_margin
 from .common import parse_numbers, usd
 from .rules import LE, Rules
 from .tolerances import GAP_RELATIVE, ROW_ALLOWANCE_USD
@@ -61,10 +62,12 @@ def loan_costs(rules: Rules) -> np.ndarray:
 
 
 def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.ndarray,
-                held_rhs: np.ndarray, placed_rhs: float, problems: list[str]) -> float:
+                held_rhs: np.ndarray, ceiling_rhs: np.ndarray, placed_rhs: float,
+                problems: list[str]) -> float:
     """The rigorous upper bound that stage `stage`'s written duals give on
     max cost_x . x over section 4's rules, the floor, the level rows (relaxed), the held
-    rows at `held_rhs` (USD by gap) and `sum x >= placed_rhs`."""
+    rows at `held_rhs` and the ceiling rows at `ceiling_rhs` (USD by gap) and
+    `sum x >= placed_rhs`."""
     rules, run = checker.rules, checker.run
     table = run.table(STAGE_DUALS, ("stage", "name", "dual"))
     here = (table["stage"] == stage).to_numpy()
@@ -78,6 +81,7 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
     y = np.zeros(len(rules.rows))
     y_level = np.zeros(n_gaps)
     y_held = np.zeros(n_gaps)
+    y_ceiling = np.zeros(n_gaps)
     y_placed = 0.0
     for name, value in zip(names, values, strict=True):
         family, _, rest = str(name).partition("[")
@@ -86,8 +90,8 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
             problems.append(f"{STAGE_DUALS}: stage {stage}: {name}: dual is not a number")
         elif name in index:
             y[index[name]] = value
-        elif family in ("level", "held") and gap is not None and facts.in_e[gap]:
-            (y_level if family == "level" else y_held)[gap] = value
+        elif family in ("level", "held", "ceiling") and gap is not None and facts.in_e[gap]:
+            {"level": y_level, "held": y_held, "ceiling": y_ceiling}[family][gap] = value
         elif name == "allocated[total]":
             y_placed = value
         elif name == "loan_burden[total]":
@@ -103,13 +107,16 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
     y = np.where(sense == LE, np.maximum(y, 0.0), np.minimum(y, 0.0))
     y_level = np.minimum(y_level, 0.0)
     y_held = np.minimum(y_held, 0.0)
+    y_ceiling = np.maximum(y_ceiling, 0.0)  # a `<=` row
     y_placed = min(y_placed, 0.0)
     gap_of = rules.triples["gap"].to_numpy(dtype=int)
-    reduced = cost_x - rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] - y_placed
+    reduced = (cost_x - rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of]
+               - y_ceiling[gap_of] - y_placed)
     # The level column L (cost 0) has coefficient -pi U in each level row, and L >= 0.
     reduced_l = float(y_level @ facts.scale)
     bound = float(y @ rules.rows["rhs_usd"].to_numpy(dtype=float))
     bound += float(y_level @ (-facts.scale * facts.lcap)) + float(y_held @ held_rhs)
+    bound += float(y_ceiling @ ceiling_rhs)
     bound += y_placed * placed_rhs
     bound += float(np.maximum(reduced, 0.0) @ rules.triples["upper_usd"].to_numpy(dtype=float))
     bound += max(reduced_l, 0.0) * facts.lcap
@@ -117,6 +124,19 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
         reduced_z = float(rules.floor_fundable() @ y[rules.floor_rows])
         bound += reduced_z * (facts.z_bounds[1] if reduced_z > 0 else facts.z_bounds[0])
     return bound
+
+
+def relaxed_ceilings(rules: Rules) -> np.ndarray:
+    """A ceiling row's right-hand side before stage 3: twice the fundable need plus USD
+    1 million, which no allocation reaches (each gap's own row holds it to its need)."""
+    return 2.0 * rules.gaps["fundable_usd"].to_numpy(dtype=float) + 1e6
+
+
+def run_precision(checker: Certifier) -> float:
+    """The precision the run's solver reads values back with (0 when exact), as recorded;
+    the manifest check refuses one above `MAX_VALUE_PRECISION`."""
+    recorded = checker.run.number("solver", "value_precision")
+    return min(max(recorded or 0.0, 0.0), MAX_VALUE_PRECISION)
 
 
 def check_placed(checker: Certifier, facts: LevelFacts) -> None:
@@ -131,7 +151,7 @@ def check_placed(checker: Certifier, facts: LevelFacts) -> None:
                           "no finite objective.allocated_usd (X*) to prove"))
         return
     bound = stage_bound(checker, facts, "1b", np.ones(rules.n_x), np.zeros(len(rules.gaps)),
-                        0.0, problems)
+                        relaxed_ceilings(rules), 0.0, problems)
     tol = GAP_RELATIVE * max(abs(recorded), 1.0) + ROW_ALLOWANCE_USD * checker.n_written
     if not bound - recorded <= tol:
         problems.append(f"stage 1b: the duals bound the money placed by {usd(bound)}, "
@@ -167,7 +187,11 @@ def check_loans(checker: Certifier, facts: LevelFacts) -> None:
                           "burden is 0", "exact", problems))
         return
     held_rhs = np.where(facts.in_e, facts.scale * np.nan_to_num(facts.held), 0.0)
-    least = -stage_bound(checker, facts, "3", -burden, held_rhs, facts.placed, problems)
+    precision = run_precision(checker)
+    ceiling_rhs = np.where(facts.in_e, held_rhs * (1.0 + ceiling_margin(precision)),
+                           relaxed_ceilings(rules))
+    least = -stage_bound(checker, facts, "3", -burden, held_rhs, ceiling_rhs, facts.placed,
+                         problems)
     if not ran:
         problems.append(f"{STAGE_DUALS} has no stage 3 duals: nothing proves the loan burden "
                         "the least")
