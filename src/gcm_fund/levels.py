@@ -311,8 +311,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
         rhs[layout.level_rows[stop]] = layout.relaxed[stop]
-        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (1.0 - precision
-                                                                    - HOLD_MARGIN)
+        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (
+            1.0 - ceiling_margin(precision))
         stop_step[layout.gaps[stop]] = len(steps)
         held[layout.gaps[stop]] = level / layout.unit
         rising &= ~stop

@@ -102,12 +102,6 @@ def test_item7_a_cofinancing_share_of_1e_9_is_refused_where_it_leaves_less_than_
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
 def test_item7_a_cofinancing_share_of_1e_9_that_leaves_cents_solves_and_certifies(
         write_case, tmp_path: Path, solver: str) -> None:
-    if solver == "cbc":
-        pytest.xfail("levels on CBC: CBC's primal tolerance, 1e-7 in the model's units of "
-                     "USD 1 million (USD 0.10), lets it leave the two KEN gaps of USD 0.02 "
-                     "fundable need at 0 below their held rows; CBC's primalT 1e-9 fixes this "
-                     "case but makes a level step of a 60x12x30 generated instance "
-                     "infeasible (the holds are eased by 1e-8 only)")
     inputs, policy = _case(write_case, tmp_path, need=2e7, cofinancing=1e-9)
     folder = api.write(api.allocate(inputs, policy, solver), tmp_path / "run")
     certificate = audit.certify(folder)
