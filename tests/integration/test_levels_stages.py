@@ -69,13 +69,14 @@ def test_certify_proves_the_money_placed_and_the_least_loan_burden(loan_runs, so
     checks = {c.name: c for c in cert.checks}
     assert checks[STAGE_1B].ok and checks[STAGE_3].ok
     assert cert.figures["stage1b_bound"] == pytest.approx(10e6, abs=1.0)
-    assert cert.figures["loan_burden"] == pytest.approx(7.5e6, abs=1.0)
-    assert cert.figures["stage3_bound"] == pytest.approx(7.5e6, abs=1.0)
+    # Within SPEC 4b's 1e-6 per gap: CBC's holds give way by 1e-7 of each level.
+    assert cert.figures["loan_burden"] == pytest.approx(7.5e6, rel=1e-6)
+    assert cert.figures["stage3_bound"] == pytest.approx(7.5e6, rel=1e-6)
     rows = read_csv(folder / "stage_duals.csv")
     assert list(rows[0]) == ["stage", "name", "dual"]
     assert {r["stage"] for r in rows} == {"1b", "3"}
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["objective"]["loan_burden"] == pytest.approx(7.5e6, abs=1.0)
+    assert manifest["objective"]["loan_burden"] == pytest.approx(7.5e6, rel=1e-6)
 
 
 def test_same_gap_amounts_with_a_worse_loan_burden_fail_certify_at_stage_3(forged):

@@ -53,5 +53,6 @@ def test_changed_pledges_on_one_pipeline_give_what_a_fresh_build_gives(
         assert (got.floor is None) == (expected.floor is None)
         if expected.floor is not None:
             assert got.floor == pytest.approx(expected.floor, abs=1e-7)
-        assert got.weighted_usd == pytest.approx(expected.weighted_usd, rel=1e-7, abs=0.01)
-        assert got.x_usd.sum() == pytest.approx(expected.x_usd.sum(), rel=1e-7, abs=0.01)
+        # SPEC 4's objectives agree within 1e-6 relative (CBC's read-back moves them ~1e-7).
+        assert got.weighted_usd == pytest.approx(expected.weighted_usd, rel=1e-6, abs=0.01)
+        assert got.x_usd.sum() == pytest.approx(expected.x_usd.sum(), rel=1e-6, abs=0.01)
