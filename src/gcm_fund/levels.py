@@ -254,7 +254,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
 
     def solve(name: str, cost: np.ndarray) -> StageSolution:
         solution = pipeline.solve_stage("levels", cost, bounds, rhs)
-        if solution.status == INFEASIBLE and name in ("stage 3", "split"):
+        if solution.status == INFEASIBLE and (name in ("stage 3", "split")
+                                               or name.startswith("stage 2 step")):
             # The holds came back from earlier solves within tolerances: give them a
             # little more room (1e-7 of each level) once before calling it a failure.
             log.info("%s: infeasible at the holds; easing them by 1e-7", name)
@@ -311,8 +312,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
         rhs[layout.level_rows[stop]] = layout.relaxed[stop]
-        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (
-            1.0 - ceiling_margin(precision))
+        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (1.0 - precision
+                                                                    - HOLD_MARGIN)
         stop_step[layout.gaps[stop]] = len(steps)
         held[layout.gaps[stop]] = level / layout.unit
         rising &= ~stop
