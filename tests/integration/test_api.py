@@ -81,17 +81,26 @@ def test_library_outputs_are_optional(inputs: Path, tmp_path: Path):
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_fair_share_shows_the_inputs_warnings_even_when_it_then_fails(inputs: Path):
+def _add_an_unknown_column(inputs: Path) -> None:
+    """A `colour` column in states.csv: a warning, not an error."""
     states = inputs / "states.csv"
     lines = states.read_text(encoding="utf-8").splitlines()
     states.write_text("\n".join([lines[0] + ",colour", *(line + ",blue" for line in lines[1:])])
                       + "\n", encoding="utf-8")
-    code, _, stderr = _cli("fair-share", inputs, "-m", TINY / "policy.toml", "--basis",
-                           "gni-per-capita-adjusted", "--out", inputs.parent / "f.csv")
+
+
+def _assert_warned_then_failed(code: int, stderr: str, reason: str) -> None:
     assert code == 2
     warning, error = stderr.splitlines()
     assert warning.startswith("warning: ") and "colour" in warning
-    assert error.startswith("error: ") and "population" in error
+    assert error.startswith("error: ") and reason in error
+
+
+def test_fair_share_shows_the_inputs_warnings_even_when_it_then_fails(inputs: Path):
+    _add_an_unknown_column(inputs)
+    code, _, stderr = _cli("fair-share", inputs, "-m", TINY / "policy.toml", "--basis",
+                           "gni-per-capita-adjusted", "--out", inputs.parent / "f.csv")
+    _assert_warned_then_failed(code, stderr, "population")
     assert not (inputs.parent / "f.csv").exists()
 
 
@@ -103,14 +112,8 @@ def _cli(*args: object) -> tuple[int, str, str]:
 
 
 def test_compare_shows_the_warnings_before_it_solves(inputs: Path):
-    states = inputs / "states.csv"
-    lines = states.read_text(encoding="utf-8").splitlines()
-    states.write_text("\n".join([lines[0] + ",colour", *(line + ",blue" for line in lines[1:])])
-                      + "\n", encoding="utf-8")
+    _add_an_unknown_column(inputs)
     code, _, stderr = _cli("compare", inputs, "-m", TINY / "policy.toml", "--solver",
                            "no_such_solver", "--out", inputs.parent / "c.csv")
-    assert code == 2
-    warning, error = stderr.splitlines()
-    assert warning.startswith("warning: ") and "colour" in warning
-    assert error.startswith("error: ") and "no_such_solver" in error
+    _assert_warned_then_failed(code, stderr, "no_such_solver")
     assert not (inputs.parent / "c.csv").exists()

@@ -354,28 +354,26 @@ WEIGHTED_TAMPERING = [
 ]
 
 
-@pytest.mark.parametrize("tamper", TAMPERING)
-def test_certify_fails_on_a_tampered_run(example: Callable[..., Path], tmp_path: Path,
-                                         tamper: Callable[[Path], list[str]]) -> None:
-    folder = copy_run(example(), tmp_path)
+def assert_tampering_fails_certify(folder: Path, tamper: Callable[[Path], list[str]]) -> None:
+    """`tamper` edits the run folder and names what certify must say; certify fails."""
     expected = tamper(folder)
     status, output = cli("certify", folder)
     assert status == 1, output
     assert output.splitlines()[-1].startswith("NOT certified:")
     for phrase in expected:
         assert phrase in output, f"{phrase!r} not in\n{output}"
+
+
+@pytest.mark.parametrize("tamper", TAMPERING)
+def test_certify_fails_on_a_tampered_run(example: Callable[..., Path], tmp_path: Path,
+                                         tamper: Callable[[Path], list[str]]) -> None:
+    assert_tampering_fails_certify(copy_run(example(), tmp_path), tamper)
 
 
 @pytest.mark.parametrize("tamper", WEIGHTED_TAMPERING)
 def test_certify_fails_on_a_tampered_weighted_run(example: Callable[..., Path], tmp_path: Path,
                                                   tamper: Callable[[Path], list[str]]) -> None:
-    folder = copy_run(example(method="weighted"), tmp_path)
-    expected = tamper(folder)
-    status, output = cli("certify", folder)
-    assert status == 1, output
-    assert output.splitlines()[-1].startswith("NOT certified:")
-    for phrase in expected:
-        assert phrase in output, f"{phrase!r} not in\n{output}"
+    assert_tampering_fails_certify(copy_run(example(method="weighted"), tmp_path), tamper)
 
 
 def test_certify_tolerates_cbc_precision_but_not_a_tampered_cbc_run(

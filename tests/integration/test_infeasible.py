@@ -127,15 +127,19 @@ def test_a_thematic_share_for_a_target_no_source_may_fund(tmp_path: Path, write_
     assert caught.value.diagnosis.reason.startswith("thematic[8.7]: ")
 
 
-def test_floor_and_thematic_share_in_conflict(tmp_path: Path, write_case) -> None:
+def floor_against_thematic_share(tmp_path: Path, write_case) -> tuple[Path, Path]:
     """A floor of 50 % on both gaps puts >= USD 5 million on 10.7; 8.7 can take at most 10,
     so 8.7 cannot reach 90 % of all that is allocated (it would need 45)."""
-    inputs, policy = write_case(
+    return write_case(
         tmp_path, states=[state("AAA")],
         gaps=[gap("AAA", "10.7", 10e6), gap("AAA", "8.7", 10e6)],
         sources=[source("donor", 20e6)],
         policy={"equity": {"min_floor": 0.5}, "thematic": {"min_share": {"8.7": 0.9}}},
     )
+
+
+def test_floor_and_thematic_share_in_conflict(tmp_path: Path, write_case) -> None:
+    inputs, policy = floor_against_thematic_share(tmp_path, write_case)
     with pytest.raises(InfeasibleError) as caught:
         api.allocate(inputs, policy)
     families = caught.value.diagnosis.families()
@@ -217,12 +221,7 @@ def test_above_the_conflict_limit_the_diagnosis_keeps_the_elastic_view(
     below the instance's 2 triples, so that the case stays small)."""
     from gcm_fund import diagnosis as diagnosing
 
-    inputs, policy = write_case(
-        tmp_path, states=[state("AAA")],
-        gaps=[gap("AAA", "10.7", 10e6), gap("AAA", "8.7", 10e6)],
-        sources=[source("donor", 20e6)],
-        policy={"equity": {"min_floor": 0.5}, "thematic": {"min_share": {"8.7": 0.9}}},
-    )
+    inputs, policy = floor_against_thematic_share(tmp_path, write_case)
     with pytest.raises(InfeasibleError) as whole:
         api.allocate(inputs, policy)
     assert whole.value.diagnosis.conflict

@@ -84,17 +84,23 @@ def test_a_sweep_whose_highest_level_exceeds_the_total_allocate_accepts_is_refus
 # Item 9: silent wrong answers
 
 
-@pytest.mark.parametrize("region", ["africa", "Africa\u200b", "AFRICA", "\u200dAfrica",
-                                    "Afr\u00a0ica"])
-def test_a_region_that_differs_from_an_earmark_only_in_case_or_invisibles_is_warned(
-        tmp_path: Path, write_case, region: str) -> None:
+def region_warnings(tmp_path: Path, write_case, region: str) -> tuple[Path, list[str]]:
+    """The input folder and its warnings, with UGA's region `region` beside KEN's Africa
+    and a source earmarked for Africa."""
     inputs, _ = write_case(
         tmp_path,
         states=[state("KEN", region="Africa"), state("UGA", region=region)],
         gaps=[gap("KEN", "10.7", 1e6), gap("UGA", "10.7", 1e6)],
         sources=[source("afdb", 1e6, regions="Africa")],
     )
-    warnings = [str(w) for w in load_inputs(inputs).warnings]
+    return inputs, [str(w) for w in load_inputs(inputs).warnings]
+
+
+@pytest.mark.parametrize("region", ["africa", "Africa\u200b", "AFRICA", "\u200dAfrica",
+                                    "Afr\u00a0ica"])
+def test_a_region_that_differs_from_an_earmark_only_in_case_or_invisibles_is_warned(
+        tmp_path: Path, write_case, region: str) -> None:
+    inputs, warnings = region_warnings(tmp_path, write_case, region)
     assert warnings == [
         f"{inputs / 'states.csv'}:3: region: {region!r} is not 'Africa', the region earmarked "
         f"by {inputs / 'sources.csv'} line 2, so that earmark leaves UGA out (did you mean "
@@ -106,13 +112,7 @@ def test_a_region_that_differs_from_an_earmark_only_in_case_or_invisibles_is_war
                                                ("\u0391fric\u0430", "Cyrillic, Greek")])
 def test_a_region_spelt_with_look_alike_letters_of_another_script_is_warned(
         tmp_path: Path, write_case, region: str, scripts: str) -> None:
-    inputs, _ = write_case(
-        tmp_path,
-        states=[state("KEN", region="Africa"), state("UGA", region=region)],
-        gaps=[gap("KEN", "10.7", 1e6), gap("UGA", "10.7", 1e6)],
-        sources=[source("afdb", 1e6, regions="Africa")],
-    )
-    warnings = [str(w) for w in load_inputs(inputs).warnings]
+    inputs, warnings = region_warnings(tmp_path, write_case, region)
     assert warnings == [
         f"{inputs / 'states.csv'}:3: region: {region!r}, which has letters that only look "
         f"Latin ({scripts}) is not 'Africa', the region earmarked by "
@@ -122,10 +122,7 @@ def test_a_region_spelt_with_look_alike_letters_of_another_script_is_warned(
 
 def test_a_region_in_another_script_that_is_not_a_look_alike_is_not_warned(
         tmp_path: Path, write_case) -> None:
-    inputs, _ = write_case(
-        tmp_path, states=[state("KEN", region="Africa"), state("UGA", region="Африка")],
-        gaps=[gap("KEN", "10.7", 1e6)], sources=[source("afdb", 1e6, regions="Africa")])
-    assert load_inputs(inputs).warnings == []
+    assert region_warnings(tmp_path, write_case, "Африка")[1] == []
 
 
 def test_a_region_that_matches_its_earmark_exactly_is_not_warned(tmp_path: Path,
