@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
-from .spec import ceiling_margin
+from .spec import ceiling_margin, relaxed_ceiling_usd
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,9 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     ext = ext.with_rows("level", keys, level, GE, relaxed)
     held = sp.csr_matrix((np.ones(n_x), (row_of_x, x_cols)), shape=(n_e, n_cols))
     ext = ext.with_rows("held", keys, held, GE, np.zeros(n_e))
-    # The same sums from above, relaxed (twice the fundable need) until stage 2 ends.
-    ext = ext.with_rows("ceiling", keys, held, LE, 2.0 * lp.fundable[gaps_e] + 1.0)
+    # The same sums from above, relaxed until stage 2 ends.
+    ext = ext.with_rows("ceiling", keys, held, LE,
+                        relaxed_ceiling_usd(lp.fundable[gaps_e] * SCALE_USD) / SCALE_USD)
     total = {"total": np.array(["total"], dtype=object)}
     ext = ext.with_rows("allocated", total, sp.csr_matrix(
         (np.ones(n_x), (np.zeros(n_x, dtype=int), x_cols)), shape=(1, n_cols)), GE,

@@ -34,6 +34,13 @@ GAP_RELATIVE = 1e-6
 MAX_VALUE_PRECISION = 1e-8
 
 
+def relaxed_ceiling_usd(fundable: np.ndarray) -> np.ndarray:
+    """A ceiling row's right-hand side (USD) until stage 2 ends: twice the fundable need
+    plus USD 1 million, which no allocation reaches (each gap's own row holds it to its
+    need)."""
+    return 2.0 * fundable + 1e6
+
+
 def ceiling_margin(value_precision: float) -> float:
     """How far (relative) above its level a stopped gap may be held in the stages after
     the levels (SPEC 4b's stage 3 and the split): the levels come back from the solver

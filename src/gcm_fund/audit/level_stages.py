@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..spec import MAX_VALUE_PRECISION, ceiling_margin
+from ..spec import MAX_VALUE_PRECISION, ceiling_margin, relaxed_ceiling_usd
 from .common import parse_numbers, usd
 from .rules import LE, Rules
 from .tolerances import GAP_RELATIVE, ROW_ALLOWANCE_USD
@@ -127,9 +127,8 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
 
 
 def relaxed_ceilings(rules: Rules) -> np.ndarray:
-    """A ceiling row's right-hand side before stage 3: twice the fundable need plus USD
-    1 million, which no allocation reaches (each gap's own row holds it to its need)."""
-    return 2.0 * rules.gaps["fundable_usd"].to_numpy(dtype=float) + 1e6
+    """Every gap's ceiling row's right-hand side before stage 3 (SPEC's constants)."""
+    return relaxed_ceiling_usd(rules.gaps["fundable_usd"].to_numpy(dtype=float))
 
 
 def run_precision(checker: Certifier) -> float:
