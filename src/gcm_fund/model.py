@@ -341,7 +341,7 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
         var_source=var_source,
         var_gap=var_gap,
         var_state=var_state,
-        weight=_weights(data, policy, var_source, var_gap, gap_state),
+        weight=_weights(data, policy, var_source, var_gap),
         fundable=fundable,
         gap_state=gap_state,
         gap_eligible=gap_eligible,
@@ -403,8 +403,8 @@ def loan_cost(data: ProblemData, policy: Policy, var_source: np.ndarray,
             * state_burden[gap_state[var_gap]])
 
 
-def _weights(data: ProblemData, policy: Policy, var_source: np.ndarray, var_gap: np.ndarray,
-             gap_state: np.ndarray) -> np.ndarray:
+def _weights(data: ProblemData, policy: Policy, var_source: np.ndarray,
+             var_gap: np.ndarray) -> np.ndarray:
     priority = gap_priority(data, policy)
     return priority[var_gap] - loan_cost(data, policy, var_source, var_gap)
 
