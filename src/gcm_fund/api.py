@@ -101,8 +101,9 @@ def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
     unsolvable = check_solvable(data, policy_file.policy, str(path))
     if unsolvable:
         raise InputError(unsolvable)
-    log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs, len(data.states),
-             len(data.gaps), len(data.sources), time.perf_counter() - started)
+    log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs,
+             len(data.state_table), len(data.gap_table), len(data.source_table),
+             time.perf_counter() - started)
     return Loaded(data, policy_file, readable(Path(model_path).as_posix()))
 
 
@@ -128,13 +129,13 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     # Counting the eligible triples needs no LP: validate stays light on large inputs.
     var_source, _ = eligible_triples(data, policy)
     return Validation(
-        states=len(data.states),
-        gaps=len(data.gaps),
-        sources=len(data.sources),
+        states=len(data.state_table),
+        gaps=len(data.gap_table),
+        sources=len(data.source_table),
         eligible_triples=len(var_source),
-        need_usd=float(data.gaps["need_usd"].sum()),
+        need_usd=float(data.gap_table["need_usd"].sum()),
         fundable_usd=float(fundable_usd(data, policy).sum()),
-        pledged_usd=float(data.sources["pledge_usd"].sum()),
+        pledged_usd=float(data.source_table["pledge_usd"].sum()),
         policy=loaded.policy_file.policy.name,
         warnings=loaded.warnings,
     )

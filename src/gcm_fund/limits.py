@@ -43,18 +43,18 @@ MAX_PRIORITY_SPREAD = 1e6
 def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list[Problem]:
     """Every input the solvers cannot hold (see the module's docstring), one problem each."""
     problems: list[Problem] = []
-    gaps = data.gaps
+    gaps = data.gap_table
     fundable = fundable_usd(data, policy)
     tiny = np.nonzero((fundable > 0) & (fundable < MIN_FUNDABLE_USD))[0]
     if len(tiny):
-        income = data.states.set_index("iso3")["income_group"]
+        income = data.state_table["income_group"][data.gap_state]
         path = Path(data.folder) / "gaps.csv"
         lines = _gap_lines(path)
         for g in tiny:
-            iso3, target = str(gaps["iso3"].iat[g]), str(gaps["target"].iat[g])
-            group = str(income[iso3])
+            iso3, target = str(gaps["iso3"][g]), str(gaps["target"][g])
+            group = str(income[g])
             share = policy.cofinancing.get(group)
-            need = float(gaps["need_usd"].iat[g])
+            need = float(gaps["need_usd"][g])
             problems.append(Problem(
                 str(path), lines.get((iso3, target)), "need_usd",
                 f"gap {iso3} {target}: the fundable need cofinancing.{group} {share:g} x "
@@ -62,13 +62,13 @@ def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list
                 f"the solvers can allocate beside the other gaps; raise need_usd or "
                 f"cofinancing.{group}, or leave the gap out"))
     for name, table, column, key in (("gaps.csv", gaps, "need_usd", ("iso3", "target")),
-                                     ("sources.csv", data.sources, "pledge_usd",
+                                     ("sources.csv", data.source_table, "pledge_usd",
                                       ("source_id",))):
-        values = table[column].to_numpy(dtype=float)
+        values = table[column]
         total = float(values.sum()) if len(values) else 0.0
         if total > MAX_TOTAL_USD:
             largest = int(np.argmax(values))
-            label = " ".join(str(table[k].iat[largest]) for k in key)
+            label = " ".join(str(table[k][largest]) for k in key)
             problems.append(Problem(
                 str(Path(data.folder) / name), None, column,
                 f"the {column} values add up to USD {total:.3g}, above USD "
@@ -136,10 +136,10 @@ def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,
     spread = float(priority[high] / priority[low])
     if spread <= MAX_PRIORITY_SPREAD:
         return []
-    gaps = data.gaps
+    gaps = data.gap_table
 
     def named(g: int) -> str:
-        return f"{gaps['iso3'].iat[g]} {gaps['target'].iat[g]} ({priority[g]:.3g})"
+        return f"{gaps['iso3'][g]} {gaps['target'][g]} ({priority[g]:.3g})"
 
     return [Problem(policy_label, None, "weights",
                     f"under method = \"levels\" the gaps' priorities Wt x Wi x Wr span "

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import tomllib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -42,6 +44,55 @@ from .schema import (
 )
 from .writing import file_kind
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class InputTable:
+    """The checked rows of one input file, sorted by key: read as numpy columns
+    (`table["need_usd"]`) or as a pandas DataFrame (`table.frame`).
+
+    The frame is built on first use: `validate` reads columns only and never imports
+    pandas (a quarter of a second, more than all of its work on the example).
+    """
+
+    def __init__(self, name: str, rows: Sequence[BaseModel]) -> None:
+        self.name = name  # the file, a key of schema.INPUT_FILES
+        self.rows = tuple(rows)
+        self._columns: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        """One column as a numpy array: a number column as floats (NaN when blank), a
+        true/false column as booleans, any other as Python objects (str, tuple, None)."""
+        found = self._columns.get(column)
+        if found is None:
+            values = [getattr(row, column) for row in self.rows]
+            kind = INPUT_FILES[self.name].column(column).kind
+            if kind == "number":
+                found = np.array(values, dtype=float)
+            elif kind == "true/false":
+                found = np.array(values, dtype=bool)
+            else:
+                found = np.empty(len(values), dtype=object)
+                found[:] = values
+            self._columns[column] = found
+        return found
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame, one column per field, index 0..n-1."""
+        import pandas as pd
+
+        return pd.DataFrame([row.model_dump() for row in self.rows])
+
+    def replaced(self, column: str, values: Sequence[Any]) -> InputTable:
+        """The same rows with `column` set to `values` (one per row)."""
+        return InputTable(self.name, [row.model_copy(update={column: value})
+                                      for row, value in zip(self.rows, values, strict=True)])
+
 
 @dataclass(frozen=True)
 class ProblemData:
@@ -49,11 +100,13 @@ class ProblemData:
 
     Rows are sorted by their keys (plain string order) so that the order of rows in a
     file never changes the model, and so never changes which optimum a solver returns.
+    `state_table`, `gap_table` and `source_table` hold them; `states`, `gaps` and
+    `sources` are the same as DataFrames.
     """
 
-    states: pd.DataFrame
-    gaps: pd.DataFrame
-    sources: pd.DataFrame
+    state_table: InputTable
+    gap_table: InputTable
+    source_table: InputTable
     folder: Path
     file_sha256: dict[str, str]
     warnings: list[Problem] = field(default_factory=list)
@@ -63,6 +116,26 @@ class ProblemData:
     # is when the run ends, so the copies always match the hashes and the tables.
     file_bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
 
+    @property
+    def states(self) -> pd.DataFrame:
+        """states.csv's rows, sorted by iso3."""
+        return self.state_table.frame
+
+    @property
+    def gaps(self) -> pd.DataFrame:
+        """gaps.csv's rows, sorted by iso3 and target."""
+        return self.gap_table.frame
+
+    @property
+    def sources(self) -> pd.DataFrame:
+        """sources.csv's rows, sorted by source_id."""
+        return self.source_table.frame
+
+    @cached_property
+    def gap_state(self) -> np.ndarray:
+        """The row in states of each gap's State."""
+        row = {code: i for i, code in enumerate(self.state_table["iso3"].tolist())}
+        return np.array([row[code] for code in self.gap_table["iso3"].tolist()], dtype=np.intp)
 
 
 
@@ -227,9 +300,9 @@ def load_inputs(folder: Path | str) -> ProblemData:
                 )
 
     return ProblemData(
-        states=_frame([r for _, r in states], ["iso3"]),
-        gaps=_frame([g for _, g in gaps], ["iso3", "target"]),
-        sources=_frame([s for _, s in sources], ["source_id"]),
+        state_table=_table("states.csv", states),
+        gap_table=_table("gaps.csv", gaps),
+        source_table=_table("sources.csv", sources),
         folder=folder,
         file_sha256=hashes,
         file_bytes=contents,
@@ -333,9 +406,11 @@ def _near_regions(states_label: str, states: list[tuple[int, Any]], sources_labe
     return found
 
 
-def _frame(rows: list[BaseModel], keys: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame([row.model_dump() for row in rows])
-    return frame.sort_values(keys, kind="stable", ignore_index=True)
+def _table(name: str, rows: list[tuple[int, Any]]) -> InputTable:
+    """The rows of one file sorted by its key (duplicate keys were refused)."""
+    key = INPUT_FILES[name].key
+    return InputTable(name, sorted((row for _, row in rows),
+                                   key=lambda row: tuple(getattr(row, k) for k in key)))
 
 
 def load_inputs_and_policy(inputs: Path | str, model: Path | str
@@ -349,7 +424,8 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
     except InputError as exc:
         problems.extend(exc.problems)
     try:
-        policy_file = load_policy(model, None if data is None else set(data.gaps["target"]))
+        targets = None if data is None else set(data.gap_table["target"].tolist())
+        policy_file = load_policy(model, targets)
     except InputError as exc:
         problems.extend(exc.problems)
     if problems:

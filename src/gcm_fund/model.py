@@ -12,7 +12,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from . import spec
 from .errors import Diagnosis, InfeasibleError, Shortfall
@@ -20,6 +19,7 @@ from .load import ProblemData
 from .schema import INCOME_GROUPS, Policy
 
 if TYPE_CHECKING:
+    import pandas as pd
     import scipy.sparse as sp
 
 
@@ -163,6 +163,8 @@ class LinearProgram:
         (`family[key,key]`), `family`, `sense` (LE or GE), `rhs` (scaled) and the keys
         `source_id`, `iso3`, `target` ("" where the family has none). Look rows up by
         family and keys here, never by parsing a name."""
+        import pandas as pd
+
         return pd.DataFrame({"name": self.row_names(), "family": self.row_families(),
                              "sense": self.sense, "rhs": self.rhs, **self.row_keys()})
 
@@ -281,36 +283,37 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     source's earmarks (targets, regions, income groups, excluded States) and
     instrument (no loans to debt-distressed States) allow it.
     """
-    states, gaps, sources = data.states, data.gaps, data.sources
-    gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
-    income = states["income_group"].to_numpy()[gap_state]
-    region = states["region"].to_numpy()[gap_state]
-    absorb = states["absorption_usd"].to_numpy(dtype=float)[gap_state]
-    debt = states["debt_distress"].to_numpy(dtype=bool)[gap_state]
-    state_ok = states["eligible"].to_numpy(dtype=bool)[gap_state]
+    # Columns, not frames: `validate` counts these without importing pandas.
+    states, gaps, sources = data.state_table, data.gap_table, data.source_table
+    gap_state = data.gap_state
+    income = states["income_group"][gap_state]
+    region = states["region"][gap_state]
+    absorb = states["absorption_usd"][gap_state]
+    debt = states["debt_distress"][gap_state]
+    state_ok = states["eligible"][gap_state]
     fundable = fundable_usd(data, policy)
 
     gap_ok = (fundable > 0) & state_ok & ~(absorb <= 0)  # NaN absorption means no limit
-    mask = np.outer(sources["pledge_usd"].to_numpy(dtype=float) > 0, gap_ok)
-    mask &= _earmark_mask(sources["targets"], gaps["target"].to_numpy())
+    mask = np.outer(sources["pledge_usd"] > 0, gap_ok)
+    mask &= _earmark_mask(sources["targets"], gaps["target"])
     mask &= _earmark_mask(sources["regions"], region)
     mask &= _earmark_mask(sources["income_groups"], income)
-    excluded = _member_mask(sources["exclude_states"], gaps["iso3"].to_numpy())
+    excluded = _member_mask(sources["exclude_states"], gaps["iso3"])
     mask &= ~excluded
-    is_loan = sources["instrument"].to_numpy() == "loan"
+    is_loan = sources["instrument"] == "loan"
     mask &= ~np.outer(is_loan, debt)
     f, g = np.nonzero(mask)
     return f, g
 
 
-def _member_mask(lists: pd.Series, values: np.ndarray) -> np.ndarray:
+def _member_mask(lists: np.ndarray, values: np.ndarray) -> np.ndarray:
     """[i, j]: values[j] is in lists[i]."""
     uniques, inverse = np.unique(values, return_inverse=True)
     table = np.array([[u in set(items) for u in uniques] for items in lists], dtype=bool)
     return table.reshape(len(lists), len(uniques))[:, inverse]
 
 
-def _earmark_mask(lists: pd.Series, values: np.ndarray) -> np.ndarray:
+def _earmark_mask(lists: np.ndarray, values: np.ndarray) -> np.ndarray:
     """[i, j]: earmark list i is empty (no earmark) or holds values[j]."""
     open_to_all = np.array([len(items) == 0 for items in lists], dtype=bool)
     return open_to_all[:, None] | _member_mask(lists, values)
@@ -318,16 +321,14 @@ def _earmark_mask(lists: pd.Series, values: np.ndarray) -> np.ndarray:
 
 def fundable_usd(data: ProblemData, policy: Policy) -> np.ndarray:
     """U[s,t] = c[income(s)] * need[s,t] in USD, by gap."""
-    gap_state = pd.Index(data.states["iso3"]).get_indexer(data.gaps["iso3"])
-    income = data.states["income_group"].to_numpy()[gap_state]
-    return spec.fundable_usd(data.gaps["need_usd"].to_numpy(dtype=float), income,
-                             policy.cofinancing)
+    income = data.state_table["income_group"][data.gap_state]
+    return spec.fundable_usd(data.gap_table["need_usd"], income, policy.cofinancing)
 
 
 def build(data: ProblemData, policy: Policy) -> LinearProgram:
     """The LP of SPEC section 4 for these inputs and this policy."""
-    states, sources = data.states, data.sources
-    gap_state = pd.Index(states["iso3"]).get_indexer(data.gaps["iso3"])
+    sources = data.sources
+    gap_state = data.gap_state
     fundable = fundable_usd(data, policy) / SCALE_USD
 
     var_source, var_gap = eligible_triples(data, policy)
@@ -376,24 +377,23 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
 
 def gap_priority(data: ProblemData, policy: Policy) -> np.ndarray:
     """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s), by gap: the grant part of the weight."""
-    states, gaps = data.states, data.gaps
-    gap_state = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
+    states, gaps = data.state_table, data.gap_table
     target_weight = np.array(
         [policy.weights.target.get(t, 1.0) for t in gaps["target"]], dtype=float
     )
     income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
     state_weight = np.array(
         [income_weight[g] * policy.role_weight(tuple(r)) for g, r in
-         zip(states["income_group"].to_numpy(), states["roles"], strict=True)], dtype=float
+         zip(states["income_group"], states["roles"], strict=True)], dtype=float
     )
-    return target_weight * state_weight[gap_state]
+    return target_weight * state_weight[data.gap_state]
 
 
 def loan_cost(data: ProblemData, policy: Policy, var_source: np.ndarray,
               var_gap: np.ndarray) -> np.ndarray:
     """lambda * (1 - g_f) * burden[income(s)] of every triple (0 for grants)."""
     states, sources = data.states, data.sources
-    gap_state = pd.Index(states["iso3"]).get_indexer(data.gaps["iso3"])
+    gap_state = data.gap_state
     burden = {g: policy.loans.burden.get(g) for g in INCOME_GROUPS}
     state_burden = np.array([burden[g] for g in states["income_group"].to_numpy()], dtype=float)
     is_loan = (sources["instrument"] == "loan").to_numpy()

@@ -183,12 +183,10 @@ def source_indices(data: ProblemData, source_ids: Sequence[str]) -> np.ndarray:
 
 def with_pledges(data: ProblemData, pledges: dict[str, float]) -> ProblemData:
     """The same inputs with some sources' `pledge_usd` replaced (ids must exist)."""
-    sources = data.sources.copy()
     index = source_indices(data, list(pledges))
-    column = sources["pledge_usd"].to_numpy(dtype=float).copy()
+    column = data.source_table["pledge_usd"].copy()
     column[index] = [float(pledges[s]) for s in pledges]
-    sources["pledge_usd"] = column
-    return replace(data, sources=sources)
+    return replace(data, source_table=data.source_table.replaced("pledge_usd", column.tolist()))
 
 
 def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str],

@@ -402,6 +402,31 @@ def test_optional_columns_may_be_absent(inputs):
     assert data.warnings == []
 
 
+@pytest.mark.parametrize("folder", ["tiny", "optional-blank", "example"])
+def test_each_column_reads_the_same_as_the_frame(inputs, folder):
+    """`table[column]` (what validate and the model read, without pandas) holds what the
+    DataFrame holds, row for row: blanks as NaN or None, booleans, tuples of items."""
+    states = "iso3,name,region,income_group,absorption_usd\nKEN,Kenya,Africa,LMIC,\n" \
+             "MLI,Mali,Africa,LIC,5e6\nDEU,Germany,Europe,HIC,\n"
+    if folder == "example":
+        data = loaded(Path(__file__).resolve().parents[2] / "inputs")
+    else:
+        data = loaded(inputs({"states.csv": lambda t: states} if folder != "tiny" else {}))
+    for table in (data.state_table, data.gap_table, data.source_table):
+        frame = table.frame
+        assert len(table) == len(frame) > 0
+        for column in frame.columns:
+            cells, expected = table[column].tolist(), frame[column].tolist()
+            assert len(cells) == len(expected)
+            for got, want in zip(cells, expected, strict=True):
+                if want is None or want != want:  # blank: None in an object column, or NaN
+                    assert got is None or got != got, (table.name, column)
+                else:
+                    assert got == want and type(got) is type(want), (table.name, column)
+    assert data.gap_state.tolist() == [list(data.states["iso3"]).index(code)
+                                       for code in data.gaps["iso3"]]
+
+
 def test_unknown_columns_are_ignored_whatever_they_hold(inputs):
     """A note may run over lines, hold a tab or even a Latin-1 byte: it is not read."""
     gaps = (b'iso3,target,need_usd,notes\n'
