@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
+from .pulp_backend import refined_objective
 from .spec import ceiling_margin, relaxed_ceiling_usd
 
 log = logging.getLogger(__name__)
@@ -282,9 +283,19 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     # Stage 1b: the most money the rules let the fund place.
     cost = np.zeros(n_cols)
     cost[: lp.n_x] = 1.0
-    total = float(keep_duals("1b", solve("stage 1b", cost)).col_value[: lp.n_x].sum())
+    placed = keep_duals("1b", solve("stage 1b", cost))
+    total = float(placed.col_value[: lp.n_x].sum())
     n_e = len(layout.gaps)
-    slack = max(PLACED_SLACK_USD * n_e / SCALE_USD, 10 * precision * total)
+    slack = PLACED_SLACK_USD * n_e / SCALE_USD
+    if precision > 0:
+        # Where the money placed binds, SPEC 4b's slack is money the levels spend: X*
+        # read back rounded (USD 4 off on the example) would change the levels.
+        refined = refined_objective(ext, placed, cost, rhs)
+        if refined is None:
+            slack = max(slack, 10 * precision * total)
+        else:
+            log.info("stage 1b: X* refined from %.12g to %.12g", total, refined)
+            total = refined
     rhs[layout.allocated_row] = max(0.0, total - slack)
 
     # Stage 2: progressive filling.
