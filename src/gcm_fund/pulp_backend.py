@@ -241,14 +241,19 @@ def refined_objective(lp: LinearProgram, solution: StageSolution, cost: np.ndarr
     x = np.where(at_low, low, np.where(at_high, high, x))
     free = np.nonzero(~(at_low | at_high))[0]
     dual = np.asarray(solution.row_dual, dtype=float)
-    tight = np.nonzero((dual != 0.0) & np.isfinite(rhs))[0]
+    named = np.nonzero((dual != 0.0) & np.isfinite(rhs))[0]
     matrix = lp.matrix.tocsr()
-    rows = matrix[tight]
-    residual = rhs[tight] - rows @ x
-    reach = AT_BOUND * (np.abs(rows) @ np.abs(x) + np.abs(rhs[tight]) + 1.0)
-    if not bool((np.abs(residual) <= reach).all()):
+    residual = rhs[named] - matrix[named] @ x
+    reach = AT_BOUND * (np.abs(matrix[named]) @ np.abs(x) + np.abs(rhs[named]) + 1.0)
+    slack = np.abs(residual) > reach
+    # A row with a dual of 2e-16 (CBC's noise) need not be tight: leaving it out moves
+    # `cost.x` by its dual times its slack. A real dual on a slack row is no optimum's.
+    if float(np.abs(dual[named[slack]] * residual[slack]).sum()) > \
+            ON_ROW * max(1.0, abs(float(cost @ x))):
         log.info("refined objective: a row of non-zero dual is not tight; kept as read")
         return None
+    tight, residual = named[~slack], residual[~slack]
+    rows = matrix[tight]
     if len(tight) and len(free):
         block = rows[:, free]
         move = lsqr(block, residual, atol=1e-14, btol=1e-14, conlim=1e14,

@@ -16,10 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
 
-from gcm_fund import audit
+from gcm_fund import api, audit
+from gcm_fund.model import SCALE_USD, build
+from gcm_fund.pipeline import Pipeline
+from gcm_fund.pulp_backend import refined_objective
 
 SOLVERS = ["highs", "cbc"]
 STAGE_1B, STAGE_3 = "levels: stage 1b (money placed)", "levels: stage 3 (loan burden)"
@@ -180,22 +184,57 @@ def test_gaps_that_fill_at_the_same_level_stop_in_one_step(tmp_path, solver):
     assert cert.ok, "\n".join(cert.lines())
 
 
+PLEDGES = [12_345_678.91, 23_456_789.13, 34_567_891.27]
+
+
+def pledges_case(folder: Path) -> tuple[Path, Path]:
+    """Three pledges of USD 70,370,359.31 in all, every cent placed (the gaps are larger,
+    a thematic share of 30 % met by BBB); CBC writes the values with 8 significant digits
+    (70.370359 in USD millions, USD 0.31 short)."""
+    return write_case(
+        folder, states=[state("AAA"), state("BBB"), state("CCC", "LMIC")],
+        gaps=[gap("AAA", "10.7", 40e6), gap("BBB", "8.8", 30e6), gap("CCC", "10.7", 50e6)],
+        sources=[source(f"s{i}", p) for i, p in enumerate(PLEDGES)],
+        policy={"equity": {"group": "ldc"}, "thematic": {"min_share": {"8.8": 0.3}}})
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_x_star_is_exact_even_where_8_digits_cannot_write_it(tmp_path, solver):
-    """Three pledges of USD 70,370,359.31 in all, every cent placed (the gaps are larger,
-    a thematic share of 30 % met by BBB). CBC writes its values with 8 significant digits
-    (70.370359 in USD millions, USD 0.31 short); SPEC 4b keeps the money placed within
-    0.01 USD per gap of X*, so X* is refined to float precision from the rows its duals
-    name, and the slack is SPEC's on every solver, certified."""
-    pledges = [12_345_678.91, 23_456_789.13, 34_567_891.27]
-    inputs, policy = write_case(
-        tmp_path, states=[state("AAA"), state("BBB"), state("CCC", "LMIC")],
-        gaps=[gap("AAA", "10.7", 40e6), gap("BBB", "8.8", 30e6), gap("CCC", "10.7", 50e6)],
-        sources=[source(f"s{i}", p) for i, p in enumerate(pledges)],
-        policy={"equity": {"group": "ldc"}, "thematic": {"min_share": {"8.8": 0.3}}})
+    """SPEC 4b keeps the money placed within 0.01 USD per gap of X*, so CBC's X* is
+    refined to float precision from the rows its duals name, and the slack is SPEC's on
+    every solver, certified."""
+    inputs, policy = pledges_case(tmp_path)
+    pledges = PLEDGES
     run = allocate_and_read(inputs, policy, tmp_path / "run", solver)
     assert run.manifest["objective"]["allocated_usd"] == pytest.approx(sum(pledges), abs=1e-4)
     assert run.manifest["levels"]["allocated_at_least_usd"] == pytest.approx(
         sum(pledges) - 0.03, abs=1e-4)
     cert = audit.certify(run.folder)
     assert cert.ok, "\n".join(cert.lines())
+
+
+def test_the_refined_optimum_leaves_out_noise_duals_and_refuses_real_ones_on_slack_rows(
+        tmp_path):
+    """`refined_objective` on CBC's stage 1b of `pledges_case`: the exact sum of the
+    pledges where the values read back miss it; a dual of 2e-16 on a slack row (CBC's
+    noise) changes nothing; a real dual there names no optimum, and the read value stands
+    (None)."""
+    inputs, policy = pledges_case(tmp_path)
+    loaded = api.load(inputs, policy)
+    lp = build(loaded.data, loaded.policy_file.policy)
+    pipeline = Pipeline(lp, "cbc")
+    _, _, bounds = pipeline.floor_stage(pipeline.backend("levels").info.value_precision)
+    cost = np.zeros(lp.n_cols)
+    cost[: lp.n_x] = 1.0
+    solution = pipeline.solve_stage("1b", cost, bounds)
+    exact = sum(PLEDGES) / SCALE_USD
+    assert abs(float(cost @ solution.col_value) - exact) > 1e-8  # more than a cent off
+    assert refined_objective(lp, solution, cost, pipeline.rhs) == pytest.approx(exact,
+                                                                                abs=1e-12)
+    slack_row = lp.row_names().index("gap[AAA,10.7]")  # 40e6 of need, less allocated
+    assert solution.row_dual[slack_row] == 0.0
+    solution.row_dual[slack_row] = 2e-16
+    assert refined_objective(lp, solution, cost, pipeline.rhs) == pytest.approx(exact,
+                                                                                abs=1e-12)
+    solution.row_dual[slack_row] = 0.5
+    assert refined_objective(lp, solution, cost, pipeline.rhs) is None
