@@ -41,10 +41,25 @@ def round_to_cents(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarra
 
     `x_usd[i]` is the solver's amount of column i, which belongs to source `var_source[i]`
     and gap `var_gap[i]`; the caps are in cents (see `written_cents`). Negative amounts
-    count as zero. A group whose rounded-down amounts already exceed its cap (the solver
+    count as zero (a NaN too). A group whose rounded-down amounts already exceed its cap (the solver
     overshot by more than a cent) gives up the excess in proportion to its amounts.
     """
-    x_cents = np.clip(np.asarray(x_usd, dtype=float), 0.0, None) * 100.0
+    x_usd = np.asarray(x_usd, dtype=float)
+    # Only positive amounts can be written as a cent or more: at 10,008 gaps x 1,000
+    # sources, about 100,000 of 5.5 million columns. The others stay 0 and change no total
+    # (a float sum with +0.0 added is the same sum), and the columns kept stay in column
+    # order, so every tie is broken as over all columns.
+    support = np.flatnonzero(x_usd > 0)
+    written = np.zeros(x_usd.size, dtype=np.int64)
+    written[support] = _rounded(x_usd[support], np.asarray(var_source)[support],
+                                np.asarray(var_gap)[support], source_cap_cents, gap_cap_cents)
+    return written
+
+
+def _rounded(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarray,
+             source_cap_cents: np.ndarray, gap_cap_cents: np.ndarray) -> np.ndarray:
+    """`round_to_cents` of amounts that are all positive."""
+    x_cents = x_usd * 100.0
     cents = np.floor(x_cents + SNAP_CENTS).astype(np.int64)
     remainder = np.clip(x_cents - cents, 0.0, None)
     source_cap = np.asarray(source_cap_cents, dtype=np.int64)
@@ -78,8 +93,16 @@ def round_to_cents(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarra
 def _trim(cents: np.ndarray, group: np.ndarray, cap: np.ndarray) -> None:
     """Lower the amounts of every group over its cap, in proportion, largest remainder."""
     totals = np.bincount(group, weights=cents, minlength=cap.size)
-    for g in np.flatnonzero(np.rint(totals).astype(np.int64) > cap).tolist():
-        members = np.flatnonzero(group == g)
+    over = np.flatnonzero(np.rint(totals).astype(np.int64) > cap)
+    if not over.size:
+        return
+    # The columns of the groups over their cap, by group (a stable sort keeps each group's
+    # columns in column order): one pass over the columns, not one per group.
+    found = np.flatnonzero(np.isin(group, over))
+    found = found[np.argsort(group[found], kind="stable")]
+    bounds = np.searchsorted(group[found], over, side="left").tolist() + [found.size]
+    for k, g in enumerate(over.tolist()):
+        members = found[bounds[k]:bounds[k + 1]]
         amounts = cents[members]
         total = int(amounts.sum())
         excess = total - max(int(cap[g]), 0)
