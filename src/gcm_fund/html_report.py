@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import writing
 from .report_charts import page_charts
-from .report_folder import Folder, Names, headline, read_folder
+from .report_folder import Folder, Names, Written, headline, read_folder
 from .report_sections import (
     binding_table,
     esc,
@@ -245,11 +245,12 @@ def render(folder: Folder) -> str:
     ])
 
 
-def write_report(folder: Path | str) -> Path:
-    """Build report.html from the run folder's files and write it there, atomically."""
+def write_report(folder: Path | str, written: Written | None = None) -> Path:
+    """Build report.html from the run folder's files and write it there, atomically.
+    `written`: cells of some of the folder's tables as just written (see `read_folder`)."""
     path = Path(folder)
     target = path / REPORT_FILE
-    writing.write_atomic(target, render(read_folder(path)))
+    writing.write_atomic(target, render(read_folder(path, written)))
     return target
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from . import __version__, html_report, spec, writing
 from .load import ProblemData
 from .policy_file import PolicyFile
+from .report_folder import CONSTRAINT_COLUMNS, Written
 from .runfolder import INPUT_COPY_DIR, POLICY_COPY, check_destination
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
@@ -40,9 +41,12 @@ FORMATS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def write_csv(path: Path, table: pd.DataFrame) -> None:
-    """A table as CSV with the project's fixed number formats and '\\n' line ends."""
-    writing.write_table(path, list(table.columns), writing.format_columns(table, FORMATS))
+def write_csv(path: Path, table: pd.DataFrame) -> list[list[str]]:
+    """A table as CSV with the project's fixed number formats and '\\n' line ends; its cells
+    column by column, as written."""
+    cells = writing.format_columns(table, FORMATS)
+    writing.write_table(path, list(table.columns), cells)
+    return cells
 
 
 def versions() -> dict[str, str]:
@@ -185,9 +189,14 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         write_csv(folder / "allocations.csv", tables.allocations)
         write_csv(folder / "coverage.csv", tables.coverage)
         write_csv(folder / "sources_summary.csv", tables.sources_summary)
-        write_csv(folder / "constraints.csv", tables.constraints)
-        if tables.stage1_constraints is not None:
-            write_csv(folder / "stage1_constraints.csv", tables.stage1_constraints)
+        # The page reads the constraints tables' cells as written, not the files again.
+        written: Written = {}
+        for name, table in (("constraints.csv", tables.constraints),
+                            ("stage1_constraints.csv", tables.stage1_constraints)):
+            if table is not None:
+                cells = write_csv(folder / name, table)
+                written[name] = {column: cells[j] for j, column in enumerate(table.columns)
+                                 if column in CONSTRAINT_COLUMNS}
         if tables.levels is not None:
             write_csv(folder / "levels.csv", tables.levels)
         if tables.level_duals is not None:
@@ -203,9 +212,10 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         (folder / POLICY_COPY).write_bytes(policy_file.raw)
         document = manifest(data, policy_file, solution, identifier, summary, model_path)
         # The page is built from the folder's own files, the manifest included, exactly as
-        # `gcm-fund report` rebuilds it (the list of hashes added below is not on the page).
+        # `gcm-fund report` rebuilds it (the list of hashes added below is not on the page);
+        # of the constraints tables, from the cells just written to them.
         (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
-        html_report.write_report(folder)
+        html_report.write_report(folder, written)
         # Written last: it lists the sha256 of every other file, which certify checks.
         document["files"] = file_hashes(folder)
         (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")

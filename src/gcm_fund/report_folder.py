@@ -112,6 +112,12 @@ _ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", 
 # columns, of the rows that bind (a dual not 0) and of the caps a gap may be held by.
 CONSTRAINT_COLUMNS = ("name", "family", "rhs", "slack", "dual")
 CAP_FAMILIES = ("absorb", "state_share")
+PAGE_ROW_COLUMNS = ("family", "dual")  # what `_page_rows` reads
+# Tables as just written, by file name: the cells of the columns the page reads, column by
+# column in the file's order, as the file holds them (`report.write_run` hands them over so
+# that the page of a large run does not parse two constraints tables of half a million
+# rows again).
+Written = dict[str, dict[str, list[str]]]
 
 
 def _has_edge_space(cells: list[str]) -> bool:
@@ -126,35 +132,59 @@ def _has_edge_space(cells: list[str]) -> bool:
 def _page_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of a constraints table the page can show: a dual written as neither 0 nor
     blank (a blank reads as NaN, which binds nowhere), or a cap's row."""
-    if not table.columns.is_unique or not {"dual", "family"} <= set(table.columns):
+    if not table.columns.is_unique or not set(PAGE_ROW_COLUMNS) <= set(table.columns):
         return table  # not as written: the page reads it whole and says what it finds
     idle = table["dual"].isin(("0", "")) & ~table["family"].isin(CAP_FAMILIES)
     return table[~idle]
 
 
+def _written_table(written: dict[str, list[str]], wanted: set[str] | None,
+                   rows: Callable[[pd.DataFrame], pd.DataFrame] | None) -> pd.DataFrame | None:
+    """The table `_read_table` makes of a file, made from the cells just written to it;
+    None when only parsing the file gives it (no rows, a padded column name, a cell with a
+    space at an end)."""
+    keep = [name for name in written if wanted is None or name in wanted]
+    if (not keep or not written[keep[0]] or any(name != name.strip() for name in keep)
+            or any(_has_edge_space(written[name]) for name in keep)):
+        return None
+    if rows is None or not set(PAGE_ROW_COLUMNS) <= set(keep):
+        table = pd.DataFrame({name: written[name] for name in keep})
+        return table if rows is None else rows(table)
+    # The rows are chosen on their own columns first, then only those rows are built.
+    chosen = rows(pd.DataFrame({name: written[name] for name in keep
+                                if name in PAGE_ROW_COLUMNS})).index
+    at = chosen.tolist()
+    return pd.DataFrame({name: [written[name][i] for i in at] for name in keep}, index=chosen)
+
+
 def _read_table(path: Path, numbers: Iterable[str] = (), columns: Iterable[str] | None = None,
-                rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
+                rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                written: dict[str, list[str]] | None = None) -> pd.DataFrame:
     wanted = None if columns is None else set(columns)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                        usecols=None if wanted is None else lambda c: c.strip() in wanted)
-    table.columns = [c.strip() for c in table.columns]
-    # Cells are stripped only in a column that has a cell to strip (none, in the files this
-    # tool writes): stripping 5 million cells one by one costs more than the page.
-    for i in range(table.shape[1]):
-        column = table.iloc[:, i]
-        if _has_edge_space(column.tolist()):
-            table.iloc[:, i] = column.str.strip()
-    if rows is not None:
-        table = rows(table)
+    table = None if written is None else _written_table(written, wanted, rows)
+    if table is None:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            usecols=None if wanted is None else lambda c: c.strip() in wanted)
+        table.columns = [c.strip() for c in table.columns]
+        # Cells are stripped only in a column that has a cell to strip (none, in the files
+        # this tool writes): stripping 5 million cells one by one costs more than the page.
+        for i in range(table.shape[1]):
+            column = table.iloc[:, i]
+            if _has_edge_space(column.tolist()):
+                table.iloc[:, i] = column.str.strip()
+        if rows is not None:
+            table = rows(table)
     for name in numbers:
         if name in table.columns:
             table[name] = pd.to_numeric(table[name].replace("", "nan"), errors="coerce")
     return table
 
 
-def read_folder(folder: Path | str) -> Folder:
-    """The files of a run folder that the page is built from."""
+def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
+    """The files of a run folder that the page is built from; `written` may hold cells of
+    some of them as just written there (the same table, read without parsing)."""
     path = Path(folder)
+    written = written or {}
     if not (path / "manifest.json").is_file():
         raise UsageError(f"{path}: not a run folder (no manifest.json)")
     missing = [name for name in ("allocations.csv", "coverage.csv", "sources_summary.csv",
@@ -184,8 +214,9 @@ def read_folder(folder: Path | str) -> Folder:
         coverage=_read_table(path / "coverage.csv", amounts),
         sources_summary=_read_table(path / "sources_summary.csv", amounts),
         constraints=_read_table(path / "constraints.csv", amounts, CONSTRAINT_COLUMNS,
-                                _page_rows),
-        stage1_constraints=(_read_table(stage1, amounts, CONSTRAINT_COLUMNS, _page_rows)
+                                _page_rows, written.get("constraints.csv")),
+        stage1_constraints=(_read_table(stage1, amounts, CONSTRAINT_COLUMNS, _page_rows,
+                                        written.get(stage1.name))
                             if stage1.is_file() else None),
         levels=_read_table(levels, amounts) if levels.is_file() else None,
         states=states, sources=sources, policy_text=policy_text, policy=policy,
