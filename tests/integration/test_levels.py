@@ -463,6 +463,62 @@ def test_the_slack_on_the_money_placed_is_specs_on_every_solver(tmp_path, solver
     assert_same_per_gap(per_gap(run), expected, ref.fundable, max(rows_per_gap(run).values()))
 
 
+def held_level_case() -> dict[str, Any]:
+    """KEN's share cap stops its 10.7 and 8.8 at step 2 and its 10.c (USD 22,500) at step
+    4: found by `test_highs_and_cbc_give_every_gap_the_same_amount`."""
+    roles = ["origin", "transit", "destination"]
+    plain = {"ldc": True, "debt_distress": False}
+    return {
+        "states": [
+            state("NER", region="Europe", roles=roles, **plain),
+            state("AFG", region="Asia", **plain),
+            state("TUR", "LMIC", "Europe", absorption_usd=2.51e6, **plain),
+            state("BGD", "LMIC", "Europe", roles=roles, ldc=False, debt_distress=False,
+                  eligible=False),
+            state("MEX", region="Europe", roles=roles, ldc=False, debt_distress=False),
+            state("KEN", "LMIC", "Asia", roles=["destination", "transit"], ldc=False,
+                  debt_distress=False, absorption_usd=2.63e6)],
+        "gaps": [gap("NER", "10.7", 9.9e5), gap("NER", "8.8", 2e4), gap("NER", "10.c", 2.25e6),
+                 gap("AFG", "10.c", 1.13e6), gap("TUR", "8.8", 7.8e5), gap("BGD", "10.7", 1.72e6),
+                 gap("BGD", "8.8", 1.91e6), gap("BGD", "10.c", 1.31e6),
+                 gap("MEX", "10.7", 2.41e6), gap("MEX", "8.8", 2.34e6),
+                 gap("KEN", "10.7", 2.42e6), gap("KEN", "8.8", 2.85e6), gap("KEN", "10.c", 3e4)],
+        "sources": [source("don1", 6.2e5), source("don2", 3.12e6, "loan", grant_element=0.0),
+                    source("don10", 2.2e6, "loan", max_state_share=1.0, grant_element=0.2)],
+        "policy": {
+            "weights": {"target": {"10.c": 0.5, "8.8": 1.0, "10.7": 1.0},
+                        "income": {"UMIC": 1.0}, "role": {"destination": 3.0, "origin": 3.0}},
+            "loans": {"penalty": 0.5},
+            "limits": {"max_state_share": 0.3, "max_source_state_share": 1.0},
+            "thematic": {"min_share": {"10.c": 0.1, "10.7": 0.0}},
+            "equity": {"group": "LMIC", "maximize": True, "min_floor": 0.3,
+                       "tolerance": 1e-6}}}
+
+
+def test_cbc_levels_are_highs_levels_where_a_level_read_low_would_feed_a_small_gap(tmp_path):
+    """CBC's solution file writes L = 0.14943396 at step 2 (exact 0.149433964162): KEN
+    10.7 and 8.8 were held 3e-8 below their level, and the USD 0.07 that freed under KEN's
+    share cap went to KEN 10.c (USD 22,500) at step 4, past SPEC 4b's USD 0.06 there. Now
+    CBC's values are refined onto the rows its duals name: the levels are HiGHS's, and
+    every gap the exact leximin's."""
+    runs = {solver: solve_case(tmp_path / solver, held_level_case(), solver)
+            for solver in SOLVERS}
+    inputs, policy, _ = runs["cbc"]
+    ref = reference(inputs, policy)
+    expected = reference_levels(ref, priorities(ref, policy, inputs))
+    assert expected is not None
+    assert expected[("KEN", "10.c")] == pytest.approx(10_086.77, abs=0.005)
+    levels = {}
+    for solver, (_, _, run) in runs.items():
+        assert run is not None
+        assert_same_per_gap(per_gap(run), expected, ref.fundable,
+                            max(rows_per_gap(run).values()))
+        levels[solver] = [float(r["level"]) for r in read_csv(run.folder / "levels.csv")]
+    # Steps 1-3 to 1e-9. From step 4 on, the money CBC's holds give up (1e-8 of each
+    # stopped gap's level) raises the level a little: KEN 10.c by USD 0.02.
+    assert levels["cbc"][:3] == pytest.approx(levels["highs"][:3], rel=1e-9)
+
+
 @st.composite
 def budget_only(draw: st.DrawFn) -> dict[str, Any]:
     """Open sources, no caps, no thematic share, no floor: only budgets and gap rows stop

@@ -215,10 +215,10 @@ def test_x_star_is_exact_even_where_8_digits_cannot_write_it(tmp_path, solver):
 
 def test_the_refined_optimum_leaves_out_noise_duals_and_refuses_real_ones_on_slack_rows(
         tmp_path):
-    """`refined_objective` on CBC's stage 1b of `pledges_case`: the exact sum of the
-    pledges where the values read back miss it; a dual of 2e-16 on a slack row (CBC's
-    noise) changes nothing; a real dual there names no optimum, and the read value stands
-    (None)."""
+    """`refined_objective` on CBC's stage 1b of `pledges_case`, its values written as
+    CBC's solution file writes them (8 significant digits): the exact sum of the pledges,
+    where the values as written miss it; a dual of 2e-16 on a slack row (CBC's noise)
+    changes nothing; a real dual there names no optimum, and None says so."""
     inputs, policy = pledges_case(tmp_path)
     loaded = api.load(inputs, policy)
     lp = build(loaded.data, loaded.policy_file.policy)
@@ -228,6 +228,8 @@ def test_the_refined_optimum_leaves_out_noise_duals_and_refuses_real_ones_on_sla
     cost[: lp.n_x] = 1.0
     solution = pipeline.solve_stage("1b", cost, bounds)
     exact = sum(PLEDGES) / SCALE_USD
+    assert float(cost @ solution.col_value) == pytest.approx(exact, abs=1e-12)  # refined
+    solution.col_value = np.array([float(f"{v:.8g}") for v in solution.col_value])
     assert abs(float(cost @ solution.col_value) - exact) > 1e-8  # more than a cent off
     assert refined_objective(lp, solution, cost, pipeline.rhs) == pytest.approx(exact,
                                                                                 abs=1e-12)
