@@ -53,7 +53,8 @@ class InputTable:
     (`table["need_usd"]`) or as a pandas DataFrame (`table.frame`).
 
     The frame is built on first use: `validate` reads columns only and never imports
-    pandas (a quarter of a second, more than all of its work on the example).
+    pandas (a quarter of a second, more than all of its work on the example). Both views
+    are shared, never changed in place: a changed table is a new one (`replaced`).
     """
 
     def __init__(self, name: str, rows: Sequence[BaseModel]) -> None:
@@ -78,6 +79,7 @@ class InputTable:
             else:
                 found = np.empty(len(values), dtype=object)
                 found[:] = values
+            found.flags.writeable = False  # shared by every caller: copy to change it
             self._columns[column] = found
         return found
 
