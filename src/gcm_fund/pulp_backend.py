@@ -207,8 +207,8 @@ class PulpBackend:
         """PuLP keeps no basis: nothing to start from."""
 
 
-# A value read back within this (relative, or absolute below 1) of a bound sits at it:
-# 8 significant digits are 5e-8 of the value at worst.
+# A value read back within this (relative) of a bound sits at it: 8 significant digits
+# are 5e-8 of the value at worst.
 AT_BOUND = 1e-7
 # The rows an optimum is moved onto hold it within this of their right-hand sides (or of
 # 1): far below a cent in USD millions, far above float64's rounding.
@@ -246,9 +246,10 @@ def refined_values(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     high = np.full(lp.n_cols, np.inf)
     for col, (lower, upper) in solution.bounds.items():
         low[col], high[col] = lower, upper
-    at_low = np.abs(x - low) <= AT_BOUND * np.maximum(1.0, np.abs(low))
-    at_high = ~at_low & np.isfinite(high) & (np.abs(x - high)
-                                             <= AT_BOUND * np.maximum(1.0, np.abs(high)))
+    # Within the rounding of the bound itself: a bound of 0 is written exactly, and a
+    # value of 4e-8 there is a basic column's, which the tight rows may need.
+    at_low = np.abs(x - low) <= AT_BOUND * np.abs(low)
+    at_high = ~at_low & np.isfinite(high) & (np.abs(x - high) <= AT_BOUND * np.abs(high))
     x = np.where(at_low, low, np.where(at_high, high, x))
     free = np.nonzero(~(at_low | at_high))[0]
     dual = np.asarray(solution.row_dual, dtype=float)

@@ -23,7 +23,7 @@ from cases import allocate_and_read, gap, read_csv, source, state, write_case, w
 from gcm_fund import api, audit
 from gcm_fund.model import SCALE_USD, build
 from gcm_fund.pipeline import Pipeline
-from gcm_fund.pulp_backend import refined_objective
+from gcm_fund.pulp_backend import refined_objective, refined_values
 
 SOLVERS = ["highs", "cbc"]
 STAGE_1B, STAGE_3 = "levels: stage 1b (money placed)", "levels: stage 3 (loan burden)"
@@ -240,3 +240,23 @@ def test_the_refined_optimum_leaves_out_noise_duals_and_refuses_real_ones_on_sla
                                                                                 abs=1e-12)
     solution.row_dual[slack_row] = 0.5
     assert refined_objective(lp, solution, cost, pipeline.rhs) is None
+
+
+def test_a_basic_column_of_a_few_cents_keeps_its_value_in_the_refinement(tmp_path):
+    """A gap of USD 0.04, filled: its column is basic at 4e-8 (USD millions), near 0 but
+    not at it, and its `gap` row (non-zero dual) needs it; the refinement keeps it there."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA"), state("BBB")],
+        gaps=[gap("AAA", "10.7", 1e6), gap("BBB", "8.8", 0.04)], sources=[source("s", 2e6)],
+        policy={"equity": {"group": "ldc"}})
+    loaded = api.load(inputs, policy)
+    lp = build(loaded.data, loaded.policy_file.policy)
+    pipeline = Pipeline(lp, "cbc")
+    _, _, bounds = pipeline.floor_stage(pipeline.backend("levels").info.value_precision)
+    cost = np.zeros(lp.n_cols)
+    cost[: lp.n_x] = 1.0
+    solution = pipeline.solve_stage("1b", cost, bounds)
+    solution.col_value = np.array([float(f"{v:.8g}") for v in solution.col_value])
+    refined = refined_values(lp, solution, cost, pipeline.rhs)
+    assert refined is not None
+    assert refined[: lp.n_x] == pytest.approx([1.0, 4e-8], abs=1e-15)
