@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
+from .level_filling import Filling, Layout, LevelStep
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
 from .pulp_backend import refined_objective
@@ -44,32 +45,8 @@ from .spec import ceiling_margin, relaxed_ceiling_usd
 log = logging.getLogger(__name__)
 
 LEVEL_FAMILIES = ("level", "held", "ceiling", "allocated", "loan_burden")
-# A gap stops when its share of d L / d rhs (|dual| * pi * U, which sums to 1 over the
-# level rows of a step) exceeds this. A smaller share may be solver noise; a gap with a
-# real but tiny share stops at a later step with the same L, which costs a step only.
-STOP_SHARE = 1e-7
-# A stopped gap is held this far (relative) below the level it stopped at: the steps after
-# it come back within the solver's tolerances, not exactly, and a hold at the very edge
-# can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
-# a gap's fundable need is far inside SPEC 4b's 1e-6.
-HOLD_MARGIN = 1e-9
 # Money placed may fall short of X* by this much per gap of E (SPEC 4b), in USD.
 PLACED_SLACK_USD = 0.01
-# A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
-FULL_TOL = 1e-9
-# The share of d L / d rhs each such gap gets in a step's blended dual (see `_blend_full`).
-FULL_SHARE = 1e-8
-
-
-@dataclass
-class LevelStep:
-    """One LP of stage 2: its level, the gaps it stopped and its non-zero duals."""
-
-    level: float
-    stopped: np.ndarray  # gap indices (into data.gaps)
-    dual_rows: np.ndarray  # rows of the extended LP with a non-zero dual
-    dual_values: np.ndarray  # their duals, d L / d rhs in scaled units
-
 
 @dataclass
 class LevelsResult:
@@ -87,27 +64,6 @@ class LevelsResult:
     # Stage 1b's and stage 3's non-zero duals (d objective / d rhs; stage 3 maximises
     # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
     stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-
-
-@dataclass
-class Layout:
-    """Where the level column and rows sit in the extended LP."""
-
-    level_col: int
-    gaps: np.ndarray  # E: gap indices, in row order
-    level_rows: np.ndarray  # per gap of E
-    held_rows: np.ndarray  # per gap of E
-    ceiling_rows: np.ndarray  # per gap of E: sum_f x <= its level, after stage 2
-    allocated_row: int
-    burden_row: int | None
-    gap_rows: np.ndarray  # per gap of E: its `gap[s,t]` row
-    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi), in `unit`s
-    scale: np.ndarray  # pi * U / unit, per gap of E (scaled units)
-    relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
-    # The LP's column is L x unit, a power of two amid the priorities, so that
-    # priorities of 1e12 (or 1e-12) give levels near 1 to the solver; dividing by a power
-    # of two is exact, so the levels and duals written are the same numbers in L.
-    unit: float = 1.0
 
 
 def distinct_level_values(held: np.ndarray) -> list[float]:
@@ -204,28 +160,6 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     return ext, layout
 
 
-def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> None:
-    """Give each gap of `full` (rising gaps of E whose level reaches their cap, pi L >= 1)
-    a positive dual on its level row, in place, keeping the dual optimal.
-
-    Where many gaps fill at the same level (every gap of priority 1.21 at L = 1/1.21),
-    the step's LP is degenerate and the solver's vertex dual may name one of them only:
-    the others, unnamed, then stopped one per step (96 steps of 173 at 193 x 12 x 100).
-    For one such gap, dual -1/(pi U) on its level row and 1/(pi U) on its `gap` row
-    prove L <= 1/pi <= L_k by themselves; a convex combination of optimal duals is an
-    optimal dual, so each gets weight FULL_SHARE and the solver's dual the rest. The
-    duals of every other row shrink by that much (m x 1e-8 for m such gaps).
-    """
-    m = int(full.sum())
-    weight = min(FULL_SHARE, 0.5 / m)
-    rest = 1.0 - weight * m
-    solution.row_dual = solution.row_dual * rest
-    solution.col_dual = solution.col_dual * rest
-    per = weight / layout.scale[full]
-    solution.row_dual[layout.level_rows[full]] -= per
-    solution.row_dual[layout.gap_rows[full]] += per
-
-
 def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution:
     """The allocation of SPEC section 4b for `lp` with the named solver (or backend made
     for the extended LP, `extend`)."""
@@ -235,12 +169,15 @@ def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution
 
 
 def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: np.ndarray,
-               diagnosed: bool = True, funded: np.ndarray | None = None) -> Solution:
+               diagnosed: bool = True, funded: np.ndarray | None = None,
+               forecast: bool = True) -> Solution:
     """Stages 1, 1b, 2 (levels), 3 (loans) and the split on a pipeline over the extended
     LP (`extend(lp)`), at the pipeline's right-hand sides.
 
     `funded` (by gap): the gaps some source of positive pledge may fund at these
     right-hand sides (a sweep sets pledges to 0); the others leave E. Default: all of E.
+    `forecast=False` solves one LP per step instead of forecasting local stops
+    (`level_filling`): the same levels, found more slowly.
 
     Returns the solution in `lp`'s terms: stage 2 is the last level step (its duals
     d L / d rhs), `levels` what each step found. Raises `InfeasibleError` when no
@@ -299,41 +236,11 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     rhs[layout.allocated_row] = max(0.0, total - slack)
 
     # Stage 2: progressive filling.
-    n_gaps = len(lp.data.gaps)
-    stop_step = np.full(n_gaps, -1)
-    held = np.full(n_gaps, np.nan)
-    rising = np.ones(n_e, dtype=bool) if funded is None else funded[layout.gaps].copy()
-    steps: list[LevelStep] = []
-    cost = np.zeros(n_cols)
-    cost[layout.level_col] = 1.0
-    last: StageSolution | None = None
-    rhs[layout.level_rows] = np.where(rising, 0.0, layout.relaxed)
-    rhs[layout.held_rows] = 0.0
-    log.info("stage 2: raising the levels of %d gaps", int(rising.sum()))
-    priority_e = priority[layout.gaps] / layout.unit
-    while rising.any():
-        solution = solve(f"stage 2 step {len(steps) + 1}", cost)
-        last = solution
-        level = float(solution.col_value[layout.level_col])
-        full = rising & (priority_e * level >= 1.0 - FULL_TOL)
-        if full.any():
-            _blend_full(solution, layout, full)
-        share = np.where(rising, -solution.row_dual[layout.level_rows] * layout.scale, 0.0)
-        stop = rising & ((share > STOP_SHARE) | full)
-        if not stop.any():
-            # The shares sum to 1 over the rising gaps: one of them always holds the most.
-            stop[int(np.argmax(share))] = True
-        rhs[layout.level_rows[stop]] = layout.relaxed[stop]
-        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * (1.0 - precision
-                                                                    - HOLD_MARGIN)
-        stop_step[layout.gaps[stop]] = len(steps)
-        held[layout.gaps[stop]] = level / layout.unit
-        rising &= ~stop
-        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
-        steps.append(LevelStep(level / layout.unit, layout.gaps[stop], nonzero,
-                               solution.row_dual[nonzero] / layout.unit))
-        log.info("stage 2 step %d: level %.9g, %d gaps stop, %d rising", len(steps),
-                 level / layout.unit, int(stop.sum()), int(rising.sum()))
+    funded_e = np.ones(n_e, dtype=bool) if funded is None else funded[layout.gaps].copy()
+    filling = Filling(pipeline, lp, layout, priority, rhs, bounds, precision, funded_e, solve,
+                      forecast)
+    filling.run()
+    stop_step, held, steps, last = filling.stop_step, filling.held, filling.steps, filling.last
 
     # Stage 3 and the split hold each gap from above too: the holds below give way by
     # the solver's precision, and the money that frees (USD 18 over 540 gaps on CBC)

@@ -849,3 +849,15 @@ def test_sweep_under_levels_gives_what_allocate_gives_at_each_pledge(tmp_path):
         [0.0, 4e6, 8e6, 30e6], abs=0.05)
     assert result.levels[2].marginal_value == pytest.approx(1 / 40e6, rel=1e-6)
     assert result.levels[3].marginal_value == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_run_where_no_source_may_fund_any_gap_certifies(tmp_path):
+    """E is empty (the one source excludes the one State): no step, no level, and
+    certify says so instead of failing on the empty levels.csv."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN")], gaps=[gap("KEN", "10.7", 1e4)],
+        sources=[source("g", 1e4, exclude_states=["KEN"])], policy={"equity": {"group": "all"}})
+    run = allocate_and_read(inputs, policy, tmp_path / "run")
+    assert run.allocations == []
+    certificate = audit.certify(run.folder)
+    assert certificate.ok, "\n".join(certificate.lines())

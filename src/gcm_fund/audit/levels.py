@@ -114,7 +114,9 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         return
 
     # -- 1: every gap at the level of its step ----------------------------------------
-    held = np.where(step > 0, level_of_step[np.maximum(step, 1) - 1], np.nan)
+    held = np.full(n_gaps, np.nan)  # E empty: no step, no level
+    if n_steps:
+        held = np.where(step > 0, level_of_step[np.maximum(step, 1) - 1], np.nan)
     expected = scale * held
     tol = GAP_USD + GAP_RELATIVE_U * fundable + ROW_CENT * np.maximum(rows_written, 1)
     off = in_e & ~(np.abs(amount - expected) <= tol)

@@ -1,0 +1,332 @@
+"""Stage 2 of priority levels (SPEC section 4b): progressive filling.
+
+Each step maximises the level L with every rising gap at `pi L` of its fundable need and
+the stopped ones held; a gap whose level row has a positive dual stops. Done naively,
+that is one LP per distinct level. Most stops are local, though (a gap fills, a State's
+cap fills), and `level_forecast` finds their levels in closed form with a dual that
+proves each. One LP then checks many of them at once: hold the first k forecast stops
+at their levels and maximise L over the rest. If L reaches the k-th forecast level, all
+k stops are steps of the filling (each proved by its own dual, the LP's optimum reaching
+it), and the LP's optimum is the next step itself. The k tried first is the highest one
+whose holds fit in the money stage 1b places; a bisection finds it otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import OPTIMAL, StageSolution
+from .level_forecast import Forecast, Forecaster, cap_rows
+from .model import LinearProgram
+from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+# A gap stops when its share of d L / d rhs (|dual| * pi * U, which sums to 1 over the
+# level rows of a step) exceeds this. A smaller share may be solver noise; a gap with a
+# real but tiny share stops at a later step with the same L, which costs a step only.
+STOP_SHARE = 1e-7
+# A stopped gap is held this far (relative) below the level it stopped at: the steps after
+# it come back within the solver's tolerances, not exactly, and a hold at the very edge
+# can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
+# a gap's fundable need is far inside SPEC 4b's 1e-6.
+HOLD_MARGIN = 1e-9
+# A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
+FULL_TOL = 1e-9
+# The share of d L / d rhs each such gap gets in a step's blended dual (see `_blend_full`).
+FULL_SHARE = 1e-8
+# An LP with forecast stops held "reaches" the last of them when its L is this close
+# (relative, plus the solver's read-back precision x 10).
+REACH_TOLERANCE = 1e-9
+
+
+@dataclass
+class LevelStep:
+    """One step of stage 2: its level, the gaps it stopped and its non-zero duals."""
+
+    level: float
+    stopped: np.ndarray  # gap indices (into data.gaps)
+    dual_rows: np.ndarray  # rows of the extended LP with a non-zero dual
+    dual_values: np.ndarray  # their duals, d L / d rhs in scaled units
+    forecast: bool = False  # proved by a dual built from its cap, not by an LP of its own
+
+
+@dataclass
+class Layout:
+    """Where the level column and rows sit in the extended LP."""
+
+    level_col: int
+    gaps: np.ndarray  # E: gap indices, in row order
+    level_rows: np.ndarray  # per gap of E
+    held_rows: np.ndarray  # per gap of E
+    ceiling_rows: np.ndarray  # per gap of E: sum_f x <= its level, after stage 2
+    allocated_row: int
+    burden_row: int | None
+    gap_rows: np.ndarray  # per gap of E: its `gap[s,t]` row
+    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi), in `unit`s
+    scale: np.ndarray  # pi * U / unit, per gap of E (scaled units)
+    relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
+    # The LP's column is L x unit, a power of two amid the priorities, so that
+    # priorities of 1e12 (or 1e-12) give levels near 1 to the solver; dividing by a power
+    # of two is exact, so the levels and duals written are the same numbers in L.
+    unit: float = 1.0
+
+
+def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> None:
+    """Give each gap of `full` (rising gaps of E whose level reaches their cap, pi L >= 1)
+    a positive dual on its level row, in place, keeping the dual optimal.
+
+    Where many gaps fill at the same level (every gap of priority 1.21 at L = 1/1.21),
+    the step's LP is degenerate and the solver's vertex dual may name one of them only:
+    the others, unnamed, then stopped one per step (96 steps of 173 at 193 x 12 x 100).
+    For one such gap, dual -1/(pi U) on its level row and 1/(pi U) on its `gap` row
+    prove L <= 1/pi <= L_k by themselves; a convex combination of optimal duals is an
+    optimal dual, so each gets weight FULL_SHARE and the solver's dual the rest. The
+    duals of every other row shrink by that much (m x 1e-8 for m such gaps).
+    """
+    m = int(full.sum())
+    weight = min(FULL_SHARE, 0.5 / m)
+    rest = 1.0 - weight * m
+    solution.row_dual = solution.row_dual * rest
+    solution.col_dual = solution.col_dual * rest
+    per = weight / layout.scale[full]
+    solution.row_dual[layout.level_rows[full]] -= per
+    solution.row_dual[layout.gap_rows[full]] += per
+
+
+class Filling:
+    """Stage 2 on a pipeline over the extended LP: `run` fills `steps`, `stop_step` and
+    `held` (by gap of the data), and `last`, the last step's solution (its duals, d L /
+    d rhs in the LP's units)."""
+
+    def __init__(self, pipeline: Pipeline, lp: LinearProgram, layout: Layout,
+                 priority: np.ndarray, rhs: np.ndarray, bounds: dict[int, tuple[float, float]],
+                 precision: float, rising: np.ndarray,
+                 solve: Callable[[str, np.ndarray], StageSolution], forecast: bool = True) -> None:
+        self.pipeline, self.lp, self.layout = pipeline, lp, layout
+        self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
+        self.rhs, self.bounds, self.solve = rhs, bounds, solve
+        self.rising = rising
+        self.priority_e = priority[layout.gaps] / layout.unit
+        self.hold = 1.0 - precision - HOLD_MARGIN
+        self.reach = REACH_TOLERANCE + 10 * precision
+        n_gaps = len(lp.data.gaps)
+        self.stop_step = np.full(n_gaps, -1)
+        self.held = np.full(n_gaps, np.nan)
+        self.held_amount = np.full(len(layout.gaps), np.nan)  # scale x level, exactly
+        self.steps: list[LevelStep] = []
+        self.last: StageSolution | None = None
+        self._confirmed: StageSolution | None = None  # the last LP that confirmed a forecast
+        self.level = 0.0  # the last step's, in the LP's units
+        ext = pipeline.lp
+        self.cost = np.zeros(ext.n_cols)
+        self.cost[layout.level_col] = 1.0
+        self.z_bounds = None if ext.z_col is None else bounds.get(ext.z_col)
+        self.forecaster = self._forecaster()
+
+    def _forecaster(self) -> Forecaster:
+        layout, ext = self.layout, self.pipeline.lp
+        n_e = len(layout.gaps)
+        floor_rows = np.full(n_e, -1)
+        floor = np.zeros(n_e)
+        block = ext.block("floor")
+        if block is not None and self.z_bounds is not None:
+            position = np.full(len(ext.data.gaps), -1)
+            position[layout.gaps] = np.arange(n_e)
+            at = position[ext.floor_gaps]
+            rows = np.arange(block.start, block.stop)
+            live = (at >= 0) & np.isfinite(self.rhs[rows])  # a sweep drops lost gaps' rows
+            floor_rows[at[live]] = rows[live]
+            floor[at[live]] = self.z_bounds[0] * ext.fundable[layout.gaps][at[live]]
+        return Forecaster(ext, cap_rows(ext, layout.gaps), layout.scale,
+                          ext.fundable[layout.gaps], floor,
+                          {"level": layout.level_rows, "held": layout.held_rows,
+                           "gap": layout.gap_rows, "floor": floor_rows},
+                          layout.level_col, ext.z_col)
+
+    def run(self) -> None:
+        """Raise the levels until no gap rises."""
+        layout, rhs = self.layout, self.rhs
+        rhs[layout.level_rows] = np.where(self.rising, 0.0, layout.relaxed)
+        rhs[layout.held_rows] = 0.0
+        log.info("stage 2: raising the levels of %d gaps", int(self.rising.sum()))
+        while self.rising.any():
+            forecast = self.forecaster.forecast(self.rising, self.held_amount, rhs, self.level)
+            proofs = self._proofs(forecast)
+            k, solution = self._search(forecast, [level for level, _, _ in proofs])
+            for level, stopping, (rows, values) in proofs[:k]:
+                stop = np.zeros(len(layout.gaps), dtype=bool)
+                stop[stopping] = True
+                self._stop(stop, level, rows, values, forecast=True)
+            if solution is None:  # the forecast stopped every gap still rising
+                break
+            self._step(solution)
+        if self.steps and self.steps[-1].forecast:
+            # The last step was forecast: its duals stand for stage 2's.
+            self.last = self._forecast_solution()
+
+    def _proofs(self, forecast: Forecast) -> list[tuple[float, np.ndarray,
+                                                        tuple[np.ndarray, np.ndarray]]]:
+        """The forecast stops in order of level, each with its proof, up to the first
+        that its hand-built dual does not prove."""
+        rising = self.rising.copy()
+        held_amount = self.held_amount.copy()
+        out: list[tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
+        if not self.use_forecast:
+            return out
+        for level in np.unique(forecast.level[rising & np.isfinite(forecast.level)]):
+            stopping = np.nonzero(rising & (forecast.level == level))[0]
+            proof = self.forecaster.proof(float(level), stopping, forecast, rising, held_amount,
+                                          self.rhs, self.z_bounds)
+            if proof is None:
+                break
+            out.append((float(level), stopping, proof))
+            rising[stopping] = False
+            held_amount[stopping] = self.layout.scale[stopping] * level
+        return out
+
+    def _trial(self, forecast: Forecast, ahead: list[float], k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The right-hand sides with the first k forecast stops held, and the gaps that
+        still rise then."""
+        layout = self.layout
+        trial = self.rhs.copy()
+        if k == 0:
+            return trial, self.rising.copy()
+        sel = self.rising & (forecast.level <= ahead[k - 1])
+        trial[layout.level_rows[sel]] = layout.relaxed[sel]
+        trial[layout.held_rows[sel]] = layout.scale[sel] * forecast.level[sel] * self.hold
+        return trial, self.rising & ~sel
+
+    def _search(self, forecast: Forecast, ahead: list[float]
+                ) -> tuple[int, StageSolution | None]:
+        """The most forecast stops (k) that the LP confirms, and the LP's solution with
+        them held (None when none rises then): the next step's.
+
+        The step as it stands comes first: where a rule shared between States stops the
+        water before the first forecast stop (the budgets, on the example), that LP is
+        the step, and nothing else is solved.
+        """
+        plain = self.solve(f"stage 2 step {len(self.steps) + 1}", self.cost)
+        level = float(plain.col_value[self.layout.level_col])
+        m = len(ahead)
+        if m == 0 or level < ahead[0] * (1 - self.reach):
+            return 0, plain
+        # The step reaches the first forecast level, so its allocation meets the holds of
+        # the stops there: k = 1 is confirmed without an LP of its own.
+        low, high = 1, m + 1  # k = low is confirmed; k >= high fails
+        found: dict[int, StageSolution | None] = {}
+        k = self._first_guess(forecast, ahead)
+        while high - low > 1:
+            k = min(max(k, low + 1), high - 1)
+            solution, reached, beyond = self._try(forecast, ahead, k)
+            if reached:
+                low = k
+                found[k] = solution
+                if not beyond:
+                    high = k + 1  # the next stop is the LP's own, below the next forecast
+            else:
+                high = k
+            k = (low + high) // 2
+        log.info("stage 2: %d of %d forecast stops hold", low, m)
+        if low not in found:
+            found[low] = self._try(forecast, ahead, low)[0]
+        return low, found[low]
+
+    def _try(self, forecast: Forecast, ahead: list[float], k: int
+             ) -> tuple[StageSolution | None, bool, bool]:
+        """The LP with the first k forecast stops held: its solution (None when no gap
+        rises then), whether it reaches the k-th forecast level, and whether it reaches
+        the next one too."""
+        trial, still = self._trial(forecast, ahead, k)
+        solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial)
+        if solution.status != OPTIMAL:
+            return None, False, False
+        if not still.any():
+            self._confirmed = solution
+            return None, True, False
+        level = float(solution.col_value[self.layout.level_col])
+        reached = level >= ahead[k - 1] * (1 - self.reach)
+        beyond = k < len(ahead) and level >= ahead[k] * (1 - self.reach)
+        if not reached:
+            return None, False, False
+        self._confirmed = solution
+        return solution, True, beyond
+
+    def _first_guess(self, forecast: Forecast, ahead: list[float]) -> int:
+        """The most forecast stops whose holds, with the gaps still rising at the same
+        level, fit in the money stage 1b lets the fund place."""
+        if not ahead:
+            return 0
+        scale = self.layout.scale
+        fundable = self.forecaster.fundable
+        floor = self.forecaster.floor
+        kept = np.isfinite(self.held_amount)
+        base = float(np.maximum(self.held_amount[kept], floor[kept]).sum())
+        up = self.rising
+        money = float(self.rhs[self.layout.allocated_row])
+
+        def needed(k: int) -> float:
+            level = ahead[k - 1]
+            at = np.minimum(level, forecast.level[up]) * scale[up]
+            return base + float(np.clip(at, floor[up], fundable[up]).sum())
+
+        low, high = 0, len(ahead) + 1
+        while high - low > 1:
+            mid = (low + high) // 2
+            if needed(mid) <= money * (1 + 1e-9) + 1e-9:
+                low = mid
+            else:
+                high = mid
+        return max(low, 1)
+
+    def _stop(self, stop: np.ndarray, level: float, rows: np.ndarray, values: np.ndarray,
+              forecast: bool = False) -> None:
+        layout, rhs = self.layout, self.rhs
+        rhs[layout.level_rows[stop]] = layout.relaxed[stop]
+        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * self.hold
+        self.held_amount[stop] = layout.scale[stop] * level
+        self.stop_step[layout.gaps[stop]] = len(self.steps)
+        self.held[layout.gaps[stop]] = level / layout.unit
+        self.rising &= ~stop
+        self.level = max(self.level, level)
+        self.steps.append(LevelStep(level / layout.unit, layout.gaps[stop], rows,
+                                    values / layout.unit, forecast))
+        log.info("stage 2 step %d: level %.9g, %d gaps stop%s, %d rising", len(self.steps),
+                 level / layout.unit, int(stop.sum()), " (forecast)" if forecast else "",
+                 int(self.rising.sum()))
+
+    def _step(self, solution: StageSolution) -> None:
+        """A step the LP solved: stop the gaps with a positive dual on their level rows."""
+        layout = self.layout
+        self.last = solution
+        rising = self.rising
+        level = float(solution.col_value[layout.level_col])
+        full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
+        if full.any():
+            _blend_full(solution, layout, full)
+        share = np.where(rising, -solution.row_dual[layout.level_rows] * layout.scale, 0.0)
+        stop = rising & ((share > STOP_SHARE) | full)
+        if not stop.any():
+            # The shares sum to 1 over the rising gaps: one of them always holds the most.
+            stop[int(np.argmax(share))] = True
+        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
+        self._stop(stop, level, nonzero, solution.row_dual[nonzero])
+
+    def _forecast_solution(self) -> StageSolution:
+        """The last (forecast) step as a stage solution: its duals, and the allocation of
+        the LP that confirmed it."""
+        ext = self.pipeline.lp
+        step = self.steps[-1]
+        row_dual = np.zeros(ext.n_rows)
+        row_dual[step.dual_rows] = step.dual_values * self.layout.unit
+        col_value = self._confirmed.col_value if self._confirmed is not None \
+            else np.zeros(ext.n_cols)
+        col_dual = self.cost - self.forecaster.transpose(row_dual)
+        return StageSolution(OPTIMAL, objective=step.level * self.layout.unit,
+                             col_value=col_value, row_dual=row_dual, col_dual=col_dual,
+                             bounds=dict(self.bounds))
