@@ -336,6 +336,40 @@ class HighsBackend:
             outcome = self._run(4)
         return outcome
 
+    def price_infeasible(self, outcome: Status) -> Status:
+        """After an infeasible solve on the pool, add the columns that HiGHS's proof of
+        infeasibility (its dual ray y) does not cover, re-solving until the model is
+        feasible or the proof covers every column: then the LP itself is infeasible.
+
+        The ray proves infeasibility only if y . a_j has one sign over the columns, all
+        at their lower bound 0 without an upper one; a column left out with the other
+        sign could restore feasibility (Farkas pricing)."""
+        while outcome == INFEASIBLE and self.pool is not None:
+            _, has_ray, ray = self.highs.getDualRay()
+            if not has_ray:
+                break
+            y = np.zeros(self.lp.n_rows)
+            y[self.model_rows] = np.asarray(ray)[: len(self.model_rows)]
+            y /= max(float(np.abs(y).max()), 1e-300)
+            along = self.pool.reduced_costs(np.zeros(self.lp.n_x), y)
+            held = along[self.pool.held]
+            if held.size and held.max() <= 1e-9:
+                score = along  # the proof needs y . a_j >= 0 ... covered where <= 0
+            elif held.size and held.min() >= -1e-9:
+                score = -along
+            else:
+                break
+            entering = self.pool.entering(score)
+            if len(entering) == 0:
+                break
+            for model in (self, *self.partners):
+                model.add_columns(entering, np.zeros(model.lp.n_cols) if model._cost is None
+                                  else model._cost)
+            log.info("pricing an infeasible model: %s columns join; the model holds %s",
+                     f"{len(entering):,}", f"{len(self.model_cols):,}")
+            outcome = self.price_in(self._run(1))
+        return outcome
+
     def _reach_floor(self, bounds: Bounds) -> bool:
         """Grow the pool by maximising z from 0; True when z's lower bound is met.
 
@@ -353,8 +387,9 @@ class HighsBackend:
         reach = float(self.highs.getSolution().col_value[self.position(z)])
         return reach >= low - HIGHS_OPTIONS["primal_feasibility_tolerance"]
 
-    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray) -> StageSolution:
-        """Maximise cost.x, warm from the previous basis."""
+    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False
+              ) -> StageSolution:
+        """Maximise cost.x, warm from the previous basis (`Backend.solve`)."""
         bounds = dict(bounds)
         cost_changed = self.set_cost(cost)
         bounds_changed = self.set_bounds(bounds) and not self._still_feasible(bounds)
@@ -363,8 +398,10 @@ class HighsBackend:
         if self._next_strategy is not None:
             strategy, self._next_strategy = self._next_strategy, None
         outcome = self._priced_run(strategy)
+        if trial:
+            outcome = self.price_infeasible(outcome)
         z = self.lp.z_col
-        if (outcome == INFEASIBLE and self.pool is not None and z is not None
+        if (outcome == INFEASIBLE and not trial and self.pool is not None and z is not None
                 and bounds.get(z, (0.0, 0.0))[0] > 0):
             # Nothing allocated and z = 0 meet every rule, so only a floor above 0 can make
             # the pool infeasible: it may lack the columns that reach it.

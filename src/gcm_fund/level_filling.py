@@ -105,12 +105,13 @@ class Filling:
 
     def __init__(self, pipeline: Pipeline, lp: LinearProgram, layout: Layout,
                  priority: np.ndarray, rhs: np.ndarray, bounds: dict[int, tuple[float, float]],
-                 precision: float, rising: np.ndarray,
+                 precision: float, rising: np.ndarray, placeable: float,
                  solve: Callable[[str, np.ndarray], StageSolution], forecast: bool = True) -> None:
         self.pipeline, self.lp, self.layout = pipeline, lp, layout
         self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
         self.rhs, self.bounds, self.solve = rhs, bounds, solve
         self.rising = rising
+        self.placeable = placeable  # X*, the most money the rules let the fund place
         self.priority_e = priority[layout.gaps] / layout.unit
         self.hold = 1.0 - precision - HOLD_MARGIN
         self.reach = REACH_TOLERANCE + 10 * precision
@@ -209,7 +210,11 @@ class Filling:
 
         The step as it stands comes first: where a rule shared between States stops the
         water before the first forecast stop (the budgets, on the example), that LP is
-        the step, and nothing else is solved.
+        the step, and nothing else is solved. Otherwise the forecasts hold up to the
+        next stop of a shared rule at some level G. An LP with k forecasts held that
+        does not reach the k-th level still tells something: it holds some gaps above
+        where they will stop, so its L is at most G, and every forecast up to its L
+        holds. That LP is tried next: it is usually the step itself.
         """
         plain = self.solve(f"stage 2 step {len(self.steps) + 1}", self.cost)
         level = float(plain.col_value[self.layout.level_col])
@@ -218,46 +223,69 @@ class Filling:
             return 0, plain
         # The step reaches the first forecast level, so its allocation meets the holds of
         # the stops there: k = 1 is confirmed without an LP of its own.
-        low, high = 1, m + 1  # k = low is confirmed; k >= high fails
+        # k = low is confirmed; k >= high fails: past the forecasts whose holds the money
+        # of stage 1b can meet, they cannot all hold. Below that, the search doubles k
+        # from 1: a trial far above G is infeasible (it tells nothing, and the solver
+        # takes long to say so), one just above it tells G's neighbourhood.
+        ceiling = min(m, self._affordable(forecast, ahead)) + 1
+        low, high = 1, ceiling
         found: dict[int, StageSolution | None] = {}
-        k = self._first_guess(forecast, ahead)
-        while high - low > 1:
-            k = min(max(k, low + 1), high - 1)
-            solution, reached, beyond = self._try(forecast, ahead, k)
-            if reached:
+        k, tries, failed = 2, 0, False
+        while high - low > 1 or low not in found:
+            if not (low < k < high or k == low not in found):
+                k = low if low not in found and high - low <= 1 else (low + high) // 2
+            solution, level = self._try(forecast, ahead, k)
+            tries += 1
+            log.debug("stage 2: %d forecast stops held (confirmed %d, failing %d): level %.9g, "
+                      "the k-th forecast %.9g", k, low, high, level, ahead[k - 1])
+            if level >= ahead[k - 1] * (1 - self.reach):
                 low = k
                 found[k] = solution
-                if not beyond:
+                if k == m or level < ahead[k] * (1 - self.reach):
                     high = k + 1  # the next stop is the LP's own, below the next forecast
+                    continue
+                # Its allocation meets the holds of every forecast up to its level too (an
+                # infeasible trial among those was the column pool's, not the policy's).
+                below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
+                low = max(k, min(below, m))
+                if low >= high:  # the trial that failed there failed for the pool's sake
+                    high, failed = ceiling, False
+                k = 2 * low if not failed else (low + high) // 2
+            elif k == low:
+                # Confirmed, yet the LP falls short: the solver's tolerances. The step as
+                # it stands stops the first forecast gaps by its own duals.
+                log.info("stage 2: the forecast at level %.9g falls short; one LP step", ahead[0])
+                return 0, plain
             else:
-                high = k
-            k = (low + high) // 2
-        log.info("stage 2: %d of %d forecast stops hold", low, m)
-        if low not in found:
-            found[low] = self._try(forecast, ahead, low)[0]
+                high, failed = k, True
+                below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
+                if below > low:
+                    low = min(below, high - 1)
+                    k = low  # confirmed by that bound; its LP is likely the step
+                else:
+                    k = (low + high) // 2
+        log.info("stage 2: %d of %d forecast stops hold (%d LPs)", low, m, tries + 1)
         return low, found[low]
 
     def _try(self, forecast: Forecast, ahead: list[float], k: int
-             ) -> tuple[StageSolution | None, bool, bool]:
+             ) -> tuple[StageSolution | None, float]:
         """The LP with the first k forecast stops held: its solution (None when no gap
-        rises then), whether it reaches the k-th forecast level, and whether it reaches
-        the next one too."""
+        rises then, or it is infeasible) and its level (inf when no gap rises, -inf when
+        infeasible)."""
         trial, still = self._trial(forecast, ahead, k)
-        solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial)
+        solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial,
+                                             trial=True)
         if solution.status != OPTIMAL:
-            return None, False, False
+            return None, -np.inf
         if not still.any():
             self._confirmed = solution
-            return None, True, False
+            return None, np.inf
         level = float(solution.col_value[self.layout.level_col])
-        reached = level >= ahead[k - 1] * (1 - self.reach)
-        beyond = k < len(ahead) and level >= ahead[k] * (1 - self.reach)
-        if not reached:
-            return None, False, False
-        self._confirmed = solution
-        return solution, True, beyond
+        if level >= ahead[k - 1] * (1 - self.reach):
+            self._confirmed = solution
+        return solution, level
 
-    def _first_guess(self, forecast: Forecast, ahead: list[float]) -> int:
+    def _affordable(self, forecast: Forecast, ahead: list[float]) -> int:
         """The most forecast stops whose holds, with the gaps still rising at the same
         level, fit in the money stage 1b lets the fund place."""
         if not ahead:
@@ -268,7 +296,7 @@ class Filling:
         kept = np.isfinite(self.held_amount)
         base = float(np.maximum(self.held_amount[kept], floor[kept]).sum())
         up = self.rising
-        money = float(self.rhs[self.layout.allocated_row])
+        money = self.placeable
 
         def needed(k: int) -> float:
             level = ahead[k - 1]
@@ -278,7 +306,7 @@ class Filling:
         low, high = 0, len(ahead) + 1
         while high - low > 1:
             mid = (low + high) // 2
-            if needed(mid) <= money * (1 + 1e-9) + 1e-9:
+            if needed(mid) <= money * (1 + 1e-7) + 1e-6:
                 low = mid
             else:
                 high = mid

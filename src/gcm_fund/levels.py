@@ -237,8 +237,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
 
     # Stage 2: progressive filling.
     funded_e = np.ones(n_e, dtype=bool) if funded is None else funded[layout.gaps].copy()
-    filling = Filling(pipeline, lp, layout, priority, rhs, bounds, precision, funded_e, solve,
-                      forecast)
+    filling = Filling(pipeline, lp, layout, priority, rhs, bounds, precision, funded_e, total,
+                      solve, forecast)
     filling.run()
     stop_step, held, steps, last = filling.stop_step, filling.held, filling.steps, filling.last
 

@@ -211,12 +211,12 @@ class Pipeline:
     # -- stages ----------------------------------------------------------------------
 
     def solve_stage(self, stage: str, cost: np.ndarray, bounds: Bounds,
-                    rhs: np.ndarray | None = None) -> StageSolution:
+                    rhs: np.ndarray | None = None, trial: bool = False) -> StageSolution:
         """Maximise `cost` with `bounds` on named columns at `rhs` (default: the
-        pipeline's); OPTIMAL or INFEASIBLE, never raised."""
+        pipeline's); OPTIMAL or INFEASIBLE, never raised. `trial`: see `Backend.solve`."""
         backend = self.backend(stage)
         scale = cost_scale(cost)
-        solution = backend.solve(cost / scale, bounds, self.rhs if rhs is None else rhs)
+        solution = backend.solve(cost / scale, bounds, self.rhs if rhs is None else rhs, trial)
         self._solved.add(stage)
         if scale != 1.0 and solution.status == OPTIMAL:
             solution.objective *= scale
