@@ -230,7 +230,9 @@ class Filling:
         ceiling = min(m, self._affordable(forecast, ahead)) + 1
         low, high = 1, ceiling
         found: dict[int, StageSolution | None] = {}
-        k, tries, failed = 2, 0, False
+        # First the most forecasts the money allows (on budgets alone, that is where the
+        # shared stop lies); if that fails, doubling from 1.
+        k, tries, failed = max(ceiling - 1, 2), 0, False
         while high - low > 1 or low not in found:
             if not (low < k < high or k == low not in found):
                 k = low if low not in found and high - low <= 1 else (low + high) // 2
@@ -257,13 +259,14 @@ class Filling:
                 log.info("stage 2: the forecast at level %.9g falls short; one LP step", ahead[0])
                 return 0, plain
             else:
-                high, failed = k, True
+                # After the first trial (the money's bound) fails, doubling goes on.
+                high, failed = k, tries > 1
                 below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
                 if below > low:
                     low = min(below, high - 1)
                     k = low  # confirmed by that bound; its LP is likely the step
                 else:
-                    k = (low + high) // 2
+                    k = (low + high) // 2 if failed else 2 * low
         log.info("stage 2: %d of %d forecast stops hold (%d LPs)", low, m, tries + 1)
         return low, found[low]
 
