@@ -120,6 +120,7 @@ class Filling:
         self.held = np.full(n_gaps, np.nan)
         self.held_amount = np.full(len(layout.gaps), np.nan)  # scale x level, exactly
         self.steps: list[LevelStep] = []
+        self.lps = 0  # LPs solved: a forecast step has none of its own
         self.last: StageSolution | None = None
         self._confirmed: StageSolution | None = None  # the last LP that confirmed a forecast
         self.level = 0.0  # the last step's, in the LP's units
@@ -217,6 +218,7 @@ class Filling:
         holds. That LP is tried next: it is usually the step itself.
         """
         plain = self.solve(f"stage 2 step {len(self.steps) + 1}", self.cost)
+        self.lps += 1
         level = float(plain.col_value[self.layout.level_col])
         m = len(ahead)
         if m == 0 or level < ahead[0] * (1 - self.reach):
@@ -276,6 +278,7 @@ class Filling:
         rises then, or it is infeasible) and its level (inf when no gap rises, -inf when
         infeasible)."""
         trial, still = self._trial(forecast, ahead, k)
+        self.lps += 1
         solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial,
                                              trial=True)
         if solution.status != OPTIMAL:

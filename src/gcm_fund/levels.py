@@ -64,6 +64,7 @@ class LevelsResult:
     # Stage 1b's and stage 3's non-zero duals (d objective / d rhs; stage 3 maximises
     # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
     stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    lps: int = 0  # LPs solved in stage 2 (SPEC's `steps`): forecast steps need none
 
 
 def distinct_level_values(held: np.ndarray) -> list[float]:
@@ -280,7 +281,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                           placed_usd=float(rhs[layout.allocated_row]) * SCALE_USD,
                           loan_burden_usd=float(burden @ x_usd),
                           stage3=layout.burden_row is not None, ext=ext,
-                          stage_duals=stage_duals)
+                          stage_duals=stage_duals, lps=filling.lps)
     return Solution(status=OPTIMAL, floor=floor, weighted_usd=float(lp.weight @ x_usd),
                     x_usd=x_usd, stage1=base_stage1, stage2=stage2,
                     solver=pipeline.backend("levels").info, rhs=pipeline.rhs[: lp.n_rows].copy(),

@@ -141,7 +141,7 @@ def objective(solution: Solution) -> dict[str, Any]:
     found.update({
         "method": "levels",
         "levels": distinct_levels(levels.held),
-        "steps": len(levels.steps),
+        "steps": levels.lps,
         "allocated_usd": round(levels.allocated_usd, 2),
         "loan_burden": round(levels.loan_burden_usd, 6),
     })
