@@ -202,13 +202,18 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         y_held = np.where(stopped_before, np.minimum(y_held, 0.0), 0.0)
         y_placed = min(y_placed, 0.0)
         reduced = -rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] - y_placed
-        reduced_l = 1.0 + float(y_level @ scale)
+        weight_l = -float(y_level @ scale)  # L's coefficient in the duals' combination
         bound = float(y @ rhs) + float(y_held @ (scale * np.nan_to_num(held))) \
             + y_placed * float(placed)
-        bound += float(np.maximum(reduced, 0.0) @ upper) + max(reduced_l, 0.0) * lcap
+        bound += float(np.maximum(reduced, 0.0) @ upper)
         if z_bounds is not None and rules.has_floor:
             reduced_z = float(floor_u @ y[floor_rows])
             bound += reduced_z * (z_bounds[1] if reduced_z > 0 else z_bounds[0])
+        # weight_l x L <= bound for every allocation. Pricing L's reduced cost 1 - weight_l
+        # at Lcap turns the duals' written digits into Lcap / L_k times as much relative
+        # error (priorities spread 1e6: 1e-12 becomes 1e-6); dividing by weight_l does not.
+        bound = min(bound + max(1.0 - weight_l, 0.0) * lcap,
+                    bound / weight_l if weight_l > 0 else np.inf)
         level_k = float(level_of_step[k - 1])
         excess = bound - level_k
         worst_excess = max(worst_excess, excess / max(abs(level_k), 1e-12))
