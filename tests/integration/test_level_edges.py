@@ -90,3 +90,20 @@ def test_a_hundred_dollar_gap_beside_ten_billion_ones_gets_its_level(tmp_path):
         amount = np.bincount(lp.var_gap, weights=solution.x_usd, minlength=len(lp.data.gaps))
         small = int(np.nonzero(lp.data.gaps["need_usd"].to_numpy() == 100.0)[0][0])
         assert amount[small] == pytest.approx(exact, abs=0.01 + 1e-4)
+
+
+def test_a_loan_burden_of_zero_certifies_without_stage_3_duals(tmp_path):
+    """A loan (grant element 0, penalty 0.5) and a grant both may fund KEN's gap, but the
+    share cap (0.3 x 30,000) lets KEN take 9,000 only, which the grant covers: stage 3
+    runs and finds burden 0 with every dual 0, so stage_duals.csv has no stage 3 row. The
+    zero dual proves that burden: certify used to fail on the missing rows."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN")], gaps=[gap("KEN", "10.7", 10e3)],
+        sources=[source("loan", 10e3, "loan", grant_element=0.0), source("grant", 20e3)],
+        policy={**NO_FLOOR, "loans": {"penalty": 0.5}, "limits": {"max_state_share": 0.3}})
+    run = allocate_and_read(inputs, policy, tmp_path / "run")
+    assert run.amounts() == pytest.approx({("grant", "KEN", "10.7"): 9e3})
+    stage_rows = (run.folder / "stage_duals.csv").read_text(encoding="utf-8").splitlines()
+    assert not any(line.startswith("3,") for line in stage_rows)
+    certificate = audit.certify(run.folder)
+    assert certificate.ok, "\n".join(certificate.lines())

@@ -191,7 +191,8 @@ def check_loans(checker: Certifier, facts: LevelFacts) -> None:
                            relaxed_ceilings(rules))
     least = -stage_bound(checker, facts, "3", -burden, held_rhs, ceiling_rhs, facts.placed,
                          problems)
-    if not ran:
+    if not ran and not primal - least <= tol:
+        # No row at all is the zero dual: it proves a burden of 0 and no more.
         problems.append(f"{STAGE_DUALS} has no stage 3 duals: nothing proves the loan burden "
                         "the least")
     elif not primal - least <= tol:
