@@ -1,8 +1,9 @@
 """Priority levels at the edges of the solvers' precision (SPEC section 4b): priorities
 spread a million-fold, and a gap a billion times smaller than its State's others.
 
-The first certifies; the other two are known limits, kept here as strict expected
-failures with the exact leximin amounts they miss.
+The limit of a gap 1e10 times smaller than its capped State's others under certify is
+test_level_forecast's; the one here is the same mechanism in LP steps, a strict expected
+failure with the exact leximin amount it misses.
 """
 
 from __future__ import annotations
@@ -45,24 +46,6 @@ def test_steps_certify_with_priorities_a_million_fold_apart(tmp_path, solver):
     assert amounts[("AAA", "10.7")] == pytest.approx(3e6 * share, abs=3.01)
     assert amounts[("CCC", "10.7")] == pytest.approx(0.75e6 * share, abs=0.76)
     assert amounts[("BBB", "8.8")] == pytest.approx(0.05e6, abs=0.51)
-    certificate = audit.certify(run.folder)
-    assert certificate.ok, "\n".join(certificate.lines())
-
-
-@pytest.mark.xfail(strict=True, reason="a cap's proof gives a gap 1e10 times smaller than "
-                   "its State's others a dual share of 1e-10, below certify's 1e-9")
-def test_a_one_dollar_gap_beside_a_ten_billion_one_certifies(tmp_path):
-    """State AAA (absorption 5e9): gaps of 1e10 and 1 USD, both priority 1; BBB a gap of
-    1e7 with absorption 1e6. AAA's cap stops both its gaps at L = 5e9 / (1e10 + 1) ~ 0.5:
-    the allocation is right (0.5 USD to the small gap), but the forecast step's dual is
-    the cap's, the same weight on both level rows, and the small gap's share is 1e-10."""
-    states = [state("AAA", absorption_usd=5e9), state("BBB", absorption_usd=1e6)]
-    gaps = [gap("AAA", "10.7", 1e10), gap("AAA", "8.8", 1.0), gap("BBB", "10.7", 1e7)]
-    inputs, policy = write_case(tmp_path, states=states, gaps=gaps,
-                                sources=[source("g", 20e9)], policy=NO_FLOOR)
-    run = allocate_and_read(inputs, policy, tmp_path / "run")
-    amounts = {(r["iso3"], r["target"]): float(r["allocated_usd"]) for r in run.coverage}
-    assert amounts[("AAA", "8.8")] == pytest.approx(0.5, abs=0.01)
     certificate = audit.certify(run.folder)
     assert certificate.ok, "\n".join(certificate.lines())
 
