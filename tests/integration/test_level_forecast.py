@@ -198,9 +198,7 @@ def test_a_gap_far_smaller_than_its_states_others_stops_with_them_at_the_cap(tmp
     assert amounts[("AAA", "8.8")] == pytest.approx(5e9 / (1e10 + 1), abs=0.0101)
 
 
-@pytest.mark.xfail(strict=True, reason="known: the cap's dual gives the USD 1 gap a share "
-                   "of 1e-10 of d L / d rhs, and certify counts a share as positive only "
-                   "above 1e-9 ('levels: stopped gaps held')")
 def test_a_gap_far_smaller_than_its_states_others_certifies(tmp_path):
+    """The cap's dual gives the USD 1 gap 1e-10 of d L / d rhs: small, exact, positive."""
     certificate = audit.certify(tiny_beside_huge(tmp_path).folder)
     assert certificate.ok, "\n".join(certificate.lines())

@@ -38,6 +38,12 @@ if TYPE_CHECKING:
 # A level row's dual counts as positive when the gap's share of d L / d rhs
 # (|dual| x priority x U, which sums to 1 over a step's level rows) exceeds this.
 POSITIVE_SHARE = 1e-9
+# A stopped gap's own share must be positive, not above noise: a State's cap shares its
+# dual among the State's gaps by pi U, so a USD 1 gap beside a USD 1e10 one gets 1e-10 of
+# it, exactly. Only a bound within tolerance makes a dual a proof anyway (1e-6 relative
+# lets a forger add far more than this), so the floor here only keeps out zeros written
+# as tiny numbers.
+STOPPED_SHARE = 1e-14
 # SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U; plus half a cent per written row.
 GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 PLACED_SLACK_USD = 0.01
@@ -226,7 +232,7 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
                              for g in reach)
         share = -y_level * scale
         for g in np.nonzero(in_e & (step == k))[0]:
-            if not share[g] > POSITIVE_SHARE:
+            if not share[g] > STOPPED_SHARE:
                 stop_problems.append(f"{label[g]} stops at step {k} (level {level_k:.10g}) "
                                      f"without a positive dual on its level row (dual "
                                      f"{y_level[g]:.6g})")
@@ -238,7 +244,7 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
                       dual_problems))
     checker.add(Check("levels: stopped gaps held", not stop_problems,
                       f"{int(in_e.sum())} gaps, each stopped by a positive dual on its level row",
-                      f"share of d L / d rhs > {POSITIVE_SHARE:g}", stop_problems))
+                      f"share of d L / d rhs > {STOPPED_SHARE:g}", stop_problems))
     facts = LevelFacts(scale=scale, in_e=in_e, held=held, lcap=lcap, placed=float(placed),
                        z_bounds=z_bounds)
     checker.step("levels: stage 1b (money placed)", check_placed, facts)
