@@ -307,6 +307,14 @@ class HighsBackend:
                            csc.data.astype(np.float64))
         self.model_cols = np.concatenate([self.model_cols, columns])
 
+    def _add_to_every_model(self, columns: np.ndarray) -> None:
+        """Add pool columns to this model and to its partners (models sharing the pool)."""
+        for model in (self, *self.partners):
+            # A partner not yet solved has no objective: its columns get one when it is
+            # (set_cost gives every model column its cost).
+            model.add_columns(columns, np.zeros(model.lp.n_cols) if model._cost is None
+                              else model._cost)
+
     def _priced_run(self, strategy: int) -> Status:
         """Solve, then price the columns left out and add them until none would help."""
         return self.price_in(self._run(strategy))
@@ -324,11 +332,7 @@ class HighsBackend:
             entering = self.pool.entering(reduced)
             if len(entering) == 0:
                 break
-            for model in (self, *self.partners):
-                # A partner not yet solved has no objective: its columns get one when it is
-                # (set_cost gives every model column its cost).
-                model.add_columns(entering, np.zeros(model.lp.n_cols) if model._cost is None
-                                  else model._cost)
+            self._add_to_every_model(entering)
             log.info("pricing: %s columns join (largest reduced cost %.3g); the model holds %s",
                      f"{len(entering):,}", float(reduced[entering].max()),
                      f"{len(self.model_cols):,}")
@@ -351,10 +355,12 @@ class HighsBackend:
             y = np.zeros(self.lp.n_rows)
             y[self.model_rows] = np.asarray(ray)[: len(self.model_rows)]
             y /= max(float(np.abs(y).max()), 1e-300)
+            # -y . a_j of every column; the held ones all share a sign, and the columns
+            # of the other sign are the ones the proof does not cover.
             along = self.pool.reduced_costs(np.zeros(self.lp.n_x), y)
             held = along[self.pool.held]
             if held.size and held.max() <= 1e-9:
-                score = along  # the proof needs y . a_j >= 0 ... covered where <= 0
+                score = along
             elif held.size and held.min() >= -1e-9:
                 score = -along
             else:
@@ -362,9 +368,7 @@ class HighsBackend:
             entering = self.pool.entering(score)
             if len(entering) == 0:
                 break
-            for model in (self, *self.partners):
-                model.add_columns(entering, np.zeros(model.lp.n_cols) if model._cost is None
-                                  else model._cost)
+            self._add_to_every_model(entering)
             log.info("pricing an infeasible model: %s columns join; the model holds %s",
                      f"{len(entering):,}", f"{len(self.model_cols):,}")
             outcome = self.price_in(self._run(1))
