@@ -175,11 +175,11 @@ class Filling:
                                                         tuple[np.ndarray, np.ndarray]]]:
         """The forecast stops in order of level, each with its proof, up to the first
         that its hand-built dual does not prove."""
-        rising = self.rising.copy()
-        held_amount = self.held_amount.copy()
         out: list[tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
         if not self.use_forecast:
             return out
+        rising = self.rising.copy()
+        held_amount = self.held_amount.copy()
         for level in np.unique(forecast.level[rising & np.isfinite(forecast.level)]):
             stopping = np.nonzero(rising & (forecast.level == level))[0]
             proof = self.forecaster.proof(float(level), stopping, forecast, rising, held_amount,
@@ -195,14 +195,19 @@ class Filling:
                ) -> tuple[np.ndarray, np.ndarray]:
         """The right-hand sides with the first k forecast stops held, and the gaps that
         still rise then."""
-        layout = self.layout
         trial = self.rhs.copy()
         if k == 0:
             return trial, self.rising.copy()
         sel = self.rising & (forecast.level <= ahead[k - 1])
-        trial[layout.level_rows[sel]] = layout.relaxed[sel]
-        trial[layout.held_rows[sel]] = layout.scale[sel] * forecast.level[sel] * self.hold
+        self._hold(trial, sel, forecast.level[sel])
         return trial, self.rising & ~sel
+
+    def _hold(self, rhs: np.ndarray, stop: np.ndarray, level: float | np.ndarray) -> None:
+        """Right-hand sides of the gaps of `stop` stopped at `level`: the level row relaxed,
+        the held row just below the level (`HOLD_MARGIN` and the solver's precision)."""
+        layout = self.layout
+        rhs[layout.level_rows[stop]] = layout.relaxed[stop]
+        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * self.hold
 
     def _search(self, forecast: Forecast, ahead: list[float]
                 ) -> tuple[int, StageSolution | None]:
@@ -320,9 +325,8 @@ class Filling:
 
     def _stop(self, stop: np.ndarray, level: float, rows: np.ndarray, values: np.ndarray,
               forecast: bool = False) -> None:
-        layout, rhs = self.layout, self.rhs
-        rhs[layout.level_rows[stop]] = layout.relaxed[stop]
-        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * self.hold
+        layout = self.layout
+        self._hold(self.rhs, stop, level)
         self.held_amount[stop] = layout.scale[stop] * level
         self.stop_step[layout.gaps[stop]] = len(self.steps)
         self.held[layout.gaps[stop]] = level / layout.unit
