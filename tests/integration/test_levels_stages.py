@@ -21,7 +21,8 @@ import pytest
 from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
 
 from gcm_fund import api, audit
-from gcm_fund.model import SCALE_USD, build
+from gcm_fund.backend import StageSolution
+from gcm_fund.model import SCALE_USD, LinearProgram, build
 from gcm_fund.pipeline import Pipeline
 from gcm_fund.pulp_backend import refined_objective, refined_values
 
@@ -213,6 +214,19 @@ def test_x_star_is_exact_even_where_8_digits_cannot_write_it(tmp_path, solver):
     assert cert.ok, "\n".join(cert.lines())
 
 
+def cbc_stage_1b(inputs: Path, policy: Path
+                 ) -> tuple[LinearProgram, Pipeline, np.ndarray, StageSolution]:
+    """Section 4's LP of the case, and CBC's stage 1b on it (the most money placed, with
+    the floor's bounds): (lp, pipeline, cost, solution), values refined as a run's are."""
+    loaded = api.load(inputs, policy)
+    lp = build(loaded.data, loaded.policy_file.policy)
+    pipeline = Pipeline(lp, "cbc")
+    _, _, bounds = pipeline.floor_stage(pipeline.backend("levels").info.value_precision)
+    cost = np.zeros(lp.n_cols)
+    cost[: lp.n_x] = 1.0
+    return lp, pipeline, cost, pipeline.solve_stage("1b", cost, bounds)
+
+
 def test_the_refined_optimum_leaves_out_noise_duals_and_refuses_real_ones_on_slack_rows(
         tmp_path):
     """`refined_objective` on CBC's stage 1b of `pledges_case`, its values written as
@@ -220,13 +234,7 @@ def test_the_refined_optimum_leaves_out_noise_duals_and_refuses_real_ones_on_sla
     where the values as written miss it; a dual of 2e-16 on a slack row (CBC's noise)
     changes nothing; a real dual there names no optimum, and None says so."""
     inputs, policy = pledges_case(tmp_path)
-    loaded = api.load(inputs, policy)
-    lp = build(loaded.data, loaded.policy_file.policy)
-    pipeline = Pipeline(lp, "cbc")
-    _, _, bounds = pipeline.floor_stage(pipeline.backend("levels").info.value_precision)
-    cost = np.zeros(lp.n_cols)
-    cost[: lp.n_x] = 1.0
-    solution = pipeline.solve_stage("1b", cost, bounds)
+    lp, pipeline, cost, solution = cbc_stage_1b(inputs, policy)
     exact = sum(PLEDGES) / SCALE_USD
     assert float(cost @ solution.col_value) == pytest.approx(exact, abs=1e-12)  # refined
     solution.col_value = np.array([float(f"{v:.8g}") for v in solution.col_value])
@@ -249,13 +257,7 @@ def test_a_basic_column_of_a_few_cents_keeps_its_value_in_the_refinement(tmp_pat
         tmp_path, states=[state("AAA"), state("BBB")],
         gaps=[gap("AAA", "10.7", 1e6), gap("BBB", "8.8", 0.04)], sources=[source("s", 2e6)],
         policy={"equity": {"group": "ldc"}})
-    loaded = api.load(inputs, policy)
-    lp = build(loaded.data, loaded.policy_file.policy)
-    pipeline = Pipeline(lp, "cbc")
-    _, _, bounds = pipeline.floor_stage(pipeline.backend("levels").info.value_precision)
-    cost = np.zeros(lp.n_cols)
-    cost[: lp.n_x] = 1.0
-    solution = pipeline.solve_stage("1b", cost, bounds)
+    lp, pipeline, cost, solution = cbc_stage_1b(inputs, policy)
     solution.col_value = np.array([float(f"{v:.8g}") for v in solution.col_value])
     refined = refined_values(lp, solution, cost, pipeline.rhs)
     assert refined is not None
