@@ -100,6 +100,8 @@ class Forecaster:
         self.z_col = z_col
         self.full = fundable / scale
         self._csr = sp.csr_matrix(ext.matrix)
+        self._gap_of_held = np.full(ext.n_rows, -1)  # the gap of E a held row holds
+        self._gap_of_held[rows["held"]] = np.arange(len(scale))
 
     def transpose(self, row_dual: np.ndarray) -> np.ndarray:
         """A^T y over every column of the extended LP."""
@@ -206,20 +208,26 @@ class Forecaster:
                rhs: np.ndarray, z_bounds: tuple[float, float] | None) -> float | None:
         """Weak duality for max L: the bound these duals give, or None when they are not
         dual feasible (a column whose reduced cost no bound prices)."""
-        reduced = -(self._csr[rows].T @ values)
-        reduced[self.level_col] += 1.0
-        x_reduced = reduced[: self.ext.n_x]
-        if (x_reduced > 1e-12 * np.abs(values).max()).any() or reduced[self.level_col] > 1e-9:
+        # Reduced costs c - A^T y over the columns these rows touch only (the others
+        # have none): c is 1 on L, 0 elsewhere.
+        block = self._csr[rows]
+        columns, entry_column = np.unique(block.indices, return_inverse=True)
+        reduced = -np.bincount(entry_column, weights=block.data
+                               * np.repeat(values, np.diff(block.indptr)),
+                               minlength=len(columns))
+        on_level = columns == self.level_col
+        reduced[on_level] += 1.0
+        if not on_level.any() or reduced[on_level][0] > 1e-9:
+            return None  # L's own reduced cost: the duals must weigh it to 0
+        if (reduced[columns < self.ext.n_x] > 1e-12 * np.abs(values).max()).any():
             return None
         side = rhs[rows].copy()
-        position = {int(r): g for g, r in enumerate(self.rows["held"])}
-        for i, r in enumerate(rows):
-            g = position.get(int(r))
-            if g is not None:
-                side[i] = held_amount[g]  # the exact hold, as `certify` restates it
+        gap = self._gap_of_held[rows]
+        side[gap >= 0] = held_amount[gap[gap >= 0]]  # the exact hold, as `certify` has it
         bound = float(values @ side)
-        if self.z_col is not None:
-            d_z = float(reduced[self.z_col])
+        on_z = columns == self.z_col
+        if on_z.any():
+            d_z = float(reduced[on_z][0])
             if d_z != 0.0:
                 if z_bounds is None:
                     return None
