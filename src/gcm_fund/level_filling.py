@@ -70,6 +70,7 @@ class Layout:
     cap: float  # Lcap: the highest level any gap of E can need (1 / min pi), in `unit`s
     scale: np.ndarray  # pi * U / unit, per gap of E (scaled units)
     relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
+    position: np.ndarray  # by gap of the data: its position in E, -1 outside
     # The LP's column is L x unit, a power of two amid the priorities, so that
     # priorities of 1e12 (or 1e-12) give levels near 1 to the solver; dividing by a power
     # of two is exact, so the levels and duals written are the same numbers in L.
@@ -137,14 +138,12 @@ class Filling:
         floor = np.zeros(n_e)
         block = ext.block("floor")
         if block is not None and self.z_bounds is not None:
-            position = np.full(len(ext.data.gaps), -1)
-            position[layout.gaps] = np.arange(n_e)
-            at = position[ext.floor_gaps]
+            at = layout.position[ext.floor_gaps]
             rows = np.arange(block.start, block.stop)
             live = (at >= 0) & np.isfinite(self.rhs[rows])  # a sweep drops lost gaps' rows
             floor_rows[at[live]] = rows[live]
             floor[at[live]] = self.z_bounds[0] * ext.fundable[layout.gaps][at[live]]
-        return Forecaster(ext, cap_rows(ext, layout.gaps), layout.scale,
+        return Forecaster(ext, cap_rows(ext, layout.position, n_e), layout.scale,
                           ext.fundable[layout.gaps], floor,
                           {"level": layout.level_rows, "held": layout.held_rows,
                            "gap": layout.gap_rows, "floor": floor_rows},

@@ -43,18 +43,16 @@ class Caps:
         return self.members[self.indptr[k]:self.indptr[k + 1]]
 
 
-def cap_rows(ext: LinearProgram, gaps_e: np.ndarray) -> Caps:
+def cap_rows(ext: LinearProgram, position: np.ndarray, n_e: int) -> Caps:
     """The rows of `CAP_FAMILIES` that hold every allocation column of each of their gaps
-    with coefficient 1 (only such a row has the simple proof of `Forecast.proof`)."""
+    with coefficient 1 (only such a row has the simple proof of `Forecast.proof`).
+    `position`: each gap's position in E (-1 outside), `n_e` the size of E."""
     blocks = [b for b in ext.blocks if b.family in CAP_FAMILIES]
     rows = np.concatenate([np.arange(b.start, b.stop) for b in blocks]) if blocks else \
         np.zeros(0, dtype=np.int64)
-    position = np.full(len(ext.data.gaps), -1)
-    position[gaps_e] = np.arange(len(gaps_e))
     block = sp.csr_matrix(ext.matrix[rows][:, : ext.n_x]).tocoo()
     gap_of_entry = position[ext.var_gap[block.col]]
-    columns_of_gap = np.bincount(position[ext.var_gap], minlength=len(gaps_e))
-    n_e = len(gaps_e)
+    columns_of_gap = np.bincount(position[ext.var_gap], minlength=n_e)
     pair = block.row.astype(np.int64) * n_e + gap_of_entry
     pairs, count = np.unique(pair, return_counts=True)
     row_of_pair, gap_of_pair = pairs // n_e, pairs % n_e

@@ -157,7 +157,7 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
                     held_rows=np.arange(n_e) + start + n_e,
                     ceiling_rows=np.arange(n_e) + start + 2 * n_e, allocated_row=start + 3 * n_e,
                     burden_row=burden_row, gap_rows=gap_rows, cap=cap, scale=scale,
-                    relaxed=relaxed, unit=unit)
+                    relaxed=relaxed, position=position, unit=unit)
     return ext, layout
 
 
