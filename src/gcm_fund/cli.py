@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -245,6 +246,11 @@ def main() -> None:
     # ours, so its help output ends like a command's: quietly on a closed pipe, 74 when
     # stdout cannot be written.
     Console.on_broken_pipe = terminal.PipeConsole.on_broken_pipe  # type: ignore[method-assign,assignment]
+    # numpy's OpenBLAS starts a worker thread that busy-waits about 2**28 cycles for work
+    # before it sleeps: a tenth of a second of the other core in every command that imports
+    # numpy, and on a shared machine a tenth taken from someone. The wait is read once, when
+    # numpy loads (after this line); the number of threads, and so every sum's bits, stays.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     try:
         app()
     except KeyboardInterrupt:
