@@ -194,7 +194,7 @@ def check_report(c: Certifier) -> None:
         return
     written = run.read_bytes(html_report.REPORT_FILE)
     try:
-        page = html_report.render(read_folder(run.path)).encode("utf-8")
+        page = html_report.render(read_folder(run.path))
     except Exception as exc:  # noqa: BLE001 - the renderer's failure is this check's
         c.add(Check("report.html", False, f"cannot be rendered again from the files "
                     f"({type(exc).__name__}: {exc})"))
