@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +408,9 @@ def test_the_manifest_records_what_a_reproduction_needs(example: Callable[..., P
         assert manifest["tool_version"] == manifest["versions"]["gcm_fund"]
         for key in ("python", "pulp", "highspy", "numpy", "platform"):
             assert manifest["versions"][key]
+        # Read from the metadata's header lines: what importlib.metadata says, exactly.
+        for key in ("highspy", "pulp", "numpy", "scipy", "pandas", "pydantic", "plotly"):
+            assert manifest["versions"][key] == metadata.version(key)
         assert manifest["solver"]["name"] == solver
         assert manifest["solver"]["version"] and isinstance(manifest["solver"]["options"], dict)
         # The solver's own version (CBC's binary, HiGHS's library), not PuLP's.
