@@ -225,6 +225,11 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
 
 # ---------------------------------------------------------------- what the page says
 
+# Families whose rules `Names.short` words alike whatever their keys: a levels page names
+# thousands of gaps held at the floor.
+_SAME_SHORT = frozenset({"gap", "floor"})
+
+
 class Names:
     """Readable names of sources, States and targets, and rules in plain words."""
 
@@ -282,6 +287,8 @@ class Names:
         for family, members in by_family.items():
             if len(members) > 1 and family in plural:
                 parts.append(plural[family].format(n=len(members)))
+            elif family in _SAME_SHORT:
+                parts.append(self.short(members[0]))
             else:
                 parts.extend(dict.fromkeys(self.short(m) for m in members))
         return "; ".join(parts)

@@ -293,3 +293,16 @@ def test_a_run_that_allocates_nothing_opens_cleanly(tmp_path, write_case):
         chrome.wait_until("document.body.getAttribute('data-ready') === 'true'", 30)
         log = chrome.log
     assert log.errors() == []
+
+
+def test_rules_in_a_few_words_name_each_family_once(example_run):
+    names = report_folder.Names(report_folder.read_folder(example_run))
+    gaps = [f"gap[KEN,{t}]" for t in ("10.7", "8.8")]
+    floors = [f"floor[{s},10.7]" for s in ("KEN", "UGA", "KEN")]
+    words = names.summary([*floors, "budget[deu]", *gaps, "absorb[KEN]", "budget[jpn]",
+                           "absorb[KEN]", "odd[x]"])
+    assert words == ("equity floor; budgets of 2 sources; gap fully funded; absorption of 2 "
+                     "States; odd[x]")
+    assert names.summary(["budget[deu]", "source_state[deu,KEN]"]) == (
+        f"budget of {names.of_source('deu')}; cap of {names.of_source('deu')} in "
+        f"{names.of_state('KEN')}")
