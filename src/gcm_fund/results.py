@@ -285,15 +285,15 @@ def distinct_levels(levels: np.ndarray) -> int:
     return len(distinct_level_values(levels))
 
 
-def _step_rules(lp: LinearProgram, solution: Solution) -> tuple[list[list[str]],
-                                                                list[dict[int, list[str]]]]:
+def _step_rules(lp: LinearProgram, solution: Solution, names: np.ndarray
+                ) -> tuple[list[list[str]], list[dict[int, list[str]]]]:
     """Per step: its positive-dual rules (not level or held rows), and for every gap it
-    stopped, those of them whose row holds one of the gap's columns, `gap[...]` first."""
+    stopped, those of them whose row holds one of the gap's columns, `gap[...]` first.
+    `names`: the extended LP's row names."""
     import scipy.sparse as sp  # here, not at the top: `validate` imports this module lean
 
     levels = solution.levels
     ext = levels.ext
-    names = np.array(ext.row_names(), dtype=object)
     families = ext.row_families()
     rule = ~np.isin(families, ("level", "held"))
     by_gap = sp.csr_matrix((np.ones(lp.n_x), (np.arange(lp.n_x), lp.var_gap)),
@@ -330,7 +330,8 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
     in_e = lp.gap_eligible
     with np.errstate(divide="ignore", invalid="ignore"):
         level = np.where(in_e, coverage["coverage"].to_numpy(dtype=float) / priority, np.nan)
-    step_rules, gap_rules = _step_rules(lp, solution)
+    names = np.array(levels.ext.row_names(), dtype=object)
+    step_rules, gap_rules = _step_rules(lp, solution, names)
     stopped_by = np.full(len(lp.data.gaps), "", dtype=object)
     for found in gap_rules:
         for g, rules in found.items():
@@ -347,7 +348,6 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
         "gaps_stopped": [len(s.stopped) for s in steps],
         "stopped_by": [";".join(r) for r in step_rules],
     })
-    names = np.array(levels.ext.row_names(), dtype=object)
     duals = pd.DataFrame({
         "step": np.concatenate([np.full(len(s.dual_rows), k + 1) for k, s in enumerate(steps)]
                                or [np.zeros(0, dtype=int)]).astype(int),
