@@ -4,8 +4,9 @@ Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing w
 3 the policy cannot be met, no allocation written; 74 the results could not be printed.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Typer reads every command's parameters from
+# their annotations as the command line is parsed, and evaluating 240 of them from strings
+# each time cost more than the rest of the parsing.
 import errno
 import gc
 import os
@@ -13,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,10 +34,8 @@ from .errors import (
 )
 from .writing import whole
 
-if TYPE_CHECKING:
-    # The library is imported by each command when it runs (gcm_fund.api pulls in pandas
-    # and scipy): `--help` and a typo answer at once.
-    from . import api
+# Each command imports the library (gcm_fund.api pulls in pandas and scipy) when it runs:
+# `--help` and a typo answer at once.
 
 GLOBAL_FLAGS = frozenset({"--debug", "--verbose", "-v"})
 
