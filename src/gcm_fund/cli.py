@@ -250,6 +250,9 @@ def main() -> None:
     # numpy, and on a shared machine a tenth taken from someone. The wait is read once, when
     # numpy loads (after this line); the number of threads, and so every sum's bits, stays.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    # Pydantic looks for plugins (observability hooks) in the entry points of every package
+    # installed beside it, a few milliseconds per command; the tool's checks use none.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app()
     except KeyboardInterrupt:

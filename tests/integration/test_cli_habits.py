@@ -191,6 +191,21 @@ def test_a_command_leaves_no_blas_thread_spinning_on_the_other_core(small) -> No
     assert ticks <= os.sysconf("SC_CLK_TCK") // 100  # at most 0.01 s: start-up only
 
 
+def test_a_command_does_not_scan_the_installed_packages_for_pydantic_plugins(small) -> None:
+    inputs, model = small
+    probe = ("import sys, atexit\n"
+             "import pydantic.plugin._loader as plugins\n"
+             "atexit.register(lambda: print(plugins._plugins, file=sys.__stderr__))\n"
+             "from gcm_fund.cli import main\n"
+             "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
+             "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    done = subprocess.run([sys.executable, "-c", probe, "validate", str(inputs), "--model",
+                           str(model)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "None"  # the entry points never read
+
+
 def test_a_flag_spelled_value_of_an_option_stays_its_value(cli, small) -> None:
     inputs, model = small
     # `--source -v` names a source called `-v` (SPEC's ids allow it), not the verbose flag.
