@@ -21,7 +21,7 @@ import numpy as np
 
 from .backend import OPTIMAL, StageSolution
 from .level_forecast import Forecast, Forecaster, cap_rows
-from .model import LinearProgram
+from .model import SCALE_USD, LinearProgram
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,12 @@ STOP_SHARE = 1e-7
 # can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
 # a gap's fundable need is far inside SPEC 4b's 1e-6.
 HOLD_MARGIN = 1e-9
+# ... and never more than this (USD): what a hold gives way is money a rising gap can
+# take, and a gap too small to stop by its dual share (STOP_SHARE) takes it all. Held
+# 1e-9 below a USD 2.5e9 level, two gaps freed USD 5, and a USD 100 gap that should have
+# got USD 25 rose to 30, where SPEC 4b allows USD 0.01. A thousandth of a cent per hold
+# is HiGHS's primal tolerance (1e-9 of USD 1 million).
+HOLD_MARGIN_USD = 1e-3
 # A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
 FULL_TOL = 1e-9
 # The share of d L / d rhs each such gap gets in a step's blended dual (see `_blend_full`).
@@ -114,7 +120,7 @@ class Filling:
         self.rising = rising
         self.placeable = placeable  # X*, the most money the rules let the fund place
         self.priority_e = priority[layout.gaps] / layout.unit
-        self.hold = 1.0 - precision - HOLD_MARGIN
+        self.margin = precision + HOLD_MARGIN
         self.reach = REACH_TOLERANCE + 10 * precision
         n_gaps = len(lp.data.gaps)
         self.stop_step = np.full(n_gaps, -1)
@@ -203,10 +209,13 @@ class Filling:
 
     def _hold(self, rhs: np.ndarray, stop: np.ndarray, level: float | np.ndarray) -> None:
         """Right-hand sides of the gaps of `stop` stopped at `level`: the level row relaxed,
-        the held row just below the level (`HOLD_MARGIN` and the solver's precision)."""
+        the held row just below the level (`HOLD_MARGIN` and the solver's precision, at
+        most `HOLD_MARGIN_USD`)."""
         layout = self.layout
         rhs[layout.level_rows[stop]] = layout.relaxed[stop]
-        rhs[layout.held_rows[stop]] = layout.scale[stop] * level * self.hold
+        amount = layout.scale[stop] * level
+        rhs[layout.held_rows[stop]] = amount - np.minimum(amount * self.margin,
+                                                          HOLD_MARGIN_USD / SCALE_USD)
 
     def _search(self, forecast: Forecast, ahead: list[float]
                 ) -> tuple[int, StageSolution | None]:

@@ -190,9 +190,10 @@ def tiny_beside_huge(tmp_path: Path) -> RunFiles:
 
 
 def test_a_gap_far_smaller_than_its_states_others_stops_with_them_at_the_cap(tmp_path):
-    """The forecast stops both of AAA's gaps at the cap's level. (One LP per step would
-    stop the large gap alone, its small share of the dual being under the LP's stop
-    threshold; the USD 5 its hold gives up below its level then fills the small gap.)"""
+    """The forecast stops both of AAA's gaps at the cap's level. (One LP per step stops
+    the large gap alone, its small share of the dual being under the LP's stop
+    threshold; the small gap then takes what the large one's hold gives way below its
+    level, USD 0.001 at most: it was USD 5, 1e-9 of the level, which filled it.)"""
     run = tiny_beside_huge(tmp_path)
     amounts = {(r["iso3"], r["target"]): float(r["allocated_usd"]) for r in run.coverage}
     assert amounts[("AAA", "8.8")] == pytest.approx(5e9 / (1e10 + 1), abs=0.0101)
