@@ -198,19 +198,20 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
     check_destination(destination, force=force, same_run=replace_same, inputs=data.folder,
                       policy=policy_file.path)
     with writing.atomic_folder(destination, replace=True) as folder:
-        write_csv(folder / "allocations.csv", tables.allocations)
-        write_csv(folder / "coverage.csv", tables.coverage)
-        write_csv(folder / "sources_summary.csv", tables.sources_summary)
-        # The page reads the constraints tables' cells as written, not the files again.
+        # The page reads the tables' cells as written, not the files again (of the
+        # constraints tables only the columns it shows).
         written: Written = {}
-        for name, table in (("constraints.csv", tables.constraints),
-                            ("stage1_constraints.csv", tables.stage1_constraints)):
+        for name, table in (("allocations.csv", tables.allocations),
+                            ("coverage.csv", tables.coverage),
+                            ("sources_summary.csv", tables.sources_summary),
+                            ("constraints.csv", tables.constraints),
+                            ("stage1_constraints.csv", tables.stage1_constraints),
+                            ("levels.csv", tables.levels)):
             if table is not None:
                 cells = write_csv(folder / name, table)
+                shown = CONSTRAINT_COLUMNS if "constraints" in name else table.columns
                 written[name] = {column: cells[j] for j, column in enumerate(table.columns)
-                                 if column in CONSTRAINT_COLUMNS}
-        if tables.levels is not None:
-            write_csv(folder / "levels.csv", tables.levels)
+                                 if column in shown}
         if tables.level_duals is not None:
             write_csv(folder / "level_duals.csv", tables.level_duals)
         if tables.stage_duals is not None:

@@ -115,8 +115,8 @@ CAP_FAMILIES = ("absorb", "state_share")
 PAGE_ROW_COLUMNS = ("family", "dual")  # what `_page_rows` reads
 # Tables as just written, by file name: the cells of the columns the page reads, column by
 # column in the file's order, as the file holds them (`report.write_run` hands them over so
-# that the page of a large run does not parse two constraints tables of half a million
-# rows again).
+# that the page does not parse the files it has just written: at the large size, two
+# constraints tables of half a million rows).
 Written = dict[str, dict[str, list[str]]]
 
 
@@ -210,15 +210,18 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
     levels = path / "levels.csv"
     return Folder(
         path=path, manifest=manifest,
-        allocations=_read_table(path / "allocations.csv", amounts),
-        coverage=_read_table(path / "coverage.csv", amounts),
-        sources_summary=_read_table(path / "sources_summary.csv", amounts),
+        allocations=_read_table(path / "allocations.csv", amounts,
+                                written=written.get("allocations.csv")),
+        coverage=_read_table(path / "coverage.csv", amounts, written=written.get("coverage.csv")),
+        sources_summary=_read_table(path / "sources_summary.csv", amounts,
+                                    written=written.get("sources_summary.csv")),
         constraints=_read_table(path / "constraints.csv", amounts, CONSTRAINT_COLUMNS,
                                 _page_rows, written.get("constraints.csv")),
         stage1_constraints=(_read_table(stage1, amounts, CONSTRAINT_COLUMNS, _page_rows,
                                         written.get(stage1.name))
                             if stage1.is_file() else None),
-        levels=_read_table(levels, amounts) if levels.is_file() else None,
+        levels=(_read_table(levels, amounts, written=written.get(levels.name))
+                if levels.is_file() else None),
         states=states, sources=sources, policy_text=policy_text, policy=policy,
     )
 
