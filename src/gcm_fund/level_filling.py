@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import OPTIMAL, StageSolution
+from .flow import flow_guess
 from .level_forecast import Forecast, Forecaster, cap_rows
 from .model import SCALE_USD, LinearProgram
 from .pipeline import Pipeline
+from .split import split_cost
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,7 @@ class Filling:
         self.lps = 0  # LPs solved: a forecast step has none of its own
         self.last: StageSolution | None = None
         self._confirmed: StageSolution | None = None  # the last LP that confirmed a forecast
+        self._split_cost: np.ndarray | None = None  # the flow's costs (`_restart_near`)
         self.level = 0.0  # the last step's, in the LP's units
         ext = pipeline.lp
         self.cost = np.zeros(ext.n_cols)
@@ -248,6 +251,7 @@ class Filling:
         # First the most forecasts the money allows (on budgets alone, that is where the
         # shared stop lies); if that fails, doubling from 1.
         k, tries, failed = max(ceiling - 1, 2), 0, False
+        self._restart_near(forecast, ahead, min(k, m), plain)
         while high - low > 1 or low not in found:
             if not (low < k < high or k == low not in found):
                 k = low if low not in found and high - low <= 1 else (low + high) // 2
@@ -284,6 +288,55 @@ class Filling:
                     k = (low + high) // 2 if failed else 2 * low
         log.info("stage 2: %d of %d forecast stops hold (%d LPs)", low, m, tries + 1)
         return low, found[low]
+
+    def _restart_near(self, forecast: Forecast, ahead: list[float], k: int,
+                      last: StageSolution) -> None:
+        """Restart the pipeline on a column pool near the trial with k forecast stops held.
+
+        That trial moves every held gap and the level far from the last step's basis:
+        warm, HiGHS pivoted for seconds and then priced in, round after round, the columns
+        the new holds need. A min-cost flow of the trial's amounts (each held gap at its
+        hold, each rising one at the k-th level) finds columns that carry them in a
+        fraction of that, and HiGHS solves from there on a pool of a few thousand. The
+        pool keeps the columns of the `last` solution too, so that the steps the trial
+        does not settle stay feasible on it.
+        """
+        trial, still = self._trial(forecast, ahead, k)
+        layout, ext = self.layout, self.pipeline.lp
+        fundable = ext.fundable[layout.gaps]
+        held = np.maximum(trial[layout.held_rows], self.forecaster.floor)
+        # The rising gaps at the k-th level, or higher where the money placed (stage 1b's
+        # row) needs it: the trial's own level lies there.
+        level = max(ahead[k - 1], self._level_placing(held, still, trial[layout.allocated_row]))
+        demand = held.copy()
+        demand[still] = np.maximum(held[still],
+                                   np.minimum(layout.scale[still] * level, fundable[still]))
+        # Any flow that carries the amounts would do (the trial maximises the level
+        # alone); the split's generic costs make it one, and a sparse one.
+        if self._split_cost is None:
+            self._split_cost = split_cost(self.lp)
+        guess = flow_guess("stage 2 trial", ext, layout.gaps, demand, trial, self._split_cost,
+                           np.ones(ext.n_x, dtype=bool))
+        if guess is not None:
+            carrying = np.nonzero(last.col_value[: ext.n_x] > 0)[0]
+            self.pipeline.restart("levels", np.union1d(guess, carrying))
+
+    def _level_placing(self, held: np.ndarray, rising: np.ndarray, placed: float) -> float:
+        """The level at which the gaps of `rising` (each at `pi U L`, up to full) and the
+        others at `held` add up to `placed` (0 when they do at any level, the highest
+        level any gap needs when they never do)."""
+        scale, fundable = self.layout.scale[rising], self.pipeline.lp.fundable[self.layout.gaps]
+        base = float(held[~rising].sum())
+        low, high = 0.0, float(self.layout.cap)
+        if base + float(fundable[rising].sum()) <= placed:
+            return high
+        for _ in range(60):  # bisection: the sum is monotone, piecewise linear in L
+            middle = 0.5 * (low + high)
+            if base + float(np.minimum(scale * middle, fundable[rising]).sum()) < placed:
+                low = middle
+            else:
+                high = middle
+        return high
 
     def _try(self, forecast: Forecast, ahead: list[float], k: int
              ) -> tuple[StageSolution | None, float]:

@@ -17,19 +17,14 @@ HiGHS model, column pool and all. A gap stops when its level row has a positive 
 while the others keep the level.
 
 Stage 3 (loans) minimises the loan burden with every gap held; then the **split rule**
-chooses how each gap's amount is split among its sources, which is the one part the
-levels leave open: among the splits that keep every gap's amount (and the least loan
-burden), the one of least `sum d[f,s,t] * x[f,s,t]`, where `d` is a fixed pseudo-random
-number in [1, 2) computed from the names `source_id`, `iso3` and `target` (see
-`split_cost`). Generic costs make that optimum unique, so every solver and every order of
-the input rows gives the same split.
+(`split`) chooses how each gap's amount is split among its sources, which is the one part
+the levels leave open.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +36,7 @@ from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
 from .pulp_backend import refined_objective
 from .spec import ceiling_margin, relaxed_ceiling_usd
+from .split import least_burden_columns, solve_split, split_cost
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +74,6 @@ def distinct_level_values(held: np.ndarray) -> list[float]:
     starts = np.concatenate([[True], np.diff(values) > 1e-6 * np.maximum(np.abs(values[1:]),
                                                                          1e-12)])
     return [float(v) for v in values[starts]]
-
-
-def split_cost(lp: LinearProgram) -> np.ndarray:
-    """d[f,s,t] in [1, 2): the split rule's fixed cost of every triple, from its names.
-
-    CRC-32 of the source id and of `iso3,target`, mixed by Knuth's multiplicative hash:
-    the same numbers whatever the order of the rows in the input files.
-    """
-    ids = lp.data.sources["source_id"].to_numpy()
-    gaps = lp.data.gaps
-    source_hash = np.array([zlib.crc32(str(s).encode()) for s in ids], dtype=np.uint64)
-    gap_hash = np.array([zlib.crc32(f"{i},{t}".encode()) for i, t in
-                         zip(gaps["iso3"], gaps["target"], strict=True)], dtype=np.uint64)
-    mixed = (source_hash[lp.var_source] * np.uint64(2654435761)
-             + gap_hash[lp.var_gap] * np.uint64(40503)) % np.uint64(2**32)
-    mixed = (mixed * np.uint64(2246822519)) % np.uint64(2**32)
-    return 1.0 + mixed.astype(float) / 2**32
 
 
 def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layout]:
@@ -192,8 +171,14 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     precision = float(pipeline.backend("levels").info.value_precision)
     floor, stage1, bounds = pipeline.floor_stage(precision, diagnosed)
 
-    def solve(name: str, cost: np.ndarray) -> StageSolution:
-        solution = pipeline.solve_stage("levels", cost, bounds, rhs)
+    def solve(name: str, cost: np.ndarray, allowed: np.ndarray | None = None,
+              last: StageSolution | None = None) -> StageSolution:
+        def run() -> StageSolution:
+            if allowed is not None:  # the split: `cost` is d, by allocation column
+                return solve_split(pipeline, layout, cost, bounds, rhs, allowed, last)
+            return pipeline.solve_stage("levels", cost, bounds, rhs)
+
+        solution = run()
         if solution.status == INFEASIBLE and (name in ("stage 3", "split")
                                                or name.startswith("stage 2 step")):
             # The holds came back from earlier solves within tolerances: give them a
@@ -201,7 +186,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             log.info("%s: infeasible at the holds; easing them by 1e-7", name)
             rhs[layout.held_rows] *= 1.0 - 1e-7
             rhs[layout.ceiling_rows] *= 1.0 + 1e-7
-            solution = pipeline.solve_stage("levels", cost, bounds, rhs)
+            solution = run()
             if solution.status == INFEASIBLE:
                 raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
         if solution.status == INFEASIBLE:
@@ -250,15 +235,18 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     rhs[layout.ceiling_rows[in_e]] = (layout.scale[in_e] * held[layout.gaps[in_e]] * layout.unit
                                       * (1.0 + ceiling_margin(precision)))
     burden = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
+    allowed = np.ones(lp.n_x, dtype=bool)
+    before_split = last
     if layout.burden_row is not None:
         cost = np.zeros(n_cols)
         cost[: lp.n_x] = -burden
-        least = float(burden @ keep_duals("3", solve("stage 3", cost)).col_value[: lp.n_x])
+        stage3 = keep_duals("3", solve("stage 3", cost))
+        least = float(burden @ stage3.col_value[: lp.n_x])
         rhs[layout.burden_row] = least * (1.0 + 1e-9 + 10 * precision) + 1e-9
+        allowed = least_burden_columns(ext, stage3, burden)
+        before_split = stage3
 
-    cost = np.zeros(n_cols)
-    cost[: lp.n_x] = -split_cost(lp)
-    final = solve("split", cost)
+    final = solve("split", split_cost(lp), allowed, before_split)
     x_usd = np.clip(final.col_value[: lp.n_x], 0.0, None) * SCALE_USD
 
     if last is None:  # E is empty: nothing to fill; the last stage stands in

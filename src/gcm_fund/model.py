@@ -489,13 +489,23 @@ def add_state_share(lp: LinearProgram, rows: _Rows) -> None:
              np.ones(lp.n_x), LE, np.full(len(present), cap))
 
 
+def _source_state_pairs(lp: LinearProgram) -> tuple[np.ndarray, np.ndarray]:
+    """The (source, State) pairs that have a `source_state` row, as `source * n_states +
+    State` in row order, and each allocation column's row among them."""
+    return _group_rows(lp.var_source * len(lp.data.states) + lp.var_state)
+
+
+def source_state_row_of(lp: LinearProgram) -> np.ndarray:
+    """Each allocation column's `source_state` row, counted from the family's first."""
+    return _source_state_pairs(lp)[1] if lp.n_x else np.zeros(0, dtype=np.int64)
+
+
 def add_source_state(lp: LinearProgram, rows: _Rows) -> None:
     """source_state[f,s]: sum over t of x[f,s,t] <= rho_f * B_f."""
     if lp.n_x == 0:
         return
     n_states = len(lp.data.states)
-    pair = lp.var_source * n_states + lp.var_state
-    present, row_of = _group_rows(pair)
+    present, row_of = _source_state_pairs(lp)
     f, s = present // n_states, present % n_states
     lp._pair_sources = f
     ids = lp.data.sources["source_id"].to_numpy()

@@ -144,10 +144,11 @@ class Pipeline:
         self._shared: Backend | None = None
         self._solved: set[str] = set()
         self.pool: ColumnPool | None = None
+        self._pool_options = dict(pool_options or {})
         if isinstance(solver, str):
             self.solver_name = solver
             if solver == "highs":
-                self.pool = ColumnPool(lp, **(pool_options or {}))
+                self.pool = ColumnPool(lp, **self._pool_options)
         else:
             self.solver_name = solver.info.name
             self._shared = solver
@@ -169,10 +170,44 @@ class Pipeline:
             assert isinstance(made, HighsBackend)
             for other in self._backends.values():
                 assert isinstance(other, HighsBackend)
-                other.partners.append(made)
-                made.partners.append(other)
+                if other.pool is self.pool:  # not a restarted stage's (`restart`)
+                    other.partners.append(made)
+                    made.partners.append(other)
             self._backends[stage] = made
         return self._backends[stage]
+
+    def restart(self, stage: str, columns: np.ndarray) -> bool:
+        """Let this stage's next solve start on a new HiGHS model whose pool holds these
+        allocation columns (and prices in the rest as usual); the model it ran on so far
+        is dropped, basis and all. False, and nothing changes, when the stages run on no
+        pool (PuLP's solvers, or a backend the caller made).
+
+        For a stage whose optimum lies far from the last basis but whose support is known
+        roughly (a min-cost flow's, `flow.flow_guess`): from scratch on a few thousand
+        columns, HiGHS gets there faster than by pivoting over the tens of thousands that
+        earlier stages priced in. With `warm_stages` the other stages keep their models
+        (the sweep's stage 1 its basis); the new one shares no pool with them.
+        """
+        if self.pool is None or self.solver_name != "highs":
+            return False
+        pool = ColumnPool(self.lp, **{**self._pool_options, "start": columns})
+        if not self.warm_stages:
+            self.pool = pool
+            self._shared = None
+        else:
+            old = self._backends.pop(stage, None)
+            for other in self._backends.values():
+                assert isinstance(other, HighsBackend)
+                other.partners = [p for p in other.partners if p is not old]
+            self._backends[stage] = make_backend(self.lp, "highs", pool, keep_basis=True)
+        self._solved.discard(stage)
+        return True
+
+    def aside(self, columns: np.ndarray) -> Pipeline:
+        """A pipeline over the same LP and solver whose pool starts from these columns,
+        for a stage solved once on the side (HiGHS only): this one's models stay as they
+        are, for what runs on them next (the sweep's next pledge)."""
+        return Pipeline(self.lp, "highs", pool_options={**self._pool_options, "start": columns})
 
     # -- right-hand sides ------------------------------------------------------------
 

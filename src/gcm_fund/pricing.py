@@ -77,9 +77,10 @@ class ColumnPool:
 
     def __init__(self, lp: LinearProgram, per_gap: int = PER_GAP,
                  tolerance: float = PRICING_TOLERANCE, full_share: float = FULL_SHARE,
-                 start_empty: bool = False):
+                 start_empty: bool = False, start: np.ndarray | None = None):
         self.lp = lp
         self.start_empty = start_empty
+        self.start = start
         self.per_gap = per_gap
         self.tolerance = tolerance
         self.full_share = full_share
@@ -104,7 +105,8 @@ class ColumnPool:
         """The starting pool: the best-weighted columns of every gap and every source.
 
         With `start_empty` it is empty and every column must earn its place by pricing
-        (slower; tests use it to run the pricing loop on small instances).
+        (slower; tests use it to run the pricing loop on small instances). With `start`
+        it is those columns (a stage that knows where its optimum lies: the split).
         """
         every = np.arange(self.lp.n_x)
         if self._started:
@@ -112,6 +114,8 @@ class ColumnPool:
             # the first model holds them, so that a basis passes between the two.
             return np.concatenate([every[:0], *self._taken])
         self._started = True
+        if self.start is not None:
+            return self._take(np.unique(self.start))
         if self.start_empty:
             return every[:0]
         return self._take(self._choose(every, self.lp.weight))
