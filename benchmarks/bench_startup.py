@@ -1,7 +1,7 @@
 """How lean the process is: start-up of the command line and the example's allocate against
 its solve (prints figures, asserts nothing).
 
-    python benchmarks/bench_startup.py [--repeat 5]
+    python benchmarks/bench_startup.py [--repeat 5] [--cached-bytecode]
 
 Reports the best of `--repeat` wall times of `gcm-fund --help`, `gcm-fund validate` and
 `gcm-fund allocate` on the bundled example (goals: `--help` and `validate` under 0.4 s,
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ)  # the commands' environment (--cached-bytecode changes it)
 HEAVY = ("pandas", "scipy", "pydantic", "highspy", "pulp", "matplotlib")
 PROBE = ("import sys, atexit\n"
          f"atexit.register(lambda: print('HEAVY', ' '.join(m for m in {HEAVY!r} "
@@ -40,7 +41,7 @@ def best_wall(args: list[str], repeat: int) -> tuple[float, float]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "gcm_fund", *args], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
         times.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -49,7 +50,7 @@ def best_wall(args: list[str], repeat: int) -> tuple[float, float]:
 
 def heavy_imports(args: list[str]) -> str:
     """The heavy libraries `gcm-fund ARGS` imports."""
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, check=True,
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, check=True, env=ENV,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = [x for x in done.stderr.splitlines() if x.startswith("HEAVY")][-1]
     return line.removeprefix("HEAVY").strip() or "none"
@@ -74,9 +75,19 @@ def best_solve(repeat: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cached-bytecode", action="store_true",
+                        help="run the commands with Python's bytecode cache on, as an "
+                             "installed copy runs (PYTHONDONTWRITEBYTECODE unset for them)")
     args = parser.parse_args()
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
           f"{os.cpu_count()} cores; best of {args.repeat}")
+    if args.cached_bytecode:
+        ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    if ENV.get("PYTHONDONTWRITEBYTECODE"):
+        # Then every command compiles gcm_fund's own modules (~0.05 s of allocate's CPU)
+        # unless a __pycache__ is already there: pip compiles an installed copy's.
+        print("PYTHONDONTWRITEBYTECODE is set: gcm_fund's modules may be compiled on every "
+              "run (see --cached-bytecode)")
     # The solve runs as under `gcm-fund` (cli.main sets this before numpy loads): without
     # it OpenBLAS's idle worker would spin on the solve's CPU clock.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
