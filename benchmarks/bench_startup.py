@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ)  # the commands' environment (--cached-bytecode changes it)
-HEAVY = ("pandas", "scipy", "pydantic", "highspy", "pulp", "matplotlib")
+HEAVY = ("pandas", "scipy", "pydantic", "highspy", "ortools", "pulp", "matplotlib")
 PROBE = ("import sys, atexit\n"
          f"atexit.register(lambda: print('HEAVY', ' '.join(m for m in {HEAVY!r} "
          "if m in sys.modules), file=sys.__stderr__))\n"
