@@ -83,14 +83,15 @@ class Backend(Protocol):
     info: SolverInfo
     value_precision: float
 
-    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False
-              ) -> StageSolution:
+    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False,
+              fresh: bool = False) -> StageSolution:
         """Maximise cost.x with these bounds on named columns and these right-hand sides
         (raises `SolverStopped` when the solver ends neither optimal nor infeasible).
 
         `trial`: the caller only asks whether these right-hand sides are feasible and
         takes INFEASIBLE for "no"; a backend that holds some columns only (a column pool)
-        may then answer INFEASIBLE without proving it over every column."""
+        may then answer INFEASIBLE without proving it over every column. `fresh`: solve
+        from scratch, not from the last basis (a backend that keeps none always does)."""
         ...
 
     def value_from_basis(self, rhs: np.ndarray, col: int) -> float | None:

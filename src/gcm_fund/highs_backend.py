@@ -391,9 +391,9 @@ class HighsBackend:
         reach = float(self.highs.getSolution().col_value[self.position(z)])
         return reach >= low - HIGHS_OPTIONS["primal_feasibility_tolerance"]
 
-    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False
-              ) -> StageSolution:
-        """Maximise cost.x, warm from the previous basis (`Backend.solve`)."""
+    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False,
+              fresh: bool = False) -> StageSolution:
+        """Maximise cost.x, warm from the previous basis unless `fresh` (`Backend.solve`)."""
         bounds = dict(bounds)
         cost_changed = self.set_cost(cost)
         bounds_changed = self.set_bounds(bounds) and not self._still_feasible(bounds)
@@ -401,6 +401,10 @@ class HighsBackend:
         strategy = _simplex_strategy(self._solved, cost_changed, bounds_changed)
         if self._next_strategy is not None:
             strategy, self._next_strategy = self._next_strategy, None
+        if fresh:
+            # From scratch HiGHS presolves, which a warm start skips (`Pipeline.solve_stage`).
+            self.highs.clearSolver()
+            strategy = 0
         outcome = self._priced_run(strategy)
         if trial:
             outcome = self.price_infeasible(outcome)

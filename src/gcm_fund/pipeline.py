@@ -246,12 +246,16 @@ class Pipeline:
     # -- stages ----------------------------------------------------------------------
 
     def solve_stage(self, stage: str, cost: np.ndarray, bounds: Bounds,
-                    rhs: np.ndarray | None = None, trial: bool = False) -> StageSolution:
+                    rhs: np.ndarray | None = None, trial: bool = False, fresh: bool = False
+                    ) -> StageSolution:
         """Maximise `cost` with `bounds` on named columns at `rhs` (default: the
-        pipeline's); OPTIMAL or INFEASIBLE, never raised. `trial`: see `Backend.solve`."""
+        pipeline's); OPTIMAL or INFEASIBLE, never raised. `trial`, `fresh`: see
+        `Backend.solve`; `fresh` suits a stage whose optimum lies far from the last one on
+        a large model, where HiGHS's presolve pays for itself."""
         backend = self.backend(stage)
         scale = cost_scale(cost)
-        solution = backend.solve(cost / scale, bounds, self.rhs if rhs is None else rhs, trial)
+        solution = backend.solve(cost / scale, bounds, self.rhs if rhs is None else rhs, trial,
+                                 fresh)
         self._solved.add(stage)
         if scale != 1.0 and solution.status == OPTIMAL:
             solution.objective *= scale

@@ -156,8 +156,8 @@ class PulpBackend:
             self.problem.addConstraint(constraint)
             self.constraints.append(constraint)
 
-    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False
-              ) -> StageSolution:
+    def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False,
+              fresh: bool = False) -> StageSolution:
         """Maximise cost.x from scratch (PuLP keeps no basis)."""
         pulp = self._pulp
         bounds = dict(bounds)
