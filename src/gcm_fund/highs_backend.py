@@ -82,8 +82,12 @@ def run_highs(highs: Any) -> None:
     A plain `run()` held Ctrl-C until the HiGHS run ended: 15.8 s into stage 2 at
     10,008 gaps x 1,000 sources.
     """
-    highs.startSolve()
     try:
+        # Inside the try: a Ctrl-C that arrives while startSolve sets the solve up (seconds
+        # on a fresh model of millions of entries) is raised as soon as it returns, and
+        # the solve it started must be cancelled too, or the process waits for it at exit.
+        # Cancelling a solve that never started is harmless.
+        highs.startSolve()
         while not highs.wait(0.1)[0]:
             pass
     except KeyboardInterrupt:
