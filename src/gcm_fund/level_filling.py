@@ -29,16 +29,29 @@ from .split import split_cost
 log = logging.getLogger(__name__)
 
 # A gap stops when its share of d L / d rhs (|dual| * pi * U, which sums to 1 over the
-# level rows of a step) exceeds this. A smaller share may be solver noise; a gap with a
-# real but tiny share stops at a later step with the same L, which costs a step only.
+# level rows of a step) exceeds this. A smaller share may be solver noise.
 STOP_SHARE = 1e-7
+# ... or when its level row's dual itself (d L / d rhs per unit of money, the share over
+# pi U) is at least this fraction of the smallest such dual among the gaps that stop by
+# their share. Noise in a vertex dual is a rounding error of the whole dual vector, so it
+# is small per unit of money whatever the gap's size; a real dual is not, however small
+# the gap: a rule that stops many gaps (a budget) gives each the same dual per unit, and a
+# USD 100 gap beside twenty of USD 1e10 gets 5e-10 of the share. Left rising, it took
+# what the twenty holds below their level gave way (USD 0.02, past SPEC 4b's 0.01).
+SAME_DUAL = 1e-3
+# ... its share still above this (certify wants more than 1e-14) and its dual above
+# WRITTEN_DUAL, so that the step's written duals prove the stop.
+SAME_DUAL_SHARE = 1e-12
+# A step's duals at or below this (in the LP's units) are not recorded.
+WRITTEN_DUAL = 1e-12
 # A stopped gap is held this far (relative) below the level it stopped at: the steps after
 # it come back within the solver's tolerances, not exactly, and a hold at the very edge
 # can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
 # a gap's fundable need is far inside SPEC 4b's 1e-6.
 HOLD_MARGIN = 1e-9
 # ... and never more than this (USD): what a hold gives way is money a rising gap can
-# take, and a gap too small to stop by its dual share (STOP_SHARE) takes it all. Held
+# take, and a gap that truly stops but that the step's dual does not name (a zero dual on
+# its level row, or one too small by both tests above) takes it all in the next step. Held
 # 1e-9 below a USD 2.5e9 level, two gaps freed USD 5, and a USD 100 gap that should have
 # got USD 25 rose to 30, where SPEC 4b allows USD 0.01. A thousandth of a cent per hold
 # is HiGHS's primal tolerance (1e-9 of USD 1 million).
@@ -408,12 +421,17 @@ class Filling:
         full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
         if full.any():
             _blend_full(solution, layout, full)
-        share = np.where(rising, -solution.row_dual[layout.level_rows] * layout.scale, 0.0)
-        stop = rising & ((share > STOP_SHARE) | full)
+        dual = np.where(rising, -solution.row_dual[layout.level_rows], 0.0)
+        share = dual * layout.scale
+        by_share = rising & (share > STOP_SHARE)
+        stop = by_share | full
+        if by_share.any():
+            stop |= rising & (share > SAME_DUAL_SHARE) & (dual > WRITTEN_DUAL) \
+                & (dual >= SAME_DUAL * float(dual[by_share].min()))
         if not stop.any():
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
-        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
+        nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
 
     def _forecast_solution(self) -> StageSolution:
