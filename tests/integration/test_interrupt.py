@@ -48,11 +48,21 @@ def no_process_left_running() -> Iterator[None]:
             process.wait(timeout=60)  # its pipes may still be read by a StepReader
 
 
+def as_from_a_shell() -> None:
+    """In the child before it starts: Ctrl-C handled as a shell leaves it, whatever this
+    test process inherited or set (a child keeps an ignored or blocked SIGINT through
+    exec, and Python then never raises KeyboardInterrupt: on a fresh clone's full suite
+    an interrupted run went on to the end, with no trace of the signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def start_allocate(inputs: Path, out: Path) -> subprocess.Popen[str]:
     """`gcm-fund -v allocate`: its step messages on stderr tell where it is."""
     process = subprocess.Popen(
         [sys.executable, "-m", "gcm_fund", "-v", "allocate", str(inputs), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_from_a_shell,
     )
     STARTED.append(process)
     return process
