@@ -167,43 +167,44 @@ def test_help_and_validate_import_no_table_solver_or_sparse_matrix_library(small
     assert loaded == {"help": "[]", "validate": "[]"}
 
 
+def validate_at_exit(at_exit: str, unset: str, inputs: Path, model: Path) -> str:
+    """`gcm-fund validate` in a process that first runs `at_exit` (Python that may register
+    what to print to stderr at exit; `sys` and `atexit` are imported), with the
+    environment variable `unset` left unset, so that gcm-fund sets its own default; the
+    last line of stderr."""
+    probe = ("import sys, atexit\n" + at_exit + "from gcm_fund.cli import main\n"
+             "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
+             "main()\n")
+    env = {k: v for k, v in os.environ.items() if k != unset}
+    done = subprocess.run([sys.executable, "-c", probe, "validate", str(inputs), "--model",
+                           str(model)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc's thread times")
 def test_a_command_leaves_no_blas_thread_spinning_on_the_other_core(small) -> None:
     inputs, model = small
     # CPU ticks of every thread but the main one, 0.3 s after the command: OpenBLAS's
     # worker, left to its default wait, spins through about 0.1 s of them.
-    probe = ("import os, sys, time, atexit\n"
-             "def others():\n"
-             "    time.sleep(0.3)\n"
-             "    task = f'/proc/{os.getpid()}/task'\n"
-             "    stats = [open(f'{task}/{t}/stat').read().rsplit(')', 1)[1].split()\n"
-             "             for t in os.listdir(task) if t != str(os.getpid())]\n"
-             "    print(sum(int(s[11]) + int(s[12]) for s in stats), file=sys.__stderr__)\n"
-             "atexit.register(others)\n"
-             "from gcm_fund.cli import main\n"
-             "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
-             "main()\n")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    done = subprocess.run([sys.executable, "-c", probe, "validate", str(inputs), "--model",
-                           str(model)], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    ticks = int(done.stderr.strip().splitlines()[-1])
+    at_exit = ("import os, time\n"
+               "def others():\n"
+               "    time.sleep(0.3)\n"
+               "    task = f'/proc/{os.getpid()}/task'\n"
+               "    stats = [open(f'{task}/{t}/stat').read().rsplit(')', 1)[1].split()\n"
+               "             for t in os.listdir(task) if t != str(os.getpid())]\n"
+               "    print(sum(int(s[11]) + int(s[12]) for s in stats), file=sys.__stderr__)\n"
+               "atexit.register(others)\n")
+    ticks = int(validate_at_exit(at_exit, "OPENBLAS_THREAD_TIMEOUT", inputs, model))
     assert ticks <= os.sysconf("SC_CLK_TCK") // 100  # at most 0.01 s: start-up only
 
 
 def test_a_command_does_not_scan_the_installed_packages_for_pydantic_plugins(small) -> None:
     inputs, model = small
-    probe = ("import sys, atexit\n"
-             "import pydantic.plugin._loader as plugins\n"
-             "atexit.register(lambda: print(plugins._plugins, file=sys.__stderr__))\n"
-             "from gcm_fund.cli import main\n"
-             "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
-             "main()\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    done = subprocess.run([sys.executable, "-c", probe, "validate", str(inputs), "--model",
-                           str(model)], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "None"  # the entry points never read
+    at_exit = ("import pydantic.plugin._loader as plugins\n"
+               "atexit.register(lambda: print(plugins._plugins, file=sys.__stderr__))\n")
+    last = validate_at_exit(at_exit, "PYDANTIC_DISABLE_PLUGINS", inputs, model)
+    assert last == "None"  # the entry points never read
 
 
 def test_a_flag_spelled_value_of_an_option_stays_its_value(cli, small) -> None:
