@@ -145,7 +145,7 @@ class Filling:
         self.lps = 0  # LPs solved: a forecast step has none of its own
         self.last: StageSolution | None = None
         self._confirmed: StageSolution | None = None  # the last LP that confirmed a forecast
-        self._split_cost: np.ndarray | None = None  # the flow's costs (`_restart_near`)
+        self._split_cost: np.ndarray | None = None  # `split_cost()`, once computed
         self.level = 0.0  # the last step's, in the LP's units
         ext = pipeline.lp
         self.cost = np.zeros(ext.n_cols)
@@ -309,14 +309,15 @@ class Filling:
         That trial moves every held gap and the level far from the last step's basis:
         warm, HiGHS pivoted for seconds and then priced in, round after round, the columns
         the new holds need. A min-cost flow of the trial's amounts (each held gap at its
-        hold, each rising one at the k-th level) finds columns that carry them in a
+        hold, each rising one at the k-th level or where the money placed is met)
+        finds columns that carry them in a
         fraction of that, and HiGHS solves from there on a pool of a few thousand. The
         pool keeps the columns of the `last` solution too, so that the steps the trial
         does not settle stay feasible on it.
         """
         trial, still = self._trial(forecast, ahead, k)
         layout, ext = self.layout, self.pipeline.lp
-        fundable = ext.fundable[layout.gaps]
+        fundable = self.forecaster.fundable
         held = np.maximum(trial[layout.held_rows], self.forecaster.floor)
         # The rising gaps at the k-th level, or higher where the money placed (stage 1b's
         # row) needs it: the trial's own level lies there.
@@ -326,19 +327,24 @@ class Filling:
                                    np.minimum(layout.scale[still] * level, fundable[still]))
         # Any flow that carries the amounts would do (the trial maximises the level
         # alone); the split's generic costs make it one, and a sparse one.
-        if self._split_cost is None:
-            self._split_cost = split_cost(self.lp)
-        guess = flow_guess("stage 2 trial", ext, layout.gaps, demand, trial, self._split_cost,
+        guess = flow_guess("stage 2 trial", ext, layout.gaps, demand, trial, self.split_cost(),
                            np.ones(ext.n_x, dtype=bool))
         if guess is not None:
             carrying = np.nonzero(last.col_value[: ext.n_x] > 0)[0]
             self.pipeline.restart("levels", np.union1d(guess, carrying))
 
+    def split_cost(self) -> np.ndarray:
+        """The split rule's costs d of every allocation column (`split.split_cost`),
+        computed once: the trials' flows and the split itself use them."""
+        if self._split_cost is None:
+            self._split_cost = split_cost(self.lp)
+        return self._split_cost
+
     def _level_placing(self, held: np.ndarray, rising: np.ndarray, placed: float) -> float:
         """The level at which the gaps of `rising` (each at `pi U L`, up to full) and the
         others at `held` add up to `placed` (0 when they do at any level, the highest
         level any gap needs when they never do)."""
-        scale, fundable = self.layout.scale[rising], self.pipeline.lp.fundable[self.layout.gaps]
+        scale, fundable = self.layout.scale[rising], self.forecaster.fundable
         base = float(held[~rising].sum())
         low, high = 0.0, float(self.layout.cap)
         if base + float(fundable[rising].sum()) <= placed:

@@ -36,7 +36,7 @@ from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
 from .pulp_backend import refined_objective
 from .spec import ceiling_margin, relaxed_ceiling_usd
-from .split import least_burden_columns, solve_split, split_cost
+from .split import least_burden_columns, solve_split
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         allowed = least_burden_columns(ext, stage3, burden)
         before_split = stage3
 
-    final = solve("split", split_cost(lp), allowed, before_split)
+    final = solve("split", filling.split_cost(), allowed, before_split)
     x_usd = np.clip(final.col_value[: lp.n_x], 0.0, None) * SCALE_USD
 
     if last is None:  # E is empty: nothing to fill; the last stage stands in
