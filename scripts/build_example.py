@@ -4,19 +4,24 @@ Reads ``countries.csv`` (see ``shared/data/PROVENANCE.md``) and writes two input
 the format of SPEC section 2, with the same States and gaps and different sources:
 
 - ``inputs/`` (the bundled example; a HYPOTHETICAL SCALE-UP): ``states.csv`` (the 193 UN
-  member States, with region, income group, migration roles, LDC, debt-distress and
-  eligibility flags, an absorption limit, GNI and migrants hosted), ``gaps.csv`` (capacity
-  gaps, USD per year, for six migration-related SDG targets, for low- and middle-income
-  States only), ``sources.csv`` (illustrative pledges of USD 2,015 million, 57 % loans from
-  development-bank windows) and ``meta.toml`` (``illustrative = true``);
+  member States, with region, income group, migration roles, LDC, the World Bank-IMF LIC
+  DSF risk of debt distress, eligibility, an absorption limit, GNI and migrants hosted),
+  ``gaps.csv`` (capacity gaps, USD per year, for six migration-related SDG targets, for
+  low- and middle-income States only, each counted once, in the State that runs the
+  programme), ``sources.csv`` (illustrative pledges of USD 2,015 million for one year, 57 %
+  loans from development-bank windows) and ``meta.toml`` (``illustrative = true``);
 - ``scenarios/mptf_scale/``: the same States and gaps with USD 70 million of grants only,
-  the capitalisation target of the UN Migration Multi-Partner Trust Fund: the scale pooled
-  migration funds actually have.
+  the capitalisation target of the UN Migration Multi-Partner Trust Fund read as one year's
+  money: the scale pooled migration funds actually have.
 
-Published figures (names, regions, income groups, LDC status, migrant and emigrant stocks,
-remittances, remittance costs, GNI) are copied from the data. Everything else (role
-thresholds, the transit and debt-distress lists, the absorption rule, unit costs and every
-pledge) is an ASSUMPTION or ILLUSTRATIVE and is marked so below and in ``inputs/README.md``.
+Time base: needs are USD per year and pledges are one year's money, so coverage compares a
+year's money with a year's need.
+
+Published figures (names, regions, income groups, LDC status, migrant stocks, remittances,
+remittance costs, GNI, and the debt-risk ratings of a dated public list cited below) are
+copied from the data. Everything else (role thresholds, the transit list, the absorption
+rule, the fallback for missing figures, unit costs and every pledge) is an ASSUMPTION or
+ILLUSTRATIVE and is marked so below and in ``inputs/README.md``.
 
 The output is deterministic: the same data give byte-identical files (sorted rows, exact
 decimal arithmetic, amounts rounded half-up to whole USD and written as plain integers).
@@ -79,19 +84,62 @@ TRANSIT_ILLUSTRATIVE = frozenset(
     }
 )  # fmt: skip
 
-# ILLUSTRATIVE: the data hold no debt sustainability ratings. A handful of States commonly
-# reported in, or at high risk of, debt distress or in sovereign debt restructuring around
-# 2022-2024. This is NOT the IMF/World Bank DSA list; it only exercises the rule that loans
-# are not made to debt-distressed States.
-DEBT_DISTRESS_ILLUSTRATIVE = frozenset({"ETH", "GHA", "LAO", "LKA", "MWI", "SDN", "ZMB", "ZWE"})
+# Risk of external debt distress from the joint World Bank-IMF Debt Sustainability Framework
+# for Low-Income Countries (LIC DSF): the IMF's "List of LIC DSAs for PRGT-Eligible
+# Countries" (https://www.imf.org/external/Pubs/ft/dsa/DSAlist.pdf), the edition current on
+# 13 April 2026 (its latest entry is dated 31 March 2026), as transcribed in
+# ONEcampaign/debt_overview output/chart_5_download.csv at commit
+# 969deb9c4b4ccd13f2101a38d284ffb7d0b556df (key_stats.json there: last_data_update
+# "13 April 2026"). Values: iso3 -> (rating, publication date of the State's latest DSA).
+# The 67 States on the list are rated; every other State is not (blank `debt_risk`): the LIC
+# DSF covers PRGT-eligible countries only. Ratings are copied as published, stale ones too
+# (inputs/README.md names the DSAs older than three years).
+DEBT_RISK_LIC_DSA: dict[str, tuple[str, str]] = {
+    "AFG": ("high", "2021-06-28"), "BGD": ("moderate", "2026-01-30"),
+    "BEN": ("moderate", "2025-07-14"), "BTN": ("moderate", "2026-01-27"),
+    "BFA": ("moderate", "2026-03-23"), "BDI": ("high", "2023-07-25"),
+    "KHM": ("low", "2025-12-02"), "CMR": ("high", "2025-03-24"),
+    "CPV": ("moderate", "2026-02-26"), "CAF": ("high", "2025-06-23"),
+    "TCD": ("high", "2025-08-13"), "COM": ("high", "2026-02-19"),
+    "COD": ("moderate", "2025-07-16"), "COG": ("distress", "2025-03-24"),
+    "CIV": ("moderate", "2026-02-11"), "DJI": ("distress", "2025-09-22"),
+    "DMA": ("moderate", "2025-06-12"), "ETH": ("distress", "2026-01-30"),
+    "GMB": ("high", "2025-12-23"), "GHA": ("high", "2025-12-22"),
+    "GRD": ("distress", "2025-02-04"), "GIN": ("moderate", "2024-05-17"),
+    "GNB": ("high", "2025-07-07"), "HTI": ("high", "2024-12-10"),
+    "HND": ("low", "2024-12-10"), "KEN": ("high", "2024-11-01"),
+    "KIR": ("high", "2025-07-10"), "KGZ": ("moderate", "2025-06-04"),
+    "LAO": ("distress", "2026-02-20"), "LSO": ("moderate", "2025-09-18"),
+    "LBR": ("moderate", "2025-11-07"), "MDG": ("moderate", "2025-03-21"),
+    "MWI": ("distress", "2025-08-06"), "MDV": ("high", "2024-05-13"),
+    "MLI": ("moderate", "2025-09-10"), "MHL": ("moderate", "2025-12-04"),
+    "MRT": ("moderate", "2026-02-05"), "FSM": ("moderate", "2024-03-04"),
+    "MDA": ("low", "2026-03-05"), "MOZ": ("high", "2026-02-19"),
+    "MMR": ("low", "2021-01-28"), "NPL": ("low", "2025-10-06"),
+    "NIC": ("moderate", "2026-01-26"), "NER": ("high", "2026-03-31"),
+    "PNG": ("high", "2025-06-18"), "RWA": ("moderate", "2025-12-04"),
+    "WSM": ("moderate", "2025-01-31"), "STP": ("distress", "2025-12-23"),
+    "SEN": ("moderate", "2023-07-07"), "SLE": ("high", "2026-02-13"),
+    "SLB": ("low", "2025-02-25"), "SOM": ("moderate", "2025-12-16"),
+    "SSD": ("high", "2024-06-10"), "VCT": ("high", "2024-07-22"),
+    "SDN": ("distress", "2021-07-01"), "TJK": ("high", "2025-07-08"),
+    "TZA": ("moderate", "2025-07-03"), "TLS": ("moderate", "2025-09-26"),
+    "TGO": ("moderate", "2025-07-11"), "TON": ("high", "2025-11-10"),
+    "TUV": ("high", "2025-09-12"), "UGA": ("moderate", "2026-02-03"),
+    "UZB": ("low", "2025-06-24"), "VUT": ("moderate", "2025-09-25"),
+    "YEM": ("moderate", "2014-09-24"), "ZMB": ("high", "2026-02-02"),
+    "ZWE": ("distress", "2025-10-02"),
+}  # fmt: skip
+DEBT_RISK_LIST_DATE = "2026-04-13"
+DEBT_RISK_STALE_BEFORE = "2023-04-13"  # a DSA over three years older than the list: flagged
+DEBT_RISKS = ("low", "moderate", "high", "distress")
 
 # ASSUMPTION (illustrative): a State can absorb at most 0.5 % of its GNI per year from the
 # fund for all targets together (a stand-in for implementation capacity), and never less
-# than USD 1 million (so that small States are not shut out). Where the data hold no GNI,
-# "no limit" would hand the least documented States the most money, so the FALLBACK is the
-# regional median: the median limit of the States with GNI in the same UN sub-region
-# (intermediate region where M49 has one) and income group, else the same UN region and
-# income group, else the income group.
+# than USD 1 million (so that small States are not shut out). A missing GNI takes the
+# FALLBACK of every missing input (MISSING_DATA_RULE below), for States with a gap only: a
+# State without a gap (LIE, MCO: high income) gets no variable, so its cell stays blank rather
+# than hold an invented limit (a median of Germany and France gave Monaco USD 4.33 billion).
 ABSORPTION_GNI_SHARE = Decimal("0.005")
 ABSORPTION_MIN_USD = Decimal("1000000")
 
@@ -103,15 +151,21 @@ LDC_GRADUATED = {"STP": "2024-12-13"}
 # ELIGIBILITY (states.csv `eligible = false`): States the fund cannot pay, from named lists.
 # - PRK: under the UN Security Council sanctions regime of resolution 1718 (2006) and its
 #   successors (the 1718 Committee), which bar financial support to the State.
-# - AFG, MMR: no recognised counterpart. The UN General Assembly, on its Credentials
-#   Committee's recommendation, has deferred its decision on the credentials of both States
-#   at every session since its 76th (December 2021): no government of either is recognised
-#   at the UN, so a fund paying governments has no one to pay.
 # Unilateral sanctions (for example on Cuba or Iran) are not applied: a multilateral fund's
 # eligibility is set by its members, and one member's measures are not that list.
-NOT_ELIGIBLE = {"PRK": "UN Security Council resolution 1718 (2006) sanctions",
-                "AFG": "UN credentials deferred since Dec 2021",
-                "MMR": "UN credentials deferred since Dec 2021"}
+NOT_ELIGIBLE = {"PRK": "UN Security Council resolution 1718 (2006) sanctions"}
+
+# CHANNELLED THROUGH UN ORGANISATIONS (eligible, grants only): AFG and MMR have no government
+# recognised at the UN (the General Assembly has deferred both credentials decisions at every
+# session since its 76th, December 2021), so nothing is paid to a government; the fund pays UN
+# organisations that run the programmes, as other funds did: the Global Fund's USD 15 million
+# to Afghanistan's health facilities through UNDP (agreement of 20 September 2021; UNDP has
+# been its interim Principal Recipient there since 2015), ADB's USD 405 million of grants to
+# four UN agencies (25 January 2022) and USD 400 million to three (20 September 2023). The UN
+# Migration MPTF itself transfers its money to participating UN organisations. No loan: no
+# counterpart can borrow, and every bank window has paused lending to both (see below).
+UN_CHANNELLED = {"AFG": "UN credentials deferred since Dec 2021; paid through UN organisations",
+                 "MMR": "UN credentials deferred since Dec 2021; paid through UN organisations"}
 
 # World Bank lending categories (CLASS FY2026, `wb_lending_category`): IDA, IBRD or Blend
 # (a Blend State borrows from both). The IDA-like window lends to IDA and Blend States, the
@@ -153,38 +207,74 @@ IDB_BORROWERS = frozenset(
 )  # fmt: skip
 IDB_PAUSED = frozenset({"VEN"})
 
+# MISSING DATA, the same FALLBACK for every figure the build derives from the data (the
+# absorption limit, the 10.c programme): a State whose inputs to the figure are missing gets
+# the median of the same figure among its peers that have the inputs: the States of the same
+# income group in its M49 sub-region (intermediate region where M49 has one), else in its UN
+# region, else in the whole income group, taking the first with at least MIN_PEERS States
+# (a "median" of one neighbour is that neighbour's figure, not a peer group's). The figure
+# is labelled FALLBACK in inputs/README.md with its peer group. "No figure, no gap" would
+# treat an unsurveyed market as meeting the target, and "no figure, no limit" would give the
+# least documented States the most room.
+MISSING_DATA_RULE = "median of the same figure among peers (sub-region, region, income group)"
+MIN_PEERS = 3
+
 # SDG 10.c: reduce to less than 3 % the transaction costs of migrant remittances. Lowering
 # prices is regulatory and market work, so the 10.c gap is the cost of a capacity programme a
 # fund can pay for, not the fees paid above 3 %: for each remittance market where the data
 # show the target missed (inbound cost above 3 %), a fixed programme (a market diagnostic,
 # proportionate licensing and supervision of remittance providers, their access to the
 # national payment system, a price-comparison database) plus a part that grows with the
-# market's size, up to a cap. ASSUMPTION: the three figures are round numbers for the
-# example, not a published costing.
+# market's size, up to a cap; a market at or below 3 % has a figure of 0 (no gap). The
+# receiving State runs it (the market is its own), so the need is counted there only.
+# ASSUMPTION: the three figures are round numbers for the example, not a published costing.
 SDG_10C_TARGET_PCT = Decimal("3")
 REMIT_PROGRAMME_BASE_USD = Decimal("500000")
 REMIT_PROGRAMME_SHARE = Decimal("0.0001")  # 1 basis point of yearly remittances received
 REMIT_PROGRAMME_CAP_USD = Decimal("5000000")
 
+# Who runs the programme, so that each need is counted once. A programme for people runs
+# where they live: the host State. UN DESA's stocks count every migrant twice (as an
+# immigrant where they live, as an emigrant of their origin), so the per-person part of each
+# target counts IMMIGRANTS ONLY, in the host State; emigrants add nothing to their origin's
+# need (Syria's and Ukraine's emigrant stocks are mostly refugees whose protection the host
+# States provide, and the data cannot tell labour emigrants from refugees). What an origin
+# State runs for its nationals abroad (pre-departure orientation, recruitment regulation,
+# consular and reintegration services) is in each target's fixed part, and its remittance
+# market in 10.c.
+# Population shares (published, global): women and girls are 48 % of international migrants
+# (UN DESA Population Division, International Migration 2020 Highlights, ST/ESA/SER.A/452);
+# children under 18 are 36 of the 281 million international migrants of 2020, 12.8 % (UNICEF
+# Data, "Child migration", from UN DESA International Migrant Stock 2020). The data hold no
+# sex or age breakdown by State, so both shares are flat: 5.2 and 16.2 differ in who is served
+# and at what unit cost, and both stay proportional to the immigrant stock across States.
+WOMEN_AND_GIRLS_SHARE = Decimal("0.48")
+CHILDREN_SHARE = Decimal("0.128")
+
 # ILLUSTRATIVE unit costs, USD per year, flat across States. They are NOT a published
-# costing; they only give each target a need that scales with the real stocks. Keys: "base"
+# costing; they only give each target a need that scales with the real stocks, USD 66 per
+# immigrant per year over the five targets, and all needs together two to three times the
+# scale-up's pledges (money is scarce, as in every pooled migration fund). Keys: "base"
 # per State (a fixed programme cost, so that small States do not get needs of a few thousand
-# USD), "immigrant" per immigrant (migrant stock 2024), "emigrant" per emigrant (emigrant
-# stock 2024).
+# USD), "per_person" per person served, "share" the share of the immigrant stock served.
 UNIT_COSTS: dict[str, dict[str, Decimal]] = {
-    # 10.7 well-managed migration policies: a fixed cost of running migration governance
-    # (data, consular and policy capacity) plus a cost per person in either stock.
-    "10.7": {"base": Decimal("1000000"), "immigrant": Decimal("5"), "emigrant": Decimal("5")},
-    # 8.8 labour rights of migrant workers: inspection and redress where migrants work
-    # (immigrants), pre-departure and consular labour support for emigrants.
-    "8.8": {"base": Decimal("250000"), "immigrant": Decimal("15"), "emigrant": Decimal("5")},
-    # 8.7 forced labour and trafficking: identification and victim support, both stocks.
-    "8.7": {"base": Decimal("250000"), "immigrant": Decimal("5"), "emigrant": Decimal("5")},
-    # 5.2 violence against women and girls, incl. trafficking: services for migrant women.
-    "5.2": {"base": Decimal("250000"), "immigrant": Decimal("4"), "emigrant": Decimal("4")},
-    # 16.2 abuse, exploitation, trafficking of children: child protection for migrants.
-    "16.2": {"base": Decimal("250000"), "immigrant": Decimal("4"), "emigrant": Decimal("4")},
-}
+    # 10.7 well-managed migration policies: running migration governance (data, policy,
+    # admission and documentation), USD 10 per immigrant.
+    "10.7": {"base": Decimal("1000000"), "per_person": Decimal("10"), "share": Decimal("1")},
+    # 8.8 labour rights of migrant workers: labour inspection and redress where migrants
+    # work, USD 30 per immigrant.
+    "8.8": {"base": Decimal("250000"), "per_person": Decimal("30"), "share": Decimal("1")},
+    # 8.7 forced labour and trafficking: identification of victims and their support,
+    # USD 10 per immigrant.
+    "8.7": {"base": Decimal("250000"), "per_person": Decimal("10"), "share": Decimal("1")},
+    # 5.2 violence against women and girls: gender-based-violence prevention and response
+    # services for migrant women and girls, USD 20 per migrant woman or girl.
+    "5.2": {"base": Decimal("250000"), "per_person": Decimal("20"),
+            "share": WOMEN_AND_GIRLS_SHARE},
+    # 16.2 abuse, exploitation, trafficking of children: child protection (case management,
+    # guardianship of unaccompanied children), USD 50 per migrant child.
+    "16.2": {"base": Decimal("250000"), "per_person": Decimal("50"), "share": CHILDREN_SHARE},
+}  # fmt: skip
 TARGETS = ("10.7", "10.c", "8.8", "8.7", "5.2", "16.2")
 
 # Income groups with gaps. HIC States get no gaps: the fund is for States that lack the
@@ -271,21 +361,24 @@ MPTF_SCALE_SOURCES: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 MPTF_CAPITALISATION_USD = 70_000_000
 
+# TIME BASE: every need is USD per year, and every pledge is one year's money (one yearly
+# allocation round), so coverage compares a year's money with a year's need.
 META_SCALE_UP = (
     "illustrative = true\n"
-    'description = "Hypothetical scale-up: USD 2,015 million of invented pledges (57 % '
-    'development-bank loans) on public country data; unit costs and pledges are '
-    'assumptions, see inputs/README.md."\n'
+    'description = "Hypothetical scale-up: USD 2,015 million of invented pledges for one '
+    'year (57 % development-bank loans) against yearly needs, on public country data; unit '
+    'costs and pledges are assumptions, see inputs/README.md."\n'
 )
 META_MPTF_SCALE = (
     "illustrative = true\n"
     'description = "The fund at the UN Migration MPTF\'s scale: USD 70 million of grants, '
-    'an invented split among its named contributors, on public country data; see '
-    'inputs/README.md."\n'
+    'read as one year\'s money against yearly needs, an invented split among its named '
+    'contributors, on public country data; see inputs/README.md."\n'
 )
 
 STATES_HEADER = ("iso3", "name", "region", "income_group", "roles", "ldc", "debt_distress",
-                 "absorption_usd", "gni_usd", "migrants_hosted", "eligible")  # fmt: skip
+                 "debt_risk", "absorption_usd", "gni_usd", "migrants_hosted",
+                 "eligible")  # fmt: skip
 GAPS_HEADER = ("iso3", "target", "need_usd")
 SOURCES_HEADER = ("source_id", "name", "kind", "instrument", "pledge_usd", "grant_element",
                   "targets", "regions", "income_groups", "exclude_states", "max_state_share",
@@ -366,27 +459,61 @@ def median(values: Sequence[Decimal]) -> Decimal:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def peer_fallback(countries: Sequence[Mapping[str, str]], row: Mapping[str, str],
+                  figures: Mapping[str, Decimal | None]) -> tuple[Decimal, str]:
+    """MISSING_DATA_RULE for `row`: the median of `figures` (by iso3, None where a State's
+    inputs are missing) among its peers, and the peer group it came from."""
+    group = income_group(row)
+    tiers = (("sub-region", lambda o: subregion(o) == subregion(row), subregion(row)),
+             ("region", lambda o: o["un_region"] == row["un_region"], row["un_region"]),
+             ("income group", lambda o: True, "all regions"))
+    for _, same_place, place in tiers:
+        peers = [figure for o in countries
+                 if (figure := figures[o["iso3"]]) is not None and income_group(o) == group
+                 and same_place(o)]
+        if len(peers) >= MIN_PEERS:
+            return median(peers), f"median of {len(peers)} {group} States, {place}"
+    raise SystemExit(f"{row['iso3']}: no peer has the figure, so no fallback")
+
+
+def has_gaps(row: Mapping[str, str]) -> bool:
+    """Whether the State is in an income group with gaps (HIC States have none)."""
+    return income_group(row) in GAP_INCOME_GROUPS
+
+
 def absorption_fallbacks(countries: Sequence[Mapping[str, str]]) -> dict[str, tuple[int, str]]:
-    """For each State without GNI: (limit in whole USD, the peer group it came from)."""
+    """For each State with gaps and without GNI: (limit in whole USD, its peer group)."""
     limits = {c["iso3"]: gni_absorption(c) for c in countries}
-    found: dict[str, tuple[int, str]] = {}
+    found = {}
     for c in countries:
-        if limits[c["iso3"]] is not None:
-            continue
-        group = income_group(c)
-        tiers = (("sub-region", lambda o, c=c: subregion(o) == subregion(c)),
-                 ("region", lambda o, c=c: o["un_region"] == c["un_region"]),
-                 ("income group", lambda o: True))
-        for tier, same_place in tiers:
-            peers = [limits[o["iso3"]] for o in countries
-                     if limits[o["iso3"]] is not None and income_group(o) == group
-                     and same_place(o)]
-            if peers:
-                place = {"sub-region": subregion(c), "region": c["un_region"],
-                         "income group": "all regions"}[tier]
-                found[c["iso3"]] = (usd(median(peers)),  # type: ignore[arg-type]
-                                    f"median of {len(peers)} {group} States, {place}")
-                break
+        if limits[c["iso3"]] is None and has_gaps(c):
+            limit, why = peer_fallback(countries, c, limits)
+            found[c["iso3"]] = (usd(limit), why)
+    return found
+
+
+def remit_programme(row: Mapping[str, str]) -> Decimal | None:
+    """The 10.c programme cost in USD per year: 0 where the inbound cost meets the target,
+    None where the remittances or the cost are missing."""
+    remittances = dec(row["remittances_received_usd"])
+    cost_pct = dec(row["remit_cost_inbound_pct"])
+    if remittances is None or cost_pct is None:
+        return None
+    if cost_pct <= SDG_10C_TARGET_PCT:
+        return Decimal(0)
+    return min(REMIT_PROGRAMME_BASE_USD + REMIT_PROGRAMME_SHARE * remittances,
+               REMIT_PROGRAMME_CAP_USD)
+
+
+def remit_fallbacks(countries: Sequence[Mapping[str, str]]) -> dict[str, tuple[int, str]]:
+    """For each State with gaps and a missing 10.c input: (programme cost, its peer group);
+    a cost of 0 (most peers meet the target) means no 10.c gap."""
+    figures = {c["iso3"]: remit_programme(c) for c in countries}
+    found = {}
+    for c in countries:
+        if figures[c["iso3"]] is None and has_gaps(c):
+            cost, why = peer_fallback(countries, c, figures)
+            found[c["iso3"]] = (usd(cost), why)
     return found
 
 
@@ -402,6 +529,13 @@ def build_states(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]
     for c in countries:
         gni = dec(c["gni_atlas_usd"])
         limit = gni_absorption(c)
+        risk = DEBT_RISK_LIC_DSA.get(c["iso3"], ("", ""))[0]
+        if limit is not None:
+            absorption = str(limit)
+        elif c["iso3"] in fallbacks:
+            absorption = str(fallbacks[c["iso3"]][0])
+        else:
+            absorption = ""  # no gap, so no limit is needed
         rows.append(
             (
                 c["iso3"],
@@ -410,8 +544,9 @@ def build_states(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]
                 income_group(c),
                 roles(c),
                 is_ldc(c),
-                "true" if c["iso3"] in DEBT_DISTRESS_ILLUSTRATIVE else "false",
-                str(fallbacks[c["iso3"]][0]) if limit is None else str(limit),
+                "true" if risk == "distress" else "false",
+                risk,
+                absorption,
                 "" if gni is None else str(usd(gni)),
                 str(usd(dec(c["migrant_stock_2024"]) or Decimal(0))),
                 "false" if c["iso3"] in NOT_ELIGIBLE else "true",
@@ -420,20 +555,18 @@ def build_states(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...]
     return sorted(rows)
 
 
-def gap_needs(row: Mapping[str, str]) -> dict[str, Decimal]:
-    """Return the need in USD per target for one State (before rounding and filtering)."""
+def gap_needs(row: Mapping[str, str], remit_fallback: int | None) -> dict[str, Decimal]:
+    """Return the need in USD per year per target for one State (before rounding and
+    filtering); `remit_fallback` is its 10.c FALLBACK when its own inputs are missing."""
     immigrants = dec(row["migrant_stock_2024"]) or Decimal(0)
-    emigrants = dec(row["emigrant_stock_2024"]) or Decimal(0)
     needs: dict[str, Decimal] = {}
     for target, cost in UNIT_COSTS.items():
-        needs[target] = cost["base"] + cost["immigrant"] * immigrants + cost["emigrant"] * emigrants
-    remittances = dec(row["remittances_received_usd"])
-    cost_pct = dec(row["remit_cost_inbound_pct"])
-    # A 10.c programme only where the data show the target missed; no figure, no gap (no
-    # fallback: a State whose price is not surveyed may well meet the target).
-    if remittances is not None and cost_pct is not None and cost_pct > SDG_10C_TARGET_PCT:
-        needs["10.c"] = min(REMIT_PROGRAMME_BASE_USD + REMIT_PROGRAMME_SHARE * remittances,
-                            REMIT_PROGRAMME_CAP_USD)
+        needs[target] = cost["base"] + cost["per_person"] * cost["share"] * immigrants
+    programme = remit_programme(row)
+    if programme is None and remit_fallback is not None:
+        programme = Decimal(remit_fallback)
+    if programme:
+        needs["10.c"] = programme
     return needs
 
 
@@ -471,11 +604,12 @@ def build_sources(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...
 
 def build_gaps(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, str, str]]:
     """Return gaps.csv rows (need > 0 only), sorted by iso3 then target as plain strings."""
+    fallbacks = remit_fallbacks(countries)
     rows = []
     for c in countries:
-        if income_group(c) not in GAP_INCOME_GROUPS:
+        if not has_gaps(c):
             continue
-        needs = gap_needs(c)
+        needs = gap_needs(c, fallbacks.get(c["iso3"], (None, ""))[0])
         for target in TARGETS:
             if target in needs and usd(needs[target]) > 0:
                 rows.append((c["iso3"], target, str(usd(needs[target]))))
@@ -518,14 +652,19 @@ def check(
             problems.append(f"states.csv: {s[0]}: income group {s[3]!r}")
         if s[4] and not set(s[4].split(";")) <= {"origin", "transit", "destination"}:
             problems.append(f"states.csv: {s[0]}: roles {s[4]!r}")
-        if any(v not in ("true", "false") for v in (s[5], s[6], s[10])):
+        if any(v not in ("true", "false") for v in (s[5], s[6], s[11])):
             problems.append(f"states.csv: {s[0]}: boolean")
-        if any(v and not v.isdigit() for v in (s[7], s[8], s[9])) or not s[7]:
-            problems.append(f"states.csv: {s[0]}: number not a plain integer, or no absorption")
+        if s[7] and s[7] not in DEBT_RISKS or (s[6] == "true") != (s[7] == "distress"):
+            problems.append(f"states.csv: {s[0]}: debt_risk {s[7]!r} beside debt_distress {s[6]}")
+        if any(v and not v.isdigit() for v in (s[8], s[9], s[10])):
+            problems.append(f"states.csv: {s[0]}: number not a plain integer")
+        if not s[8] and s[3] in GAP_INCOME_GROUPS:
+            problems.append(f"states.csv: {s[0]}: a State with gaps has no absorption limit")
     for name, listed in (("transit", TRANSIT_ILLUSTRATIVE),
-                         ("debt distress", DEBT_DISTRESS_ILLUSTRATIVE),
+                         ("debt risk", set(DEBT_RISK_LIC_DSA)),
                          ("income assumption", set(INCOME_ASSUMED)),
                          ("not eligible", set(NOT_ELIGIBLE)),
+                         ("UN-channelled", set(UN_CHANNELLED)),
                          ("LDC graduation", set(LDC_GRADUATED)),
                          ("ADB borrowers", ADB_BORROWERS),
                          ("IDB borrowers", IDB_BORROWERS)):  # fmt: skip
@@ -568,7 +707,17 @@ def check(
             problems.append(f"sources.csv: {sid}: max_state_share {share!r}")
         if donor and donor not in by_iso:
             problems.append(f"sources.csv: {sid}: donor_iso3 {donor!r} not in states.csv")
+        # No loan to a State paid through UN organisations: every loan window excludes it.
+        reaches = {i for i in by_iso if (not regs or by_iso[i][2] in regs.split(";"))
+                   and (not incs or by_iso[i][3] in incs.split(";"))}
+        if instrument == "loan" and (reaches & set(UN_CHANNELLED)) - set(excl.split(";")):
+            problems.append(f"sources.csv: {sid}: a loan window reaches a UN-channelled State")
     return problems
+
+
+def group_of_gaps(gaps: Sequence[tuple[str, str, str]]) -> list[str]:
+    """The States with at least one gap, sorted."""
+    return sorted({g[0] for g in gaps})
 
 
 def summary(
@@ -576,6 +725,7 @@ def summary(
     gaps: Sequence[tuple[str, str, str]],
     sources: Sequence[tuple[str, ...]],
     fallbacks: Mapping[str, tuple[int, str]],
+    remit: Mapping[str, tuple[int, str]],
 ) -> str:
     """Return the summary figures quoted in inputs/README.md."""
     group = {s[0]: s[3] for s in states}
@@ -597,6 +747,16 @@ def summary(
     ]
     lines += [f"absorption fallback {iso3}: {limit} USD ({why})"
               for iso3, (limit, why) in sorted(fallbacks.items())]
+    lines.append(f"10.c fallbacks: {len(remit)} States, {sum(1 for v, _ in remit.values() if v)}"
+                 " with a gap")
+    lines += [f"10.c fallback {iso3}: {cost} USD ({why})"
+              for iso3, (cost, why) in sorted(remit.items())]
+    for risk in DEBT_RISKS:
+        rated = sorted(s[0] for s in states if s[7] == risk)
+        lines.append(f"debt risk {risk}: {len(rated)} States, with gaps "
+                     f"{len(set(rated) & set(group_of_gaps(gaps)))}: {' '.join(rated)}")
+    stale = sorted(i for i, (_, day) in DEBT_RISK_LIC_DSA.items() if day < DEBT_RISK_STALE_BEFORE)
+    lines.append(f"debt risk from a DSA before {DEBT_RISK_STALE_BEFORE}: {' '.join(stale)}")
     for target in TARGETS:
         rows = [int(g[2]) for g in gaps if g[1] == target]
         lines.append(
@@ -642,7 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_bytes(folder / "gaps.csv", gaps_csv)
         write_bytes(folder / "sources.csv", csv_bytes(SOURCES_HEADER, rows))
         write_bytes(folder / "meta.toml", meta.encode("utf-8"))
-    print(summary(states, gaps, sources, absorption_fallbacks(countries)))
+    print(summary(states, gaps, sources, absorption_fallbacks(countries),
+                  remit_fallbacks(countries)))
     return 0
 
 
