@@ -70,13 +70,13 @@ def test_quickstart_allocate_with_no_arguments(tmp_path: Path) -> None:
     assert manifest["model"]["path"] == "models/baseline.toml"
     assert manifest["objective"]["method"] == "levels"  # every bundled policy: SPEC 4b
     # What the README's quickstart says the run prints, figures included.
-    assert "floor reached: 36.75%; allocated USD 2,015,000,000 of USD 2,015,000,000" \
+    assert "floor reached: 45.56%; allocated USD 2,015,000,000 of USD 2,015,000,000" \
         in result.stdout
     for phrase in ("Coverage by income group", "Coverage by target", "the floor is set by: ",
                    "Rules that stopped the most money"):
         assert phrase in result.stdout, phrase
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "equity floor reached (36.75 %), the money allocated\n(all USD 2,015,000,000 " \
+    assert "equity floor reached (45.56 %), the money allocated\n(all USD 2,015,000,000 " \
         "pledged)" in readme
     for name in ("allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",
                  "manifest.json", "report.html", "policy.toml", "inputs/states.csv"):
