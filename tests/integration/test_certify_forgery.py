@@ -181,16 +181,16 @@ FORGERIES = {
                                        "sources_summary.csv:{line}: adb: marginal_value"),
     "coverage coverage": (edit_cell("coverage.csv", _funded, "coverage",
                                     lambda v: f"{min(1.0, float(v) + 0.1):.6f}"),
-                          "coverage.csv:{line}: AGO,10.7: coverage"),
+                          "coverage.csv:{line}: AFG,10.7: coverage"),
     "coverage need": (edit_cell("coverage.csv", _any, "need_usd",
                                 lambda v: f"{float(v) * 2:.2f}"),
                       "coverage.csv:{line}: AFG,10.7: need_usd"),
     "coverage eligible": (edit_cell("coverage.csv", _any, "eligible",
                                     lambda v: "true" if v == "false" else "false"),
-                          "coverage.csv:{line}: AFG,10.7: eligible 'true', recomputed false"),
+                          "coverage.csv:{line}: AFG,10.7: eligible 'false', recomputed true"),
     "coverage allocated": (edit_cell("coverage.csv", _funded, "allocated_usd",
                                      lambda v: f"{float(v) + 5:.2f}"),
-                           "coverage.csv:{line}: AGO,10.7: allocated_usd"),
+                           "coverage.csv:{line}: AFG,10.7: allocated_usd"),
 }
 
 
