@@ -1,7 +1,9 @@
 """The bundled example data: rebuilt byte for byte from the shared public data, and the
 points a fund secretariat would check first (no IDA-like loan where IDA does not lend, no
-stale LDC flag, an absorption limit for every State, the illustrative label, no State
-with an outsized share of a target's need, the two scales)."""
+stale LDC flag, debt risk from the LIC DSA list, each need counted once in the State that
+runs the programme, 5.2 and 16.2 apart, one fallback for missing data, an absorption limit
+for every State with a gap, AFG and MMR through UN organisations, the time base, the
+illustrative label, no State with an outsized share of a target's need, the two scales)."""
 
 from __future__ import annotations
 
