@@ -22,9 +22,12 @@ import numpy as np
 from .backend import OPTIMAL, StageSolution
 from .flow import flow_guess
 from .level_forecast import Forecast, Forecaster, cap_rows
+from .level_layout import Layout
 from .model import SCALE_USD, LinearProgram
 from .pipeline import Pipeline
 from .split import split_cost
+
+__all__ = ["Filling", "Layout", "LevelStep"]
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +77,6 @@ class LevelStep:
     dual_rows: np.ndarray  # rows of the extended LP with a non-zero dual
     dual_values: np.ndarray  # their duals, d L / d rhs in scaled units
     forecast: bool = False  # proved by a dual built from its cap, not by an LP of its own
-
-
-@dataclass
-class Layout:
-    """Where the level column and rows sit in the extended LP."""
-
-    level_col: int
-    gaps: np.ndarray  # E: gap indices, in row order
-    level_rows: np.ndarray  # per gap of E
-    held_rows: np.ndarray  # per gap of E
-    ceiling_rows: np.ndarray  # per gap of E: sum_f x <= its level, after stage 2
-    allocated_row: int
-    burden_row: int | None
-    gap_rows: np.ndarray  # per gap of E: its `gap[s,t]` row
-    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi), in `unit`s
-    scale: np.ndarray  # pi * U / unit, per gap of E (scaled units)
-    relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
-    position: np.ndarray  # by gap of the data: its position in E, -1 outside
-    # The LP's column is L x unit, a power of two amid the priorities, so that
-    # priorities of 1e12 (or 1e-12) give levels near 1 to the solver; dividing by a power
-    # of two is exact, so the levels and duals written are the same numbers in L.
-    unit: float = 1.0
 
 
 def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> None:
