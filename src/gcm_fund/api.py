@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import Diagnosis, InfeasibleError, Problem, UsageError
 from .limits import check_swept_total
 from .model import eligible_triples, fundable_usd
-from .runfolder import DIAGNOSIS, check_apart, check_destination
+from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination
 from .scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
 from .scenario import policy_path as _policy_path
 from .schema import INPUT_FILES, META_FILE
@@ -344,7 +344,7 @@ def export(run_dir: Path | str, xlsx: Path | str, *, force: bool = False) -> Pat
     from .workbook import write_workbook  # openpyxl is imported only when a workbook is asked
 
     folder = Path(run_dir)
-    if (folder / "manifest.json").exists():  # else: "not a run folder", from the reader
+    if (folder / MANIFEST).exists():  # else: "not a run folder", from the reader
         _refuse_workbook_inside(xlsx, folder)
     kept = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
     check_output_files([Path(xlsx)], force=force, inputs=kept)

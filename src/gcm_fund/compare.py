@@ -60,7 +60,7 @@ from .methods import method_named
 from .model import LinearProgram
 from .scenario import Scenario, load
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
-from .spec import rule_tolerance_usd
+from .spec import POSITIVE_DUAL, rule_tolerance_usd
 from .writing import (
     amount,
     check_output_files,
@@ -73,7 +73,7 @@ from .writing import (
 )
 
 CAP_FAMILIES = ("absorb", "state_share", "source_state")
-DUAL_TOL = 1e-9
+DUAL_TOL = POSITIVE_DUAL
 OVERLAY_COLUMNS = ("source_id", "pledge_usd")
 
 

@@ -27,6 +27,7 @@ from .report_folder import (
     usd,
     usd_full,
 )
+from .spec import POSITIVE_DUAL
 
 NUMBER_OF_BINDING_RULES = 25
 
@@ -141,7 +142,7 @@ def _unallocated_reasons(folder: Folder, names: Names, left: pd.DataFrame) -> st
     for row in left.sort_values("unallocated_usd", ascending=False).head(3).itertuples():
         if math.isnan(row.marginal_value):
             why = "no gap it may fund"
-        elif row.marginal_value > 1e-9:
+        elif row.marginal_value > POSITIVE_DUAL:
             why = "held back by a rule"
         else:
             why = "the gaps its earmarks allow are full or capped"

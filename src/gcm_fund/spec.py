@@ -24,6 +24,10 @@ ROW_ALLOWANCE_USD = 0.01
 RELATIVE_ALLOWANCE = 1e-7
 RELATIVE_FLOOR_USD = 1e6
 
+# A dual counts as non-zero (its rule binds) above this, d objective / d rhs in USD
+# millions: the solvers' dual feasibility tolerance.
+POSITIVE_DUAL = 1e-9
+
 # SPEC 4 and 7: objectives agree (and the duality gap closes) within 1e-6 relative.
 GAP_RELATIVE = 1e-6
 

@@ -31,10 +31,11 @@ from .engine import run as run_scenario
 from .engine import write as write_run
 from .errors import InfeasibleError
 from .load import load_inputs
+from .output_schema import ALLOCATIONS, COVERAGE, MANIFEST
 from .policy_file import load_policy
 from .scenario import Scenario
 
-COMPARED = ("allocations.csv", "coverage.csv", "manifest.json")
+COMPARED = (ALLOCATIONS.name, COVERAGE.name, MANIFEST)
 
 
 @dataclass
@@ -111,10 +112,10 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         identical = {name: (run.path / name).is_file()
                      and (run.path / name).read_bytes() == (out / name).read_bytes()
                      for name in COMPARED}
-        new_manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        new_manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         for name, same in identical.items():
             lines.append(f"{'same' if same else 'DIFFERS'} {name}")
-        if not identical["manifest.json"]:
+        if not identical[MANIFEST]:
             before, after = flatten(manifest), flatten(new_manifest)
             lines.extend(f"       {key}: {_short(before.get(key))} -> {_short(after.get(key))}"
                          for key in sorted(set(before) | set(after))
