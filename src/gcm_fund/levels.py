@@ -32,10 +32,11 @@ import scipy.sparse as sp
 
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .level_filling import Filling, Layout, LevelStep
+from .level_tolerances import EASE_HOLDS, WRITTEN_DUAL, stage_of
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
 from .pulp_backend import refined_objective
-from .spec import ceiling_margin, relaxed_ceiling_usd
+from .spec import ceiling_margin, read_back_allowance, relaxed_ceiling_usd
 from .split import least_burden_columns, solve_split
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             return pipeline.solve_stage("levels", cost, bounds, rhs, fresh=fresh)
 
         solution = run()
-        if solution.status == INFEASIBLE and (name in ("stage 3", "split")
-                                               or name.startswith("stage 2 step")):
+        if solution.status == INFEASIBLE and stage_of(name).eases_holds:
             # The holds came back from earlier solves within tolerances: give them a
             # little more room (1e-7 of each level) once before calling it a failure.
             # A warning, not a step: on a level step the room it frees goes to the gaps
@@ -190,8 +190,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             # one gap, in a test with tighter holds), which certify cannot see.
             log.warning("%s: infeasible at the holds; easing them by 1e-7 of each level, "
                         "which may move amounts by that much", name)
-            rhs[layout.held_rows] *= 1.0 - 1e-7
-            rhs[layout.ceiling_rows] *= 1.0 + 1e-7
+            rhs[layout.held_rows] *= 1.0 - EASE_HOLDS
+            rhs[layout.ceiling_rows] *= 1.0 + EASE_HOLDS
             solution = run()
             if solution.status == INFEASIBLE:
                 raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
@@ -205,7 +205,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
 
     def keep_duals(stage: str, solution: StageSolution) -> StageSolution:
         # What `certify` needs to prove the stage optimal from the run folder alone.
-        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
+        nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         stage_duals[stage] = (nonzero, solution.row_dual[nonzero])
         return solution
 
@@ -225,7 +225,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         # read back rounded (USD 4 off on the example) would change the levels.
         refined = refined_objective(ext, placed, cost, rhs)
         if refined is None:
-            slack = max(slack, 10 * precision * total)
+            slack = max(slack, read_back_allowance(precision) * total)
         else:
             log.info("stage 1b: X* refined from %.12g to %.12g", total, refined)
             total = refined
@@ -252,7 +252,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         cost[: lp.n_x] = -burden
         stage3 = keep_duals("3", solve("stage 3", cost))
         least = float(burden @ stage3.col_value[: lp.n_x])
-        rhs[layout.burden_row] = least * (1.0 + 1e-9 + 10 * precision) + 1e-9
+        rhs[layout.burden_row] = least * (1.0 + 1e-9 + read_back_allowance(precision)) + 1e-9
         allowed = least_burden_columns(ext, stage3, burden)
         before_split = stage3
 

@@ -51,7 +51,13 @@ def ceiling_margin(value_precision: float) -> float:
     rounded (CBC: 8 significant digits, up to 5e-8 off), so a ceiling at the very level
     can cut off the allocation the steps found. At most 1e-7 + 1e-9, far inside SPEC 4b's
     1e-6 per gap."""
-    return 10.0 * value_precision + 1e-9
+    return read_back_allowance(value_precision) + 1e-9
+
+
+def read_back_allowance(value_precision: float) -> float:
+    """How far (relative) a value a solver read back rounded (`value_precision`, CBC's
+    8 significant digits) may lie from the solver's own: ten times its precision."""
+    return 10.0 * value_precision
 
 
 def fundable_usd(need_usd: np.ndarray, income_group: np.ndarray,
