@@ -120,3 +120,20 @@ def test_transforms_refuse_unknown_keys_and_bad_values(scenario):
         update={"target": {"10.7": 0.0}})})
     with pytest.raises(InputError, match="expected a weight > 0"):
         scenario.with_policy(zero)
+
+
+@pytest.mark.parametrize("method", ["levels", "weighted"])
+def test_every_table_written_has_the_columns_of_the_output_schema(tmp_path, method):
+    from gcm_fund.output_schema import COVERAGE_COLUMNS, OUTPUT_TABLES, RUN_FILES
+
+    inputs, policy = small_case(tmp_path, method)
+    out = engine.write(engine.run(load_scenario(inputs, policy)), tmp_path / "run")
+    tables = sorted(p.name for p in out.glob("*.csv"))
+    assert set(tables) <= set(OUTPUT_TABLES) and {p.name for p in out.iterdir()} <= RUN_FILES
+    assert ("levels.csv" in tables) == (method == "levels")
+    for name in tables:
+        header = (out / name).read_text(encoding="utf-8").splitlines()[0].split(",")
+        expected = OUTPUT_TABLES[name].column_names
+        if name == "coverage.csv" and method == "weighted":
+            expected = COVERAGE_COLUMNS
+        assert tuple(header) == expected, name
