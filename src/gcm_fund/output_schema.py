@@ -33,12 +33,15 @@ class OutputColumn:
 
 @dataclass(frozen=True)
 class OutputTable:
-    """One CSV table of a run folder. `when`: "always", "stage 1" (when stage 1 solved),
-    or "levels" (under a method with level results)."""
+    """One CSV table of a run folder, keyed by `key`. `when`: "always", "stage 1" (when
+    stage 1 solved), or "levels" (under a method with level results); `on_page`: the page
+    reads it (the writer hands the page its cells as written)."""
 
     name: str
     columns: tuple[OutputColumn, ...]
+    key: tuple[str, ...]
     when: str = "always"
+    on_page: bool = True
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -67,7 +70,8 @@ _LEVELS_OF_GAP = (OutputColumn("priority", REAL, "pi: the gap's priority"),
                   OutputColumn("step", COUNT, "the filling step that stopped it"))
 
 ALLOCATIONS = OutputTable("allocations.csv", (
-    *_KEYS, OutputColumn("amount_usd", USD, "x: what the source gives the gap")))
+    *_KEYS, OutputColumn("amount_usd", USD, "x: what the source gives the gap")),
+    key=("source_id", "iso3", "target"))
 COVERAGE = OutputTable("coverage.csv", (
     OutputColumn("iso3", TEXT, "the State"), OutputColumn("target", TEXT, "the SDG target"),
     OutputColumn("need_usd", USD, "the gap's need"),
@@ -75,24 +79,27 @@ COVERAGE = OutputTable("coverage.csv", (
     OutputColumn("allocated_usd", USD, "what the gap received"),
     OutputColumn("coverage", SHARE, "allocated / fundable"),
     OutputColumn("eligible", BOOLEAN, "whether any source may fund the gap"),
-    *_LEVELS_OF_GAP))
+    *_LEVELS_OF_GAP), key=("iso3", "target"))
 SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
     OutputColumn("source_id", TEXT, "the source"), OutputColumn("pledge_usd", USD, "B_f"),
     OutputColumn("allocated_usd", USD, "what it gave"),
     OutputColumn("unallocated_usd", USD, "what it kept"),
-    OutputColumn("marginal_value", REAL, "its budget row's dual")))
-CONSTRAINTS = OutputTable("constraints.csv", _ROW)
-STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, when="stage 1")
+    OutputColumn("marginal_value", REAL, "its budget row's dual")), key=("source_id",))
+CONSTRAINTS = OutputTable("constraints.csv", _ROW, key=("name",))
+STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, key=("name",), when="stage 1")
 LEVELS = OutputTable("levels.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("level", REAL, "its level L"),
     OutputColumn("gaps_stopped", COUNT, "how many gaps stopped at it"),
-    OutputColumn("stopped_by", TEXT, "the rows that stopped them")), when="levels")
+    OutputColumn("stopped_by", TEXT, "the rows that stopped them")), key=("step",),
+    when="levels")
 LEVEL_DUALS = OutputTable("level_duals.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("name", TEXT, "a row"),
-    OutputColumn("dual", REAL, "its dual, d L / d rhs")), when="levels")
+    OutputColumn("dual", REAL, "its dual, d L / d rhs")), key=("step", "name"), when="levels",
+    on_page=False)
 STAGE_DUALS = OutputTable("stage_duals.csv", (
     OutputColumn("stage", TEXT, "a stage after the filling"), OutputColumn("name", TEXT, "a row"),
-    OutputColumn("dual", REAL, "its dual")), when="levels")
+    OutputColumn("dual", REAL, "its dual")), key=("stage", "name"), when="levels",
+    on_page=False)
 
 KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank where none
 

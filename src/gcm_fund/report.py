@@ -200,21 +200,17 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         # The page reads the tables' cells as written, not the files again (of the
         # constraints tables only the columns it shows).
         written: Written = {}
-        for name, table in (("allocations.csv", tables.allocations),
-                            ("coverage.csv", tables.coverage),
-                            ("sources_summary.csv", tables.sources_summary),
-                            ("constraints.csv", tables.constraints),
-                            ("stage1_constraints.csv", tables.stage1_constraints),
-                            ("levels.csv", tables.levels)):
-            if table is not None:
-                cells = write_csv(folder / name, table)
+        for spec_table in output_schema.OUTPUT_TABLES.values():
+            # Each table of the output schema is the `RunTables` field named by its stem.
+            table = getattr(tables, spec_table.stem)
+            if table is None:
+                continue
+            name = spec_table.name
+            cells = write_csv(folder / name, table)
+            if spec_table.on_page:
                 shown = CONSTRAINT_COLUMNS if "constraints" in name else table.columns
                 written[name] = {column: cells[j] for j, column in enumerate(table.columns)
                                  if column in shown}
-        if tables.level_duals is not None:
-            write_csv(folder / "level_duals.csv", tables.level_duals)
-        if tables.stage_duals is not None:
-            write_csv(folder / "stage_duals.csv", tables.stage_duals)
         copy = folder / INPUT_COPY_DIR
         copy.mkdir()
         for name in INPUT_FILES:

@@ -18,7 +18,16 @@ from typing import Any
 import pandas as pd
 
 from .errors import UsageError
-from .output_schema import MANIFEST, PAGE_CONSTRAINT_COLUMNS
+from .output_schema import (
+    ALWAYS_TABLES,
+    COUNT,
+    MANIFEST,
+    PAGE_CONSTRAINT_COLUMNS,
+    REAL,
+    SHARE,
+    USD,
+    columns_of_kind,
+)
 from .spec import POSITIVE_DUAL
 
 INCOME_ORDER = ["LIC", "LMIC", "UMIC", "HIC"]
@@ -189,14 +198,11 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
     written = written or {}
     if not (path / MANIFEST).is_file():
         raise UsageError(f"{path}: not a run folder (no manifest.json)")
-    missing = [name for name in ("allocations.csv", "coverage.csv", "sources_summary.csv",
-                                 "constraints.csv") if not (path / name).is_file()]
+    missing = [name for name in ALWAYS_TABLES if not (path / name).is_file()]
     if missing:
         raise UsageError(f"{path}: not a complete run folder (missing {', '.join(missing)})")
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    amounts = ("amount_usd", "need_usd", "fundable_usd", "allocated_usd", "coverage",
-               "pledge_usd", "unallocated_usd", "marginal_value", "lhs", "rhs", "slack",
-               "dual", "priority", "level", "step", "gaps_stopped")
+    amounts = columns_of_kind(USD, SHARE, REAL, COUNT)
     inputs = path / "inputs"
     states = (_read_table(inputs / "states.csv") if (inputs / "states.csv").is_file()
               else pd.DataFrame(columns=["iso3", "name", "region", "income_group"]))
