@@ -15,11 +15,13 @@ from typing import Any
 
 from .errors import InputError
 from .limits import check_solvable
+from .load import ProblemData
 from .methods import method_of
 from .model import LinearProgram, build
 from .pipeline import Solution
 from .results import RunTables, build_tables, summary
 from .scenario import Scenario
+from .schema import Policy
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,19 @@ class Run:
         return self.scenario
 
 
+def solve(data: ProblemData, policy: Policy, solver: str = "highs"
+          ) -> tuple[LinearProgram, Solution, RunTables]:
+    """The LP of checked inputs under a policy, solved by the policy's method, and the
+    run's tables: `run` without the scenario's bytes (the sweep's reference levels)."""
+    started = time.perf_counter()
+    lp = build(data, policy)
+    log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
+             f"{lp.n_x:,}", f"{lp.n_rows:,}", f"{lp.matrix.nnz:,}",
+             time.perf_counter() - started)
+    solution = method_of(policy).solve(lp, solver)
+    return lp, solution, build_tables(lp, solution)
+
+
 def run(scenario: Scenario, solver: str = "highs") -> Run:
     """Build and solve a scenario's LP by its policy's method with the named solver.
 
@@ -52,13 +67,7 @@ def run(scenario: Scenario, solver: str = "highs") -> Run:
     unsolvable = check_solvable(scenario.data, scenario.policy, scenario.model_path)
     if unsolvable:
         raise InputError(unsolvable)
-    started = time.perf_counter()
-    lp = build(scenario.data, scenario.policy)
-    log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
-             f"{lp.n_x:,}", f"{lp.n_rows:,}", f"{lp.matrix.nnz:,}",
-             time.perf_counter() - started)
-    solution = method_of(scenario.policy).solve(lp, solver)
-    tables = build_tables(lp, solution)
+    lp, solution, tables = solve(scenario.data, scenario.policy, solver)
     identifier = scenario.run_id(solution.solver.name, solution.solver.version)
     return Run(scenario, lp, solution, tables, summary(lp, solution, tables), identifier)
 

@@ -16,7 +16,7 @@ from .backend import StageSolution
 from .cents import round_to_cents, written_cents
 from .model import GE, SCALE_USD, LinearProgram
 from .solve import Solution
-from .spec import POSITIVE_DUAL
+from .spec import POSITIVE_DUAL, equity_members
 
 
 @dataclass
@@ -240,13 +240,8 @@ def no_floor_reason(lp: LinearProgram) -> str:
     group = lp.policy.equity.group
     if not (lp.pledge > 0).any():
         return "every pledge is 0, so no gap can receive money"
-    states = lp.data.states
-    if group == "ldc":
-        members = states["ldc"].to_numpy(dtype=bool)
-    elif group == "all":
-        members = np.ones(len(states), dtype=bool)
-    else:
-        members = (states["income_group"] == group).to_numpy()
+    states = lp.data.state_table
+    members = equity_members(group, states["ldc"], states["income_group"])
     if not members[lp.gap_state].any():
         return f"no gap in the equity group {group}"
     return (f"no gap in the equity group {group} can receive money (earmarks, absorption, "

@@ -38,6 +38,16 @@ GAP_RELATIVE = 1e-6
 MAX_VALUE_PRECISION = 1e-8
 
 
+def equity_members(group: str, ldc: np.ndarray, income_group: np.ndarray) -> np.ndarray:
+    """SPEC 3's equity group by State: every State (`all`), the least developed (`ldc`),
+    or those of one income group; `ldc` and `income_group` are the States' columns."""
+    if group == "all":
+        return np.ones(len(income_group), dtype=bool)
+    if group == "ldc":
+        return np.asarray(ldc, dtype=bool)
+    return np.asarray(income_group == group, dtype=bool)
+
+
 def relaxed_ceiling_usd(fundable: np.ndarray) -> np.ndarray:
     """A ceiling row's right-hand side (USD) until stage 2 ends: twice the fundable need
     plus USD 1 million, which no allocation reaches (each gap's own row holds it to its

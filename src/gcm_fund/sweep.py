@@ -60,7 +60,6 @@ from .model import LinearProgram, build
 from .pricing import ColumnPool
 from .scenario import with_table
 from .schema import Policy, did_you_mean
-from .solve import solve
 from .writing import amount, check_output_files, csv_text, real, write_files_atomic
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
@@ -196,15 +195,13 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
 
     The sweep's reference in tests and in the benchmark.
     """
-    from .results import build_tables
+    from .engine import solve as solve_cold
 
     changed = with_pledges(data, dict.fromkeys(source_ids, level_usd))
-    lp = build(changed, policy)
     try:
-        solution = solve(lp)
+        _, solution, tables = solve_cold(changed, policy)
     except InfeasibleError:
         return Level(float(level_usd), INFEASIBLE)
-    tables = build_tables(lp, solution)
     marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
     values = [float(marginal[s]) for s in source_ids if not math.isnan(marginal[s])]
     return Level(

@@ -123,8 +123,11 @@ def test_transforms_refuse_unknown_keys_and_bad_values(scenario):
 
 
 @pytest.mark.parametrize("method", ["levels", "weighted"])
-def test_every_table_written_has_the_columns_of_the_output_schema(tmp_path, method):
-    from gcm_fund.output_schema import COVERAGE_COLUMNS, OUTPUT_TABLES, RUN_FILES
+def test_run_files_name_every_file_a_run_writes_with_the_schema_columns(tmp_path, method):
+    """RUN_FILES lacked levels.csv, level_duals.csv and stage_duals.csv; every table a run
+    writes has the columns its output schema declares."""
+    from gcm_fund.output_schema import COVERAGE_COLUMNS, OUTPUT_TABLES
+    from gcm_fund.runfolder import RUN_FILES
 
     inputs, policy = small_case(tmp_path, method)
     out = engine.write(engine.run(load_scenario(inputs, policy)), tmp_path / "run")
