@@ -140,3 +140,16 @@ def test_run_files_name_every_file_a_run_writes_with_the_schema_columns(tmp_path
         if name == "coverage.csv" and method == "weighted":
             expected = COVERAGE_COLUMNS
         assert tuple(header) == expected, name
+
+
+def test_writing_a_transformed_run_by_its_id_leaves_the_original_run_folder(
+        scenario, tmp_path, monkeypatch):
+    """With the original's run id, `api.write` with no `out` replaced the real run's
+    outputs/<run_id>/ with the transformed run."""
+    monkeypatch.chdir(tmp_path)
+    base = api.write(engine.run(scenario))
+    before = (base / "inputs" / "sources.csv").read_bytes()
+    halved = api.write(engine.run(scenario.with_pledges({"bank_b": 6.25e6})))
+    assert halved != base and base.is_dir() and halved.is_dir()
+    assert (base / "inputs" / "sources.csv").read_bytes() == before
+    assert certify(base).ok and certify(halved).ok
