@@ -14,8 +14,8 @@ whose holds fit in the money stage 1b places; a bisection finds it otherwise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from .level_tolerances import (
     SAME_DUAL_SHARE,
     STOP_SHARE,
     WRITTEN_DUAL,
+    LevelStage,
     within_money,
 )
 from .model import SCALE_USD, LinearProgram
@@ -79,6 +80,14 @@ def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> No
     solution.row_dual[layout.gap_rows[full]] += per
 
 
+class SolveStage(Protocol):
+    """How the filling solves a step: the levels' `solve`, which eases the holds once when
+    a stage that `eases_holds` comes back infeasible."""
+
+    def __call__(self, stage: LevelStage, cost: np.ndarray, *, step: int | None = None
+                 ) -> StageSolution: ...
+
+
 class Filling:
     """Stage 2 on a pipeline over the extended LP: `run` fills `steps`, `stop_step` and
     `held` (by gap of the data), and `last`, the last step's solution (its duals, d L /
@@ -87,7 +96,7 @@ class Filling:
     def __init__(self, pipeline: Pipeline, lp: LinearProgram, layout: Layout,
                  priority: np.ndarray, rhs: np.ndarray, bounds: dict[int, tuple[float, float]],
                  precision: float, rising: np.ndarray, placeable: float,
-                 solve: Callable[[str, np.ndarray], StageSolution], forecast: bool = True) -> None:
+                 solve: SolveStage, forecast: bool = True) -> None:
         self.pipeline, self.lp, self.layout = pipeline, lp, layout
         self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
         self.rhs, self.bounds, self.solve = rhs, bounds, solve
@@ -205,7 +214,7 @@ class Filling:
         where they will stop, so its L is at most G, and every forecast up to its L
         holds. That LP is tried next: it is usually the step itself.
         """
-        plain = self.solve(f"stage 2 step {len(self.steps) + 1}", self.cost)
+        plain = self.solve(LevelStage.STAGE_2_STEP, self.cost, step=len(self.steps) + 1)
         self.lps += 1
         level = float(plain.col_value[self.layout.level_col])
         m = len(ahead)

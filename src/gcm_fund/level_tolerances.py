@@ -57,7 +57,7 @@ def within_money(needed: float, money: float) -> bool:
 
 
 class LevelStage(enum.Enum):
-    """The solves of the levels after stage 1, by what the log calls them."""
+    """The solves of the levels after stage 1 (the value: what the log calls them)."""
 
     STAGE_1B = "stage 1b"
     STAGE_2_STEP = "stage 2 step"
@@ -70,10 +70,6 @@ class LevelStage(enum.Enum):
         the stages that run at holds that came back from earlier solves."""
         return self is not LevelStage.STAGE_1B
 
-
-def stage_of(label: str) -> LevelStage:
-    """The stage a solve's label names ("stage 2 step 4" is a `STAGE_2_STEP`)."""
-    for stage in LevelStage:
-        if label == stage.value or label.startswith(f"{stage.value} "):
-            return stage
-    raise ValueError(f"{label!r} names no stage of the levels")
+    def label(self, step: int | None = None) -> str:
+        """What the log and messages call a solve of this stage ("stage 2 step 4")."""
+        return self.value if step is None else f"{self.value} {step}"
