@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
+from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,10 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
     with writing.atomic_folder(destination, replace=True) as folder:
         # The page reads the tables' cells as written, not the files again (of the
         # constraints tables only the columns it shows).
+        undeclared = [f.name for f in fields(tables) if getattr(tables, f.name) is not None
+                      and f"{f.name}.csv" not in output_schema.OUTPUT_TABLES]
+        if undeclared:  # a table joins the run folder by its entry in the output schema
+            raise ValueError(f"tables not in output_schema.OUTPUT_TABLES: {undeclared}")
         written: Written = {}
         for spec_table in output_schema.OUTPUT_TABLES.values():
             # Each table of the output schema is the `RunTables` field named by its stem.

@@ -153,3 +153,21 @@ def test_writing_a_transformed_run_by_its_id_leaves_the_original_run_folder(
     assert halved != base and base.is_dir() and halved.is_dir()
     assert (base / "inputs" / "sources.csv").read_bytes() == before
     assert certify(base).ok and certify(halved).ok
+
+
+def test_a_table_the_output_schema_does_not_declare_is_refused_not_dropped(scenario, tmp_path):
+    import dataclasses
+
+    import pandas as pd
+
+    from gcm_fund.results import RunTables
+
+    @dataclasses.dataclass
+    class WithExtra(RunTables):
+        extra_summary: pd.DataFrame | None = None
+
+    run = engine.run(scenario)
+    run.tables = WithExtra(**vars(run.tables), extra_summary=pd.DataFrame({"a": [1]}))
+    with pytest.raises(ValueError, match="extra_summary"):
+        engine.write(run, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
