@@ -173,6 +173,17 @@ class Scenario:
         return spec.run_id(self.data.file_sha256, self.policy_file.sha256, solver_name,
                            solver_version)
 
+    def canonical(self) -> Scenario:
+        """The same scenario with every input table and the policy in canonical form: two
+        scenarios of the same content, however their files were written, have the same
+        canonical identity (meta.toml, not solved, stays as read)."""
+        data = self.data
+        for table in (data.state_table, data.gap_table, data.source_table):
+            data = with_table(data, table)
+        raw = policy_bytes(self.policy)
+        checked = parse_policy(raw, self.policy_file.path, set(data.gap_table["target"].tolist()))
+        return Scenario(data, checked, self.model_path)
+
     # -- transforms ------------------------------------------------------------------
 
     def with_table(self, table: InputTable) -> Scenario:

@@ -171,3 +171,20 @@ def test_a_table_the_output_schema_does_not_declare_is_refused_not_dropped(scena
     with pytest.raises(ValueError, match="extra_summary"):
         engine.write(run, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_scenarios_of_the_same_content_have_the_same_canonical_identity(tmp_path):
+    first = load_scenario(*small_case(tmp_path / "a"))
+    inputs, policy = small_case(tmp_path / "b")
+    # The same rows in another order and spelling, the same policy written otherwise.
+    text = (inputs / "gaps.csv").read_text(encoding="utf-8").splitlines()
+    (inputs / "gaps.csv").write_text("\n".join([text[0], *reversed(text[1:])]).replace(
+        "25000000", "2.5e7") + "\n", encoding="utf-8")
+    policy.write_text('name = "x"\n\n[allocation]\nmethod = "levels"  # spaced otherwise\n',
+                      encoding="utf-8")
+    second = load_scenario(inputs, policy)
+    assert second.identity != first.identity
+    assert second.canonical().identity != first.canonical().identity  # named otherwise
+    renamed = second.with_policy(second.policy.model_copy(update={"name": "small"}))
+    assert renamed.canonical().identity == first.canonical().identity
+    assert first.canonical().canonical().identity == first.canonical().identity
