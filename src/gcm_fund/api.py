@@ -13,98 +13,51 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .csv_input import readable
-from .errors import Diagnosis, InfeasibleError, InputError, Problem, UsageError
-from .limits import check_solvable, check_swept_total
-from .load import ProblemData, load_inputs_and_policy
-from .model import build, eligible_triples, fundable_usd
-from .policy_file import PolicyFile
-from .runfolder import DIAGNOSIS, check_apart, check_destination
+from .errors import Diagnosis, InfeasibleError, Problem, UsageError
+from .limits import check_swept_total
+from .model import eligible_triples, fundable_usd
+from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination
+from .scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
+from .scenario import policy_path as _policy_path
 from .schema import INPUT_FILES, META_FILE
 from .writing import atomic_folder, check_output_files
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .audit import Certificate, Explanation, RunDiff, Verification
+    from .audit import Certificate, Explanation, RunDiff
     from .compare import Comparison
-    from .model import LinearProgram
-    from .results import RunTables
-    from .solve import Solution
+    from .engine import Run
     from .sweep import SweepResult
+    from .verification import Verification
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INPUTS = "inputs"
-DEFAULT_MODEL = "models/baseline.toml"
 DEFAULT_OUTPUTS = "outputs"
 
 
-def project_path(relative: str) -> Path:
-    """A bundled path: relative to the current folder when it exists there, else to the
-    source checkout this package was installed from."""
-    here = Path(relative)
-    if here.exists():
-        return here
-    checkout = Path(__file__).resolve().parents[2] / relative
-    return checkout if checkout.exists() else here
+# The checked inputs and policy of a command (the name this module gave them first).
+Loaded = Scenario
 
 
-@dataclass
-class Loaded:
-    """Checked inputs and policy, with their warnings."""
+def __getattr__(name: str) -> Any:
+    # `api.Run` without importing the engine (pandas, the solvers) until it is asked for.
+    if name == "Run":
+        from .engine import Run
 
-    data: ProblemData
-    policy_file: PolicyFile
-    model_path: str
-
-    @property
-    def warnings(self) -> list[Problem]:
-        """Every warning about the inputs and the policy."""
-        return [*self.data.warnings, *self.policy_file.warnings]
-
-
-@dataclass
-class Run:
-    """One solved allocation, ready to be written."""
-
-    loaded: Loaded
-    lp: LinearProgram
-    solution: Solution
-    tables: RunTables
-    summary: dict[str, Any]
-    run_id: str
-    folder: Path | None = None  # where the run folder was written, if it was
-
-
-def _policy_path(model: Path | str | None) -> Path:
-    return Path(model) if model is not None else project_path(DEFAULT_MODEL)
+        return Run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def input_files(inputs: Path | str, model: Path | str | None = None) -> list[Path]:
     """The files a command reads: the input folder's files and the policy."""
     return [Path(inputs) / name for name in (*INPUT_FILES, META_FILE)] + [_policy_path(model)]
-
-
-def load(inputs: Path | str, model: Path | str | None = None) -> Loaded:
-    """Read and check the inputs and the policy (the bundled baseline when None)."""
-    model_path = str(model) if model is not None else DEFAULT_MODEL
-    path = _policy_path(model)
-    started = time.perf_counter()
-    data, policy_file = load_inputs_and_policy(inputs, path)
-    unsolvable = check_solvable(data, policy_file.policy, str(path))
-    if unsolvable:
-        raise InputError(unsolvable)
-    log.info("loaded %s: %s States, %s gaps, %s sources in %.2f s", inputs,
-             len(data.state_table), len(data.gap_table), len(data.source_table),
-             time.perf_counter() - started)
-    return Loaded(data, policy_file, readable(Path(model_path).as_posix()))
 
 
 @dataclass
@@ -141,27 +94,12 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     )
 
 
-def solve_loaded(loaded: Loaded, solver: str = "highs") -> Run:
-    """Build and solve the LP of already loaded inputs."""
+def solve_loaded(scenario: Scenario, solver: str = "highs") -> Run:
+    """Build and solve the LP of a scenario (`engine.run`)."""
     # Imported here: `validate` and the commands that read a run folder need none of it.
-    from . import report
-    from .results import build_tables, summary
-    from .solve import solve
+    from .engine import run
 
-    # Again here: compare's overlays change pledges after `load` checked them.
-    unsolvable = check_solvable(loaded.data, loaded.policy_file.policy, loaded.model_path)
-    if unsolvable:
-        raise InputError(unsolvable)
-    started = time.perf_counter()
-    lp = build(loaded.data, loaded.policy_file.policy)
-    log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
-             f"{lp.n_x:,}", f"{lp.n_rows:,}", f"{lp.matrix.nnz:,}",
-             time.perf_counter() - started)
-    solution = solve(lp, solver)
-    tables = build_tables(lp, solution)
-    identifier = report.run_id(loaded.data, loaded.policy_file, solution.solver.name,
-                               solution.solver.version)
-    return Run(loaded, lp, solution, tables, summary(lp, solution, tables), identifier)
+    return run(scenario, solver)
 
 
 def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
@@ -225,12 +163,9 @@ def write(run: Run, out: Path | str | None = None, *, force: bool = False) -> Pa
         replace_same = True  # a folder named by the run id can only hold this same run
     else:
         destination, replace_same = Path(out), False
-    from . import report
+    from .engine import write as write_run
 
-    return report.write_run(
-        destination, run.loaded.data, run.loaded.policy_file, run.solution, run.tables,
-        run.summary, run.run_id, run.loaded.model_path, force=force, replace_same=replace_same,
-    )
+    return write_run(run, destination, force=force, replace_same=replace_same)
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,7 +298,7 @@ def certify(run_dir: Path | str) -> Certificate:
 
 def verify(run_dir: Path | str, solver: str | None = None) -> Verification:
     """Solve a run's recorded inputs and policy again and compare."""
-    from .audit import verify as verify_run
+    from .verification import verify as verify_run
 
     return verify_run(run_dir, solver)
 
@@ -409,7 +344,7 @@ def export(run_dir: Path | str, xlsx: Path | str, *, force: bool = False) -> Pat
     from .workbook import write_workbook  # openpyxl is imported only when a workbook is asked
 
     folder = Path(run_dir)
-    if (folder / "manifest.json").exists():  # else: "not a run folder", from the reader
+    if (folder / MANIFEST).exists():  # else: "not a run folder", from the reader
         _refuse_workbook_inside(xlsx, folder)
     kept = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
     check_output_files([Path(xlsx)], force=force, inputs=kept)

@@ -52,13 +52,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import api
+from .engine import Run
+from .engine import run as run_scenario
 from .errors import InfeasibleError, InputError, Problem
 from .load import ProblemData
+from .methods import method_named
 from .model import LinearProgram
+from .scenario import Scenario, load
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
-from .spec import rule_tolerance_usd
-from .sweep import with_pledges
+from .spec import POSITIVE_DUAL, rule_tolerance_usd
 from .writing import (
     amount,
     check_output_files,
@@ -71,7 +73,7 @@ from .writing import (
 )
 
 CAP_FAMILIES = ("absorb", "state_share", "source_state")
-DUAL_TOL = 1e-9
+DUAL_TOL = POSITIVE_DUAL
 OVERLAY_COLUMNS = ("source_id", "pledge_usd")
 
 
@@ -93,7 +95,7 @@ class ScenarioResult:
     overlay_path: str | None
     status: str
     metrics: dict[str, float | None]
-    run: api.Run | None = None
+    run: Run | None = None
     diagnosis: str | None = None  # an infeasible scenario: the first line of its diagnosis
     method: str = "weighted"  # the policy's `[allocation] method`
 
@@ -187,7 +189,7 @@ def _labels(names: Sequence[str], overlays: Sequence[Overlay | None]) -> list[st
     return labels
 
 
-def policy_label(loaded: api.Loaded) -> str:
+def policy_label(loaded: Scenario) -> str:
     """A scenario's policy as people call it: its `name`, or the file's stem when the
     policy names none."""
     policy = loaded.policy_file.policy
@@ -206,7 +208,7 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
     read, before anything is solved.
     """
     models = list(models) or [None]
-    loaded = [api.load(inputs, m) for m in models]
+    loaded = [load(inputs, m) for m in models]
     data = loaded[0].data
     read = [load_overlay(o, data) for o in overlays]
     variants: list[Overlay | None] = [None, *read]
@@ -219,13 +221,11 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
     for scenario in loaded:
         method = scenario.policy_file.policy.allocation.method
         for overlay in variants:
-            changed = scenario if overlay is None else api.Loaded(
-                with_pledges(scenario.data, overlay.pledges), scenario.policy_file,
-                scenario.model_path)
+            changed = scenario if overlay is None else scenario.with_pledges(overlay.pledges)
             label = next(labels)
             overlay_path = None if overlay is None else str(overlay.path)
             try:
-                run = api.solve_loaded(changed, solver)
+                run = run_scenario(changed, solver)
             except InfeasibleError as exc:
                 results.append(ScenarioResult(label, scenario.model_path, overlay_path,
                                               "infeasible", {},
@@ -240,7 +240,7 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
 def level_metric_names(results: Sequence[ScenarioResult]) -> list[str]:
     """The levels block (see the module's docstring): empty unless some scenario's policy
     uses levels."""
-    if not any(r.method == "levels" for r in results):
+    if not any(method_named(r.method).has_levels for r in results):
         return []
     most = max((int(r.metrics.get("levels") or 0) for r in results), default=0)
     return ["method", "loan_burden_usd", "levels", *(f"level_{k}" for k in range(1, most + 1))]
@@ -276,7 +276,7 @@ def metric_names(data: ProblemData) -> list[str]:
     ]
 
 
-def run_metrics(run: api.Run) -> dict[str, float | None]:
+def run_metrics(run: Run) -> dict[str, float | None]:
     """The figures of one solved run, from its tables."""
     data = run.lp.data
     allocations = run.tables.allocations

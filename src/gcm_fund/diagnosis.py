@@ -20,6 +20,7 @@ from .errors import ConflictRule, Diagnosis, Shortfall
 from .highs_backend import HighsBackend
 from .model import GE, LE, SCALE_USD, LinearProgram
 from .pricing import ColumnPool
+from .spec import POSITIVE_DUAL
 from .writing import usd_short
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def diagnose(lp: LinearProgram, rhs: np.ndarray) -> Diagnosis:
         for r, s in zip(ge_rows, short, strict=True) if s > 0.005
     ]
     shortfalls.sort(key=lambda s: (-s.short_usd, s.row))
-    le_rows = np.nonzero((lp.sense == LE) & (np.abs(duals) > 1e-9))[0]
+    le_rows = np.nonzero((lp.sense == LE) & (np.abs(duals) > POSITIVE_DUAL))[0]
     blocking = [names[r] for r in le_rows[np.argsort(-np.abs(duals[le_rows]), kind="stable")]]
     found = conflict(lp, rhs)
     reason = _diagnosis_text(lp, shortfalls, blocking)

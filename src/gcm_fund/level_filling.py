@@ -14,56 +14,38 @@ whose holds fit in the money stage 1b places; a bisection finds it otherwise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .backend import OPTIMAL, StageSolution
 from .flow import flow_guess
 from .level_forecast import Forecast, Forecaster, cap_rows
+from .level_layout import Layout
+from .level_tolerances import (
+    FULL_SHARE,
+    FULL_TOL,
+    HOLD_MARGIN,
+    HOLD_MARGIN_USD,
+    REACH_TOLERANCE,
+    SAME_DUAL,
+    SAME_DUAL_SHARE,
+    STOP_SHARE,
+    WRITTEN_DUAL,
+    LevelStage,
+    within_money,
+)
 from .model import SCALE_USD, LinearProgram
 from .pipeline import Pipeline
+from .spec import read_back_allowance
 from .split import split_cost
 
+__all__ = ["FULL_SHARE", "FULL_TOL", "HOLD_MARGIN", "HOLD_MARGIN_USD", "REACH_TOLERANCE",
+           "SAME_DUAL", "SAME_DUAL_SHARE", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout",
+           "LevelStep"]
+
 log = logging.getLogger(__name__)
-
-# A gap stops when its share of d L / d rhs (|dual| * pi * U, which sums to 1 over the
-# level rows of a step) exceeds this. A smaller share may be solver noise.
-STOP_SHARE = 1e-7
-# ... or when its level row's dual itself (d L / d rhs per unit of money, the share over
-# pi U) is at least this fraction of the smallest such dual among the gaps that stop by
-# their share. Noise in a vertex dual is a rounding error of the whole dual vector, so it
-# is small per unit of money whatever the gap's size; a real dual is not, however small
-# the gap: a rule that stops many gaps (a budget) gives each the same dual per unit, and a
-# USD 100 gap beside twenty of USD 1e10 gets 5e-10 of the share. Left rising, it took
-# what the twenty holds below their level gave way (USD 0.02, past SPEC 4b's 0.01).
-SAME_DUAL = 1e-3
-# ... its share still above this (certify wants more than 1e-14) and its dual above
-# WRITTEN_DUAL, so that the step's written duals prove the stop.
-SAME_DUAL_SHARE = 1e-12
-# A step's duals at or below this (in the LP's units) are not recorded.
-WRITTEN_DUAL = 1e-12
-# A stopped gap is held this far (relative) below the level it stopped at: the steps after
-# it come back within the solver's tolerances, not exactly, and a hold at the very edge
-# can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
-# a gap's fundable need is far inside SPEC 4b's 1e-6.
-HOLD_MARGIN = 1e-9
-# ... and never more than this (USD): what a hold gives way is money a rising gap can
-# take, and a gap that truly stops but that the step's dual does not name (a zero dual on
-# its level row, or one too small by both tests above) takes it all in the next step. Held
-# 1e-9 below a USD 2.5e9 level, two gaps freed USD 5, and a USD 100 gap that should have
-# got USD 25 rose to 30, where SPEC 4b allows USD 0.01. A thousandth of a cent per hold
-# is HiGHS's primal tolerance (1e-9 of USD 1 million).
-HOLD_MARGIN_USD = 1e-3
-# A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
-FULL_TOL = 1e-9
-# The share of d L / d rhs each such gap gets in a step's blended dual (see `_blend_full`).
-FULL_SHARE = 1e-8
-# An LP with forecast stops held "reaches" the last of them when its L is this close
-# (relative, plus the solver's read-back precision x 10).
-REACH_TOLERANCE = 1e-9
-
 
 @dataclass
 class LevelStep:
@@ -74,28 +56,6 @@ class LevelStep:
     dual_rows: np.ndarray  # rows of the extended LP with a non-zero dual
     dual_values: np.ndarray  # their duals, d L / d rhs in scaled units
     forecast: bool = False  # proved by a dual built from its cap, not by an LP of its own
-
-
-@dataclass
-class Layout:
-    """Where the level column and rows sit in the extended LP."""
-
-    level_col: int
-    gaps: np.ndarray  # E: gap indices, in row order
-    level_rows: np.ndarray  # per gap of E
-    held_rows: np.ndarray  # per gap of E
-    ceiling_rows: np.ndarray  # per gap of E: sum_f x <= its level, after stage 2
-    allocated_row: int
-    burden_row: int | None
-    gap_rows: np.ndarray  # per gap of E: its `gap[s,t]` row
-    cap: float  # Lcap: the highest level any gap of E can need (1 / min pi), in `unit`s
-    scale: np.ndarray  # pi * U / unit, per gap of E (scaled units)
-    relaxed: np.ndarray  # a level row's right-hand side once its gap stopped
-    position: np.ndarray  # by gap of the data: its position in E, -1 outside
-    # The LP's column is L x unit, a power of two amid the priorities, so that
-    # priorities of 1e12 (or 1e-12) give levels near 1 to the solver; dividing by a power
-    # of two is exact, so the levels and duals written are the same numbers in L.
-    unit: float = 1.0
 
 
 def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> None:
@@ -120,6 +80,14 @@ def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> No
     solution.row_dual[layout.gap_rows[full]] += per
 
 
+class SolveStage(Protocol):
+    """How the filling solves a step: the levels' `solve`, which eases the holds once when
+    a stage that `eases_holds` comes back infeasible."""
+
+    def __call__(self, stage: LevelStage, cost: np.ndarray, *, step: int | None = None
+                 ) -> StageSolution: ...
+
+
 class Filling:
     """Stage 2 on a pipeline over the extended LP: `run` fills `steps`, `stop_step` and
     `held` (by gap of the data), and `last`, the last step's solution (its duals, d L /
@@ -128,7 +96,7 @@ class Filling:
     def __init__(self, pipeline: Pipeline, lp: LinearProgram, layout: Layout,
                  priority: np.ndarray, rhs: np.ndarray, bounds: dict[int, tuple[float, float]],
                  precision: float, rising: np.ndarray, placeable: float,
-                 solve: Callable[[str, np.ndarray], StageSolution], forecast: bool = True) -> None:
+                 solve: SolveStage, forecast: bool = True) -> None:
         self.pipeline, self.lp, self.layout = pipeline, lp, layout
         self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
         self.rhs, self.bounds, self.solve = rhs, bounds, solve
@@ -136,7 +104,7 @@ class Filling:
         self.placeable = placeable  # X*, the most money the rules let the fund place
         self.priority_e = priority[layout.gaps] / layout.unit
         self.margin = precision + HOLD_MARGIN
-        self.reach = REACH_TOLERANCE + 10 * precision
+        self.reach = REACH_TOLERANCE + read_back_allowance(precision)
         n_gaps = len(lp.data.gaps)
         self.stop_step = np.full(n_gaps, -1)
         self.held = np.full(n_gaps, np.nan)
@@ -246,7 +214,7 @@ class Filling:
         where they will stop, so its L is at most G, and every forecast up to its L
         holds. That LP is tried next: it is usually the step itself.
         """
-        plain = self.solve(f"stage 2 step {len(self.steps) + 1}", self.cost)
+        plain = self.solve(LevelStage.STAGE_2_STEP, self.cost, step=len(self.steps) + 1)
         self.lps += 1
         level = float(plain.col_value[self.layout.level_col])
         m = len(ahead)
@@ -397,7 +365,7 @@ class Filling:
         low, high = 0, len(ahead) + 1
         while high - low > 1:
             mid = (low + high) // 2
-            if needed(mid) <= money * (1 + 1e-7) + 1e-6:
+            if within_money(needed(mid), money):
                 low = mid
             else:
                 high = mid

@@ -32,10 +32,11 @@ import scipy.sparse as sp
 
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .level_filling import Filling, Layout, LevelStep
+from .level_tolerances import EASE_HOLDS, WRITTEN_DUAL, LevelStage
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution
 from .pulp_backend import refined_objective
-from .spec import ceiling_margin, relaxed_ceiling_usd
+from .spec import ceiling_margin, read_back_allowance, relaxed_ceiling_usd
 from .split import least_burden_columns, solve_split
 
 log = logging.getLogger(__name__)
@@ -173,16 +174,18 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     precision = float(pipeline.backend("levels").info.value_precision)
     floor, stage1, bounds = pipeline.floor_stage(precision, diagnosed)
 
-    def solve(name: str, cost: np.ndarray, allowed: np.ndarray | None = None,
-              last: StageSolution | None = None, fresh: bool = False) -> StageSolution:
+    def solve(stage: LevelStage, cost: np.ndarray, allowed: np.ndarray | None = None,
+              last: StageSolution | None = None, fresh: bool = False,
+              step: int | None = None) -> StageSolution:
+        name = stage.label(step)
+
         def run() -> StageSolution:
             if allowed is not None:  # the split: `cost` is d, by allocation column
                 return solve_split(pipeline, layout, cost, bounds, rhs, allowed, last)
             return pipeline.solve_stage("levels", cost, bounds, rhs, fresh=fresh)
 
         solution = run()
-        if solution.status == INFEASIBLE and (name in ("stage 3", "split")
-                                               or name.startswith("stage 2 step")):
+        if solution.status == INFEASIBLE and stage.eases_holds:
             # The holds came back from earlier solves within tolerances: give them a
             # little more room (1e-7 of each level) once before calling it a failure.
             # A warning, not a step: on a level step the room it frees goes to the gaps
@@ -190,14 +193,14 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
             # one gap, in a test with tighter holds), which certify cannot see.
             log.warning("%s: infeasible at the holds; easing them by 1e-7 of each level, "
                         "which may move amounts by that much", name)
-            rhs[layout.held_rows] *= 1.0 - 1e-7
-            rhs[layout.ceiling_rows] *= 1.0 + 1e-7
+            rhs[layout.held_rows] *= 1.0 - EASE_HOLDS
+            rhs[layout.ceiling_rows] *= 1.0 + EASE_HOLDS
             solution = run()
             if solution.status == INFEASIBLE:
                 raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
         if solution.status == INFEASIBLE:
             raise pipeline.infeasible(diagnosed)
-        if not name.startswith("stage 2 step"):  # a step logs its level below
+        if stage is not LevelStage.STAGE_2_STEP:  # a step logs its level below
             log.info("%s: objective %.12g", name, solution.objective)
         return solution
 
@@ -205,7 +208,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
 
     def keep_duals(stage: str, solution: StageSolution) -> StageSolution:
         # What `certify` needs to prove the stage optimal from the run folder alone.
-        nonzero = np.nonzero(np.abs(solution.row_dual) > 1e-12)[0]
+        nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         stage_duals[stage] = (nonzero, solution.row_dual[nonzero])
         return solution
 
@@ -216,7 +219,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     # 1's basis took 8.6 s of CPU against 4.4 s at 834 x 12 x 1,000 and 1.32 s against
     # 1.16 s at 400 x 12 x 300, but 0.20 s against 0.26 s at 193 x 12 x 100, and no
     # pivot at all on the example.
-    placed = keep_duals("1b", solve("stage 1b", cost, fresh=lp.n_x >= FRESH_STAGE_1B_COLUMNS))
+    placed = keep_duals("1b", solve(LevelStage.STAGE_1B, cost,
+                                    fresh=lp.n_x >= FRESH_STAGE_1B_COLUMNS))
     total = float(placed.col_value[: lp.n_x].sum())
     n_e = len(layout.gaps)
     slack = PLACED_SLACK_USD * n_e / SCALE_USD
@@ -225,7 +229,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         # read back rounded (USD 4 off on the example) would change the levels.
         refined = refined_objective(ext, placed, cost, rhs)
         if refined is None:
-            slack = max(slack, 10 * precision * total)
+            slack = max(slack, read_back_allowance(precision) * total)
         else:
             log.info("stage 1b: X* refined from %.12g to %.12g", total, refined)
             total = refined
@@ -250,13 +254,13 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     if layout.burden_row is not None:
         cost = np.zeros(n_cols)
         cost[: lp.n_x] = -burden
-        stage3 = keep_duals("3", solve("stage 3", cost))
+        stage3 = keep_duals("3", solve(LevelStage.STAGE_3, cost))
         least = float(burden @ stage3.col_value[: lp.n_x])
-        rhs[layout.burden_row] = least * (1.0 + 1e-9 + 10 * precision) + 1e-9
+        rhs[layout.burden_row] = least * (1.0 + 1e-9 + read_back_allowance(precision)) + 1e-9
         allowed = least_burden_columns(ext, stage3, burden)
         before_split = stage3
 
-    final = solve("split", filling.split_cost(), allowed, before_split)
+    final = solve(LevelStage.SPLIT, filling.split_cost(), allowed, before_split)
     x_usd = np.clip(final.col_value[: lp.n_x], 0.0, None) * SCALE_USD
 
     if last is None:  # E is empty: nothing to fill; the last stage stands in

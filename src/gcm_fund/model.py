@@ -416,14 +416,8 @@ def _weights(data: ProblemData, policy: Policy, var_source: np.ndarray,
 
 
 def _in_equity_group(data: ProblemData, policy: Policy, gap_state: np.ndarray) -> np.ndarray:
-    group = policy.equity.group
-    states = data.states
-    if group == "all":
-        member = np.ones(len(states), dtype=bool)
-    elif group == "ldc":
-        member = states["ldc"].to_numpy(dtype=bool)
-    else:
-        member = (states["income_group"] == group).to_numpy()
+    member = spec.equity_members(policy.equity.group, data.state_table["ldc"],
+                                 data.state_table["income_group"])
     return member[gap_state]
 
 

@@ -143,7 +143,14 @@ def load_policy(path: Path | str, targets: set[str] | None = None) -> PolicyFile
         kind = file_kind(path)
         why = "policy file not found" if kind is None else f"expected a policy file, found {kind}"
         raise InputError([Problem(label, None, None, why)])
-    raw = path.read_bytes()
+    return parse_policy(path.read_bytes(), path, targets)
+
+
+def parse_policy(raw: bytes, path: Path | str, targets: set[str] | None = None) -> PolicyFile:
+    """Check a policy's bytes as `load_policy` checks a file's, `path` naming it in
+    messages (and the policy, when it names none)."""
+    path = Path(path)
+    label = file_label(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

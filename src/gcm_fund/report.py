@@ -10,17 +10,19 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
+from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import __version__, html_report, spec, writing
+from . import __version__, html_report, output_schema, spec, writing
 from .load import ProblemData
+from .output_schema import INPUT_COPY_DIR, MANIFEST, POLICY_COPY
 from .policy_file import PolicyFile
 from .report_folder import CONSTRAINT_COLUMNS, Written
-from .runfolder import INPUT_COPY_DIR, POLICY_COPY, check_destination
+from .runfolder import check_destination
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
 
@@ -31,14 +33,12 @@ def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
     return spec.run_id(data.file_sha256, policy_file.sha256, solver_name, solver_version)
 
 
+# Each output column's format, from its kind in the output schema.
+_KIND_FORMATS: dict[str, Callable[[Any], str]] = {
+    output_schema.USD: writing.amount, output_schema.SHARE: writing.share,
+    output_schema.REAL: writing.real, output_schema.BOOLEAN: writing.boolean}
 FORMATS: dict[str, Callable[[Any], str]] = {
-    "amount_usd": writing.amount, "need_usd": writing.amount, "fundable_usd": writing.amount,
-    "allocated_usd": writing.amount, "pledge_usd": writing.amount,
-    "unallocated_usd": writing.amount, "lhs": writing.amount, "rhs": writing.amount,
-    "slack": writing.amount, "coverage": writing.share, "eligible": writing.boolean,
-    "marginal_value": writing.real, "dual": writing.real,
-    "priority": writing.real, "level": writing.real,
-}
+    name: _KIND_FORMATS[kind] for name, kind in output_schema.formats().items()}
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> list[list[str]]:
@@ -168,7 +168,7 @@ def file_hashes(folder: Path) -> dict[str, str]:
     """The sha256 of every file in a run folder but its manifest, by '/'-joined path."""
     return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.relative_to(folder).as_posix() != "manifest.json"}
+            if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST}
 
 
 def rebuild_report(folder: Path | str) -> Path:
@@ -177,7 +177,7 @@ def rebuild_report(folder: Path | str) -> Path:
     (another version of the tool)."""
     folder = Path(folder)
     page = html_report.write_report(folder)
-    path = folder / "manifest.json"
+    path = folder / MANIFEST
     document = json.loads(path.read_text(encoding="utf-8"))
     files = document.get("files")
     if isinstance(files, dict) and html_report.REPORT_FILE in files:
@@ -200,22 +200,22 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
     with writing.atomic_folder(destination, replace=True) as folder:
         # The page reads the tables' cells as written, not the files again (of the
         # constraints tables only the columns it shows).
+        undeclared = [f.name for f in fields(tables) if getattr(tables, f.name) is not None
+                      and f"{f.name}.csv" not in output_schema.OUTPUT_TABLES]
+        if undeclared:  # a table joins the run folder by its entry in the output schema
+            raise ValueError(f"tables not in output_schema.OUTPUT_TABLES: {undeclared}")
         written: Written = {}
-        for name, table in (("allocations.csv", tables.allocations),
-                            ("coverage.csv", tables.coverage),
-                            ("sources_summary.csv", tables.sources_summary),
-                            ("constraints.csv", tables.constraints),
-                            ("stage1_constraints.csv", tables.stage1_constraints),
-                            ("levels.csv", tables.levels)):
-            if table is not None:
-                cells = write_csv(folder / name, table)
+        for spec_table in output_schema.OUTPUT_TABLES.values():
+            # Each table of the output schema is the `RunTables` field named by its stem.
+            table = getattr(tables, spec_table.stem)
+            if table is None:
+                continue
+            name = spec_table.name
+            cells = write_csv(folder / name, table)
+            if spec_table.on_page:
                 shown = CONSTRAINT_COLUMNS if "constraints" in name else table.columns
                 written[name] = {column: cells[j] for j, column in enumerate(table.columns)
                                  if column in shown}
-        if tables.level_duals is not None:
-            write_csv(folder / "level_duals.csv", tables.level_duals)
-        if tables.stage_duals is not None:
-            write_csv(folder / "stage_duals.csv", tables.stage_duals)
         copy = folder / INPUT_COPY_DIR
         copy.mkdir()
         for name in INPUT_FILES:
@@ -227,9 +227,9 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         # The page is built from the folder's own files, the manifest included, exactly as
         # `gcm-fund report` rebuilds it (the list of hashes added below is not on the page);
         # of the constraints tables, from the cells just written to them.
-        (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
+        (folder / MANIFEST).write_text(_json_text(document), encoding="utf-8")
         html_report.write_report(folder, written)
         # Written last: it lists the sha256 of every other file, which certify checks.
         document["files"] = file_hashes(folder)
-        (folder / "manifest.json").write_text(_json_text(document), encoding="utf-8")
+        (folder / MANIFEST).write_text(_json_text(document), encoding="utf-8")
     return destination

@@ -18,6 +18,17 @@ from typing import Any
 import pandas as pd
 
 from .errors import UsageError
+from .output_schema import (
+    ALWAYS_TABLES,
+    COUNT,
+    MANIFEST,
+    PAGE_CONSTRAINT_COLUMNS,
+    REAL,
+    SHARE,
+    USD,
+    columns_of_kind,
+)
+from .spec import POSITIVE_DUAL
 
 INCOME_ORDER = ["LIC", "LMIC", "UMIC", "HIC"]
 INCOME_NAMES = {"LIC": "low income", "LMIC": "lower-middle income",
@@ -110,7 +121,7 @@ class Folder:
 _ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 # What the page reads of a constraints table (a large instance has 560,000 rows): these
 # columns, of the rows that bind (a dual not 0) and of the caps a gap may be held by.
-CONSTRAINT_COLUMNS = ("name", "family", "rhs", "slack", "dual")
+CONSTRAINT_COLUMNS = PAGE_CONSTRAINT_COLUMNS
 CAP_FAMILIES = ("absorb", "state_share")
 PAGE_ROW_COLUMNS = ("family", "dual")  # what `_page_rows` reads
 # Tables as just written, by file name: the cells of the columns the page reads, column by
@@ -185,16 +196,13 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
     some of them as just written there (the same table, read without parsing)."""
     path = Path(folder)
     written = written or {}
-    if not (path / "manifest.json").is_file():
+    if not (path / MANIFEST).is_file():
         raise UsageError(f"{path}: not a run folder (no manifest.json)")
-    missing = [name for name in ("allocations.csv", "coverage.csv", "sources_summary.csv",
-                                 "constraints.csv") if not (path / name).is_file()]
+    missing = [name for name in ALWAYS_TABLES if not (path / name).is_file()]
     if missing:
         raise UsageError(f"{path}: not a complete run folder (missing {', '.join(missing)})")
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    amounts = ("amount_usd", "need_usd", "fundable_usd", "allocated_usd", "coverage",
-               "pledge_usd", "unallocated_usd", "marginal_value", "lhs", "rhs", "slack",
-               "dual", "priority", "level", "step", "gaps_stopped")
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    amounts = columns_of_kind(USD, SHARE, REAL, COUNT)
     inputs = path / "inputs"
     states = (_read_table(inputs / "states.csv") if (inputs / "states.csv").is_file()
               else pd.DataFrame(columns=["iso3", "name", "region", "income_group"]))
@@ -369,6 +377,6 @@ def share_of(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def binding_rows(constraints: pd.DataFrame, threshold: float = 1e-9) -> pd.DataFrame:
+def binding_rows(constraints: pd.DataFrame, threshold: float = POSITIVE_DUAL) -> pd.DataFrame:
     found = constraints[constraints["dual"].abs() > threshold]
     return found.reindex(found["dual"].abs().sort_values(ascending=False, kind="stable").index)

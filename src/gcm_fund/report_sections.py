@@ -27,6 +27,7 @@ from .report_folder import (
     usd,
     usd_full,
 )
+from .spec import POSITIVE_DUAL, equity_members
 
 NUMBER_OF_BINDING_RULES = 25
 
@@ -61,13 +62,10 @@ def _no_floor_note(folder: Folder, group: str) -> str:
     if not (folder.sources_summary["pledge_usd"] > 0).any():
         return "every pledge is 0, so no gap can receive money"
     states = folder.states
-    if group == "all":
-        members = set(states["iso3"])
-    elif group == "ldc":
-        ldc = states["ldc"] if "ldc" in states else pd.Series("", index=states.index)
-        members = set(states.loc[ldc.str.lower().isin(["true", "yes", "1"]), "iso3"])
-    else:
-        members = set(states.loc[states["income_group"] == group, "iso3"])
+    ldc = states["ldc"] if "ldc" in states else pd.Series("", index=states.index)
+    member = equity_members(group, ldc.str.lower().isin(["true", "yes", "1"]).to_numpy(),
+                            states["income_group"].to_numpy())
+    members = set(states.loc[member, "iso3"])
     if not folder.coverage["iso3"].isin(members).any():
         return "no gap is in the policy's equity group"
     return "no gap in the policy's equity group can receive money"
@@ -141,7 +139,7 @@ def _unallocated_reasons(folder: Folder, names: Names, left: pd.DataFrame) -> st
     for row in left.sort_values("unallocated_usd", ascending=False).head(3).itertuples():
         if math.isnan(row.marginal_value):
             why = "no gap it may fund"
-        elif row.marginal_value > 1e-9:
+        elif row.marginal_value > POSITIVE_DUAL:
             why = "held back by a rule"
         else:
             why = "the gaps its earmarks allow are full or capped"

@@ -16,6 +16,7 @@ from .backend import StageSolution
 from .cents import round_to_cents, written_cents
 from .model import GE, SCALE_USD, LinearProgram
 from .solve import Solution
+from .spec import POSITIVE_DUAL, equity_members
 
 
 @dataclass
@@ -186,7 +187,7 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
     by_income = _coverage_by(cov, cov["iso3"].map(states["income_group"]))
     by_target = _coverage_by(cov, cov["target"])
     constraints = tables.constraints
-    binding = constraints[(constraints["dual"].abs() > 1e-9)]
+    binding = constraints[(constraints["dual"].abs() > POSITIVE_DUAL)]
     binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
                                                                 kind="stable").index)
     return {
@@ -213,7 +214,7 @@ def _level_summary(lp: LinearProgram, solution: Solution, tables: RunTables
         dual = solution.stage1.row_dual[: lp.n_rows]
         families = lp.row_families()
         names = np.array(lp.row_names(), dtype=object)
-        rows = np.nonzero((np.abs(dual) > 1e-9) & (families != "floor"))[0]
+        rows = np.nonzero((np.abs(dual) > POSITIVE_DUAL) & (families != "floor"))[0]
         rows = rows[np.argsort(-np.abs(dual[rows]), kind="stable")]
         floor_set_by = [str(n) for n in names[rows]]
     cov = tables.coverage
@@ -239,13 +240,8 @@ def no_floor_reason(lp: LinearProgram) -> str:
     group = lp.policy.equity.group
     if not (lp.pledge > 0).any():
         return "every pledge is 0, so no gap can receive money"
-    states = lp.data.states
-    if group == "ldc":
-        members = states["ldc"].to_numpy(dtype=bool)
-    elif group == "all":
-        members = np.ones(len(states), dtype=bool)
-    else:
-        members = (states["income_group"] == group).to_numpy()
+    states = lp.data.state_table
+    members = equity_members(group, states["ldc"], states["income_group"])
     if not members[lp.gap_state].any():
         return f"no gap in the equity group {group}"
     return (f"no gap in the equity group {group} can receive money (earmarks, absorption, "
@@ -272,9 +268,6 @@ def _coverage_by(coverage: pd.DataFrame, key: pd.Series) -> dict[str, tuple[floa
 # ---------------------------------------------------------------------------------------
 # Priority levels (SPEC section 4b)
 
-# A dual counts as positive above this (d L / d rhs in USD millions): the solvers' dual
-# feasibility tolerance.
-POSITIVE_DUAL = 1e-9
 
 
 def distinct_levels(levels: np.ndarray) -> int:

@@ -14,21 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .output_schema import (  # noqa: F401 (the names this module gave them first)
+    DIAGNOSIS,
+    INPUT_COPY_DIR,
+    MANIFEST,
+    POLICY_COPY,
+    RUN_FILES,
+)
 from .schema import INPUT_FILES, META_FILE
 from .writing import file_kind
 
-INPUT_COPY_DIR = "inputs"
-POLICY_COPY = "policy.toml"
-MANIFEST = "manifest.json"
-DIAGNOSIS = "diagnosis.json"
-
-# Every name a run (or an infeasible run's diagnosis) writes at the top of its folder; a
-# manifest may list more (its "files" table), and those count as the run's own too.
-RUN_FILES = frozenset({
-    "allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",
-    "stage1_constraints.csv", MANIFEST, "report.html", POLICY_COPY, DIAGNOSIS,
-    INPUT_COPY_DIR,
-})
+# RUN_FILES: every name a run (or an infeasible run's diagnosis) writes at the top of its
+# folder; a manifest may list more (its "files" table), and those count as the run's own.
 
 _INPUT_COPIES = frozenset({*INPUT_FILES, META_FILE})
 

@@ -34,8 +34,6 @@ def solve_stages(lp: LinearProgram, backend: Backend,
 def solve(lp: LinearProgram, solver: str = "highs") -> Solution:
     """The allocation of `lp` with the named solver, by the policy's method: priority
     levels (SPEC section 4b, `levels`) or the two stages of section 4 (`weighted`)."""
-    if lp.policy.allocation.method == "levels":
-        from .levels import solve_levels
+    from .methods import method_of  # the methods' stages are built on this module's names
 
-        return solve_levels(lp, solver)
-    return Pipeline(lp, solver).run()
+    return method_of(lp.policy).solve(lp, solver)

@@ -24,6 +24,10 @@ ROW_ALLOWANCE_USD = 0.01
 RELATIVE_ALLOWANCE = 1e-7
 RELATIVE_FLOOR_USD = 1e6
 
+# A dual counts as non-zero (its rule binds) above this, d objective / d rhs in USD
+# millions: the solvers' dual feasibility tolerance.
+POSITIVE_DUAL = 1e-9
+
 # SPEC 4 and 7: objectives agree (and the duality gap closes) within 1e-6 relative.
 GAP_RELATIVE = 1e-6
 
@@ -32,6 +36,16 @@ GAP_RELATIVE = 1e-6
 # rounding, `value_precision * z*`, on top of the policy's tolerance. No solver may claim
 # a coarser precision than this: a run that records one is not certified.
 MAX_VALUE_PRECISION = 1e-8
+
+
+def equity_members(group: str, ldc: np.ndarray, income_group: np.ndarray) -> np.ndarray:
+    """SPEC 3's equity group by State: every State (`all`), the least developed (`ldc`),
+    or those of one income group; `ldc` and `income_group` are the States' columns."""
+    if group == "all":
+        return np.ones(len(income_group), dtype=bool)
+    if group == "ldc":
+        return np.asarray(ldc, dtype=bool)
+    return np.asarray(income_group == group, dtype=bool)
 
 
 def relaxed_ceiling_usd(fundable: np.ndarray) -> np.ndarray:
@@ -47,7 +61,13 @@ def ceiling_margin(value_precision: float) -> float:
     rounded (CBC: 8 significant digits, up to 5e-8 off), so a ceiling at the very level
     can cut off the allocation the steps found. At most 1e-7 + 1e-9, far inside SPEC 4b's
     1e-6 per gap."""
-    return 10.0 * value_precision + 1e-9
+    return read_back_allowance(value_precision) + 1e-9
+
+
+def read_back_allowance(value_precision: float) -> float:
+    """How far (relative) a value a solver read back rounded (`value_precision`, CBC's
+    8 significant digits) may lie from the solver's own: ten times its precision."""
+    return 10.0 * value_precision
 
 
 def fundable_usd(need_usd: np.ndarray, income_group: np.ndarray,

@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import logging
 import zlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .backend import Bounds, StageSolution
 from .flow import flow_guess
+from .level_layout import Layout
 from .model import LinearProgram
 from .pipeline import Pipeline
-
-if TYPE_CHECKING:
-    from .level_filling import Layout
 
 log = logging.getLogger(__name__)
 

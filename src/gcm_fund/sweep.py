@@ -45,7 +45,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,13 @@ import numpy as np
 
 from .backend import INFEASIBLE, OPTIMAL, SolverInfo
 from .errors import InfeasibleError, UsageError
-from .levels import distinct_level_values, extend, run_levels
+from .levels import distinct_level_values
 from .load import ProblemData
-from .model import SCALE_USD, LinearProgram, build, gap_priority
-from .pipeline import Pipeline
+from .methods import method_named, method_of
+from .model import LinearProgram, build
 from .pricing import ColumnPool
+from .scenario import with_table
 from .schema import Policy, did_you_mean
-from .solve import solve
 from .writing import amount, check_output_files, csv_text, real, write_files_atomic
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
@@ -186,7 +186,7 @@ def with_pledges(data: ProblemData, pledges: dict[str, float]) -> ProblemData:
     index = source_indices(data, list(pledges))
     column = data.source_table["pledge_usd"].copy()
     column[index] = [float(pledges[s]) for s in pledges]
-    return replace(data, source_table=data.source_table.replaced("pledge_usd", column.tolist()))
+    return with_table(data, data.source_table.replaced("pledge_usd", column.tolist()))
 
 
 def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str],
@@ -195,15 +195,13 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
 
     The sweep's reference in tests and in the benchmark.
     """
-    from .results import build_tables
+    from .engine import solve as solve_cold
 
     changed = with_pledges(data, dict.fromkeys(source_ids, level_usd))
-    lp = build(changed, policy)
     try:
-        solution = solve(lp)
+        _, solution, tables = solve_cold(changed, policy)
     except InfeasibleError:
         return Level(float(level_usd), INFEASIBLE)
-    tables = build_tables(lp, solution)
     marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
     values = [float(marginal[s]) for s in source_ids if not math.isnan(marginal[s])]
     return Level(
@@ -234,14 +232,9 @@ class _WarmSweep:
         self.lp = lp
         self.swept = swept
         self.base = base_pledges_usd.astype(float)
-        self.levels = lp.policy.allocation.method == "levels"
-        if self.levels:
-            # SPEC 4b: the level stages run on the LP with its level column and rows.
-            self.priority = gap_priority(lp.data, lp.policy)
-            ext, self.layout = extend(lp, self.priority)
-            self.pipeline = Pipeline(ext, "highs", warm_stages=True, pool_options=pool_options)
-        else:
-            self.pipeline = Pipeline(lp, "highs", warm_stages=True, pool_options=pool_options)
+        self.method = method_of(lp.policy)
+        self.stages = self.method.warm(lp, pool_options)
+        self.pipeline = self.stages.pipeline
         self.solves = 0
         self.swept_budget_rows = self._budget_rows(swept)
 
@@ -267,23 +260,16 @@ class _WarmSweep:
         """Both stages at this level of every swept pledge."""
         pledges = self.base.copy()
         pledges[self.swept] = level_usd
-        self.pipeline.set_pledges(pledges)
         self.solves += 1
         try:
-            if self.levels:
-                live = (pledges > 0)[self.lp.var_source]
-                funded = np.bincount(self.lp.var_gap[live], minlength=len(self.lp.data.gaps)) > 0
-                solution = run_levels(self.pipeline, self.lp, self.layout, self.priority,
-                                      diagnosed=False, funded=funded)
-            else:
-                solution = self.pipeline.run(diagnosed=False)
+            solution = self.stages.solve(pledges)
         except InfeasibleError:
             return Level(level_usd, INFEASIBLE)
         marginal: float | None = None
         if len(self.swept_budget_rows) and level_usd > 0:
             # Under levels the last step's dual: how far the last level rises per USD.
-            per = 1.0 / SCALE_USD if self.levels else 1.0
-            dual = solution.stage2.row_dual[self.swept_budget_rows] * per
+            dual = solution.stage2.row_dual[self.swept_budget_rows] * \
+                self.method.budget_dual_per_usd
             # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
             marginal = float(np.maximum(dual, 0.0).sum())
         return Level(
@@ -402,7 +388,7 @@ def level_columns(result: SweepResult) -> list[str]:
     """The columns after SPEC 6's under levels: `levels` (how many distinct levels) and
     `level_1` ... `level_K`, K the most any pledge has; none under weighted."""
     found = [len(lv.levels) for lv in result.levels if lv.levels is not None]
-    if not found and result.method != "levels":
+    if not found and not method_named(result.method).has_levels:
         return []
     return ["levels"] + [f"level_{k}" for k in range(1, max(found, default=0) + 1)]
 
@@ -460,7 +446,7 @@ def chart_png(result: SweepResult) -> bytes:
     top, bottom = figure.subplots(2, 1, sharex=True)
     top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
     top.set_ylabel("floor z* (%)")
-    if result.method == "levels":
+    if method_named(result.method).has_levels:
         # SPEC 4b: how each level (the k-th lowest at each pledge) rises with the pledge.
         most = max((len(lv.levels or ()) for lv in optimal), default=0)
         for k in range(most):

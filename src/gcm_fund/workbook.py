@@ -15,15 +15,14 @@ from typing import Any
 
 from . import writing
 from .errors import UsageError
+from .output_schema import BOOLEAN, MANIFEST, OUTPUT_TABLES, TEXT, columns_of_kind
 
 # Known tables first, in the order a reader wants them; any other CSV of the folder after.
-TABLE_ORDER = ("coverage", "allocations", "sources_summary", "constraints",
-               "stage1_constraints", "levels", "level_duals", "stage_duals")
+TABLE_ORDER = tuple(table.stem for table in OUTPUT_TABLES.values())
 USD_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.00%"
 REAL_FORMAT = "0.000000000000"
-TEXT_COLUMNS = {"source_id", "iso3", "target", "name", "family", "stopped_by", "status",
-                "eligible", "method", "stage"}
+TEXT_COLUMNS = columns_of_kind(TEXT, BOOLEAN) | {"status", "method"}
 MAX_WIDTH = 60
 
 
@@ -67,7 +66,7 @@ def write_workbook(folder: Path | str, out: Path | str) -> Path:
     from openpyxl.utils import get_column_letter
 
     folder, out = Path(folder), Path(out)
-    if not (folder / "manifest.json").is_file():
+    if not (folder / MANIFEST).is_file():
         raise UsageError(f"{folder}: not a run folder (no manifest.json)")
     book = Workbook()
     book.remove(book.active)
@@ -103,7 +102,7 @@ def write_workbook(folder: Path | str, out: Path | str) -> Path:
         _set(policy.cell(row=policy.max_row, column=1), line)
         width = max(width, len(line))
     _finish(policy, [width], get_column_letter)
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     sheet = book.create_sheet("manifest")
     sheet.append(["key", "value"])
     widths = [3, 5]

@@ -7,8 +7,10 @@
   `derived` (the tables and figures derived from the allocation), each a function of the
   shared `checks.Certifier`; `tolerances` states what each is held to;
 - `explanation`: `explain`, why a State got what it got;
-- `comparison`: `diff`, what changed between two runs;
-- `verification`: `verify`, solving a run again and comparing.
+- `comparison`: `diff`, what changed between two runs.
+
+`verify`, which solves a run again, lives above this package (`gcm_fund.verification`):
+nothing here calls the engine.
 """
 
 from .certificate import Certificate, Check, certify
@@ -16,10 +18,9 @@ from .comparison import RunDiff, diff
 from .explanation import Explanation, GapLine, RuleLine, explain
 from .folder import NotARunFolder, RunFolder, open_run
 from .rules import Rules, rebuild, why_not_eligible
-from .verification import Verification, verify
 
 __all__ = [
     "Certificate", "Check", "Explanation", "GapLine", "NotARunFolder", "RuleLine", "RunDiff",
-    "RunFolder", "Rules", "Verification", "certify", "diff", "explain", "open_run", "rebuild",
-    "verify", "why_not_eligible",
+    "RunFolder", "Rules", "certify", "diff", "explain", "open_run", "rebuild",
+    "why_not_eligible",
 ]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..output_schema import OUTPUT_TABLES
 from ..policy_file import load_policy
 from .common import agree, flatten, parse_numbers, usd
 from .folder import (
@@ -63,12 +64,9 @@ def _input_changes(a: Path, b: Path, name: str) -> list[str]:
     return out
 
 
-# The key of each table of a run; a table of a later feature is keyed by its first column.
-TABLE_KEYS = {"allocations.csv": ["source_id", "iso3", "target"],
-              "coverage.csv": ["iso3", "target"], "sources_summary.csv": ["source_id"],
-              "constraints.csv": ["name"], "stage1_constraints.csv": ["name"],
-              "levels.csv": ["step"], "level_duals.csv": ["step", "name"],
-              "stage_duals.csv": ["stage", "name"]}
+# The key of each table of a run (the output schema's); a table the schema does not know
+# is keyed by its first column.
+TABLE_KEYS = {table.name: list(table.key) for table in OUTPUT_TABLES.values()}
 # Figures written to the cent differ when they differ by half a cent; other figures (duals,
 # shares) when they differ beyond the 12 digits they are written with.
 CENT_COLUMNS = {"lhs", "rhs", "slack"}

@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ..load import load_inputs
 from ..policy_file import load_policy
 from ..schema import did_you_mean
+from ..spec import POSITIVE_DUAL
 from .common import parse_numbers, usd
 from .folder import (
     ALLOCATION_COLUMNS,
@@ -112,7 +113,7 @@ class Explanation:
         return out
 
 
-_DUAL_NOISE = 1e-9
+_DUAL_NOISE = POSITIVE_DUAL
 KEYS = ["source_id", "iso3", "target"]
 
 

@@ -21,21 +21,31 @@ from typing import Any
 
 import pandas as pd
 
+from .. import output_schema
 from ..errors import EXIT_BAD_INPUT, GcmFundError
+from ..output_schema import (
+    ALLOCATIONS,
+    ALWAYS_TABLES,
+    CONSTRAINTS,
+    KEY_COLUMNS,
+    MANIFEST,
+    REAL,
+    SHARE,
+    SOURCES_SUMMARY,
+    USD,
+    columns_of_kind,
+)
 
-RUN_TABLES = ("allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv")
-ALLOCATION_COLUMNS = ("source_id", "iso3", "target", "amount_usd")
-CONSTRAINT_COLUMNS = ("name", "family", "lhs", "rhs", "slack", "dual")
-ROW_KEY_COLUMNS = ("source_id", "iso3", "target")  # in constraints.csv, blank where none
-COVERAGE_COLUMNS = ("iso3", "target", "need_usd", "fundable_usd", "allocated_usd", "coverage",
-                    "eligible")
-SOURCES_COLUMNS = ("source_id", "pledge_usd", "allocated_usd", "unallocated_usd",
-                   "marginal_value")
-# Columns holding numbers, in any table of a run: certify refuses a non-finite or absurd
-# value in any of them. A table that adds numeric columns adds them here.
-NUMERIC_COLUMNS = {"amount_usd", "need_usd", "fundable_usd", "allocated_usd", "coverage",
-                   "pledge_usd", "unallocated_usd", "marginal_value", "lhs", "rhs", "slack",
-                   "dual"}
+# The tables and columns as the output schema declares them.
+RUN_TABLES = ALWAYS_TABLES
+ALLOCATION_COLUMNS = ALLOCATIONS.column_names
+CONSTRAINT_COLUMNS = tuple(c for c in CONSTRAINTS.column_names if c not in KEY_COLUMNS)
+ROW_KEY_COLUMNS = KEY_COLUMNS  # in constraints.csv, blank where none
+COVERAGE_COLUMNS = output_schema.COVERAGE_COLUMNS
+SOURCES_COLUMNS = SOURCES_SUMMARY.column_names
+# Columns holding numbers, in the tables every run writes: certify refuses a non-finite or
+# absurd value in any of them.
+NUMERIC_COLUMNS = set(columns_of_kind(USD, SHARE, REAL, method_columns=False))
 SCALES = {"USD": 1.0, "USD thousands": 1e3, "USD millions": 1e6, "USD billions": 1e9}
 # A run's manifest is a few levels deep; anything deeper is not one of ours (and would
 # exhaust the stack of whatever walks it).
@@ -230,7 +240,7 @@ def open_run(folder: Path | str) -> RunFolder:
     path = Path(folder)
     if not path.is_dir():
         raise NotARunFolder(f"{path}: not a folder")
-    manifest_path = path / "manifest.json"
+    manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise NotARunFolder(f"{path}: not a run folder (no manifest.json)")
     try:

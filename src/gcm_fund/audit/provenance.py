@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..csv_input import sha256_bytes
+from ..output_schema import MANIFEST
 from ..schema import INPUT_FILES, META_FILE
 from .checks import Certifier, Check
 from .folder import NUMERIC_COLUMNS, SCALES, DamagedFile
@@ -60,7 +61,7 @@ def check_hashes(c: Certifier) -> None:
                         "after the run)")
     c.add(Check("provenance", not problems,
                 f"sha256 of {len(recorded)} input copies and policy.toml against "
-                "manifest.json", "exact", problems))
+                f"{MANIFEST}", "exact", problems))
 
 
 def _present(c: Certifier) -> list[str]:
@@ -73,7 +74,7 @@ def _present(c: Certifier) -> list[str]:
             if name.startswith("."):
                 continue
             path = (relative / name).as_posix() if str(relative) != "." else name
-            if path != "manifest.json":
+            if path != MANIFEST:
                 found.append(path)
             if len(found) > MAX_FILES:
                 return found

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..load import ProblemData
 from ..schema import Policy
-from ..spec import fundable_usd
+from ..spec import equity_members, fundable_usd
 
 LE, GE = 1, -1
 
@@ -146,13 +146,8 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
 
     eligible = np.zeros(len(gaps), dtype=bool)
     eligible[g_of] = True
-    group = policy.equity.group
-    if group == "all":
-        member = np.ones(len(gaps), dtype=bool)
-    elif group == "ldc":
-        member = states["ldc"].to_numpy(dtype=bool)[state_of_gap]
-    else:
-        member = income == group
+    member = equity_members(policy.equity.group, states["ldc"].to_numpy(dtype=bool),
+                            states["income_group"].to_numpy())[state_of_gap]
     gap_table = pd.DataFrame({
         "iso3": gap_iso3, "target": gap_target,
         "need_usd": gaps["need_usd"].to_numpy(dtype=float), "fundable_usd": fundable,

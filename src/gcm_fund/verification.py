@@ -1,4 +1,8 @@
-"""`verify`: solving a run's copied inputs and policy again and comparing."""
+"""`verify`: solving a run's copied inputs and policy again and comparing.
+
+It stands above `audit` (whose readers and provenance check it uses) because it calls the
+engine, which `audit` never does: `certify` restates the rules on its own.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InfeasibleError
-from ..load import load_inputs
-from ..policy_file import load_policy
-from .certificate import certify
-from .checks import Certifier
-from .common import agree, flatten, parse_numbers
-from .folder import (
+from .audit.certificate import certify
+from .audit.checks import Certifier
+from .audit.common import agree, flatten, parse_numbers
+from .audit.folder import (
     ALLOCATION_COLUMNS,
     DamagedFile,
     RunFolder,
     open_run,
     read_as_damaged,
 )
-from .provenance import check_hashes
+from .audit.provenance import check_hashes
+from .engine import run as run_scenario
+from .engine import write as write_run
+from .errors import InfeasibleError
+from .load import load_inputs
+from .output_schema import ALLOCATIONS, COVERAGE, MANIFEST
+from .policy_file import load_policy
+from .scenario import Scenario
 
-COMPARED = ("allocations.csv", "coverage.csv", "manifest.json")
+COMPARED = (ALLOCATIONS.name, COVERAGE.name, MANIFEST)
 
 
 @dataclass
@@ -71,8 +79,6 @@ def verify(folder: Path | str, solver: str | None = None) -> Verification:
 
 
 def _verify(run: RunFolder, solver: str | None) -> Verification:
-    from .. import api
-
     manifest = run.manifest
     recorded_solver = run.text("solver", "name") or "highs"
     chosen = solver or _solver_argument(recorded_solver)
@@ -94,22 +100,22 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         shutil.copyfile(run.policy, policy_copy)
         data = load_inputs(run.inputs)
         policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
-        loaded = api.Loaded(data, policy_file, model_path)
+        scenario = Scenario(data, policy_file, model_path)
         try:
-            again = api.solve_loaded(loaded, chosen)
+            again = run_scenario(scenario, chosen)
         except InfeasibleError as exc:
             lines.append(f"FAIL the re-solve is infeasible ({exc.diagnosis.reason}), the run "
                          f"recorded status {run.raw('status')!r}")
             return Verification(False, lines)
         out = Path(scratch) / "run"
-        api.write(again, out)
+        write_run(again, out)
         identical = {name: (run.path / name).is_file()
                      and (run.path / name).read_bytes() == (out / name).read_bytes()
                      for name in COMPARED}
-        new_manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        new_manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         for name, same in identical.items():
             lines.append(f"{'same' if same else 'DIFFERS'} {name}")
-        if not identical["manifest.json"]:
+        if not identical[MANIFEST]:
             before, after = flatten(manifest), flatten(new_manifest)
             lines.extend(f"       {key}: {_short(before.get(key))} -> {_short(after.get(key))}"
                          for key in sorted(set(before) | set(after))

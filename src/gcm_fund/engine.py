@@ -1,0 +1,84 @@
+"""The engine: `run(scenario, solver) -> Run`, the one path from a scenario to a solved run.
+
+`allocate`, `sweep`'s reference levels, `compare` and `verify` all come through here: the
+LP is built from the scenario, solved by the policy's method (`methods`), and turned into
+the run's tables, summary and id (the scenario's, with the solver's).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .limits import check_solvable
+from .load import ProblemData
+from .methods import method_of
+from .model import LinearProgram, build
+from .pipeline import Solution
+from .results import RunTables, build_tables, summary
+from .scenario import Scenario
+from .schema import Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """One solved allocation, ready to be written."""
+
+    scenario: Scenario
+    lp: LinearProgram
+    solution: Solution
+    tables: RunTables
+    summary: dict[str, Any]
+    run_id: str
+    folder: Path | None = None  # where the run folder was written, if it was
+
+    @property
+    def loaded(self) -> Scenario:
+        """The scenario solved (the name `api.Loaded` had)."""
+        return self.scenario
+
+
+def solve(data: ProblemData, policy: Policy, solver: str = "highs"
+          ) -> tuple[LinearProgram, Solution, RunTables]:
+    """The LP of checked inputs under a policy, solved by the policy's method, and the
+    run's tables: `run` without the scenario's bytes (the sweep's reference levels)."""
+    started = time.perf_counter()
+    lp = build(data, policy)
+    log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
+             f"{lp.n_x:,}", f"{lp.n_rows:,}", f"{lp.matrix.nnz:,}",
+             time.perf_counter() - started)
+    solution = method_of(policy).solve(lp, solver)
+    return lp, solution, build_tables(lp, solution)
+
+
+def run(scenario: Scenario, solver: str = "highs") -> Run:
+    """Build and solve a scenario's LP by its policy's method with the named solver.
+
+    Raises `InputError` when the policy cannot be met at the scenario's figures (checked
+    again: a transform may have changed them) and `InfeasibleError` when no allocation
+    meets the rules.
+    """
+    unsolvable = check_solvable(scenario.data, scenario.policy, scenario.model_path)
+    if unsolvable:
+        raise InputError(unsolvable)
+    lp, solution, tables = solve(scenario.data, scenario.policy, solver)
+    identifier = scenario.run_id(solution.solver.name, solution.solver.version)
+    return Run(scenario, lp, solution, tables, summary(lp, solution, tables), identifier)
+
+
+def write(run: Run, destination: Path | str, *, force: bool = False,
+          replace_same: bool = False) -> Path:
+    """Write a run folder into `destination` (`report.write_run`: atomically, refused
+    where it would lose something); its input copies are the scenario's bytes."""
+    from .report import write_run
+
+    scenario = run.scenario
+    return write_run(Path(destination), scenario.data, scenario.policy_file, run.solution,
+                     run.tables, run.summary, run.run_id, scenario.model_path, force=force,
+                     replace_same=replace_same)

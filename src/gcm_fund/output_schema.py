@@ -1,0 +1,152 @@
+"""The run folder's contract as data: its file names, its tables and their columns.
+
+Like the inputs' `schema.INPUT_FILES`, every output column is declared once here (name,
+kind, unit, meaning); the writer takes its number formats from the kinds, `certify` its
+column lists, the workbook its table order and text columns, the page the columns it
+reads. Nothing here knows the engine: `audit` reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Names at the top of a run folder besides the tables.
+MANIFEST = "manifest.json"
+REPORT = "report.html"
+POLICY_COPY = "policy.toml"
+INPUT_COPY_DIR = "inputs"
+DIAGNOSIS = "diagnosis.json"  # an infeasible run's only file
+
+# Column kinds, each written in one format (`writing.amount`, `share`, `real`, `boolean`;
+# text and whole numbers as they are).
+TEXT, USD, SHARE, REAL, BOOLEAN, COUNT = "text", "USD", "share", "real", "true/false", "count"
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column of an output table."""
+
+    name: str
+    kind: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    """One CSV table of a run folder, keyed by `key`. `when`: "always", "stage 1" (when
+    stage 1 solved), or "levels" (under a method with level results); `on_page`: the page
+    reads it (the writer hands the page its cells as written)."""
+
+    name: str
+    columns: tuple[OutputColumn, ...]
+    key: tuple[str, ...]
+    when: str = "always"
+    on_page: bool = True
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The columns in the order written."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def stem(self) -> str:
+        """The file name without `.csv` (the workbook's sheet name)."""
+        return self.name.removesuffix(".csv")
+
+
+_KEYS = (OutputColumn("source_id", TEXT, "the source"), OutputColumn("iso3", TEXT, "the State"),
+         OutputColumn("target", TEXT, "the SDG target"))
+_ROW = (OutputColumn("name", TEXT, "the rule's row, family[keys]"),
+        OutputColumn("family", TEXT, "the rule family (SPEC 4)"),
+        *(OutputColumn(c.name, TEXT, f"{c.meaning} of the row, blank where none")
+          for c in _KEYS),
+        OutputColumn("lhs", USD, "the row's left-hand side at the allocation written"),
+        OutputColumn("rhs", USD, "its right-hand side"),
+        OutputColumn("slack", USD, "how far the row is from binding"),
+        OutputColumn("dual", REAL, "d objective / d rhs"))
+_LEVELS_OF_GAP = (OutputColumn("priority", REAL, "pi: the gap's priority"),
+                  OutputColumn("level", REAL, "the level the gap stopped at"),
+                  OutputColumn("stopped_by", TEXT, "the rows whose duals stopped it"),
+                  OutputColumn("step", COUNT, "the filling step that stopped it"))
+
+ALLOCATIONS = OutputTable("allocations.csv", (
+    *_KEYS, OutputColumn("amount_usd", USD, "x: what the source gives the gap")),
+    key=("source_id", "iso3", "target"))
+COVERAGE = OutputTable("coverage.csv", (
+    OutputColumn("iso3", TEXT, "the State"), OutputColumn("target", TEXT, "the SDG target"),
+    OutputColumn("need_usd", USD, "the gap's need"),
+    OutputColumn("fundable_usd", USD, "U: the share of the need the fund may cover"),
+    OutputColumn("allocated_usd", USD, "what the gap received"),
+    OutputColumn("coverage", SHARE, "allocated / fundable"),
+    OutputColumn("eligible", BOOLEAN, "whether any source may fund the gap"),
+    *_LEVELS_OF_GAP), key=("iso3", "target"))
+SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
+    OutputColumn("source_id", TEXT, "the source"), OutputColumn("pledge_usd", USD, "B_f"),
+    OutputColumn("allocated_usd", USD, "what it gave"),
+    OutputColumn("unallocated_usd", USD, "what it kept"),
+    OutputColumn("marginal_value", REAL, "its budget row's dual")), key=("source_id",))
+CONSTRAINTS = OutputTable("constraints.csv", _ROW, key=("name",))
+STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, key=("name",), when="stage 1")
+LEVELS = OutputTable("levels.csv", (
+    OutputColumn("step", COUNT, "the filling step"), OutputColumn("level", REAL, "its level L"),
+    OutputColumn("gaps_stopped", COUNT, "how many gaps stopped at it"),
+    OutputColumn("stopped_by", TEXT, "the rows that stopped them")), key=("step",),
+    when="levels")
+LEVEL_DUALS = OutputTable("level_duals.csv", (
+    OutputColumn("step", COUNT, "the filling step"), OutputColumn("name", TEXT, "a row"),
+    OutputColumn("dual", REAL, "its dual, d L / d rhs")), key=("step", "name"), when="levels",
+    on_page=False)
+STAGE_DUALS = OutputTable("stage_duals.csv", (
+    OutputColumn("stage", TEXT, "a stage after the filling"), OutputColumn("name", TEXT, "a row"),
+    OutputColumn("dual", REAL, "its dual")), key=("stage", "name"), when="levels",
+    on_page=False)
+
+KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank where none
+
+# Every table, in the order a reader wants them (the workbook's sheets).
+OUTPUT_TABLES: dict[str, OutputTable] = {t.name: t for t in (
+    COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS, LEVELS,
+    LEVEL_DUALS, STAGE_DUALS)}
+# The tables every solved run writes, whatever its method.
+ALWAYS_TABLES = tuple(name for name in ("allocations.csv", "coverage.csv",
+                                        "sources_summary.csv", "constraints.csv"))
+
+# coverage.csv's columns under every method (the levels add `_LEVELS_OF_GAP`).
+COVERAGE_COLUMNS = COVERAGE.column_names[: len(COVERAGE.columns) - len(_LEVELS_OF_GAP)]
+
+# Every name a run (or an infeasible run's diagnosis) writes at the top of its folder.
+RUN_FILES = frozenset({*OUTPUT_TABLES, MANIFEST, REPORT, POLICY_COPY, DIAGNOSIS,
+                       INPUT_COPY_DIR})
+
+# What the page reads of a constraints table: these columns of the rows that bind.
+PAGE_CONSTRAINT_COLUMNS = ("name", "family", "rhs", "slack", "dual")
+
+
+def column_kinds() -> dict[str, str]:
+    """The kind of every output column by name (a name has one kind in every table)."""
+    kinds: dict[str, str] = {}
+    for table in OUTPUT_TABLES.values():
+        for column in table.columns:
+            assert kinds.setdefault(column.name, column.kind) == column.kind, column.name
+    return kinds
+
+
+def columns_of_kind(*kinds: str, method_columns: bool = True) -> frozenset[str]:
+    """The columns of these kinds in any table; with `method_columns=False` only in the
+    tables every run writes, as every method writes them."""
+    tables = (OUTPUT_TABLES.values() if method_columns
+              else [OUTPUT_TABLES[name] for name in ALWAYS_TABLES])
+    found: set[str] = set()
+    for table in tables:
+        columns = table.column_names
+        if table is COVERAGE and not method_columns:
+            columns = COVERAGE_COLUMNS
+        kind = {c.name: c.kind for c in table.columns}
+        found.update(name for name in columns if kind[name] in kinds)
+    return frozenset(found)
+
+
+def formats() -> dict[str, str]:
+    """The kind of every column written in a format of its own (numbers, true/false)."""
+    return {name: kind for name, kind in column_kinds().items()
+            if kind in (USD, SHARE, REAL, BOOLEAN)}
