@@ -25,7 +25,7 @@ from .limits import check_solvable, check_swept_total
 from .load import ProblemData, load_inputs_and_policy
 from .model import build, eligible_triples, fundable_usd
 from .policy_file import PolicyFile
-from .runfolder import DIAGNOSIS, check_apart, check_destination
+from .runfolder import DIAGNOSIS, check_apart, check_destination, replaceable
 from .schema import INPUT_FILES, META_FILE
 from .writing import atomic_folder, check_output_files
 
@@ -212,7 +212,7 @@ def write_diagnosis(diagnosis: Diagnosis, out: Path | str, *, force: bool = Fals
     """Write an infeasible run's `diagnosis.json` into the folder `out`, atomically, under
     the rules of a run folder (`runfolder.check_destination`)."""
     check_destination(out, force=force, inputs=inputs, policy=policy)
-    with atomic_folder(Path(out), replace=True) as folder:
+    with atomic_folder(Path(out), replaceable(force=force)) as folder:
         (folder / DIAGNOSIS).write_text(json.dumps(diagnosis.to_dict(), indent=2) + "\n",
                                         encoding="utf-8")
     return Path(out)

@@ -105,8 +105,7 @@ def test_validate_prints_the_summary_of_the_bundled_example(model):
 
 @pytest.fixture
 def infeasible_policy(tmp_path: Path) -> Path:
-    """Pledges of USD 45 million cannot cover every fundable gap in full (in a folder of
-    its own: a run may not be written inside the policy's folder)."""
+    """Pledges of USD 45 million cannot cover every fundable gap in full."""
     (tmp_path / "policy").mkdir()
     path = tmp_path / "policy" / "everything.toml"
     path.write_text("[equity]\nmaximize = false\nmin_floor = 1.0\n", encoding="utf-8")

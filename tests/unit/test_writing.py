@@ -93,11 +93,15 @@ def test_write_atomic_replaces_a_file_and_leaves_no_temporary(tmp_path: Path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.csv"]
 
 
+def ANYTHING(folder: Path, shown: Path) -> None:
+    """A caller's check that accepts whatever stands at the destination."""
+
+
 def test_atomic_folder_leaves_the_destination_untouched_on_error(tmp_path: Path):
     destination = tmp_path / "run"
     destination.mkdir()
     (destination / "keep.txt").write_text("mine")
-    with pytest.raises(RuntimeError), writing.atomic_folder(destination, replace=True) as folder:
+    with pytest.raises(RuntimeError), writing.atomic_folder(destination, ANYTHING) as folder:
         (folder / "new.txt").write_text("half")
         raise RuntimeError("failed half way")
     assert [p.name for p in destination.iterdir()] == ["keep.txt"]
@@ -111,7 +115,7 @@ def test_atomic_folder_refuses_a_non_empty_destination_unless_told(tmp_path: Pat
     with pytest.raises(UsageError, match="exists and is not empty"), \
             writing.atomic_folder(destination):
         pass
-    with writing.atomic_folder(destination, replace=True) as folder:
+    with writing.atomic_folder(destination, ANYTHING) as folder:
         (folder / "new.txt").write_text("new")
     assert [p.name for p in destination.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
