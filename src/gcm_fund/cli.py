@@ -28,11 +28,12 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
+    EXIT_TERMINATED,
     GcmFundError,
     InfeasibleError,
     InputError,
 )
-from .writing import whole
+from .writing import Terminated, whole
 
 # Each command imports the library (gcm_fund.api pulls in pandas and scipy) when it runs:
 # `--help` and a typo answer at once.
@@ -155,7 +156,10 @@ def _guard(action: Callable[[], T]) -> T:
         return action()
     except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            _say("terminated: nothing was written")
+            raise typer.Exit(EXIT_TERMINATED) from None
         _say("interrupted: nothing was written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
@@ -255,7 +259,10 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            err.print("terminated: nothing was written")
+            sys.exit(EXIT_TERMINATED)
         err.print("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:

@@ -200,9 +200,9 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
     """
     check_destination(destination, force=force, same_run=replace_same, inputs=data.folder,
                       policy=policy_file.path)
-    log.info("writing the run folder %s", destination)
     with writing.atomic_folder(destination, replaceable(force=force, same_run=replace_same)
                                ) as folder:
+        log.info("writing the run folder %s", destination)
         # The page reads the tables' cells as written, not the files again (of the
         # constraints tables only the columns it shows).
         written: Written = {}
