@@ -64,78 +64,90 @@ def _flatten(document: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def write_workbook(folder: Path | str, out: Path | str) -> Path:
     """Write the workbook of the run folder `folder` to `out` (atomically)."""
     from openpyxl import Workbook
-    from openpyxl.utils import get_column_letter
 
     folder, out = Path(folder), Path(out)
     if not (folder / "manifest.json").is_file():
         raise UsageError(f"{folder}: not a run folder (no manifest.json)")
-    book = Workbook()
-    book.remove(book.active)
+    # Write-only: each row goes to the file as it is appended, in time linear in the cells
+    # (a normal sheet's `max_row` scans every cell, once per row appended).
+    book = Workbook(write_only=True)
     for path in _tables(folder):
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
         if not rows:
             continue
-        sheet = book.create_sheet(path.stem[:31])
         header, body = rows[0], rows[1:]
-        widths = [len(name) for name in header]
-        sheet.append(header)
         formats = [_format(name) for name in header]
+        as_text = [name in TEXT_COLUMNS for name in header]
+        widths = [len(name) for name in header]
         for record in body:
-            values = [cell if name in TEXT_COLUMNS else _number(cell)
-                      for name, cell in zip(header, record, strict=False)]
-            sheet.append([None] * len(values))
-            row = sheet.max_row
-            for j, value in enumerate(values):
-                cell = sheet.cell(row=row, column=j + 1)
-                _set(cell, value)
-                if formats[j] and isinstance(value, float):
-                    cell.number_format = formats[j]
+            for j in range(min(len(header), len(record))):
                 widths[j] = max(widths[j], len(record[j]) + (3 if formats[j] else 0))
-        _finish(sheet, widths, get_column_letter)
-    policy = book.create_sheet("policy")
-    policy.append(["policy.toml"])
+        sheet = _sheet(book, path.stem[:31], header, widths)
+        for record in body:
+            sheet.append([_cell(sheet, cell if as_text[j] else _number(cell), formats[j])
+                          for j, cell in enumerate(record[:len(header)])])
     text = (folder / "policy.toml").read_text(encoding="utf-8") \
         if (folder / "policy.toml").is_file() else ""
-    width = len("policy.toml")
-    for line in text.splitlines():
-        policy.append([None])
-        _set(policy.cell(row=policy.max_row, column=1), line)
-        width = max(width, len(line))
-    _finish(policy, [width], get_column_letter)
+    lines = text.splitlines()
+    sheet = _sheet(book, "policy", ["policy.toml"], [max([len("policy.toml"),
+                                                           *map(len, lines)])])
+    for line in lines:
+        sheet.append([_cell(sheet, line)])
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    sheet = book.create_sheet("manifest")
-    sheet.append(["key", "value"])
+    entries = _flatten(manifest)
     widths = [3, 5]
-    for key, value in _flatten(manifest):
-        sheet.append([None, None])
-        _set(sheet.cell(row=sheet.max_row, column=1), key)
-        _set(sheet.cell(row=sheet.max_row, column=2),
-             value if isinstance(value, int | float) and not isinstance(value, bool)
-             else ("" if value is None else str(value).lower() if isinstance(value, bool)
-                   else str(value)))
+    for key, value in entries:
         widths = [max(widths[0], len(key)), max(widths[1], len(str(value)))]
-    _finish(sheet, widths, get_column_letter)
+    sheet = _sheet(book, "manifest", ["key", "value"], widths)
+    for key, value in entries:
+        shown = (value if isinstance(value, int | float) and not isinstance(value, bool)
+                 else "" if value is None else str(value).lower() if isinstance(value, bool)
+                 else str(value))
+        sheet.append([_cell(sheet, key), _cell(sheet, shown)])
     buffer = _save(book)
     writing.write_atomic(out, buffer)
     return out
 
 
-def _set(cell: Any, value: Any) -> None:
-    """A cell's value; text as a string cell, so that '=...' is never a formula."""
-    cell.value = value
-    if isinstance(value, str):
-        cell.data_type = "s"  # openpyxl took a leading '=' as a formula: undo that
+def _sheet(book: Any, title: str, header: list[str], widths: list[int]) -> Any:
+    """A write-only sheet with its column widths, its header row bold and frozen."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
-
-def _finish(sheet: Any, widths: list[int], letter: Any) -> None:
+    sheet = book.create_sheet(title)
     sheet.freeze_panes = "A2"
     for j, width in enumerate(widths):
-        sheet.column_dimensions[letter(j + 1)].width = min(MAX_WIDTH, width + 2)
-    from openpyxl.styles import Font
+        sheet.column_dimensions[get_column_letter(j + 1)].width = min(MAX_WIDTH, width + 2)
+    bold = Font(bold=True)
+    cells = []
+    for name in header:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        cells.append(cell)
+    sheet.append(cells)
+    return sheet
 
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
+
+def _cell(sheet: Any, value: Any, number_format: str | None = None) -> Any:
+    """What to append for one value: the value itself where openpyxl stores it as it is,
+    else a cell: text that openpyxl would take for a formula (`=...`) or an error code
+    (`#N/A`) stored as a string, a number in a format column with its format."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ERROR_CODES
+
+    if isinstance(value, str):
+        if not (value.startswith("=") or value in ERROR_CODES):
+            return value
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = "s"  # openpyxl took a leading '=' as a formula: undo that
+        return cell
+    if number_format is not None and isinstance(value, float):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = number_format
+        return cell
+    return value
 
 
 def _save(book: Any) -> bytes:

@@ -124,3 +124,26 @@ def test_a_workbook_inside_the_run_folder_is_refused(run_and_book, tmp_path):
     assert result.exit_code == 2
     assert "is inside the run folder" in result.output
     assert not (run / "book.xlsx").exists()
+
+
+def test_text_like_a_formula_or_an_error_code_stays_text_in_every_sheet(tmp_path):
+    """Cells openpyxl would store as a formula (`=...`) or an error (`#N/A`) are written as
+    text, in a table, the policy and the manifest; amounts keep their format."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"run_id": "#N/A", "note": "=2+2"}),
+                                       encoding="utf-8")
+    (run / "policy.toml").write_text('name = "x"\n=1\n#DIV/0!\n', encoding="utf-8")
+    (run / "allocations.csv").write_text(
+        "source_id,iso3,target,amount_usd\n=1+1,#N/A,10.7,12.50\n#REF!,KEN,=A1,\n",
+        encoding="utf-8")
+    book = load_workbook(workbook.write_workbook(run, tmp_path / "run.xlsx"))
+    rows = [[(c.value, c.data_type) for c in row] for row in book["allocations"].iter_rows()]
+    assert rows[1:] == [[("=1+1", "s"), ("#N/A", "s"), ("10.7", "s"), (12.5, "n")],
+                        [("#REF!", "s"), ("KEN", "s"), ("=A1", "s"), (None, "n")]]
+    assert book["allocations"]["D2"].number_format == workbook.USD_FORMAT
+    assert [(c.value, c.data_type) for c in book["policy"]["A"]][2:] == [("=1", "s"),
+                                                                        ("#DIV/0!", "s")]
+    assert [(c.value, c.data_type) for c in book["manifest"]["B"]][1:] == [("#N/A", "s"),
+                                                                          ("=2+2", "s")]
+    assert all(c.font.b for sheet in book for c in sheet[1])
