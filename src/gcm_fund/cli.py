@@ -472,11 +472,12 @@ def fair_share(
                                        "(needs the population column) or rci (every State "
                                        "with GNI; needs migrants_hosted); formulas in "
                                        "gcm_fund.fairshare.")] = "gni",
-    capacity_weight: Annotated[float, typer.Option(
+    capacity_weight: Annotated[float | None, typer.Option(
         "--capacity-weight", help="rci only: the weight w of capacity (GNI); 1 - w goes to "
-        "responsibility (migrants hosted).")] = 0.5,
-    threshold: Annotated[str, typer.Option(
-        "--threshold", help="rci only: the lowest income group that owes a share.")] = "UMIC",
+        "responsibility (migrants hosted) [default: 0.5].", show_default=False)] = None,
+    threshold: Annotated[str | None, typer.Option(
+        "--threshold", help="rci only: the lowest income group that owes a share "
+        "[default: UMIC].", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
                                         "(never the command's own inputs).")] = False,
 ) -> None:
@@ -505,7 +506,12 @@ def fair_share(
                                             threshold=threshold,
                                             on_loaded=lambda loaded: _print_warnings(
                                                 loaded.warnings)))
-    terminal.fair_shares(out, shares, basis, capacity_weight, threshold, out_file)
+    for note in shares.notes:
+        _say(f"note: {note}")
+    # Under rci, the weight and threshold the table was computed with (defaults included).
+    used = shares.table.attrs
+    terminal.fair_shares(out, shares, basis, used.get("capacity_weight"), used.get("threshold"),
+                         out_file)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import UsageError
 from .schema import INPUT_FILES, META_FILE
-from .writing import file_kind
+from .writing import file_kind, refuse_dash
 
 INPUT_COPY_DIR = "inputs"
 POLICY_COPY = "policy.toml"
@@ -120,6 +120,7 @@ def check_destination(destination: Path | str, *, force: bool = False,
     besides the run's own. A run folder is replaced only with `force`, or when `same_run`
     (a folder named by the run id, which can only hold the same run).
     """
+    refuse_dash(destination)
     check_apart(destination, inputs=inputs, policy=policy)
     check_replaceable(Path(destination), force=force, same_run=same_run)
 

@@ -245,6 +245,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def refuse_dash(path: Path | str) -> None:
+    """Refuse (`UsageError`) an output named `-`: the tool writes files and folders, never
+    to standard output, and a file named `-` is almost never what was meant (an absolute
+    path names one)."""
+    from .errors import UsageError
+
+    if str(path) == "-":
+        raise UsageError("-: gcm-fund writes files, not to standard output; name the file or "
+                         "folder to write")
+
+
 def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
                        inputs: Sequence[Path | str] = ()) -> None:
     """Refuse to write files where they would lose something (`UsageError`).
@@ -257,6 +268,7 @@ def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
 
     seen: list[Path] = []
     for path in map(Path, paths):
+        refuse_dash(path)
         for kept in map(Path, inputs):
             if _same_file(path, kept):
                 raise UsageError(f"{path}: is one of this command's inputs ({kept}); write "

@@ -89,3 +89,19 @@ def test_a_spread_of_exactly_the_limit_solves(tmp_path: Path, write_case) -> Non
     # USD 1 million: 10.7 gets 1e6 / (1e6 + 1) of it, 8.8 the rest.
     assert amounts["10.7"] + amounts["8.8"] == 1e6
     assert abs(amounts["10.7"] - 1e12 / (1e6 + 1)) <= 0.01
+
+
+def test_the_spread_of_priorities_past_a_float_is_a_real_figure(tmp_path: Path) -> None:
+    """Weights of 1e300 and 1e-300 (issue 19, point 8): the products overflow and underflow
+    a float, and the message said "span nan times" with a numpy warning. Computed in
+    logarithms: the highest priority is MLI 10.7's, 1e300 (10.7) x 1e300 (LIC) x 1.1 (its
+    role), the lowest AGO 8.8's, 1e-300 x 1 x 1: a spread of 1.1e+900."""
+    policy = baseline_with(tmp_path, {"10.7": "1e300", "8.8": "1e-300"})
+    text = policy.read_text(encoding="utf-8").replace("LIC = 1.1", "LIC = 1e300", 1)
+    policy.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["allocate", str(ROOT / "inputs"), "--model",
+                                      str(policy), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert ("the gaps' priorities Wt x Wi x Wr span 1.1e+900 times, from AGO 8.8 (1e-300) "
+            "to MLI 10.7 (1.1e+600); at most 1e+06 ") in result.stderr
+    assert not (tmp_path / "run").exists()

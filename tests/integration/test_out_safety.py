@@ -396,3 +396,30 @@ def test_default_outputs_inside_the_input_folder_is_refused_before_solving(
     assert stderr == ("error: outputs/<run_id>: is inside the input folder .; write the run "
                       "outside it with --out\n")
     assert not (project / "inputs" / "outputs").exists()
+
+
+@pytest.mark.parametrize("command", [
+    *COMMANDS, pytest.param(("allocate", "inputs", "-m", "models/policy.toml"), id="allocate"),
+    pytest.param(("allocate", "inputs", "-m", "models/policy.toml", "--out", "run", "--xlsx"),
+                 id="allocate-xlsx"),
+])
+def test_out_dash_is_refused_not_written_as_a_file_named_dash(project: Path,
+                                                              command: tuple[str, ...]):
+    """`--out -` (issue 19, point 8): not standard output, and no file or folder named `-`."""
+    option = [] if command[-1] == "--xlsx" else ["--out"]
+    before = tree(project)
+    code, stdout, stderr = cli(*command, *option, "-")
+    assert code == 2, stderr
+    assert stderr == ("error: -: gcm-fund writes files, not to standard output; name the file "
+                      "or folder to write\n")
+    assert stdout == ""
+    assert tree(project) == before
+
+
+def test_export_to_dash_is_refused(project: Path):
+    assert allocate("--out", "run")[0] == 0
+    before = tree(project)
+    code, _, stderr = cli("export", "run", "--xlsx", "-")
+    assert code == 2
+    assert stderr.startswith("error: -: gcm-fund writes files, not to standard output")
+    assert tree(project) == before
