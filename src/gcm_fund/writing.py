@@ -222,18 +222,22 @@ def named_errors(path: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a file through a temporary file beside it, renamed into place when complete."""
+    """Write a file through a temporary file beside it, renamed into place when complete
+    (a SIGTERM or Ctrl-C before that removes the temporary file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with named_errors(path), os.fdopen(handle, "wb") as stream:
-            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; a file is not
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with terminations_interrupt() as termination:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with named_errors(path), os.fdopen(handle, "wb") as stream:
+                stream.write(content.encode("utf-8") if isinstance(content, str) else content)
+            os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; a file is not
+            with _signals_held():
+                os.replace(temporary, path)
+                termination.release()
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -290,7 +294,13 @@ def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
 
 def write_files_atomic(contents: Mapping[Path, str | bytes]) -> None:
     """Write several files all or nothing: each through a temporary file beside it, then
-    all renamed into place; when any step fails the files that were there are put back."""
+    all renamed into place; when any step fails (or a SIGTERM or Ctrl-C comes) the files
+    that were there are put back."""
+    with terminations_interrupt():
+        _write_files_atomic(contents)
+
+
+def _write_files_atomic(contents: Mapping[Path, str | bytes]) -> None:
     staged: list[tuple[Path, Path]] = []
     moved: list[tuple[Path, Path | None]] = []
     try:
