@@ -233,6 +233,7 @@ def test_verbose_reports_each_step_on_stderr_and_leaves_stdout_alone(tmp_path):
     lines = loud.stderr.strip().splitlines()
     steps = [re.fullmatch(r"\s*\d+ ms  (.+)", line).group(1) for line in lines]
     assert steps[0].startswith("loaded ") and steps[0].endswith(" s")
+    assert steps.pop() == f"writing the run folder {tmp_path / 'loud'}"
     manifest = json.loads((tmp_path / "loud" / "manifest.json").read_text())
     # The bundled policy: priority levels, one line per step of levels.csv.
     n_steps = len((tmp_path / "loud" / "levels.csv").read_text().splitlines()) - 1
