@@ -523,7 +523,8 @@ def _accept(folder: Path, shown: Path,
 
     if replaceable is not None:
         replaceable(folder, shown)
-    elif not folder.is_dir() or folder.is_symlink() or any(folder.iterdir()):
+    elif os.path.lexists(folder) and (not folder.is_dir() or folder.is_symlink()
+                                      or any(folder.iterdir())):
         raise UsageError(f"{shown}: exists and is not empty; use --force to replace it")
 
 
