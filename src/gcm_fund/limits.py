@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import Problem, UsageError
 from .load import ProblemData
-from .model import fundable_usd
+from .model import fundable_usd, gap_priority
 from .schema import Policy
 
 MIN_FUNDABLE_USD = 0.01
@@ -128,11 +128,18 @@ def check_swept_total(data: ProblemData, source_ids: list[str], levels: np.ndarr
 def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,
                      fundable: np.ndarray) -> list[Problem]:
     """Under levels, a problem when the gaps' priorities (of gaps with a fundable need)
-    span more than `MAX_PRIORITY_SPREAD`. Compared in logarithms: a product of legal
-    weights (1e300 x 1e300) overflows a float, and the spread must still be a number."""
+    span more than `MAX_PRIORITY_SPREAD`. Where a product of weights leaves floating point
+    (1e300 x 1e300 is infinite, 1e-300 x 1e-300 is 0) the priorities are compared in
+    logarithms, so that the spread is still a number."""
     if policy.allocation.method != "levels" or not (fundable > 0).any():
         return []
-    priority = _log10_priority(data, policy)
+    with np.errstate(over="ignore", under="ignore"):
+        priority = gap_priority(data, policy)
+    if np.isfinite(priority).all() and (priority > 0).all():
+        # log10 of a positive normal float is exact enough for the comparison below.
+        priority = np.log10(priority)
+    else:
+        priority = _log10_priority(data, policy)
     on = np.nonzero(fundable > 0)[0]
     high, low = on[np.argmax(priority[on])], on[np.argmin(priority[on])]
     spread = float(priority[high] - priority[low])
@@ -153,8 +160,8 @@ def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,
 
 
 def _log10_priority(data: ProblemData, policy: Policy) -> np.ndarray:
-    """log10 of each gap's priority Wt x Wi x Wr (`model.gap_priority`), as a sum of the
-    weights' logarithms (all weights are > 0 under levels)."""
+    """log10 of each gap's priority Wt x Wi x Wr (`model.gap_priority`) as a sum of the
+    weights' logarithms (every weight is > 0 under levels), for products past a float."""
     states, gaps = data.state_table, data.gap_table
     target = np.array([math.log10(policy.weights.target.get(t, 1.0)) for t in gaps["target"]])
     state = np.array([math.log10(policy.weights.income.get(g))
