@@ -1,7 +1,8 @@
 """The `gcm-fund` command: parse, call the library, print, map errors to exit statuses.
 
 Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing written;
-3 the policy cannot be met, no allocation written; 74 the results could not be printed.
+3 the policy cannot be met, no allocation written; 74 the results could not be printed;
+130 Ctrl-C, 143 a SIGTERM while writing (nothing written).
 """
 
 # No `from __future__ import annotations` here: Typer reads every command's parameters from
