@@ -140,7 +140,6 @@ def weighted_policy(folder: Path, name: str = "baseline") -> Path:
     text = Path(api.project_path(f"models/{name}.toml")).read_text(encoding="utf-8")
     stated = 'method = "levels"'
     assert text.count(stated) == 1, f"models/{name}.toml: no single {stated!r} line"
-    # In a folder of its own: a run is never written inside a folder of policies.
     path = Path(folder) / "weighted_policy" / f"{name}_weighted.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.replace(stated, 'method = "weighted"'), encoding="utf-8")

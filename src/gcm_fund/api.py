@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Diagnosis, InfeasibleError, Problem, UsageError
 from .limits import check_swept_total
 from .model import eligible_triples, fundable_usd
-from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination
+from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination, replaceable
 from .scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
 from .scenario import policy_path as _policy_path
 from .schema import INPUT_FILES, META_FILE
@@ -150,7 +150,7 @@ def write_diagnosis(diagnosis: Diagnosis, out: Path | str, *, force: bool = Fals
     """Write an infeasible run's `diagnosis.json` into the folder `out`, atomically, under
     the rules of a run folder (`runfolder.check_destination`)."""
     check_destination(out, force=force, inputs=inputs, policy=policy)
-    with atomic_folder(Path(out), replace=True) as folder:
+    with atomic_folder(Path(out), replaceable(force=force)) as folder:
         (folder / DIAGNOSIS).write_text(json.dumps(diagnosis.to_dict(), indent=2) + "\n",
                                         encoding="utf-8")
     return Path(out)
@@ -226,19 +226,27 @@ class FairShares:
     basis: str
     written: Path | None
     warnings: list[Problem]
+    notes: list[str] = field(default_factory=list)
 
 
 def fair_share(inputs: Path | str, out: Path | str | None = None, *,
                model: Path | str | None = None, basis: str = "gni", force: bool = False,
-               capacity_weight: float = 0.5, threshold: str = "UMIC",
+               capacity_weight: float | None = None, threshold: str | None = None,
                on_loaded: Callable[[Loaded], None] | None = None) -> FairShares:
     """The total fundable need split across donor States in proportion to GNI (or
     `basis`), with their pledges; written to `out` (CSV) when given, refused like
     `sweep`'s. Under basis `rci` every State with GNI is in the table, `capacity_weight`
-    and `threshold` apply, and the total is what States owe once ifi and private sources
-    have pledged (`fairshare.rci_shares`)."""
+    and `threshold` apply (`fairshare`'s defaults when None), and the total is what States
+    owe once ifi and private sources have pledged; under another basis giving either is a
+    `UsageError`."""
     from . import fairshare
 
+    if basis != "rci":
+        given = [name for name, value in (("--capacity-weight", capacity_weight),
+                                          ("--threshold", threshold)) if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)}: for --basis rci only (the basis is "
+                             f"{basis})")
     if out is not None:
         check_output_files([Path(out)], force=force, inputs=input_files(inputs, model))
     loaded = load(inputs, model)
@@ -246,7 +254,10 @@ def fair_share(inputs: Path | str, out: Path | str | None = None, *,
         on_loaded(loaded)
     policy = loaded.policy_file.policy
     if basis == "rci":
-        table = fairshare.rci_shares(loaded.data, policy, capacity_weight, threshold)
+        table = fairshare.rci_shares(
+            loaded.data, policy,
+            fairshare.CAPACITY_WEIGHT if capacity_weight is None else capacity_weight,
+            fairshare.THRESHOLD if threshold is None else threshold)
         total = fairshare.owed_by_states_usd(loaded.data, policy)
     else:
         table = fairshare.fair_shares(loaded.data, policy, basis)
@@ -254,7 +265,8 @@ def fair_share(inputs: Path | str, out: Path | str | None = None, *,
     written = (None if out is None
                else fairshare.write_fair_shares(table, out, force=force,
                                                 inputs=input_files(inputs, model)))
-    return FairShares(table, total, basis, written, loaded.warnings)
+    return FairShares(table, total, basis, written, loaded.warnings,
+                      list(table.attrs.get("notes", [])))
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The `gcm-fund` command: parse, call the library, print, map errors to exit statuses.
 
 Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing written;
-3 the policy cannot be met, no allocation written; 74 the results could not be printed.
+3 the policy cannot be met, no allocation written; 74 the results could not be printed;
+130 Ctrl-C, 143 a SIGTERM while writing (nothing written).
 """
 
 # No `from __future__ import annotations` here: Typer reads every command's parameters from
@@ -28,11 +29,12 @@ from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
+    EXIT_TERMINATED,
     GcmFundError,
     InfeasibleError,
     InputError,
 )
-from .writing import whole
+from .writing import Terminated, whole
 
 # Each command imports the library (gcm_fund.api pulls in pandas and scipy) when it runs:
 # `--help` and a typo answer at once.
@@ -155,7 +157,10 @@ def _guard(action: Callable[[], T]) -> T:
         return action()
     except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            _say("terminated: nothing was written")
+            raise typer.Exit(EXIT_TERMINATED) from None
         _say("interrupted: nothing was written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
@@ -255,7 +260,10 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            err.print("terminated: nothing was written")
+            sys.exit(EXIT_TERMINATED)
         err.print("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:
@@ -465,11 +473,12 @@ def fair_share(
                                        "(needs the population column) or rci (every State "
                                        "with GNI; needs migrants_hosted); formulas in "
                                        "gcm_fund.fairshare.")] = "gni",
-    capacity_weight: Annotated[float, typer.Option(
+    capacity_weight: Annotated[float | None, typer.Option(
         "--capacity-weight", help="rci only: the weight w of capacity (GNI); 1 - w goes to "
-        "responsibility (migrants hosted).")] = 0.5,
-    threshold: Annotated[str, typer.Option(
-        "--threshold", help="rci only: the lowest income group that owes a share.")] = "UMIC",
+        "responsibility (migrants hosted) [default: 0.5].", show_default=False)] = None,
+    threshold: Annotated[str | None, typer.Option(
+        "--threshold", help="rci only: the lowest income group that owes a share "
+        "[default: UMIC].", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
                                         "(never the command's own inputs).")] = False,
 ) -> None:
@@ -498,7 +507,12 @@ def fair_share(
                                             threshold=threshold,
                                             on_loaded=lambda loaded: _print_warnings(
                                                 loaded.warnings)))
-    terminal.fair_shares(out, shares, basis, capacity_weight, threshold, out_file)
+    for note in shares.notes:
+        _say(f"note: {note}")
+    # Under rci, the weight and threshold the table was computed with (defaults included).
+    used = shares.table.attrs
+    terminal.fair_shares(out, shares, basis, used.get("capacity_weight"), used.get("threshold"),
+                         out_file)
 
 
 @app.command()

@@ -11,6 +11,7 @@ EXIT_INFEASIBLE = 3
 EXIT_INTERNAL = 70  # a bug, not the user's input (sysexits' EX_SOFTWARE)
 EXIT_OUTPUT = 74  # the results could not be printed, e.g. a full disk (sysexits' EX_IOERR)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT (128 + 2)
+EXIT_TERMINATED = 143  # SIGTERM while writing, as a shell reports it (128 + 15)
 
 
 @dataclass(frozen=True, order=True)

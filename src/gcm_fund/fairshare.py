@@ -38,7 +38,11 @@ the fund's donor States owe once development banks and private sources have pled
 
 The threshold applies to both halves, as the Climate Equity Reference's development
 threshold does: a low-income State that hosts many refugees owes nothing for hosting them.
-`owed` is not allowed below 0. Worked example (two States at or above UMIC, w = 0.5):
+`owed` is not allowed below 0. A half that no State bears (no State at or above the
+threshold hosts migrants, or none has GNI above 0) hands its weight to the other half, with
+a note, so that the whole of `owed` is always shared; when neither half is borne (no State
+at or above the threshold, say) nothing can be, and the command says so (exit 2). Worked
+example (two States at or above UMIC, w = 0.5):
 A (HIC) GNI 300, hosts 10 migrants; B (UMIC) GNI 100, hosts 30; C (LIC) GNI 50, hosts 60
 (below the threshold). capacity shares 0.75 and 0.25, responsibility shares 0.25 and
 0.75, so rci(A) = rci(B) = 0.5 and rci(C) = 0; with a fundable need of 18e6 of which banks
@@ -61,13 +65,15 @@ from .errors import UsageError
 from .load import ProblemData
 from .schema import INCOME_GROUPS, Policy
 from .spec import fundable_usd
-from .writing import amount, check_output_files, csv_text, real, write_atomic
+from .writing import amount, check_output_files, csv_text, inert, real, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
 RCI_COLUMNS = ("iso3", "name", "income_group", "capacity_usd", "migrants_hosted", "rci",
                "fair_share_usd", "pledged_usd", "ratio")
 BASES = ("gni", "gni-per-capita-adjusted", "rci")
 GRADIENT = 0.8  # the low per-capita income adjustment's gradient
+CAPACITY_WEIGHT = 0.5  # rci's default w
+THRESHOLD = "UMIC"  # rci's default threshold
 
 
 def total_fundable_usd(data: ProblemData, policy: Policy) -> float:
@@ -117,11 +123,12 @@ def owed_by_states_usd(data: ProblemData, policy: Policy) -> float:
     return max(total_fundable_usd(data, policy) - others, 0.0)
 
 
-def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = 0.5,
-               threshold: str = "UMIC") -> pd.DataFrame:
+def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = CAPACITY_WEIGHT,
+               threshold: str = THRESHOLD) -> pd.DataFrame:
     """`iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,pledged_usd,
     ratio`, one row per State with `gni_usd`, sorted by iso3 (the module's rci formula);
-    `ratio` is NaN where the fair share is 0."""
+    `ratio` is NaN where the fair share is 0. `attrs` holds the weight and threshold used
+    and the notes (a half's weight handed to the other)."""
     if not 0.0 <= capacity_weight <= 1.0:
         raise UsageError(f"capacity weight {capacity_weight:g}: expected a number in [0, 1]")
     if threshold not in INCOME_GROUPS:
@@ -137,20 +144,58 @@ def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = 0.5,
             f"above {threshold}: {', '.join(missing)}")
     capacity = np.where(above, states["gni_usd"].astype(float).to_numpy(), 0.0)
     responsible = np.where(above, np.nan_to_num(hosted), 0.0)
-    rci = (capacity_weight * _shares(capacity)
-           + (1.0 - capacity_weight) * _shares(responsible))
-    fair = rci * owed_by_states_usd(data, policy)
+    owed = owed_by_states_usd(data, policy)
+    weights = _half_weights(capacity, responsible, capacity_weight, threshold, owed)
+    rci = weights[0] * _shares(capacity) + weights[1] * _shares(responsible)
+    fair = rci * owed
     named = data.sources[data.sources["donor_iso3"].notna()]
     pledged = (named.groupby("donor_iso3")["pledge_usd"].sum()
                .reindex(states["iso3"]).fillna(0.0).to_numpy(dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(fair > 0, pledged / fair, np.nan)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "iso3": states["iso3"].to_numpy(), "name": states["name"].to_numpy(),
         "income_group": states["income_group"].to_numpy(), "capacity_usd": capacity,
         "migrants_hosted": hosted, "rci": rci, "fair_share_usd": fair,
         "pledged_usd": pledged, "ratio": ratio,
     })
+    table.attrs.update(notes=weights[2], capacity_weight=capacity_weight,
+                       threshold=threshold)
+    return table
+
+
+def _half_weights(capacity: np.ndarray, responsible: np.ndarray, capacity_weight: float,
+                  threshold: str, owed: float) -> tuple[float, float, list[str]]:
+    """The weights of the capacity and responsibility halves, and a note when they are not
+    (w, 1 - w): a half that no State bears (its total is 0) hands its weight to the other,
+    so that the whole of `owed` is shared. `UsageError` when no State bears either."""
+    weights = [capacity_weight, 1.0 - capacity_weight]
+    borne = [float(capacity.sum()) > 0, float(responsible.sum()) > 0]
+    what = ["capacity (gni_usd)", "responsibility (migrants_hosted)"]
+    if not any(b and w > 0 for b, w in zip(borne, weights, strict=True)):
+        if owed <= 0:
+            return weights[0], weights[1], []
+        if not any(borne):
+            raise UsageError(
+                f"basis rci: no State at or above {threshold} has a gni_usd or "
+                f"migrants_hosted above 0, so none can owe a share of the USD {owed:,.2f} "
+                "owed; lower --threshold")
+        alone = 0 if weights[0] > 0 else 1
+        raise UsageError(
+            f"basis rci: --capacity-weight {capacity_weight:g} puts the whole weight on "
+            f"{what[alone]}, which no State at or above {threshold} has; give "
+            f"{what[1 - alone].split(' ')[0]} some weight")
+    notes = []
+    for half in (0, 1):
+        if not borne[half] and weights[half] > 0:
+            other = 1 - half
+            notes.append(
+                f"basis rci: no State at or above {threshold} has any {what[half]}, so its "
+                f"weight {weights[half]:g} goes to {what[other]}, which alone shares the USD "
+                f"{owed:,.2f} owed")
+            weights = [0.0, 0.0]
+            weights[other] = 1.0
+    return weights[0], weights[1], notes
 
 
 def _shares(values: np.ndarray) -> np.ndarray:
@@ -175,13 +220,14 @@ def _per_capita_adjusted(data: ProblemData, gni: pd.Series, positive: pd.Series
 
 def fair_share_rows(table: pd.DataFrame) -> list[list[str]]:
     """The rows of the fair-share CSV: amounts with two decimals, ratio and rci to 12
-    digits, persons whole."""
+    digits, persons whole; codes and names inert in a spreadsheet (`writing.inert`)."""
     if "rci" in table.columns:
-        return [[str(r.iso3), str(r.name), str(r.income_group), amount(r.capacity_usd),
+        return [[inert(str(r.iso3)), inert(str(r.name)), str(r.income_group),
+                 amount(r.capacity_usd),
                  "" if math.isnan(r.migrants_hosted) else f"{r.migrants_hosted:.0f}",
                  real(r.rci), amount(r.fair_share_usd), amount(r.pledged_usd), real(r.ratio)]
                 for r in table.itertuples(index=False)]
-    return [[str(r.donor_iso3), amount(r.gni_usd), amount(r.fair_share_usd),
+    return [[inert(str(r.donor_iso3)), amount(r.gni_usd), amount(r.fair_share_usd),
              amount(r.pledged_usd), real(r.ratio)] for r in table.itertuples(index=False)]
 
 

@@ -25,6 +25,7 @@ of 1.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -127,22 +128,54 @@ def check_swept_total(data: ProblemData, source_ids: list[str], levels: np.ndarr
 def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,
                      fundable: np.ndarray) -> list[Problem]:
     """Under levels, a problem when the gaps' priorities (of gaps with a fundable need)
-    span more than `MAX_PRIORITY_SPREAD`."""
+    span more than `MAX_PRIORITY_SPREAD`. Where a product of weights leaves floating point
+    (1e300 x 1e300 is infinite, 1e-300 x 1e-300 is 0) the priorities are compared in
+    logarithms, so that the spread is still a number."""
     if policy.allocation.method != "levels" or not (fundable > 0).any():
         return []
-    priority = gap_priority(data, policy)
+    with np.errstate(over="ignore", under="ignore"):
+        priority = gap_priority(data, policy)
+    if np.isfinite(priority).all() and (priority > 0).all():
+        # log10 of a positive normal float is exact enough for the comparison below.
+        priority = np.log10(priority)
+    else:
+        priority = _log10_priority(data, policy)
     on = np.nonzero(fundable > 0)[0]
     high, low = on[np.argmax(priority[on])], on[np.argmin(priority[on])]
-    spread = float(priority[high] / priority[low])
-    if spread <= MAX_PRIORITY_SPREAD:
+    spread = float(priority[high] - priority[low])
+    # A hair above the limit in logarithms is the limit itself, as a ratio of floats reads it.
+    if spread <= math.log10(MAX_PRIORITY_SPREAD) + 1e-9:
         return []
     gaps = data.gap_table
 
     def named(g: int) -> str:
-        return f"{gaps['iso3'][g]} {gaps['target'][g]} ({priority[g]:.3g})"
+        return f"{gaps['iso3'][g]} {gaps['target'][g]} ({_power_of_ten(float(priority[g]))})"
 
     return [Problem(policy_label, None, "weights",
                     f"under method = \"levels\" the gaps' priorities Wt x Wi x Wr span "
-                    f"{spread:.3g} times, from {named(low)} to {named(high)}; at most "
-                    f"{MAX_PRIORITY_SPREAD:g} (a gap of a million times another's priority "
-                    "fills first anyway): narrow the weights, or use method = \"weighted\"")]
+                    f"{_power_of_ten(spread)} times, from {named(low)} to {named(high)}; at "
+                    f"most {MAX_PRIORITY_SPREAD:g} (a gap of a million times another's "
+                    "priority fills first anyway): narrow the weights, or use method = "
+                    "\"weighted\"")]
+
+
+def _log10_priority(data: ProblemData, policy: Policy) -> np.ndarray:
+    """log10 of each gap's priority Wt x Wi x Wr (`model.gap_priority`) as a sum of the
+    weights' logarithms (every weight is > 0 under levels), for products past a float."""
+    states, gaps = data.state_table, data.gap_table
+    target = np.array([math.log10(policy.weights.target.get(t, 1.0)) for t in gaps["target"]])
+    state = np.array([math.log10(policy.weights.income.get(g))
+                      + math.log10(policy.role_weight(tuple(r)))
+                      for g, r in zip(states["income_group"], states["roles"], strict=True)])
+    return target + state[data.gap_state]
+
+
+def _power_of_ten(exponent: float) -> str:
+    """10 ** exponent to three digits (`1.21e+12`), even beyond a float's range."""
+    if abs(exponent) < 300:
+        return f"{10.0 ** exponent:.3g}"
+    whole = math.floor(exponent)
+    mantissa = float(f"{10.0 ** (exponent - whole):.3g}")
+    if mantissa >= 10:
+        mantissa, whole = mantissa / 10, whole + 1
+    return f"{mantissa:g}e{whole:+03d}"

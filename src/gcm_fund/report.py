@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 from collections.abc import Callable
 from dataclasses import fields
@@ -22,9 +23,11 @@ from .load import ProblemData
 from .output_schema import INPUT_COPY_DIR, MANIFEST, POLICY_COPY
 from .policy_file import PolicyFile
 from .report_folder import CONSTRAINT_COLUMNS, Written
-from .runfolder import check_destination
+from .runfolder import check_destination, replaceable
 from .schema import INPUT_FILES, META_FILE, Policy
 from .solve import Solution
+
+log = logging.getLogger(__name__)
 
 
 def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
@@ -197,7 +200,9 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
     """
     check_destination(destination, force=force, same_run=replace_same, inputs=data.folder,
                       policy=policy_file.path)
-    with writing.atomic_folder(destination, replace=True) as folder:
+    with writing.atomic_folder(destination, replaceable(force=force, same_run=replace_same)
+                               ) as folder:
+        log.info("writing the run folder %s", destination)
         # The page reads the tables' cells as written, not the files again (of the
         # constraints tables only the columns it shows).
         undeclared = [f.name for f in fields(tables) if getattr(tables, f.name) is not None

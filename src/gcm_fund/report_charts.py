@@ -5,6 +5,7 @@ needed to describe them).
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,13 @@ SDG_COLOURS = {
     "16": "#00689D", "17": "#19486A",
 }
 GRANT_COLOUR, LOAN_COLOUR, NEUTRAL_COLOUR = "#1f6f8b", "#d98c1f", "#6b7b8c"
+
+
+def label_text(text: str) -> str:
+    """Text for a chart's label or hover text: plotly reads `<a href>`, `<b>` and `<br>` in
+    them as markup (a region named `<a href=...>` would be a live link), and `&lt;` as
+    `<`; so `<`, `>` and `&` are written as entities and show as typed."""
+    return html.escape(text, quote=False)
 
 
 def _group_label(kind: str, instrument: str) -> str:
@@ -72,9 +80,10 @@ def sankey_figure(folder: Folder, names: Names) -> dict[str, Any]:
         groups = sorted(frame["group"].unique())
         middles = sorted(frame[middle].unique(), key=income_key if middle == "income" else str)
         targets = sorted(frame["target"].unique(), key=target_key)
-        labels = (groups
-                  + [INCOME_NAMES.get(m, m) if middle == "income" else m for m in middles]
-                  + [names.of_target(t) for t in targets])
+        labels = [label_text(str(label)) for label in
+                  (groups
+                   + [INCOME_NAMES.get(m, m) if middle == "income" else m for m in middles]
+                   + [names.of_target(t) for t in targets])]
         index = {("g", g): i for i, g in enumerate(groups)}
         index.update({("m", m): len(groups) + i for i, m in enumerate(middles)})
         index.update({("t", t): len(groups) + len(middles) + i for i, t in enumerate(targets)})
@@ -116,6 +125,7 @@ def sankey_figure(folder: Folder, names: Names) -> dict[str, Any]:
 def coverage_figure(title: str, labels: list[str], allocated: list[float],
                     fundable: list[float]) -> dict[str, Any]:
     """Horizontal bars of coverage (allocated / fundable need), largest need on top."""
+    labels = [label_text(label) for label in labels]
     shares = [(a / f * 100) if f > 0 else 0.0 for a, f in zip(allocated, fundable, strict=True)]
     hover = [f"{label}<br>{usd(a)} of {usd(f)} fundable"
              for label, a, f in zip(labels, allocated, fundable, strict=True)]
@@ -151,7 +161,8 @@ def instruments_figure(folder: Folder) -> dict[str, Any]:
         values = [float(totals.get((g, instrument), 0.0)) for g in groups]
         data.append({"type": "bar", "name": f"{instrument}s", "x": groups,
                      "y": [round(v / 1e6, 3) for v in values], "marker": {"color": colour},
-                     "hovertext": [f"{INCOME_NAMES.get(g, g)}: {usd(v)} in {instrument}s"
+                     "hovertext": [label_text(f"{INCOME_NAMES.get(g, g)}: {usd(v)} in "
+                                              f"{instrument}s")
                                    for g, v in zip(groups, values, strict=True)],
                      "hoverinfo": "text"})
     return {"data": data, "layout": _layout(

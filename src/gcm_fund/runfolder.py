@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from .output_schema import (  # noqa: F401 (the names this module gave them firs
     RUN_FILES,
 )
 from .schema import INPUT_FILES, META_FILE
-from .writing import file_kind
+from .writing import file_kind, refuse_dash
 
 # RUN_FILES: every name a run (or an infeasible run's diagnosis) writes at the top of its
 # folder; a manifest may list more (its "files" table), and those count as the run's own.
@@ -90,9 +90,8 @@ def _real(path: Path | str) -> Path:
 def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
                 policy: Path | str | None = None) -> None:
     """Refuse (`UsageError`) a run folder's destination that is, or holds, the input folder
-    or the policy file, or lies inside the input folder or the policy's folder (unless the
-    policy lies loose in a project folder: the working folder or above it, or the folder
-    holding the inputs), whatever is there now."""
+    or the policy file, or lies inside the input folder, whatever is there now. Beside the
+    policy (`--out models/run1`) is allowed: a run folder replaces only a run folder."""
     destination = Path(destination)
     target = _real(destination)
     for what, kept in (("the input folder", inputs), ("the policy file", policy)):
@@ -105,18 +104,6 @@ def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
         if what == "the input folder" and held in target.parents:
             raise UsageError(f"{destination}: is inside {what} {kept}; write the run "
                              "outside it with --out")
-    if policy is not None:
-        policy_folder = _real(policy).parent
-        # A policy kept loose in a project folder (the working folder or above it, or the
-        # folder that holds the inputs) would otherwise refuse every destination, the
-        # default outputs/ among them; only a folder of policies is kept apart.
-        here = _real(Path.cwd())
-        loose = (policy_folder == here or policy_folder in here.parents
-                 or (inputs is not None and policy_folder in _real(inputs).parents))
-        if not loose and policy_folder in target.parents:
-            raise UsageError(f"{destination}: is inside the policy's folder "
-                             f"{Path(policy).parent}; "
-                             "write the run outside it with --out")
 
 
 def check_destination(destination: Path | str, *, force: bool = False,
@@ -125,37 +112,52 @@ def check_destination(destination: Path | str, *, force: bool = False,
     """Refuse a run folder's destination that would lose something (`UsageError`).
 
     Refused whatever `force` says: a destination that is, or holds, the input folder or
-    the policy file; one inside the input folder or a folder of policies; a symbolic link;
-    an existing file; a non-empty folder
-    that is not recognisably a run folder of this tool, or holds files besides the run's
-    own. A run folder is replaced only with `force`, or when `same_run` (a folder named
-    by the run id, which can only hold the same run).
+    the policy file; one inside the input folder; a symbolic link; an existing file; a
+    non-empty folder that is not recognisably a run folder of this tool, or holds files
+    besides the run's own. A run folder is replaced only with `force`, or when `same_run`
+    (a folder named by the run id, which can only hold the same run).
     """
-    destination = Path(destination)
+    refuse_dash(destination)
     check_apart(destination, inputs=inputs, policy=policy)
-    if not os.path.lexists(destination):
+    check_replaceable(Path(destination), force=force, same_run=same_run)
+
+
+def check_replaceable(folder: Path, shown: Path | None = None, *, force: bool = False,
+                      same_run: bool = False) -> None:
+    """Refuse (`UsageError`) what stands at `folder` when a run folder may not replace it
+    (the rules of `check_destination` but where it lies); messages name it `shown`."""
+    destination = Path(shown if shown is not None else folder)
+    if not os.path.lexists(folder):
         return
-    if destination.is_symlink():
+    if folder.is_symlink():
         # Replacing the link would put a real folder where the user kept a link; replacing
         # what it points to would write somewhere --out does not name.
-        raise UsageError(f"{destination}: is a symbolic link to {os.readlink(destination)}; "
+        raise UsageError(f"{destination}: is a symbolic link to {os.readlink(folder)}; "
                          "give --out the folder itself, or another name")
-    if not destination.is_dir():
-        kind = file_kind(destination) or "a broken link"
+    if not folder.is_dir():
+        kind = file_kind(folder) or "a broken link"
         raise UsageError(f"{destination}: is {kind}, not a folder; --out names the folder "
                          "the run is written to")
-    entries = sorted(os.listdir(destination))
+    entries = sorted(os.listdir(folder))
     if not entries:
         return
-    foreign = foreign_entries(destination)
+    foreign = foreign_entries(folder)
     if foreign is None or foreign:
-        shown = _shown(foreign or entries)
+        listed = _shown(foreign or entries)
         if same_run:
-            raise UsageError(f"{destination}: holds files gcm-fund did not write ({shown}); "
+            raise UsageError(f"{destination}: holds files gcm-fund did not write ({listed}); "
                              "move them out to run into it again, or write elsewhere with "
                              "--out")
         raise UsageError(f"{destination}: exists and is not a run folder of gcm-fund (it "
-                         f"holds {shown}); choose another --out (--force replaces only a run "
+                         f"holds {listed}); choose another --out (--force replaces only a run "
                          "folder)")
     if not (force or same_run):
         raise UsageError(f"{destination}: exists and is not empty; use --force to replace it")
+
+
+def replaceable(*, force: bool = False, same_run: bool = False
+                ) -> Callable[[Path, Path], None]:
+    """`check_replaceable` with these flags, as `writing.atomic_folder` asks it."""
+    def check(folder: Path, shown: Path) -> None:
+        check_replaceable(folder, shown, force=force, same_run=same_run)
+    return check

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import math
 import os
 import re
 import shutil
+import signal
 import stat
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -218,18 +222,22 @@ def named_errors(path: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a file through a temporary file beside it, renamed into place when complete."""
+    """Write a file through a temporary file beside it, renamed into place when complete
+    (a SIGTERM or Ctrl-C before that removes the temporary file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with named_errors(path), os.fdopen(handle, "wb") as stream:
-            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; a file is not
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with terminations_interrupt() as termination:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with named_errors(path), os.fdopen(handle, "wb") as stream:
+                stream.write(content.encode("utf-8") if isinstance(content, str) else content)
+            os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes it private; a file is not
+            with _signals_held():
+                os.replace(temporary, path)
+                termination.release()
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -239,6 +247,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)  # a hard link is the same file under another name
     except OSError:
         return False
+
+
+def refuse_dash(path: Path | str) -> None:
+    """Refuse (`UsageError`) an output named `-`: the tool writes files and folders, never
+    to standard output, and a file named `-` is almost never what was meant (an absolute
+    path names one)."""
+    from .errors import UsageError
+
+    if str(path) == "-":
+        raise UsageError("-: gcm-fund writes files, not to standard output; name the file or "
+                         "folder to write")
 
 
 def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
@@ -253,6 +272,7 @@ def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
 
     seen: list[Path] = []
     for path in map(Path, paths):
+        refuse_dash(path)
         for kept in map(Path, inputs):
             if _same_file(path, kept):
                 raise UsageError(f"{path}: is one of this command's inputs ({kept}); write "
@@ -274,7 +294,13 @@ def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
 
 def write_files_atomic(contents: Mapping[Path, str | bytes]) -> None:
     """Write several files all or nothing: each through a temporary file beside it, then
-    all renamed into place; when any step fails the files that were there are put back."""
+    all renamed into place; when any step fails (or a SIGTERM or Ctrl-C comes) the files
+    that were there are put back."""
+    with terminations_interrupt():
+        _write_files_atomic(contents)
+
+
+def _write_files_atomic(contents: Mapping[Path, str | bytes]) -> None:
     staged: list[tuple[Path, Path]] = []
     moved: list[tuple[Path, Path | None]] = []
     try:
@@ -339,47 +365,220 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def atomic_folder(destination: Path, *, replace: bool = False) -> Iterator[Path]:
-    """A temporary folder beside `destination`, renamed to it when the block completes.
+# renameat2's flag (linux/fs.h): fail with EEXIST rather than replace the new name.
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_renameat2: Any = None
 
-    The caller decides whether an existing destination may be replaced (`replace`) and
-    checks it first; this refuses to replace anything otherwise. On any error or
-    interruption the temporary folder is removed and the destination is untouched.
+
+def _load_renameat2() -> Any:
+    """libc's renameat2, or False where there is none (not Linux, or a libc before 2.28)."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            import ctypes
+            import ctypes.util
+
+            with contextlib.suppress(OSError, AttributeError):
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
+                                   use_errno=True)
+                function = libc.renameat2
+                function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.c_char_p, ctypes.c_uint]
+                function.restype = ctypes.c_int
+                _renameat2 = function
+    return _renameat2
+
+
+def rename_no_replace(source: Path, destination: Path) -> bool:
+    """Rename the folder `source` to `destination` unless something stands there: True
+    when renamed, False when `destination` was taken (it is then left as it is).
+
+    Linux's renameat2 with RENAME_NOREPLACE refuses any existing name in one step. Where it
+    is missing (another system, an old libc, a file system without the flag) a folder is
+    renamed with rename(2), which replaces an existing name only when that is an empty
+    folder, and fails on a folder with anything in it, a file or a link.
+    """
+    function = _load_renameat2()
+    if function:
+        import ctypes
+
+        if function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(destination),
+                    _RENAME_NOREPLACE) == 0:
+            return True
+        error = ctypes.get_errno()
+        if error == errno.EEXIST:
+            return False
+        if error not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(error, os.strerror(error), str(destination))
+    try:
+        os.rename(source, destination)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            return False
+        raise
+    return True
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM that arrived while files were being written: unwinds like Ctrl-C, so the
+    half-written files are removed on the way out."""
+
+
+class _Termination:
+    """SIGTERM raising `Terminated` while installed (see `terminations_interrupt`)."""
+
+    def __init__(self) -> None:
+        self.installed = (threading.current_thread() is threading.main_thread()
+                          and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+        if self.installed:
+            signal.signal(signal.SIGTERM, self._raise)
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    def release(self) -> None:
+        """SIGTERM ends the process again, as it did before."""
+        if self.installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.installed = False
+
+
+@contextlib.contextmanager
+def terminations_interrupt() -> Iterator[_Termination]:
+    """Within the block, SIGTERM raises `Terminated`, when it would otherwise end the
+    process at once (its handler is the default, and this is the main thread)."""
+    termination = _Termination()
+    try:
+        yield termination
+    finally:
+        termination.release()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT held back during the block (a swap of folders that must not be
+    cut in two); one that arrived meanwhile is delivered at its end."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+# Whatever stands at the destination is checked in place, moved aside, checked again and
+# replaced; another writer can take the name in between, so this is tried a few times.
+_PLACE_ATTEMPTS = 10
+
+
+def _place(staging: Path, destination: Path, shown: Path,
+           replaceable: Callable[[Path, Path], None] | None, trash: Path) -> None:
+    """Rename `staging` to `destination`, replacing only what `replaceable` accepts.
+
+    `replaceable(folder, shown)` raises `UsageError` for a folder that may not be replaced
+    (`shown` is the name to give in the message); None accepts only an empty folder.
+    Whatever stands at `destination` is checked where it stands, then again once moved
+    aside into `trash` (nobody else writes there): a folder that is not accepted is put
+    back, and a refusal raised.
     """
     from .errors import UsageError
 
+    for attempt in range(_PLACE_ATTEMPTS):
+        if rename_no_replace(staging, destination):
+            return
+        try:
+            _accept(destination, shown, replaceable)
+        except UsageError as exc:
+            raise _changed(shown, exc) from None
+        aside = trash / str(attempt)
+        try:
+            os.rename(destination, aside)
+        except FileNotFoundError:
+            continue  # gone meanwhile: try the rename again
+        try:
+            _accept(aside, shown, replaceable)
+        except UsageError as exc:
+            if not rename_no_replace(aside, destination):
+                kept = Path(tempfile.mkdtemp(prefix=f"{destination.name}.kept.",
+                                             dir=destination.parent))
+                os.rename(aside, kept / destination.name)
+                raise UsageError(f"{_changed(shown, exc)}; it was moved to "
+                                 f"{kept / destination.name}, as another folder took its "
+                                 "place meanwhile") from None
+            raise _changed(shown, exc) from None
+    raise UsageError(f"{shown}: kept changing while this run was being written; nothing was "
+                     "written")
+
+
+def _accept(folder: Path, shown: Path,
+            replaceable: Callable[[Path, Path], None] | None) -> None:
+    from .errors import UsageError
+
+    if replaceable is not None:
+        replaceable(folder, shown)
+    elif os.path.lexists(folder) and (not folder.is_dir() or folder.is_symlink()
+                                      or any(folder.iterdir())):
+        raise UsageError(f"{shown}: exists and is not empty; use --force to replace it")
+
+
+def _changed(shown: Path, refusal: Exception) -> Exception:
+    from .errors import UsageError
+
+    reason = str(refusal).removeprefix(f"{shown}: ")
+    return UsageError(f"{shown}: changed while this run was being written (another run, or "
+                      f"someone else, wrote there): it was left as it is and nothing was "
+                      f"written; {reason}")
+
+
+@contextlib.contextmanager
+def atomic_folder(destination: Path,
+                  replaceable: Callable[[Path, Path], None] | None = None
+                  ) -> Iterator[Path]:
+    """A temporary folder beside `destination`, renamed to it when the block completes.
+
+    What may be replaced is decided by `replaceable(folder, shown)`, which raises
+    `UsageError` for a folder that may not be (None: only an empty folder). It is asked
+    before the block runs and again, for whatever stands at `destination` by then, when
+    the folder is put in place: a folder made meanwhile (by hand, or by another run) is
+    never replaced unless it passes, and is then refused (`UsageError`). On any error,
+    refusal or interruption (Ctrl-C, or a SIGTERM) the temporary folder is removed and the
+    destination is as it was.
+    """
     shown = Path(destination)
     # An absolute path gives `.` and `..` a real name and parent: the staging folder
     # goes beside the destination, never inside it.
     destination = Path(os.path.abspath(shown))
-    occupied = os.path.lexists(destination) and (
-        not destination.is_dir() or any(destination.iterdir()))
-    if occupied and not replace:
-        raise UsageError(f"{shown}: exists and is not empty; use --force to replace it")
+    if os.path.lexists(destination):
+        _accept(destination, shown, replaceable)
     destination.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(destination.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
-                                    suffix=".partial", dir=destination.parent))
-    # mkdtemp makes the folder private (drwx------); a run folder is for colleagues too,
-    # as the user's umask says.
-    os.chmod(staging, 0o777 & ~umask())
-    try:
-        with named_errors(shown):
-            yield staging
-        if os.path.lexists(destination):
+    with terminations_interrupt() as termination:
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
+                                        suffix=".partial", dir=destination.parent))
+        # mkdtemp makes the folder private (drwx------); a run folder is for colleagues
+        # too, as the user's umask says.
+        os.chmod(staging, 0o777 & ~umask())
+        trash: Path | None = None
+        try:
+            with named_errors(shown):
+                yield staging
             trash = Path(tempfile.mkdtemp(prefix=f".{destination.name}.{os.getpid()}.",
                                           suffix=".partial", dir=destination.parent))
-            os.replace(destination, trash / "old")
-            try:
-                os.replace(staging, destination)
-            except BaseException:
-                os.replace(trash / "old", destination)
-                raise
-            finally:
+            with _signals_held():
+                _place(staging, destination, shown, replaceable, trash)
+                # In place: a SIGTERM held back until now ends the process as it would
+                # have, the folder complete.
+                termination.release()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            if trash is not None:
                 shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

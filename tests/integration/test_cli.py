@@ -105,8 +105,7 @@ def test_validate_prints_the_summary_of_the_bundled_example(model):
 
 @pytest.fixture
 def infeasible_policy(tmp_path: Path) -> Path:
-    """Pledges of USD 45 million cannot cover every fundable gap in full (in a folder of
-    its own: a run may not be written inside the policy's folder)."""
+    """Pledges of USD 45 million cannot cover every fundable gap in full."""
     (tmp_path / "policy").mkdir()
     path = tmp_path / "policy" / "everything.toml"
     path.write_text("[equity]\nmaximize = false\nmin_floor = 1.0\n", encoding="utf-8")
@@ -246,6 +245,7 @@ def test_verbose_reports_each_step_on_stderr_and_leaves_stdout_alone(tmp_path):
     lines = without_debt_risk_warning(loud.stderr).strip().splitlines()
     steps = [re.fullmatch(r"\s*\d+ ms  (.+)", line).group(1) for line in lines]
     assert steps[0].startswith("loaded ") and steps[0].endswith(" s")
+    assert steps.pop() == f"writing the run folder {tmp_path / 'loud'}"
     manifest = json.loads((tmp_path / "loud" / "manifest.json").read_text())
     # The bundled policy: priority levels, one line per step of levels.csv.
     n_steps = len((tmp_path / "loud" / "levels.csv").read_text().splitlines()) - 1

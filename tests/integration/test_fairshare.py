@@ -285,3 +285,103 @@ def test_rci_over_the_bundled_example_covers_every_state_with_gni(tmp_path):
     owing = {r["iso3"] for r in rows if float(r["fair_share_usd"]) > 0}
     assert owing == {s["iso3"] for s in states if s["gni_usd"]
                      and s["income_group"] in ("UMIC", "HIC")}
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 19, point 8: rci shares the whole need or says why; text cells inert; options that
+# the basis ignores refused.
+
+
+def without_migrants(inputs: Path) -> None:
+    """AAA and BBB (the States at or above UMIC) host no migrants; CCC (LIC) hosts 60."""
+    states = (inputs / "states.csv").read_text(encoding="utf-8")
+    (inputs / "states.csv").write_text(states.replace(",10\n", ",0\n").replace(",30\n", ",0\n"),
+                                       encoding="utf-8")
+
+
+def test_rci_without_migrants_above_the_threshold_assigns_the_whole_need(rci_case, tmp_path):
+    """Capacity alone shares the USD 10e6 owed (0.75 and 0.25), with a note, instead of
+    half of it."""
+    inputs, policy = rci_case
+    without_migrants(inputs)
+    out = tmp_path / "rci.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--out", str(out))
+    assert status == 0, output
+    assert out.read_text(encoding="utf-8") == RCI_HEADER + (
+        "AAA,State AAA,HIC,300000000000.00,0,0.75,7500000.00,2500000.00,0.333333333333\n"
+        "BBB,State BBB,UMIC,100000000000.00,0,0.25,2500000.00,0.00,0\n"
+        "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n")
+    assert ("note: basis rci: no State at or above UMIC has any responsibility "
+            "(migrants_hosted), so its weight 0.5 goes to capacity (gni_usd), which alone "
+            "shares the USD 10,000,000.00 owed") in output
+
+
+def test_rci_with_no_state_above_the_threshold_says_why(rci_case, tmp_path):
+    """No State is HIC but AAA, and AAA has neither GNI nor migrants here: nobody can owe
+    the USD 10e6, exit 2 (it used to write a table of zeros)."""
+    inputs, policy = rci_case
+    without_migrants(inputs)
+    lines = (inputs / "states.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    for i, line in enumerate(lines):
+        if line.startswith("AAA,"):
+            cells = line.split(",")
+            cells[header.index("gni_usd")] = "0"
+            lines[i] = ",".join(cells)
+    (inputs / "states.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "rci.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--threshold", "HIC", "--out", str(out))
+    assert status == 2, output
+    assert output == ("error: basis rci: no State at or above HIC has a gni_usd or "
+                      "migrants_hosted above 0, so none can owe a share of the USD "
+                      "10,000,000.00 owed; lower --threshold\n")
+    assert not out.exists()
+
+
+def test_rci_whole_weight_on_a_half_nobody_bears_says_why(rci_case, tmp_path):
+    inputs, policy = rci_case
+    without_migrants(inputs)
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--capacity-weight", "0", "--out", str(tmp_path / "r.csv"))
+    assert status == 2, output
+    assert output == ("error: basis rci: --capacity-weight 0 puts the whole weight on "
+                      "responsibility (migrants_hosted), which no State at or above UMIC has; "
+                      "give capacity some weight\n")
+
+
+@pytest.mark.parametrize("basis", ["rci", "gni"])
+def test_fair_share_csv_writes_formula_like_names_inert(tmp_path, write_case, basis):
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("AAA", "HIC", gni_usd=300e9, migrants_hosted=10) | {
+                    "name": "=HYPERLINK(\"http://x\")"},
+                state("BBB", "UMIC", gni_usd=100e9, migrants_hosted=30) | {"name": "@cmd"},
+                state("CCC", "LIC", gni_usd=1e9) | {"name": "-2+3"}],
+        gaps=[gap("CCC", "10.7", 10e6)],
+        sources=[source("s1", 1e6, donor_iso3="AAA"), source("s2", 1e6, donor_iso3="BBB")],
+        policy=None)
+    out = tmp_path / "fair.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", basis,
+                                    "--out", str(out))
+    assert status == 0, output
+    rows = read_csv(out)
+    if basis == "rci":
+        assert [r["name"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'@cmd", "'-2+3"]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values()
+               if cell and not cell[0].isdigit())
+
+
+@pytest.mark.parametrize("options", [("--capacity-weight", "0.7"), ("--threshold", "HIC"),
+                                     ("--threshold", "HIC", "--capacity-weight", "1")])
+@pytest.mark.parametrize("basis", ["gni", "gni-per-capita-adjusted"])
+def test_rci_options_under_another_basis_are_usage_errors(hand_case, tmp_path, options, basis):
+    inputs, policy = hand_case
+    out = tmp_path / "fair.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", basis,
+                                    "--out", str(out), *options)
+    named = " and ".join(o for o in ("--capacity-weight", "--threshold") if o in options)
+    assert status == 2
+    assert output == f"error: {named}: for --basis rci only (the basis is {basis})\n"
+    assert not out.exists()

@@ -89,3 +89,24 @@ def test_a_spread_of_exactly_the_limit_solves(tmp_path: Path, write_case) -> Non
     # USD 1 million: 10.7 gets 1e6 / (1e6 + 1) of it, 8.8 the rest.
     assert amounts["10.7"] + amounts["8.8"] == 1e6
     assert abs(amounts["10.7"] - 1e12 / (1e6 + 1)) <= 0.01
+
+
+def test_the_spread_of_priorities_past_a_float_is_a_real_figure(tmp_path: Path) -> None:
+    """Weights of 1e300 and 1e-300 (issue 19, point 8): the products overflow and underflow
+    a float, and the message said "span nan times" with a numpy warning (an error under
+    pytest). Computed in logarithms: the highest priority is MLI 10.7's, 1e300 (10.7) x
+    1e300 (LIC) x 1.1 (its role), the lowest AGO 8.8's, 1e-300 x 1 x 1: 1.1e+900 times.
+    The check itself is called: a range check on each weight may come first in `load`."""
+    from gcm_fund.limits import _priority_spread
+    from gcm_fund.load import load_inputs_and_policy
+    from gcm_fund.model import fundable_usd
+
+    policy = baseline_with(tmp_path, {"10.7": "1e300", "8.8": "1e-300"})
+    text = policy.read_text(encoding="utf-8").replace("LIC = 1.1", "LIC = 1e300", 1)
+    policy.write_text(text, encoding="utf-8")
+    data, policy_file = load_inputs_and_policy(ROOT / "inputs", policy)
+    rules = policy_file.policy
+    [problem] = _priority_spread(data, rules, "p.toml", fundable_usd(data, rules))
+    assert str(problem).startswith(
+        "p.toml: weights: under method = \"levels\" the gaps' priorities Wt x Wi x Wr span "
+        "1.1e+900 times, from AGO 8.8 (1e-300) to MLI 10.7 (1.1e+600); at most 1e+06 ")

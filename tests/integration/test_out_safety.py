@@ -130,12 +130,43 @@ def test_out_holding_the_policy_is_refused(project: Path):
     assert tree(project) == before
 
 
-def test_out_inside_the_policys_folder_is_refused(project: Path):
-    before = tree(project)
-    code, _, stderr = allocate("--out", "models/run")
+def test_a_run_beside_its_policy_is_allowed(project: Path):
+    """`--out models/run1`: a run folder in the policy's folder, the policy untouched; and
+    a second run there replaces the first only with --force."""
+    policy = (project / "models" / "policy.toml").read_bytes()
+    code, _, stderr = allocate("--out", "models/run1")
+    assert code == 0, stderr
+    assert (project / "models" / "run1" / "manifest.json").is_file()
+    assert (project / "models" / "policy.toml").read_bytes() == policy
+    code, _, stderr = allocate("--out", "models/run1")
     assert code == 2
-    assert stderr == ("error: models/run: is inside the policy's folder models; write the run "
-                      "outside it with --out\n")
+    assert stderr == "error: models/run1: exists and is not empty; use --force to replace it\n"
+    code, _, stderr = allocate("--out", "models/run1", "--force")
+    assert code == 0, stderr
+    assert sorted(p.name for p in (project / "models").iterdir()) == [
+        "infeasible.toml", "policy.toml", "run1"]
+
+
+def test_policy_and_runs_in_one_working_folder_are_allowed(project: Path):
+    """The policy and its runs side by side in a folder of their own (not the working
+    folder): each run beside the policy is written, the policy kept."""
+    work = project / "work"
+    work.mkdir()
+    shutil.copyfile(project / "models" / "policy.toml", work / "policy.toml")
+    for run in ("run1", "run2"):
+        code, _, stderr = allocate("--out", f"work/{run}", policy="work/policy.toml")
+        assert code == 0, stderr
+    assert sorted(p.name for p in work.iterdir()) == ["policy.toml", "run1", "run2"]
+
+
+def test_a_run_holding_its_policy_is_still_refused(project: Path):
+    """Beside the policy is allowed; a destination holding it, even a run folder that holds
+    it as its own policy.toml, is not."""
+    assert allocate("--out", "run")[0] == 0
+    before = tree(project)
+    code, _, stderr = allocate("--out", "run", "--force", policy="run/policy.toml")
+    assert code == 2
+    assert stderr.startswith("error: run: holds the policy file run/policy.toml; ")
     assert tree(project) == before
 
 
@@ -365,3 +396,30 @@ def test_default_outputs_inside_the_input_folder_is_refused_before_solving(
     assert stderr == ("error: outputs/<run_id>: is inside the input folder .; write the run "
                       "outside it with --out\n")
     assert not (project / "inputs" / "outputs").exists()
+
+
+@pytest.mark.parametrize("command", [
+    *COMMANDS, pytest.param(("allocate", "inputs", "-m", "models/policy.toml"), id="allocate"),
+    pytest.param(("allocate", "inputs", "-m", "models/policy.toml", "--out", "run", "--xlsx"),
+                 id="allocate-xlsx"),
+])
+def test_out_dash_is_refused_not_written_as_a_file_named_dash(project: Path,
+                                                              command: tuple[str, ...]):
+    """`--out -` (issue 19, point 8): not standard output, and no file or folder named `-`."""
+    option = [] if command[-1] == "--xlsx" else ["--out"]
+    before = tree(project)
+    code, stdout, stderr = cli(*command, *option, "-")
+    assert code == 2, stderr
+    assert stderr == ("error: -: gcm-fund writes files, not to standard output; name the file "
+                      "or folder to write\n")
+    assert stdout == ""
+    assert tree(project) == before
+
+
+def test_export_to_dash_is_refused(project: Path):
+    assert allocate("--out", "run")[0] == 0
+    before = tree(project)
+    code, _, stderr = cli("export", "run", "--xlsx", "-")
+    assert code == 2
+    assert stderr.startswith("error: -: gcm-fund writes files, not to standard output")
+    assert tree(project) == before

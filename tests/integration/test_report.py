@@ -306,3 +306,44 @@ def test_rules_in_a_few_words_name_each_family_once(example_run):
     assert names.summary(["budget[deu]", "source_state[deu,KEN]"]) == (
         f"budget of {names.of_source('deu')}; cap of {names.of_source('deu')} in "
         f"{names.of_state('KEN')}")
+
+
+def test_region_names_in_chart_labels_are_text_not_markup(tmp_path, write_case):
+    """A region named `<a href=...>` (issue 19, point 8) shows as typed in the charts'
+    labels: in the figures' JSON as entities, and in a browser as text, no link."""
+    region = '<a href="https://example.org/x">Evil</a> & <b>bold</b>'
+    inputs, policy = write_case(
+        tmp_path, states=[{"iso3": "KEN", "name": "Kenya", "region": region,
+                           "income_group": "LIC"},
+                          {"iso3": "UGA", "name": "Uganda", "region": "Africa",
+                           "income_group": "LIC"}],
+        gaps=[{"iso3": "KEN", "target": "10.7", "need_usd": 1e6},
+              {"iso3": "UGA", "target": "10.7", "need_usd": 1e6}],
+        sources=[{"source_id": "a", "name": "A", "kind": "donor", "instrument": "grant",
+                  "pledge_usd": 1e6}])
+    run = api.write(api.allocate(inputs, policy), tmp_path / "run")
+    page = (run / "report.html").read_text(encoding="utf-8")
+    figures = chart_data(page)
+    escaped = "&lt;a href=\"https://example.org/x\"&gt;Evil&lt;/a&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+    assert escaped in figures["by_region"]["data"][0]["y"]
+    assert all(escaped in trace["node"]["label"] or not trace["visible"]
+               for trace in figures["sankey"]["data"])
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    assert not [s for s in strings(figures) if "<a" in s or "<b>" in s]
+    executable = chromium_or_skip()
+    with browser.Browser(executable, tmp_path / "profile") as chrome:
+        chrome.open((run / "report.html").resolve().as_uri())
+        chrome.wait_until("document.body.getAttribute('data-ready') === 'true'", 30)
+        links = chrome.evaluate("document.querySelectorAll('.chart a').length")
+        texts = chrome.evaluate("[...document.querySelectorAll('.chart text')]"
+                                ".map(t => t.textContent)")
+        log = chrome.log
+    assert log.errors() == []
+    assert links == 0
+    assert region in texts

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
@@ -124,3 +127,66 @@ def test_a_workbook_inside_the_run_folder_is_refused(run_and_book, tmp_path):
     assert result.exit_code == 2
     assert "is inside the run folder" in result.output
     assert not (run / "book.xlsx").exists()
+
+
+def test_text_like_a_formula_or_an_error_code_stays_text_in_every_sheet(tmp_path):
+    """Cells openpyxl would store as a formula (`=...`) or an error (`#N/A`) are written as
+    text, in a table, the policy and the manifest; amounts keep their format."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"run_id": "#N/A", "note": "=2+2"}),
+                                       encoding="utf-8")
+    (run / "policy.toml").write_text('name = "x"\n=1\n#DIV/0!\n', encoding="utf-8")
+    (run / "allocations.csv").write_text(
+        "source_id,iso3,target,amount_usd\n=1+1,#N/A,10.7,12.50\n#REF!,KEN,=A1,\n",
+        encoding="utf-8")
+    book = load_workbook(workbook.write_workbook(run, tmp_path / "run.xlsx"))
+    rows = [[(c.value, c.data_type) for c in row] for row in book["allocations"].iter_rows()]
+    assert rows[1:] == [[("=1+1", "s"), ("#N/A", "s"), ("10.7", "s"), (12.5, "n")],
+                        [("#REF!", "s"), ("KEN", "s"), ("=A1", "s"), (None, "n")]]
+    assert book["allocations"]["D2"].number_format == workbook.USD_FORMAT
+    assert [(c.value, c.data_type) for c in book["policy"]["A"]][2:] == [("=1", "s"),
+                                                                        ("#DIV/0!", "s")]
+    assert [(c.value, c.data_type) for c in book["manifest"]["B"]][1:] == [("#N/A", "s"),
+                                                                          ("=2+2", "s")]
+    assert all(c.font.b for sheet in book for c in sheet[1])
+
+
+TEXTS = st.text(alphabet=st.sampled_from(["a", "1", " ", "&", "<", ">", "=", "#", "é", "\n",
+                                          "'", '"', ".", "-", "e"]), max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.tuples(TEXTS, TEXTS, TEXTS), min_size=1, max_size=8))
+def test_every_cell_is_the_csv_cell(tmp_path_factory, rows):
+    """Whatever the text (spaces at either end, XML's &, < and >, a leading = or #, a
+    number or not), a text column's cell is the CSV's text, a number column's cell the
+    number (formatted in an amount column) or the text when it is not one."""
+    run = tmp_path_factory.mktemp("cells")
+    (run / "manifest.json").write_text('{"run_id": "x"}', encoding="utf-8")
+    with open(run / "allocations.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["source_id", "amount_usd", "dual"])
+        writer.writerows(rows)
+    sheet = load_workbook(workbook.write_workbook(run, run / "book.xlsx"))["allocations"]
+    found = [[(c.value, c.data_type, c.number_format) for c in row]
+             for row in sheet.iter_rows(min_row=2, max_col=3)]
+    assert len(found) == len(rows)
+
+    def expected(text: str, column: int, cell: tuple) -> tuple:
+        if text == "":
+            return (None, cell[1], "General")  # an empty text cell reads back as "inlineStr"
+        number = None
+        if column > 0:
+            try:
+                number = float(text)
+            except ValueError:
+                number = None
+        if number is None or not math.isfinite(number):
+            return (text.replace("\r\n", "\n"), "s", "General") if number is None \
+                else (None, "n", workbook.USD_FORMAT if column == 1 else "General")
+        return (number, "n", workbook.USD_FORMAT if column == 1 else "General")
+
+    for row, cells in zip(rows, found, strict=True):
+        for column, (text, cell) in enumerate(zip(row, cells, strict=True)):
+            assert cell == expected(text, column, cell), (text, column)

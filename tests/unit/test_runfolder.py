@@ -74,7 +74,17 @@ def test_inputs_and_policy_are_never_a_destination(tmp_path: Path):
                                  (inputs / "run", "is inside the input folder"),
                                  (project / "models", "holds the policy file"),
                                  (inputs / ".." / "models", "holds the policy file"),
-                                 (project / "models" / "run", "is inside the policy's folder")]:
+                                 (policy, "holds the policy file")]:
         with pytest.raises(UsageError, match=message):
             check_destination(destination, force=True, inputs=inputs, policy=policy)
     check_destination(project / "outputs" / "run", force=True, inputs=inputs, policy=policy)
+
+
+def test_a_run_beside_its_policy_is_allowed(tmp_path: Path):
+    project = build(tmp_path / "p", {"inputs/states.csv": "", "models/a.toml": "",
+                                     "work/b.toml": ""})
+    inputs = project / "inputs"
+    check_destination(project / "models" / "run", inputs=inputs, policy=project / "models" /
+                      "a.toml")
+    check_destination(project / "work" / "run", inputs=inputs, policy=project / "work" /
+                      "b.toml")

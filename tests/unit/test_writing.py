@@ -93,11 +93,15 @@ def test_write_atomic_replaces_a_file_and_leaves_no_temporary(tmp_path: Path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.csv"]
 
 
+def ANYTHING(folder: Path, shown: Path) -> None:
+    """A caller's check that accepts whatever stands at the destination."""
+
+
 def test_atomic_folder_leaves_the_destination_untouched_on_error(tmp_path: Path):
     destination = tmp_path / "run"
     destination.mkdir()
     (destination / "keep.txt").write_text("mine")
-    with pytest.raises(RuntimeError), writing.atomic_folder(destination, replace=True) as folder:
+    with pytest.raises(RuntimeError), writing.atomic_folder(destination, ANYTHING) as folder:
         (folder / "new.txt").write_text("half")
         raise RuntimeError("failed half way")
     assert [p.name for p in destination.iterdir()] == ["keep.txt"]
@@ -111,7 +115,37 @@ def test_atomic_folder_refuses_a_non_empty_destination_unless_told(tmp_path: Pat
     with pytest.raises(UsageError, match="exists and is not empty"), \
             writing.atomic_folder(destination):
         pass
-    with writing.atomic_folder(destination, replace=True) as folder:
+    with writing.atomic_folder(destination, ANYTHING) as folder:
         (folder / "new.txt").write_text("new")
     assert [p.name for p in destination.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_sigterm_in_atomic_folder_removes_the_staging_and_restores_the_handler(
+        tmp_path: Path):
+    import os
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    destination = tmp_path / "run"
+    with pytest.raises(writing.Terminated), writing.atomic_folder(destination) as folder:
+        (folder / "half.csv").write_text("a,b\n")
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_rename_no_replace_refuses_a_taken_name(tmp_path: Path):
+    source, taken, empty = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    source.mkdir()
+    (source / "new").write_text("new")
+    taken.mkdir()
+    (taken / "mine").write_text("mine")
+    assert not writing.rename_no_replace(source, taken)
+    assert (taken / "mine").read_text() == "mine" and (source / "new").exists()
+    empty.mkdir()
+    if writing._load_renameat2():  # rename(2), the fallback, replaces an empty folder
+        assert not writing.rename_no_replace(source, empty)
+    assert writing.rename_no_replace(source, tmp_path / "d")
+    assert (tmp_path / "d" / "new").read_text() == "new"
