@@ -13,8 +13,10 @@ from the copied inputs:
 2. each step's duals are dual feasible and bound L by the recorded L_k (weak duality,
    every dual infeasibility priced at its worst), while the allocation reaches L_k on every
    gap still rising: L_k is that step's optimum;
-3. each gap stopped at step k has a positive dual on its level row there: by
-   complementary slackness no allocation with the others at L_k raises it;
+3. each gap stopped at step k is held there: with L fixed at L_k, the step's duals
+   bound by `(bound - weight x L_k) / |dual of its level row|` how far any allocation that
+   keeps the rising gaps at L_k can raise it, and that rise must be within SPEC 4b's
+   tolerance (a vanishing dual proves nothing);
 4. stages 1b (the money placed) and 3 (the least loan burden) optimal by their own duals
    (`stage_duals.csv`, see `level_stages`).
 """
@@ -38,12 +40,6 @@ if TYPE_CHECKING:
 # A level row's dual counts as positive when the gap's share of d L / d rhs
 # (|dual| x priority x U, which sums to 1 over a step's level rows) exceeds this.
 POSITIVE_SHARE = 1e-9
-# A stopped gap's own share must be positive, not above noise: a State's cap shares its
-# dual among the State's gaps by pi U, so a USD 1 gap beside a USD 1e10 one gets 1e-10 of
-# it, exactly. Only a bound within tolerance makes a dual a proof anyway (1e-6 relative
-# lets a forger add far more than this), so the floor here only keeps out zeros written
-# as tiny numbers.
-STOPPED_SHARE = 1e-14
 # SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U; plus half a cent per written row.
 GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 PLACED_SLACK_USD = 0.01
@@ -172,6 +168,8 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
     duals = parse_numbers(duals_table["dual"])
     names = duals_table["name"].to_numpy()
     worst_excess = 0.0
+    rise = np.zeros(n_gaps)  # by stopped gap: the most its step's duals let it rise, USD
+    rise_tol = GAP_USD + GAP_RELATIVE_U * fundable
     for k in range(1, n_steps + 1):
         here = step_name == k
         y = np.zeros(len(rules.rows))
@@ -215,12 +213,21 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         if z_bounds is not None and rules.has_floor:
             reduced_z = float(floor_u @ y[floor_rows])
             bound += reduced_z * (z_bounds[1] if reduced_z > 0 else z_bounds[0])
+        level_k = float(level_of_step[k - 1])
+        # With L fixed at L_k the duals' combination gives, for every allocation that keeps
+        # each rising gap at L_k or more, |y_g| x (a_g - pi U L_k) <= bound - weight_l L_k
+        # (every other row's term is >= 0): the USD gap g can rise above its level.
+        slack = max(bound - weight_l * level_k, 0.0)
+        stopped = np.nonzero(in_e & (step == k))[0]
+        room = fundable[stopped] - scale[stopped] * level_k  # its gap row caps it anyway
+        with np.errstate(divide="ignore"):
+            by_duals = np.where(y_level[stopped] < 0, slack / -y_level[stopped], np.inf)
+        rise[stopped] = np.maximum(np.minimum(by_duals, room), 0.0)
         # weight_l x L <= bound for every allocation. Pricing L's reduced cost 1 - weight_l
         # at Lcap turns the duals' written digits into Lcap / L_k times as much relative
         # error (priorities spread 1e6: 1e-12 becomes 1e-6); dividing by weight_l does not.
         bound = min(bound + max(1.0 - weight_l, 0.0) * lcap,
                     bound / weight_l if weight_l > 0 else np.inf)
-        level_k = float(level_of_step[k - 1])
         excess = bound - level_k
         worst_excess = max(worst_excess, excess / max(abs(level_k), 1e-12))
         if not excess <= GAP_RELATIVE * max(abs(level_k), 1e-12):
@@ -230,21 +237,24 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         dual_problems.extend(f"step {k}: {label[g]} is still rising but gets "
                              f"{usd(amount[g])} < priority x U x L = {usd(scale[g] * level_k)}"
                              for g in reach)
-        share = -y_level * scale
-        for g in np.nonzero(in_e & (step == k))[0]:
-            if not share[g] > STOPPED_SHARE:
-                stop_problems.append(f"{label[g]} stops at step {k} (level {level_k:.10g}) "
-                                     f"without a positive dual on its level row (dual "
-                                     f"{y_level[g]:.6g})")
+        for g in stopped[~(rise[stopped] <= rise_tol[stopped])]:
+            stop_problems.append(f"{label[g]} stops at step {k} (level {level_k:.10g}), but "
+                                 f"its level row's dual {y_level[g]:.6g} lets it rise "
+                                 f"{usd(rise[g])} above {usd(scale[g] * level_k)} with "
+                                 f"every rising gap at the level")
     checker.cert.figures.update(levels_steps=float(n_steps),
                                 levels_worst_excess=worst_excess)
     checker.add(Check("levels: each step optimal", not dual_problems,
                       f"{n_steps} steps; the largest dual bound on L exceeds the recorded level "
                       f"by {max(worst_excess, 0.0):.2e} relative", f"{GAP_RELATIVE:g} relative",
                       dual_problems))
+    stopped_any = in_e & (step > 0)
+    worst_rise = float(np.max(rise[stopped_any] / rise_tol[stopped_any], initial=0.0))
+    checker.cert.figures.update(levels_worst_rise=worst_rise)
     checker.add(Check("levels: stopped gaps held", not stop_problems,
-                      f"{int(in_e.sum())} gaps, each stopped by a positive dual on its level row",
-                      f"share of d L / d rhs > {STOPPED_SHARE:g}", stop_problems))
+                      f"{int(in_e.sum())} gaps, each held at its level by its step's duals; "
+                      f"the largest rise they allow is {worst_rise:.2e} of its tolerance",
+                      "0.01 USD + 1e-6 of U", stop_problems))
     facts = LevelFacts(scale=scale, in_e=in_e, held=held, lcap=lcap, placed=float(placed),
                        z_bounds=z_bounds)
     checker.step("levels: stage 1b (money placed)", check_placed, facts)
