@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cases import gap, source, state, weighted_policy
+from cases import gap, read_csv, reseal, source, state, weighted_policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -328,3 +328,77 @@ def test_a_page_from_another_tool_version_is_held_to_its_hash(run: Path) -> None
     assert cert.ok, "\n".join(cert.lines())
     check = next(c for c in cert.checks if c.name == "report.html")
     assert "with plotly 0.0.1" in check.figure and "held to its sha256 only" in check.figure
+
+
+# ---------------------------------------------------------------------------------------
+# issue 19 item 1: a vanishing dual froze a rising gap
+
+
+THREE_GAPS = {"gaps": [gap("AAA", "10.7", 1e8), gap("BBB", "10.7", 1e8),
+                       gap("CCC", "10.7", 1e8)],
+              "sources": [source("s1", 1e7, exclude_states="BBB;CCC"),
+                          source("s2", 1e8, exclude_states="AAA")]}
+
+
+@pytest.fixture(scope="module")
+def non_leximin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The forgery of issue 19 item 1. Three gaps of USD 100 M; a source of 10 M for the
+    first, one of 100 M for the other two: the leximin answer gives the second and third
+    50 M each. The forger runs the tool with a cap of 10 M on the second gap's State,
+    restores the inputs' copy, drops the cap's rows, writes the levels as if the second gap
+    stopped beside the first with a level-row dual of -1e-20, rehashes every file and
+    re-renders the page: the second gap gets 10 M, the third 90 M."""
+    from cases import write_case
+
+    base = tmp_path_factory.mktemp("non-leximin")
+    honest, policy = write_case(base / "honest",
+                                states=[state("AAA"), state("BBB"), state("CCC")], **THREE_GAPS)
+    capped, _ = write_case(base / "capped", states=[
+        state("AAA"), state("BBB", absorption_usd=1e7), state("CCC")], **THREE_GAPS)
+    good = api.write(api.allocate(honest, policy), base / "good")
+    assert {r["iso3"]: r["allocated_usd"] for r in read_csv(good / "coverage.csv")} == {
+        "AAA": "10000000.00", "BBB": "50000000.00", "CCC": "50000000.00"}
+    run = api.write(api.allocate(capped, policy), base / "run")
+    shutil.copyfile(honest / "states.csv", run / "inputs" / "states.csv")
+    # Stage 1 (the floor 0.1) is the same without the cap: its honest proof is copied.
+    shutil.copyfile(good / "stage1_constraints.csv", run / "stage1_constraints.csv")
+    for name in ("constraints.csv", "stage_duals.csv"):
+        write(run / name, [r for r in read_csv(run / name) if r["name"] != "absorb[BBB]"])
+    (run / "levels.csv").write_text("step,level,gaps_stopped,stopped_by\n"
+                                    "1,0.1,2,budget[s1]\n2,0.9,1,budget[s2]\n")
+    (run / "level_duals.csv").write_text(
+        'step,name,dual\n1,budget[s1],1e-08\n1,"level[AAA,10.7]",-1e-08\n'
+        '1,"level[BBB,10.7]",-1e-20\n2,budget[s2],1e-08\n2,"level[CCC,10.7]",-1e-08\n'
+        '2,"held[BBB,10.7]",-1e-08\n')
+    rows = read_csv(run / "coverage.csv")
+    for row, step, by in zip(rows, "112", ["budget[s1]", "", "budget[s2]"], strict=True):
+        row["step"], row["stopped_by"] = step, by
+    write(run / "coverage.csv", rows)
+    edit_manifest(run, lambda m: m["objective"].__setitem__("steps", 2))
+    reseal(run)
+    assert {r["iso3"]: r["allocated_usd"] for r in read_csv(run / "coverage.csv")} == {
+        "AAA": "10000000.00", "BBB": "10000000.00", "CCC": "90000000.00"}
+    return run
+
+
+def test_certify_refuses_a_gap_frozen_by_a_vanishing_dual(non_leximin: Path) -> None:
+    output = certify_fails(non_leximin, "FAIL levels: stopped gaps held",
+                           "gap[BBB,10.7] stops at step 1 (level 0.1), but its level row's "
+                           "dual -1e-20 lets it rise USD 90,000,000.00 above "
+                           "USD 10,000,000.00")
+    # Only the proof that the gap is held can tell: every other check holds.
+    failed = [line for line in output.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1, output
+
+
+@pytest.mark.parametrize("solver", [None, "cbc"])
+def test_verify_calls_a_levels_difference_a_different_allocation(
+        non_leximin: Path, solver: str | None) -> None:
+    status, output = cli("verify", non_leximin, *(("--solver", solver) if solver else ()))
+    assert status == 1, output
+    assert "alternative optimum" not in output
+    assert "FAIL gaps: 2 gaps differ beyond SPEC 4b's tolerance" in output
+    assert "gap[BBB,10.7]: 10,000,000.00 -> 50,000,000.00 (+40,000,000.00)" in output
+    assert "gap[CCC,10.7]: 90,000,000.00 -> 50,000,000.00 (-40,000,000.00)" in output
+    if solver:
+        assert output.splitlines()[-1] == "NOT equivalent: the gaps' amounts differ"

@@ -32,7 +32,7 @@ from ..schema import INCOME_GROUPS
 from .common import parse_numbers, usd
 from .level_stages import LevelFacts, check_loans, check_placed
 from .rules import LE, Rules
-from .tolerances import GAP_RELATIVE
+from .tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, ROW_CENT
 
 if TYPE_CHECKING:
     from .checks import Certifier
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 # A level row's dual counts as positive when the gap's share of d L / d rhs
 # (|dual| x priority x U, which sums to 1 over a step's level rows) exceeds this.
 POSITIVE_SHARE = 1e-9
-# SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U; plus half a cent per written row.
-GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 PLACED_SLACK_USD = 0.01
 
 
