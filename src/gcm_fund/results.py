@@ -16,6 +16,7 @@ from .backend import StageSolution
 from .cents import round_to_cents, written_cents
 from .model import GE, SCALE_USD, LinearProgram
 from .solve import Solution
+from .spec import POSITIVE_DUAL
 
 
 @dataclass
@@ -272,9 +273,6 @@ def _coverage_by(coverage: pd.DataFrame, key: pd.Series) -> dict[str, tuple[floa
 # ---------------------------------------------------------------------------------------
 # Priority levels (SPEC section 4b)
 
-# A dual counts as positive above this (d L / d rhs in USD millions): the solvers' dual
-# feasibility tolerance.
-POSITIVE_DUAL = 1e-9
 
 
 def distinct_levels(levels: np.ndarray) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..csv_input import sha256_bytes
-from ..spec import run_id
+from ..spec import POSITIVE_DUAL, run_id
 from .checks import Certifier, Check
 from .common import parse_numbers
 from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS
@@ -102,6 +102,116 @@ def check_coverage(c: Certifier) -> None:
                 f"{SAME_CENT} USD; coverage {SAME_SHARE:g}", problems))
 
 
+def _relative(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Where figures written with 12 significant digits agree (NaN never does)."""
+    return np.abs(got - expected) <= SAME_DUAL * np.abs(expected)
+
+
+def _stopping_rules(c: Certifier, duals: pd.DataFrame, step_of: np.ndarray, n_steps: int
+                    ) -> tuple[list[list[str]], dict[int, list[str]]]:
+    """SPEC 4b's stopping rules from level_duals.csv: per step, the rules (no level or
+    held row) with a positive dual, `gap[...]` first; and for each gap, those of the rules
+    of the step that stopped it (`step_of`, 0 for none) whose row holds one of the gap's
+    allocation columns."""
+    rules = c.rules
+    index = {name: r for r, name in enumerate(rules.rows["name"])}
+    threshold = POSITIVE_DUAL / c.run.solved_scale  # the duals are written per USD
+    steps = parse_numbers(duals["step"])
+    values = parse_numbers(duals["dual"])
+    gap_of = rules.triples["gap"].to_numpy(dtype=int)
+    entry_gap = gap_of[rules.entry_col]
+    placing = np.unique(gap_of)  # the gaps allocated[total] holds: every one with a column
+    per_step: list[list[str]] = []
+    per_gap: dict[int, list[str]] = {}
+    for k in range(1, n_steps + 1):
+        here = (steps == k) & (np.abs(values) > threshold)
+        names = [str(n) for n in duals["name"].to_numpy()[here]
+                 if str(n).partition("[")[0] not in ("level", "held")]
+        names.sort(key=lambda n: n.partition("[")[0] != "gap")  # stable: gap rows first
+        per_step.append(names)
+        position = np.full(len(rules.rows), -1)
+        for at, name in enumerate(names):
+            if name in index:  # a name that is no row of the step: its proof names it
+                position[index[name]] = at
+        entry_at = position[rules.entry_row]
+        chosen = (entry_at >= 0) & (step_of[entry_gap] == k)
+        pairs = [entry_gap[chosen] * len(names) + entry_at[chosen]]
+        if "allocated[total]" in names:
+            stopped = placing[step_of[placing] == k]
+            pairs.append(stopped * len(names) + names.index("allocated[total]"))
+        for pair in np.unique(np.concatenate(pairs)).tolist():
+            per_gap.setdefault(pair // len(names), []).append(names[pair % len(names)])
+    return per_step, per_gap
+
+
+def check_level_columns(c: Certifier) -> None:
+    """coverage.csv's `priority`, `level` and `stopped_by`, and levels.csv's
+    `gaps_stopped` and `stopped_by` (SPEC 4b), recomputed from the copied inputs, the
+    allocation and the duals of level_duals.csv (whose steps certify_levels proves)."""
+    from .levels import priorities
+
+    rules, run = c.rules, c.run
+    gaps = rules.gaps
+    table = run.table("coverage.csv", ("iso3", "target", "priority", "level", "stopped_by",
+                                       "step"))
+    levels = run.table("levels.csv", ("step", "gaps_stopped", "stopped_by"))
+    duals = run.table("level_duals.csv", ("step", "name", "dual"))
+    problems: list[str] = []
+    at = _keyed(table, "coverage.csv", ["iso3", "target"], gaps, problems)
+    labels = [f"{i},{t}" for i, t in zip(gaps["iso3"], gaps["target"], strict=True)]
+    pi = priorities(rules)
+    gap_of = rules.triples["gap"].to_numpy(dtype=int)
+    in_e = np.bincount(gap_of, minlength=len(gaps)) > 0
+    fundable = gaps["fundable_usd"].to_numpy(dtype=float)
+    allocated = np.bincount(gap_of, weights=c.x, minlength=len(gaps))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(in_e, allocated / fundable / pi, np.nan)
+    for column, expected, blank in (("priority", pi, None), ("level", level, ~in_e)):
+        cells = table[column].to_numpy()
+        got = np.full(len(at), np.nan)
+        got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
+        blank = np.zeros(len(at), dtype=bool) if blank is None else blank
+        for g in np.nonzero((at >= 0) & ~blank & ~_relative(got, expected))[0]:
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: {column} "
+                            f"{cells[at[g]]!r}, recomputed {expected[g]:.12g}")
+        for g in np.nonzero((at >= 0) & blank)[0]:
+            if cells[at[g]] != "":
+                problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: {column} "
+                                f"{cells[at[g]]!r}, expected blank (outside E)")
+    steps = parse_numbers(levels["step"])
+    n_steps = len(steps)
+    step_of = np.zeros(len(gaps), dtype=int)
+    written_steps = parse_numbers(table["step"])
+    has = (at >= 0) & in_e
+    step_of[has] = np.nan_to_num(written_steps[at[has]], nan=0.0).astype(int)
+    step_of[(step_of < 1) | (step_of > n_steps)] = 0  # certify_levels names such a step
+    per_step, per_gap = _stopping_rules(c, duals, step_of, n_steps)
+    cells = table["stopped_by"].to_numpy()
+    for g in np.nonzero(at >= 0)[0]:
+        expected_by = ";".join(per_gap.get(int(g), []))
+        if cells[at[g]] != expected_by:
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: stopped_by "
+                            f"{cells[at[g]]!r}, recomputed {expected_by!r}")
+    counts = np.bincount(step_of[in_e], minlength=n_steps + 1)
+    for line, (k, count, by) in enumerate(zip(steps, levels["gaps_stopped"],
+                                              levels["stopped_by"], strict=True), start=2):
+        if not (k == k and 1 <= k <= n_steps and k == int(k)):
+            continue  # certify_levels names a step that is not one
+        if count != str(counts[int(k)]):
+            problems.append(f"levels.csv:{line}: step {int(k)}: gaps_stopped {count!r}, "
+                            f"recomputed {counts[int(k)]} (the gaps of coverage.csv at the "
+                            "step)")
+        expected_by = ";".join(per_step[int(k) - 1])
+        if by != expected_by:
+            problems.append(f"levels.csv:{line}: step {int(k)}: stopped_by {by!r}, "
+                            f"recomputed {expected_by!r}")
+    c.add(Check("level columns", not problems,
+                f"{len(gaps)} gaps and {n_steps} steps: coverage.csv's priority, level and "
+                "stopped_by and levels.csv's gaps_stopped and stopped_by as recomputed from "
+                "the inputs, allocations.csv and level_duals.csv",
+                f"{SAME_DUAL:g} relative; the rest exact", problems))
+
+
 def check_sources(c: Certifier) -> None:
     """sources_summary.csv: pledge, allocated, unallocated and marginal value, every source.
 
@@ -173,6 +283,14 @@ def check_manifest_figures(c: Certifier) -> None:
                 f"exact; totals {SAME_CENT} USD", problems))
 
 
+def _first_difference(a: bytes, b: bytes) -> int:
+    """The first byte at which two byte strings differ (the shorter one's length when one
+    begins the other)."""
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(np.frombuffer(a, np.uint8, n) != np.frombuffer(b, np.uint8, n))
+    return int(differ[0]) if len(differ) else n
+
+
 def check_report(c: Certifier) -> None:
     """report.html is the page the certified files give (rendered again, byte for byte).
 
@@ -200,8 +318,7 @@ def check_report(c: Certifier) -> None:
                     f"({type(exc).__name__}: {exc})"))
         return
     same = page == written
-    at = next((i for i, (a, b) in enumerate(zip(page, written, strict=False)) if a != b),
-              min(len(page), len(written)))
+    at = 0 if same else _first_difference(page, written)
     c.add(Check("report.html", same,
                 "the page these files give, rendered again" if same else
                 f"report.html differs from the page these files give, from byte {at:,} "

@@ -46,16 +46,14 @@ PLACED_SLACK_USD = 0.01
 def priorities(rules: Rules) -> np.ndarray:
     """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s) by gap, restated from SPEC 4b."""
     policy = rules.policy
-    states = rules.data.states.set_index("iso3")
+    states = rules.data.states
     income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
-    out = np.empty(len(rules.gaps))
-    for i, (iso3, target) in enumerate(zip(rules.gaps["iso3"], rules.gaps["target"],
-                                           strict=True)):
-        roles = tuple(states.at[iso3, "roles"])
-        role = max((float(getattr(policy.weights.role, r)) for r in roles), default=1.0)
-        out[i] = (policy.weights.target.get(target, 1.0)
-                  * income_weight[states.at[iso3, "income_group"]] * role)
-    return out
+    by_state = {iso3: income_weight[income] * max(
+        (float(getattr(policy.weights.role, r)) for r in roles), default=1.0)
+        for iso3, income, roles in zip(states["iso3"], states["income_group"],
+                                       states["roles"], strict=True)}
+    return np.array([policy.weights.target.get(t, 1.0) * by_state[i] for i, t in
+                     zip(rules.gaps["iso3"], rules.gaps["target"], strict=True)], dtype=float)
 
 
 def certify_levels(checker: Certifier, z_final: float | None) -> None:
