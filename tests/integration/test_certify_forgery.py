@@ -402,3 +402,45 @@ def test_verify_calls_a_levels_difference_a_different_allocation(
     assert "gap[CCC,10.7]: 90,000,000.00 -> 50,000,000.00 (-40,000,000.00)" in output
     if solver:
         assert output.splitlines()[-1] == "NOT equivalent: the gaps' amounts differ"
+
+
+# ---------------------------------------------------------------------------------------
+# issue 19 item 2: the columns of the levels, recomputed
+
+
+def _first(r: dict[str, str]) -> bool:
+    return r["step"] == "1"
+
+
+LEVEL_COLUMNS = {
+    "coverage priority": (edit_cell("coverage.csv", _funded, "priority", lambda v: "2"),
+                          "coverage.csv:{line}: AGO,10.7: priority '2', recomputed 1"),
+    "coverage level": (edit_cell("coverage.csv", _funded, "level",
+                                 lambda v: f"{float(v) * 1.5:.12g}"),
+                       "coverage.csv:{line}: AGO,10.7: level '0.551263146195', recomputed "
+                       "0.36750876413"),
+    "coverage stopped_by": (edit_cell("coverage.csv", _funded, "stopped_by",
+                                      lambda v: "absorb[AGO]"),
+                            "coverage.csv:{line}: AGO,10.7: stopped_by 'absorb[AGO]', "
+                            "recomputed 'budget[afdb];budget[che];"),
+    "levels gaps_stopped": (edit_cell("levels.csv", _first, "gaps_stopped", lambda v: "21"),
+                            "levels.csv:{line}: step 1: gaps_stopped '21', recomputed 20"),
+    "levels stopped_by": (edit_cell("levels.csv", _first, "stopped_by",
+                                    lambda v: v.partition(";")[2]),
+                          "levels.csv:{line}: step 1: stopped_by 'budget[afdb];"),
+}
+
+
+@pytest.mark.parametrize("forgery", LEVEL_COLUMNS)
+def test_certify_names_a_forged_level_column(run: Path, forgery: str) -> None:
+    tamper, named = LEVEL_COLUMNS[forgery]
+    line = tamper(run)
+    reseal(run)
+    if forgery.startswith("coverage"):  # what explain prints, and certify must prove
+        status, output = cli("explain", run, "--state", "AGO")
+        assert status == 0, output
+        forged = read(run / "coverage.csv")[line - 2][forgery.split()[1]]
+        assert forged.replace(";", ", ") in output or f"{float(forged):.6g}" in output
+    output = certify_fails(run, "FAIL level columns", named.format(line=line))
+    failed = [x for x in output.splitlines() if x.startswith("FAIL")]
+    assert len(failed) == 1, output
