@@ -18,7 +18,7 @@ import pandas as pd
 from ..csv_input import sha256_bytes
 from ..spec import POSITIVE_DUAL, run_id
 from .checks import Certifier, Check
-from .common import parse_numbers
+from .common import cents_of, parse_numbers, sum_cents, text_cents
 from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS
 from .tolerances import SAME_CENT
 
@@ -73,6 +73,32 @@ def _compare(table: pd.DataFrame, name: str, column: str, at: np.ndarray,
                     for i in np.nonzero(off_blank)[0])
 
 
+def _compare_cents(table: pd.DataFrame, name: str, column: str, at: np.ndarray,
+                   expected: np.ndarray, size_usd: np.ndarray, labels: list[str],
+                   problems: list[str]) -> None:
+    """Cells of `column` at lines `at` against sums in whole cents (`expected`), in
+    integers: the same cent, or within half the spacing of doubles of `size_usd` (the size
+    of the figures the written one was taken from) where a double holds no longer every
+    cent (above about USD 7e13)."""
+    found = at >= 0
+    cents, written = text_cents(table[column])
+    got = np.zeros(len(at), dtype=np.int64)
+    got[found] = cents[at[found]]
+    two_decimals = np.zeros(len(at), dtype=bool)
+    two_decimals[found] = written[at[found]]
+    allowed = np.floor(50.0 * np.spacing(np.abs(size_usd)) + 0.5).astype(np.int64)
+    off = found & (~two_decimals | (np.abs(got - expected) > allowed))
+    cells = table[column].to_numpy()
+    problems.extend(f"{name}:{at[i] + 2}: {labels[i]}: {column} {cells[at[i]]!r}, recomputed "
+                    f"{_cents_text(int(expected[i]))}" for i in np.nonzero(off)[0])
+
+
+def _cents_text(cents: int) -> str:
+    """Whole cents as a USD amount with two decimals."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
 def check_coverage(c: Certifier) -> None:
     """coverage.csv: need, fundable, allocated, coverage and eligibility, every gap."""
     rules = c.rules
@@ -81,12 +107,15 @@ def check_coverage(c: Certifier) -> None:
     problems: list[str] = []
     at = _keyed(table, "coverage.csv", ["iso3", "target"], gaps, problems)
     labels = [f"{i},{t}" for i, t in zip(gaps["iso3"], gaps["target"], strict=True)]
-    allocated = np.bincount(rules.triples["gap"].to_numpy(dtype=int), weights=c.x,
-                            minlength=len(gaps))
+    gap_of = rules.triples["gap"].to_numpy(dtype=int)
+    allocated_cents = sum_cents(gap_of, c.cents, len(gaps))
+    allocated = allocated_cents / 100.0
     fundable = gaps["fundable_usd"].to_numpy(dtype=float)
     for column, expected in (("need_usd", gaps["need_usd"].to_numpy(dtype=float)),
-                             ("fundable_usd", fundable), ("allocated_usd", allocated)):
+                             ("fundable_usd", fundable)):
         _compare(table, "coverage.csv", column, at, expected, SAME_CENT, labels, problems)
+    _compare_cents(table, "coverage.csv", "allocated_usd", at, allocated_cents, allocated,
+                   labels, problems)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(fundable > 0, allocated / fundable, np.nan)
     _compare(table, "coverage.csv", "coverage", at, share, SAME_SHARE, labels, problems,
@@ -225,12 +254,20 @@ def check_sources(c: Certifier) -> None:
     at = _keyed(table, "sources_summary.csv", ["source_id"], sources, problems)
     labels = sources["source_id"].tolist()
     pledge = sources["pledge_usd"].to_numpy(dtype=float)
-    allocated = np.bincount(rules.triples["source"].to_numpy(dtype=int), weights=c.x,
-                            minlength=len(sources))
-    for column, expected in (("pledge_usd", pledge), ("allocated_usd", allocated),
-                             ("unallocated_usd", pledge - allocated)):
-        _compare(table, "sources_summary.csv", column, at, expected, SAME_CENT, labels,
-                 problems)
+    allocated = sum_cents(rules.triples["source"].to_numpy(dtype=int), c.cents,
+                          len(sources))
+    _compare(table, "sources_summary.csv", "pledge_usd", at, pledge, SAME_CENT, labels,
+             problems)
+    _compare_cents(table, "sources_summary.csv", "allocated_usd", at, allocated,
+                   allocated / 100.0, labels, problems)
+    # pledge = allocated + unallocated as written, to the cent (the pledge as written is
+    # held to the input's above).
+    pledge_cents = cents_of(np.nan_to_num(pledge))
+    written, two_decimals = text_cents(table["pledge_usd"])
+    found = (at >= 0) & two_decimals[np.maximum(at, 0)]
+    pledge_cents[found] = written[at[found]]
+    _compare_cents(table, "sources_summary.csv", "unallocated_usd", at,
+                   pledge_cents - allocated, pledge, labels, problems)
     constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
     budget = (constraints["family"] == "budget").to_numpy()
     duals = dict(zip(constraints["name"][budget], parse_numbers(constraints["dual"][budget]),
@@ -270,7 +307,7 @@ def check_manifest_figures(c: Certifier) -> None:
                         f"policy's name {expected_name!r}")
     totals = {
         "pledged_usd": float(rules.data.sources["pledge_usd"].sum()),
-        "allocated_usd": float(c.x.sum()),
+        "allocated_usd": int(c.cents.sum()) / 100.0,
         "fundable_usd": float(rules.gaps["fundable_usd"].sum()),
     }
     for key, expected in totals.items():
