@@ -128,7 +128,8 @@ def check_coverage(c: Certifier) -> None:
     c.add(Check("coverage.csv", not problems,
                 f"{len(gaps)} gaps: need, fundable, allocated, coverage and eligible as "
                 "recomputed from the inputs and allocations.csv",
-                f"{SAME_CENT} USD; coverage {SAME_SHARE:g}", problems))
+                f"allocated summed in whole cents, exact; {SAME_CENT} USD; coverage "
+                f"{SAME_SHARE:g}", problems))
 
 
 def _relative(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -282,7 +283,8 @@ def check_sources(c: Certifier) -> None:
     c.add(Check("sources_summary.csv", not problems,
                 f"{len(sources)} sources: pledge, allocated, unallocated and marginal value "
                 "as recomputed from the inputs, allocations.csv and constraints.csv",
-                f"{SAME_CENT} USD; marginal value {SAME_DUAL:g}", problems))
+                f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD; "
+                f"marginal value {SAME_DUAL:g}", problems))
 
 
 def check_manifest_figures(c: Certifier) -> None:
