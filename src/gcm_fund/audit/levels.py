@@ -216,8 +216,10 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         slack = max(bound - weight_l * level_k, 0.0)
         stopped = np.nonzero(in_e & (step == k))[0]
         room = fundable[stopped] - scale[stopped] * level_k  # its gap row caps it anyway
-        with np.errstate(divide="ignore"):
-            by_duals = np.where(y_level[stopped] < 0, slack / -y_level[stopped], np.inf)
+        by_duals = np.full(len(stopped), np.inf)  # no dual on its level row: no bound
+        held_by = y_level[stopped] < 0
+        with np.errstate(over="ignore"):  # a dual of 1e-300 bounds nothing: inf
+            by_duals[held_by] = slack / -y_level[stopped][held_by]
         rise[stopped] = np.maximum(np.minimum(by_duals, room), 0.0)
         # weight_l x L <= bound for every allocation. Pricing L's reduced cost 1 - weight_l
         # at Lcap turns the duals' written digits into Lcap / L_k times as much relative
