@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from cases import gap, read_csv, reseal, source, state, weighted_policy
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -444,3 +444,228 @@ def test_certify_names_a_forged_level_column(run: Path, forgery: str) -> None:
     output = certify_fails(run, "FAIL level columns", named.format(line=line))
     failed = [x for x in output.splitlines() if x.startswith("FAIL")]
     assert len(failed) == 1, output
+
+
+# ---------------------------------------------------------------------------------------
+# issue 19: a consistent forgery that changes an amount beyond its tolerance never
+# certifies. Three forgers on solved random instances (shared, solved once), each leaving
+# the folder consistent (everything rehashed, the run id recomputed, the page rendered
+# again): one edits an amount, one moves money between two gaps and derives every table
+# from the moved amounts, one runs the tool with a State capped at an earlier step's level
+# and passes the result off as the uncapped run, as issue 19 item 1 did.
+
+FORGERY_SEEDS = (3, 5, 8)
+LE_FAMILIES = {"budget", "gap", "absorb", "state_share", "source_state"}
+
+
+@pytest.fixture(scope="module")
+def honest_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    runs = {}
+    for seed in FORGERY_SEEDS:
+        base = tmp_path_factory.mktemp(f"honest-{seed}")
+        inputs = write_instance(base / "inputs", 6, 3, 4, seed=seed)
+        policy = base / "policy.toml"
+        policy.write_text('name = "forged"\n')
+        runs[seed] = api.write(api.allocate(inputs, policy), base / "run")
+    return runs
+
+
+def gap_amounts(folder: Path) -> dict[tuple[str, str], float]:
+    found: dict[tuple[str, str], float] = {}
+    for row in read(folder / "allocations.csv"):
+        key = (row["iso3"], row["target"])
+        found[key] = found.get(key, 0.0) + float(row["amount_usd"])
+    return found
+
+
+def beyond_tolerance(honest: Path, forged: Path) -> bool:
+    """Whether some gap's amount moved beyond SPEC 4b's USD 0.01 + 1e-6 U (and a cent)."""
+    fundable = {(r["iso3"], r["target"]): float(r["fundable_usd"])
+                for r in read(honest / "coverage.csv")}
+    before, after = gap_amounts(honest), gap_amounts(forged)
+    return any(abs(after.get(k, 0.0) - before.get(k, 0.0)) > 0.02 + 1e-6 * u
+               for k, u in fundable.items())
+
+
+def derive_from_allocations(folder: Path) -> None:
+    """What a forger recomputes from a forged allocations.csv: coverage.csv's allocated,
+    coverage and level; sources_summary.csv's allocated and unallocated; constraints.csv's
+    lhs and slack; the manifest's allocated total and weighted figure."""
+    from gcm_fund import writing
+
+    rows = read(folder / "allocations.csv")
+
+    def total(*keys: tuple[str, str]) -> float:
+        return sum(float(r["amount_usd"]) for r in rows if all(r[k] == v for k, v in keys))
+
+    coverage = read(folder / "coverage.csv")
+    for row in coverage:
+        amount = total(("iso3", row["iso3"]), ("target", row["target"]))
+        row["allocated_usd"] = writing.amount(amount)
+        if float(row["fundable_usd"]) > 0:
+            row["coverage"] = writing.share(amount / float(row["fundable_usd"]))
+            if row["level"]:
+                row["level"] = writing.real(amount / float(row["fundable_usd"])
+                                            / float(row["priority"]))
+    write(folder / "coverage.csv", coverage)
+    sources = read(folder / "sources_summary.csv")
+    for row in sources:
+        amount = total(("source_id", row["source_id"]))
+        row["allocated_usd"] = writing.amount(amount)
+        row["unallocated_usd"] = writing.amount(float(row["pledge_usd"]) - amount)
+    write(folder / "sources_summary.csv", sources)
+    everything = total()
+    keys = {"budget": ("source_id",), "gap": ("iso3", "target"), "floor": ("iso3", "target"),
+            "absorb": ("iso3",), "state_share": ("iso3",), "source_state": ("source_id", "iso3"),
+            "thematic": ("target",)}
+    constraints = read(folder / "constraints.csv")
+    before = float(json.loads((folder / "manifest.json").read_text())["totals"]["allocated_usd"])
+    for row in constraints:
+        if row["family"] not in keys:
+            continue
+        lhs = total(*((k, row[k]) for k in keys[row["family"]]))
+        if row["family"] == "thematic":
+            row["rhs"] = writing.amount(float(row["rhs"]) * everything / before)
+        row["lhs"] = writing.amount(lhs)
+        slack = float(row["rhs"]) - lhs if row["family"] in LE_FAMILIES \
+            else lhs - float(row["rhs"])
+        row["slack"] = writing.amount(slack)
+    write(folder / "constraints.csv", constraints)
+    priority = {(r["iso3"], r["target"]): float(r["priority"]) for r in coverage}
+    weighted = sum(priority[r["iso3"], r["target"]] * float(r["amount_usd"]) for r in rows)
+
+    def totals(m: dict) -> None:
+        m["totals"]["allocated_usd"] = round(everything, 2)
+        if not m["objective"].get("loan_burden"):  # without loans w is the priority
+            m["objective"]["weighted"] = weighted
+
+    edit_manifest(folder, totals)
+
+
+def forge_edit(folder: Path, honest: Path, data: st.DataObject) -> None:
+    """One allocation row's amount changed by at least USD 1 and 1e-5 of it."""
+    rows = read(folder / "allocations.csv")
+    row = data.draw(st.sampled_from(rows), label="row")
+    amount = float(row["amount_usd"])
+    factor = data.draw(st.sampled_from([0.5, 0.99, 1.01, 1.5, 3.0]), label="factor")
+    row["amount_usd"] = f"{max(amount * factor, amount + (1.0 if factor > 1 else -1.0)):.2f}" \
+        if factor > 1 else f"{max(0.01, min(amount * factor, amount - 1.0)):.2f}"
+    write(folder / "allocations.csv", rows)
+
+
+def forge_move(folder: Path, honest: Path, data: st.DataObject) -> None:
+    """Money moved from one gap's row to another gap's row, every table derived again."""
+    rows = read(folder / "allocations.csv")
+    giver = data.draw(st.sampled_from(rows), label="from")
+    others = [r for r in rows if (r["iso3"], r["target"]) != (giver["iso3"], giver["target"])]
+    taker = data.draw(st.sampled_from(others or rows), label="to")
+    moved = round(float(giver["amount_usd"]) * data.draw(st.sampled_from([0.01, 0.3, 0.9]),
+                                                         label="share"), 2)
+    moved = max(moved, 1.0) if float(giver["amount_usd"]) > 2.0 else 0.5
+    giver["amount_usd"] = f"{float(giver['amount_usd']) - moved:.2f}"
+    taker["amount_usd"] = f"{float(taker['amount_usd']) + moved:.2f}"
+    write(folder / "allocations.csv", [r for r in rows if float(r["amount_usd"]) > 0])
+    derive_from_allocations(folder)
+
+
+def _renumber(cell: str, gone: int) -> str:
+    return str(int(cell) - 1) if cell and int(cell) > gone else cell
+
+
+def forge_cap(folder: Path, honest: Path, data: st.DataObject) -> None:
+    """Issue 19 item 1 in general: the tool run with one State's absorption capped at what
+    its gaps get at an earlier step's level, the inputs' copy restored, the cap's rows
+    dropped, its gaps written as stopped at that step by a dual of -1e-20 on their level
+    rows (their own step merged into an adjacent one of the same level)."""
+    coverage = read(honest / "coverage.csv")
+    levels = {int(r["step"]): float(r["level"]) for r in read(honest / "levels.csv")}
+    states = read(honest / "inputs" / "states.csv")
+    step_of: dict[str, set[int]] = {}
+    for row in coverage:
+        if row["step"]:
+            step_of.setdefault(row["iso3"], set()).add(int(row["step"]))
+    candidates = [(s["iso3"], j) for s in states if not s["absorption_usd"]
+                  and len(step_of.get(s["iso3"], ())) == 1
+                  for j in levels if j < min(step_of[s["iso3"]])
+                  and levels[j] < levels[min(step_of[s["iso3"]])] * (1 - 1e-4)]
+    assume(candidates)
+    iso3, j = data.draw(st.sampled_from(candidates), label="state, step")
+    cap = sum(float(r["priority"]) * float(r["fundable_usd"]) * levels[j]
+              for r in coverage if r["iso3"] == iso3)
+    scratch = folder.parent / "capped"
+    shutil.copytree(honest / "inputs", scratch)
+    for row in states:
+        row["absorption_usd"] = f"{cap:.2f}" if row["iso3"] == iso3 else row["absorption_usd"]
+    write(scratch / "states.csv", states)
+    shutil.rmtree(folder)
+    api.write(api.allocate(scratch, honest / "policy.toml"), folder)
+    shutil.copytree(honest / "inputs", folder / "inputs", dirs_exist_ok=True)
+    shutil.copyfile(honest / "stage1_constraints.csv", folder / "stage1_constraints.csv")
+    absorb = f"absorb[{iso3}]"
+    for name in ("constraints.csv", "stage_duals.csv"):
+        write(folder / name, [r for r in read(folder / name) if r["name"] != absorb])
+    duals = [r for r in read(folder / "level_duals.csv") if r["name"] != absorb]
+    table = read(folder / "levels.csv")
+    cov = read(folder / "coverage.csv")
+    mine = [r for r in cov if r["iso3"] == iso3 and r["step"]]
+    assume(mine and len({r["step"] for r in mine}) == 1)
+    own = int(mine[0]["step"])
+    labels = {f"{r['iso3']},{r['target']}" for r in mine}
+    alone = all(r["iso3"] == iso3 for r in cov if r["step"] == str(own))
+    into = own
+    if alone:  # merge the State's own step into an adjacent one of the same level
+        level = float(table[own - 1]["level"])
+        near = [k for k in (own - 1, own + 1) if 1 <= k <= len(table)
+                and abs(float(table[k - 1]["level"]) - level) <= 1e-9 * level]
+        assume(near)
+        into = near[0]
+        duals = [r for r in duals if r["step"] != str(own)
+                 and not (r["step"] == str(into) and r["name"].partition("[")[2][:-1] in labels)]
+        for r in duals:
+            r["step"] = _renumber(r["step"], own)
+        for r in mine:
+            r["step"] = str(into)
+        for r in cov:
+            r["step"] = _renumber(r["step"], own)
+        del table[own - 1]
+        for r in table:
+            r["step"] = _renumber(r["step"], own)
+        into = into - 1 if into > own else into
+        edit_manifest(folder, lambda m: m["objective"].__setitem__("steps",
+                                                                  m["objective"]["steps"] - 1))
+    duals = [r for r in duals if not (r["step"] == str(into) and r["name"] in
+                                      {f"level[{g}]" for g in labels})]
+    duals.extend({"step": str(into), "name": f"level[{g}]", "dual": "-1e-20"}
+                 for g in sorted(labels))
+    duals.sort(key=lambda r: int(r["step"]))
+    write(folder / "level_duals.csv", duals)
+    for row in cov:
+        row["stopped_by"] = ";".join(x for x in row["stopped_by"].split(";") if x != absorb)
+    write(folder / "coverage.csv", cov)
+    for row in table:
+        row["gaps_stopped"] = str(sum(r["step"] == row["step"] for r in cov))
+        row["stopped_by"] = ";".join(x for x in row["stopped_by"].split(";") if x != absorb)
+    write(folder / "levels.csv", table)
+
+
+FORGERS = {"edit an amount": forge_edit, "move money, derive the rest": forge_move,
+           "cap a State at an earlier level": forge_cap}
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(seed=st.sampled_from(FORGERY_SEEDS), forger=st.sampled_from(sorted(FORGERS)),
+       data=st.data())
+def test_a_consistent_forgery_beyond_tolerance_never_certifies(
+        honest_runs: dict[int, Path], seed: int, forger: str, data: st.DataObject) -> None:
+    import tempfile
+
+    honest = honest_runs[seed]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(shutil.copytree(honest, Path(scratch) / "run"))
+        FORGERS[forger](folder, honest, data)
+        reseal(folder)
+        moved = beyond_tolerance(honest, folder)
+        assume(moved)
+        cert = audit.certify(folder)
+        assert not cert.ok, "\n".join(cert.lines())
