@@ -32,7 +32,7 @@ from ..schema import INCOME_GROUPS
 from .common import parse_numbers, usd
 from .level_stages import LevelFacts, check_loans, check_placed
 from .rules import LE, Rules
-from .tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, ROW_CENT
+from .tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, LEVEL_DIGITS, ROW_CENT
 
 if TYPE_CHECKING:
     from .checks import Certifier
@@ -203,29 +203,36 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         y_placed = min(y_placed, 0.0)
         reduced = -rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] - y_placed
         weight_l = -float(y_level @ scale)  # L's coefficient in the duals' combination
-        bound = float(y @ rhs) + float(y_held @ (scale * np.nan_to_num(held))) \
+        base = float(y @ rhs) + float(y_held @ (scale * np.nan_to_num(held))) \
             + y_placed * float(placed)
-        bound += float(np.maximum(reduced, 0.0) @ upper)
+        base += float(np.maximum(reduced, 0.0) @ upper)
         if z_bounds is not None and rules.has_floor:
             reduced_z = float(floor_u @ y[floor_rows])
-            bound += reduced_z * (z_bounds[1] if reduced_z > 0 else z_bounds[0])
+            base += reduced_z * (z_bounds[1] if reduced_z > 0 else z_bounds[0])
+        # weight_l x L <= base for every allocation. Pricing L's reduced cost 1 - weight_l
+        # at Lcap turns the duals' written digits into Lcap / L_k times as much relative
+        # error (priorities spread 1e6: 1e-12 becomes 1e-6); dividing by weight_l does not.
+        bound = min(base + max(1.0 - weight_l, 0.0) * lcap,
+                    base / weight_l if weight_l > 0 else np.inf)
         level_k = float(level_of_step[k - 1])
-        # With L fixed at L_k the duals' combination gives, for every allocation that keeps
-        # each rising gap at L_k or more, |y_g| x (a_g - pi U L_k) <= bound - weight_l L_k
-        # (every other row's term is >= 0): the USD gap g can rise above its level.
-        slack = max(bound - weight_l * level_k, 0.0)
+        # For every allocation that keeps each rising gap at level L or more, the duals'
+        # combination gives |y_g| x (a_g - pi U L) <= base - weight_l L (every other row's
+        # term is >= 0): how far, in USD, gap g can rise. L is the lowest of the recorded
+        # level, the duals' bound on it and the level the written amounts of the gaps
+        # stopped here show (each row rounded up by half a cent), less the levels' written
+        # digits: at a level above the true one (the solver's drift, a forger's choice, the
+        # digits) the bound's part that a vanishing dual adds would cancel out.
         stopped = np.nonzero(in_e & (step == k))[0]
-        room = fundable[stopped] - scale[stopped] * level_k  # its gap row caps it anyway
+        shown = float((amount[stopped] + ROW_CENT * rows_written[stopped]).sum()
+                      / scale[stopped].sum()) if scale[stopped].sum() > 0 else level_k
+        floor_k = min(level_k, bound, shown) * (1.0 - LEVEL_DIGITS)
+        slack = max(base - weight_l * floor_k, 0.0)
+        room = fundable[stopped] - scale[stopped] * floor_k  # its gap row caps it anyway
         by_duals = np.full(len(stopped), np.inf)  # no dual on its level row: no bound
         held_by = y_level[stopped] < 0
         with np.errstate(over="ignore"):  # a dual of 1e-300 bounds nothing: inf
             by_duals[held_by] = slack / -y_level[stopped][held_by]
         rise[stopped] = np.maximum(np.minimum(by_duals, room), 0.0)
-        # weight_l x L <= bound for every allocation. Pricing L's reduced cost 1 - weight_l
-        # at Lcap turns the duals' written digits into Lcap / L_k times as much relative
-        # error (priorities spread 1e6: 1e-12 becomes 1e-6); dividing by weight_l does not.
-        bound = min(bound + max(1.0 - weight_l, 0.0) * lcap,
-                    bound / weight_l if weight_l > 0 else np.inf)
         excess = bound - level_k
         worst_excess = max(worst_excess, excess / max(abs(level_k), 1e-12))
         if not excess <= GAP_RELATIVE * max(abs(level_k), 1e-12):

@@ -25,9 +25,13 @@ SAME_CENT = 0.0051
 # SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U of the exact leximin allocation,
 # plus half a cent for each written (rounded) row.
 GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
+# Levels and duals are written with 12 significant digits: a stopped gap is proved held
+# against the allocations that keep the rising gaps at its step's level less this.
+LEVEL_DIGITS = 1e-11
 
 __all__ = [
-    "DUAL_RELATIVE", "GAP_RELATIVE", "GAP_RELATIVE_U", "GAP_USD", "MAX_VALUE_PRECISION",
+    "DUAL_RELATIVE", "GAP_RELATIVE", "GAP_RELATIVE_U", "GAP_USD", "LEVEL_DIGITS",
+    "MAX_VALUE_PRECISION",
     "RELATIVE_ALLOWANCE", "RELATIVE_FLOOR_USD", "ROW_ALLOWANCE_USD", "ROW_CENT", "SAME_CENT",
     "Z_TOLERANCE", "rule_tolerance_usd",
 ]
