@@ -217,21 +217,26 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         level_k = float(level_of_step[k - 1])
         # For every allocation that keeps each rising gap at level L or more, the duals'
         # combination gives |y_g| x (a_g - pi U L) <= base - weight_l L (every other row's
-        # term is >= 0): how far, in USD, gap g can rise. L is the lowest of the recorded
+        # term is >= 0): how far, in USD, gap g can rise. Its own columns' positive reduced
+        # costs (a level-row dual no rule dual balances) count in full, the rest of the
+        # bound only where positive: negative noise in the rest (the solver's levels drift
+        # up, 1.4e-7 on the example) must not cancel them. L is the lowest of the recorded
         # level, the duals' bound on it and the level the written amounts of the gaps
-        # stopped here show (each row rounded up by half a cent), less the levels' written
-        # digits: at a level above the true one (the solver's drift, a forger's choice, the
-        # digits) the bound's part that a vanishing dual adds would cancel out.
+        # stopped here show (each row rounded up by half a cent); LEVEL_DIGITS of it keeps
+        # a dual balanced by a fake one from hiding in the noise.
         stopped = np.nonzero(in_e & (step == k))[0]
         shown = float((amount[stopped] + ROW_CENT * rows_written[stopped]).sum()
                       / scale[stopped].sum()) if scale[stopped].sum() > 0 else level_k
-        floor_k = min(level_k, bound, shown) * (1.0 - LEVEL_DIGITS)
-        slack = max(base - weight_l * floor_k, 0.0)
+        floor_k = min(level_k, bound, shown)
+        own = np.bincount(gap_of, weights=np.maximum(reduced, 0.0) * upper,
+                          minlength=n_gaps)[stopped]
+        rest = base - weight_l * floor_k - own + LEVEL_DIGITS * weight_l * floor_k
         room = fundable[stopped] - scale[stopped] * floor_k  # its gap row caps it anyway
         by_duals = np.full(len(stopped), np.inf)  # no dual on its level row: no bound
         held_by = y_level[stopped] < 0
         with np.errstate(over="ignore"):  # a dual of 1e-300 bounds nothing: inf
-            by_duals[held_by] = slack / -y_level[stopped][held_by]
+            by_duals[held_by] = (own + np.maximum(rest, 0.0))[held_by] \
+                / -y_level[stopped][held_by]
         rise[stopped] = np.maximum(np.minimum(by_duals, room), 0.0)
         excess = bound - level_k
         worst_excess = max(worst_excess, excess / max(abs(level_k), 1e-12))

@@ -25,9 +25,10 @@ SAME_CENT = 0.0051
 # SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U of the exact leximin allocation,
 # plus half a cent for each written (rounded) row.
 GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
-# Levels and duals are written with 12 significant digits: a stopped gap is proved held
-# against the allocations that keep the rising gaps at its step's level less this.
-LEVEL_DIGITS = 1e-11
+# Relative noise allowed for in the bound that holds a stopped gap (its duals and level
+# are written with 12 significant digits): small enough for a USD 100 gap beside USD 2e11
+# of others sharing one dual, large enough that a forged dual hidden in the noise shows.
+LEVEL_DIGITS = 1e-14
 
 __all__ = [
     "DUAL_RELATIVE", "GAP_RELATIVE", "GAP_RELATIVE_U", "GAP_USD", "LEVEL_DIGITS",
