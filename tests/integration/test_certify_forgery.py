@@ -696,3 +696,14 @@ def test_a_consistent_forgery_beyond_tolerance_never_certifies(
         assume(moved)
         cert = audit.certify(folder)
         assert not cert.ok, "\n".join(cert.lines())
+
+
+def test_certify_names_the_first_byte_where_the_page_differs(run: Path) -> None:
+    """Issue 20: the differing byte is found by comparing the pages as arrays, only when
+    they differ; it is the byte a forger changed."""
+    page = (run / "report.html").read_bytes()
+    at = page.index(b"<h1>") + len(b"<h1>")
+    (run / "report.html").write_bytes(page[:at] + b"Approved: " + page[at:])
+    rehash(run, "report.html")
+    certify_fails(run, f"report.html differs from the page these files give, from byte {at:,} "
+                  f"(written {len(page) + 10:,} bytes, rendered {len(page):,})")
