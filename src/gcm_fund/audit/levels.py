@@ -13,10 +13,10 @@ from the copied inputs:
 2. each step's duals are dual feasible and bound L by the recorded L_k (weak duality,
    every dual infeasibility priced at its worst), while the allocation reaches L_k on every
    gap still rising: L_k is that step's optimum;
-3. each gap stopped at step k is held there: with L fixed at L_k, the step's duals
-   bound by `(bound - weight x L_k) / |dual of its level row|` how far any allocation that
-   keeps the rising gaps at L_k can raise it, and that rise must be within SPEC 4b's
-   tolerance (a vanishing dual proves nothing);
+3. each gap stopped at step k is held there: the step's duals bound how far any
+   allocation that keeps the rising gaps at the step's level can raise it (the bound's
+   excess over the level, divided by the dual of the gap's level row), and that rise must
+   be within SPEC 4b's tolerance, USD 0.01 + 1e-6 U: a vanishing dual proves nothing;
 4. stages 1b (the money placed) and 3 (the least loan burden) optimal by their own duals
    (`stage_duals.csv`, see `level_stages`).
 """
@@ -220,7 +220,7 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         # term is >= 0): how far, in USD, gap g can rise. Its own columns' positive reduced
         # costs (a level-row dual no rule dual balances) count in full, the rest of the
         # bound only where positive: negative noise in the rest (the solver's levels drift
-        # up, 1.4e-7 on the example) must not cancel them. L is the lowest of the recorded
+        # up step by step) must not cancel them. L is the lowest of the recorded
         # level, the duals' bound on it and the level the written amounts of the gaps
         # stopped here show (each row rounded up by half a cent); LEVEL_DIGITS of it keeps
         # a dual balanced by a fake one from hiding in the noise.

@@ -26,8 +26,9 @@ SAME_CENT = 0.0051
 # plus half a cent for each written (rounded) row.
 GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 # Relative noise allowed for in the bound that holds a stopped gap (its duals and level
-# are written with 12 significant digits): small enough for a USD 100 gap beside USD 2e11
-# of others sharing one dual, large enough that a forged dual hidden in the noise shows.
+# are written with 12 significant digits): small enough that a gap 1e-9 the size of the
+# others sharing its dual is still proved held within USD 0.01, large enough that a
+# forged dual hidden in the bound's rounding still shows.
 LEVEL_DIGITS = 1e-14
 
 __all__ = [
