@@ -324,7 +324,8 @@ def verify(
     With the recorded solver, allocations.csv, coverage.csv and manifest.json must come
     back byte-identical; with another solver, floor and weighted objective must agree
     within 1e-6 relative (differing allocations are then an alternative optimum, and are
-    certified). Exit status 0 when identical / equivalent, 1 otherwise.
+    certified; under levels every gap's amount must agree, only its split may differ).
+    Exit status 0 when identical / equivalent, 1 otherwise.
 
     Example: gcm-fund verify outputs/3cd959e03080682b --solver cbc
     """

@@ -31,6 +31,10 @@ POSITIVE_DUAL = 1e-9
 # SPEC 4 and 7: objectives agree (and the duality gap closes) within 1e-6 relative.
 GAP_RELATIVE = 1e-6
 
+# SPEC 4b's `stopped_by`: a dual (d L / d rhs, per unit the solver works in) counts as
+# positive above this, the solvers' dual feasibility tolerance.
+POSITIVE_DUAL = 1e-9
+
 # A solver that reads values back rounded (CBC through its solution file: 8 significant
 # digits) may return a z* just above the feasible one; stage 2 then gives up at most that
 # rounding, `value_precision * z*`, on top of the policy's tolerance. No solver may claim

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cases import gap, read_csv, source, state, weighted_policy
 from typer.testing import CliRunner
@@ -185,6 +186,31 @@ def test_certify_passes_on_hand_cases(write_case: Callable[..., tuple[Path, Path
     if case == "floor not maximized":
         assert manifest["objective"]["floor"] == 0.2
         assert "stage 1 floor proof" not in names
+
+
+def test_certify_sums_in_integer_cents_at_5e13(write_case: Callable[..., tuple[Path, Path]],
+                                              tmp_path: Path) -> None:
+    """Issue 19 item 6: one pledge of about USD 5e13 spent on 30 gaps of 1e12 to 4e12.
+    Doubles near 5e13 lie 0.78 cents apart, so the written rows summed as floats miss the
+    pledge by a whole spacing; certify once found `unallocated_usd` 0.00 against a
+    recomputed -0.0078125 and refused this genuine run."""
+    import random
+
+    rng = random.Random(0)
+    iso3 = [f"A{a}{b}" for a in "ABC" for b in "ABCDEFGHIJ"]
+    inputs, policy = write_case(
+        tmp_path, states=[state(i) for i in iso3],
+        gaps=[gap(i, "10.7", round(rng.uniform(1e12, 4e12), 2)) for i in iso3],
+        sources=[source("s1", round(rng.uniform(4.9e13, 5.1e13), 2))])
+    run = solve_into(inputs, policy, tmp_path / "run")
+    rows = read_csv(run / "allocations.csv")
+    pledge = float(read_csv(inputs / "sources.csv")[0]["pledge_usd"])
+    spent = sum(int(r["amount_usd"].replace(".", "")) for r in rows)
+    assert spent == round(pledge * 100)  # every cent placed: unallocated is 0.00
+    # The case is one where doubles drift: their sum misses the pledge by a spacing.
+    assert abs(float(np.sum([float(r["amount_usd"]) for r in rows])) - pledge) > 0.0051
+    cert = audit.certify(run)
+    assert cert.ok, "\n".join(cert.lines())
 
 
 # ---------------------------------------------------------------------------------------
@@ -440,8 +466,10 @@ def test_verify_with_another_solver_reports_an_equivalent_optimum(
     status, output = cli("verify", example(), "--solver", "cbc")
     assert status == 0, output
     assert "agree floor" in output and "agree weighted" in output
+    assert "FAIL gaps" not in output
     if "rows differ" in output:
-        assert "an alternative optimum" in output
+        # Under levels every gap's amount is unique: only the split may differ (SPEC 4b).
+        assert "the same amount for every gap, split otherwise among its sources" in output
         assert "ok the re-solved allocation certifies as optimal" in output
     assert output.splitlines()[-1] == "equivalent: floor and weighted objective agree"
 

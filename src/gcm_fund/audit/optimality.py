@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..spec import FAMILIES, MAX_VALUE_PRECISION, stage2_z_bounds
 from .checks import Certifier, Check
-from .common import name_list, parse_numbers, usd
+from .common import cents_of, name_list, parse_numbers, sum_cents, text_cents, usd
 from .folder import ALLOCATION_COLUMNS, CONSTRAINT_COLUMNS, ROW_KEY_COLUMNS
 from .rules import LE, why_not_eligible
 from .tolerances import (
@@ -76,6 +76,12 @@ def check_allocations(c: Certifier) -> bool:
     ok = (position >= 0) & np.isfinite(amounts)
     np.add.at(x, position[ok], amounts[ok])
     c.x = x
+    cents, two_decimals = text_cents(table["amount_usd"])
+    # A cell not written with two decimals (named above) counts as its amount rounded;
+    # an absurd one (named by the numbers check) as 0.
+    rounded = ok & ~two_decimals & (np.abs(amounts) < 1e16)
+    cents[rounded] = cents_of(amounts[rounded])
+    c.cents = sum_cents(position[ok], cents[ok], rules.n_x)
     c.written = np.zeros(rules.n_x, dtype=bool)
     c.written[position[ok]] = True
     c.n_written = len(keys)
