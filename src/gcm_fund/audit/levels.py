@@ -16,7 +16,9 @@ from the copied inputs:
 3. each gap stopped at step k is held there: the step's duals bound how far any
    allocation that keeps the rising gaps at the step's level can raise it (the bound's
    excess over the level, divided by the dual of the gap's level row), and that rise must
-   be within SPEC 4b's tolerance, USD 0.01 + 1e-6 U: a vanishing dual proves nothing;
+   be within SPEC 4b's tolerance, USD 0.01 + 1e-6 U: a vanishing dual proves nothing.
+   A gap's floor row bounds its amount from below as its level row does: where a step's
+   level meets the floor, the solver may put the dual on either, and both count;
 4. stages 1b (the money placed) and 3 (the least loan burden) optimal by their own duals
    (`stage_duals.csv`, see `level_stages`).
 """
@@ -138,6 +140,8 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
     upper = rules.triples["upper_usd"].to_numpy(dtype=float)
     floor_rows = rules.floor_rows
     floor_u = rules.floor_fundable()
+    # Each gap's own floor row, if it has one (-1: none).
+    floor_row_of = np.array([index.get(f"floor[{i},{t}]", -1) for (i, t) in key], dtype=int)
     # z's bounds as SPEC 4 sets them (check_floor compared the recorded ones with them).
     z_bounds = checker.z_bounds if checker.z_bounds is not None else \
         run.pair("floor_variable", "stage2_bounds")
@@ -232,11 +236,24 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
                           minlength=n_gaps)[stopped]
         rest = base - weight_l * floor_k - own + LEVEL_DIGITS * weight_l * floor_k
         room = fundable[stopped] - scale[stopped] * floor_k  # its gap row caps it anyway
-        by_duals = np.full(len(stopped), np.inf)  # no dual on its level row: no bound
-        held_by = y_level[stopped] < 0
+        # The floor row's term |y| (a_g - U z) joins the level row's: with z >= z_lo
+        # (priced at z_lo in base), |y| (a_g - U z_lo) <= the same bound, so a rise r
+        # above the level costs |y| r less the floor's excess over the level.
+        own_floor = floor_row_of[stopped]
+        y_floor = np.where(own_floor >= 0, -y[np.maximum(own_floor, 0)], 0.0)
+        if z_bounds is None or not rules.has_floor:
+            y_floor[:] = 0.0
+        floor_above = (np.maximum(float(z_bounds[0]) * fundable[stopped]
+                                  - scale[stopped] * floor_k, 0.0)
+                       if z_bounds is not None else np.zeros(len(stopped)))
+        holding = -y_level[stopped] + y_floor
+        floor_dual = np.zeros(n_gaps)
+        floor_dual[stopped] = -y_floor
+        by_duals = np.full(len(stopped), np.inf)  # no dual on its level or floor row: no bound
+        held_by = holding > 0
         with np.errstate(over="ignore"):  # a dual of 1e-300 bounds nothing: inf
-            by_duals[held_by] = (own + np.maximum(rest, 0.0))[held_by] \
-                / -y_level[stopped][held_by]
+            by_duals[held_by] = (own + np.maximum(rest, 0.0)
+                                 + y_floor * floor_above)[held_by] / holding[held_by]
         rise[stopped] = np.maximum(np.minimum(by_duals, room), 0.0)
         excess = bound - level_k
         worst_excess = max(worst_excess, excess / max(abs(level_k), 1e-12))
@@ -249,9 +266,12 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
                              for g in reach)
         for g in stopped[~(rise[stopped] <= rise_tol[stopped])]:
             stop_problems.append(f"{label[g]} stops at step {k} (level {level_k:.10g}), but "
-                                 f"its level row's dual {y_level[g]:.6g} lets it rise "
-                                 f"{usd(rise[g])} above {usd(scale[g] * level_k)} with "
-                                 f"every rising gap at the level")
+                                 f"its level row's dual {y_level[g]:.6g}"
+                                 + (f" and its floor row's {floor_dual[g]:.6g}"
+                                    if floor_dual[g] else "")
+                                 + f" lets it rise {usd(rise[g])} above "
+                                 f"{usd(scale[g] * level_k)} with every rising gap at the "
+                                 "level")
     checker.cert.figures.update(levels_steps=float(n_steps),
                                 levels_worst_excess=worst_excess)
     checker.add(Check("levels: each step optimal", not dual_problems,
