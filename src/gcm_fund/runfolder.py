@@ -25,7 +25,8 @@ DIAGNOSIS = "diagnosis.json"
 # Every name a run (or an infeasible run's diagnosis) writes at the top of its folder; a
 # manifest may list more (its "files" table), and those count as the run's own too.
 RUN_FILES = frozenset({
-    "allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",
+    "allocations.csv", "coverage.csv", "sources_summary.csv", "states_summary.csv",
+    "constraints.csv",
     "stage1_constraints.csv", MANIFEST, "report.html", POLICY_COPY, DIAGNOSIS,
     INPUT_COPY_DIR,
 })

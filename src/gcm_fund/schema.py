@@ -263,14 +263,6 @@ class StateRow(_Row):
                        "distress: leave debt_risk blank or write distress")
         return value
 
-    @property
-    def risk(self) -> str:
-        """debt_risk(s) of SPEC 4c: `distress` when debt_distress is true, else the
-        column's word, else `unrated`."""
-        if self.debt_distress:
-            return "distress"
-        return self.debt_risk or "unrated"
-
 
 class GapRow(_Row):
     """One row of gaps.csv."""
