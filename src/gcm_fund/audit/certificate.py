@@ -84,6 +84,7 @@ def certify(folder: Path | str) -> Certificate:
     c.step("stage 1", optimality.stage1, z_final)
     c.step("coverage.csv", derived.check_coverage)
     c.step("sources_summary.csv", derived.check_sources)
+    c.step("states_summary.csv", derived.check_states)
     c.step("manifest figures", derived.check_manifest_figures)
     if c.cert.ok:  # the page is rendered from the files: only from files certified so far
         c.step("report.html", derived.check_report)

@@ -35,7 +35,12 @@ SOURCES_COLUMNS = ("source_id", "pledge_usd", "allocated_usd", "unallocated_usd"
 # value in any of them. A table that adds numeric columns adds them here.
 NUMERIC_COLUMNS = {"amount_usd", "need_usd", "fundable_usd", "allocated_usd", "coverage",
                    "pledge_usd", "unallocated_usd", "marginal_value", "lhs", "rhs", "slack",
-                   "dual"}
+                   "dual", "grants_usd", "loans_usd", "grant_equivalent_usd", "loan_share"}
+# SPEC 4c (absent from run folders of earlier versions, which record no grant equivalent).
+STATES_SUMMARY = "states_summary.csv"
+STATES_COLUMNS = ("iso3", "name", "income_group", "ldc", "debt_risk", "need_usd",
+                  "fundable_usd", "allocated_usd", "grants_usd", "loans_usd",
+                  "grant_equivalent_usd", "loan_share", "coverage")
 SCALES = {"USD": 1.0, "USD thousands": 1e3, "USD millions": 1e6, "USD billions": 1e9}
 # A run's manifest is a few levels deep; anything deeper is not one of ours (and would
 # exhaust the stack of whatever walks it).
