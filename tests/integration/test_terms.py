@@ -1,0 +1,285 @@
+"""SPEC 4c on hand-solved instances: the floor's share, loans by debt risk, grant
+equivalents and states_summary.csv, through the real files, with certify on each run.
+
+Amounts are USD. Every case is small enough to solve on paper; the docstrings do so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
+
+from gcm_fund import api, audit
+from gcm_fund.errors import InfeasibleError
+
+SOLVERS = ["highs", "cbc"]
+TRAFFIC_LIGHT = {"low": 1.0, "moderate": 0.5, "high": 0.0, "distress": 0.0}
+NO_FLOOR: dict[str, Any] = {"equity": {"group": "ldc"}}
+
+
+def certified(folder: Path) -> audit.Certificate:
+    """certify's verdict on a run folder, which must be a pass."""
+    cert = audit.certify(folder)
+    assert cert.ok, [(c.name, c.problems) for c in cert.checks if not c.ok]
+    return cert
+
+
+def summary_rows(folder: Path) -> dict[str, dict[str, str]]:
+    return {r["iso3"]: r for r in read_csv(folder / "states_summary.csv")}
+
+
+def moderate_case(tmp_path: Path, method: str = "levels") -> tuple[Path, Path]:
+    """A moderate-risk LIC with one gap (U = 10e6), a grant g of 3e6 and a loan l of 10e6
+    (grant element 0.4); the IDA traffic light caps its loans at 50 %.
+
+    loan_share[MOD]: loans <= 0.5 (grants + loans), so loans <= grants <= 3e6: the State
+    takes g's 3e6 and 3e6 of l, 6e6 in all (coverage 0.6), under either method. Grant
+    equivalent 3e6 + 0.4 x 3e6 = 4.2e6.
+    """
+    return write_case(
+        tmp_path,
+        states=[state("MOD", debt_risk="moderate")],
+        gaps=[gap("MOD", "10.7", 10e6)],
+        sources=[source("g", 3e6), source("l", 10e6, instrument="loan", grant_element=0.4)],
+        policy={**NO_FLOOR, "allocation": {"method": method},
+                "loans": {"max_share": TRAFFIC_LIGHT}},
+    )
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("method", ["levels", "weighted"])
+def test_a_moderate_risk_state_takes_at_most_half_in_loans(tmp_path, solver, method):
+    inputs, policy = moderate_case(tmp_path, method)
+    run = allocate_and_read(inputs, policy, tmp_path / "run", solver)
+    assert run.amounts() == pytest.approx({("g", "MOD", "10.7"): 3e6,
+                                           ("l", "MOD", "10.7"): 3e6}, rel=1e-6)
+    row = run.row("loan_share[MOD]")
+    assert row["lhs"] == pytest.approx(3e6, rel=1e-6)  # loans
+    assert row["rhs"] == pytest.approx(3e6, rel=1e-6)  # 0.5 x all money to MOD
+    certified(run.folder)
+
+
+def test_grant_equivalents_of_a_mixed_allocation(tmp_path):
+    inputs, policy = moderate_case(tmp_path)
+    run = allocate_and_read(inputs, policy, tmp_path / "run")
+    assert summary_rows(run.folder)["MOD"] == {
+        "iso3": "MOD", "name": "State MOD", "income_group": "LIC", "ldc": "false",
+        "debt_risk": "moderate", "need_usd": "10000000.00", "fundable_usd": "10000000.00",
+        "allocated_usd": "6000000.00", "grants_usd": "3000000.00", "loans_usd": "3000000.00",
+        "grant_equivalent_usd": "4200000.00", "loan_share": "0.500000",
+        "coverage": "0.600000"}
+    equivalents = {r["source_id"]: r["grant_equivalent_usd"] for r in run.sources_summary}
+    assert equivalents == {"g": "3000000.00", "l": "1200000.00"}
+    assert run.manifest["objective"]["grant_equivalent_usd"] == 4.2e6
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_high_risk_state_gets_no_loan(tmp_path, solver):
+    """HIG (high risk) and LOW (low risk), each one gap of U = 2e6 and priority 1; a grant
+    g of 1e6 and a loan l of 5e6 open to both. Under the traffic light HIG may take no
+    loan: the levels give it all the grant money (coverage 0.5, as high as it can reach)
+    and LOW 2e6 of loans (full)."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("HIG", debt_risk="high"), state("LOW", debt_risk="low")],
+        gaps=[gap("HIG", "10.7", 2e6), gap("LOW", "10.7", 2e6)],
+        sources=[source("g", 1e6), source("l", 5e6, instrument="loan", grant_element=0.3)],
+        policy={**NO_FLOOR, "loans": {"max_share": TRAFFIC_LIGHT}},
+    )
+    run = allocate_and_read(inputs, policy, tmp_path / "run", solver)
+    assert run.amounts() == pytest.approx({("g", "HIG", "10.7"): 1e6,
+                                           ("l", "LOW", "10.7"): 2e6}, rel=1e-6)
+    rows = summary_rows(run.folder)
+    assert (rows["HIG"]["loans_usd"], rows["HIG"]["loan_share"]) == ("0.00", "0.000000")
+    assert rows["LOW"]["loan_share"] == "1.000000"
+    assert rows["LOW"]["grant_equivalent_usd"] == "600000.00"
+    # m = 0 makes the triple ineligible: no loan_share row, no column.
+    assert not [n for n in run.row_names() if n.startswith("loan_share")]
+    certified(run.folder)
+
+
+def test_a_capped_state_no_grant_reaches_leaves_e_and_the_floor_set(tmp_path):
+    """MOD (moderate, m = 0.5) can be reached by the loan l only (the grant g funds
+    target 8.8, MOD's gap is 10.7): at most half of nothing may be loans, so it takes
+    nothing, and leaves E and the floor set instead of holding the floor at 0. The floor
+    is then OTH's: g's 1e6 over its U = 4e6, z* = 0.25."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("MOD", debt_risk="moderate"), state("OTH", debt_risk="high")],
+        gaps=[gap("MOD", "10.7", 2e6), gap("OTH", "8.8", 4e6)],
+        sources=[source("g", 1e6, targets="8.8"),
+                 source("l", 5e6, instrument="loan", grant_element=0.5)],
+        policy={"loans": {"max_share": TRAFFIC_LIGHT}},
+    )
+    run = allocate_and_read(inputs, policy, tmp_path / "run")
+    eligible = {(r["iso3"], r["target"]): r["eligible"] for r in run.coverage}
+    assert eligible == {("MOD", "10.7"): "false", ("OTH", "8.8"): "true"}
+    assert run.floor == pytest.approx(0.25, rel=1e-9)
+    assert run.amounts() == pytest.approx({("g", "OTH", "8.8"): 1e6}, rel=1e-9)
+    assert summary_rows(run.folder)["MOD"]["loan_share"] == ""  # nothing allocated
+    certified(run.folder)
+
+
+def three_gaps(tmp_path: Path, floor_share: float, method: str = "levels"
+               ) -> tuple[Path, Path]:
+    """Three LIC gaps of U = 1e6, priorities 1, 1, 2 (target 8.8 weighs 2), one grant of
+    1.2e6. z* = 1.2e6 / 3e6 = 0.4.
+
+    floor_share = 1: z_lo = 0.4 - 1e-6 holds every gap at the floor, so coverage is
+    equal (within the tolerance: C may rise to 0.400002 where A and B give 1e-6 each).
+    floor_share = 0.5: z_lo = 0.2 - 1e-6, and the levels' c / pi equal at L: L + L + 2L
+    = 1.2, L = 0.3: A, B 0.3 each, C 0.6 (25/25/50 of the money), all above the floor."""
+    return write_case(
+        tmp_path,
+        states=[state("AAA"), state("BBB"), state("CCC")],
+        gaps=[gap("AAA", "10.7", 1e6), gap("BBB", "10.7", 1e6), gap("CCC", "8.8", 1e6)],
+        sources=[source("g", 1.2e6)],
+        policy={"weights": {"target": {"8.8": 2.0}}, "allocation": {"method": method},
+                "equity": {"floor_share": floor_share}},
+    )
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_floor_share_one_holds_every_gap_at_the_floor(tmp_path, solver):
+    run = allocate_and_read(*three_gaps(tmp_path, 1.0), tmp_path / "run", solver)
+    amounts = {k[1]: v for k, v in run.amounts().items()}
+    assert amounts == pytest.approx({"AAA": 4e5, "BBB": 4e5, "CCC": 4e5}, abs=3.0)
+    assert run.manifest["objective"]["floor"] == pytest.approx(0.4, rel=1e-7)
+    assert run.manifest["objective"]["floor_max"] == pytest.approx(0.4, rel=1e-7)
+    certified(run.folder)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_floor_share_half_lets_the_priorities_show(tmp_path, solver):
+    run = allocate_and_read(*three_gaps(tmp_path, 0.5), tmp_path / "run", solver)
+    amounts = {k[1]: v for k, v in run.amounts().items()}
+    assert amounts == pytest.approx({"AAA": 3e5, "BBB": 3e5, "CCC": 6e5}, abs=0.02)
+    assert run.manifest["objective"]["floor"] == pytest.approx(0.2, rel=1e-7)
+    assert run.manifest["objective"]["floor_max"] == pytest.approx(0.4, rel=1e-7)
+    bounds = run.manifest["floor_variable"]["stage2_bounds"]
+    assert bounds[0] == pytest.approx(0.2 - 1e-6, rel=1e-7)
+    certified(run.folder)
+
+
+def test_floor_share_under_the_weighted_method(tmp_path):
+    """Weighted: maximise 1 x A + 1 x B + 2 x C with every gap >= 0.2 - 1e-6: A and B at
+    the floor (200,000 - 1 each), C takes the rest up to its U of 1e6 (800,002)."""
+    run = allocate_and_read(*three_gaps(tmp_path, 0.5, "weighted"), tmp_path / "run")
+    amounts = {k[1]: v for k, v in run.amounts().items()}
+    assert amounts == pytest.approx({"AAA": 199999, "BBB": 199999, "CCC": 800002}, abs=0.02)
+    assert run.floor == pytest.approx(0.2, rel=1e-9)
+    certified(run.folder)
+
+
+def test_stage_1b_counts_grant_money_only(tmp_path):
+    """HIG (high risk: grants only) and MOD (moderate: at most half loans), each U = 2e6,
+    one grant g of 1e6 and a loan l of 5e6. Counting all money placed, stage 1b would give
+    g to MOD, where each grant USD unlocks one of loans (2e6 placed), and HIG next to
+    nothing. Counting grants only (1e6 either way), the levels decide: equal coverage,
+    HIG's grants gH = MOD's grants gM + loans lM with lM <= gM and gH + gM = 1e6, so
+    gH = 2 gM: HIG 666,666.67, MOD 333,333.33
+    of grants and as much of loans (coverage 1/3 each)."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("HIG", debt_risk="high"), state("MOD", debt_risk="moderate")],
+        gaps=[gap("HIG", "10.7", 2e6), gap("MOD", "10.7", 2e6)],
+        sources=[source("g", 1e6), source("l", 5e6, instrument="loan", grant_element=0.3)],
+        policy={**NO_FLOOR, "loans": {"max_share": TRAFFIC_LIGHT}},
+    )
+    run = allocate_and_read(inputs, policy, tmp_path / "run")
+    rows = summary_rows(run.folder)
+    assert float(rows["HIG"]["allocated_usd"]) == pytest.approx(2e6 / 3, abs=0.02)
+    assert float(rows["MOD"]["grants_usd"]) == pytest.approx(1e6 / 3, abs=0.02)
+    assert float(rows["MOD"]["loans_usd"]) == pytest.approx(1e6 / 3, abs=0.02)
+    assert run.manifest["objective"]["allocated_usd"] == pytest.approx(1e6, abs=0.02)
+    certified(run.folder)
+
+
+def test_a_loan_share_that_cannot_hold_is_named_in_the_diagnosis(tmp_path):
+    """MOD may take at most half in loans; a floor of 0.8 on its U = 2e6 needs 1.6e6,
+    and only 0.5e6 of grants exist: 1e6 at most. The diagnosis names loan_share[MOD]."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("MOD", debt_risk="moderate")],
+        gaps=[gap("MOD", "10.7", 2e6)],
+        sources=[source("g", 5e5), source("l", 5e6, instrument="loan", grant_element=0.3)],
+        policy={"loans": {"max_share": TRAFFIC_LIGHT},
+                "equity": {"maximize": False, "min_floor": 0.8}},
+    )
+    with pytest.raises(InfeasibleError) as caught:
+        api.allocate(inputs, policy)
+    assert "loan_share[MOD]" in str(caught.value.diagnosis.reason)
+
+
+# -- certify ---------------------------------------------------------------------------
+
+@pytest.fixture
+def moderate_run(tmp_path: Path) -> Path:
+    inputs, policy = moderate_case(tmp_path)
+    return allocate_and_read(inputs, policy, tmp_path / "run").folder
+
+
+def rehash(folder: Path, name: str) -> None:
+    """The edited file's sha256 written into the manifest, as a careful forger would."""
+    path = folder / "manifest.json"
+    document = json.loads(path.read_text())
+    document["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    path.write_text(json.dumps(document, indent=2))
+
+
+def failures(folder: Path) -> dict[str, list[str]]:
+    cert = audit.certify(folder)
+    assert not cert.ok
+    return {c.name: c.problems for c in cert.checks if not c.ok}
+
+
+def test_certify_finds_a_changed_states_summary_figure(moderate_run):
+    path = moderate_run / "states_summary.csv"
+    path.write_text(path.read_text().replace("4200000.00", "4300000.00"))
+    rehash(moderate_run, "states_summary.csv")
+    assert failures(moderate_run) == {"states_summary.csv": [
+        "states_summary.csv:2: MOD: grant_equivalent_usd '4300000.00', recomputed 4200000"]}
+
+
+def test_certify_finds_a_loan_over_a_states_share(moderate_run):
+    """Half a million moved from the grant to the loan: the gap's amount stays, the loans
+    pass half of MOD's money."""
+    rows = read_csv(moderate_run / "allocations.csv")
+    for row in rows:
+        row["amount_usd"] = {"g": "2500000.00", "l": "3500000.00"}[row["source_id"]]
+    write_rows(moderate_run / "allocations.csv", rows)
+    rehash(moderate_run, "allocations.csv")
+    [problem] = failures(moderate_run)["rule loan_share"]
+    assert problem.startswith("loan_share[MOD]: lhs USD 3,500,000.00 <= rhs USD "
+                              "3,000,000.00 fails by USD 500,000.00")
+
+
+def test_certify_finds_a_changed_debt_risk_in_the_copied_states(moderate_run):
+    path = moderate_run / "inputs" / "states.csv"
+    path.write_text(path.read_text().replace("moderate", "low"))
+    found = failures(moderate_run)
+    assert any("inputs/states.csv" in p for problems in found.values() for p in problems)
+    # Rehashed in the manifest's inputs and files too, the rules themselves differ: under
+    # `low` there is no loan_share row, and states_summary.csv's debt_risk is wrong.
+    document = json.loads((moderate_run / "manifest.json").read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    document["inputs"]["states.csv"] = digest
+    document["files"]["inputs/states.csv"] = digest
+    (moderate_run / "manifest.json").write_text(json.dumps(document, indent=2))
+    found = failures(moderate_run)
+    assert "states_summary.csv:2: MOD: debt_risk 'moderate', expected 'low'" in \
+        found["states_summary.csv"]
+
+
+def test_states_summary_is_absent_nowhere(moderate_run, tmp_path):
+    """A run folder without states_summary.csv but with grant equivalents recorded is
+    not certified: the file is SPEC 4c's."""
+    copy = Path(shutil.copytree(moderate_run, tmp_path / "copy"))
+    (copy / "states_summary.csv").unlink()
+    assert not audit.certify(copy).ok
