@@ -364,7 +364,7 @@ STATE_COLUMNS = (
     Column("roles", ";-list of origin transit destination", "", False, "migration roles"),
     Column("ldc", "true/false", "", False, "least developed country"),
     Column("debt_distress", "true/false", "", False,
-           "loans may not go to this State (same as debt_risk = distress)"),
+           "loans may not go to this State"),
     Column("debt_risk", "one of", "", False,
            "risk of external debt distress (IMF-World Bank LIC-DSF); blank = not rated",
            choices=DEBT_RISKS),
