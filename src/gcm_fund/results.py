@@ -94,8 +94,10 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
         # In whole cents, so pledge = allocated + unallocated as written, to the cent.
         "unallocated_usd": (written_cents(pledge) - np.rint(allocated * 100)) / 100.0,
         "marginal_value": marginal,
-        "grant_equivalent_usd": _cent_totals(lp.var_source, x_written * grant_element(lp),
-                                             len(sources)),
+        # Summed exactly, then rounded once: g x of one row has fractions of a cent.
+        "grant_equivalent_usd": np.rint(np.bincount(
+            lp.var_source, weights=np.rint(x_written * 100) * grant_element(lp),
+            minlength=len(sources))) / 100.0,
     })
 
 
