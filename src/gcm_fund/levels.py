@@ -222,11 +222,18 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     # 1's basis took 8.6 s of CPU against 4.4 s at 834 x 12 x 1,000 and 1.32 s against
     # 1.16 s at 400 x 12 x 300, but 0.20 s against 0.26 s at 193 x 12 x 100, and no
     # pivot at all on the example.
-    placed = keep_duals("1b", solve("stage 1b", cost, fresh=lp.n_x >= FRESH_STAGE_1B_COLUMNS))
-    total = float(placed.col_value[: lp.n_x] @ cost[: lp.n_x])
     n_e = len(layout.gaps)
     slack = PLACED_SLACK_USD * n_e / SCALE_USD
-    if precision > 0:
+    if not cost.any():
+        # No grant may be placed: X* = 0 needs no solve (and CBC refuses an LP whose
+        # objective is empty). The level steps find an infeasible policy as well.
+        total = 0.0
+        stage_duals["1b"] = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    else:
+        placed = keep_duals("1b", solve("stage 1b", cost,
+                                        fresh=lp.n_x >= FRESH_STAGE_1B_COLUMNS))
+        total = float(placed.col_value[: lp.n_x] @ cost[: lp.n_x])
+    if precision > 0 and cost.any():
         # Where the money placed binds, SPEC 4b's slack is money the levels spend: X*
         # read back rounded (USD 4 off on the example) would change the levels.
         refined = refined_objective(ext, placed, cost, rhs)

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from gcm_fund import api, audit
 from gcm_fund.errors import InfeasibleError
@@ -283,3 +288,147 @@ def test_states_summary_is_absent_nowhere(moderate_run, tmp_path):
     copy = Path(shutil.copytree(moderate_run, tmp_path / "copy"))
     (copy / "states_summary.csv").unlink()
     assert not audit.certify(copy).ok
+
+
+# -- properties -------------------------------------------------------------------------
+
+RISKS = ("low", "moderate", "high", None)
+
+
+@st.composite
+def terms_instances(draw: st.DrawFn) -> dict[str, Any]:
+    """Small instances with debt risks, grants and loans, a max_share table and a floor
+    share (levels, every weight > 0)."""
+    iso3s = ["AAA", "BBB", "CCC", "DDD"][: draw(st.integers(1, 4))]
+    targets = ["10.7", "8.8"][: draw(st.integers(1, 2))]
+    amount = st.integers(1, 300).map(lambda k: k * 1e4)
+    states = [state(s, draw(st.sampled_from(["LIC", "LMIC", "UMIC"])),
+                    debt_risk=draw(st.sampled_from(RISKS)),
+                    debt_distress=draw(st.sampled_from([False, False, False, True])) or None)
+              for s in iso3s]
+    for row in states:  # debt_distress beside another risk word is an input error
+        if row["debt_distress"]:
+            row["debt_risk"] = None
+    gaps = [gap(s, t, draw(amount)) for s in iso3s for t in targets if draw(st.booleans())] \
+        or [gap(iso3s[0], targets[0], draw(amount))]
+    sources = []
+    for k in range(draw(st.integers(1, 4))):
+        loan = draw(st.booleans())
+        extra: dict[str, Any] = {"targets": draw(st.sampled_from([None, targets[0]]))}
+        if loan:
+            extra["grant_element"] = draw(st.sampled_from([0.0, 0.25, 0.5]))
+        sources.append(source(f"s{k}", draw(amount), "loan" if loan else "grant", **extra))
+    share = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    policy = {
+        "weights": {"target": {"8.8": draw(st.sampled_from([1.0, 2.0]))}},
+        "loans": {"max_share": {"low": draw(share), "moderate": draw(share),
+                                "high": draw(share), "unrated": draw(share)}},
+        "equity": {"floor_share": draw(st.sampled_from([0.25, 0.5, 1.0]))},
+    }
+    return {"states": states, "gaps": gaps, "sources": sources, "policy": policy}
+
+
+def loan_share_violations(folder: Path) -> list[str]:
+    """loan_share[s] on the written amounts, restated from the copied inputs and policy."""
+    policy = tomllib.loads((folder / "policy.toml").read_text())
+    shares = {"low": 1.0, "moderate": 1.0, "high": 1.0, "distress": 0.0, "unrated": 1.0,
+              **policy.get("loans", {}).get("max_share", {})}
+    risk = {r["iso3"]: "distress" if r.get("debt_distress") == "true"
+            else (r.get("debt_risk") or "unrated")
+            for r in read_csv(folder / "inputs" / "states.csv")}
+    loan = {r["source_id"]: r["instrument"] == "loan"
+            for r in read_csv(folder / "inputs" / "sources.csv")}
+    loans: dict[str, float] = {}
+    money: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    for r in read_csv(folder / "allocations.csv"):
+        amount = float(r["amount_usd"])
+        money[r["iso3"]] = money.get(r["iso3"], 0.0) + amount
+        loans[r["iso3"]] = loans.get(r["iso3"], 0.0) + amount * loan[r["source_id"]]
+        rows[r["iso3"]] = rows.get(r["iso3"], 0) + 1
+    found = []
+    for s, total in money.items():
+        m = shares[risk[s]]
+        if loans[s] > m * total + 0.01 * rows[s] + 1e-7 * max(total, 1e6):
+            found.append(f"{s}: loans {loans[s]:.2f} > {m} x {total:.2f}")
+    return found
+
+
+def recomputed_summary(folder: Path) -> dict[str, dict[str, str]]:
+    """states_summary.csv as allocations.csv and the copied inputs give it."""
+    policy = tomllib.loads((folder / "policy.toml").read_text())
+    cofinancing = {"LIC": 1.0, "LMIC": 0.75, "UMIC": 0.5, "HIC": 0.0,
+                   **policy.get("cofinancing", {})}
+    states = {r["iso3"]: r for r in read_csv(folder / "inputs" / "states.csv")}
+    sources = {r["source_id"]: r for r in read_csv(folder / "inputs" / "sources.csv")}
+    need: dict[str, float] = {}
+    for r in read_csv(folder / "inputs" / "gaps.csv"):
+        need[r["iso3"]] = need.get(r["iso3"], 0.0) + float(r["need_usd"])
+    cents = {s: [0, 0, 0.0] for s in need}  # allocated, loans (cents), grant equivalent
+    for r in read_csv(folder / "allocations.csv"):
+        amount = round(float(r["amount_usd"]) * 100)
+        src = sources[r["source_id"]]
+        is_loan = src["instrument"] == "loan"
+        cents[r["iso3"]][0] += amount
+        cents[r["iso3"]][1] += amount * is_loan
+        cents[r["iso3"]][2] += amount * (float(src["grant_element"]) if is_loan else 1.0)
+    out = {}
+    for s in sorted(need):
+        row = states[s]
+        allocated, loans, equivalent = cents[s]
+        fundable = cofinancing[row["income_group"]] * need[s]
+        out[s] = {
+            "iso3": s, "name": row["name"], "income_group": row["income_group"],
+            "ldc": "true" if row.get("ldc") == "true" else "false",
+            "debt_risk": "distress" if row.get("debt_distress") == "true"
+            else (row.get("debt_risk") or "unrated"),
+            "need_usd": f"{need[s]:.2f}", "fundable_usd": f"{fundable:.2f}",
+            "allocated_usd": f"{allocated / 100:.2f}",
+            "grants_usd": f"{(allocated - loans) / 100:.2f}",
+            "loans_usd": f"{loans / 100:.2f}",
+            "grant_equivalent_usd": f"{round(equivalent) / 100:.2f}",
+            "loan_share": f"{loans / allocated:.6f}" if allocated else "",
+            "coverage": f"{allocated / 100 / fundable:.6f}" if fundable else "",
+        }
+    return out
+
+
+@settings(max_examples=int(os.environ.get("TERMS_EXAMPLES", "15")), deadline=None)
+@given(instance=terms_instances())
+def test_loan_share_and_states_summary_hold_on_the_written_files(instance):
+    with tempfile.TemporaryDirectory() as folder:
+        inputs, policy = write_case(Path(folder), states=instance["states"],
+                                    gaps=instance["gaps"], sources=instance["sources"],
+                                    policy=instance["policy"])
+        try:
+            run = allocate_and_read(inputs, policy, Path(folder) / "run")
+        except InfeasibleError:
+            event("infeasible")
+            return
+        assert loan_share_violations(run.folder) == []
+        assert summary_rows(run.folder) == recomputed_summary(run.folder)
+
+
+@settings(max_examples=int(os.environ.get("TERMS_EXAMPLES", "15")), deadline=None)
+@given(instance=terms_instances())
+def test_highs_and_cbc_give_the_same_gap_amounts_under_4c(instance):
+    """SPEC 4b: every gap's amount is unique, within USD 0.01 plus 1e-6 of its U."""
+    with tempfile.TemporaryDirectory() as folder:
+        inputs, policy = write_case(Path(folder), states=instance["states"],
+                                    gaps=instance["gaps"], sources=instance["sources"],
+                                    policy=instance["policy"])
+        runs = {}
+        for solver in SOLVERS:
+            try:
+                runs[solver] = allocate_and_read(inputs, policy, Path(folder) / solver, solver)
+            except InfeasibleError:
+                runs[solver] = None
+        assert (runs["highs"] is None) == (runs["cbc"] is None)
+        if runs["highs"] is None or runs["cbc"] is None:
+            event("infeasible")
+            return
+        highs = {(r["iso3"], r["target"]): r for r in runs["highs"].coverage}
+        for row in runs["cbc"].coverage:
+            other = highs[(row["iso3"], row["target"])]
+            assert float(row["allocated_usd"]) == pytest.approx(
+                float(other["allocated_usd"]), abs=0.02 + 1e-6 * float(row["fundable_usd"]))
