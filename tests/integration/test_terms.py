@@ -432,3 +432,30 @@ def test_highs_and_cbc_give_the_same_gap_amounts_under_4c(instance):
             other = highs[(row["iso3"], row["target"])]
             assert float(row["allocated_usd"]) == pytest.approx(
                 float(other["allocated_usd"]), abs=0.02 + 1e-6 * float(row["fundable_usd"]))
+
+
+# -- explain ----------------------------------------------------------------------------
+
+def test_explain_says_a_states_loan_share_and_the_rule_that_capped_it(moderate_run):
+    from cases import run_cli
+
+    shown = run_cli("explain", moderate_run, "--state", "MOD").stdout
+    assert ("loans: USD 3,000,000.00 of USD 6,000,000.00 (loan share 50.00%); debt risk "
+            "moderate, loans.max_share.moderate = 0.5: capped by loan_share[MOD] (binding)"
+            ) in shown
+    assert "  loan_share[MOD] (dual " in shown
+
+
+def test_explain_says_why_a_high_risk_state_takes_no_loan(tmp_path):
+    from cases import run_cli
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("HIG", debt_risk="high")], gaps=[gap("HIG", "10.7", 2e6)],
+        sources=[source("g", 1e6), source("l", 5e6, instrument="loan", grant_element=0.3)],
+        policy={**NO_FLOOR, "loans": {"max_share": TRAFFIC_LIGHT}})
+    run = allocate_and_read(inputs, policy, tmp_path / "run")
+    shown = run_cli("explain", run.folder, "--state", "HIG").stdout
+    assert ("loans: USD 0.00 of USD 1,000,000.00 (loan share 0.00%); debt risk high, "
+            "loans.max_share.high = 0: no loan may reach it (m = 0)") in shown
+    assert "  l: not eligible: l lends, and loans.max_share for HIG's debt risk (high) is 0" \
+        in shown
