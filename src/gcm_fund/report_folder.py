@@ -104,6 +104,7 @@ class Folder:
     sources: pd.DataFrame
     policy_text: str
     policy: dict[str, Any]
+    states_summary: pd.DataFrame | None = None  # SPEC 4c; absent from earlier runs
 
 
 # The ASCII characters str.strip() removes.
@@ -194,7 +195,8 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     amounts = ("amount_usd", "need_usd", "fundable_usd", "allocated_usd", "coverage",
                "pledge_usd", "unallocated_usd", "marginal_value", "lhs", "rhs", "slack",
-               "dual", "priority", "level", "step", "gaps_stopped")
+               "dual", "priority", "level", "step", "gaps_stopped", "grants_usd",
+               "loans_usd", "grant_equivalent_usd", "loan_share")
     inputs = path / "inputs"
     states = (_read_table(inputs / "states.csv") if (inputs / "states.csv").is_file()
               else pd.DataFrame(columns=["iso3", "name", "region", "income_group"]))
@@ -208,6 +210,7 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         policy = {}
     stage1 = path / "stage1_constraints.csv"
     levels = path / "levels.csv"
+    summary = path / "states_summary.csv"
     return Folder(
         path=path, manifest=manifest,
         allocations=_read_table(path / "allocations.csv", amounts,
@@ -223,6 +226,8 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         levels=(_read_table(levels, amounts, written=written.get(levels.name))
                 if levels.is_file() else None),
         states=states, sources=sources, policy_text=policy_text, policy=policy,
+        states_summary=(_read_table(summary, amounts, written=written.get(summary.name))
+                        if summary.is_file() else None),
     )
 
 

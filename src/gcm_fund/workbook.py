@@ -17,7 +17,7 @@ from . import writing
 from .errors import UsageError
 
 # Known tables first, in the order a reader wants them; any other CSV of the folder after.
-TABLE_ORDER = ("coverage", "allocations", "sources_summary", "constraints",
+TABLE_ORDER = ("coverage", "allocations", "sources_summary", "states_summary", "constraints",
                "stage1_constraints", "levels", "level_duals", "stage_duals")
 USD_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.00%"

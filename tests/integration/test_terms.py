@@ -459,3 +459,32 @@ def test_explain_says_why_a_high_risk_state_takes_no_loan(tmp_path):
             "loans.max_share.high = 0: no loan may reach it (m = 0)") in shown
     assert "  l: not eligible: l lends, and loans.max_share for HIG's debt risk (high) is 0" \
         in shown
+
+
+# -- report.html and the workbook ----------------------------------------------------
+
+def test_the_report_leads_with_the_grant_equivalent_and_tables_each_state(moderate_run):
+    page = (moderate_run / "report.html").read_bytes().decode("utf-8")
+    assert ('<div class="value" data-figure="grant_equivalent_usd" data-value="4200000.00">'
+            "USD 4.2 m</div>") in page
+    assert page.index('data-figure="grant_equivalent_usd"') < page.index('id="flows"')
+    section = page[page.index('<section id="terms-section">'):]
+    body = section[section.index("<tbody><tr>") + 11:]
+    row = body[:body.index("</tr>")]
+    cells = [c.split(">", 1)[1] for c in row.split("</td>")[:-1]]
+    assert cells == ["State MOD (MOD)", "LIC", "moderate", "3,000,000", "3,000,000",
+                     "4,200,000", "50.0 %"]
+
+
+def test_the_workbook_has_the_states_summary_sheet(moderate_run, tmp_path):
+    from openpyxl import load_workbook
+
+    from gcm_fund.workbook import write_workbook
+
+    book = load_workbook(write_workbook(moderate_run, tmp_path / "run.xlsx"))
+    assert book.sheetnames[:4] == ["coverage", "allocations", "sources_summary",
+                                   "states_summary"]
+    sheet = book["states_summary"]
+    header = [c.value for c in sheet[1]]
+    values = dict(zip(header, [c.value for c in sheet[2]], strict=True))
+    assert (values["grant_equivalent_usd"], values["loan_share"]) == (4.2e6, 0.5)
