@@ -16,6 +16,7 @@ from . import spec
 from .backend import StageSolution
 from .cents import round_to_cents, written_cents
 from .model import GE, SCALE_USD, LinearProgram, state_loan_cap
+from .schema import INCOME_GROUPS, RISK_KEYS
 from .solve import Solution
 
 
@@ -107,6 +108,40 @@ def grant_element(lp: LinearProgram) -> np.ndarray:
     g = np.array([spec.grant_equivalent(i, e) for i, e in
                   zip(sources["instrument"], sources["grant_element"], strict=True)], dtype=float)
     return g[lp.var_source]
+
+
+def terms_metrics(lp: LinearProgram, x_usd: np.ndarray) -> dict[str, float | None]:
+    """SPEC 4c's figures of an allocation, for `sweep` and `compare`: the grant equivalent
+    (USD), its shares by LDC status and income group, and the loans' share of the money
+    of the States of each debt risk (None where a share has nothing to divide)."""
+    states = lp.data.state_table
+    equivalent = x_usd * grant_element(lp)
+    total = float(equivalent.sum())
+    ldc = np.asarray(states["ldc"], dtype=bool)[lp.var_state]
+    income = np.asarray(states["income_group"], dtype=object)[lp.var_state]
+    risk = np.array([spec.risk_word(bool(d), r) for d, r in
+                     zip(states["debt_distress"], states["debt_risk"], strict=True)],
+                    dtype=object)[lp.var_state]
+    is_loan = np.asarray(lp.data.source_table["instrument"] == "loan")[lp.var_source]
+
+    def part(numerator: float, denominator: float) -> float | None:
+        return numerator / denominator if denominator > 0 else None
+
+    found: dict[str, float | None] = {"grant_equivalent_usd": total,
+                                      "ge_ldc_share": part(float(equivalent[ldc].sum()), total)}
+    for group in INCOME_GROUPS:
+        found[f"ge_income_share[{group}]"] = part(float(equivalent[income == group].sum()),
+                                                   total)
+    for word in RISK_KEYS:
+        mine = risk == word
+        found[f"loans_share[{word}]"] = part(float(x_usd[mine & is_loan].sum()),
+                                             float(x_usd[mine].sum()))
+    return found
+
+
+TERMS_METRICS = ("grant_equivalent_usd", "ge_ldc_share",
+                 *(f"ge_income_share[{g}]" for g in INCOME_GROUPS),
+                 *(f"loans_share[{r}]" for r in RISK_KEYS))
 
 
 STATES_SUMMARY_COLUMNS = (
