@@ -488,3 +488,51 @@ def test_the_workbook_has_the_states_summary_sheet(moderate_run, tmp_path):
     header = [c.value for c in sheet[1]]
     values = dict(zip(header, [c.value for c in sheet[2]], strict=True))
     assert (values["grant_equivalent_usd"], values["loan_share"]) == (4.2e6, 0.5)
+
+
+# -- sweep and compare ------------------------------------------------------------------
+
+def high_and_low(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The high-risk case with two policies: the defaults (HIG may borrow) and the
+    traffic light (it may not). Default: both gaps rise together, HIG and LOW 1.5e6 each
+    (g's 1e6 and 0.5e6 of l to one of them, the rest of l to the other), all LIC, no LDC."""
+    inputs, traffic = write_case(
+        tmp_path,
+        states=[state("HIG", debt_risk="high"), state("LOW", debt_risk="low", ldc=True)],
+        gaps=[gap("HIG", "10.7", 2e6), gap("LOW", "10.7", 2e6)],
+        sources=[source("g", 1e6), source("l", 5e6, instrument="loan", grant_element=0.3)],
+        policy={"name": "traffic", **NO_FLOOR, "loans": {"max_share": TRAFFIC_LIGHT}})
+    plain = tmp_path / "plain.toml"
+    plain.write_text('name = "plain"\n[equity]\ngroup = "ldc"\n')
+    return inputs, traffic, plain
+
+
+def test_compare_reports_grant_equivalent_shares_and_loans_by_debt_risk(tmp_path):
+    from cases import run_cli
+
+    inputs, traffic, plain = high_and_low(tmp_path)
+    done = run_cli("compare", inputs, "-m", traffic, "-m", plain, "--out", tmp_path / "c.csv")
+    assert done.returncode == 0, done.stderr
+    rows = {r[0]: r[1:] for r in
+            (line.split(",") for line in (tmp_path / "c.csv").read_text().splitlines())}
+    # traffic: HIG 1e6 of grants, LOW 2e6 of loans at 0.3: 1e6 + 0.6e6 grant equivalent.
+    assert rows["grant_equivalent_usd"][0] == "1600000.00"
+    assert rows["ge_ldc_share"][0] == "0.375000"  # LOW's 0.6e6 of 1.6e6
+    assert rows["ge_income_share[LIC]"][0] == "1.000000"
+    assert [rows["loans_share[high]"][0], rows["loans_share[low]"][0]] == ["0.000000",
+                                                                          "1.000000"]
+    assert rows["loans_share[moderate]"] == ["", ""]  # no State of that risk
+    assert float(rows["loans_share[high]"][1]) > 0  # the defaults lend to HIG
+
+
+def test_sweep_reports_grant_equivalent_columns(tmp_path):
+    from cases import run_cli
+
+    inputs, traffic, _ = high_and_low(tmp_path)
+    done = run_cli("sweep", inputs, "-m", traffic, "--source", "g", "--pledges", "0:1e6:2",
+                   "--out", tmp_path / "s.csv", "--no-chart")
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(tmp_path / "s.csv")
+    # No grant: HIG gets nothing, LOW its 2e6 of loans (0.6e6 grant equivalent).
+    assert [(r["grant_equivalent_usd"], r["loans_share[high]"], r["loans_share[low]"])
+            for r in rows] == [("600000.00", "", "1"), ("1600000.00", "0", "1")]
