@@ -440,7 +440,7 @@ def test_write_sweep_lists_what_it_wrote(hand_case: tuple[Path, Path], tmp_path:
     written = write_sweep(result, tmp_path / "deep" / "s.csv", chart=False)
     assert [p.name for p in written] == ["s.csv", "s.breakpoints.csv"]
     header = (tmp_path / "deep" / "s.csv").read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS)
+    assert header == ",".join([*COLUMNS, *TERMS_METRICS])
 
 
 def test_the_help_has_an_example() -> None:
