@@ -226,6 +226,17 @@ class LinearProgram:
             cost[self.z_col] = 1.0
         return cost
 
+    def live_columns(self, pledge_usd: np.ndarray) -> np.ndarray:
+        """Which allocation columns are eligible triples at these pledges (SPEC 2): the
+        source pledges something, and a loan to a State whose loans are capped below 1
+        (SPEC 4c) needs a grant of positive pledge that may reach the State."""
+        live = (np.asarray(pledge_usd, dtype=float) > 0)[self.var_source]
+        is_loan = np.asarray(self.data.source_table["instrument"] == "loan")[self.var_source]
+        cap = state_loan_cap(self.data, self.policy)[self.var_state]
+        granted = np.bincount(self.var_state[live & ~is_loan],
+                              minlength=len(self.data.states)) > 0
+        return live & ~(is_loan & (cap > 0) & (cap < 1) & ~granted[self.var_state])
+
     def rhs_for_pledges(self, pledge_usd: np.ndarray) -> np.ndarray:
         """The right-hand sides with other pledges: every rule involving B_f moves."""
         pledge = np.asarray(pledge_usd, dtype=float) / SCALE_USD

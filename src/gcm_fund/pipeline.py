@@ -240,7 +240,7 @@ class Pipeline:
         lp = self.lp
         pledge_usd = np.asarray(pledge_usd, dtype=float)
         rhs = lp.rhs_for_pledges(pledge_usd)
-        live = (pledge_usd > 0)[lp.var_source]
+        live = lp.live_columns(pledge_usd)
         funded = np.bincount(lp.var_gap[live], minlength=len(lp.data.gaps)) > 0
         self.floor_active = lp.has_floor
         floor = lp.block("floor")

@@ -283,7 +283,7 @@ class _WarmSweep:
         self.solves += 1
         try:
             if self.levels:
-                live = (pledges > 0)[self.lp.var_source]
+                live = self.lp.live_columns(pledges)
                 funded = np.bincount(self.lp.var_gap[live], minlength=len(self.lp.data.gaps)) > 0
                 solution = run_levels(self.pipeline, self.lp, self.layout, self.priority,
                                       diagnosed=False, funded=funded)

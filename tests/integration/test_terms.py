@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
 from hypothesis import event, given, settings
@@ -536,3 +537,31 @@ def test_sweep_reports_grant_equivalent_columns(tmp_path):
     # No grant: HIG gets nothing, LOW its 2e6 of loans (0.6e6 grant equivalent).
     assert [(r["grant_equivalent_usd"], r["loans_share[high]"], r["loans_share[low]"])
             for r in rows] == [("600000.00", "", "1"), ("1600000.00", "0", "1")]
+
+
+@pytest.mark.parametrize("method", ["levels", "weighted"])
+def test_a_sweep_drops_a_capped_states_loans_where_its_grant_pledges_nothing(tmp_path,
+                                                                           method):
+    """MOD (moderate, m = 0.5) is reached by the grant g and the loan l; OTH (low risk,
+    U = 4e6) by the grant h (1e6). At g = 0 MOD can take no loan either, so it leaves E and
+    the floor set, as `allocate` with g = 0 would have it: the floor is OTH's, 0.25 (not
+    0, MOD's held at nothing). At g = 1e6: MOD takes 1e6 of grants and 1e6 of loans."""
+    from gcm_fund.sweep import reference_level, sweep
+
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("MOD", debt_risk="moderate"), state("OTH", debt_risk="low")],
+        gaps=[gap("MOD", "10.7", 4e6), gap("OTH", "8.8", 4e6)],
+        sources=[source("g", 1e6, targets="10.7"), source("h", 1e6, targets="8.8"),
+                 source("l", 5e6, instrument="loan", grant_element=0.5, targets="10.7")],
+        policy={"allocation": {"method": method}, "loans": {"max_share": TRAFFIC_LIGHT}})
+    loaded = api.load(inputs, policy)
+    data, found = loaded.data, loaded.policy_file.policy
+    result = sweep(data, found, ["g"], np.array([0.0, 1e6]))
+    for level in result.levels:
+        want = reference_level(data, found, ["g"], level.pledge_usd)
+        assert level.floor == pytest.approx(want.floor, rel=1e-9)
+        assert level.allocated_usd == pytest.approx(want.allocated_usd, abs=0.02)
+    assert result.levels[0].floor == pytest.approx(0.25, rel=1e-9)
+    assert result.levels[0].allocated_usd == pytest.approx(1e6, abs=0.02)
+    assert result.levels[1].allocated_usd == pytest.approx(3e6, abs=0.02)
