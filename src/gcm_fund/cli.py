@@ -543,7 +543,9 @@ def compare(
     allocation to LDCs, to each income group, region and target, the loans
     share, and the number of binding caps (absorb, state_share and
     source_state rows whose slack is within SPEC's tolerance and whose dual
-    is not zero). One CSV row per figure, one column per scenario.
+    is not zero); then the grant equivalent, its shares to LDCs and to each
+    income group, and the loans' share of the money by debt risk. One CSV row
+    per figure, one column per scenario.
 
     Example: gcm-fund compare inputs -m models/baseline.toml
     -m models/ldc_priority.toml --overlay pledges.csv --out compare.csv

@@ -346,7 +346,12 @@ TAMPERING = [
     pytest.param(set_dual(_stage1_floor, lambda d: d * 2, ["FAIL stage 1 floor proof"],
                           name="stage1_constraints.csv"), id="stage1-dual"),
     pytest.param(edit_manifest("floor", lambda z: z + 0.01,
-                               ["FAIL rule floor", "stage-2 bounds of z"]), id="floor-raised"),
+                               ["FAIL rule floor", "is not max(z_min, floor_share x z*)"]),
+                 id="floor-raised"),
+    # z* itself raised (SPEC 4c's floor_max): stage 2's bound on z no longer follows.
+    pytest.param(edit_manifest("floor_max", lambda z: z + 0.01,
+                               ["FAIL rule floor", "stage-2 bounds of z"]),
+                 id="floor-max-raised"),
     pytest.param(drop_constraint_row, id="constraint-row-removed"),
     pytest.param(delete_stage1, id="stage1-deleted"),
     pytest.param(forge_a_row_key, id="constraint-key-forged"),

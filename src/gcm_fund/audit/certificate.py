@@ -86,6 +86,7 @@ def certify(folder: Path | str) -> Certificate:
     if c.rules.policy.allocation.method == "levels":
         c.step("level columns", derived.check_level_columns)
     c.step("sources_summary.csv", derived.check_sources)
+    c.step("states_summary.csv", derived.check_states)
     c.step("manifest figures", derived.check_manifest_figures)
     if c.cert.ok:  # the page is rendered from the files: only from files certified so far
         c.step("report.html", derived.check_report)

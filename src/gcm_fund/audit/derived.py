@@ -19,7 +19,8 @@ from ..csv_input import sha256_bytes
 from ..spec import POSITIVE_DUAL, run_id
 from .checks import Certifier, Check
 from .common import cents_of, parse_numbers, sum_cents, text_cents
-from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS
+from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS, STATES_COLUMNS, STATES_SUMMARY
+from .rules import debt_risk_of
 from .tolerances import SAME_CENT
 
 # coverage is written with 6 decimals: half a unit of the last, and float noise.
@@ -280,11 +281,82 @@ def check_sources(c: Certifier) -> None:
                          for n in names])
     _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,
              problems, blank=~has_row)
+    what = "pledge, allocated, unallocated and marginal value"
+    if "grant_equivalent_usd" in table.columns:
+        what = "pledge, allocated, unallocated, marginal value"
+        equivalent = np.bincount(rules.triples["source"].to_numpy(dtype=int),
+                                 weights=c.x * grant_elements(c), minlength=len(sources))
+        _compare(table, "sources_summary.csv", "grant_equivalent_usd", at, equivalent,
+                 SAME_CENT, labels, problems)
+        what += " and grant equivalent"
     c.add(Check("sources_summary.csv", not problems,
-                f"{len(sources)} sources: pledge, allocated, unallocated and marginal value "
+                f"{len(sources)} sources: {what} "
                 "as recomputed from the inputs, allocations.csv and constraints.csv",
                 f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD; "
                 f"marginal value {SAME_DUAL:g}", problems))
+
+
+def grant_elements(c: Certifier) -> np.ndarray:
+    """g_f of every triple (SPEC 4c): 1 for a grant, the loan's grant element."""
+    sources = c.rules.data.sources
+    g = np.where((sources["instrument"] == "loan").to_numpy(),
+                 sources["grant_element"].to_numpy(dtype=float), 1.0)
+    return g[c.rules.triples["source"].to_numpy(dtype=int)]
+
+
+def check_states(c: Certifier) -> None:
+    """states_summary.csv (SPEC 4c): every figure of every State with a gap, recomputed
+    from allocations.csv and the copied inputs; debt_risk from the copied states.csv."""
+    rules, run = c.rules, c.run
+    if not run.has(STATES_SUMMARY) and run.raw("objective", "grant_equivalent_usd") is None:
+        c.add(Check(STATES_SUMMARY, True, "absent: a run folder of a version before SPEC 4c "
+                    "(its manifest records no grant equivalent)", "exact"))
+        return
+    table = run.table(STATES_SUMMARY, STATES_COLUMNS)
+    states = rules.data.states.reset_index(drop=True)
+    gap_state = rules.gaps["state"].to_numpy(dtype=int)
+    n = len(states)
+    has_gap = np.bincount(gap_state, minlength=n) > 0
+    expected = states[has_gap].reset_index(drop=True)
+    problems: list[str] = []
+    at = _keyed(table, STATES_SUMMARY, ["iso3"], expected, problems)
+    labels = expected["iso3"].tolist()
+    state = rules.triples["state"].to_numpy(dtype=int)
+    loan = rules.triples["loan"].to_numpy(dtype=bool)
+    allocated = np.bincount(state, weights=c.x, minlength=n)[has_gap]
+    loans = np.bincount(state, weights=c.x * loan, minlength=n)[has_gap]
+    equivalent = np.bincount(state, weights=c.x * grant_elements(c), minlength=n)[has_gap]
+    need = np.bincount(gap_state, weights=rules.gaps["need_usd"].to_numpy(dtype=float),
+                       minlength=n)[has_gap]
+    fundable = np.bincount(gap_state, weights=rules.gaps["fundable_usd"].to_numpy(dtype=float),
+                           minlength=n)[has_gap]
+    for column, figure in (("need_usd", need), ("fundable_usd", fundable),
+                           ("allocated_usd", allocated), ("grants_usd", allocated - loans),
+                           ("loans_usd", loans), ("grant_equivalent_usd", equivalent)):
+        _compare(table, STATES_SUMMARY, column, at, figure, SAME_CENT, labels, problems)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(allocated > 0, loans / np.where(allocated > 0, allocated, 1.0), np.nan)
+        coverage = np.where(fundable > 0, allocated / np.where(fundable > 0, fundable, 1.0),
+                            np.nan)
+    _compare(table, STATES_SUMMARY, "loan_share", at, share, SAME_SHARE, labels, problems,
+             blank=~(allocated > 0))
+    _compare(table, STATES_SUMMARY, "coverage", at, coverage, SAME_SHARE, labels, problems,
+             blank=~(fundable > 0))
+    risk = [debt_risk_of(d, r) for d, r in
+            zip(expected["debt_distress"], expected["debt_risk"], strict=True)]
+    texts = {"name": expected["name"].tolist(),
+             "income_group": expected["income_group"].tolist(),
+             "ldc": ["true" if v else "false" for v in expected["ldc"]], "debt_risk": risk}
+    for column, want in texts.items():
+        cells = table[column].to_numpy()
+        problems.extend(f"{STATES_SUMMARY}:{at[i] + 2}: {labels[i]}: {column} "
+                        f"{cells[at[i]]!r}, expected {want[i]!r}"
+                        for i in range(len(labels)) if at[i] >= 0 and cells[at[i]] != want[i])
+    c.add(Check(STATES_SUMMARY, not problems,
+                f"{len(labels)} States: need, fundable, allocated, grants, loans, grant "
+                "equivalent, loan share, coverage and debt risk as recomputed from the "
+                "inputs and allocations.csv", f"{SAME_CENT} USD; shares {SAME_SHARE:g}",
+                problems))
 
 
 def check_manifest_figures(c: Certifier) -> None:
@@ -312,6 +384,14 @@ def check_manifest_figures(c: Certifier) -> None:
         "allocated_usd": int(c.cents.sum()) / 100.0,
         "fundable_usd": float(rules.gaps["fundable_usd"].sum()),
     }
+    if run.raw("objective", "grant_equivalent_usd") is not None or run.has(STATES_SUMMARY):
+        expected_ge = float(c.x @ grant_elements(c))
+        got_ge = run.number("objective", "grant_equivalent_usd")
+        if got_ge is None or not abs(got_ge - expected_ge) <= \
+                SAME_CENT * max(1, c.n_written) + 1e-12 * abs(expected_ge):
+            problems.append(f"manifest.json: objective.grant_equivalent_usd "
+                            f"{run.raw('objective', 'grant_equivalent_usd')!r}, recomputed "
+                            f"{expected_ge:.2f}")
     for key, expected in totals.items():
         got = run.number("totals", key)
         if got is None or not abs(got - expected) <= SAME_CENT + 1e-12 * abs(expected):

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..schema import INCOME_GROUPS
 from .common import parse_numbers, usd
-from .level_stages import LevelFacts, check_loans, check_placed
+from .level_stages import LevelFacts, check_loans, check_placed, grants_of
 from .rules import LE, Rules
 from .tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, LEVEL_DIGITS, ROW_CENT
 
@@ -157,11 +157,13 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         dual_problems.append(f"allocated[total] holds sum x >= {usd(float(placed))}, below "
                              f"X* {usd(float(allocated_star))} - 0.01 USD x {int(in_e.sum())} "
                              "gaps")
+    grants = grants_of(rules)
+    granted = float(checker.x @ grants)  # stage 1b counts grant money only (SPEC 4b)
     # SPEC 5's tolerance for a rule: a cent per allocation row plus 1e-7 of its size.
     placed_tol = 2 * ROW_CENT * checker.n_written \
-        + 1e-7 * max(float(placed), float(checker.x.sum()), 1e6)
-    if float(checker.x.sum()) < float(placed) - placed_tol:
-        dual_problems.append(f"the allocation places {usd(float(checker.x.sum()))}, less than "
+        + 1e-7 * max(float(placed), granted, 1e6)
+    if granted < float(placed) - placed_tol:
+        dual_problems.append(f"the allocation places {usd(granted)} of grants, less than "
                              f"allocated[total]'s {usd(float(placed))}")
     lcap = float(1.0 / pi[in_e].min()) if in_e.any() else 1.0
     step_name = parse_numbers(duals_table["step"])
@@ -205,7 +207,8 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         y_level = np.where(rising, np.minimum(y_level, 0.0), 0.0)
         y_held = np.where(stopped_before, np.minimum(y_held, 0.0), 0.0)
         y_placed = min(y_placed, 0.0)
-        reduced = -rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] - y_placed
+        reduced = -rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] \
+            - y_placed * grants
         weight_l = -float(y_level @ scale)  # L's coefficient in the duals' combination
         base = float(y @ rhs) + float(y_held @ (scale * np.nan_to_num(held))) \
             + y_placed * float(placed)
