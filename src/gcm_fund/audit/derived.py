@@ -20,6 +20,7 @@ from ..spec import POSITIVE_DUAL, run_id
 from .checks import Certifier, Check
 from .common import cents_of, parse_numbers, sum_cents, text_cents
 from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS, STATES_COLUMNS, STATES_SUMMARY
+from .level_stages import grants_of
 from .rules import debt_risk_of
 from .tolerances import SAME_CENT
 
@@ -151,7 +152,8 @@ def _stopping_rules(c: Certifier, duals: pd.DataFrame, step_of: np.ndarray, n_st
     values = parse_numbers(duals["dual"])
     gap_of = rules.triples["gap"].to_numpy(dtype=int)
     entry_gap = gap_of[rules.entry_col]
-    placing = np.unique(gap_of)  # the gaps allocated[total] holds: every one with a column
+    # The gaps allocated[total] holds: every one with a grant column (it counts grants only).
+    placing = np.unique(gap_of[grants_of(rules) > 0])
     per_step: list[list[str]] = []
     per_gap: dict[int, list[str]] = {}
     for k in range(1, n_steps + 1):
