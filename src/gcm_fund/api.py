@@ -24,7 +24,7 @@ from .model import eligible_triples, fundable_usd
 from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination, replaceable
 from .scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
 from .scenario import policy_path as _policy_path
-from .schema import INPUT_FILES, META_FILE
+from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
 from .writing import atomic_folder, check_output_files
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ def __getattr__(name: str) -> Any:
 
 def input_files(inputs: Path | str, model: Path | str | None = None) -> list[Path]:
     """The files a command reads: the input folder's files and the policy."""
-    return [Path(inputs) / name for name in (*INPUT_FILES, META_FILE)] + [_policy_path(model)]
+    names = (*INPUT_FILES, *OPTIONAL_INPUT_FILES, META_FILE)
+    return [Path(inputs) / name for name in names] + [_policy_path(model)]
 
 
 @dataclass

@@ -27,6 +27,7 @@ from .audit.folder import (
     read_as_damaged,
 )
 from .audit.provenance import check_hashes
+from .contributions import value_pledges
 from .engine import run as run_scenario
 from .engine import write as write_run
 from .errors import InfeasibleError
@@ -100,7 +101,7 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         shutil.copyfile(run.policy, policy_copy)
         data = load_inputs(run.inputs)
         policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
-        scenario = Scenario(data, policy_file, model_path)
+        scenario = Scenario(value_pledges(data, policy_file), policy_file, model_path)
         try:
             again = run_scenario(scenario, chosen)
         except InfeasibleError as exc:

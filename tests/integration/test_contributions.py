@@ -1,0 +1,316 @@
+"""SPEC 9: contributions in currencies, valued at a date and counted by status.
+
+Every figure here is worked by hand: NOK at USD 0.094 per unit on the last rate day before
+the valuation date, a pledged row at 0.8 of its face, a row dated after the valuation date
+at 0. The instance gives every source's money somewhere to go, so `B_f` shows in
+sources_summary.csv as it is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cases
+import pytest
+from cases import gap, read_csv, source, state, write_case, write_rows
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gcm_fund import api
+from gcm_fund.audit.certificate import certify
+from gcm_fund.scenario import load
+
+VALUATION = '[pledges]\nvaluation_date = "2024-02-05"\n'
+FX = [
+    {"currency": "NOK", "date": "2024-01-31", "usd_per_unit": 0.095, "source": "Bank A"},
+    {"currency": "NOK", "date": "2024-02-02", "usd_per_unit": 0.094, "source": "Bank A"},
+    # After the valuation date: never the rate used.
+    {"currency": "NOK", "date": "2024-02-09", "usd_per_unit": 0.5, "source": "Bank A"},
+]
+
+
+def contribution(source_id: str, amount: float, currency: str = "NOK",
+                 status: str = "paid", date: str = "2024-01-15") -> dict[str, object]:
+    return {"source_id": source_id, "currency": currency, "amount": amount,
+            "status": status, "date": date}
+
+
+def make(tmp_path: Path, rows: list[dict[str, object]], *, fx: list[dict[str, object]]
+         | None = None, policy: str = VALUATION, nor_pledge: float | None = None
+         ) -> tuple[Path, Path]:
+    """KEN and MLI with USD 10 M of need each; `deu` pledges USD 1 M, `nor` by its rows."""
+    inputs, model = write_case(
+        tmp_path,
+        states=[state("KEN", "LIC"), state("MLI", "LIC")],
+        gaps=[gap("KEN", "10.7", 10e6), gap("MLI", "10.7", 10e6)],
+        sources=[source("deu", 1e6), source("nor", nor_pledge)],
+        policy=policy)
+    write_rows(inputs / "contributions.csv", rows)
+    write_rows(inputs / "fx.csv", FX if fx is None else fx)
+    return inputs, model
+
+
+def pledges(inputs: Path, model: Path) -> dict[str, float]:
+    scenario = load(inputs, model)
+    table = scenario.data.source_table
+    return dict(zip(table["source_id"].tolist(), table["pledge_usd"].tolist(), strict=True))
+
+
+# ---------------------------------------------------------------------------------------
+# Hand computations
+
+
+def test_a_nok_pledge_at_a_dated_rate(tmp_path):
+    # NOK 10,000,000 paid, at USD 0.094 per NOK (2024-02-02): USD 940,000.
+    inputs, model = make(tmp_path, [contribution("nor", 10e6)])
+    assert pledges(inputs, model) == {"deu": 1e6, "nor": pytest.approx(940_000, abs=1e-6)}
+
+
+def test_the_latest_rate_on_or_before_the_valuation_date_not_after(tmp_path):
+    # 2024-01-31 (0.095) is older, 2024-02-09 (0.5) is after 2024-02-05: 0.094 is used.
+    inputs, model = make(tmp_path, [contribution("nor", 1e6)])
+    assert pledges(inputs, model)["nor"] == pytest.approx(94_000, abs=1e-6)
+    # Valued on 2024-02-01 instead, the 2024-01-31 rate is the latest on or before it.
+    inputs, model = make(tmp_path / "b", [contribution("nor", 1e6)],
+                         policy='[pledges]\nvaluation_date = 2024-02-01\n')
+    assert pledges(inputs, model)["nor"] == pytest.approx(95_000, abs=1e-6)
+
+
+def test_a_pledged_row_counts_at_0_8_and_signed_at_1(tmp_path):
+    # 1e6 NOK pledged: 0.8 x 94,000 = 75,200; 1e6 NOK signed: 94,000.
+    inputs, model = make(tmp_path, [contribution("nor", 1e6, status="pledged"),
+                                    contribution("nor", 1e6, status="signed")])
+    assert pledges(inputs, model)["nor"] == pytest.approx(75_200 + 94_000, abs=1e-6)
+
+
+def test_the_policy_sets_the_count_of_each_status(tmp_path):
+    policy = VALUATION + "count = { paid = 1.0, signed = 0.5, pledged = 0.25 }\n"
+    inputs, model = make(tmp_path, [contribution("nor", 1e6, status="pledged"),
+                                    contribution("nor", 1e6, status="signed"),
+                                    contribution("nor", 100, currency="USD")], policy=policy)
+    assert pledges(inputs, model)["nor"] == pytest.approx(23_500 + 47_000 + 100, abs=1e-6)
+
+
+def test_a_row_dated_after_the_valuation_date_counts_0_and_says_so(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6),
+                                    contribution("nor", 5e6, date="2024-03-01")])
+    assert pledges(inputs, model)["nor"] == pytest.approx(94_000, abs=1e-6)
+    run = api.allocate(inputs, model)
+    api.write(run, tmp_path / "run")
+    rows = read_csv(tmp_path / "run" / "resources.csv")
+    assert rows == [
+        {"source_id": "nor", "currency": "NOK", "amount": "1000000.00", "status": "paid",
+         "date": "2024-01-15", "usd_per_unit": "0.094", "rate_date": "2024-02-02",
+         "face_usd": "94000.00", "counted_usd": "94000.00", "note": ""},
+        {"source_id": "nor", "currency": "NOK", "amount": "5000000.00", "status": "paid",
+         "date": "2024-03-01", "usd_per_unit": "0.094", "rate_date": "2024-02-02",
+         "face_usd": "470000.00", "counted_usd": "0.00",
+         "note": "dated after the valuation date 2024-02-05: counts 0"},
+    ]
+    # The totals count the rows dated on or before the valuation date only.
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["pledges"] == {
+        "valuation_date": "2024-02-05",
+        "count": {"paid": 1.0, "signed": 1.0, "pledged": 0.8},
+        "rates": [{"currency": "NOK", "usd_per_unit": 0.094, "date": "2024-02-02",
+                   "source": "Bank A"}],
+        "face_usd": 94000.0, "counted_usd": 94000.0}
+
+
+def test_a_source_whose_rows_all_count_0_keeps_its_row_with_pledge_0(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6, date="2025-01-01")])
+    run = api.allocate(inputs, model)
+    api.write(run, tmp_path / "run")
+    summary = {r["source_id"]: r for r in read_csv(tmp_path / "run" / "sources_summary.csv")}
+    assert summary["nor"]["pledge_usd"] == "0.00"
+
+
+def test_a_missing_rate_for_a_row_after_the_valuation_date_is_no_error(tmp_path):
+    rows = [contribution("nor", 1e6), contribution("nor", 1e6, currency="SEK",
+                                                  date="2024-06-01")]
+    inputs, model = make(tmp_path, rows)
+    assert pledges(inputs, model)["nor"] == pytest.approx(94_000, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# A run folder: its copies, resources.csv, the manifest, certify
+
+
+@pytest.fixture(scope="module")
+def nok_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """NOK 10 M paid, NOK 5 M pledged, NOK 1 M signed after the valuation date."""
+    root = tmp_path_factory.mktemp("nok")
+    inputs, model = make(root, [
+        contribution("nor", 10e6), contribution("nor", 5e6, status="pledged",
+                                                date="2024-02-01"),
+        contribution("nor", 1e6, status="signed", date="2024-03-01")])
+    run = api.allocate(inputs, model)
+    return api.write(run, root / "run")
+
+
+def test_the_run_counts_the_pledge_and_certifies(nok_run):
+    # 940,000 + 0.8 x 470,000 = 1,316,000.
+    summary = {r["source_id"]: r for r in read_csv(nok_run / "sources_summary.csv")}
+    assert summary["nor"]["pledge_usd"] == "1316000.00"
+    assert summary["nor"]["allocated_usd"] == "1316000.00"
+    manifest = json.loads((nok_run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["pledges"]["face_usd"] == 940_000 + 470_000
+    assert manifest["pledges"]["counted_usd"] == 1_316_000
+    assert manifest["totals"]["pledged_usd"] == 2_316_000
+    assert (nok_run / "inputs" / "contributions.csv").is_file()
+    assert (nok_run / "inputs" / "fx.csv").is_file()
+    assert set(manifest["inputs"]) >= {"contributions.csv", "fx.csv"}
+    cert = certify(nok_run)
+    assert cert.ok, "\n".join(cert.lines())
+    assert any(c.name == "resources.csv" and c.ok for c in cert.checks)
+
+
+def _forged(nok_run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "forged"
+    shutil.copytree(nok_run, copy)
+    return copy
+
+
+def test_certify_fails_on_an_edited_rate_in_the_copied_fx_csv(nok_run, tmp_path):
+    run = _forged(nok_run, tmp_path)
+    path = run / "inputs" / "fx.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("0.094", "0.095"),
+                    encoding="utf-8")
+    cert = certify(run)
+    assert not cert.ok
+    failed = "\n".join(line for check in cert.failed() for line in check.lines())
+    assert "inputs/fx.csv" in failed
+
+
+def test_certify_fails_on_an_edited_rate_in_the_manifest(nok_run, tmp_path):
+    run = _forged(nok_run, tmp_path)
+    path = run / "manifest.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["pledges"]["rates"][0]["usd_per_unit"] = 0.1
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    cert = certify(run)
+    failed = {c.name: c for c in cert.failed()}
+    assert list(failed) == ["resources.csv"]
+    assert any(p.startswith("manifest.json: pledges.rates") for p in failed["resources.csv"]
+               .problems)
+
+
+def test_certify_fails_on_an_edited_rate_in_resources_csv(nok_run, tmp_path):
+    run = _forged(nok_run, tmp_path)
+    path = run / "resources.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(",0.094,", ",0.1,", 1),
+                    encoding="utf-8")
+    cert = certify(run)
+    failed = {c.name: c for c in cert.failed()}
+    assert "resources.csv" in failed
+    assert "resources.csv:2: usd_per_unit: '0.1', recomputed 0.094" in \
+        failed["resources.csv"].problems
+    assert any("resources.csv" in p for p in failed["files"].problems)
+
+
+def test_the_contributions_are_part_of_the_scenario_identity(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6)])
+    before = load(inputs, model)
+    write_rows(inputs / "fx.csv", [dict(FX[1], usd_per_unit=0.0941)])
+    after = load(inputs, model)
+    assert before.identity != after.identity
+    assert after.input_bytes()["fx.csv"] == (inputs / "fx.csv").read_bytes()
+
+
+def test_with_pledges_on_a_contributing_source_takes_the_usd_pledge(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6), contribution("deu", 5,
+                                                                        currency="USD")],
+                         )
+    shutil.copy(inputs / "sources.csv", tmp_path / "sources.csv")
+    write_rows(inputs / "sources.csv", [source("deu", None), source("nor", None)])
+    scenario = load(inputs, model).with_pledges({"nor": 2e6})
+    data = scenario.data
+    assert data.source_table["pledge_usd"].tolist() == [5.0, 2e6]
+    assert [row.source_id for row in data.contribution_table.rows] == ["deu"]
+    # The files written are a valid folder again: nor's pledge in USD, deu's by its row.
+    folder = tmp_path / "rewritten"
+    folder.mkdir()
+    for name, raw in scenario.input_bytes().items():
+        (folder / name).write_bytes(raw)
+    assert pledges(folder, model) == {"deu": 5.0, "nor": 2e6}
+
+
+def test_canonical_keeps_contributing_sources_blank(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6)])
+    scenario = load(inputs, model).canonical()
+    folder = tmp_path / "canonical"
+    folder.mkdir()
+    for name, raw in scenario.input_bytes().items():
+        (folder / name).write_bytes(raw)
+    assert pledges(folder, model) == pledges(inputs, model)
+
+
+# ---------------------------------------------------------------------------------------
+# Properties: contributions in USD, paid, change nothing
+
+
+def _as_contributions(sources: list[dict[str, str]], splits: dict[str, list[int]]
+                      ) -> tuple[list[dict[str, str]], list[dict[str, object]]]:
+    rows: list[dict[str, object]] = []
+    blanked = []
+    for row in sources:
+        parts = splits.get(row["source_id"])
+        if parts is None:
+            blanked.append(row)
+            continue
+        blanked.append({**row, "pledge_usd": ""})
+        rows.extend(contribution(row["source_id"], part, currency="USD",
+                                 date=f"2024-01-{day + 1:02d}")
+                    for day, part in enumerate(parts))
+    return blanked, rows
+
+
+def test_usd_paid_contributions_give_the_bundled_allocation_byte_for_byte(tmp_path):
+    example = Path(api.project_path("inputs"))
+    model = Path(api.project_path("models/baseline.toml"))
+    today = api.allocate(example, model)
+    api.write(today, tmp_path / "today")
+    inputs = tmp_path / "inputs"
+    shutil.copytree(example, inputs)
+    sources = read_csv(inputs / "sources.csv")
+    # Every source's pledge as one paid USD row, deu's as three that sum to it exactly.
+    splits = {row["source_id"]: [int(row["pledge_usd"])] for row in sources}
+    splits["deu"] = [100_000_000, 100_000_000, 50_000_000]
+    blanked, rows = _as_contributions(sources, splits)
+    write_rows(inputs / "sources.csv", blanked)
+    write_rows(inputs / "contributions.csv", rows)
+    policy = tmp_path / "baseline.toml"
+    policy.write_text(model.read_text(encoding="utf-8") + "\n" + VALUATION, encoding="utf-8")
+    again = api.allocate(inputs, policy)
+    api.write(again, tmp_path / "again")
+    assert (tmp_path / "again" / "allocations.csv").read_bytes() == \
+        (tmp_path / "today" / "allocations.csv").read_bytes()
+    cert = certify(tmp_path / "again")
+    assert cert.ok, "\n".join(cert.lines())
+
+
+@settings(max_examples=8)
+@given(pledge=st.lists(st.integers(1, 5_000_000), min_size=1, max_size=4),
+       other=st.integers(0, 30_000_000))
+def test_usd_paid_contributions_change_no_allocation(tmp_path_factory, pledge, other):
+    root = tmp_path_factory.mktemp("usd")
+    sources = [source("deu", other), source("nor", sum(pledge), targets="10.7")]
+    inputs, model = write_case(
+        root / "a", states=[state("KEN", "LIC"), state("MLI", "LMIC")],
+        gaps=[gap("KEN", "10.7", 10e6), gap("MLI", "10.7", 12e6), gap("MLI", "8.8", 3e6)],
+        sources=sources, policy=VALUATION)
+    today = api.allocate(inputs, model)
+    api.write(today, root / "today")
+    blanked, rows = _as_contributions([{k: cases.cell(v) for k, v in s.items()}
+                                       for s in sources], {"nor": pledge})
+    again_inputs, _ = write_case(
+        root / "b", states=[state("KEN", "LIC"), state("MLI", "LMIC")],
+        gaps=[gap("KEN", "10.7", 10e6), gap("MLI", "10.7", 12e6), gap("MLI", "8.8", 3e6)],
+        sources=blanked, policy=VALUATION)
+    write_rows(again_inputs / "contributions.csv", rows)
+    again = api.allocate(again_inputs, model)
+    api.write(again, root / "again")
+    assert (root / "again" / "allocations.csv").read_bytes() == \
+        (root / "today" / "allocations.csv").read_bytes()
