@@ -314,3 +314,89 @@ def test_usd_paid_contributions_change_no_allocation(tmp_path_factory, pledge, o
     api.write(again, root / "again")
     assert (root / "again" / "allocations.csv").read_bytes() == \
         (root / "today" / "allocations.csv").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: exit 2, one message per problem, nothing written
+
+
+def _refused(tmp_path: Path, inputs: Path, model: Path) -> str:
+    out = tmp_path / "out"
+    done = cases.run_cli("allocate", inputs, "--model", model, "--out", out)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not out.exists()
+    return done.stderr
+
+
+BAD = [
+    pytest.param([contribution("nor", 1e6, currency="SEK")], None, VALUATION,
+                 ["contributions.csv:2: currency: no rate for SEK on or before the valuation "
+                  "date 2024-02-05 (fx.csv has no SEK row dated on or before it)"],
+                 id="no_rate_for_the_currency"),
+    pytest.param([contribution("nor", 1e6)], [dict(FX[2])], VALUATION,
+                 ["contributions.csv:2: currency: no rate for NOK on or before the valuation "
+                  "date 2024-02-05 (fx.csv has no NOK row dated on or before it)"],
+                 id="only_a_rate_after_the_valuation_date"),
+    pytest.param([contribution("nor", 1e6, status="promised")], None, VALUATION,
+                 ["contributions.csv:2: status: got 'promised', expected one of paid, "
+                  "signed, pledged"], id="unknown_status"),
+    pytest.param([contribution("nor", 1e6, currency="NKO")], None, VALUATION,
+                 ["contributions.csv:2: currency: got 'NKO', expected an ISO 4217 currency "
+                  "code such as USD, EUR or NOK (did you mean NOK?)"],
+                 id="unknown_currency"),
+    pytest.param([contribution("nor", 1e6, currency="nok")], None, VALUATION,
+                 ["contributions.csv:2: currency: got 'nok', expected an ISO 4217 currency "
+                  "code such as USD, EUR or NOK (did you mean NOK?)"],
+                 id="currency_in_lower_case"),
+    pytest.param([contribution("nor", 1e6, date="15/01/2024")], None, VALUATION,
+                 ["contributions.csv:2: date: got '15/01/2024', expected a date YYYY-MM-DD"],
+                 id="date_not_iso"),
+    pytest.param([contribution("nor", 1e6, date="2024-02-30")], None, VALUATION,
+                 ["contributions.csv:2: date: got '2024-02-30', not a day of the calendar "
+                  "(YYYY-MM-DD)"], id="date_not_a_day"),
+    pytest.param([contribution("nor", 0)], None, VALUATION,
+                 ["contributions.csv:2: amount: got '0', expected a number > 0 (units of its "
+                  "currency)"], id="amount_zero"),
+    pytest.param([contribution("nro", 1e6)], None, VALUATION,
+                 ["contributions.csv:2: source_id: got 'nro', not in sources.csv (did you "
+                  "mean nor?)",
+                  "sources.csv:3: pledge_usd: required, got a blank cell (or give source nor "
+                  "rows in contributions.csv)"], id="unknown_source"),
+    pytest.param([contribution("nor", 1e6)], None, "",
+                 ["policy.toml: pledges.valuation_date: required when the inputs have "
+                  "contributions.csv: the day at which its rows are counted and its "
+                  "currencies valued (YYYY-MM-DD)"], id="no_valuation_date"),
+    pytest.param([contribution("nor", 1e6)], None, '[pledges]\nvaluation_date = "5 Feb"\n',
+                 ["policy.toml:2: pledges.valuation_date: got '5 Feb', expected a date "
+                  "YYYY-MM-DD"], id="valuation_date_not_iso"),
+    pytest.param([contribution("nor", 1e6)], None,
+                 VALUATION + "count = { pledged = 1.5 }\n",
+                 ["policy.toml:3: pledges.count.pledged: got 1.5, expected a number in [0, 1]"],
+                 id="count_above_1"),
+    pytest.param([contribution("nor", 1e6)], [*FX, dict(FX[1], usd_per_unit=0.2)], VALUATION,
+                 ["fx.csv:5: date: duplicate key 'NOK,2024-02-02', first on line 3"],
+                 id="fx_duplicate_currency_and_date"),
+    pytest.param([contribution("nor", 1e6)], [dict(FX[1], source="")], VALUATION,
+                 ["fx.csv:2: source: required, got a blank cell"], id="fx_blank_source"),
+    pytest.param([contribution("nor", 1e6)], [*FX, {"currency": "USD", "date": "2024-01-01",
+                                                   "usd_per_unit": 1.1, "source": "x"}],
+                 VALUATION, ["fx.csv:5: usd_per_unit: got 1.1, a USD rate is 1"],
+                 id="fx_usd_not_1"),
+]
+
+
+@pytest.mark.parametrize(("rows", "fx", "policy", "expected"), BAD)
+def test_bad_contributions_exit_2_naming_the_problem(tmp_path, rows, fx, policy, expected):
+    inputs, model = make(tmp_path, rows, fx=fx, policy=policy)
+    stderr = _refused(tmp_path, inputs, model)
+    found = [line.strip() for line in stderr.splitlines()[1:] if line.strip()]
+    assert found == [f"{model.parent if m.startswith('policy') else inputs}/{m}"
+                     for m in expected], stderr
+
+
+def test_pledge_usd_beside_contribution_rows_is_an_error_naming_the_source(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6)], nor_pledge=5e6)
+    stderr = _refused(tmp_path, inputs, model)
+    assert ("sources.csv:3: pledge_usd: source nor has rows in contributions.csv, which "
+            "make its pledge: leave pledge_usd blank") in stderr
