@@ -10,9 +10,11 @@ the format of SPEC section 2, with the same States and gaps and different source
   low- and middle-income States only, each counted once, in the State that runs the
   programme), ``sources.csv`` (illustrative pledges of USD 2,015 million for one year, 57 %
   loans from development-bank windows) and ``meta.toml`` (``illustrative = true``);
-- ``scenarios/mptf_scale/``: the same States and gaps with USD 70 million of grants only,
-  the capitalisation target of the UN Migration Multi-Partner Trust Fund read as one year's
-  money: the scale pooled migration funds actually have.
+- ``scenarios/mptf_scale/``: the same States and gaps with about USD 70 million of grants
+  only, the capitalisation target of the UN Migration Multi-Partner Trust Fund read as one
+  year's money: the scale pooled migration funds actually have. Norway's announced NOK 15
+  million (``migration_mptf_contributions.csv``) and Germany's illustrative money are
+  stated in ``contributions.csv`` with a published NOK rate in ``fx.csv`` (SPEC section 9).
 
 Time base: needs are USD per year and pledges are one year's money, so coverage compares a
 year's money with a year's need.

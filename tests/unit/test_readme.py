@@ -16,9 +16,9 @@ from gcm_fund.schema import INPUT_FILES, OPTIONAL_INPUT_FILES, Column, InputFile
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def readme_table(file_name: str) -> list[list[str]]:
+def readme_table(file_name: str, document: Path = README) -> list[list[str]]:
     """The rows of the table that follows the line `` `file_name` `` in the README."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+    lines = document.read_text(encoding="utf-8").splitlines()
     start = lines.index(f"`{file_name}`")
     rows = []
     for line in lines[start + 1:]:
@@ -35,6 +35,14 @@ def test_readme_columns_match_the_schema(file_name: str) -> None:
     expected = [[c.name, c.type, c.unit, "yes" if c.required else "no", c.meaning]
                 for c in columns]
     assert readme_table(file_name) == expected
+
+
+@pytest.mark.parametrize("file_name", list(OPTIONAL_INPUT_FILES))
+def test_docs_contributions_columns_match_the_schema(file_name: str) -> None:
+    columns = OPTIONAL_INPUT_FILES[file_name].columns
+    expected = [[c.name, c.type, c.unit, "yes" if c.required else "no", c.meaning]
+                for c in columns]
+    assert readme_table(file_name, README.parent / "docs" / "contributions.md") == expected
 
 
 @pytest.mark.parametrize("file_name", list(INPUT_FILES))
