@@ -400,3 +400,41 @@ def test_pledge_usd_beside_contribution_rows_is_an_error_naming_the_source(tmp_p
     stderr = _refused(tmp_path, inputs, model)
     assert ("sources.csv:3: pledge_usd: source nor has rows in contributions.csv, which "
             "make its pledge: leave pledge_usd blank") in stderr
+
+
+# ---------------------------------------------------------------------------------------
+# verify and fair-share
+
+
+def test_verify_reproduces_a_run_with_contributions(nok_run):
+    from gcm_fund.verification import verify
+
+    result = verify(nok_run)
+    assert result.ok, "\n".join(result.lines)
+
+
+def test_fair_share_compares_a_donors_paid_money_with_its_fair_share(tmp_path):
+    # Need 10e6 + 10e6 fundable (LIC), split by GNI 3:1 between NOR and DEU: 15e6 and 5e6.
+    # NOR paid NOK 10e6 (USD 940,000) and pledged NOK 5e6 (counted 376,000, paid nothing);
+    # DEU pledges USD 1e6 in sources.csv, which says nothing of payment: blank.
+    inputs, model = write_case(
+        tmp_path,
+        states=[state("KEN", "LIC"), state("MLI", "LIC"),
+                state("NOR", "HIC", "Europe", gni_usd=3e9),
+                state("DEU", "HIC", "Europe", gni_usd=1e9)],
+        gaps=[gap("KEN", "10.7", 10e6), gap("MLI", "10.7", 10e6)],
+        sources=[source("deu", 1e6, donor_iso3="DEU"), source("nor", None, donor_iso3="NOR")],
+        policy=VALUATION)
+    write_rows(inputs / "contributions.csv", [
+        contribution("nor", 10e6), contribution("nor", 5e6, status="pledged")])
+    write_rows(inputs / "fx.csv", FX)
+    out = tmp_path / "fair.csv"
+    done = cases.run_cli("fair-share", inputs, "--model", model, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert read_csv(out) == [
+        {"donor_iso3": "DEU", "gni_usd": "1000000000.00", "fair_share_usd": "5000000.00",
+         "pledged_usd": "1000000.00", "ratio": "0.2", "paid_usd": "", "paid_ratio": ""},
+        {"donor_iso3": "NOR", "gni_usd": "3000000000.00", "fair_share_usd": "15000000.00",
+         "pledged_usd": "1316000.00", "ratio": "0.0877333333333", "paid_usd": "940000.00",
+         "paid_ratio": "0.0626666666667"},
+    ]
