@@ -228,7 +228,10 @@ def load_inputs(folder: Path | str) -> ProblemData:
         cells[name] = rows
         checked[name] = validate_rows(file_label(path), model, rows, problems)
 
-    for name, (model, columns) in OPTIONAL_INPUT_FILES.items():
+    # SPEC 9's files are read whenever present (other optional files only under the
+    # method that reads them).
+    for name in (CONTRIBUTION_FILE, FX_FILE):
+        model, columns = OPTIONAL_INPUT_FILES[name]
         path = folder / name
         if not (path.exists() or path.is_symlink()):
             continue
