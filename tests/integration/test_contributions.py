@@ -281,9 +281,8 @@ def test_usd_paid_contributions_give_the_bundled_allocation_byte_for_byte(tmp_pa
     blanked, rows = _as_contributions(sources, splits)
     write_rows(inputs / "sources.csv", blanked)
     write_rows(inputs / "contributions.csv", rows)
-    policy = tmp_path / "baseline.toml"
-    policy.write_text(model.read_text(encoding="utf-8") + "\n" + VALUATION, encoding="utf-8")
-    again = api.allocate(inputs, policy)
+    assert "valuation_date" in model.read_text(encoding="utf-8")
+    again = api.allocate(inputs, model)
     api.write(again, tmp_path / "again")
     assert (tmp_path / "again" / "allocations.csv").read_bytes() == \
         (tmp_path / "today" / "allocations.csv").read_bytes()
