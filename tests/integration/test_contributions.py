@@ -370,6 +370,10 @@ BAD = [
                  ["policy.toml:2: pledges.valuation_date: got '5 Feb', expected a date "
                   "YYYY-MM-DD"], id="valuation_date_not_iso"),
     pytest.param([contribution("nor", 1e6)], None,
+                 "[pledges]\nvaluation_date = 2024-02-05T10:00:00\n",
+                 ["policy.toml:2: pledges.valuation_date: got 2024-02-05T10:00:00, expected a "
+                  "date YYYY-MM-DD without a time"], id="valuation_date_with_a_time"),
+    pytest.param([contribution("nor", 1e6)], None,
                  VALUATION + "count = { pledged = 1.5 }\n",
                  ["policy.toml:3: pledges.count.pledged: got 1.5, expected a number in [0, 1]"],
                  id="count_above_1"),
@@ -437,3 +441,18 @@ def test_fair_share_compares_a_donors_paid_money_with_its_fair_share(tmp_path):
          "pledged_usd": "1316000.00", "ratio": "0.0877333333333", "paid_usd": "940000.00",
          "paid_ratio": "0.0626666666667"},
     ]
+
+
+def test_a_currency_other_than_usd_without_fx_csv_names_the_currency_and_date(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6)])
+    (inputs / "fx.csv").unlink()
+    stderr = _refused(tmp_path, inputs, model)
+    assert (f"{inputs}/contributions.csv:2: currency: no rate for NOK on or before the "
+            "valuation date 2024-02-05 (fx.csv is missing)") in stderr
+
+
+def test_usd_only_contributions_need_no_fx_csv(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 250, currency="USD",
+                                                 status="pledged")])
+    (inputs / "fx.csv").unlink()
+    assert pledges(inputs, model)["nor"] == pytest.approx(200)
