@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import spec
-from .contributions import pledged_apart, revalue
+from .contributions import pledged_apart, revalue, value_pledges
 from .csv_input import readable, sha256_bytes
 from .errors import InputError, Problem, UsageError
 from .limits import check_solvable
@@ -290,7 +290,10 @@ class Scenario:
         checked = parse_policy(raw, path, set(self.data.gap_table["target"].tolist()))
         if checked.policy != policy:
             raise ValueError("the policy does not read back as written")  # a bug, not input
-        return replace(self, policy_file=checked)
+        data = self.data
+        if data.contribution_table is not None and policy.pledges != self.policy.pledges:
+            data = value_pledges(data, checked)  # SPEC 9: another date or count, other B_f
+        return replace(self, policy_file=checked, data=data)
 
 
 def _check_keys(file: str, column: str, asked: Sequence[str], known: Sequence[str]) -> None:

@@ -8,6 +8,7 @@ sources_summary.csv as it is counted.
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -456,3 +457,18 @@ def test_usd_only_contributions_need_no_fx_csv(tmp_path):
                                                  status="pledged")])
     (inputs / "fx.csv").unlink()
     assert pledges(inputs, model)["nor"] == pytest.approx(200)
+
+
+def test_with_policy_values_the_contributions_at_its_own_date_and_count(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 1e6, status="pledged")])
+    scenario = load(inputs, model)
+    assert scenario.data.source_table["pledge_usd"].tolist()[1] == pytest.approx(75_200)
+    policy = scenario.policy.model_copy(update={"pledges": scenario.policy.pledges.model_copy(
+        update={"count": scenario.policy.pledges.count.model_copy(update={"pledged": 0.5})})})
+    halved = scenario.with_policy(policy)
+    assert halved.data.source_table["pledge_usd"].tolist()[1] == pytest.approx(47_000)
+    earlier = policy.model_copy(update={"pledges": policy.pledges.model_copy(
+        update={"valuation_date": datetime.date(2024, 2, 1)})})
+    # On 2024-02-01 the latest rate is 2024-01-31's, 0.095.
+    assert scenario.with_policy(earlier).data.source_table["pledge_usd"].tolist()[1] == \
+        pytest.approx(47_500)
