@@ -74,6 +74,22 @@ class Validation:
     pledged_usd: float
     policy: str
     warnings: list[Problem]
+    # With contributions.csv (SPEC 9): how they were valued, one line.
+    contributions: str | None = None
+
+
+def contributions_line(data: Any) -> str | None:
+    """`validate`'s line on contributions.csv: rows, valuation date, face and counted USD,
+    and each rate used with its date; None without contributions."""
+    valuation = data.valuation
+    if valuation is None:
+        return None
+    rates = "; ".join(f"{r.currency} at USD {r.usd_per_unit:.10g} ({r.date.isoformat()}, "
+                      f"{r.source})" for r in valuation.rates)
+    return (f"contributions: {len(valuation.resources)} rows valued at "
+            f"{valuation.valuation_date.isoformat()}, counted USD "
+            f"{valuation.counted_usd:,.2f} of USD {valuation.face_usd:,.2f} face"
+            f"{'; ' + rates if rates else ''}")
 
 
 def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
@@ -92,6 +108,7 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
         pledged_usd=float(data.source_table["pledge_usd"].sum()),
         policy=loaded.policy_file.policy.name,
         warnings=loaded.warnings,
+        contributions=contributions_line(data),
     )
 
 

@@ -472,3 +472,13 @@ def test_with_policy_values_the_contributions_at_its_own_date_and_count(tmp_path
     # On 2024-02-01 the latest rate is 2024-01-31's, 0.095.
     assert scenario.with_policy(earlier).data.source_table["pledge_usd"].tolist()[1] == \
         pytest.approx(47_500)
+
+
+def test_validate_says_how_the_contributions_were_valued(tmp_path):
+    inputs, model = make(tmp_path, [contribution("nor", 10e6),
+                                    contribution("nor", 5e6, status="pledged")])
+    done = cases.run_cli("validate", inputs, "--model", model, columns=200)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "contributions: 2 rows valued at 2024-02-05, counted USD 1,316,000.00 of USD "
+        "1,410,000.00 face; NOK at USD 0.094 (2024-02-02, Bank A)")
