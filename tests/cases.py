@@ -260,3 +260,32 @@ def run_cli(*args: str | Path, cwd: Path | None = None, columns: int | None = No
         os.chdir(previous)
     return subprocess.CompletedProcess(["gcm-fund", *command], result.exit_code,
                                        result.stdout, result.stderr)
+
+
+def reseal(folder: Path | str) -> Path:
+    """Make an edited run folder consistent again, as a careful forger would: the inputs'
+    hashes and the run id recomputed from the copies, report.html rendered again from the
+    files, and every file's sha256 written into manifest.json."""
+    import hashlib
+
+    from gcm_fund import html_report
+    from gcm_fund.report_folder import read_folder
+    from gcm_fund.spec import run_id
+
+    folder = Path(folder)
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["inputs"] = {p.name: digest(p) for p in sorted((folder / "inputs").iterdir())}
+    manifest["run_id"] = run_id(manifest["inputs"], digest(folder / "policy.toml"),
+                                manifest["solver"]["name"], manifest["solver"]["version"])
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    (folder / html_report.REPORT_FILE).write_bytes(html_report.render(read_folder(folder)))
+    manifest["files"] = {p.relative_to(folder).as_posix(): digest(p)
+                         for p in sorted(folder.rglob("*"))
+                         if p.is_file() and p.name != "manifest.json"}
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return folder

@@ -326,7 +326,8 @@ def verify(
     With the recorded solver, allocations.csv, coverage.csv and manifest.json must come
     back byte-identical; with another solver, floor and weighted objective must agree
     within 1e-6 relative (differing allocations are then an alternative optimum, and are
-    certified). Exit status 0 when identical / equivalent, 1 otherwise.
+    certified; under levels every gap's amount must agree, only its split may differ).
+    Exit status 0 when identical / equivalent, 1 otherwise.
 
     Example: gcm-fund verify outputs/3cd959e03080682b --solver cbc
     """
@@ -544,7 +545,9 @@ def compare(
     allocation to LDCs, to each income group, region and target, the loans
     share, and the number of binding caps (absorb, state_share and
     source_state rows whose slack is within SPEC's tolerance and whose dual
-    is not zero). One CSV row per figure, one column per scenario.
+    is not zero); then the grant equivalent, its shares to LDCs and to each
+    income group, and the loans' share of the money by debt risk. One CSV row
+    per figure, one column per scenario.
 
     Example: gcm-fund compare inputs -m models/baseline.toml
     -m models/ldc_priority.toml --overlay pledges.csv --out compare.csv

@@ -24,6 +24,10 @@ cents), so a scenario's column equals what `allocate` reports for it:
 | `loans_share` | share given by loan sources |
 | `binding_caps` | rows of `absorb`, `state_share` and `source_state` that bind |
 | `binding_caps[F]` | the same, for family F alone |
+| `grant_equivalent_usd` | the allocation counted at each source's grant element (SPEC 4c), USD |
+| `ge_ldc_share` | share of the grant equivalent that goes to least developed countries |
+| `ge_income_share[G]` | share of the grant equivalent to States of income group G |
+| `loans_share[R]` | the loans' share of the money to States of debt risk R (blank: none) |
 
 When some scenario's policy uses `[allocation] method = "levels"` (SPEC 4b), these follow:
 
@@ -58,6 +62,7 @@ from .errors import InfeasibleError, InputError, Problem
 from .load import ProblemData
 from .methods import method_named
 from .model import LinearProgram
+from .results import TERMS_METRICS, solution_pledges, terms_metrics, written_amounts
 from .scenario import Scenario, load
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
 from .spec import POSITIVE_DUAL, rule_tolerance_usd
@@ -273,6 +278,7 @@ def metric_names(data: ProblemData) -> list[str]:
         *(f"region_share[{r}]" for r in regions),
         *(f"target_share[{t}]" for t in targets),
         "loans_share", "binding_caps", *(f"binding_caps[{f}]" for f in CAP_FAMILIES),
+        *TERMS_METRICS,
     ]
 
 
@@ -312,6 +318,8 @@ def run_metrics(run: Run) -> dict[str, float | None]:
     metrics["binding_caps"] = float(sum(counts.values()))
     for family, count in counts.items():
         metrics[f"binding_caps[{family}]"] = float(count)
+    metrics.update(terms_metrics(run.lp, written_amounts(
+        run.lp, run.solution.x_usd, solution_pledges(run.lp, run.solution))))
     levels = run.solution.levels
     if levels is not None:
         from .levels import distinct_level_values

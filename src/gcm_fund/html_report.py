@@ -25,6 +25,7 @@ from .report_sections import (
     levels_table,
     sources_table,
     state_table,
+    terms_table,
     unfunded_section,
     weighted_text,
 )
@@ -135,6 +136,10 @@ DEFINITIONS = [
     ("Coverage", "Money allocated to a gap divided by its fundable need."),
     ("Equity floor", "The coverage every gap of the policy's equity group reaches at least; "
      "the fund first makes it as high as the pledges and rules allow."),
+    ("Grant equivalent", "Money counted at its concessionality: a grant in full, a loan at "
+     "its grant element (the share of its face value that is a gift)."),
+    ("Loan share", "The loans' share of a State's money; the policy caps it by the State's "
+     "risk of debt distress (loans.max_share)."),
     ("Priority", "The weight of a gap: target weight times income weight times the largest "
      "weight among the State's migration roles."),
     ("Level", "Under the priority-levels method, a gap's coverage divided by its priority. "
@@ -226,6 +231,7 @@ def render(folder: Folder) -> bytes:
         + "</div></section>",
         '<section id="states-section"><h2>States</h2><p class="lead">Click a column to sort; '
         "type to filter. Amounts in USD.</p>", state_table(folder, names), "</section>",
+        terms_table(folder, names),
         '<section id="sources-section"><h2>Sources</h2>', sources_table(folder, names),
         "</section>",
         '<section id="binding"><h2>Rules that bound</h2><p class="lead">The rules the '

@@ -1,6 +1,6 @@
 """Priority levels (SPEC section 4b): the allocation that the policy alone decides.
 
-Stage 1 (the floor) is section 4's. Stage 1b maximises the money placed, X*. Stage 2 is
+Stage 1 (the floor) is section 4's. Stage 1b maximises the grant money placed, X*. Stage 2 is
 progressive filling: every gap of E gets `pi * L` of its fundable need as the level L
 rises, until a rule stops it. All of it is one model, solved again and again warm:
 
@@ -34,7 +34,7 @@ from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .level_filling import Filling, Layout, LevelStep
 from .level_tolerances import EASE_HOLDS, WRITTEN_DUAL, LevelStage
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
-from .pipeline import Pipeline, Solution
+from .pipeline import Pipeline, Solution, reported_floor
 from .pulp_backend import refined_objective
 from .spec import ceiling_margin, read_back_allowance, relaxed_ceiling_usd
 from .split import least_burden_columns, solve_split
@@ -119,9 +119,10 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     ext = ext.with_rows("ceiling", keys, held, LE,
                         relaxed_ceiling_usd(lp.fundable[gaps_e] * SCALE_USD) / SCALE_USD)
     total = {"total": np.array(["total"], dtype=object)}
+    grants = x_cols[grant_columns(lp)]
     ext = ext.with_rows("allocated", total, sp.csr_matrix(
-        (np.ones(n_x), (np.zeros(n_x, dtype=int), x_cols)), shape=(1, n_cols)), GE,
-        np.zeros(1))
+        (np.ones(len(grants)), (np.zeros(len(grants), dtype=int), grants)), shape=(1, n_cols)),
+        GE, np.zeros(1))
     burden = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
     burden_row = None
     if lp.policy.loans.penalty > 0 and bool((burden > 0).any()):
@@ -141,6 +142,11 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
                     burden_row=burden_row, gap_rows=gap_rows, cap=cap, scale=scale,
                     relaxed=relaxed, position=position, unit=unit)
     return ext, layout
+
+
+def grant_columns(lp: LinearProgram) -> np.ndarray:
+    """Which allocation columns are grants: stage 1b counts their money only (SPEC 4b)."""
+    return np.asarray(lp.data.source_table["instrument"] != "loan")[lp.var_source]
 
 
 def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution:
@@ -212,19 +218,25 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         stage_duals[stage] = (nonzero, solution.row_dual[nonzero])
         return solution
 
-    # Stage 1b: the most money the rules let the fund place.
+    # Stage 1b: the most grant money the rules let the fund place.
     cost = np.zeros(n_cols)
-    cost[: lp.n_x] = 1.0
+    cost[: lp.n_x] = grant_columns(lp)
     # From scratch on large LPs, where HiGHS's presolve pays: primal simplex from stage
     # 1's basis took 8.6 s of CPU against 4.4 s at 834 x 12 x 1,000 and 1.32 s against
     # 1.16 s at 400 x 12 x 300, but 0.20 s against 0.26 s at 193 x 12 x 100, and no
     # pivot at all on the example.
-    placed = keep_duals("1b", solve(LevelStage.STAGE_1B, cost,
-                                    fresh=lp.n_x >= FRESH_STAGE_1B_COLUMNS))
-    total = float(placed.col_value[: lp.n_x].sum())
     n_e = len(layout.gaps)
     slack = PLACED_SLACK_USD * n_e / SCALE_USD
-    if precision > 0:
+    if not cost.any():
+        # No grant may be placed: X* = 0 needs no solve (and CBC refuses an LP whose
+        # objective is empty). The level steps find an infeasible policy as well.
+        total = 0.0
+        stage_duals["1b"] = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    else:
+        placed = keep_duals("1b", solve(LevelStage.STAGE_1B, cost,
+                                        fresh=lp.n_x >= FRESH_STAGE_1B_COLUMNS))
+        total = float(placed.col_value[: lp.n_x] @ cost[: lp.n_x])
+    if precision > 0 and cost.any():
         # Where the money placed binds, SPEC 4b's slack is money the levels spend: X*
         # read back rounded (USD 4 off on the example) would change the levels.
         refined = refined_objective(ext, placed, cost, rhs)
@@ -284,7 +296,9 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                           loan_burden_usd=float(burden @ x_usd),
                           stage3=layout.burden_row is not None, ext=ext,
                           stage_duals=stage_duals, lps=filling.lps)
-    return Solution(status=OPTIMAL, floor=floor, weighted_usd=float(lp.weight @ x_usd),
+    shown, floor_max = reported_floor(lp.policy, floor)
+    return Solution(status=OPTIMAL, floor=shown, floor_max=floor_max,
+                    weighted_usd=float(lp.weight @ x_usd),
                     x_usd=x_usd, stage1=base_stage1, stage2=stage2,
                     solver=pipeline.backend("levels").info, rhs=pipeline.rhs[: lp.n_rows].copy(),
                     z_col=lp.z_col, levels=result)

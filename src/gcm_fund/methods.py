@@ -92,7 +92,7 @@ class _WarmLevels:
     def solve(self, pledges_usd: np.ndarray) -> Solution:
         self.pipeline.set_pledges(pledges_usd)
         lp = self.lp
-        live = (pledges_usd > 0)[lp.var_source]
+        live = lp.live_columns(pledges_usd)
         funded = np.bincount(lp.var_gap[live], minlength=len(lp.data.gaps)) > 0
         return run_levels(self.pipeline, lp, self.layout, self.priority, diagnosed=False,
                           funded=funded)

@@ -226,6 +226,17 @@ class LinearProgram:
             cost[self.z_col] = 1.0
         return cost
 
+    def live_columns(self, pledge_usd: np.ndarray) -> np.ndarray:
+        """Which allocation columns are eligible triples at these pledges (SPEC 2): the
+        source pledges something, and a loan to a State whose loans are capped below 1
+        (SPEC 4c) needs a grant of positive pledge that may reach the State."""
+        live = (np.asarray(pledge_usd, dtype=float) > 0)[self.var_source]
+        is_loan = np.asarray(self.data.source_table["instrument"] == "loan")[self.var_source]
+        cap = state_loan_cap(self.data, self.policy)[self.var_state]
+        granted = np.bincount(self.var_state[live & ~is_loan],
+                              minlength=len(self.data.states)) > 0
+        return live & ~(is_loan & (cap > 0) & (cap < 1) & ~granted[self.var_state])
+
     def rhs_for_pledges(self, pledge_usd: np.ndarray) -> np.ndarray:
         """The right-hand sides with other pledges: every rule involving B_f moves."""
         pledge = np.asarray(pledge_usd, dtype=float) / SCALE_USD
@@ -287,7 +298,8 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     A triple is eligible iff the gap's fundable need U > 0, the pledge B_f > 0, the State
     is eligible (states.csv `eligible`, default true) and can absorb something, and the
     source's earmarks (targets, regions, income groups, excluded States) and
-    instrument (no loans to debt-distressed States) allow it.
+    instrument allow it: no loans to a State whose loan share m(s) is 0, nor, when
+    0 < m(s) < 1, to a State no grant may reach (SPEC 4c: it could take none).
     """
     # Columns, not frames: `validate` counts these without importing pandas.
     states, gaps, sources = data.state_table, data.gap_table, data.source_table
@@ -295,7 +307,7 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     income = states["income_group"][gap_state]
     region = states["region"][gap_state]
     absorb = states["absorption_usd"][gap_state]
-    debt = states["debt_distress"][gap_state]
+    cap = state_loan_cap(data, policy)[gap_state]
     state_ok = states["eligible"][gap_state]
     fundable = fundable_usd(data, policy)
 
@@ -307,9 +319,20 @@ def eligible_triples(data: ProblemData, policy: Policy) -> tuple[np.ndarray, np.
     excluded = _member_mask(sources["exclude_states"], gaps["iso3"])
     mask &= ~excluded
     is_loan = sources["instrument"] == "loan"
-    mask &= ~np.outer(is_loan, debt)
+    mask &= ~np.outer(is_loan, cap <= 0)
+    capped = (cap > 0) & (cap < 1)
+    if capped.any():
+        granted = np.bincount(gap_state[np.nonzero(mask[~is_loan])[1]],
+                              minlength=len(states)) > 0
+        mask &= ~np.outer(is_loan, capped & ~granted[gap_state])
     f, g = np.nonzero(mask)
     return f, g
+
+
+def state_loan_cap(data: ProblemData, policy: Policy) -> np.ndarray:
+    """m(s) by State (SPEC 4c): the most of its allocation that may be loans."""
+    states = data.state_table
+    return spec.loan_cap(states["debt_distress"], states["debt_risk"], policy.loans.max_share)
 
 
 def _member_mask(lists: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -366,6 +389,7 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
     add_source_state(lp, rows)
     add_thematic(lp, rows)
     add_floor(lp, rows)
+    add_loan_share(lp, rows)
 
     if rows.count:
         # Column-wise, as HiGHS takes it: no conversion before each solve.
@@ -541,6 +565,26 @@ def add_floor(lp: LinearProgram, rows: _Rows) -> None:
     keys = {"iso3": gaps["iso3"].to_numpy()[lp.floor_gaps],
             "target": gaps["target"].to_numpy()[lp.floor_gaps]}
     rows.add("floor", keys, row_of, cols, vals, GE, np.zeros(n))
+
+
+def add_loan_share(lp: LinearProgram, rows: _Rows) -> None:
+    """loan_share[s], 0 < m(s) < 1 and s has a loan triple (SPEC 4c):
+    sum over loan f, t of x[f,s,t] - m(s) * sum over f, t of x[f,s,t] <= 0."""
+    if lp.n_x == 0:
+        return
+    cap = state_loan_cap(lp.data, lp.policy)[lp.var_state]
+    is_loan = (lp.data.source_table["instrument"] == "loan")[lp.var_source]
+    capped = (cap > 0) & (cap < 1)
+    lending = np.zeros(len(lp.data.states), dtype=bool)
+    lending[lp.var_state[capped & is_loan]] = True
+    cols = np.nonzero(lending[lp.var_state])[0]
+    if not len(cols):
+        return
+    present, row_of = _group_rows(lp.var_state[cols])
+    vals = np.where(is_loan[cols], 1.0, 0.0) - cap[cols]
+    iso3 = lp.data.states["iso3"].to_numpy()
+    rows.add("loan_share", {"iso3": iso3[present]}, row_of, cols, vals, LE,
+             np.zeros(len(present)))
 
 
 def unmet_thematic_diagnosis(targets: list[str]) -> Diagnosis:

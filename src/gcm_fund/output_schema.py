@@ -86,7 +86,23 @@ SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
     OutputColumn("source_id", TEXT, "the source"), OutputColumn("pledge_usd", USD, "B_f"),
     OutputColumn("allocated_usd", USD, "what it gave"),
     OutputColumn("unallocated_usd", USD, "what it kept"),
-    OutputColumn("marginal_value", REAL, "its budget row's dual")), key=("source_id",))
+    OutputColumn("marginal_value", REAL, "its budget row's dual"),
+    OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (SPEC 4c)")),
+    key=("source_id",))
+STATES_SUMMARY = OutputTable("states_summary.csv", (
+    OutputColumn("iso3", TEXT, "the State"), OutputColumn("name", TEXT, "its name"),
+    OutputColumn("income_group", TEXT, "its income group"),
+    OutputColumn("ldc", BOOLEAN, "least developed country"),
+    OutputColumn("debt_risk", TEXT, "risk of debt distress, or unrated"),
+    OutputColumn("need_usd", USD, "its gaps' need"),
+    OutputColumn("fundable_usd", USD, "its gaps' fundable need"),
+    OutputColumn("allocated_usd", USD, "what it received"),
+    OutputColumn("grants_usd", USD, "of which grants"),
+    OutputColumn("loans_usd", USD, "of which loans"),
+    OutputColumn("grant_equivalent_usd", USD, "sum of g_f x"),
+    OutputColumn("loan_share", SHARE, "loans / allocated, blank when nothing is allocated"),
+    OutputColumn("coverage", SHARE, "allocated / fundable, blank when fundable is 0")),
+    key=("iso3",))
 CONSTRAINTS = OutputTable("constraints.csv", _ROW, key=("name",))
 STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, key=("name",), when="stage 1")
 LEVELS = OutputTable("levels.csv", (
@@ -121,7 +137,7 @@ KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank wh
 
 # Every table, in the order a reader wants them (the workbook's sheets).
 OUTPUT_TABLES: dict[str, OutputTable] = {t.name: t for t in (
-    COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS, LEVELS,
+    COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, STATES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS, LEVELS,
     LEVEL_DUALS, STAGE_DUALS, RESOURCES)}
 # The tables every solved run writes, whatever its method.
 ALWAYS_TABLES = tuple(name for name in ("allocations.csv", "coverage.csv",

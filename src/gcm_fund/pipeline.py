@@ -53,6 +53,7 @@ from .model import SCALE_USD, LinearProgram, unmet_thematic_diagnosis
 from .pricing import ColumnPool
 from .pulp_backend import PulpBackend
 from .schema import Policy
+from .spec import reported_floor as spec_reported_floor
 from .spec import stage2_z_bounds
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Solution:
-    """The result of both stages: the floor z*, the allocation and the final duals.
+    """The result of both stages: the floor, the allocation and the final duals.
+
+    `floor` is the run's reported floor, max(z_min, floor_share * z*) when maximizing
+    (SPEC 4c), and `floor_max` is z* itself (None when not maximizing or G is empty).
 
     `stage1` is None when G is empty, when the floor is not maximised, or when a warm
     pipeline took z* from its last basis without solving (`Pipeline.stage1_skipped`).
@@ -78,6 +82,7 @@ class Solution:
     # Under `[allocation] method = "levels"`: a `levels.LevelsResult` (SPEC 4b); stage2
     # is then the last level step, its duals d L / d rhs.
     levels: Any = None
+    floor_max: float | None = None
 
 
 def make_backend(lp: LinearProgram, solver: str = "highs", pool: ColumnPool | None = None,
@@ -103,6 +108,14 @@ def stage2_floor_bounds(policy: Policy, floor: float, value_precision: float = 0
     make it infeasible (the rule is `spec.stage2_z_bounds`; the manifest records it).
     """
     return stage2_z_bounds(policy.equity, floor, value_precision)
+
+
+def reported_floor(policy: Policy, floor: float | None) -> tuple[float | None, float | None]:
+    """(floor, floor_max) as a run reports them from what `floor_stage` found: under
+    `maximize`, max(z_min, floor_share * z*) and z* (SPEC 4c); else the floor as it is."""
+    if floor is None or not policy.equity.maximize:
+        return floor, None
+    return spec_reported_floor(policy.equity, floor), floor
 
 
 # Objectives whose largest coefficient lies within these powers of two are solved as
@@ -227,7 +240,7 @@ class Pipeline:
         lp = self.lp
         pledge_usd = np.asarray(pledge_usd, dtype=float)
         rhs = lp.rhs_for_pledges(pledge_usd)
-        live = (pledge_usd > 0)[lp.var_source]
+        live = lp.live_columns(pledge_usd)
         funded = np.bincount(lp.var_gap[live], minlength=len(lp.data.gaps)) > 0
         self.floor_active = lp.has_floor
         floor = lp.block("floor")
@@ -297,7 +310,8 @@ class Pipeline:
     def floor_stage(self, value_precision: float, diagnosed: bool = True
                     ) -> tuple[float | None, StageSolution | None, dict[int, tuple[float, float]]]:
         """Stage 1 where the policy asks for it, and the bounds on z every later stage
-        holds: (floor, stage 1's solution or None, {z: bounds}; empty without z).
+        holds: (z*, or z_min when not maximizing; stage 1's solution or None; {z: bounds},
+        empty without z). `reported_floor` turns z* into the run's `floor`.
 
         Raises `InfeasibleError` when stage 1 finds no allocation.
         """
@@ -331,6 +345,7 @@ class Pipeline:
             raise self.infeasible()
         floor, stage1, bounds = self.floor_stage(self.backend("stage1").value_precision,
                                                  diagnosed)
+        shown, floor_max = reported_floor(lp.policy, floor)
         z = lp.z_col
         stage2_backend = self.backend("stage2")
         if (stage1 is not None and "stage2" not in self._solved
@@ -345,7 +360,8 @@ class Pipeline:
         log.info("stage 2: weighted objective %.12g (USD millions)", stage2.objective)
         return Solution(
             status=OPTIMAL,
-            floor=floor,
+            floor=shown,
+            floor_max=floor_max,
             weighted_usd=stage2.objective * SCALE_USD,
             x_usd=np.clip(stage2.col_value[: lp.n_x], 0.0, None) * SCALE_USD,
             stage1=stage1,

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 
 from .csv_input import file_label, readable, sha256_bytes
 from .errors import InputError, Problem
-from .schema import ALLOCATION_METHODS, EQUITY_GROUPS, Policy, did_you_mean, shown
+from .schema import (
+    ALLOCATION_METHODS,
+    EQUITY_GROUPS,
+    RISK_KEYS,
+    Policy,
+    did_you_mean,
+    shown,
+)
 from .writing import file_kind
 
 
@@ -254,6 +261,9 @@ def policy_message(error: Any, key_path: tuple[str, ...]) -> str:
     got = f"got {_toml_value(value)}"
     if kind == "gcm_fund":
         return str(error["ctx"]["message"])
+    if kind == "extra_forbidden" and key_path[:2] == ("loans", "max_share"):
+        return (f"unknown debt risk, expected one of {', '.join(RISK_KEYS)}"
+                f"{did_you_mean(key_path[-1], RISK_KEYS)}")
     if kind == "extra_forbidden":
         return f"unknown key{_policy_key_hint(key_path)}"
     if kind == "finite_number":
@@ -277,9 +287,10 @@ def policy_message(error: Any, key_path: tuple[str, ...]) -> str:
 
 def _range_text(key_path: tuple[str, ...]) -> str:
     head = key_path[0] if key_path else ""
-    if head in {"cofinancing", "thematic", "pledges"} or key_path[-1:] == ("min_floor",):
+    if head in {"cofinancing", "thematic", "pledges"} or key_path[-1:] == ("min_floor",) \
+            or key_path[:2] == ("loans", "max_share"):
         return "expected a number in [0, 1]"
-    if head == "limits":
+    if head == "limits" or key_path[-1:] == ("floor_share",):
         return "expected a number in (0, 1]"
     if key_path[-1:] == ("tolerance",):
         return "expected a number in (0, 0.01]"

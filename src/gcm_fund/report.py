@@ -88,7 +88,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "tool_version": __version__,
         "run_id": identifier,
         "status": solution.status,
-        "objective": objective(solution),
+        "objective": {**objective(solution),
+                      "grant_equivalent_usd": round(summary["grant_equivalent_usd"], 2)},
         "solver": {"name": solution.solver.name, "version": solution.solver.version,
                    "options": solution.solver.options,
                    "value_precision": solution.solver.value_precision},
@@ -103,7 +104,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         "floor_variable": {
             "stage1_bounds": list(stage1_bounds) if stage1_bounds else None,
             "stage2_bounds": list(stage2_bounds) if stage2_bounds else None,
-            "stage2_widening": _widening(policy_file.policy, solution.floor, stage2_bounds),
+            "stage2_widening": _widening(policy_file.policy, solution.floor_max,
+                                         stage2_bounds),
             "stage2_value": z_final,
             "stage2_reduced_cost": (float(solution.stage2.col_dual[z])
                                     if z is not None and z_final is not None else None),
@@ -139,16 +141,21 @@ def illustrative_notice(document: dict[str, Any]) -> str | None:
 
 def _widening(policy: Policy, floor: float | None, bounds: tuple[float, float] | None
               ) -> float | None:
-    """How far stage 2's lower bound on z lies below SPEC 4's max(z_min, z* - tolerance)."""
+    """How far stage 2's lower bound on z lies below SPEC 4c's
+    max(z_min, floor_share * z* - tolerance); `floor` is z*."""
     if bounds is None or floor is None or not policy.equity.maximize:
         return None
-    return max(0.0, max(policy.equity.min_floor, floor - policy.equity.tolerance) - bounds[0])
+    equity = policy.equity
+    return max(0.0, max(equity.min_floor, equity.floor_share * floor - equity.tolerance)
+               - bounds[0])
 
 
 def objective(solution: Solution) -> dict[str, Any]:
     """The manifest's `objective`: floor, weighted and the method; under levels also the
     number of distinct levels, the LPs of stage 2, the money placed and the loan burden."""
     found: dict[str, Any] = {"floor": solution.floor,
+                             **({} if solution.floor_max is None
+                                else {"floor_max": solution.floor_max}),
                              "weighted": round(solution.weighted_usd, 6)}
     levels = solution.levels
     if levels is None:

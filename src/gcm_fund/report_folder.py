@@ -115,6 +115,7 @@ class Folder:
     sources: pd.DataFrame
     policy_text: str
     policy: dict[str, Any]
+    states_summary: pd.DataFrame | None = None  # SPEC 4c; absent from earlier runs
 
 
 # The ASCII characters str.strip() removes.
@@ -216,6 +217,7 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         policy = {}
     stage1 = path / "stage1_constraints.csv"
     levels = path / "levels.csv"
+    summary = path / "states_summary.csv"
     return Folder(
         path=path, manifest=manifest,
         allocations=_read_table(path / "allocations.csv", amounts,
@@ -231,6 +233,8 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         levels=(_read_table(levels, amounts, written=written.get(levels.name))
                 if levels.is_file() else None),
         states=states, sources=sources, policy_text=policy_text, policy=policy,
+        states_summary=(_read_table(summary, amounts, written=written.get(summary.name))
+                        if summary.is_file() else None),
     )
 
 

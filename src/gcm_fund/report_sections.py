@@ -108,6 +108,7 @@ def headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
          f"of {usd(figures.pledged_usd)} pledged "
          f"({percent(share_of(figures.allocated_usd, figures.pledged_usd))})",
          "allocated_usd", f"{figures.allocated_usd:.2f}"),
+        *_grant_equivalent_card(folder, figures),
         ("Fundable need covered", percent(share_of(figures.allocated_usd, figures.fundable_usd)),
          f"of {usd(figures.fundable_usd)} fundable need", "fundable_usd",
          f"{figures.fundable_usd:.2f}"),
@@ -130,6 +131,48 @@ def headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
         f'<div class="note">{esc(note)}</div></div>'
         for label, value, note, key, raw in cards) + "</div>" + (
         f'<div class="why">{notes}</div>' if notes else "")
+
+
+def _grant_equivalent_card(folder: Folder, figures: Headline
+                           ) -> list[tuple[str, str, str, str, str]]:
+    """The fund's size in grant equivalents (SPEC 4c), when the run records it."""
+    value = folder.manifest.get("objective", {}).get("grant_equivalent_usd")
+    if not isinstance(value, int | float):
+        return []
+    return [("Grant equivalent", usd(value),
+             f"the money allocated counted at each source's grant element "
+             f"({percent(share_of(value, figures.allocated_usd))} of its face value)",
+             "grant_equivalent_usd", f"{value:.2f}")]
+
+
+def terms_table(folder: Folder, names: Names) -> str:
+    """Per State: grants, loans, grant equivalent, loan share and debt risk (SPEC 4c);
+    empty when the run has no states_summary.csv."""
+    table = folder.states_summary
+    if table is None:
+        return ""
+    rows = []
+    order = sorted(range(len(table)),
+                   key=lambda i: names.of_state(str(table["iso3"].iloc[i])).casefold())
+    for i in order:
+        r = table.iloc[i]
+        share = r["loan_share"]
+        rows.append("<tr>" + "".join([
+            _cell(f"{names.of_state(str(r['iso3']))} ({r['iso3']})"),
+            _cell(str(r["income_group"])),
+            _cell(str(r["debt_risk"])),
+            _cell(usd_full(r["grants_usd"]), r["grants_usd"], num=True),
+            _cell(usd_full(r["loans_usd"]), r["loans_usd"], num=True),
+            _cell(usd_full(r["grant_equivalent_usd"]), r["grant_equivalent_usd"], num=True),
+            _cell("–" if math.isnan(share) else percent(share), share, num=True),
+        ]) + "</tr>")
+    headers = [("State", False), ("income", False), ("debt risk", False), ("grants USD", True),
+               ("loans USD", True), ("grant equivalent USD", True), ("loan share", True)]
+    return ('<section id="terms-section"><h2>Grants, loans and grant equivalents</h2>'
+            '<p class="lead">Per State: the grants and loans it receives, their grant '
+            "equivalent (each loan at its grant element) and the loans' share of its money, "
+            "beside its risk of debt distress. Amounts in USD.</p>"
+            + _table("terms", headers, rows) + "</section>")
 
 
 def _unallocated_reasons(folder: Folder, names: Names, left: pd.DataFrame) -> str:

@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import output_schema, spec
 from .backend import StageSolution
 from .cents import round_to_cents, written_cents
-from .model import GE, SCALE_USD, LinearProgram
+from .model import GE, SCALE_USD, LinearProgram, state_loan_cap
+from .schema import INCOME_GROUPS, RISK_KEYS
 from .solve import Solution
 from .spec import POSITIVE_DUAL, equity_members
 
@@ -28,6 +30,8 @@ class RunTables:
     sources_summary: pd.DataFrame
     constraints: pd.DataFrame
     stage1_constraints: pd.DataFrame | None
+    # SPEC 4c: per State with a gap, its grants, loans and their grant equivalent.
+    states_summary: pd.DataFrame | None = None
     # Under levels (SPEC 4b): `levels.csv`, `level_duals.csv` and `stage_duals.csv`.
     levels: pd.DataFrame | None = None
     level_duals: pd.DataFrame | None = None
@@ -94,7 +98,86 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
         # In whole cents, so pledge = allocated + unallocated as written, to the cent.
         "unallocated_usd": (written_cents(pledge) - np.rint(allocated * 100)) / 100.0,
         "marginal_value": marginal,
+        # Summed exactly, then rounded once: g x of one row has fractions of a cent.
+        "grant_equivalent_usd": np.rint(np.bincount(
+            lp.var_source, weights=np.rint(x_written * 100) * grant_element(lp),
+            minlength=len(sources))) / 100.0,
     })
+
+
+def grant_element(lp: LinearProgram) -> np.ndarray:
+    """g_f of every allocation column (SPEC 4c): 1 for a grant, the loan's grant element."""
+    sources = lp.data.source_table
+    g = np.array([spec.grant_equivalent(i, e) for i, e in
+                  zip(sources["instrument"], sources["grant_element"], strict=True)], dtype=float)
+    return g[lp.var_source]
+
+
+def terms_metrics(lp: LinearProgram, x_usd: np.ndarray) -> dict[str, float | None]:
+    """SPEC 4c's figures of an allocation, for `sweep` and `compare`: the grant equivalent
+    (USD), its shares by LDC status and income group, and the loans' share of the money
+    of the States of each debt risk (None where a share has nothing to divide)."""
+    states = lp.data.state_table
+    equivalent = x_usd * grant_element(lp)
+    total = float(equivalent.sum())
+    ldc = np.asarray(states["ldc"], dtype=bool)[lp.var_state]
+    income = np.asarray(states["income_group"], dtype=object)[lp.var_state]
+    risk = np.array([spec.risk_word(bool(d), r) for d, r in
+                     zip(states["debt_distress"], states["debt_risk"], strict=True)],
+                    dtype=object)[lp.var_state]
+    is_loan = np.asarray(lp.data.source_table["instrument"] == "loan")[lp.var_source]
+
+    def part(numerator: float, denominator: float) -> float | None:
+        return numerator / denominator if denominator > 0 else None
+
+    found: dict[str, float | None] = {"grant_equivalent_usd": total,
+                                      "ge_ldc_share": part(float(equivalent[ldc].sum()), total)}
+    for group in INCOME_GROUPS:
+        found[f"ge_income_share[{group}]"] = part(float(equivalent[income == group].sum()),
+                                                   total)
+    for word in RISK_KEYS:
+        mine = risk == word
+        found[f"loans_share[{word}]"] = part(float(x_usd[mine & is_loan].sum()),
+                                             float(x_usd[mine].sum()))
+    return found
+
+
+TERMS_METRICS = ("grant_equivalent_usd", "ge_ldc_share",
+                 *(f"ge_income_share[{g}]" for g in INCOME_GROUPS),
+                 *(f"loans_share[{r}]" for r in RISK_KEYS))
+
+
+STATES_SUMMARY_COLUMNS = output_schema.STATES_SUMMARY.column_names
+
+
+def states_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
+    """`states_summary.csv` (SPEC 4c): one row per State with a gap, sorted by iso3;
+    amounts sum the written ones, `loan_share` = loans / allocated (blank when nothing is
+    allocated), `coverage` = allocated / fundable (blank when fundable is 0)."""
+    states = lp.data.state_table
+    n = len(states)
+    is_loan = np.asarray(lp.data.source_table["instrument"] == "loan")[lp.var_source]
+    # Exact in cents, then rounded once per State (a grant equivalent has fractions of one).
+    cents = np.rint(x_written * 100)
+    allocated = np.bincount(lp.var_state, weights=cents, minlength=n)
+    loans = np.bincount(lp.var_state, weights=cents * is_loan, minlength=n)
+    equivalent = np.bincount(lp.var_state, weights=cents * grant_element(lp), minlength=n)
+    need = np.bincount(lp.gap_state, weights=lp.data.gap_table["need_usd"], minlength=n)
+    fundable = np.bincount(lp.gap_state, weights=lp.fundable * SCALE_USD, minlength=n)
+    has_gap = np.bincount(lp.gap_state, minlength=n) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(allocated > 0, loans / allocated, np.nan)
+        coverage = np.where(fundable > 0, allocated / 100 / fundable, np.nan)
+    risk = [spec.risk_word(bool(d), r) for d, r in
+            zip(states["debt_distress"], states["debt_risk"], strict=True)]
+    table = pd.DataFrame({
+        "iso3": states["iso3"], "name": states["name"], "income_group": states["income_group"],
+        "ldc": states["ldc"], "debt_risk": risk, "need_usd": need, "fundable_usd": fundable,
+        "allocated_usd": allocated / 100, "grants_usd": (allocated - loans) / 100,
+        "loans_usd": loans / 100, "grant_equivalent_usd": np.rint(equivalent) / 100,
+        "loan_share": share, "coverage": coverage,
+    })
+    return table[has_gap].reset_index(drop=True)
 
 
 def _cent_totals(group: np.ndarray, x_written: np.ndarray, size: int) -> np.ndarray:
@@ -148,6 +231,17 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
         theta = np.array([lp.policy.thematic.min_share[t] for t in thematic.keys[0]])
         lhs[thematic.start:thematic.stop] = in_target
         rhs[thematic.start:thematic.stop] = theta * total
+    loan_share = lp.block("loan_share")
+    if loan_share is not None:
+        # Shown as loans to s <= m(s) * all money to s (the row itself: their difference <= 0).
+        cap = state_loan_cap(lp.data, lp.policy)
+        states = np.searchsorted(lp.data.states["iso3"].to_numpy(), loan_share.keys[0])
+        is_loan = np.asarray(lp.data.source_table["instrument"] == "loan")[lp.var_source]
+        n = len(lp.data.states)
+        loans = np.bincount(lp.var_state, weights=x_written * is_loan, minlength=n)
+        money = np.bincount(lp.var_state, weights=x_written, minlength=n)
+        lhs[loan_share.start:loan_share.stop] = loans[states]
+        rhs[loan_share.start:loan_share.stop] = cap[states] * money[states]
     slack = np.where(lp.sense == GE, lhs - rhs, rhs - lhs)
     dual = stage.row_dual * dual_scale if stage.row_dual.size else np.full(lp.n_rows, np.nan)
     return pd.DataFrame({
@@ -183,6 +277,7 @@ def _solution_tables(lp: LinearProgram, solution: Solution) -> RunTables:
         allocations=allocation_table(lp, x_written),
         coverage=coverage_table(lp, x_written),
         sources_summary=sources_table(lp, x_written, solution),
+        states_summary=states_table(lp, x_written),
         constraints=constraints_table(lp, x_written, solution.stage2, solution.rhs,
                                       labels=labels),
         stage1_constraints=stage1,
@@ -205,6 +300,8 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
         "weighted": solution.weighted_usd,
         "allocated_usd": float(np.rint(tables.allocations["amount_usd"] * 100).sum()) / 100,
         "pledged_usd": float(tables.sources_summary["pledge_usd"].sum()),
+        "grant_equivalent_usd": float(np.rint(
+            tables.sources_summary["grant_equivalent_usd"] * 100).sum()) / 100,
         "fundable_usd": float(cov["fundable_usd"].sum()),
         "coverage_by_income": by_income,
         "coverage_by_target": by_target,
@@ -376,6 +473,7 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
         allocations=allocation_table(lp, x_written),
         coverage=coverage,
         sources_summary=sources_table(lp, x_written, solution, dual_scale=per_usd),
+        states_summary=states_table(lp, x_written),
         constraints=constraints_table(lp, x_written, solution.stage2, solution.rhs,
                                       dual_scale=per_usd, labels=labels),
         stage1_constraints=stage1,

@@ -29,6 +29,9 @@ KINDS = ("donor", "ifi", "private")
 INSTRUMENTS = ("grant", "loan")
 EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
 ALLOCATION_METHODS = ("levels", "weighted")
+# SPEC 4c: risk of external debt distress (IMF-World Bank LIC-DSF); blank reads `unrated`.
+DEBT_RISKS = ("low", "moderate", "high", "distress")
+RISK_KEYS = (*DEBT_RISKS, "unrated")
 STATUSES = ("paid", "signed", "pledged")  # SPEC 9: how firm a contribution is
 
 # ASCII digits only: `\d` would also take other scripts' digits, which float() accepts.
@@ -266,6 +269,7 @@ SourceId = Annotated[str, BeforeValidator(parse_source_id)]
 IncomeGroup = Annotated[str, BeforeValidator(_one_of(INCOME_GROUPS))]
 Kind = Annotated[str, BeforeValidator(_one_of(KINDS))]
 Instrument = Annotated[str, BeforeValidator(_one_of(INSTRUMENTS))]
+DebtRisk = Annotated[str, BeforeValidator(_one_of(DEBT_RISKS))]
 Target = Annotated[str, BeforeValidator(normalise_target)]
 Bool = Annotated[bool, BeforeValidator(_parse_bool)]
 Usd = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE, "USD"))]
@@ -297,11 +301,20 @@ class StateRow(_Row):
     roles: RoleList = ()
     ldc: Bool = False
     debt_distress: Bool = False
+    debt_risk: DebtRisk | None = None
     absorption_usd: Usd | None = None
     gni_usd: Usd | None = None
     population: Persons | None = None
     migrants_hosted: Persons | None = None
     eligible: Bool = True
+
+    @field_validator("debt_risk", mode="after")
+    @classmethod
+    def _risk_fits_distress(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("debt_distress") and value not in (None, "distress"):
+            raise fail(f"got {shown(value)}, but debt_distress is true, which means "
+                       "distress: leave debt_risk blank or write distress")
+        return value
 
 
 class GapRow(_Row):
@@ -435,7 +448,11 @@ STATE_COLUMNS = (
     Column("income_group", "one of", "", True, "capacity class", choices=INCOME_GROUPS),
     Column("roles", ";-list of origin transit destination", "", False, "migration roles"),
     Column("ldc", "true/false", "", False, "least developed country"),
-    Column("debt_distress", "true/false", "", False, "loans may not go to this State"),
+    Column("debt_distress", "true/false", "", False,
+           "loans may not go to this State"),
+    Column("debt_risk", "one of", "", False,
+           "risk of external debt distress (IMF-World Bank LIC-DSF); blank = not rated",
+           choices=DEBT_RISKS),
     Column("absorption_usd", "number", "USD", False,
            "most the State can absorb, blank = no limit", range=NON_NEGATIVE),
     Column("gni_usd", "number", "USD", False, "gross national income, for fair shares only",
@@ -626,12 +643,28 @@ class Weights(BaseModel):
     role: RoleWeights = Field(default_factory=RoleWeights)
 
 
+class MaxShare(BaseModel):
+    """m by debt risk (SPEC 4c): the most of a State's allocation that may be loans."""
+
+    model_config = _POLICY_CONFIG
+    low: Fraction = 1.0
+    moderate: Fraction = 1.0
+    high: Fraction = 1.0
+    distress: Fraction = 0.0
+    unrated: Fraction = 1.0
+
+    def get(self, risk: str) -> float:
+        """m for one debt risk (a key of RISK_KEYS)."""
+        return float(getattr(self, risk))
+
+
 class Loans(BaseModel):
-    """The loan penalty lambda and the burden by income group."""
+    """The loan penalty lambda, the burden by income group and the loan share by risk."""
 
     model_config = _POLICY_CONFIG
     penalty: NonNegative = 0.0
     burden: LoanBurden = Field(default_factory=LoanBurden)
+    max_share: MaxShare = Field(default_factory=MaxShare)
 
 
 class Limits(BaseModel):
@@ -664,6 +697,7 @@ class Equity(BaseModel):
     group: Literal["all", "ldc", "LIC", "LMIC", "UMIC", "HIC"] = "all"
     maximize: bool = True
     min_floor: Fraction = 0.0
+    floor_share: Limit = 1.0  # SPEC 4c: the floor held is floor_share x z*
     tolerance: Annotated[float, Field(gt=0, le=0.01)] = 1e-6
 
 

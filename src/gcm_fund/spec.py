@@ -13,10 +13,11 @@ import json
 
 import numpy as np
 
-from .schema import Cofinancing, Equity
+from .schema import Cofinancing, Equity, MaxShare
 
 # SPEC 4: the rule families, in the order of its table (and of constraints.csv).
-FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor")
+FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor",
+            "loan_share")
 
 # SPEC 5: a rule holds within 0.01 USD per allocation row in it plus 1e-7 of
 # max(|lhs|, |rhs|, 1e6).
@@ -30,6 +31,10 @@ POSITIVE_DUAL = 1e-9
 
 # SPEC 4 and 7: objectives agree (and the duality gap closes) within 1e-6 relative.
 GAP_RELATIVE = 1e-6
+
+# SPEC 4b's `stopped_by`: a dual (d L / d rhs, per unit the solver works in) counts as
+# positive above this, the solvers' dual feasibility tolerance.
+POSITIVE_DUAL = 1e-9
 
 # A solver that reads values back rounded (CBC through its solution file: 8 significant
 # digits) may return a z* just above the feasible one; stage 2 then gives up at most that
@@ -90,9 +95,9 @@ def stage2_z_bounds(equity: Equity, floor: float, value_precision: float = 0.0
                     ) -> tuple[float, float]:
     """Stage 2's bounds on the floor variable z (SPEC 4).
 
-    Maximizing: z >= max(z_min, z* - tolerance), z <= 1, the tolerance widened to
-    `value_precision * z*` for a solver that reads z* back rounded (at most
-    `MAX_VALUE_PRECISION`). Not maximizing: z = z_min.
+    Maximizing: z >= max(z_min, floor_share * z* - tolerance), z <= 1 (SPEC 4c), the
+    tolerance widened to `value_precision * z*` for a solver that reads z* back rounded
+    (at most `MAX_VALUE_PRECISION`). Not maximizing: z = z_min.
     """
     if not equity.maximize:
         return (equity.min_floor, equity.min_floor)
@@ -100,7 +105,34 @@ def stage2_z_bounds(equity: Equity, floor: float, value_precision: float = 0.0
         raise ValueError(f"value precision {value_precision!r} is outside "
                          f"[0, {MAX_VALUE_PRECISION:g}]")
     slack = max(equity.tolerance, value_precision * floor)
-    return (max(equity.min_floor, floor - slack), 1.0)
+    return (max(equity.min_floor, equity.floor_share * floor - slack), 1.0)
+
+
+def reported_floor(equity: Equity, floor_max: float) -> float:
+    """The run's `floor` (SPEC 4c) when maximizing: max(z_min, floor_share * z*)."""
+    return max(equity.min_floor, equity.floor_share * floor_max)
+
+
+def loan_cap(debt_distress: np.ndarray, debt_risk: np.ndarray, max_share: MaxShare
+             ) -> np.ndarray:
+    """m(s) of SPEC 4c by State: max_share[debt_risk(s)], where debt_risk(s) is
+    `distress` when debt_distress is true, else the column's word, else `unrated`."""
+    return np.array([max_share.get(risk_word(bool(d), r))
+                     for d, r in zip(debt_distress, debt_risk, strict=True)], dtype=float)
+
+
+def risk_word(debt_distress: bool, debt_risk: str | None) -> str:
+    """debt_risk(s) of SPEC 4c."""
+    if debt_distress:
+        return "distress"
+    return debt_risk or "unrated"
+
+
+def grant_equivalent(instrument: str, grant_element: float | None) -> float:
+    """g_f of SPEC 4c: 1 for a grant, the grant element for a loan."""
+    if instrument != "loan" or grant_element is None or grant_element != grant_element:
+        return 1.0
+    return float(grant_element)
 
 
 def run_id(input_sha256: dict[str, str], policy_sha256: str, solver_name: str,

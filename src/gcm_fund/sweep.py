@@ -90,6 +90,9 @@ class Level:
     # Under levels (SPEC 4b): the distinct levels of the gaps, ascending (None under
     # weighted, or when infeasible).
     levels: tuple[float, ...] | None = None
+    # SPEC 4c: `results.terms_metrics` of the allocation, in `TERMS_METRICS` order; derived
+    # from the allocation, so left out of a level's equality.
+    terms: tuple[float | None, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
 
     changed = with_pledges(data, dict.fromkeys(source_ids, level_usd))
     try:
-        _, solution, tables = solve_cold(changed, policy)
+        lp, solution, tables = solve_cold(changed, policy)
     except InfeasibleError:
         return Level(float(level_usd), INFEASIBLE)
     marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
@@ -212,7 +215,16 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
         allocated_usd=float(tables.allocations["amount_usd"].sum()),
         marginal_value=float(sum(values)) if values else None,
         levels=_levels_of(solution.levels),
+        terms=_terms_of(lp, solution.x_usd),
     )
+
+
+def _terms_of(lp: LinearProgram, x_usd: np.ndarray) -> tuple[float | None, ...]:
+    """SPEC 4c's figures of the allocation as written (to the cent)."""
+    from .results import TERMS_METRICS, terms_metrics
+
+    found = terms_metrics(lp, np.round(x_usd, 2))
+    return tuple(found[name] for name in TERMS_METRICS)
 
 
 def _levels_of(levels: Any) -> tuple[float, ...] | None:
@@ -280,6 +292,7 @@ class _WarmSweep:
             allocated_usd=float(np.round(solution.x_usd, 2).sum()),
             marginal_value=marginal,
             levels=_levels_of(solution.levels),
+            terms=_terms_of(self.lp, solution.x_usd),
         )
 
 
@@ -394,18 +407,23 @@ def level_columns(result: SweepResult) -> list[str]:
 
 
 def sweep_columns(result: SweepResult) -> list[str]:
-    """Every column of the sweep CSV: SPEC section 6's, then the levels'."""
-    return [*COLUMNS, *level_columns(result)]
+    """Every column of the sweep CSV: SPEC section 6's, the levels', then SPEC 4c's."""
+    from .results import TERMS_METRICS
+
+    return [*COLUMNS, *level_columns(result), *TERMS_METRICS]
 
 
 def sweep_rows(result: SweepResult) -> list[list[str]]:
-    """The rows of the sweep CSV (SPEC section 6, then `level_columns`), formatted."""
+    """The rows of the sweep CSV (SPEC section 6, `level_columns`, then SPEC 4c's
+    `TERMS_METRICS`), formatted."""
+    from .results import TERMS_METRICS
+
     extra = len(level_columns(result))
     rows = []
     for level in result.levels:
         if level.status != OPTIMAL:
             rows.append([amount(level.pledge_usd), level.status, "", "", "", "",
-                         *[""] * extra])
+                         *[""] * extra, *[""] * len(TERMS_METRICS)])
             continue
         row = [amount(level.pledge_usd), level.status, real(level.floor),
                amount(level.weighted_usd), amount(level.allocated_usd),
@@ -414,6 +432,9 @@ def sweep_rows(result: SweepResult) -> list[list[str]]:
             values = list(level.levels or ())
             row += [str(len(values)), *(real(v) for v in values),
                     *[""] * (extra - 1 - len(values))]
+        terms = level.terms or (None,) * len(TERMS_METRICS)
+        row += [amount(v) if name.endswith("_usd") else real(v)
+                for name, v in zip(TERMS_METRICS, terms, strict=True)]
         rows.append(row)
     return rows
 

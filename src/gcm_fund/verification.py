@@ -27,11 +27,13 @@ from .audit.folder import (
     read_as_damaged,
 )
 from .audit.provenance import check_hashes
+from .audit.tolerances import GAP_RELATIVE_U, GAP_USD, ROW_CENT
 from .contributions import value_pledges
 from .engine import run as run_scenario
 from .engine import write as write_run
 from .errors import InfeasibleError
 from .load import load_inputs
+from .methods import method_of
 from .output_schema import ALLOCATIONS, COVERAGE, MANIFEST
 from .policy_file import load_policy
 from .scenario import Scenario
@@ -68,12 +70,39 @@ def _allocation_differences(a: Path, b: Path) -> pd.DataFrame:
                                                                   kind="stable").index)
 
 
+def _gap_differences(a: Path, b: Path) -> pd.DataFrame:
+    """Gaps whose amount differs between two run folders beyond what SPEC 4b lets each
+    differ from the exact leximin allocation (USD 0.01 + 1e-6 U, and half a cent per written
+    row), on each side; largest difference first. `b` is the re-solved folder, which
+    gives U."""
+    def by_gap(path: Path) -> pd.DataFrame:
+        table = RunFolder(path.parent, {}).table(path.name, ALLOCATION_COLUMNS)
+        table["amount_usd"] = np.nan_to_num(parse_numbers(table["amount_usd"]))
+        table = table.drop_duplicates(["source_id", "iso3", "target"])
+        return table.groupby(["iso3", "target"])["amount_usd"].agg(["sum", "count"])
+
+    recorded, resolved = by_gap(a / "allocations.csv"), by_gap(b / "allocations.csv")
+    coverage = RunFolder(b, {}).table("coverage.csv", ("iso3", "target", "fundable_usd"))
+    fundable = pd.Series(parse_numbers(coverage["fundable_usd"]),
+                         index=pd.MultiIndex.from_frame(coverage[["iso3", "target"]]))
+    both = pd.concat([recorded["sum"].rename("recorded"), resolved["sum"].rename("resolved"),
+                      (recorded["count"].add(resolved["count"], fill_value=0)).rename("rows"),
+                      fundable.rename("fundable")], axis=1).fillna(0.0)
+    both["difference"] = both["resolved"] - both["recorded"]
+    tolerance = 2 * (GAP_USD + GAP_RELATIVE_U * both["fundable"]) + ROW_CENT * both["rows"]
+    changed = both[~(both["difference"].abs() <= tolerance)]
+    return changed.reindex(changed["difference"].abs().sort_values(ascending=False,
+                                                                  kind="stable").index)
+
+
 def verify(folder: Path | str, solver: str | None = None) -> Verification:
     """Solve a run's copied inputs and policy again and compare with what it recorded.
 
     With the recorded solver the run must come back byte-identical (allocations.csv,
     coverage.csv, manifest.json); with another solver, floor and weighted must agree
-    within 1e-6 relative, and differing allocations are an alternative optimum.
+    within 1e-6 relative. Under `weighted` differing allocations are then an alternative
+    optimum; under `levels` every gap's amount is unique (SPEC 4b), so a gap that differs
+    beyond its tolerance fails, and only the split among sources may differ.
     """
     with read_as_damaged(folder):
         return _verify(open_run(folder), solver)
@@ -102,6 +131,7 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         data = load_inputs(run.inputs)
         policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
         scenario = Scenario(value_pledges(data, policy_file), policy_file, model_path)
+        levels = method_of(policy_file.policy).has_levels  # every gap's amount is unique
         try:
             again = run_scenario(scenario, chosen)
         except InfeasibleError as exc:
@@ -137,14 +167,35 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         except DamagedFile as exc:
             lines.append(f"allocations: the recorded {exc.name} cannot be compared: {exc.why}")
             changed = pd.DataFrame()
+        gaps_ok = True
+        if len(changed) and levels:
+            # SPEC 4b: every gap's amount is unique; only its split among sources is not.
+            try:
+                gaps_changed = _gap_differences(run.path, out)
+            except DamagedFile as exc:
+                gaps_changed = pd.DataFrame()
+                lines.append(f"gaps: the recorded {exc.name} cannot be compared: {exc.why}")
+                gaps_ok = False
+            gaps_ok = gaps_ok and not len(gaps_changed)
+            if len(gaps_changed):
+                lines.append(f"FAIL gaps: {len(gaps_changed)} gaps differ beyond SPEC 4b's "
+                             "tolerance, but under levels every gap's amount is unique: "
+                             "a different allocation; largest:")
+                for key, row in gaps_changed.head(10).iterrows():
+                    lines.append(f"       gap[{','.join(key)}]: {row['recorded']:,.2f} -> "
+                                 f"{row['resolved']:,.2f} ({row['difference']:+,.2f})")
         if len(changed):
-            kind = ("an alternative optimum (same floor and weighted objective)"
-                    if floor_ok and weighted_ok else "a different allocation")
+            if levels:
+                kind = ("the same amount for every gap, split otherwise among its sources"
+                        if gaps_ok else "a different allocation")
+            else:
+                kind = ("an alternative optimum (same floor and weighted objective)"
+                        if floor_ok and weighted_ok else "a different allocation")
             lines.append(f"allocations: {len(changed)} rows differ, {kind}; largest:")
             for key, row in changed.head(10).iterrows():
                 lines.append(f"       {','.join(key)}: {row['recorded']:,.2f} -> "
                              f"{row['resolved']:,.2f} ({row['difference']:+,.2f})")
-            if floor_ok and weighted_ok:
+            if floor_ok and weighted_ok and gaps_ok:
                 cert = certify(out)
                 lines.append(f"{'ok' if cert.ok else 'FAIL'} the re-solved allocation "
                              f"{'certifies' if cert.ok else 'does not certify'} as optimal")
@@ -158,9 +209,10 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
             verdict = ("reproduced: byte-identical" if ok else
                        "NOT reproduced: the files differ with the recorded solver")
         else:
-            ok = floor_ok and weighted_ok
+            ok = floor_ok and weighted_ok and gaps_ok
             verdict = ("equivalent: floor and weighted objective agree" if ok else
-                       "NOT equivalent: the objectives differ")
+                       "NOT equivalent: the objectives differ" if gaps_ok else
+                       "NOT equivalent: the gaps' amounts differ")
         lines.append(verdict)
     return Verification(ok, lines)
 

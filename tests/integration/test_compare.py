@@ -61,6 +61,26 @@ def expected_figures(run: RunFiles, inputs: Path) -> dict[str, Any]:
         if sources[row["source_id"]]["instrument"] == "loan":
             by["loans_share"] += amount
     figures = {name: value / total for name, value in by.items()}
+    # SPEC 4c: grant equivalents (a loan at its grant element) and loans by debt risk.
+    equivalent: dict[str, float] = defaultdict(float)
+    money: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for row, amount in amounts:
+        place, src = states[row["iso3"]], sources[row["source_id"]]
+        loan = src["instrument"] == "loan"
+        ge = amount * (float(src["grant_element"]) if loan else 1.0)
+        equivalent["total"] += ge
+        equivalent[f"ge_income_share[{place['income_group']}]"] += ge
+        if place["ldc"] == "true":
+            equivalent["ge_ldc_share"] += ge
+        risk = ("distress" if place.get("debt_distress") == "true"
+                else place.get("debt_risk") or "unrated")
+        money[risk][0] += amount * loan
+        money[risk][1] += amount
+    figures["grant_equivalent_usd"] = equivalent.pop("total", 0.0)
+    figures.update({name: value / figures["grant_equivalent_usd"]
+                    for name, value in equivalent.items()})
+    figures.update({f"loans_share[{risk}]": loans / all_money
+                    for risk, (loans, all_money) in money.items() if all_money > 0})
     caps = [r for r in run.constraints
             if r["family"] in ("absorb", "state_share", "source_state")
             and abs(float(r["dual"])) > 1e-9]
@@ -136,8 +156,8 @@ def test_each_column_equals_its_independent_run(bundled_comparison: dict) -> Non
             if metric == "method":
                 assert cell == want, (metric, label)
                 continue
-            if cell == "":  # a level past this scenario's own count
-                assert metric.startswith("level_"), (metric, label)
+            if cell == "":  # a level past this scenario's own count, or no State of a risk
+                assert metric.startswith(("level_", "loans_share[")), (metric, label)
                 assert metric not in bundled_comparison["runs"][label], (metric, label)
                 continue
             got = float(cell)

@@ -2,7 +2,8 @@
 4b from the run folder alone, by the duals in `stage_duals.csv`.
 
 The case: a LIC and a LMIC gap of U = 5e6 each, one grant and one loan (grant element 0,
-penalty 3) of 5e6 each, open to both. Levels fill both gaps (X* = 10e6); stage 3 sends the
+penalty 3) of 5e6 each, open to both. Stage 1b places the grant money (X* = 5e6: loans
+count 0 there, SPEC 4b) and the levels fill both gaps; stage 3 sends the
 loan to the LMIC (burden 0.5 < 1.0): a least loan burden of 3 x 0.5 x 5e6 = 7.5e6.
 """
 
@@ -73,7 +74,7 @@ def test_certify_proves_the_money_placed_and_the_least_loan_burden(loan_runs, so
     assert cert.ok, "\n".join(cert.lines())
     checks = {c.name: c for c in cert.checks}
     assert checks[STAGE_1B].ok and checks[STAGE_3].ok
-    assert cert.figures["stage1b_bound"] == pytest.approx(10e6, abs=1.0)
+    assert cert.figures["stage1b_bound"] == pytest.approx(5e6, abs=1.0)
     # Within SPEC 4b's 1e-6 per gap: CBC's holds give way by 1e-7 of each level.
     assert cert.figures["loan_burden"] == pytest.approx(7.5e6, rel=1e-6)
     assert cert.figures["stage3_bound"] == pytest.approx(7.5e6, rel=1e-6)
@@ -107,6 +108,17 @@ def test_same_gap_amounts_with_a_worse_loan_burden_fail_certify_at_stage_3(forge
             row["slack"] = f"{float(row['rhs']) - lhs:.2f}"
     write_rows(forged / "constraints.csv", constraints)
     rehash(forged, "constraints.csv")
+    # states_summary.csv (SPEC 4c) redone too: each State's grants, loans and their grant
+    # equivalent (the loan's grant element is 0).
+    summary = read_csv(forged / "states_summary.csv")
+    for row in summary:
+        loans = moved[("l", row["iso3"])]
+        grants = moved[("g", row["iso3"])]
+        row.update(grants_usd=f"{grants:.2f}", loans_usd=f"{loans:.2f}",
+                   grant_equivalent_usd=f"{grants:.2f}",
+                   loan_share=f"{loans / (grants + loans):.6f}")
+    write_rows(forged / "states_summary.csv", summary)
+    rehash(forged, "states_summary.csv")
     more = 3.0 * 1e6 * (1.0 - 0.5)  # the LIC's 1e6 of loan at 1.0, not 0.5
 
     def figures(m: dict[str, Any]) -> None:
@@ -133,7 +145,7 @@ def test_a_loan_burden_the_allocation_does_not_give_fails(forged):
 
 
 def test_a_money_placed_below_the_optimum_fails_certify_at_stage_1b(forged):
-    """X* recorded USD 1e6 short: stage 1b's duals bound the money placed by 10e6."""
+    """X* recorded USD 1e6 short: stage 1b's duals bound the grant money placed by 5e6."""
     def short(m: dict[str, Any]) -> None:
         m["objective"]["allocated_usd"] -= 1e6
         m["levels"]["allocated_at_least_usd"] -= 1e6
@@ -141,7 +153,7 @@ def test_a_money_placed_below_the_optimum_fails_certify_at_stage_1b(forged):
     edit_manifest(forged, short)
     found = failed(forged)
     assert STAGE_1B in found, found
-    assert any("above the recorded X* USD 9,000,000.00" in p for p in found[STAGE_1B])
+    assert any("above the recorded X* USD 4,000,000.00" in p for p in found[STAGE_1B])
 
 
 def test_stage_duals_taken_away_fail_both_stages(forged):

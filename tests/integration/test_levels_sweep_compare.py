@@ -17,6 +17,7 @@ from cases import gap, source, state
 from typer.testing import CliRunner
 
 from gcm_fund.cli import app
+from gcm_fund.results import TERMS_METRICS
 from gcm_fund.sweep import COLUMNS
 
 LEVELS_POLICY: dict[str, Any] = {"equity": {"group": "ldc"},
@@ -44,7 +45,7 @@ def test_a_sweep_under_levels_shows_how_each_level_rises(tmp_path, write_case):
                                       "--out", str(out), "--no-chart"])
     assert result.exit_code == 0, result.output
     header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
-    assert header == [*COLUMNS, "levels", "level_1", "level_2", "level_3"]
+    assert header == [*COLUMNS, "levels", "level_1", "level_2", "level_3", *TERMS_METRICS]
     rows = read(out)
     assert [r["pledge_usd"] for r in rows] == [
         "0.00", "4000000.00", "8000000.00", "12000000.00", "16000000.00", "20000000.00"]
@@ -64,7 +65,9 @@ def test_a_sweep_under_weighted_keeps_specs_columns(tmp_path, write_case):
                                       "--source", "g", "--pledges", "0:20e6:3",
                                       "--out", str(out), "--no-chart"])
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(COLUMNS)
+    # No level columns; SPEC 4c's grant-equivalent columns after SPEC 6's.
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join([*COLUMNS,
+                                                                        *TERMS_METRICS])
 
 
 def test_compare_shows_the_levels_of_each_policy_side_by_side(tmp_path, write_case):

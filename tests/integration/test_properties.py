@@ -202,6 +202,7 @@ class Reference:
     maximize: bool
     min_floor: float
     tolerance: float
+    lends: frozenset[str] = frozenset()  # the loan sources (SPEC 4b's stage 1b leaves them out)
 
     @property
     def structurally_infeasible(self) -> bool:
@@ -300,7 +301,7 @@ def reference(inputs: Path, policy_path: Path) -> Reference:
         fundable=fundable, triples=triples, weight=weight, theta=theta, floor_set=floor_set,
         maximize=bool(equity["maximize"]), min_floor=float(equity["min_floor"]),
         tolerance=float(equity["tolerance"]),
-    )
+        lends=frozenset(r["source_id"] for r in sources if r["instrument"] == "loan"))
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from unittest.mock import patch
 
 import numpy as np
 import pytest
-from cases import allocate_and_read, gap, source, state, toml_text, write_case
+from cases import RunFiles, allocate_and_read, gap, source, state, toml_text, write_case
 from hypothesis import event, given
 from scipy.optimize import linprog
 from test_levels import level_instances, solve_case
@@ -88,8 +88,10 @@ def loan_cost(inputs: Path, policy_path: Path) -> dict[tuple[str, str], float]:
 
 
 def reference_split(ref: Reference, amounts: dict[tuple[str, str], float],
-                    triple_loan_cost: dict[tuple[str, str], float]) -> dict[Triple, float]:
-    """The split rule solved by scipy: the least loan burden with every gap at its amount,
+                    triple_loan_cost: dict[tuple[str, str], float], placed_usd: float = 0.0
+                    ) -> dict[Triple, float]:
+    """The split rule solved by scipy: the least loan burden with every gap at its amount
+    and at least `placed_usd` of grants (SPEC 4b's stage 1b, held by every later stage),
     then the least `sum d x` at that burden; USD by triple."""
     triples = [k for k in ref.triples if amounts.get(k[1:], 0.0) > 0]
     column = {k: j for j, k in enumerate(triples)}
@@ -110,6 +112,10 @@ def reference_split(ref: Reference, amounts: dict[tuple[str, str], float],
             if ref.rho[f] < 1.0:
                 rows.append(np.array([1.0 if k[:2] == (f, s) else 0.0 for k in triples]))
                 bounds.append(ref.rho[f] * b / SCALE)
+    grants = np.array([0.0 if k[0] in ref.lends else 1.0 for k in triples])
+    if placed_usd > 0:
+        rows.append(-grants)
+        bounds.append(-placed_usd / SCALE)
     upper = np.array(rows) if rows else np.zeros((0, n))
     # The amounts come from the run's cents, which keep every budget: a tenth of a cent
     # of room for the sums' float rounding, no more (the budgets bind; more room moves
@@ -129,18 +135,23 @@ def reference_split(ref: Reference, amounts: dict[tuple[str, str], float],
     return {k: float(split.x[j]) * SCALE for k, j in column.items()}
 
 
-def assert_split_is_the_rule(inputs: Path, policy: Path, allocations: dict[Triple, float]
-                             ) -> None:
+def assert_split_is_the_rule(inputs: Path, policy: Path, allocations: dict[Triple, float],
+                             placed_usd: float = 0.0) -> None:
     ref = reference(inputs, policy)
     amounts: dict[tuple[str, str], float] = defaultdict(float)
     for (_, s, t), usd in allocations.items():
         amounts[(s, t)] += usd
-    expected = reference_split(ref, amounts, loan_cost(inputs, policy))
+    expected = reference_split(ref, amounts, loan_cost(inputs, policy), placed_usd)
     for triple in set(expected) | set(allocations):
         # A gap's own tolerance (SPEC 4b), and a cent of rounding per triple written.
         tolerance = 0.02 + 1e-6 * ref.fundable[triple[1:]]
         assert allocations.get(triple, 0.0) == pytest.approx(expected.get(triple, 0.0),
                                                              abs=tolerance), triple
+
+
+def placed(run: RunFiles) -> float:
+    """The grant money every stage after 1b keeps placed (the manifest's record)."""
+    return float(run.manifest["levels"]["allocated_at_least_usd"])
 
 
 @given(instance=level_instances())
@@ -152,7 +163,7 @@ def test_the_split_is_the_rules_least_cost_split_by_an_independent_solve(instanc
         if run is None:
             event("infeasible")
             return
-        assert_split_is_the_rule(inputs, policy, run.amounts())
+        assert_split_is_the_rule(inputs, policy, run.amounts(), placed(run))
 
 
 @pytest.mark.parametrize(("solver", "guess"), [("highs", False), ("highs", True),
@@ -162,7 +173,7 @@ def test_the_examples_split_is_the_rule_on_either_solver(tmp_path, solver, guess
     inputs, policy = root / "inputs", root / "models" / "baseline.toml"
     with patch.object(flow, "MIN_COLUMNS", 0 if guess else flow.MIN_COLUMNS):
         run = allocate_and_read(inputs, policy, tmp_path / solver, solver)
-    assert_split_is_the_rule(inputs, policy, run.amounts())
+    assert_split_is_the_rule(inputs, policy, run.amounts(), placed(run))
 
 
 def capped_loans_case(tmp_path: Path) -> tuple[Path, Path]:
@@ -184,7 +195,7 @@ def test_a_split_under_state_and_source_caps_with_loans_is_the_rule(tmp_path, so
     inputs, policy = capped_loans_case(tmp_path)
     with patch.object(flow, "MIN_COLUMNS", 0 if guess else flow.MIN_COLUMNS):
         run = allocate_and_read(inputs, policy, tmp_path / solver, solver)
-    assert_split_is_the_rule(inputs, policy, run.amounts())
+    assert_split_is_the_rule(inputs, policy, run.amounts(), placed(run))
     # The State's cap binds: USD 12,000, give or take the cents each triple is rounded to.
     amounts = run.amounts()
     assert sum(amounts.values()) == pytest.approx(0.3 * 40_000, abs=0.005 * len(amounts))

@@ -36,6 +36,7 @@ from cases import gap, source, state, weighted_policy
 
 from gcm_fund import api, synthetic
 from gcm_fund.errors import UsageError
+from gcm_fund.results import TERMS_METRICS
 from gcm_fund.sweep import (
     COLUMNS,
     Level,
@@ -372,7 +373,8 @@ def test_the_command_writes_three_files_byte_identical_twice(
         outputs.append([p.read_bytes() for p in (csv_path, breakpoints, chart)])
     assert outputs[0] == outputs[1]
     text = outputs[0][0].decode()
-    assert text == (
+    # SPEC 6's columns as they were; SPEC 4c's grant-equivalent columns follow them.
+    assert "".join(",".join(line.split(",")[:6]) + "\n" for line in text.splitlines()) == (
         "pledge_usd,status,floor,weighted,allocated_usd,marginal_value\n"
         "1250000.00,optimal,,4250000.00,1250000.00,3\n"
         "3250000.00,optimal,,9000000.00,3250000.00,2\n"
@@ -380,6 +382,7 @@ def test_the_command_writes_three_files_byte_identical_twice(
         "7250000.00,optimal,,13500000.00,7000000.00,0\n"
         "9250000.00,optimal,,13500000.00,7000000.00,0\n"
     )
+    assert text.splitlines()[0].split(",")[6:] == list(TERMS_METRICS)
     rows = list(csv.DictReader(outputs[0][1].decode().splitlines()))
     assert [r["marginal_below"] for r in rows] == ["3", "2", "1"]
     assert [r["marginal_above"] for r in rows] == ["2", "1", "0"]
@@ -392,12 +395,15 @@ def test_an_infeasible_level_has_only_pledge_and_status(min_floor_case: tuple[Pa
     result = run_cli("sweep", str(inputs), "-m", str(policy), "--source", "don",
                      "--pledges", "0:4e6:3", "--out", "s.csv", "--no-chart", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "s.csv").read_text() == (
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    # SPEC 6's columns as they were; SPEC 4c's follow, blank on the infeasible level too.
+    assert "".join(",".join(line.split(",")[:6]) + "\n" for line in lines) == (
         "pledge_usd,status,floor,weighted,allocated_usd,marginal_value\n"
         "0.00,optimal,,0.00,0.00,\n"
         "2000000.00,infeasible,,,,\n"
         "4000000.00,optimal,0.5,4000000.00,4000000.00,1\n"
     )
+    assert lines[2].split(",")[6:] == [""] * len(TERMS_METRICS)
     assert not (tmp_path / "s.png").exists()
 
 
@@ -434,7 +440,7 @@ def test_write_sweep_lists_what_it_wrote(hand_case: tuple[Path, Path], tmp_path:
     written = write_sweep(result, tmp_path / "deep" / "s.csv", chart=False)
     assert [p.name for p in written] == ["s.csv", "s.breakpoints.csv"]
     header = (tmp_path / "deep" / "s.csv").read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS)
+    assert header == ",".join([*COLUMNS, *TERMS_METRICS])
 
 
 def test_the_help_has_an_example() -> None:

@@ -65,7 +65,8 @@ def valid_row(file_name: str) -> dict[str, str]:
     return {
         "states.csv": {"iso3": "KEN", "name": "Kenya", "region": "Africa",
                        "income_group": "LMIC", "roles": "origin", "ldc": "false",
-                       "debt_distress": "false", "absorption_usd": "5", "gni_usd": "7",
+                       "debt_distress": "false", "debt_risk": "low", "absorption_usd": "5",
+                       "gni_usd": "7",
                        "population": "3", "migrants_hosted": "2", "eligible": "true"},
         "gaps.csv": {"iso3": "KEN", "target": "10.7", "need_usd": "1"},
         "sources.csv": {"source_id": "a", "name": "A", "kind": "donor", "instrument": "loan",

@@ -92,7 +92,10 @@ def certify(folder: Path | str) -> Certificate:
         c.step("stage 2", optimality.stage2, z_final)
     c.step("stage 1", optimality.stage1, z_final)
     c.step("coverage.csv", derived.check_coverage)
+    if c.rules.policy.allocation.method == "levels":
+        c.step("level columns", derived.check_level_columns)
     c.step("sources_summary.csv", derived.check_sources)
+    c.step("states_summary.csv", derived.check_states)
     c.step("resources.csv", check_resources)
     c.step("manifest figures", derived.check_manifest_figures)
     if c.cert.ok:  # the page is rendered from the files: only from files certified so far

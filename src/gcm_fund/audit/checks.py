@@ -93,6 +93,7 @@ class Certifier:
         self.cert = Certificate(run.path, run)
         self.rules_: Rules | None = None
         self.x = np.zeros(0)  # the written allocation over the eligible triples, USD
+        self.cents = np.zeros(0, dtype=np.int64)  # the same in whole cents, exactly
         self.written = np.zeros(0, dtype=bool)
         self.n_written = 0
         self.z_low: float | None = None  # stage 2's lower bound on z, as SPEC 4 gives it

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ..csv_input import sha256_bytes
-from ..spec import run_id
+from ..spec import POSITIVE_DUAL, run_id
 from .checks import Certifier, Check
-from .common import parse_numbers
-from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS
+from .common import cents_of, parse_numbers, sum_cents, text_cents
+from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS, STATES_COLUMNS, STATES_SUMMARY
+from .rules import debt_risk_of
 from .tolerances import SAME_CENT
 
 # coverage is written with 6 decimals: half a unit of the last, and float noise.
@@ -73,6 +74,32 @@ def _compare(table: pd.DataFrame, name: str, column: str, at: np.ndarray,
                     for i in np.nonzero(off_blank)[0])
 
 
+def _compare_cents(table: pd.DataFrame, name: str, column: str, at: np.ndarray,
+                   expected: np.ndarray, size_usd: np.ndarray, labels: list[str],
+                   problems: list[str]) -> None:
+    """Cells of `column` at lines `at` against sums in whole cents (`expected`), in
+    integers: the same cent, or within half the spacing of doubles of `size_usd` (the size
+    of the figures the written one was taken from) where a double holds no longer every
+    cent (above about USD 7e13)."""
+    found = at >= 0
+    cents, written = text_cents(table[column])
+    got = np.zeros(len(at), dtype=np.int64)
+    got[found] = cents[at[found]]
+    two_decimals = np.zeros(len(at), dtype=bool)
+    two_decimals[found] = written[at[found]]
+    allowed = np.floor(50.0 * np.spacing(np.abs(size_usd)) + 0.5).astype(np.int64)
+    off = found & (~two_decimals | (np.abs(got - expected) > allowed))
+    cells = table[column].to_numpy()
+    problems.extend(f"{name}:{at[i] + 2}: {labels[i]}: {column} {cells[at[i]]!r}, recomputed "
+                    f"{_cents_text(int(expected[i]))}" for i in np.nonzero(off)[0])
+
+
+def _cents_text(cents: int) -> str:
+    """Whole cents as a USD amount with two decimals."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
 def check_coverage(c: Certifier) -> None:
     """coverage.csv: need, fundable, allocated, coverage and eligibility, every gap."""
     rules = c.rules
@@ -81,12 +108,15 @@ def check_coverage(c: Certifier) -> None:
     problems: list[str] = []
     at = _keyed(table, "coverage.csv", ["iso3", "target"], gaps, problems)
     labels = [f"{i},{t}" for i, t in zip(gaps["iso3"], gaps["target"], strict=True)]
-    allocated = np.bincount(rules.triples["gap"].to_numpy(dtype=int), weights=c.x,
-                            minlength=len(gaps))
+    gap_of = rules.triples["gap"].to_numpy(dtype=int)
+    allocated_cents = sum_cents(gap_of, c.cents, len(gaps))
+    allocated = allocated_cents / 100.0
     fundable = gaps["fundable_usd"].to_numpy(dtype=float)
     for column, expected in (("need_usd", gaps["need_usd"].to_numpy(dtype=float)),
-                             ("fundable_usd", fundable), ("allocated_usd", allocated)):
+                             ("fundable_usd", fundable)):
         _compare(table, "coverage.csv", column, at, expected, SAME_CENT, labels, problems)
+    _compare_cents(table, "coverage.csv", "allocated_usd", at, allocated_cents, allocated,
+                   labels, problems)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(fundable > 0, allocated / fundable, np.nan)
     _compare(table, "coverage.csv", "coverage", at, share, SAME_SHARE, labels, problems,
@@ -99,7 +129,118 @@ def check_coverage(c: Certifier) -> None:
     c.add(Check("coverage.csv", not problems,
                 f"{len(gaps)} gaps: need, fundable, allocated, coverage and eligible as "
                 "recomputed from the inputs and allocations.csv",
-                f"{SAME_CENT} USD; coverage {SAME_SHARE:g}", problems))
+                f"allocated summed in whole cents, exact; {SAME_CENT} USD; coverage "
+                f"{SAME_SHARE:g}", problems))
+
+
+def _relative(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Where figures written with 12 significant digits agree (NaN never does)."""
+    return np.abs(got - expected) <= SAME_DUAL * np.abs(expected)
+
+
+def _stopping_rules(c: Certifier, duals: pd.DataFrame, step_of: np.ndarray, n_steps: int
+                    ) -> tuple[list[list[str]], dict[int, list[str]]]:
+    """SPEC 4b's stopping rules from level_duals.csv: per step, the rules (no level or
+    held row) with a positive dual, `gap[...]` first; and for each gap, those of the rules
+    of the step that stopped it (`step_of`, 0 for none) whose row holds one of the gap's
+    allocation columns."""
+    rules = c.rules
+    index = {name: r for r, name in enumerate(rules.rows["name"])}
+    threshold = POSITIVE_DUAL / c.run.solved_scale  # the duals are written per USD
+    steps = parse_numbers(duals["step"])
+    values = parse_numbers(duals["dual"])
+    gap_of = rules.triples["gap"].to_numpy(dtype=int)
+    entry_gap = gap_of[rules.entry_col]
+    placing = np.unique(gap_of)  # the gaps allocated[total] holds: every one with a column
+    per_step: list[list[str]] = []
+    per_gap: dict[int, list[str]] = {}
+    for k in range(1, n_steps + 1):
+        here = (steps == k) & (np.abs(values) > threshold)
+        names = [str(n) for n in duals["name"].to_numpy()[here]
+                 if str(n).partition("[")[0] not in ("level", "held")]
+        names.sort(key=lambda n: n.partition("[")[0] != "gap")  # stable: gap rows first
+        per_step.append(names)
+        position = np.full(len(rules.rows), -1)
+        for at, name in enumerate(names):
+            if name in index:  # a name that is no row of the step: its proof names it
+                position[index[name]] = at
+        entry_at = position[rules.entry_row]
+        chosen = (entry_at >= 0) & (step_of[entry_gap] == k)
+        pairs = [entry_gap[chosen] * len(names) + entry_at[chosen]]
+        if "allocated[total]" in names:
+            stopped = placing[step_of[placing] == k]
+            pairs.append(stopped * len(names) + names.index("allocated[total]"))
+        for pair in np.unique(np.concatenate(pairs)).tolist():
+            per_gap.setdefault(pair // len(names), []).append(names[pair % len(names)])
+    return per_step, per_gap
+
+
+def check_level_columns(c: Certifier) -> None:
+    """coverage.csv's `priority`, `level` and `stopped_by`, and levels.csv's
+    `gaps_stopped` and `stopped_by` (SPEC 4b), recomputed from the copied inputs, the
+    allocation and the duals of level_duals.csv (whose steps certify_levels proves)."""
+    from .levels import priorities
+
+    rules, run = c.rules, c.run
+    gaps = rules.gaps
+    table = run.table("coverage.csv", ("iso3", "target", "priority", "level", "stopped_by",
+                                       "step"))
+    levels = run.table("levels.csv", ("step", "gaps_stopped", "stopped_by"))
+    duals = run.table("level_duals.csv", ("step", "name", "dual"))
+    problems: list[str] = []
+    at = _keyed(table, "coverage.csv", ["iso3", "target"], gaps, problems)
+    labels = [f"{i},{t}" for i, t in zip(gaps["iso3"], gaps["target"], strict=True)]
+    pi = priorities(rules)
+    gap_of = rules.triples["gap"].to_numpy(dtype=int)
+    in_e = np.bincount(gap_of, minlength=len(gaps)) > 0
+    fundable = gaps["fundable_usd"].to_numpy(dtype=float)
+    allocated = np.bincount(gap_of, weights=c.x, minlength=len(gaps))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(in_e, allocated / fundable / pi, np.nan)
+    for column, expected, blank in (("priority", pi, None), ("level", level, ~in_e)):
+        cells = table[column].to_numpy()
+        got = np.full(len(at), np.nan)
+        got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
+        blank = np.zeros(len(at), dtype=bool) if blank is None else blank
+        for g in np.nonzero((at >= 0) & ~blank & ~_relative(got, expected))[0]:
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: {column} "
+                            f"{cells[at[g]]!r}, recomputed {expected[g]:.12g}")
+        for g in np.nonzero((at >= 0) & blank)[0]:
+            if cells[at[g]] != "":
+                problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: {column} "
+                                f"{cells[at[g]]!r}, expected blank (outside E)")
+    steps = parse_numbers(levels["step"])
+    n_steps = len(steps)
+    step_of = np.zeros(len(gaps), dtype=int)
+    written_steps = parse_numbers(table["step"])
+    has = (at >= 0) & in_e
+    step_of[has] = np.nan_to_num(written_steps[at[has]], nan=0.0).astype(int)
+    step_of[(step_of < 1) | (step_of > n_steps)] = 0  # certify_levels names such a step
+    per_step, per_gap = _stopping_rules(c, duals, step_of, n_steps)
+    cells = table["stopped_by"].to_numpy()
+    for g in np.nonzero(at >= 0)[0]:
+        expected_by = ";".join(per_gap.get(int(g), []))
+        if cells[at[g]] != expected_by:
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: stopped_by "
+                            f"{cells[at[g]]!r}, recomputed {expected_by!r}")
+    counts = np.bincount(step_of[in_e], minlength=n_steps + 1)
+    for line, (k, count, by) in enumerate(zip(steps, levels["gaps_stopped"],
+                                              levels["stopped_by"], strict=True), start=2):
+        if not (k == k and 1 <= k <= n_steps and k == int(k)):
+            continue  # certify_levels names a step that is not one
+        if count != str(counts[int(k)]):
+            problems.append(f"levels.csv:{line}: step {int(k)}: gaps_stopped {count!r}, "
+                            f"recomputed {counts[int(k)]} (the gaps of coverage.csv at the "
+                            "step)")
+        expected_by = ";".join(per_step[int(k) - 1])
+        if by != expected_by:
+            problems.append(f"levels.csv:{line}: step {int(k)}: stopped_by {by!r}, "
+                            f"recomputed {expected_by!r}")
+    c.add(Check("level columns", not problems,
+                f"{len(gaps)} gaps and {n_steps} steps: coverage.csv's priority, level and "
+                "stopped_by and levels.csv's gaps_stopped and stopped_by as recomputed from "
+                "the inputs, allocations.csv and level_duals.csv",
+                f"{SAME_DUAL:g} relative; the rest exact", problems))
 
 
 def check_sources(c: Certifier) -> None:
@@ -115,12 +256,20 @@ def check_sources(c: Certifier) -> None:
     at = _keyed(table, "sources_summary.csv", ["source_id"], sources, problems)
     labels = sources["source_id"].tolist()
     pledge = sources["pledge_usd"].to_numpy(dtype=float)
-    allocated = np.bincount(rules.triples["source"].to_numpy(dtype=int), weights=c.x,
-                            minlength=len(sources))
-    for column, expected in (("pledge_usd", pledge), ("allocated_usd", allocated),
-                             ("unallocated_usd", pledge - allocated)):
-        _compare(table, "sources_summary.csv", column, at, expected, SAME_CENT, labels,
-                 problems)
+    allocated = sum_cents(rules.triples["source"].to_numpy(dtype=int), c.cents,
+                          len(sources))
+    _compare(table, "sources_summary.csv", "pledge_usd", at, pledge, SAME_CENT, labels,
+             problems)
+    _compare_cents(table, "sources_summary.csv", "allocated_usd", at, allocated,
+                   allocated / 100.0, labels, problems)
+    # pledge = allocated + unallocated as written, to the cent (the pledge as written is
+    # held to the input's above).
+    pledge_cents = cents_of(np.nan_to_num(pledge))
+    written, two_decimals = text_cents(table["pledge_usd"])
+    found = (at >= 0) & two_decimals[np.maximum(at, 0)]
+    pledge_cents[found] = written[at[found]]
+    _compare_cents(table, "sources_summary.csv", "unallocated_usd", at,
+                   pledge_cents - allocated, pledge, labels, problems)
     constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
     budget = (constraints["family"] == "budget").to_numpy()
     duals = dict(zip(constraints["name"][budget], parse_numbers(constraints["dual"][budget]),
@@ -132,10 +281,82 @@ def check_sources(c: Certifier) -> None:
                          for n in names])
     _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,
              problems, blank=~has_row)
+    what = "pledge, allocated, unallocated and marginal value"
+    if "grant_equivalent_usd" in table.columns:
+        what = "pledge, allocated, unallocated, marginal value"
+        equivalent = np.bincount(rules.triples["source"].to_numpy(dtype=int),
+                                 weights=c.x * grant_elements(c), minlength=len(sources))
+        _compare(table, "sources_summary.csv", "grant_equivalent_usd", at, equivalent,
+                 SAME_CENT, labels, problems)
+        what += " and grant equivalent"
     c.add(Check("sources_summary.csv", not problems,
-                f"{len(sources)} sources: pledge, allocated, unallocated and marginal value "
+                f"{len(sources)} sources: {what} "
                 "as recomputed from the inputs, allocations.csv and constraints.csv",
-                f"{SAME_CENT} USD; marginal value {SAME_DUAL:g}", problems))
+                f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD; "
+                f"marginal value {SAME_DUAL:g}", problems))
+
+
+def grant_elements(c: Certifier) -> np.ndarray:
+    """g_f of every triple (SPEC 4c): 1 for a grant, the loan's grant element."""
+    sources = c.rules.data.sources
+    g = np.where((sources["instrument"] == "loan").to_numpy(),
+                 sources["grant_element"].to_numpy(dtype=float), 1.0)
+    return g[c.rules.triples["source"].to_numpy(dtype=int)]
+
+
+def check_states(c: Certifier) -> None:
+    """states_summary.csv (SPEC 4c): every figure of every State with a gap, recomputed
+    from allocations.csv and the copied inputs; debt_risk from the copied states.csv."""
+    rules, run = c.rules, c.run
+    if not run.has(STATES_SUMMARY) and run.raw("objective", "grant_equivalent_usd") is None:
+        c.add(Check(STATES_SUMMARY, True, "absent: a run folder of a version before SPEC 4c "
+                    "(its manifest records no grant equivalent)", "exact"))
+        return
+    table = run.table(STATES_SUMMARY, STATES_COLUMNS)
+    states = rules.data.states.reset_index(drop=True)
+    gap_state = rules.gaps["state"].to_numpy(dtype=int)
+    n = len(states)
+    has_gap = np.bincount(gap_state, minlength=n) > 0
+    expected = states[has_gap].reset_index(drop=True)
+    problems: list[str] = []
+    at = _keyed(table, STATES_SUMMARY, ["iso3"], expected, problems)
+    labels = expected["iso3"].tolist()
+    state = rules.triples["state"].to_numpy(dtype=int)
+    loan = rules.triples["loan"].to_numpy(dtype=bool)
+    allocated = np.bincount(state, weights=c.x, minlength=n)[has_gap]
+    loans = np.bincount(state, weights=c.x * loan, minlength=n)[has_gap]
+    equivalent = np.bincount(state, weights=c.x * grant_elements(c), minlength=n)[has_gap]
+    need = np.bincount(gap_state, weights=rules.gaps["need_usd"].to_numpy(dtype=float),
+                       minlength=n)[has_gap]
+    fundable = np.bincount(gap_state, weights=rules.gaps["fundable_usd"].to_numpy(dtype=float),
+                           minlength=n)[has_gap]
+    for column, figure in (("need_usd", need), ("fundable_usd", fundable),
+                           ("allocated_usd", allocated), ("grants_usd", allocated - loans),
+                           ("loans_usd", loans), ("grant_equivalent_usd", equivalent)):
+        _compare(table, STATES_SUMMARY, column, at, figure, SAME_CENT, labels, problems)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(allocated > 0, loans / np.where(allocated > 0, allocated, 1.0), np.nan)
+        coverage = np.where(fundable > 0, allocated / np.where(fundable > 0, fundable, 1.0),
+                            np.nan)
+    _compare(table, STATES_SUMMARY, "loan_share", at, share, SAME_SHARE, labels, problems,
+             blank=~(allocated > 0))
+    _compare(table, STATES_SUMMARY, "coverage", at, coverage, SAME_SHARE, labels, problems,
+             blank=~(fundable > 0))
+    risk = [debt_risk_of(d, r) for d, r in
+            zip(expected["debt_distress"], expected["debt_risk"], strict=True)]
+    texts = {"name": expected["name"].tolist(),
+             "income_group": expected["income_group"].tolist(),
+             "ldc": ["true" if v else "false" for v in expected["ldc"]], "debt_risk": risk}
+    for column, want in texts.items():
+        cells = table[column].to_numpy()
+        problems.extend(f"{STATES_SUMMARY}:{at[i] + 2}: {labels[i]}: {column} "
+                        f"{cells[at[i]]!r}, expected {want[i]!r}"
+                        for i in range(len(labels)) if at[i] >= 0 and cells[at[i]] != want[i])
+    c.add(Check(STATES_SUMMARY, not problems,
+                f"{len(labels)} States: need, fundable, allocated, grants, loans, grant "
+                "equivalent, loan share, coverage and debt risk as recomputed from the "
+                "inputs and allocations.csv", f"{SAME_CENT} USD; shares {SAME_SHARE:g}",
+                problems))
 
 
 def check_manifest_figures(c: Certifier) -> None:
@@ -160,9 +381,17 @@ def check_manifest_figures(c: Certifier) -> None:
                         f"policy's name {expected_name!r}")
     totals = {
         "pledged_usd": float(rules.data.sources["pledge_usd"].sum()),
-        "allocated_usd": float(c.x.sum()),
+        "allocated_usd": int(c.cents.sum()) / 100.0,
         "fundable_usd": float(rules.gaps["fundable_usd"].sum()),
     }
+    if run.raw("objective", "grant_equivalent_usd") is not None or run.has(STATES_SUMMARY):
+        expected_ge = float(c.x @ grant_elements(c))
+        got_ge = run.number("objective", "grant_equivalent_usd")
+        if got_ge is None or not abs(got_ge - expected_ge) <= \
+                SAME_CENT * max(1, c.n_written) + 1e-12 * abs(expected_ge):
+            problems.append(f"manifest.json: objective.grant_equivalent_usd "
+                            f"{run.raw('objective', 'grant_equivalent_usd')!r}, recomputed "
+                            f"{expected_ge:.2f}")
     for key, expected in totals.items():
         got = run.number("totals", key)
         if got is None or not abs(got - expected) <= SAME_CENT + 1e-12 * abs(expected):
@@ -171,6 +400,14 @@ def check_manifest_figures(c: Certifier) -> None:
     c.add(Check("manifest figures", not problems,
                 "run_id, policy name and totals as recomputed from the copied files",
                 f"exact; totals {SAME_CENT} USD", problems))
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """The first byte at which two byte strings differ (the shorter one's length when one
+    begins the other)."""
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(np.frombuffer(a, np.uint8, n) != np.frombuffer(b, np.uint8, n))
+    return int(differ[0]) if len(differ) else n
 
 
 def check_report(c: Certifier) -> None:
@@ -200,8 +437,7 @@ def check_report(c: Certifier) -> None:
                     f"({type(exc).__name__}: {exc})"))
         return
     same = page == written
-    at = next((i for i, (a, b) in enumerate(zip(page, written, strict=False)) if a != b),
-              min(len(page), len(written)))
+    at = 0 if same else _first_difference(page, written)
     c.add(Check("report.html", same,
                 "the page these files give, rendered again" if same else
                 f"report.html differs from the page these files give, from byte {at:,} "

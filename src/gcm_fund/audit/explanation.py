@@ -24,7 +24,7 @@ from .folder import (
     read_as_damaged,
 )
 from .pledges import counted_pledges
-from .rules import Rules, rebuild, why_not_eligible
+from .rules import Rules, debt_risk_of, rebuild, why_not_eligible
 from .tolerances import rule_tolerance_usd
 
 
@@ -68,6 +68,7 @@ class Explanation:
     nothing: list[tuple[str, str]]
     method: str = "weighted"
     floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
+    loans: str = ""  # SPEC 4c: its loan share and the rule that capped it, in words
 
     @property
     def allocated_usd(self) -> float:
@@ -97,6 +98,8 @@ class Explanation:
                     f" and {len(self.floor_set_by) - 6} more" if len(self.floor_set_by) > 6
                     else "")
                 out.append(f"the floor (stage 1) is set by: {shown}")
+        if self.loans:
+            out += ["", f"loans: {self.loans}"]
         out += ["", "sources:"]
         if not self.by_source:
             out.append("  none")
@@ -146,6 +149,9 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
         sid = row["source_id"]
         return (f"{sid} gives {iso3} the most it may (its max_state_share of its pledge): one "
                 f"more USD of that cap would {add}")
+    if family == "loan_share":
+        return (f"{iso3}'s loans are at the most its debt risk allows (loans.max_share): "
+                f"one more USD of loan room would {add}")
     if family == "floor":
         if method == "levels":
             return (f"the gap is held at the floor: each USD it must get to keep the floor "
@@ -217,7 +223,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     family = constraints["family"]
     targets = set(gaps["target"])
     mine_rows = constraints["iso3"] == iso3
-    involves = mine_rows & (family.isin(["absorb", "state_share", "source_state"])
+    involves = mine_rows & (family.isin(["absorb", "state_share", "source_state",
+                                         "loan_share"])
                             | (family.isin(["gap", "floor"])
                                & constraints["target"].isin(targets)))
     binding = constraints[involves & (constraints["dual"].abs() > _DUAL_NOISE)]
@@ -240,7 +247,41 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         floor_set_by = [str(n) for n in stage1["name"][keep].to_numpy()[order]]
     st = states.loc[iso3]
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
-                       rule_lines, nothing, method, floor_set_by)
+                       rule_lines, nothing, method, floor_set_by,
+                       _loan_words(rules, alloc, constraints, iso3))
+
+
+def _loan_words(rules: Rules, alloc: pd.DataFrame, constraints: pd.DataFrame, iso3: str
+                ) -> str:
+    """The State's loan share (over all its targets) and the rule that capped it (SPEC 4c)."""
+    states = rules.data.states.set_index("iso3")
+    st = states.loc[iso3]
+    risk = debt_risk_of(st["debt_distress"], st.get("debt_risk"))
+    cap = float(getattr(rules.policy.loans.max_share, risk))
+    instrument = rules.data.sources.set_index("source_id")["instrument"]
+    mine = alloc[alloc["iso3"] == iso3]
+    total = float(mine["amount_usd"].sum())
+    loans = float(mine["amount_usd"][mine["source_id"].map(instrument) == "loan"].sum())
+    share = f"{loans / total:.2%}" if total > 0 else "-"
+    said = (f"{usd(loans)} of {usd(total)} (loan share {share}); debt risk {risk}, "
+            f"loans.max_share.{risk} = {cap:g}")
+    lends = (rules.triples["iso3"] == iso3) & rules.triples["loan"]
+    if cap <= 0:
+        return f"{said}: no loan may reach it (m = 0)"
+    if cap >= 1:
+        return f"{said}: no cap on its loans"
+    row = constraints[(constraints["family"] == "loan_share") & (constraints["iso3"] == iso3)]
+    if not lends.any():
+        grants = (rules.triples["iso3"] == iso3) & ~rules.triples["loan"]
+        why = "no grant may reach it, so it may take no loan either (m < 1)" \
+            if not grants.any() else "no loan source may reach it"
+        return f"{said}: {why}"
+    if len(row):
+        r = row.iloc[0]
+        held = abs(float(r["dual"])) > _DUAL_NOISE or abs(float(r["slack"])) <= 0.01
+        return (f"{said}: capped by {r['name']}"
+                + (" (binding)" if held else f" (slack {usd(float(r['slack']))})"))
+    return f"{said}: capped by loan_share[{iso3}]"
 
 
 def _number(text: str) -> float:

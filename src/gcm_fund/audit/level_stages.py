@@ -111,7 +111,7 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
     y_placed = min(y_placed, 0.0)
     gap_of = rules.triples["gap"].to_numpy(dtype=int)
     reduced = (cost_x - rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of]
-               - y_ceiling[gap_of] - y_placed)
+               - y_ceiling[gap_of] - y_placed * grants_of(rules))
     # The level column L (cost 0) has coefficient -pi U in each level row, and L >= 0.
     reduced_l = float(y_level @ facts.scale)
     bound = float(y @ rules.rows["rhs_usd"].to_numpy(dtype=float))
@@ -124,6 +124,12 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
         reduced_z = float(rules.floor_fundable() @ y[rules.floor_rows])
         bound += reduced_z * (facts.z_bounds[1] if reduced_z > 0 else facts.z_bounds[0])
     return bound
+
+
+def grants_of(rules: Rules) -> np.ndarray:
+    """1 on each grant triple, 0 on a loan: the money stage 1b places and
+    `allocated[total]` holds is grant money only (SPEC 4b)."""
+    return (~rules.triples["loan"].to_numpy(dtype=bool)).astype(float)
 
 
 def relaxed_ceilings(rules: Rules) -> np.ndarray:
@@ -149,7 +155,7 @@ def check_placed(checker: Certifier, facts: LevelFacts) -> None:
         checker.add(Check("levels: stage 1b (money placed)", False, "manifest.json records "
                           "no finite objective.allocated_usd (X*) to prove"))
         return
-    bound = stage_bound(checker, facts, "1b", np.ones(rules.n_x), np.zeros(len(rules.gaps)),
+    bound = stage_bound(checker, facts, "1b", grants_of(rules), np.zeros(len(rules.gaps)),
                         relaxed_ceilings(rules), 0.0, problems)
     tol = GAP_RELATIVE * max(abs(recorded), 1.0) + ROW_ALLOWANCE_USD * checker.n_written
     if not bound - recorded <= tol:

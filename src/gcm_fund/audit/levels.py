@@ -13,8 +13,12 @@ from the copied inputs:
 2. each step's duals are dual feasible and bound L by the recorded L_k (weak duality,
    every dual infeasibility priced at its worst), while the allocation reaches L_k on every
    gap still rising: L_k is that step's optimum;
-3. each gap stopped at step k has a positive dual on its level row there: by
-   complementary slackness no allocation with the others at L_k raises it;
+3. each gap stopped at step k is held there: the step's duals bound how far any
+   allocation that keeps the rising gaps at the step's level can raise it (the bound's
+   excess over the level, divided by the dual of the gap's level row), and that rise must
+   be within SPEC 4b's tolerance, USD 0.01 + 1e-6 U: a vanishing dual proves nothing.
+   A gap's floor row bounds its amount from below as its level row does: where a step's
+   level meets the floor, the solver may put the dual on either, and both count;
 4. stages 1b (the money placed) and 3 (the least loan burden) optimal by their own duals
    (`stage_duals.csv`, see `level_stages`).
 """
@@ -28,9 +32,9 @@ import pandas as pd
 
 from ..schema import INCOME_GROUPS
 from .common import parse_numbers, usd
-from .level_stages import LevelFacts, check_loans, check_placed
+from .level_stages import LevelFacts, check_loans, check_placed, grants_of
 from .rules import LE, Rules
-from .tolerances import GAP_RELATIVE
+from .tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, LEVEL_DIGITS, ROW_CENT
 
 if TYPE_CHECKING:
     from .checks import Certifier
@@ -38,30 +42,20 @@ if TYPE_CHECKING:
 # A level row's dual counts as positive when the gap's share of d L / d rhs
 # (|dual| x priority x U, which sums to 1 over a step's level rows) exceeds this.
 POSITIVE_SHARE = 1e-9
-# A stopped gap's own share must be positive, not above noise: a State's cap shares its
-# dual among the State's gaps by pi U, so a USD 1 gap beside a USD 1e10 one gets 1e-10 of
-# it, exactly. Only a bound within tolerance makes a dual a proof anyway (1e-6 relative
-# lets a forger add far more than this), so the floor here only keeps out zeros written
-# as tiny numbers.
-STOPPED_SHARE = 1e-14
-# SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U; plus half a cent per written row.
-GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 PLACED_SLACK_USD = 0.01
 
 
 def priorities(rules: Rules) -> np.ndarray:
     """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s) by gap, restated from SPEC 4b."""
     policy = rules.policy
-    states = rules.data.states.set_index("iso3")
+    states = rules.data.states
     income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
-    out = np.empty(len(rules.gaps))
-    for i, (iso3, target) in enumerate(zip(rules.gaps["iso3"], rules.gaps["target"],
-                                           strict=True)):
-        roles = tuple(states.at[iso3, "roles"])
-        role = max((float(getattr(policy.weights.role, r)) for r in roles), default=1.0)
-        out[i] = (policy.weights.target.get(target, 1.0)
-                  * income_weight[states.at[iso3, "income_group"]] * role)
-    return out
+    by_state = {iso3: income_weight[income] * max(
+        (float(getattr(policy.weights.role, r)) for r in roles), default=1.0)
+        for iso3, income, roles in zip(states["iso3"], states["income_group"],
+                                       states["roles"], strict=True)}
+    return np.array([policy.weights.target.get(t, 1.0) * by_state[i] for i, t in
+                     zip(rules.gaps["iso3"], rules.gaps["target"], strict=True)], dtype=float)
 
 
 def certify_levels(checker: Certifier, z_final: float | None) -> None:
@@ -146,6 +140,8 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
     upper = rules.triples["upper_usd"].to_numpy(dtype=float)
     floor_rows = rules.floor_rows
     floor_u = rules.floor_fundable()
+    # Each gap's own floor row, if it has one (-1: none).
+    floor_row_of = np.array([index.get(f"floor[{i},{t}]", -1) for (i, t) in key], dtype=int)
     # z's bounds as SPEC 4 sets them (check_floor compared the recorded ones with them).
     z_bounds = checker.z_bounds if checker.z_bounds is not None else \
         run.pair("floor_variable", "stage2_bounds")
@@ -161,17 +157,21 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         dual_problems.append(f"allocated[total] holds sum x >= {usd(float(placed))}, below "
                              f"X* {usd(float(allocated_star))} - 0.01 USD x {int(in_e.sum())} "
                              "gaps")
+    grants = grants_of(rules)
+    granted = float(checker.x @ grants)  # stage 1b counts grant money only (SPEC 4b)
     # SPEC 5's tolerance for a rule: a cent per allocation row plus 1e-7 of its size.
     placed_tol = 2 * ROW_CENT * checker.n_written \
-        + 1e-7 * max(float(placed), float(checker.x.sum()), 1e6)
-    if float(checker.x.sum()) < float(placed) - placed_tol:
-        dual_problems.append(f"the allocation places {usd(float(checker.x.sum()))}, less than "
+        + 1e-7 * max(float(placed), granted, 1e6)
+    if granted < float(placed) - placed_tol:
+        dual_problems.append(f"the allocation places {usd(granted)} of grants, less than "
                              f"allocated[total]'s {usd(float(placed))}")
     lcap = float(1.0 / pi[in_e].min()) if in_e.any() else 1.0
     step_name = parse_numbers(duals_table["step"])
     duals = parse_numbers(duals_table["dual"])
     names = duals_table["name"].to_numpy()
     worst_excess = 0.0
+    rise = np.zeros(n_gaps)  # by stopped gap: the most its step's duals let it rise, USD
+    rise_tol = GAP_USD + GAP_RELATIVE_U * fundable
     for k in range(1, n_steps + 1):
         here = step_name == k
         y = np.zeros(len(rules.rows))
@@ -207,20 +207,57 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         y_level = np.where(rising, np.minimum(y_level, 0.0), 0.0)
         y_held = np.where(stopped_before, np.minimum(y_held, 0.0), 0.0)
         y_placed = min(y_placed, 0.0)
-        reduced = -rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] - y_placed
+        reduced = -rules.transpose_sums(y) - y_level[gap_of] - y_held[gap_of] \
+            - y_placed * grants
         weight_l = -float(y_level @ scale)  # L's coefficient in the duals' combination
-        bound = float(y @ rhs) + float(y_held @ (scale * np.nan_to_num(held))) \
+        base = float(y @ rhs) + float(y_held @ (scale * np.nan_to_num(held))) \
             + y_placed * float(placed)
-        bound += float(np.maximum(reduced, 0.0) @ upper)
+        base += float(np.maximum(reduced, 0.0) @ upper)
         if z_bounds is not None and rules.has_floor:
             reduced_z = float(floor_u @ y[floor_rows])
-            bound += reduced_z * (z_bounds[1] if reduced_z > 0 else z_bounds[0])
-        # weight_l x L <= bound for every allocation. Pricing L's reduced cost 1 - weight_l
+            base += reduced_z * (z_bounds[1] if reduced_z > 0 else z_bounds[0])
+        # weight_l x L <= base for every allocation. Pricing L's reduced cost 1 - weight_l
         # at Lcap turns the duals' written digits into Lcap / L_k times as much relative
         # error (priorities spread 1e6: 1e-12 becomes 1e-6); dividing by weight_l does not.
-        bound = min(bound + max(1.0 - weight_l, 0.0) * lcap,
-                    bound / weight_l if weight_l > 0 else np.inf)
+        bound = min(base + max(1.0 - weight_l, 0.0) * lcap,
+                    base / weight_l if weight_l > 0 else np.inf)
         level_k = float(level_of_step[k - 1])
+        # For every allocation that keeps each rising gap at level L or more, the duals'
+        # combination gives |y_g| x (a_g - pi U L) <= base - weight_l L (every other row's
+        # term is >= 0): how far, in USD, gap g can rise. Its own columns' positive reduced
+        # costs (a level-row dual no rule dual balances) count in full, the rest of the
+        # bound only where positive: negative noise in the rest (the solver's levels drift
+        # up step by step) must not cancel them. L is the lowest of the recorded
+        # level, the duals' bound on it and the level the written amounts of the gaps
+        # stopped here show (each row rounded up by half a cent); LEVEL_DIGITS of it keeps
+        # a dual balanced by a fake one from hiding in the noise.
+        stopped = np.nonzero(in_e & (step == k))[0]
+        shown = float((amount[stopped] + ROW_CENT * rows_written[stopped]).sum()
+                      / scale[stopped].sum()) if scale[stopped].sum() > 0 else level_k
+        floor_k = min(level_k, bound, shown)
+        own = np.bincount(gap_of, weights=np.maximum(reduced, 0.0) * upper,
+                          minlength=n_gaps)[stopped]
+        rest = base - weight_l * floor_k - own + LEVEL_DIGITS * weight_l * floor_k
+        room = fundable[stopped] - scale[stopped] * floor_k  # its gap row caps it anyway
+        # The floor row's term |y| (a_g - U z) joins the level row's: with z >= z_lo
+        # (priced at z_lo in base), |y| (a_g - U z_lo) <= the same bound, so a rise r
+        # above the level costs |y| r less the floor's excess over the level.
+        own_floor = floor_row_of[stopped]
+        y_floor = np.where(own_floor >= 0, -y[np.maximum(own_floor, 0)], 0.0)
+        if z_bounds is None or not rules.has_floor:
+            y_floor[:] = 0.0
+        floor_above = (np.maximum(float(z_bounds[0]) * fundable[stopped]
+                                  - scale[stopped] * floor_k, 0.0)
+                       if z_bounds is not None else np.zeros(len(stopped)))
+        holding = -y_level[stopped] + y_floor
+        floor_dual = np.zeros(n_gaps)
+        floor_dual[stopped] = -y_floor
+        by_duals = np.full(len(stopped), np.inf)  # no dual on its level or floor row: no bound
+        held_by = holding > 0
+        with np.errstate(over="ignore"):  # a dual of 1e-300 bounds nothing: inf
+            by_duals[held_by] = (own + np.maximum(rest, 0.0)
+                                 + y_floor * floor_above)[held_by] / holding[held_by]
+        rise[stopped] = np.maximum(np.minimum(by_duals, room), 0.0)
         excess = bound - level_k
         worst_excess = max(worst_excess, excess / max(abs(level_k), 1e-12))
         if not excess <= GAP_RELATIVE * max(abs(level_k), 1e-12):
@@ -230,21 +267,27 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         dual_problems.extend(f"step {k}: {label[g]} is still rising but gets "
                              f"{usd(amount[g])} < priority x U x L = {usd(scale[g] * level_k)}"
                              for g in reach)
-        share = -y_level * scale
-        for g in np.nonzero(in_e & (step == k))[0]:
-            if not share[g] > STOPPED_SHARE:
-                stop_problems.append(f"{label[g]} stops at step {k} (level {level_k:.10g}) "
-                                     f"without a positive dual on its level row (dual "
-                                     f"{y_level[g]:.6g})")
+        for g in stopped[~(rise[stopped] <= rise_tol[stopped])]:
+            stop_problems.append(f"{label[g]} stops at step {k} (level {level_k:.10g}), but "
+                                 f"its level row's dual {y_level[g]:.6g}"
+                                 + (f" and its floor row's {floor_dual[g]:.6g}"
+                                    if floor_dual[g] else "")
+                                 + f" lets it rise {usd(rise[g])} above "
+                                 f"{usd(scale[g] * level_k)} with every rising gap at the "
+                                 "level")
     checker.cert.figures.update(levels_steps=float(n_steps),
                                 levels_worst_excess=worst_excess)
     checker.add(Check("levels: each step optimal", not dual_problems,
                       f"{n_steps} steps; the largest dual bound on L exceeds the recorded level "
                       f"by {max(worst_excess, 0.0):.2e} relative", f"{GAP_RELATIVE:g} relative",
                       dual_problems))
+    stopped_any = in_e & (step > 0)
+    worst_rise = float(np.max(rise[stopped_any] / rise_tol[stopped_any], initial=0.0))
+    checker.cert.figures.update(levels_worst_rise=worst_rise)
     checker.add(Check("levels: stopped gaps held", not stop_problems,
-                      f"{int(in_e.sum())} gaps, each stopped by a positive dual on its level row",
-                      f"share of d L / d rhs > {STOPPED_SHARE:g}", stop_problems))
+                      f"{int(in_e.sum())} gaps, each held at its level by its step's duals; "
+                      f"the largest rise they allow is {worst_rise:.2e} of its tolerance",
+                      "0.01 USD + 1e-6 of U", stop_problems))
     facts = LevelFacts(scale=scale, in_e=in_e, held=held, lcap=lcap, placed=float(placed),
                        z_bounds=z_bounds)
     checker.step("levels: stage 1b (money placed)", check_placed, facts)

@@ -16,9 +16,9 @@ import pandas as pd
 
 from ..spec import FAMILIES, MAX_VALUE_PRECISION, stage2_z_bounds
 from .checks import Certifier, Check
-from .common import name_list, parse_numbers, usd
+from .common import cents_of, name_list, parse_numbers, sum_cents, text_cents, usd
 from .folder import ALLOCATION_COLUMNS, CONSTRAINT_COLUMNS, ROW_KEY_COLUMNS
-from .rules import LE, why_not_eligible
+from .rules import LE, state_loan_caps, why_not_eligible
 from .tolerances import (
     DUAL_RELATIVE,
     GAP_RELATIVE,
@@ -76,6 +76,12 @@ def check_allocations(c: Certifier) -> bool:
     ok = (position >= 0) & np.isfinite(amounts)
     np.add.at(x, position[ok], amounts[ok])
     c.x = x
+    cents, two_decimals = text_cents(table["amount_usd"])
+    # A cell not written with two decimals (named above) counts as its amount rounded;
+    # an absurd one (named by the numbers check) as 0.
+    rounded = ok & ~two_decimals & (np.abs(amounts) < 1e16)
+    cents[rounded] = cents_of(amounts[rounded])
+    c.cents = sum_cents(position[ok], cents[ok], rules.n_x)
     c.written = np.zeros(rules.n_x, dtype=bool)
     c.written[position[ok]] = True
     c.n_written = len(keys)
@@ -96,6 +102,17 @@ def readable(c: Certifier, z: float | None) -> tuple[np.ndarray, np.ndarray]:
         targets = rules.rows["target"].to_numpy()[at]
         lhs[at] = [in_target[t] for t in targets]
         rhs[at] = [rules.thematic[t] * total for t in targets]
+    at = np.nonzero(family == "loan_share")[0]
+    if len(at):
+        # Shown as loans to s <= m(s) * all money to s (SPEC 4c).
+        state = rules.triples["state"].to_numpy(dtype=int)
+        n = len(rules.data.states)
+        loans = np.bincount(state, weights=c.x * rules.triples["loan"].to_numpy(), minlength=n)
+        money = np.bincount(state, weights=c.x, minlength=n)
+        s_at = rules.rows["state"].to_numpy()[at].astype(int)
+        cap = state_loan_caps(rules.data.states, rules.policy)
+        lhs[at] = loans[s_at]
+        rhs[at] = cap[s_at] * money[s_at]
     if z is not None:
         rhs[rules.floor_rows] = z * rules.floor_fundable()
     return lhs, rhs
@@ -153,6 +170,25 @@ def stage2_precision(c: Certifier, problems: list[str]) -> float:
     return found
 
 
+def floor_max_of(c: Certifier, problems: list[str]) -> float | None:
+    """z*: the manifest's `objective.floor_max` (SPEC 4c), or its `floor` when it records
+    none and floor_share is 1 (a run of an earlier version); None when not maximizing."""
+    equity = c.rules.policy.equity
+    if not equity.maximize:
+        return None
+    if c.run.raw("objective", "floor_max") is not None:
+        found = c.run.number("objective", "floor_max")
+        if found is None:
+            problems.append(f"manifest.json: objective.floor_max "
+                            f"{c.run.raw('objective', 'floor_max')!r} is not a finite number")
+        return found
+    if equity.floor_share < 1:
+        problems.append("manifest.json lacks objective.floor_max (z*), which floor_share "
+                        f"{equity.floor_share:g} needs")
+        return None
+    return c.run.number("objective", "floor")
+
+
 def check_floor(c: Certifier) -> float | None:
     """The floor variable's bounds and value; returns z_final (None when G is empty)."""
     rules, run = c.rules, c.run
@@ -176,21 +212,29 @@ def check_floor(c: Certifier) -> float | None:
         c.add(Check("rule floor", False, f"{int(rules.gaps['in_floor'].sum())} gaps in G",
                     "", problems))
         return None
-    recorded, z_final = floor, z_value
+    z_final = z_value
+    recorded = floor_max_of(c, problems)
     precision = stage2_precision(c, problems)
-    if not equity.maximize and abs(recorded - equity.min_floor) > Z_TOLERANCE:
-        problems.append(f"floor {recorded} is not min_floor {equity.min_floor} "
+    if not equity.maximize and abs(floor - equity.min_floor) > Z_TOLERANCE:
+        problems.append(f"floor {floor} is not min_floor {equity.min_floor} "
                         "(the policy does not maximize the floor)")
+    if equity.maximize and recorded is not None:
+        shown = max(equity.min_floor, equity.floor_share * recorded)
+        if abs(floor - shown) > 1e-12:
+            problems.append(f"floor {floor} is not max(z_min, floor_share x z*) = {shown} "
+                            f"(floor_share {equity.floor_share:g}, z* = floor_max {recorded})")
+    if recorded is None:
+        recorded = floor
     expected = stage2_z_bounds(equity, recorded, precision)
     c.z_low = expected[0]
     c.z_bounds = expected
     if abs(bounds[0] - expected[0]) > 1e-12 or abs(bounds[1] - expected[1]) > 1e-12:
         problems.append(f"stage-2 bounds of z {list(bounds)} are not {list(expected)} "
-                        "(SPEC 4: z >= max(z_min, z* - tolerance), z <= 1"
+                        "(SPEC 4c: z >= max(z_min, floor_share * z* - tolerance), z <= 1"
                         + (f", the tolerance widened to {precision:g} of z* for the solver's "
                            "rounding" if precision else "") + ")")
     widening = run.number("floor_variable", "stage2_widening")
-    spec_low = max(equity.min_floor, recorded - equity.tolerance)
+    spec_low = max(equity.min_floor, equity.floor_share * recorded - equity.tolerance)
     if equity.maximize and widening is not None \
             and abs(widening - max(0.0, spec_low - expected[0])) > 1e-12:
         problems.append(f"floor_variable.stage2_widening {widening} is not how far the bound "
@@ -210,7 +254,7 @@ def check_floor(c: Certifier) -> float | None:
                     f"(short {usd(rhs[i] - lhs[i])})" for i in bad)
     fundable = rules.floor_fundable()
     coverage = np.where(fundable > 0, lhs[at] / fundable, np.inf)
-    c.cert.figures["floor"] = recorded
+    c.cert.figures["floor"] = floor
     c.cert.figures["z_final"] = z_final
     c.cert.figures["largest_violation_usd"] = max(
         c.cert.figures.get("largest_violation_usd", 0.0), float(short.max()))
@@ -274,7 +318,8 @@ def check_constraint_rows(c: Certifier, label: str, table: pd.DataFrame, z: floa
         checks.append(("lhs", lhs))
     # Stage 1's allocation is not written: its thematic rhs (theta * its total) cannot
     # be recomputed, the other right-hand sides do not depend on the allocation.
-    comparable = found if with_lhs else found & (rules.rows["family"] != "thematic").to_numpy()
+    comparable = found if with_lhs else \
+        found & ~rules.rows["family"].isin(["thematic", "loan_share"]).to_numpy()
     for column, expected in checks:
         off = comparable & ~(np.abs(got[column] - expected) <= near)
         problems.extend(f"{label}: {names[i]}: {column} {got[column][i]:.2f}, recomputed "
@@ -452,7 +497,7 @@ def stage1(c: Certifier, z_final: float | None) -> None:
                     "proves the floor z* optimal"))
         return
     table = read_constraints(c, "stage1_constraints.csv")
-    recorded = run.number("objective", "floor")
+    recorded = floor_max_of(c, [])  # z*: stage 1 proves it, floor_share aside
     if recorded is None:
         c.add(Check("stage 1 floor proof", False, "manifest.json records no finite "
                     "objective.floor to prove"))

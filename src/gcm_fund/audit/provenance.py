@@ -153,6 +153,12 @@ MANIFEST_FIELDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("tool_version",): ("text",), ("run_id",): ("text",), ("status",): ("text",),
     ("objective",): ("object",), ("objective", "floor"): ("number", "null"),
     ("objective", "weighted"): ("number",),
+    # SPEC 4c (optional: run folders of earlier versions lack them).
+    ("objective", "floor_max"): ("number", "optional"),
+    ("objective", "grant_equivalent_usd"): ("number", "optional"),
+    # Under levels (SPEC 4b): figures the page and compare show.
+    ("objective", "method"): ("text", "optional"), ("objective", "levels"): ("number", "optional"),
+    ("objective", "steps"): ("number", "optional"),
     ("solver",): ("object",), ("solver", "name"): ("text",), ("solver", "version"): ("text",),
     ("solver", "options"): ("object",), ("solver", "value_precision"): ("number", "optional"),
     ("model",): ("object",), ("model", "path"): ("text",), ("model", "sha256"): ("text",),

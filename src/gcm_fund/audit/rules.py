@@ -114,7 +114,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
     state_of_gap = pd.Index(states["iso3"]).get_indexer(gaps["iso3"])
     income = states["income_group"].to_numpy()[state_of_gap]
     region = states["region"].to_numpy()[state_of_gap]
-    debt = states["debt_distress"].to_numpy(dtype=bool)[state_of_gap]
+    loan_cap = state_loan_caps(states, policy)
     absorption = states["absorption_usd"].to_numpy(dtype=float)
     gap_target = gaps["target"].to_numpy()
     gap_iso3 = gaps["iso3"].to_numpy()
@@ -136,12 +136,20 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         if src.exclude_states:
             ok &= ~np.isin(gap_iso3, list(src.exclude_states))
         if src.instrument == "loan":
-            ok &= ~debt
+            ok &= loan_cap[state_of_gap] > 0
         found = np.nonzero(ok)[0]
         source_of.append(np.full(len(found), f))
         gap_of.append(found)
     f_of = np.concatenate(source_of).astype(int) if source_of else np.zeros(0, dtype=int)
     g_of = np.concatenate(gap_of).astype(int) if gap_of else np.zeros(0, dtype=int)
+    is_loan = (sources["instrument"] == "loan").to_numpy()[f_of]
+    # SPEC 4c: a State whose loans are capped below 1 and which no grant reaches takes
+    # no loan either (at most a share m of nothing).
+    granted = np.zeros(len(states), dtype=bool)
+    granted[state_of_gap[g_of[~is_loan]]] = True
+    capped = (loan_cap > 0) & (loan_cap < 1)
+    keep = ~(is_loan & capped[state_of_gap[g_of]] & ~granted[state_of_gap[g_of]])
+    f_of, g_of, is_loan = f_of[keep], g_of[keep], is_loan[keep]
     s_of = state_of_gap[g_of]
 
     eligible = np.zeros(len(gaps), dtype=bool)
@@ -166,7 +174,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
     triples = pd.DataFrame({
         "source_id": sources["source_id"].to_numpy()[f_of], "iso3": gap_iso3[g_of],
         "target": gap_target[g_of], "source": f_of, "gap": g_of, "state": s_of,
-        "weight": weight, "upper_usd": upper,
+        "weight": weight, "upper_usd": upper, "loan": is_loan,
     })
 
     blocks: list[pd.DataFrame] = []
@@ -235,6 +243,15 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
             [f"floor[{gap_iso3[g]},{gap_target[g]}]" for g in floor_gaps], GE,
             np.zeros(len(floor_gaps)), position[g_of[cols]], cols, np.ones(len(cols)))
 
+    lending = np.zeros(len(states), dtype=bool)
+    lending[s_of[is_loan & capped[s_of]]] = True
+    if lending.any():
+        cols = np.nonzero(lending[s_of])[0]
+        present, row_of = np.unique(s_of[cols], return_inverse=True)
+        add("loan_share", pd.DataFrame({"state": present}),
+            [f"loan_share[{iso3[s]}]" for s in present], LE, np.zeros(len(present)),
+            row_of, cols, is_loan[cols].astype(float) - loan_cap[s_of[cols]])
+
     rows = (pd.concat(blocks, ignore_index=True) if blocks else
             pd.DataFrame(columns=["name", "family", "sense", "rhs_usd"]))
     for key in ("source", "gap", "state", "target"):
@@ -246,6 +263,21 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
 
     return Rules(data, policy, gap_table, triples, rows, joined(rows_e, int),
                  joined(cols_e, int), joined(coefs_e, float), thematic)
+
+
+def debt_risk_of(debt_distress: Any, debt_risk: Any) -> str:
+    """debt_risk(s) of SPEC 4c: distress when debt_distress is true, else the column's
+    word, else unrated."""
+    if bool(debt_distress):
+        return "distress"
+    return str(debt_risk) if isinstance(debt_risk, str) and debt_risk else "unrated"
+
+
+def state_loan_caps(states: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """m(s) = max_share[debt_risk(s)] by State (SPEC 4c)."""
+    risk = states["debt_risk"] if "debt_risk" in states else pd.Series([None] * len(states))
+    return np.array([float(getattr(policy.loans.max_share, debt_risk_of(d, r)))
+                     for d, r in zip(states["debt_distress"], risk, strict=True)], dtype=float)
 
 
 def _triple_weights(states: pd.DataFrame, sources: pd.DataFrame, policy: Policy,
@@ -295,6 +327,16 @@ def why_not_eligible(rules: Rules, source_id: str, iso3: str, target: str) -> st
                 f"only ({iso3} is {st['income_group']})")
     if iso3 in src["exclude_states"]:
         return f"earmark: {source_id} excludes {iso3}"
-    if src["instrument"] == "loan" and st["debt_distress"]:
-        return f"{source_id} lends, and {iso3} is in debt distress"
+    if src["instrument"] == "loan":
+        risk = debt_risk_of(st["debt_distress"], st.get("debt_risk"))
+        share = float(getattr(policy.loans.max_share, risk))
+        if st["debt_distress"] and share <= 0:
+            return f"{source_id} lends, and {iso3} is in debt distress"
+        if share <= 0:
+            return (f"{source_id} lends, and loans.max_share for {iso3}'s debt risk "
+                    f"({risk}) is 0")
+        granted = (rules.triples["iso3"] == iso3) & ~rules.triples["loan"]
+        if share < 1 and not granted.any():
+            return (f"{source_id} lends, and {iso3} (debt risk {risk}) may take at most "
+                    f"{share:g} of its money as loans, but no grant may reach it")
     return None

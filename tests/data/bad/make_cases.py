@@ -19,6 +19,12 @@ GAP = "KEN,8.8,10000000"  # gaps.csv line 3
 STATE = "KEN,Kenya,Africa,LMIC,origin;transit,false,false,,100000000000"  # states.csv line 2
 GRANT = "deu,Germany grant,donor,grant,25000000,1,,,,,,DEU"  # sources.csv line 2
 LOAN = "wb,World Bank loan,ifi,loan,20000000,0.4,10.7;8.8,Africa,LIC;LMIC,,0.8,"  # line 3
+# states.csv with a debt_risk column, every State unrated (SPEC 4c).
+STATES_WITH_RISK = (
+    "iso3,name,region,income_group,roles,ldc,debt_distress,debt_risk,absorption_usd,gni_usd\n"
+    "KEN,Kenya,Africa,LMIC,origin;transit,false,false,,,100000000000\n"
+    "MLI,Mali,Africa,LIC,transit,true,true,,50000000,\n"
+    "DEU,Germany,Europe,HIC,destination,false,false,,,4000000000000\n")
 PLAIN = "written plainly (no thousands separators or currency signs)"
 
 # name: ({file: (old, new) | full new text | bytes | None to delete}, [problem lines])
@@ -119,6 +125,27 @@ CASES: dict[str, tuple[dict[str, object], list[str]]] = {
     "bad_boolean": (
         {"states.csv": (STATE, STATE.replace("false,false", "maybe,false"))},
         ["states.csv:2: ldc: got 'maybe', expected true or false"]),
+    "debt_risk_beside_distress": (
+        {"states.csv": STATES_WITH_RISK.replace("MLI,Mali,Africa,LIC,transit,true,true,",
+                                                "MLI,Mali,Africa,LIC,transit,true,true,low")},
+        ["states.csv:3: debt_risk: got 'low', but debt_distress is true, which means "
+         "distress: leave debt_risk blank or write distress"]),
+    "debt_risk_unknown": (
+        {"states.csv": STATES_WITH_RISK.replace("origin;transit,false,false,",
+                                                "origin;transit,false,false,medium")},
+        ["states.csv:2: debt_risk: got 'medium', expected one of low, moderate, high, "
+         "distress"]),
+    "policy_max_share_out_of_range": (
+        {"policy.toml": ('group = "all"', 'group = "all"\n\n[loans]\n'
+                         "max_share = { moderate = 1.5 }")},
+        ["policy.toml:23: loans.max_share.moderate: got 1.5, expected a number in [0, 1]"]),
+    "policy_max_share_unknown_risk": (
+        {"policy.toml": ('group = "all"', 'group = "all"\n\n[loans.max_share]\nsevere = 0')},
+        ["policy.toml:23: loans.max_share.severe: unknown debt risk, expected one of low, "
+         "moderate, high, distress, unrated"]),
+    "policy_floor_share_out_of_range": (
+        {"policy.toml": ('group = "all"', 'group = "all"\nfloor_share = 0')},
+        ["policy.toml:21: equity.floor_share: got 0, expected a number in (0, 1]"]),
     "semicolon_delimited": (
         {"gaps.csv": "iso3;target;need_usd\nKEN;10.7;20000000\n"},
         ["gaps.csv:1: iso3;target;need_usd: the columns are separated by ';', expected ',': "
