@@ -482,3 +482,20 @@ def test_validate_says_how_the_contributions_were_valued(tmp_path):
     assert done.stdout.splitlines()[-1] == (
         "contributions: 2 rows valued at 2024-02-05, counted USD 1,316,000.00 of USD "
         "1,410,000.00 face; NOK at USD 0.094 (2024-02-02, Bank A)")
+
+
+def test_certify_names_a_missing_resources_csv_and_a_missing_pledges_entry(nok_run, tmp_path):
+    run = _forged(nok_run, tmp_path)
+    (run / "resources.csv").unlink()
+    failed = {c.name: c for c in certify(run).failed()}
+    assert failed["resources.csv"].figure == "resources.csv: missing from the run folder"
+    assert "resources.csv" in "\n".join(failed["files"].problems)
+    run = _forged(nok_run, tmp_path / "b")
+    path = run / "manifest.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    del document["pledges"]
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    failed = {c.name: c for c in certify(run).failed()}
+    assert list(failed) == ["resources.csv"]
+    assert failed["resources.csv"].problems == [
+        "manifest.json: pledges: missing, and the inputs have contributions.csv"]
