@@ -165,17 +165,16 @@ def value_pledges(data: ProblemData, policy_file: PolicyFile) -> ProblemData:
     if missing:
         label = file_label(data.folder / CONTRIBUTION_FILE)
         day = valuation.valuation_date.isoformat()
-        where = ("fx.csv is missing" if data.fx_table is None
-                 else f"{FX_FILE} has no {{currency}} row dated on or before it")
         problems, seen = [], set()
         for index, currency in missing:
-            if currency in seen:
+            if currency in seen:  # one problem per currency, at its first row
                 continue
             seen.add(currency)
+            why = (f"{FX_FILE} is missing" if data.fx_table is None
+                   else f"{FX_FILE} has no {currency} row dated on or before it")
             problems.append(Problem(
                 label, data.contribution_lines[index], "currency",
-                f"no rate for {currency} on or before the valuation date {day} "
-                f"({where.format(currency=currency)})"))
+                f"no rate for {currency} on or before the valuation date {day} ({why})"))
         raise InputError(problems)
     ids = data.source_table["source_id"].tolist()
     pledged = [valuation.pledges.get(source_id, value_of) for source_id, value_of
