@@ -499,3 +499,17 @@ def test_certify_names_a_missing_resources_csv_and_a_missing_pledges_entry(nok_r
     assert list(failed) == ["resources.csv"]
     assert failed["resources.csv"].problems == [
         "manifest.json: pledges: missing, and the inputs have contributions.csv"]
+
+
+def test_a_missing_rate_is_one_problem_per_currency(tmp_path):
+    rows = [contribution("nor", 1e6, currency="SEK"), contribution("nor", 2e6, currency="SEK",
+                                                                  date="2024-01-20"),
+            contribution("nor", 1e6, currency="EUR", date="2024-01-25")]
+    inputs, model = make(tmp_path, rows)
+    stderr = _refused(tmp_path, inputs, model)
+    # Rows in key order (source, date, currency, status): SEK on lines 2 and 3, EUR on 4.
+    assert [line.strip() for line in stderr.splitlines()[1:]] == [
+        f"{inputs}/contributions.csv:2: currency: no rate for SEK on or before the valuation "
+        "date 2024-02-05 (fx.csv has no SEK row dated on or before it)",
+        f"{inputs}/contributions.csv:4: currency: no rate for EUR on or before the valuation "
+        "date 2024-02-05 (fx.csv has no EUR row dated on or before it)"]
