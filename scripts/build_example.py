@@ -10,9 +10,11 @@ the format of SPEC section 2, with the same States and gaps and different source
   low- and middle-income States only, each counted once, in the State that runs the
   programme), ``sources.csv`` (illustrative pledges of USD 2,015 million for one year, 57 %
   loans from development-bank windows) and ``meta.toml`` (``illustrative = true``);
-- ``scenarios/mptf_scale/``: the same States and gaps with USD 70 million of grants only,
-  the capitalisation target of the UN Migration Multi-Partner Trust Fund read as one year's
-  money: the scale pooled migration funds actually have.
+- ``scenarios/mptf_scale/``: the same States and gaps with about USD 70 million of grants
+  only, the capitalisation target of the UN Migration Multi-Partner Trust Fund read as one
+  year's money: the scale pooled migration funds actually have. Norway's announced NOK 15
+  million (``migration_mptf_contributions.csv``) and Germany's illustrative money are
+  stated in ``contributions.csv`` with a published NOK rate in ``fx.csv`` (SPEC section 9).
 
 Time base: needs are USD per year and pledges are one year's money, so coverage compares a
 year's money with a year's need.
@@ -46,7 +48,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -342,7 +344,7 @@ SOURCES: tuple[tuple[str, ...], ...] = (
 # invented (roughly in proportion to the scale-up's pledges), and each keeps its earmark
 # from the scale-up. No amount here is a deposit record.
 MPTF_SCALE_SOURCES: tuple[tuple[str, ...], ...] = (
-    ("deu", "Germany grant (illustrative pledge, MPTF scale)", "donor", "grant", "24000000",
+    ("deu", "Germany grant (illustrative contributions, MPTF scale)", "donor", "grant", "",
      "1", "", "", "", "", "", "DEU"),
     ("usa", "United States grant (illustrative pledge, MPTF scale)", "donor", "grant",
      "17000000", "1", "10.7;8.7;16.2", "", "", "", "", "USA"),
@@ -350,7 +352,7 @@ MPTF_SCALE_SOURCES: tuple[tuple[str, ...], ...] = (
      "11500000", "1", "8.7;5.2;16.2", "", "", "", "", "GBR"),
     ("nld", "Netherlands grant (illustrative pledge, MPTF scale)", "donor", "grant", "6500000",
      "1", "", "", "", "", "", "NLD"),
-    ("nor", "Norway grant (illustrative pledge, MPTF scale)", "donor", "grant", "4000000",
+    ("nor", "Norway grant (announced NOK 15 million, MPTF scale)", "donor", "grant", "",
      "1", "8.7;5.2;16.2", "", "", "", "", "NOR"),
     ("dnk", "Denmark grant (illustrative pledge, MPTF scale)", "donor", "grant", "3500000",
      "1", "", "Africa", "", "", "", "DNK"),
@@ -360,6 +362,30 @@ MPTF_SCALE_SOURCES: tuple[tuple[str, ...], ...] = (
      "1", "", "Africa", "", "", "", "MAR"),
 )  # fmt: skip
 MPTF_CAPITALISATION_USD = 70_000_000
+
+# SPEC 9, at the MPTF scale: the contributions of the sources with a blank pledge_usd above.
+# Norway's row is its announcement in the shared data (NOK 15 million, an announcement, so
+# `pledged`); the page shows no date, so the row is dated at the valuation date (an
+# ASSUMPTION). Germany's USD 24 million, split into paid and signed with their dates, is
+# ILLUSTRATIVE. Rows: (source_id, currency, amount, status, date).
+MPTF_VALUATION_DATE = "2024-02-05"  # models/*.toml [pledges] valuation_date
+MPTF_CONTRIBUTIONS_ILLUSTRATIVE: tuple[tuple[str, str, str, str, str], ...] = (
+    ("deu", "USD", "16000000", "paid", "2023-06-30"),
+    ("deu", "USD", "8000000", "signed", "2023-12-15"),
+)
+MPTF_ANNOUNCED_STATUS = "pledged"
+MPTF_ANNOUNCED_DATE = MPTF_VALUATION_DATE
+# Published NOK rates: the Federal Reserve Board's H.10 weekly release, in NOK per USD
+# (the release quotes the krone per dollar); fx.csv holds USD per NOK, 1 / rate to 10
+# significant digits. (currency, date, NOK per USD, source)
+FX_PUBLISHED: tuple[tuple[str, str, str, str], ...] = (
+    ("NOK", "2023-03-03", "10.4191", "Federal Reserve Board, H.10 Foreign Exchange Rates, "
+     "weekly release of 6 March 2023: NOK 10.4191 per USD on 3 March 2023"),
+    ("NOK", "2024-02-02", "10.6235", "Federal Reserve Board, H.10 Foreign Exchange Rates, "
+     "weekly release of 5 February 2024: NOK 10.6235 per USD on 2 February 2024"),
+)
+CONTRIBUTIONS_HEADER = ("source_id", "currency", "amount", "status", "date")
+FX_HEADER = ("currency", "date", "usd_per_unit", "source")
 
 # TIME BASE: every need is USD per year, and every pledge is one year's money (one yearly
 # allocation round), so coverage compares a year's money with a year's need.
@@ -371,9 +397,10 @@ META_SCALE_UP = (
 )
 META_MPTF_SCALE = (
     "illustrative = true\n"
-    'description = "The fund at the UN Migration MPTF\'s scale: USD 70 million of grants, '
-    'read as one year\'s money against yearly needs, an invented split among its named '
-    'contributors, on public country data; see inputs/README.md."\n'
+    'description = "The fund at the UN Migration MPTF\'s scale: grants read as one year\'s '
+    'money against yearly needs, an invented split of USD 66 million among its named '
+    'contributors and Norway\'s announced NOK 15 million at a published rate, on public '
+    'country data; see inputs/README.md."\n'
 )
 
 STATES_HEADER = ("iso3", "name", "region", "income_group", "roles", "ldc", "debt_distress",
@@ -602,6 +629,51 @@ def build_sources(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, ...
     return sorted(rows)
 
 
+def read_announced(path: Path) -> list[tuple[str, str, str, str, str]]:
+    """The contributions with an amount in migration_mptf_contributions.csv (Norway's NOK
+    15 million), as contributions.csv rows of the MPTF scale's sources."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["amount"].strip()]
+    ids = {s[11]: s[0] for s in MPTF_SCALE_SOURCES}
+    return [(ids[r["donor_iso3"]], r["currency"], r["amount"], MPTF_ANNOUNCED_STATUS,
+             MPTF_ANNOUNCED_DATE) for r in rows]
+
+
+def build_contributions(announced: Sequence[tuple[str, str, str, str, str]]
+                        ) -> list[tuple[str, ...]]:
+    """contributions.csv of the MPTF scale, rows sorted as plain tuples (source_id first)."""
+    return sorted((*announced, *MPTF_CONTRIBUTIONS_ILLUSTRATIVE))
+
+
+def build_fx() -> list[tuple[str, str, str, str]]:
+    """fx.csv: each published rate as USD per unit, 1 / (units per USD) to 10 digits."""
+    ten = Context(prec=10)
+    return sorted((currency, day, str(ten.divide(Decimal(1), Decimal(per_usd))), source)
+                  for currency, day, per_usd, source in FX_PUBLISHED)
+
+
+def check_contributions(sources: Sequence[tuple[str, ...]],
+                        contributions: Sequence[tuple[str, ...]]) -> list[str]:
+    """SPEC 9 on the MPTF scale: a source with rows has a blank pledge, one without a
+    pledge; every currency other than USD has a rate on or before the valuation date; the
+    USD pledges and Germany's contributions make USD 66 million besides Norway's NOK."""
+    problems = []
+    with_rows = {c[0] for c in contributions}
+    for src in sources:
+        if (src[0] in with_rows) != (src[4] == ""):
+            problems.append(f"sources.csv: {src[0]}: pledge_usd beside contributions, or "
+                            "neither")
+    rated = {r[0] for r in build_fx() if r[1] <= MPTF_VALUATION_DATE}
+    for c in contributions:
+        if c[1] != "USD" and c[1] not in rated:
+            problems.append(f"contributions.csv: {c[0]}: no {c[1]} rate by the valuation date")
+    usd = sum(int(s[4]) for s in sources if s[4]) + sum(
+        int(c[2]) for c in contributions if c[1] == "USD")
+    if usd != MPTF_CAPITALISATION_USD - 4_000_000:
+        problems.append(f"the MPTF scale has USD {usd} besides Norway's NOK, not 66 million")
+    return problems
+
+
 def build_gaps(countries: Sequence[Mapping[str, str]]) -> list[tuple[str, str, str]]:
     """Return gaps.csv rows (need > 0 only), sorted by iso3 then target as plain strings."""
     fallbacks = remit_fallbacks(countries)
@@ -685,7 +757,7 @@ def check(
         sid, _, kind, instrument, pledge, ge, tgts, regs, incs, excl, share, donor = src
         if not re.fullmatch(r"[a-z0-9_-]+", sid) or kind not in ("donor", "ifi", "private"):
             problems.append(f"sources.csv: {sid}: id or kind")
-        if instrument not in ("grant", "loan") or not pledge.isdigit():
+        if instrument not in ("grant", "loan") or not (pledge.isdigit() or pledge == ""):
             problems.append(f"sources.csv: {sid}: instrument or pledge")
         if instrument == "loan" and not (ge and 0 <= Decimal(ge) <= 1):
             problems.append(f"sources.csv: {sid}: loan without a grant element in [0,1]")
@@ -782,13 +854,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     gaps = build_gaps(countries)
     sources = build_sources(countries)
     mptf_sources = sorted(MPTF_SCALE_SOURCES)
+    data_dir = countries_csv.parent
+    contributions = build_contributions(
+        read_announced(data_dir / "migration_mptf_contributions.csv"))
     problems = check(states, gaps, sources) + check(states, gaps, mptf_sources)
+    problems += check_contributions(mptf_sources, contributions)
+    if any(not s[4] for s in sources):
+        problems.append("the scale-up has a blank pledge_usd")
     africa = sum(1 for c in countries if c["un_region"] == AFDB_REGION)
     if africa != 54:
         problems.append(f"AfDB has 54 regional members, the M49 region Africa {africa}")
-    if sum(int(row[4]) for row in mptf_sources) != MPTF_CAPITALISATION_USD or any(
-            row[3] != "grant" for row in mptf_sources):
-        problems.append("the MPTF-scale scenario is not USD 70 million of grants")
+    if any(row[3] != "grant" for row in mptf_sources):
+        problems.append("the MPTF-scale scenario is not grants only")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
@@ -802,6 +879,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_bytes(folder / "gaps.csv", gaps_csv)
         write_bytes(folder / "sources.csv", csv_bytes(SOURCES_HEADER, rows))
         write_bytes(folder / "meta.toml", meta.encode("utf-8"))
+    write_bytes(args.scenario_out / "contributions.csv",
+                csv_bytes(CONTRIBUTIONS_HEADER, contributions))
+    write_bytes(args.scenario_out / "fx.csv", csv_bytes(FX_HEADER, build_fx()))
     print(summary(states, gaps, sources, absorption_fallbacks(countries),
                   remit_fallbacks(countries)))
     return 0

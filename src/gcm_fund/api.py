@@ -24,7 +24,7 @@ from .model import eligible_triples, fundable_usd
 from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination, replaceable
 from .scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
 from .scenario import policy_path as _policy_path
-from .schema import INPUT_FILES, META_FILE
+from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
 from .writing import atomic_folder, check_output_files
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ def __getattr__(name: str) -> Any:
 
 def input_files(inputs: Path | str, model: Path | str | None = None) -> list[Path]:
     """The files a command reads: the input folder's files and the policy."""
-    return [Path(inputs) / name for name in (*INPUT_FILES, META_FILE)] + [_policy_path(model)]
+    names = (*INPUT_FILES, *OPTIONAL_INPUT_FILES, META_FILE)
+    return [Path(inputs) / name for name in names] + [_policy_path(model)]
 
 
 @dataclass
@@ -73,6 +74,22 @@ class Validation:
     pledged_usd: float
     policy: str
     warnings: list[Problem]
+    # With contributions.csv (SPEC 9): how they were valued, one line.
+    contributions: str | None = None
+
+
+def contributions_line(data: Any) -> str | None:
+    """`validate`'s line on contributions.csv: rows, valuation date, face and counted USD,
+    and each rate used with its date; None without contributions."""
+    valuation = data.valuation
+    if valuation is None:
+        return None
+    rates = "; ".join(f"{r.currency} at USD {r.usd_per_unit:.10g} ({r.date.isoformat()}, "
+                      f"{r.source})" for r in valuation.rates)
+    return (f"contributions: {len(valuation.resources)} rows valued at "
+            f"{valuation.valuation_date.isoformat()}, counted USD "
+            f"{valuation.counted_usd:,.2f} of USD {valuation.face_usd:,.2f} face"
+            f"{'; ' + rates if rates else ''}")
 
 
 def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
@@ -91,6 +108,7 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
         pledged_usd=float(data.source_table["pledge_usd"].sum()),
         policy=loaded.policy_file.policy.name,
         warnings=loaded.warnings,
+        contributions=contributions_line(data),
     )
 
 

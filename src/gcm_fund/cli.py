@@ -204,6 +204,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
         f"policy {figures.policy}), pledges USD {whole(figures.pledged_usd)}",
         soft_wrap=True,
     )
+    if figures.contributions is not None:
+        out.print(figures.contributions, soft_wrap=True)
 
 
 @app.command()

@@ -166,7 +166,7 @@ def read_csv_rows(
     rows: list[tuple[int, dict[str, str]]] = []
     complete = True
     unpaired_quote = text.count('"') % 2 == 1
-    required = {c.name for c in columns if c.required}
+    required = {c.name for c in columns if c.required and not c.blank_allowed}
     line = reader.line_num + 1
     try:
         for cells in reader:

@@ -11,6 +11,14 @@ those with `gni_usd > 0` share the total in proportion to their GNI:
 A donor with a blank or zero GNI gets blank `fair_share_usd` and `ratio` (its pledges are
 still summed).
 
+With contributions.csv (SPEC 9) every basis adds the money actually paid:
+
+    paid(d)       = face USD of the paid rows dated on or before the valuation date, over
+                    the sources whose donor_iso3 is d (at the valuation date's rates)
+    paid_ratio(d) = paid(d) / fair_share(d)
+
+blank for a donor none of whose sources has rows (its pledge says nothing of payment).
+
 Basis `gni-per-capita-adjusted` (modelled on the low per-capita income adjustment of the UN
 scale of assessments, not a reproduction of it) lightens the share of donors poorer per
 person than the donors' average. With the optional `population` column of states.csv:
@@ -68,6 +76,7 @@ from .spec import fundable_usd
 from .writing import amount, check_output_files, csv_text, inert, real, write_atomic
 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
+PAID_COLUMNS = ("paid_usd", "paid_ratio")  # added with contributions.csv (SPEC 9)
 RCI_COLUMNS = ("iso3", "name", "income_group", "capacity_usd", "migrants_hosted", "rci",
                "fair_share_usd", "pledged_usd", "ratio")
 BASES = ("gni", "gni-per-capita-adjusted", "rci")
@@ -90,6 +99,42 @@ def fair_shares(data: ProblemData, policy: Policy, basis: str = "gni") -> pd.Dat
         raise UsageError(f"unknown basis {basis!r}: use {', '.join(BASES)}")
     if basis == "rci":
         return rci_shares(data, policy)
+    return with_paid(_gni_shares(data, policy, basis), data, "donor_iso3")
+
+
+def paid_by_donor(data: ProblemData) -> dict[str, float]:
+    """SPEC 9: each donor State's paid money, the face USD of the paid rows dated on or
+    before the valuation date over its sources; only donors with a source that has rows."""
+    if data.valuation is None:
+        return {}
+    donor = dict(zip(data.sources["source_id"], data.sources["donor_iso3"], strict=True))
+    paid: dict[str, float] = {}
+    for resource in data.valuation.resources:
+        iso3 = donor.get(resource.row.source_id)
+        if not isinstance(iso3, str):
+            continue
+        counted = (resource.row.status == "paid"
+                   and resource.row.date <= data.valuation.valuation_date)
+        paid[iso3] = paid.get(iso3, 0.0) + ((resource.face_usd or 0.0) if counted else 0.0)
+    return paid
+
+
+def with_paid(table: pd.DataFrame, data: ProblemData, key: str) -> pd.DataFrame:
+    """The table with `paid_usd` and `paid_ratio` (paid / fair share) after its columns when
+    the inputs have contributions.csv; unchanged otherwise."""
+    if data.valuation is None:
+        return table
+    paid = paid_by_donor(data)
+    paid_usd = np.array([paid.get(code, np.nan) for code in table[key]], dtype=float)
+    fair = table["fair_share_usd"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(fair > 0, paid_usd / fair, np.nan)
+    out = table.assign(paid_usd=paid_usd, paid_ratio=ratio)
+    out.attrs.update(table.attrs)
+    return out
+
+
+def _gni_shares(data: ProblemData, policy: Policy, basis: str) -> pd.DataFrame:
     sources = data.sources
     named = sources[sources["donor_iso3"].notna()]
     pledged = named.groupby("donor_iso3", sort=True)["pledge_usd"].sum()
@@ -161,7 +206,7 @@ def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = CAPAC
     })
     table.attrs.update(notes=weights[2], capacity_weight=capacity_weight,
                        threshold=threshold)
-    return table
+    return with_paid(table, data, "iso3")
 
 
 def _half_weights(capacity: np.ndarray, responsible: np.ndarray, capacity_weight: float,
@@ -222,13 +267,18 @@ def fair_share_rows(table: pd.DataFrame) -> list[list[str]]:
     """The rows of the fair-share CSV: amounts with two decimals, ratio and rci to 12
     digits, persons whole; codes and names inert in a spreadsheet (`writing.inert`)."""
     if "rci" in table.columns:
-        return [[inert(str(r.iso3)), inert(str(r.name)), str(r.income_group),
+        rows = [[inert(str(r.iso3)), inert(str(r.name)), str(r.income_group),
                  amount(r.capacity_usd),
                  "" if math.isnan(r.migrants_hosted) else f"{r.migrants_hosted:.0f}",
                  real(r.rci), amount(r.fair_share_usd), amount(r.pledged_usd), real(r.ratio)]
                 for r in table.itertuples(index=False)]
-    return [[inert(str(r.donor_iso3)), amount(r.gni_usd), amount(r.fair_share_usd),
-             amount(r.pledged_usd), real(r.ratio)] for r in table.itertuples(index=False)]
+    else:
+        rows = [[inert(str(r.donor_iso3)), amount(r.gni_usd), amount(r.fair_share_usd),
+                 amount(r.pledged_usd), real(r.ratio)] for r in table.itertuples(index=False)]
+    if "paid_usd" in table.columns:
+        for row, r in zip(rows, table.itertuples(index=False), strict=True):
+            row.extend([amount(r.paid_usd), real(r.paid_ratio)])
+    return rows
 
 
 def write_fair_shares(table: pd.DataFrame, out: Path | str, *, force: bool = False,
@@ -238,5 +288,7 @@ def write_fair_shares(table: pd.DataFrame, out: Path | str, *, force: bool = Fal
     out = Path(out)
     check_output_files([out], force=force, inputs=inputs)
     columns = RCI_COLUMNS if "rci" in table.columns else COLUMNS
+    if "paid_usd" in table.columns:
+        columns = (*columns, *PAID_COLUMNS)
     write_atomic(out, csv_text(columns, fair_share_rows(table)))
     return out

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from .contributions import Valuation, value_pledges
 from .csv_input import file_label, read_csv_rows, sha256_bytes, validate_rows
 from .errors import InputError, Problem
 from .policy_file import (
@@ -30,12 +31,16 @@ from .policy_file import (
     render_key,
 )
 from .schema import (
+    CONTRIBUTION_FILE,
+    FX_FILE,
     INCOME_GROUPS,
     INPUT_FILES,
     ISO3_PATTERN,
     META_FILE,
+    OPTIONAL_INPUT_FILES,
     InputMeta,
     did_you_mean,
+    input_file,
     normalise_target,
     parse_iso3,
     parse_source_id,
@@ -71,7 +76,7 @@ class InputTable:
         found = self._columns.get(column)
         if found is None:
             values = [getattr(row, column) for row in self.rows]
-            kind = INPUT_FILES[self.name].column(column).kind
+            kind = input_file(self.name).column(column).kind
             if kind == "number":
                 found = np.array(values, dtype=float)
             elif kind == "true/false":
@@ -117,6 +122,12 @@ class ProblemData:
     # The bytes each file had when read: a run folder copies these, not the file as it
     # is when the run ends, so the copies always match the hashes and the tables.
     file_bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # SPEC 9: contributions.csv and fx.csv when the folder has them (rows in key order,
+    # with the line each row was read from), and the pledges valued from them.
+    contribution_table: InputTable | None = None
+    contribution_lines: tuple[int, ...] = ()
+    fx_table: InputTable | None = None
+    valuation: Valuation | None = None
 
     @property
     def states(self) -> pd.DataFrame:
@@ -217,6 +228,20 @@ def load_inputs(folder: Path | str) -> ProblemData:
         cells[name] = rows
         checked[name] = validate_rows(file_label(path), model, rows, problems)
 
+    # SPEC 9's files are read whenever present (other optional files only under the
+    # method that reads them).
+    for name in (CONTRIBUTION_FILE, FX_FILE):
+        model, columns = OPTIONAL_INPUT_FILES[name]
+        path = folder / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        rows, raw, complete[name] = read_csv_rows(path, columns, problems, warnings)
+        if raw is not None:
+            hashes[name] = sha256_bytes(raw)
+            contents[name] = raw
+        cells[name] = rows
+        checked[name] = validate_rows(file_label(path), model, rows, problems)
+
     meta, meta_bytes = load_meta(folder / META_FILE, problems)
     if meta_bytes is not None:
         hashes[META_FILE] = sha256_bytes(meta_bytes)
@@ -264,6 +289,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
                     if code not in known_codes:
                         problems.append(Problem(file_label(folder / spec.name), line,
                                                 reference.column, unknown_iso3(code)))
+    _check_contributions(folder, cells, complete, problems)
     for line, row in cells["sources.csv"]:
         for group in split_list(row.get("income_groups", "")):
             if group not in INCOME_GROUPS:
@@ -301,6 +327,13 @@ def load_inputs(folder: Path | str) -> ProblemData:
                     Problem(sources_label, line, "targets", f"{shown(target)} matches no gap")
                 )
 
+    contributions = None
+    lines: tuple[int, ...] = ()
+    if CONTRIBUTION_FILE in checked:
+        ordered = sorted(checked[CONTRIBUTION_FILE], key=lambda pair: _key_of(
+            CONTRIBUTION_FILE, pair[1]))
+        lines = tuple(line for line, _ in ordered)
+        contributions = InputTable(CONTRIBUTION_FILE, [row for _, row in ordered])
     return ProblemData(
         state_table=_table("states.csv", states),
         gap_table=_table("gaps.csv", gaps),
@@ -311,7 +344,46 @@ def load_inputs(folder: Path | str) -> ProblemData:
         warnings=warnings,
         meta=meta,
         meta_bytes=meta_bytes,
+        contribution_table=contributions,
+        contribution_lines=lines,
+        fx_table=_table(FX_FILE, checked[FX_FILE]) if FX_FILE in checked else None,
     )
+
+
+def _check_contributions(folder: Path, cells: dict[str, list[tuple[int, dict[str, str]]]],
+                         complete: dict[str, bool], problems: list[Problem]) -> None:
+    """SPEC 9 across files: a contribution's source is in sources.csv; a source with rows
+    has `pledge_usd` blank, one without has it given; fx.csv has one rate per currency and
+    day."""
+    sources_label = file_label(folder / "sources.csv")
+    rows = cells.get(CONTRIBUTION_FILE)
+    with_rows = {row.get("source_id", "").strip() for _, row in rows or []}
+    if FX_FILE in cells:
+        _report_duplicates(file_label(folder / FX_FILE), _valid_key(
+            cells[FX_FILE], ("currency", str.strip), ("date", str.strip)), "date", problems)
+    if rows is not None and complete["sources.csv"]:
+        known = [row["source_id"] for _, row in cells["sources.csv"] if "source_id" in row]
+        label = file_label(folder / CONTRIBUTION_FILE)
+        for line, row in rows:
+            source_id = row.get("source_id")
+            if source_id is not None and source_id not in known:
+                problems.append(Problem(label, line, "source_id",
+                                        f"got {shown(source_id)}, not in sources.csv"
+                                        f"{did_you_mean(source_id, known)}"))
+    for line, row in cells["sources.csv"]:
+        source_id = row.get("source_id")
+        given = "pledge_usd" in row
+        if given and source_id in with_rows:
+            problems.append(Problem(
+                sources_label, line, "pledge_usd",
+                f"source {source_id} has rows in {CONTRIBUTION_FILE}, which make its "
+                "pledge: leave pledge_usd blank"))
+        elif not given and source_id not in with_rows and (
+                rows is None or complete[CONTRIBUTION_FILE]):
+            hint = ("" if rows is None
+                    else f" (or give source {source_id} rows in {CONTRIBUTION_FILE})")
+            problems.append(Problem(sources_label, line, "pledge_usd",
+                                    f"required, got a blank cell{hint}"))
 
 
 def load_meta(path: Path, problems: list[Problem]) -> tuple[InputMeta, bytes | None]:
@@ -408,11 +480,14 @@ def _near_regions(states_label: str, states: list[tuple[int, Any]], sources_labe
     return found
 
 
+def _key_of(name: str, row: Any) -> tuple[Any, ...]:
+    return tuple(getattr(row, k) for k in input_file(name).key)
+
+
 def _table(name: str, rows: list[tuple[int, Any]]) -> InputTable:
     """The rows of one file sorted by its key (duplicate keys were refused)."""
-    key = INPUT_FILES[name].key
     return InputTable(name, sorted((row for _, row in rows),
-                                   key=lambda row: tuple(getattr(row, k) for k in key)))
+                                   key=lambda row: _key_of(name, row)))
 
 
 def load_inputs_and_policy(inputs: Path | str, model: Path | str
@@ -433,4 +508,4 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
     if problems:
         raise InputError(problems)
     assert data is not None
-    return data, policy_file
+    return value_pledges(data, policy_file), policy_file

@@ -20,6 +20,7 @@ DIAGNOSIS = "diagnosis.json"  # an infeasible run's only file
 # Column kinds, each written in one format (`writing.amount`, `share`, `real`, `boolean`;
 # text and whole numbers as they are).
 TEXT, USD, SHARE, REAL, BOOLEAN, COUNT = "text", "USD", "share", "real", "true/false", "count"
+MONEY = "money"  # an amount in its own currency, two decimals like USD
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ class OutputColumn:
 @dataclass(frozen=True)
 class OutputTable:
     """One CSV table of a run folder, keyed by `key`. `when`: "always", "stage 1" (when
-    stage 1 solved), or "levels" (under a method with level results); `on_page`: the page
-    reads it (the writer hands the page its cells as written)."""
+    stage 1 solved), "levels" (under a method with level results) or "contributions"
+    (when the inputs have contributions.csv); `on_page`: the page reads it (the writer
+    hands the page its cells as written)."""
 
     name: str
     columns: tuple[OutputColumn, ...]
@@ -117,12 +119,26 @@ STAGE_DUALS = OutputTable("stage_duals.csv", (
     OutputColumn("dual", REAL, "its dual")), key=("stage", "name"), when="levels",
     on_page=False)
 
+RESOURCES = OutputTable("resources.csv", (
+    OutputColumn("source_id", TEXT, "the source"),
+    OutputColumn("currency", TEXT, "ISO 4217 code of the amount"),
+    OutputColumn("amount", MONEY, "the contribution, in its currency"),
+    OutputColumn("status", TEXT, "paid, signed or pledged"),
+    OutputColumn("date", TEXT, "when it was paid, signed or announced"),
+    OutputColumn("usd_per_unit", REAL, "the rate used, USD per unit; 1 for USD"),
+    OutputColumn("rate_date", TEXT, "the date of that rate in fx.csv; blank for USD"),
+    OutputColumn("face_usd", USD, "amount x rate"),
+    OutputColumn("counted_usd", USD, "face x the count of its status; 0 after the "
+                 "valuation date"),
+    OutputColumn("note", TEXT, "why a row counts 0")),
+    key=("source_id", "date", "currency", "status"), when="contributions", on_page=False)
+
 KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank where none
 
 # Every table, in the order a reader wants them (the workbook's sheets).
 OUTPUT_TABLES: dict[str, OutputTable] = {t.name: t for t in (
     COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, STATES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS, LEVELS,
-    LEVEL_DUALS, STAGE_DUALS)}
+    LEVEL_DUALS, STAGE_DUALS, RESOURCES)}
 # The tables every solved run writes, whatever its method.
 ALWAYS_TABLES = tuple(name for name in ("allocations.csv", "coverage.csv",
                                         "sources_summary.csv", "constraints.csv"))
@@ -165,4 +181,4 @@ def columns_of_kind(*kinds: str, method_columns: bool = True) -> frozenset[str]:
 def formats() -> dict[str, str]:
     """The kind of every column written in a format of its own (numbers, true/false)."""
     return {name: kind for name, kind in column_kinds().items()
-            if kind in (USD, SHARE, REAL, BOOLEAN)}
+            if kind in (USD, MONEY, SHARE, REAL, BOOLEAN)}

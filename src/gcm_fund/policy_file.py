@@ -287,7 +287,7 @@ def policy_message(error: Any, key_path: tuple[str, ...]) -> str:
 
 def _range_text(key_path: tuple[str, ...]) -> str:
     head = key_path[0] if key_path else ""
-    if head in {"cofinancing", "thematic"} or key_path[-1:] == ("min_floor",) \
+    if head in {"cofinancing", "thematic", "pledges"} or key_path[-1:] == ("min_floor",) \
             or key_path[:2] == ("loans", "max_share"):
         return "expected a number in [0, 1]"
     if head == "limits" or key_path[-1:] == ("floor_share",):

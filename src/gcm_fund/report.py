@@ -24,7 +24,7 @@ from .output_schema import INPUT_COPY_DIR, MANIFEST, POLICY_COPY
 from .policy_file import PolicyFile
 from .report_folder import CONSTRAINT_COLUMNS, Written
 from .runfolder import check_destination, replaceable
-from .schema import INPUT_FILES, META_FILE, Policy
+from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES, Policy
 from .solve import Solution
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
 
 # Each output column's format, from its kind in the output schema.
 _KIND_FORMATS: dict[str, Callable[[Any], str]] = {
-    output_schema.USD: writing.amount, output_schema.SHARE: writing.share,
+    output_schema.USD: writing.amount, output_schema.MONEY: writing.amount,
+    output_schema.SHARE: writing.share,
     output_schema.REAL: writing.real, output_schema.BOOLEAN: writing.boolean}
 FORMATS: dict[str, Callable[[Any], str]] = {
     name: _KIND_FORMATS[kind] for name, kind in output_schema.formats().items()}
@@ -96,6 +97,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
                   "name": policy_file.policy.name},
         "inputs": dict(sorted(data.file_sha256.items())),
         **illustrative_entry(data),
+        **({"pledges": data.valuation.manifest_entry()} if data.valuation is not None
+           else {}),
         "versions": versions(),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {
@@ -232,6 +235,9 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         copy.mkdir()
         for name in INPUT_FILES:
             (copy / name).write_bytes(data.file_bytes[name])
+        for name in OPTIONAL_INPUT_FILES:
+            if name in data.file_bytes:
+                (copy / name).write_bytes(data.file_bytes[name])
         if data.meta_bytes is not None:
             (copy / META_FILE).write_bytes(data.meta_bytes)
         (folder / POLICY_COPY).write_bytes(policy_file.raw)

@@ -36,6 +36,8 @@ class RunTables:
     levels: pd.DataFrame | None = None
     level_duals: pd.DataFrame | None = None
     stage_duals: pd.DataFrame | None = None
+    # With contributions.csv (SPEC 9): `resources.csv`, one row per contribution.
+    resources: pd.DataFrame | None = None
 
 
 def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
@@ -253,6 +255,13 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
 
 def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
     """All tables of a run from the model and its solution."""
+    tables = _solution_tables(lp, solution)
+    if lp.data.valuation is not None:
+        tables.resources = lp.data.valuation.table()
+    return tables
+
+
+def _solution_tables(lp: LinearProgram, solution: Solution) -> RunTables:
     pledge = solution_pledges(lp, solution)
     x_written = written_amounts(lp, solution.x_usd, pledge)
     if solution.levels is not None:

@@ -16,6 +16,7 @@ from the copies.
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import io
 import json
@@ -29,12 +30,22 @@ from pathlib import Path
 from typing import Any
 
 from . import spec
+from .contributions import pledged_apart, revalue, value_pledges
 from .csv_input import readable, sha256_bytes
 from .errors import InputError, Problem, UsageError
 from .limits import check_solvable
 from .load import InputTable, ProblemData, load_inputs_and_policy
 from .policy_file import PolicyFile, parse_policy
-from .schema import INPUT_FILES, META_FILE, Policy, did_you_mean
+from .schema import (
+    CONTRIBUTION_FILE,
+    FX_FILE,
+    INPUT_FILES,
+    META_FILE,
+    OPTIONAL_INPUT_FILES,
+    Policy,
+    did_you_mean,
+    input_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +66,22 @@ def _cell(value: Any) -> str:
         return repr(value)  # the shortest text float() reads back to the same number
     if isinstance(value, tuple):
         return ";".join(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
     return str(value)
 
 
-def table_bytes(table: InputTable) -> bytes:
+def table_bytes(table: InputTable, counted: frozenset[str] = frozenset()) -> bytes:
     """An input table as canonical CSV: every column of the schema in its order, rows in
-    key order, numbers as Python writes the shortest text that reads back the same."""
-    columns = [column.name for column in INPUT_FILES[table.name].columns]
+    key order, numbers as Python writes the shortest text that reads back the same.
+    `counted`: the sources whose pledge contributions.csv makes, written blank (SPEC 9)."""
+    columns = [column.name for column in input_file(table.name).columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([_cell(getattr(row, name)) for name in columns] for row in table.rows)
+    writer.writerows([
+        "" if name == "pledge_usd" and getattr(row, "source_id", None) in counted
+        else _cell(getattr(row, name)) for name in columns] for row in table.rows)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -91,14 +107,17 @@ def _toml_value(value: Any) -> str:
         return repr(number)
     if isinstance(value, str):
         return _toml_string(value)
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()  # a TOML local date
     raise TypeError(f"no TOML form for {value!r}")
 
 
 def _toml_table(path: tuple[str, ...], table: Mapping[str, Any], lines: list[str]) -> None:
     if path:
         lines.extend(["", f"[{'.'.join(_toml_key(p) for p in path)}]"])
+    # A key whose value is None (an optional date not given) is left out, as it was.
     lines.extend(f"{_toml_key(key)} = {_toml_value(value)}" for key, value in table.items()
-                 if not isinstance(value, Mapping))
+                 if not isinstance(value, Mapping) and value is not None)
     for key, value in table.items():
         if isinstance(value, Mapping):
             _toml_table((*path, key), value, lines)
@@ -113,18 +132,50 @@ def policy_bytes(policy: Policy) -> bytes:
 
 def with_table(data: ProblemData, table: InputTable) -> ProblemData:
     """The inputs with one table replaced, its file's bytes and hash those of the table in
-    canonical form (`table_bytes`)."""
-    raw = table_bytes(table)
-    if table.name not in INPUT_FILES:
+    canonical form (`table_bytes`).
+
+    A source whose pledge in the new sources.csv differs from what its contributions
+    count for takes that pledge in USD, and its rows leave contributions.csv (SPEC 9: a
+    source has one or the other)."""
+    if table.name not in (*INPUT_FILES, *OPTIONAL_INPUT_FILES):
         raise ValueError(f"{table.name!r} is not an input table")
+    if table.name == "sources.csv" and data.valuation is not None:
+        data = _with_contributions(data, pledged_apart(data, table))
+    counted = frozenset(data.valuation.pledges) if data.valuation is not None else frozenset()
+    raw = table_bytes(table, counted if table.name == "sources.csv" else frozenset())
     return replace(
         data,
         state_table=table if table.name == "states.csv" else data.state_table,
         gap_table=table if table.name == "gaps.csv" else data.gap_table,
         source_table=table if table.name == "sources.csv" else data.source_table,
+        contribution_table=(table if table.name == CONTRIBUTION_FILE
+                            else data.contribution_table),
+        fx_table=table if table.name == FX_FILE else data.fx_table,
         file_bytes={**data.file_bytes, table.name: raw},
         file_sha256={**data.file_sha256, table.name: sha256_bytes(raw)},
     )
+
+
+def _with_contributions(data: ProblemData, dropped: frozenset[str]) -> ProblemData:
+    """The inputs without the contributions of the sources `dropped` (revalued, the file
+    written anew; gone when no row is left)."""
+    if not dropped or data.contribution_table is None or data.valuation is None:
+        return data
+    kept = [(row, line) for row, line in zip(data.contribution_table.rows,
+                                             data.contribution_lines, strict=True)
+            if row.source_id not in dropped]  # type: ignore[attr-defined]
+    if not kept:
+        files = {k: v for k, v in data.file_bytes.items() if k != CONTRIBUTION_FILE}
+        hashes = {k: v for k, v in data.file_sha256.items() if k != CONTRIBUTION_FILE}
+        return replace(data, contribution_table=None, contribution_lines=(), valuation=None,
+                       file_bytes=files, file_sha256=hashes)
+    table = InputTable(CONTRIBUTION_FILE, [row for row, _ in kept])
+    valuation = revalue(data.valuation, table, data.fx_table)
+    raw = table_bytes(table)
+    return replace(data, contribution_table=table,
+                   contribution_lines=tuple(line for _, line in kept), valuation=valuation,
+                   file_bytes={**data.file_bytes, CONTRIBUTION_FILE: raw},
+                   file_sha256={**data.file_sha256, CONTRIBUTION_FILE: sha256_bytes(raw)})
 
 
 # ---------------------------------------------------------------------------------------
@@ -157,6 +208,8 @@ class Scenario:
     def input_bytes(self) -> dict[str, bytes]:
         """The input files a run folder copies, by name (meta.toml when there is one)."""
         found = {name: self.data.file_bytes[name] for name in INPUT_FILES}
+        found.update({name: self.data.file_bytes[name] for name in OPTIONAL_INPUT_FILES
+                      if name in self.data.file_bytes})
         if self.data.meta_bytes is not None:
             found[META_FILE] = self.data.meta_bytes
         return found
@@ -178,8 +231,10 @@ class Scenario:
         scenarios of the same content, however their files were written, have the same
         canonical identity (meta.toml, not solved, stays as read)."""
         data = self.data
-        for table in (data.state_table, data.gap_table, data.source_table):
-            data = with_table(data, table)
+        for table in (data.state_table, data.gap_table, data.source_table,
+                      data.contribution_table, data.fx_table):
+            if table is not None:
+                data = with_table(data, table)
         raw = policy_bytes(self.policy)
         checked = parse_policy(raw, self.policy_file.path, set(data.gap_table["target"].tolist()))
         return Scenario(data, checked, self.model_path)
@@ -235,7 +290,10 @@ class Scenario:
         checked = parse_policy(raw, path, set(self.data.gap_table["target"].tolist()))
         if checked.policy != policy:
             raise ValueError("the policy does not read back as written")  # a bug, not input
-        return replace(self, policy_file=checked)
+        data = self.data
+        if data.contribution_table is not None and policy.pledges != self.policy.pledges:
+            data = value_pledges(data, checked)  # SPEC 9: another date or count, other B_f
+        return replace(self, policy_file=checked, data=data)
 
 
 def _check_keys(file: str, column: str, asked: Sequence[str], known: Sequence[str]) -> None:

@@ -6,6 +6,7 @@ loader, the README's tables and the messages all follow from these tables.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ ALLOCATION_METHODS = ("levels", "weighted")
 # SPEC 4c: risk of external debt distress (IMF-World Bank LIC-DSF); blank reads `unrated`.
 DEBT_RISKS = ("low", "moderate", "high", "distress")
 RISK_KEYS = (*DEBT_RISKS, "unrated")
+STATUSES = ("paid", "signed", "pledged")  # SPEC 9: how firm a contribution is
 
 # ASCII digits only: `\d` would also take other scripts' digits, which float() accepts.
 # Goal 1 to 17 and a target number without leading zeros (or one letter): `08.7` and
@@ -40,6 +42,21 @@ ISO3_PATTERN = re.compile(r"[A-Z]{3}")
 SOURCE_ID_PATTERN = re.compile(r"[a-z0-9_-]+")
 # Plain or scientific notation only: float() alone would also take '1_000', 'nan', 'inf'.
 NUMBER_PATTERN = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# ISO 4217's active codes (the currencies, the funds codes and the precious metals and SDR
+# the ISO list names; not XTS or XXX, which are no money): a typo in a contribution's
+# currency is an error, not a missing rate.
+CURRENCIES = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
+BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP
+DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR
+IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD
+MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
+PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
+SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS
+VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER
+ZAR ZMW ZWG ZWL
+""".split())  # noqa: SIM905 - the codes read as ISO 4217 lists them
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
 
@@ -194,6 +211,37 @@ def parse_source_id(text: Any) -> str:
     return value
 
 
+def parse_currency(text: Any) -> str:
+    """An ISO 4217 currency code (three upper-case letters, one the standard lists)."""
+    value = str(text).strip()
+    if value not in CURRENCIES:
+        if ISO3_PATTERN.fullmatch(value.upper()) and value.upper() in CURRENCIES:
+            hint = f" (did you mean {value.upper()}?)"
+        else:
+            hint = did_you_mean(value, sorted(CURRENCIES))
+        raise fail(f"got {shown(value)}, expected an ISO 4217 currency code such as USD, "
+                   f"EUR or NOK{hint}")
+    return value
+
+
+def parse_date(text: Any) -> datetime.date:
+    """A calendar date written YYYY-MM-DD (a TOML date is taken as it is; a date-time,
+    which has a time of day, is not a date)."""
+    if isinstance(text, datetime.datetime):
+        raise fail(f"got {text.isoformat()}, expected a date YYYY-MM-DD without a time")
+    if isinstance(text, datetime.date):
+        return text
+    if not isinstance(text, str):
+        raise fail(f"got {shown(text)}, expected a date YYYY-MM-DD")
+    value = text.strip()
+    if not DATE_PATTERN.fullmatch(value):
+        raise fail(f"got {shown(value)}, expected a date YYYY-MM-DD")
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"got {shown(value)}, not a day of the calendar (YYYY-MM-DD)") from None
+
+
 def split_list(text: Any) -> tuple[str, ...]:
     """A ';'-list: items stripped, empty and repeated items dropped, order kept."""
     items: list[str] = []
@@ -225,6 +273,11 @@ DebtRisk = Annotated[str, BeforeValidator(_one_of(DEBT_RISKS))]
 Target = Annotated[str, BeforeValidator(normalise_target)]
 Bool = Annotated[bool, BeforeValidator(_parse_bool)]
 Usd = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE, "USD"))]
+Currency = Annotated[str, BeforeValidator(parse_currency)]
+Status = Annotated[str, BeforeValidator(_one_of(STATUSES))]
+Date = Annotated[datetime.date, BeforeValidator(parse_date)]
+Amount = Annotated[float, BeforeValidator(_number_in(POSITIVE, "units of its currency"))]
+Rate = Annotated[float, BeforeValidator(_number_in(POSITIVE, "USD per unit"))]
 Persons = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE))]
 PositiveUsd = Annotated[float, BeforeValidator(_number_in(POSITIVE, "USD"))]
 UnitShare = Annotated[float, BeforeValidator(_number_in(UNIT_INTERVAL))]
@@ -279,7 +332,9 @@ class SourceRow(_Row):
     name: Text
     kind: Kind
     instrument: Instrument
-    pledge_usd: Usd
+    # Blank only for a source with rows in contributions.csv (SPEC 9), which the loader
+    # checks; such a source's B_f is counted from its rows.
+    pledge_usd: Usd | None = None
     grant_element: UnitShare | None = Field(default=None, validate_default=True)
     targets: TargetList = ()
     regions: TextList = ()
@@ -299,6 +354,33 @@ class SourceRow(_Row):
         return value
 
 
+class ContributionRow(_Row):
+    """One row of contributions.csv (SPEC 9): money a source gave, signed or announced,
+    in its own currency."""
+
+    source_id: SourceId  # checked against sources.csv by the loader
+    currency: Currency
+    amount: Amount
+    status: Status
+    date: Date
+
+
+class FxRow(_Row):
+    """One row of fx.csv (SPEC 9): a published rate, USD per unit of a currency, on a day."""
+
+    currency: Currency
+    date: Date
+    usd_per_unit: Rate
+    source: Text
+
+    @field_validator("usd_per_unit", mode="after")
+    @classmethod
+    def _usd_is_one(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("currency") == "USD" and value != 1.0:
+            raise fail(f"got {value:g}, a USD rate is 1")
+        return value
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of an input file: the contract of SPEC section 2, as data.
@@ -315,6 +397,9 @@ class Column:
     meaning: str
     range: Range | None = None
     choices: tuple[str, ...] = ()
+    # A required column whose cell may be blank where another file says so (pledge_usd
+    # beside contributions.csv): the loader, not the CSV reader, decides.
+    blank_allowed: bool = False
 
     @property
     def type(self) -> str:
@@ -391,7 +476,9 @@ SOURCE_COLUMNS = (
     Column("name", "text", "", True, "the source's name"),
     Column("kind", "one of", "", True, "who pledges", choices=KINDS),
     Column("instrument", "one of", "", True, "how the money is given", choices=INSTRUMENTS),
-    Column("pledge_usd", "number", "USD", True, "the pledge B_f", range=NON_NEGATIVE),
+    Column("pledge_usd", "number", "USD", True,
+           "the pledge B_f; blank for a source with rows in contributions.csv",
+           range=NON_NEGATIVE, blank_allowed=True),
     Column("grant_element", "number", "share", False,
            "concessionality g_f; required for loans", range=UNIT_INTERVAL),
     Column("targets", ";-list of target codes", "", False, "earmark: blank = all"),
@@ -413,6 +500,37 @@ INPUT_FILES: dict[str, InputFile] = {
         references=(Reference("sources.csv", "exclude_states", "states.csv", "iso3"),
                     Reference("sources.csv", "donor_iso3", "states.csv", "iso3"))),
 }
+
+CONTRIBUTION_FILE = "contributions.csv"
+FX_FILE = "fx.csv"
+CONTRIBUTION_COLUMNS = (
+    Column("source_id", "source_id in sources.csv", "", True,
+           "the source; several rows per source"),
+    Column("currency", "ISO 4217 code", "", True, "the currency of the amount"),
+    Column("amount", "number", "units of the currency", True, "the money", range=POSITIVE),
+    Column("status", "one of", "", True, "how firm it is", choices=STATUSES),
+    Column("date", "YYYY-MM-DD", "", True, "when it was paid, signed or announced"),
+)
+FX_COLUMNS = (
+    Column("currency", "ISO 4217 code", "", True, "the currency"),
+    Column("date", "YYYY-MM-DD", "", True, "the day of the rate"),
+    Column("usd_per_unit", "number", "USD per unit", True, "the rate; 1 for USD",
+           range=POSITIVE),
+    Column("source", "text", "", True, "who published the rate"),
+)
+# Input files a folder may have (SPEC 9): read when present, copied into run folders and
+# hashed into the scenario's identity like the others.
+OPTIONAL_INPUT_FILES: dict[str, InputFile] = {
+    CONTRIBUTION_FILE: InputFile(CONTRIBUTION_FILE, ContributionRow, CONTRIBUTION_COLUMNS,
+                                 key=("source_id", "date", "currency", "status")),
+    FX_FILE: InputFile(FX_FILE, FxRow, FX_COLUMNS, key=("currency", "date")),
+}
+
+
+def input_file(name: str) -> InputFile:
+    """The declaration of an input file, required or optional."""
+    return INPUT_FILES.get(name) or OPTIONAL_INPUT_FILES[name]
+
 
 # ---------------------------------------------------------------------------------------
 # The policy (SPEC section 3)
@@ -601,6 +719,28 @@ class Allocation(BaseModel):
     method: Literal["levels", "weighted"] = "levels"
 
 
+class Count(BaseModel):
+    """The share of a contribution's face value counted, by status (SPEC 9)."""
+
+    model_config = _POLICY_CONFIG
+    paid: Fraction = 1.0
+    signed: Fraction = 1.0
+    pledged: Fraction = 0.8
+
+    def of(self, status: str) -> float:
+        """The share counted for one status."""
+        return float(getattr(self, status))
+
+
+class Pledges(BaseModel):
+    """How contributions become pledges (SPEC 9): valued at one date, counted by status.
+    `valuation_date` is required when the inputs have contributions.csv."""
+
+    model_config = _POLICY_CONFIG
+    valuation_date: Annotated[datetime.date | None, BeforeValidator(parse_date)] = None
+    count: Count = Field(default_factory=Count)
+
+
 class Policy(BaseModel):
     """A policy file of `models/`: every key optional, unknown keys refused."""
 
@@ -613,6 +753,7 @@ class Policy(BaseModel):
     thematic: Thematic = Field(default_factory=Thematic)
     equity: Equity = Field(default_factory=Equity)
     allocation: Allocation = Field(default_factory=Allocation)
+    pledges: Pledges = Field(default_factory=Pledges)
 
     def role_weight(self, roles: tuple[str, ...]) -> float:
         """Wr(s): the largest weight among the roles, 1.0 when there are none."""

@@ -190,11 +190,14 @@ def fair_shares(console: Console, shares: Any, basis: str, capacity_weight: floa
               f"written to {out_file}", soft_wrap=True)
     view = Table(title=f"Fair shares, basis {basis}", title_justify="left")
     view.add_column("donor")
-    for name in ("GNI USD", "fair share USD", "pledged USD", "ratio"):
+    paid = "paid_usd" in table.columns  # with contributions.csv (SPEC 9)
+    for name in ("GNI USD", "fair share USD", "pledged USD", "ratio",
+                 *(("paid USD", "paid ratio") if paid else ())):
         view.add_column(name, justify="right")
     for row in table.itertuples(index=False):
         view.add_row(Text(str(row.donor_iso3)), shown(row.gni_usd), shown(row.fair_share_usd),
-                     shown(row.pledged_usd), ratio(row.ratio))
+                     shown(row.pledged_usd), ratio(row.ratio),
+                     *((shown(row.paid_usd), ratio(row.paid_ratio)) if paid else ()))
     console.print(view)
 
 

@@ -28,6 +28,7 @@ from .audit.folder import (
 )
 from .audit.provenance import check_hashes
 from .audit.tolerances import GAP_RELATIVE_U, GAP_USD, ROW_CENT
+from .contributions import value_pledges
 from .engine import run as run_scenario
 from .engine import write as write_run
 from .errors import InfeasibleError
@@ -129,7 +130,7 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         shutil.copyfile(run.policy, policy_copy)
         data = load_inputs(run.inputs)
         policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
-        scenario = Scenario(data, policy_file, model_path)
+        scenario = Scenario(value_pledges(data, policy_file), policy_file, model_path)
         levels = method_of(policy_file.policy).has_levels  # every gap's amount is unique
         try:
             again = run_scenario(scenario, chosen)

@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCALE_UP = ROOT / "inputs"
 MPTF_SCALE = ROOT / "scenarios" / "mptf_scale"
 BUILT = ("states.csv", "gaps.csv", "sources.csv", "meta.toml")
+# SPEC 9 at the MPTF scale: Norway's NOK pledge and a few statuses.
+BUILT_MPTF = (*BUILT, "contributions.csv", "fx.csv")
+# What the MPTF scale's pledges count for at the valuation date: USD 66 million, and NOK 15
+# million pledged at 1 / 10.6235 USD per NOK (H.10, 2 February 2024), counted at 0.8.
+MPTF_COUNTED_USD = 66_000_000 + 15_000_000 * 0.09413093613 * 0.8
 NO_GNI = {"ERI", "LIE", "MCO", "PRK", "SSD", "VEN", "YEM"}
 
 
@@ -63,12 +68,12 @@ def test_build_example_rebuilds_both_folders_byte_for_byte(tmp_path, capsys):
     status = build_script().main([str(data), "--out", str(tmp_path / "inputs"),
                                   "--scenario-out", str(tmp_path / "mptf_scale")])
     assert status == 0, capsys.readouterr().err
-    for built, bundled in ((tmp_path / "inputs", SCALE_UP), (tmp_path / "mptf_scale",
-                                                             MPTF_SCALE)):
-        assert sorted(p.name for p in built.iterdir()) == sorted(BUILT)
-        for name in BUILT:
+    for built, bundled, names in ((tmp_path / "inputs", SCALE_UP, BUILT),
+                                  (tmp_path / "mptf_scale", MPTF_SCALE, BUILT_MPTF)):
+        assert sorted(p.name for p in built.iterdir()) == sorted(names)
+        for name in names:
             assert (built / name).read_bytes() == (bundled / name).read_bytes(), name
-    assert sorted(p.name for p in MPTF_SCALE.iterdir()) == sorted(BUILT)
+    assert sorted(p.name for p in MPTF_SCALE.iterdir()) == sorted(BUILT_MPTF)
 
 
 def test_no_ida_like_loan_where_the_world_bank_lends_only_ibrd_or_has_paused():
@@ -233,8 +238,27 @@ def test_both_scales_are_labelled_illustrative_and_share_states_and_gaps():
     loans = sum(float(r["pledge_usd"]) for r in scale_up if r["instrument"] == "loan")
     assert pledged == 2_015_000_000 and round(loans / pledged, 2) == 0.57
     mptf = rows(MPTF_SCALE / "sources.csv")
-    assert sum(float(r["pledge_usd"]) for r in mptf) == 70_000_000
+    given = sum(float(r["pledge_usd"]) for r in mptf if r["pledge_usd"])
+    paid = sum(float(r["amount"]) for r in rows(MPTF_SCALE / "contributions.csv")
+               if r["currency"] == "USD")
+    assert given + paid == 66_000_000
     assert {r["instrument"] for r in mptf} == {"grant"}
+
+
+def test_norway_pledges_in_nok_at_a_published_dated_rate():
+    announced = [r for r in rows(MPTF_SCALE / "contributions.csv") if r["source_id"] == "nor"]
+    assert announced == [{"source_id": "nor", "currency": "NOK", "amount": "15000000",
+                          "status": "pledged", "date": "2024-02-05"}]
+    rates = rows(MPTF_SCALE / "fx.csv")
+    assert {r["date"]: r["usd_per_unit"] for r in rates} == {
+        "2023-03-03": "0.09597757964", "2024-02-02": "0.09413093613"}
+    assert all(r["source"].startswith("Federal Reserve Board, H.10") for r in rates)
+    for policy in sorted((ROOT / "models").glob("*.toml")):
+        scenario = api.load(MPTF_SCALE, policy)
+        pledges = dict(zip(scenario.data.source_table["source_id"].tolist(),
+                           scenario.data.source_table["pledge_usd"].tolist(), strict=True))
+        assert pledges["nor"] == pytest.approx(15_000_000 * 0.09413093613 * 0.8, abs=1e-6)
+        assert pledges["deu"] == 24_000_000
 
 
 def test_no_state_holds_more_than_a_quarter_of_any_targets_need():
@@ -252,4 +276,5 @@ def test_every_policy_solves_and_certifies_at_the_mptf_scale(policy, tmp_path):
     run = api.allocate(MPTF_SCALE, ROOT / "models" / f"{policy}.toml")
     out = api.write(run, tmp_path / "run")
     assert audit.certify(out).ok
-    assert run.summary["allocated_usd"] == pytest.approx(70_000_000, abs=1.0)
+    assert run.summary["allocated_usd"] == pytest.approx(MPTF_COUNTED_USD, abs=1.0)
+    assert (out / "resources.csv").is_file()

@@ -11,14 +11,14 @@ from pydantic import ValidationError
 
 from gcm_fund.errors import InputError
 from gcm_fund.load import load_inputs
-from gcm_fund.schema import INPUT_FILES, Column, InputFile, Reference
+from gcm_fund.schema import INPUT_FILES, OPTIONAL_INPUT_FILES, Column, InputFile, Reference
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def readme_table(file_name: str) -> list[list[str]]:
+def readme_table(file_name: str, document: Path = README) -> list[list[str]]:
     """The rows of the table that follows the line `` `file_name` `` in the README."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+    lines = document.read_text(encoding="utf-8").splitlines()
     start = lines.index(f"`{file_name}`")
     rows = []
     for line in lines[start + 1:]:
@@ -37,6 +37,14 @@ def test_readme_columns_match_the_schema(file_name: str) -> None:
     assert readme_table(file_name) == expected
 
 
+@pytest.mark.parametrize("file_name", list(OPTIONAL_INPUT_FILES))
+def test_docs_contributions_columns_match_the_schema(file_name: str) -> None:
+    columns = OPTIONAL_INPUT_FILES[file_name].columns
+    expected = [[c.name, c.type, c.unit, "yes" if c.required else "no", c.meaning]
+                for c in columns]
+    assert readme_table(file_name, README.parent / "docs" / "contributions.md") == expected
+
+
 @pytest.mark.parametrize("file_name", list(INPUT_FILES))
 def test_schema_columns_are_the_row_model_fields(file_name: str) -> None:
     spec = INPUT_FILES[file_name]
@@ -48,7 +56,8 @@ def test_schema_columns_are_the_row_model_fields(file_name: str) -> None:
 # described once (schema.INPUT_FILES) and the models must do what it says.
 
 COLUMNS = [pytest.param(spec, column, id=f"{spec.name}:{column.name}")
-           for spec in INPUT_FILES.values() for column in spec.columns]
+           for spec in (*INPUT_FILES.values(), *OPTIONAL_INPUT_FILES.values())
+           for column in spec.columns]
 
 
 def valid_row(file_name: str) -> dict[str, str]:
@@ -64,6 +73,10 @@ def valid_row(file_name: str) -> dict[str, str]:
                         "pledge_usd": "1", "grant_element": "1", "targets": "10.7",
                         "regions": "Africa", "income_groups": "LIC", "exclude_states": "KEN",
                         "max_state_share": "0.5", "donor_iso3": "KEN"},
+        "contributions.csv": {"source_id": "a", "currency": "NOK", "amount": "1",
+                              "status": "paid", "date": "2024-02-05"},
+        "fx.csv": {"currency": "NOK", "date": "2024-02-02", "usd_per_unit": "0.1",
+                   "source": "a central bank"},
     }[file_name]
 
 
@@ -90,6 +103,9 @@ def test_every_file_has_a_valid_example_row_for_every_column() -> None:
 @pytest.mark.parametrize(("spec", "column"), COLUMNS)
 def test_a_column_is_required_exactly_when_the_schema_says(spec: InputFile,
                                                           column: Column) -> None:
+    if column.blank_allowed:  # required, but the loader decides where a blank is allowed
+        assert column.required and accepts(spec, column.name, None)
+        return
     assert spec.model.model_fields[column.name].is_required() == column.required
     if column.name == "grant_element":  # optional, but a loan needs one (its meaning says)
         assert "required for loans" in column.meaning

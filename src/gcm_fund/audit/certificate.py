@@ -16,7 +16,9 @@ inputs and policy with its own (deliberately separate) code, then checks
 - when stage 1 ran: its duals bound the floor from above by the recorded floor z*, and the
   allocation reaches z* - tolerance from below, which proves z*;
 - every derived table and figure (coverage.csv, sources_summary.csv, the manifest's
-  totals, run id and policy name) is what the allocation and the inputs give.
+  totals, run id and policy name) is what the allocation and the inputs give;
+- with contributions.csv (SPEC 9), every `B_f` is counted again from the copied
+  contributions and rates, and resources.csv and the manifest's `pledges` agree.
 
 The checks live by subject: `provenance`, `optimality`, `derived`; each takes the shared
 `checks.Certifier`. A check that meets a damaged file fails, naming it: certify never
@@ -38,6 +40,7 @@ from . import derived, optimality, provenance
 from .checks import Certificate, Certifier, Check
 from .folder import open_run
 from .levels import certify_levels
+from .pledges import check_resources, counted_pledges
 from .rules import rebuild
 
 
@@ -52,6 +55,12 @@ def load_rules(c: Certifier) -> bool:
         return False
     except RecursionError:
         c.add(Check("inputs", False, "policy.toml: nested too deeply to be a policy"))
+        return False
+    try:
+        data = counted_pledges(data, policy)
+    except ValueError as exc:
+        c.add(Check("inputs", False, "the pledges cannot be counted from the copied "
+                    "contributions.csv and fx.csv", "", [str(exc)]))
         return False
     c.rules_ = rebuild(data, policy)
     return True
@@ -87,6 +96,7 @@ def certify(folder: Path | str) -> Certificate:
         c.step("level columns", derived.check_level_columns)
     c.step("sources_summary.csv", derived.check_sources)
     c.step("states_summary.csv", derived.check_states)
+    c.step("resources.csv", check_resources)
     c.step("manifest figures", derived.check_manifest_figures)
     if c.cert.ok:  # the page is rendered from the files: only from files certified so far
         c.step("report.html", derived.check_report)

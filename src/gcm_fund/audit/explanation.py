@@ -23,6 +23,7 @@ from .folder import (
     open_run,
     read_as_damaged,
 )
+from .pledges import counted_pledges
 from .rules import Rules, debt_risk_of, rebuild, why_not_eligible
 from .tolerances import rule_tolerance_usd
 
@@ -172,9 +173,11 @@ def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explana
 def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     data = load_inputs(run.inputs)
     try:
-        policy = load_policy(run.policy, targets=set(data.gaps["target"])).policy
+        policy_file = load_policy(run.policy, targets=set(data.gaps["target"]))
     except RecursionError:
         raise DamagedFile("policy.toml", "nested too deeply to be a policy") from None
+    policy = policy_file.policy
+    data = counted_pledges(data, policy)
     rules = rebuild(data, policy)
     states = data.states.set_index("iso3")
     if iso3 not in states.index:
