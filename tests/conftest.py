@@ -76,8 +76,8 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def example_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Path]]:
-    """`example_run(policy="baseline", solver="highs", method="levels")`: a run folder of
+def bundled_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Path]]:
+    """`bundled_run(policy="baseline", solver="highs", method="levels")`: a run folder of
     the bundled example (`models/<policy>.toml`; `method="weighted"` solves a copy of it
     under section 4's stage 2), solved once for the whole session and shared by every
     pytest-xdist worker. Read it; copy it before changing anything: at the end of the

@@ -35,11 +35,11 @@ def cli(*args: object) -> tuple[int, str]:
 
 
 @pytest.fixture
-def example(example_run: Callable[..., Path]) -> Callable[..., Path]:
+def example(bundled_run: Callable[..., Path]) -> Callable[..., Path]:
     """example(policy, solver, method): a run folder of the bundled example, solved once a
-    session (conftest's `example_run`); `method="weighted"` solves a copy of the bundled
+    session (conftest's `bundled_run`); `method="weighted"` solves a copy of the bundled
     policy under section 4's stage 2. Shared: copy it before changing it."""
-    return example_run
+    return bundled_run
 
 
 def copy_run(folder: Path, tmp_path: Path) -> Path:

@@ -36,9 +36,9 @@ def cli(*args: object) -> tuple[int, str]:
 
 
 @pytest.fixture
-def baseline(example_run: Callable[..., Path]) -> Path:
+def baseline(bundled_run: Callable[..., Path]) -> Path:
     """The bundled example's run, shared by the session: copied before any forgery."""
-    return example_run()
+    return bundled_run()
 
 
 @pytest.fixture
@@ -47,9 +47,9 @@ def run(baseline: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def weighted_baseline(example_run: Callable[..., Path]) -> Path:
+def weighted_baseline(bundled_run: Callable[..., Path]) -> Path:
     """The bundled example under section 4's weighted stage 2 (shared: copy it first)."""
-    return example_run(method="weighted")
+    return bundled_run(method="weighted")
 
 
 def read(path: Path) -> list[dict[str, str]]:

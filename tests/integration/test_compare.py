@@ -22,8 +22,6 @@ from gcm_fund.compare import compare, load_overlay, write_comparison
 from gcm_fund.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
-# One worker runs this module, so that `bundled_comparison` is solved once.
-pytestmark = pytest.mark.xdist_group("compare")
 MODELS = ROOT / "models"
 OVERLAY = "source_id,pledge_usd\ndeu,500000000\nafdb,0\n"
 
@@ -91,7 +89,7 @@ def expected_figures(run: RunFiles, inputs: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def bundled_comparison(tmp_path_factory: pytest.TempPathFactory,
-                       example_run) -> dict[str, object]:
+                       bundled_run) -> dict[str, object]:
     """`compare` through the command line on the bundled example: two policies x {none,
     overlay}, and the four independent runs."""
     base = tmp_path_factory.mktemp("compare")
@@ -110,7 +108,7 @@ def bundled_comparison(tmp_path_factory: pytest.TempPathFactory,
         ("ldc_priority", ROOT / "inputs", "ldc_priority"),
         ("ldc_priority+ov", overlaid, "ldc_priority"),
     ]:
-        run = (read_run(example_run(model)) if inputs == ROOT / "inputs" else  # shared
+        run = (read_run(bundled_run(model)) if inputs == ROOT / "inputs" else  # shared
                allocate_and_read(inputs, MODELS / f"{model}.toml", base / "runs" / label))
         runs[label] = expected_figures(run, inputs)
     return {"table": table, "runs": runs, "stdout": result.stdout}

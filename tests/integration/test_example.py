@@ -31,9 +31,9 @@ def test_there_are_at_least_three_policies() -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.stem)
-def test_every_policy_solves_the_bundled_example(policy: Path, example_run) -> None:
-    # api.allocate then api.write, once a session (conftest's example_run).
-    manifest = json.loads((example_run(policy.stem) / "manifest.json").read_text())
+def test_every_policy_solves_the_bundled_example(policy: Path, bundled_run) -> None:
+    # api.allocate then api.write, once a session (conftest's bundled_run).
+    manifest = json.loads((bundled_run(policy.stem) / "manifest.json").read_text())
     assert manifest["status"] == "optimal"
     allocated = manifest["totals"]["allocated_usd"]
     assert 0 < allocated <= manifest["totals"]["pledged_usd"] * (1 + 1e-7)
@@ -41,8 +41,8 @@ def test_every_policy_solves_the_bundled_example(policy: Path, example_run) -> N
 
 
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
-def test_two_runs_are_byte_identical(solver: str, tmp_path: Path, example_run) -> None:
-    first = example_run("baseline", solver)
+def test_two_runs_are_byte_identical(solver: str, tmp_path: Path, bundled_run) -> None:
+    first = bundled_run("baseline", solver)
     second = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", solver)
     assert json.loads((first / "manifest.json").read_text())["run_id"] == second.run_id
     api.write(second, tmp_path / "b")
@@ -50,8 +50,8 @@ def test_two_runs_are_byte_identical(solver: str, tmp_path: Path, example_run) -
         assert (first / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
-def test_run_id_depends_on_inputs_policy_and_solver(example_run) -> None:
-    ids = {json.loads((example_run(policy, solver) / "manifest.json").read_text())["run_id"]
+def test_run_id_depends_on_inputs_policy_and_solver(bundled_run) -> None:
+    ids = {json.loads((bundled_run(policy, solver) / "manifest.json").read_text())["run_id"]
            for policy, solver in [("baseline", "highs"), ("flat_responsibility", "highs"),
                                   ("baseline", "cbc")]}
     assert len(ids) == 3

@@ -18,10 +18,6 @@ import pytest
 from gcm_fund import synthetic
 from gcm_fund.writing import remove_stale_staging
 
-# One worker runs these in order, so the module's instance is written once; the Ctrl-C
-# test compares CPU seconds of this worker's children, which another worker cannot touch.
-pytestmark = pytest.mark.xdist_group("interrupt")
-
 RUN_FILES = {"allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",
              "manifest.json", "report.html", "policy.toml", "inputs"}
 

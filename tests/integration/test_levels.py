@@ -671,10 +671,10 @@ def test_highs_simplex_and_ipm_give_every_gap_the_same_amount(instance):
 
 
 @pytest.fixture(scope="module")
-def example_runs(tmp_path_factory, example_run) -> dict[str, RunFiles]:
+def example_runs(tmp_path_factory, bundled_run) -> dict[str, RunFiles]:
     base = tmp_path_factory.mktemp("example")
     inputs, model = api.project_path("inputs"), api.project_path("models/baseline.toml")
-    runs = {solver: read_run(example_run("baseline", solver)) for solver in SOLVERS}
+    runs = {solver: read_run(bundled_run("baseline", solver)) for solver in SOLVERS}
     moved = shuffled_copy(inputs, base / "shuffled", 7)
     runs["shuffled"] = allocate_and_read(moved, model, base / "run-shuffled")
     return runs

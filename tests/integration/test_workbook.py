@@ -15,14 +15,12 @@ from gcm_fund import api, workbook
 from gcm_fund.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-# One worker runs this module, so that `run_and_book` writes its workbook once.
-pytestmark = pytest.mark.xdist_group("workbook")
 TABLES = ("coverage", "allocations", "sources_summary", "constraints")
 
 
 @pytest.fixture(scope="module")
-def run_and_book(tmp_path_factory: pytest.TempPathFactory, example_run) -> tuple[Path, Path]:
-    out = example_run("ldc_priority")  # shared by the session: read, never changed
+def run_and_book(tmp_path_factory: pytest.TempPathFactory, bundled_run) -> tuple[Path, Path]:
+    out = bundled_run("ldc_priority")  # shared by the session: read, never changed
     return out, workbook.write_workbook(out, tmp_path_factory.mktemp("book") / "run.xlsx")
 
 
