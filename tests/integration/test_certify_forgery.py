@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cases import gap, read_csv, reseal, source, state, weighted_policy
+from cases import gap, read_csv, reseal, source, state
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
