@@ -34,6 +34,7 @@ from .schema import (
     INPUT_FILES,
     ISO3_PATTERN,
     META_FILE,
+    OPTIONAL_INPUT_FILES,
     InputMeta,
     did_you_mean,
     normalise_target,
@@ -71,7 +72,8 @@ class InputTable:
         found = self._columns.get(column)
         if found is None:
             values = [getattr(row, column) for row in self.rows]
-            kind = INPUT_FILES[self.name].column(column).kind
+            kind = (INPUT_FILES.get(self.name) or OPTIONAL_INPUT_FILES[self.name]
+                    ).column(column).kind
             if kind == "number":
                 found = np.array(values, dtype=float)
             elif kind == "true/false":
@@ -117,6 +119,8 @@ class ProblemData:
     # The bytes each file had when read: a run folder copies these, not the file as it
     # is when the run ends, so the copies always match the hashes and the tables.
     file_bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # programmes.csv, read under `[allocation] method = "programmes"` only (SPEC 8).
+    programme_table: InputTable | None = None
 
     @property
     def states(self) -> pd.DataFrame:
@@ -433,4 +437,8 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
     if problems:
         raise InputError(problems)
     assert data is not None
+    if policy_file.policy.allocation.method == "programmes":
+        from .programme_input import load_programmes
+
+        data = load_programmes(inputs, data)
     return data, policy_file

@@ -24,7 +24,7 @@ from .output_schema import INPUT_COPY_DIR, MANIFEST, POLICY_COPY
 from .policy_file import PolicyFile
 from .report_folder import CONSTRAINT_COLUMNS, Written
 from .runfolder import check_destination, replaceable
-from .schema import INPUT_FILES, META_FILE, Policy
+from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES, Policy
 from .solve import Solution
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,9 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         copy.mkdir()
         for name in INPUT_FILES:
             (copy / name).write_bytes(data.file_bytes[name])
+        for name in OPTIONAL_INPUT_FILES:
+            if name in data.file_bytes:
+                (copy / name).write_bytes(data.file_bytes[name])
         if data.meta_bytes is not None:
             (copy / META_FILE).write_bytes(data.meta_bytes)
         (folder / POLICY_COPY).write_bytes(policy_file.raw)

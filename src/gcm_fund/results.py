@@ -146,6 +146,13 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
         theta = np.array([lp.policy.thematic.min_share[t] for t in thematic.keys[0]])
         lhs[thematic.start:thematic.stop] = in_target
         rhs[thematic.start:thematic.stop] = theta * total
+    regional = lp.block("regional")
+    if regional is not None:
+        var_region = lp.data.states["region"].to_numpy()[lp.var_state]
+        theta = np.array([lp.policy.regional.min_share[r] for r in regional.keys[0]])
+        lhs[regional.start:regional.stop] = [x_written[var_region == r].sum()
+                                             for r in regional.keys[0]]
+        rhs[regional.start:regional.stop] = theta * float(x_written.sum())
     slack = np.where(lp.sense == GE, lhs - rhs, rhs - lhs)
     dual = stage.row_dual * dual_scale if stage.row_dual.size else np.full(lp.n_rows, np.nan)
     return pd.DataFrame({

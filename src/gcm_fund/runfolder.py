@@ -21,13 +21,13 @@ from .output_schema import (  # noqa: F401 (the names this module gave them firs
     POLICY_COPY,
     RUN_FILES,
 )
-from .schema import INPUT_FILES, META_FILE
+from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
 from .writing import file_kind, refuse_dash
 
 # RUN_FILES: every name a run (or an infeasible run's diagnosis) writes at the top of its
 # folder; a manifest may list more (its "files" table), and those count as the run's own.
 
-_INPUT_COPIES = frozenset({*INPUT_FILES, META_FILE})
+_INPUT_COPIES = frozenset({*INPUT_FILES, *OPTIONAL_INPUT_FILES, META_FILE})
 
 # A manifest larger than this is not one of ours (ours are a few kB); not read.
 _MANIFEST_LIMIT = 10_000_000

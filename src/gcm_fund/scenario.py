@@ -34,7 +34,7 @@ from .errors import InputError, Problem, UsageError
 from .limits import check_solvable
 from .load import InputTable, ProblemData, load_inputs_and_policy
 from .policy_file import PolicyFile, parse_policy
-from .schema import INPUT_FILES, META_FILE, Policy, did_you_mean
+from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES, Policy, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ def _toml_string(text: str) -> str:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return str(value)  # an integer key (max_per_state) reads back as one
+    if isinstance(value, float):
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"{value!r} has no place in a policy")
@@ -157,6 +159,8 @@ class Scenario:
     def input_bytes(self) -> dict[str, bytes]:
         """The input files a run folder copies, by name (meta.toml when there is one)."""
         found = {name: self.data.file_bytes[name] for name in INPUT_FILES}
+        found.update({name: self.data.file_bytes[name] for name in OPTIONAL_INPUT_FILES
+                      if name in self.data.file_bytes})
         if self.data.meta_bytes is not None:
             found[META_FILE] = self.data.meta_bytes
         return found

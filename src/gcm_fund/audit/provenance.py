@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..csv_input import sha256_bytes
 from ..output_schema import MANIFEST
-from ..schema import INPUT_FILES, META_FILE
+from ..schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
 from .checks import Certifier, Check
 from .folder import NUMERIC_COLUMNS, SCALES, DamagedFile
 
@@ -40,7 +40,7 @@ def check_hashes(c: Certifier) -> None:
         problems.append("manifest.json records no input hashes (inputs)")
     for name in sorted(set(recorded) | set(INPUT_FILES)):
         path = run.inputs / name
-        if name not in (*INPUT_FILES, META_FILE):
+        if name not in (*INPUT_FILES, *OPTIONAL_INPUT_FILES, META_FILE):
             problems.append(f"manifest.json: inputs.{name}: not an input file of the tool")
         elif name not in recorded:
             problems.append(f"inputs/{name}: no sha256 in manifest.json")
