@@ -56,6 +56,8 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs"
     if lp.unmet_regional:
         raise InfeasibleError(unmet_regional_diagnosis(lp.unmet_regional))
     solution = method_of(policy).solve(lp, solver)
+    if solution.programmes is not None:
+        lp = solution.programmes.model.lp  # SPEC 8 has no floor: its LP has none
     return lp, solution, build_tables(lp, solution)
 
 

@@ -78,6 +78,8 @@ class Solution:
     # Under `[allocation] method = "levels"`: a `levels.LevelsResult` (SPEC 4b); stage2
     # is then the last level step, its duals d L / d rhs.
     levels: Any = None
+    # Under `[allocation] method = "programmes"`: a `programmes.Selection` (SPEC 8).
+    programmes: Any = None
 
 
 def make_backend(lp: LinearProgram, solver: str = "highs", pool: ColumnPool | None = None,
