@@ -147,6 +147,11 @@ def objective(solution: Solution) -> dict[str, Any]:
     number of distinct levels, the LPs of stage 2, the money placed and the loan burden."""
     found: dict[str, Any] = {"floor": solution.floor,
                              "weighted": round(solution.weighted_usd, 6)}
+    if solution.programmes is not None:
+        from .programme_tables import programme_objective
+
+        found.update(programme_objective(solution.programmes))
+        return found
     levels = solution.levels
     if levels is None:
         found["method"] = "weighted"

@@ -32,6 +32,11 @@ class RunTables:
     levels: pd.DataFrame | None = None
     level_duals: pd.DataFrame | None = None
     stage_duals: pd.DataFrame | None = None
+    # Under programmes (SPEC 8): `selection.csv`, `programme_allocations.csv`,
+    # `relaxation_duals.csv`.
+    selection: pd.DataFrame | None = None
+    programme_allocations: pd.DataFrame | None = None
+    relaxation_duals: pd.DataFrame | None = None
 
 
 def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
@@ -177,7 +182,7 @@ def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
         stage1 = constraints_table(lp, written_amounts(
             lp, solution.stage1.col_value[: lp.n_x] * SCALE_USD, pledge),
             solution.stage1, solution.rhs, dual_scale=1.0 / SCALE_USD, labels=labels)
-    return RunTables(
+    tables = RunTables(
         allocations=allocation_table(lp, x_written),
         coverage=coverage_table(lp, x_written),
         sources_summary=sources_table(lp, x_written, solution),
@@ -185,6 +190,11 @@ def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
                                       labels=labels),
         stage1_constraints=stage1,
     )
+    if solution.programmes is not None:
+        from .programme_tables import add_programme_tables
+
+        add_programme_tables(tables, solution.programmes)
+    return tables
 
 
 def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[str, object]:
