@@ -324,15 +324,16 @@ def _solve_pulp(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
     import pulp
 
     from .backend import quiet_stdout
-    from .pulp_backend import _pulp_dual_sign, _pulp_solver
+    from .pulp_backend import _pulp_dual_sign, _pulp_solver, _pulp_variable
 
     problem = pulp.LpProblem("programmes", pulp.LpMaximize)
     width = len(str(matrix.shape[1]))
-    variables = [pulp.LpVariable(f"c{j:0{width}d}",
-                                 lowBound=None if np.isinf(col_lo[j]) else float(col_lo[j]),
-                                 upBound=None if np.isinf(col_hi[j]) else float(col_hi[j]),
-                                 cat="Integer" if kinds[j] else "Continuous")
-                 for j in range(matrix.shape[1])]
+    variables = [_pulp_variable(problem, f"c{j:0{width}d}") for j in range(matrix.shape[1])]
+    for j, variable in enumerate(variables):
+        variable.lowBound = None if np.isinf(col_lo[j]) else float(col_lo[j])
+        variable.upBound = None if np.isinf(col_hi[j]) else float(col_hi[j])
+        if kinds[j]:
+            variable.cat = pulp.LpInteger
     problem.setObjective(pulp.LpAffineExpression(
         [(v, float(c)) for v, c in zip(variables, cost, strict=True) if c != 0]))
     constraints = []
