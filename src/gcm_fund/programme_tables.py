@@ -11,7 +11,9 @@ import pandas as pd
 from .model import SCALE_USD
 from .programmes import Selection
 
-FULL = 1e-9  # a programme within this (relative) of its budget is funded in full
+# A programme within this of its budget (USD millions: two cents, the rounding of its
+# rows to cents) is funded in full; certify holds it to the same.
+FULL_WITHIN = 0.02 / SCALE_USD
 TIGHT = 1e-9  # a row within this (relative, at least 1e-9 USD millions) binds
 SHOWN_RULES = 3  # the binding rules a `partial` reason names
 
@@ -44,7 +46,7 @@ def reason_of(selection: Selection, p: int) -> str:
         return f"not_eligible: {model.not_eligible[p]}"
     amount, budget = selection.amount[p], model.budget[p]
     if selection.funded[p]:
-        if amount >= budget * (1 - FULL):
+        if amount >= budget - FULL_WITHIN:
             return "funded"
         rules = _binding(selection, p)
         stopped = f"; stopped by {', '.join(rules[:SHOWN_RULES])}" if rules else ""
@@ -110,6 +112,8 @@ def relaxation_table(selection: Selection) -> pd.DataFrame:
 def add_programme_tables(tables: Any, selection: Selection) -> None:
     """Set the programme tables of a run's `RunTables`."""
     tables.selection = selection_table(selection)
+    # SPEC 8: no marginal value under programmes (a MIP's duals price nothing).
+    tables.sources_summary["marginal_value"] = np.nan
     tables.programme_allocations = programme_allocation_table(selection)
     tables.relaxation_duals = relaxation_table(selection)
 

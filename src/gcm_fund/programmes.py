@@ -386,6 +386,7 @@ class Selection:
     value_loss: dict[int, float] = field(default_factory=dict)
     displaced: dict[int, list[str]] = field(default_factory=dict)
     solver_name: str = "highs"
+    final_duals: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _bounds(model: ProgrammeModel, y_fixed: np.ndarray | None = None
@@ -461,13 +462,17 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
     final = _solve(model, tie_row, windows, held_lo, held_hi, False, solver)
     if not final.optimal:
         raise _infeasible(model)
-    x_prog = _split(model, final.values, held_lo, held_hi, solver)
+    x_prog = written_programme_amounts(model, _split(model, final.values, held_lo, held_hi,
+                                                     solver))
     amount = model.amounts(x_prog)
     funded = np.zeros(n_p, dtype=bool)
     funded[model.y_prog[y > 0.5]] = True
+    # constraints.csv's duals: the value LP with the selection held (SPEC 8's final LP).
+    held = _solve(model, value_row, [], held_lo, held_hi, False, solver)
     selection = Selection(model, x_prog, amount, funded, float(model.value @ amount),
                           relaxation.objective, relaxation.row_dual,
-                          float(amount.sum()), solver_name=solver)
+                          float(amount.sum()), solver_name=solver,
+                          final_duals=held.row_dual[: model.n_base_rows])
     if reasons:
         _reasons(selection, solver)
     return selection
@@ -501,6 +506,17 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     return np.clip(out[: model.n_xp], 0.0, None)
 
 
+def written_programme_amounts(model: ProgrammeModel, x_prog: np.ndarray) -> np.ndarray:
+    """x[f,p] as written (USD millions of whole cents): no source's total above its
+    pledge, no programme's above its budget (`cents.round_to_cents`)."""
+    from .cents import round_to_cents, written_cents
+
+    pledges = model.lp.data.source_table["pledge_usd"]
+    cents = round_to_cents(x_prog * SCALE_USD, model.col_source, model.col_prog,
+                           written_cents(pledges), written_cents(model.budget * SCALE_USD))
+    return cents / 100.0 / SCALE_USD
+
+
 def _reasons(selection: Selection, solver: str) -> None:
     """The fall in V and the programmes displaced when each of the unfunded eligible
     programmes of highest v_p is funded at least at its minimum (one MIP each)."""
@@ -529,8 +545,10 @@ def solution_of(selection: Selection, info: SolverInfo) -> Solution:
     model = selection.model
     lp = model.lp
     x_triple = model.counted @ selection.x_prog
+    duals = (selection.final_duals if len(selection.final_duals) == lp.n_rows
+             else np.full(lp.n_rows, np.nan))
     stage = StageSolution(OPTIMAL, objective=selection.value, col_value=x_triple,
-                          row_dual=np.full(lp.n_rows, np.nan))
+                          row_dual=duals)
     return Solution(status=OPTIMAL, floor=None, weighted_usd=float(lp.weight @ x_triple)
                     * SCALE_USD, x_usd=np.clip(x_triple, 0.0, None) * SCALE_USD, stage1=None,
                     stage2=stage, solver=info, rhs=lp.rhs.copy(), z_col=None,

@@ -239,6 +239,9 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         add("regional", pd.DataFrame({"region": names}), [f"regional[{r}]" for r in names],
             GE, np.zeros(len(names)), row_of, cols, coef[row_of, cols])
     floor_gaps = np.nonzero(gap_table["in_floor"].to_numpy())[0]
+    if policy.allocation.method == "programmes":  # SPEC 8 has no floor
+        floor_gaps = floor_gaps[:0]
+        gap_table["in_floor"] = False
     if len(floor_gaps):
         position = np.full(len(gaps), -1)
         position[floor_gaps] = np.arange(len(floor_gaps))
