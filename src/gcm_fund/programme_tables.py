@@ -11,9 +11,10 @@ import pandas as pd
 from .model import SCALE_USD
 from .programmes import Selection
 
-# A programme within this of its budget (USD millions: two cents, the rounding of its
-# rows to cents) is funded in full; certify holds it to the same.
-FULL_WITHIN = 0.02 / SCALE_USD
+# A programme within two cents plus 1e-7 of its budget (its rows' rounding to cents, and a
+# solver's values read back to 8 digits) is funded in full; certify holds it to the same.
+FULL_CENTS = 0.02
+FULL_RELATIVE = 1e-7
 TIGHT = 1e-9  # a row within this (relative, at least 1e-9 USD millions) binds
 SHOWN_RULES = 3  # the binding rules a `partial` reason names
 
@@ -46,7 +47,8 @@ def reason_of(selection: Selection, p: int) -> str:
         return f"not_eligible: {model.not_eligible[p]}"
     amount, budget = selection.amount[p], model.budget[p]
     if selection.funded[p]:
-        if amount >= budget - FULL_WITHIN:
+        amount_usd, budget_usd = round(amount * SCALE_USD, 2), round(budget * SCALE_USD, 2)
+        if amount_usd >= budget_usd - FULL_CENTS - FULL_RELATIVE * budget_usd - 1e-6:
             return "funded"
         rules = _binding(selection, p)
         stopped = f"; stopped by {', '.join(rules[:SHOWN_RULES])}" if rules else ""

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 VALUE_WINDOW = 1e-7  # SPEC 8: stage 2 keeps V >= V* (1 - 1e-7); stage 3 the money alike
 HOLD = 1e-9  # a held a_p may move this much (relative) in the burden and split stages
+# ... and this much on a solver that reads values back to 8 digits (CBC): held tighter,
+# the amounts read back need not fit the budgets they exhaust, and the split fails.
+HOLD_ROUNDED = 1e-7
 MAX_REASONS = 200  # SPEC 8: reasons solved for at most this many unfunded programmes
 
 
@@ -484,26 +487,28 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     `sum d[f,p] x[f,p]`: the sources of each programme's money."""
     lp = model.lp
     a = model.amounts(values)
+    hold = HOLD if solver == "highs" else HOLD_ROUNDED
     extra: list[tuple[np.ndarray, float]] = []
     for p in np.nonzero(a > 0)[0]:
         row = np.zeros(model.n_cols)
         row[: model.n_xp] = model.col_prog == p
-        extra.append((row, a[p] * (1 - HOLD)))
-        extra.append((-row, -a[p] * (1 + HOLD)))
+        extra.append((row, a[p] * (1 - hold)))
+        extra.append((-row, -a[p] * (1 + hold)))
     burden = np.zeros(model.n_cols)
     if lp.policy.loans.penalty > 0:
         per_triple = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
         burden[: model.n_xp] = model.counted.T @ per_triple
         least = _solve(model, -burden, extra, lo, hi, False, solver)
         if least.optimal and np.any(burden):
-            extra.append((-burden, least.objective - HOLD * max(1.0, abs(least.objective))))
+            extra.append((-burden, least.objective - hold * max(1.0, abs(least.objective))))
     ids = lp.data.source_table["source_id"]
     d = split_cost(ids[model.col_source], np.array(model.ids, dtype=object)[model.col_prog])
     cost = np.zeros(model.n_cols)
     cost[: model.n_xp] = 2.0 - d  # as split.py: each dollar placed fills the hold's room
     solved = _solve(model, cost, extra, lo, hi, False, solver)
-    out = solved.values if solved.optimal else values
-    return np.clip(out[: model.n_xp], 0.0, None)
+    if not solved.optimal:  # a bug, not the policy: the held amounts are feasible
+        raise RuntimeError("the split stage found no allocation with the amounts held")
+    return np.clip(solved.values[: model.n_xp], 0.0, None)
 
 
 def written_programme_amounts(model: ProgrammeModel, x_prog: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from .optimality import check_constraint_rows, read_constraints
 LE, GE = 1, -1
 SAME_CENT = 0.0051  # USD, as the other checks
 SIZE_TOLERANCE = 0.02  # USD: a programme's amount is the sum of cent-rounded rows
+FULL_RELATIVE = 1e-7  # SPEC 8's `funded` in full: within 0.02 USD + 1e-7 of the budget
 DUAL_TOLERANCE = 1e-7  # a reduced cost or dual sign this far off is rounding
 SCALE = 1e6  # the relaxation's duals are per USD million of a count row's right-hand side
 SELECTION_COLUMNS = ("programme_id", "funded", "amount_usd", "priority", "value_per_usd",
@@ -193,7 +194,8 @@ def _check_selection(c: Certifier, ids: list[str], rows: list[ProgrammeRow], a: 
         word = reason.split(":", 1)[0]
         expected = ("not_eligible" if why_not[k] is not None or r.quality <= 0 else
                     "left_out" if not funded[k] else
-                    "funded" if a[k] >= r.budget_usd - SIZE_TOLERANCE else "partial")
+                    "funded" if a[k] >= r.budget_usd * (1 - FULL_RELATIVE) - SIZE_TOLERANCE
+                    - 1e-6 else "partial")
         if word != expected:
             problems.append(f"{line}: reason {reason!r} starts with {word!r}, expected "
                             f"{expected!r}")
