@@ -237,3 +237,33 @@ def test_value_and_money_agree_with_scipy_milp(tmp_path_factory: Any, drawn: Any
         assert sel.placed == pytest.approx(money, rel=1e-6, abs=1e-6)
     assert (found["highs"].funded == found["cbc"].funded).all()
     np.testing.assert_allclose(found["highs"].amount, found["cbc"].amount, atol=1e-6)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cbc_split_holds_amounts_read_back_to_8_digits_like_highs() -> None:
+    # Held within 1e-9, CBC's amounts (8 digits) did not fit the budgets they exhaust: the
+    # split stage failed and the unsplit values were kept, USD millions apart from HiGHS's.
+    scenario = load_scenario(ROOT / "scenarios" / "mptf_scale",
+                             ROOT / "scenarios" / "mptf_scale" / "mptf_programmes.toml")
+    lp = build(scenario.data, scenario.policy)
+    found = {solver: select(lp, solver, reasons=False) for solver in SOLVERS}
+    assert (found["highs"].funded == found["cbc"].funded).all()
+    highs, cbc = found["highs"].x_prog * 1e6, found["cbc"].x_prog * 1e6
+    assert (np.abs(highs - cbc) <= 0.02 + 2e-7 * np.maximum(highs, cbc)).all()
+
+
+def test_verify_with_the_other_solver_finds_the_same_selection(tmp_path: Path) -> None:
+    from gcm_fund.verification import verify
+
+    scenario = case(tmp_path, [state("AAA"), state("BBB"), state("CCC")],
+                    [gap(s, "10.7", 8e6) for s in ("AAA", "BBB", "CCC")],
+                    [source("fund", 10e6)],
+                    [programme("p1", "AAA", 6e6), programme("p2", "BBB", 5e6, quality=0.9),
+                     programme("p3", "CCC", 5e6, quality=0.9)])
+    folder = engine.write(engine.run(scenario, "highs"), tmp_path / "run")
+    outcome = verify(folder, "cbc")
+    assert outcome.ok, outcome.lines
+    assert outcome.lines[-2:] == ["same selection",
+                                  "equivalent: the same selection, value and money placed"]
