@@ -99,3 +99,21 @@ def test_a_forged_reason_figure_fails(run: Path) -> None:
     (problem,) = failures(run)["selection.csv"]
     assert problem.startswith("selection.csv:2: p1: reason 'left_out: funding it at its "
                               "minimum USD 6,000,000.00 would lower the value by 1,000,000.00")
+
+
+def test_explain_says_why_a_programme_was_left_out_and_lists_a_states_programmes(
+        clean: Path, cli) -> None:
+    result = cli("explain", clean, "--programme", "p1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "p1 (P1): in AAA, target 10.7",
+        "  asked USD 6,000,000.00, at least USD 6,000,000.00; quality 1, priority 1, value "
+        "per USD 1",
+        "  left out: funding it at its minimum USD 6,000,000.00 would lower the value by "
+        "3,000,000.00, displacing p2;p3"]
+    result = cli("explain", clean, "--state", "BBB")
+    assert result.stdout.splitlines()[-2:] == [
+        "programmes naming BBB: 1", "  p2 (10.7, funded): USD 5,000,000.00 of USD 5,000,000.00"]
+    result = cli("explain", clean, "--programme", "p9")
+    assert result.returncode == 2
+    assert "programme 'p9' is not in selection.csv" in result.stderr
