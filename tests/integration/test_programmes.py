@@ -267,3 +267,23 @@ def test_verify_with_the_other_solver_finds_the_same_selection(tmp_path: Path) -
     assert outcome.ok, outcome.lines
     assert outcome.lines[-2:] == ["same selection",
                                   "equivalent: the same selection, value and money placed"]
+
+
+@pytest.mark.parametrize("method", ["levels", "weighted"])
+def test_a_binding_regional_share_certifies_under_the_gap_methods(tmp_path: Path, method: str
+                                                                  ) -> None:
+    from gcm_fund import audit
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA", region="Africa"), state("BBB", region="Asia"),
+                          state("CCC", "LMIC", region="Asia")],
+        gaps=[gap("AAA", "10.7", 9e6), gap("BBB", "10.7", 1e6), gap("CCC", "8.8", 2e6)],
+        sources=[source("fund", 6e6), source("ida", 3e6, instrument="loan",
+                                              grant_element=0.5)],
+        policy=f'[allocation]\nmethod = "{method}"\n[regional.min_share]\nAsia = 0.4\n')
+    run = engine.run(load_scenario(inputs, policy), "highs")
+    row = run.tables.constraints.set_index("name").loc["regional[Asia]"]
+    assert row["lhs"] == pytest.approx(0.4 * run.tables.allocations["amount_usd"].sum())
+    assert row["slack"] == pytest.approx(0.0, abs=0.01)
+    certificate = audit.certify(engine.write(run, tmp_path / "run"))
+    assert certificate.ok, [c.lines() for c in certificate.failed()]
