@@ -413,6 +413,23 @@ def _infeasible(model: ProgrammeModel) -> InfeasibleError:
         if n.startswith(("thematic", "regional"))]))
 
 
+def unmet_balance(model: ProgrammeModel) -> list[str]:
+    """`thematic[t]` and `regional[r]` rows with a share > 0 that no eligible programme
+    counts toward (SPEC 8: exit 3)."""
+    lp = model.lp
+    gaps = lp.data.gap_table
+    region_of = dict(zip(lp.data.state_table["iso3"].tolist(),
+                         lp.data.state_table["region"].tolist(), strict=True))
+    counted = [g for p in model.y_prog for g in model.prog_gaps[p]]
+    targets = {str(gaps["target"][g]) for g in counted}
+    regions = {region_of[str(gaps["iso3"][g])] for g in counted}
+    policy = lp.policy
+    return ([f"thematic[{t}]" for t, v in sorted(policy.thematic.min_share.items())
+             if v > 0 and t not in targets]
+            + [f"regional[{r}]" for r, v in sorted(policy.regional.min_share.items())
+               if v > 0 and r not in regions])
+
+
 def _lexicographic(model: ProgrammeModel, solver: str, forced: int | None = None
                    ) -> tuple[Solved, float] | None:
     """Stage 1 of the objective (the most value), with programme `forced` funded when
@@ -438,6 +455,12 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
     model = build_programmes(lp)
     if lp.unmet_thematic or lp.unmet_regional:
         raise _infeasible(model)
+    unmet = unmet_balance(model)
+    if unmet:
+        raise InfeasibleError(Diagnosis(
+            reason=f"{', '.join(unmet)}: the policy asks a share > 0, but no eligible "
+                   "programme counts toward it", shortfalls=[
+                Shortfall(name, name.split("[", 1)[0], 0.0) for name in unmet]))
     n_p = len(model.ids)
     value_row = model.amount_row(model.value)
     money_row = model.amount_row(np.ones(n_p))

@@ -287,3 +287,15 @@ def test_a_binding_regional_share_certifies_under_the_gap_methods(tmp_path: Path
     assert row["slack"] == pytest.approx(0.0, abs=0.01)
     certificate = audit.certify(engine.write(run, tmp_path / "run"))
     assert certificate.ok, [c.lines() for c in certificate.failed()]
+
+
+def test_a_regional_share_no_eligible_programme_counts_toward_is_infeasible(tmp_path: Path
+                                                                            ) -> None:
+    # Asia has a gap a source may fund, but no programme works there: exit 3, not an
+    # empty selection.
+    scenario = case(tmp_path, [state("AAA", region="Africa"), state("BBB", region="Asia")],
+                    [gap("AAA", "10.7", 9e6), gap("BBB", "10.7", 9e6)], [source("fund", 3e6)],
+                    [programme("p", "AAA", 1e6)], '[regional.min_share]\nAsia = 0.2\n')
+    with pytest.raises(InfeasibleError, match=r"regional\[Asia\]: the policy asks a share > 0, "
+                       "but no eligible programme counts toward it"):
+        engine.run(scenario, "highs")
