@@ -299,3 +299,24 @@ def test_a_regional_share_no_eligible_programme_counts_toward_is_infeasible(tmp_
     with pytest.raises(InfeasibleError, match=r"regional\[Asia\]: the policy asks a share > 0, "
                        "but no eligible programme counts toward it"):
         engine.run(scenario, "highs")
+
+
+def test_compare_shows_the_programmes_block(tmp_path: Path) -> None:
+    from gcm_fund.compare import compare
+
+    scenario = case(tmp_path, [state("AAA"), state("BBB"), state("CCC")],
+                    [gap(s, "10.7", 8e6) for s in ("AAA", "BBB", "CCC")],
+                    [source("fund", 10e6)],
+                    [programme("p1", "AAA", 6e6), programme("p2", "BBB", 5e6, quality=0.9),
+                     programme("p3", "CCC", 5e6, quality=0.9)])
+    levels = tmp_path / "levels.toml"
+    levels.write_text("")
+    result = compare(scenario.data.folder, [tmp_path / "policy.toml", levels])
+    programmes, gaps = (r.metrics for r in result.scenarios)
+    assert result.metric_names[-5:] == ["programme_value", "programme_value_bound",
+                                   "programmes_funded", "programme_states",
+                                   "smallest_programme_usd"]
+    assert (programmes["programme_value"], programmes["programmes_funded"],
+            programmes["programme_states"], programmes["smallest_programme_usd"]) == (
+        pytest.approx(9e6), 2.0, 2.0, pytest.approx(5e6))
+    assert "programme_value" not in gaps
