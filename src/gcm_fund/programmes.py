@@ -613,5 +613,20 @@ class ProgrammesMethod:
         return solution_of(select(lp, name), solver_info(name))
 
     def warm(self, lp: LinearProgram, pool_options: Any = None) -> Any:
-        """Not kept warm: a sweep re-solves the MIP at each pledge."""
-        raise NotImplementedError("sweep under programmes re-solves each level")
+        """The selection at many pledges: a MIP keeps no basis worth keeping, so each
+        pledge is selected afresh on HiGHS (without the reasons)."""
+        return _ProgrammeSweep(lp)
+
+
+class _ProgrammeSweep:
+    def __init__(self, lp: LinearProgram):
+        from .pipeline import Pipeline
+
+        self.lp = lp
+        self.pipeline = Pipeline(lp, "highs")  # what the sweep reads: solver, pool figures
+
+    def solve(self, pledges_usd: np.ndarray) -> Solution:
+        pledges = np.asarray(pledges_usd, dtype=float)
+        lp = replace(self.lp, rhs=self.lp.rhs_for_pledges(pledges),
+                     pledge=pledges / SCALE_USD)
+        return solution_of(select(lp, "highs", reasons=False), solver_info("highs"))

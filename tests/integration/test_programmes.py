@@ -320,3 +320,24 @@ def test_compare_shows_the_programmes_block(tmp_path: Path) -> None:
             programmes["programme_states"], programmes["smallest_programme_usd"]) == (
         pytest.approx(9e6), 2.0, 2.0, pytest.approx(5e6))
     assert "programme_value" not in gaps
+
+
+def test_sweep_shows_at_which_pledge_the_next_programme_gets_in(tmp_path: Path) -> None:
+    from gcm_fund.sweep import sweep, sweep_columns, sweep_rows
+
+    scenario = case(tmp_path, [state("AAA"), state("BBB"), state("CCC")],
+                    [gap(s, "10.7", 8e6) for s in ("AAA", "BBB", "CCC")],
+                    [source("fund", 10e6)],
+                    [programme("p1", "AAA", 6e6), programme("p2", "BBB", 5e6, quality=0.9),
+                     programme("p3", "CCC", 5e6, quality=0.9)])
+    result = sweep(scenario.data, scenario.policy, ["fund"], np.array([0, 4e6, 8e6, 12e6]))
+    assert sweep_columns(result)[-3:] == ["programme_value", "programmes_funded",
+                                          "funded_programmes"]
+    rows = [dict(zip(sweep_columns(result), row, strict=True)) for row in sweep_rows(result)]
+    # Every programme needs at least USD 5 M; at 8 M p1 (value 6 M) beats p2 or p3 (4.5 M);
+    # at 12 M p1 and one of p2, p3 (10.5 M) beat p2 + p3 (9 M).
+    assert [(r["programme_value"], r["programmes_funded"]) for r in rows] == [
+        ("0.00", "0"), ("0.00", "0"), ("6000000.00", "1"), ("10500000.00", "2")]
+    assert rows[2]["funded_programmes"] == "p1"
+    assert all(r["marginal_value"] == "" for r in rows)
+    assert result.breakpoints == []
