@@ -115,6 +115,7 @@ class Folder:
     sources: pd.DataFrame
     policy_text: str
     policy: dict[str, Any]
+    selection: pd.DataFrame | None = None  # selection.csv, under programmes (SPEC 8)
 
 
 # The ASCII characters str.strip() removes.
@@ -231,6 +232,9 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         levels=(_read_table(levels, amounts, written=written.get(levels.name))
                 if levels.is_file() else None),
         states=states, sources=sources, policy_text=policy_text, policy=policy,
+        selection=(_read_table(path / "selection.csv", amounts,
+                               written=written.get("selection.csv"))
+                   if (path / "selection.csv").is_file() else None),
     )
 
 

@@ -117,3 +117,11 @@ def test_explain_says_why_a_programme_was_left_out_and_lists_a_states_programmes
     result = cli("explain", clean, "--programme", "p9")
     assert result.returncode == 2
     assert "programme 'p9' is not in selection.csv" in result.stderr
+
+
+def test_the_page_shows_the_selection(clean: Path) -> None:
+    page = (clean / "report.html").read_text(encoding="utf-8")
+    assert ('<section id="selection"><h2>Programmes</h2><p class="lead">2 of 3 programmes '
+            "funded (0 in part), USD 10.0 m placed; the smallest funded programme "
+            "USD 5.0 m.</p>") in page
+    assert "<td>left_out: funding it at its minimum USD 6,000,000.00 would lower" in page
