@@ -237,6 +237,16 @@ def test_value_and_money_agree_with_scipy_milp(tmp_path_factory: Any, drawn: Any
         assert sel.placed == pytest.approx(money, rel=1e-6, abs=1e-6)
     assert (found["highs"].funded == found["cbc"].funded).all()
     np.testing.assert_allclose(found["highs"].amount, found["cbc"].amount, atol=1e-6)
+    for sel in found.values():  # the rules on the written amounts, restated here
+        x = sel.model.counted @ sel.x_prog * 1e6
+        spent = np.bincount(lp.var_source, x, minlength=len(budgets))
+        assert (spent <= np.array(budgets) * 1e6 + 0.01).all()
+        given = np.bincount(lp.var_gap, x, minlength=len(needs))
+        assert (given <= np.array(needs) * 1e6 + 0.01).all()
+        a = sel.amount * 1e6
+        low = np.array([m for _, _, m, _ in programmes]) * 1e6
+        high = np.array([b for _, b, _, _ in programmes]) * 1e6
+        assert ((a <= 0.01) | ((a >= low - 0.02) & (a <= high + 0.02))).all()
 
 
 ROOT = Path(__file__).resolve().parents[2]
