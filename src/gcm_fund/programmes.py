@@ -42,6 +42,7 @@ HOLD = 1e-9  # a held a_p may move this much (relative) in the burden and split 
 # ... and this much on a solver that reads values back to 8 digits (CBC): held tighter,
 # the amounts read back need not fit the budgets they exhaust, and the split fails.
 HOLD_ROUNDED = 1e-7
+BURDEN_PRICE_TOLERANCE = 1e-6  # relative to the largest loan cost, as split.py
 MAX_REASONS = 200  # SPEC 8: reasons solved for at most this many unfunded programmes
 
 
@@ -428,6 +429,17 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
         least = _solve(model, -burden, extra, lo, hi, False, solver)
         if least.optimal and np.any(burden):
             extra.append((-burden, least.objective - hold * max(1.0, abs(least.objective))))
+            # A column its optimal duals price as costlier is 0 in every allocation of
+            # least burden (complementary slackness, as split.py): held at 0, the split
+            # cannot spend the window on it.
+            holds = [r for r, _ in extra[:-1]]
+            rows = (sp.vstack([model.matrix, sp.csr_matrix(np.array(holds))]) if holds
+                    else model.matrix)
+            reduced = -burden - rows.T @ least.row_dual
+            costlier = reduced[: model.n_xp] < -BURDEN_PRICE_TOLERANCE * float(
+                np.abs(burden).max())
+            hi = hi.copy()
+            hi[: model.n_xp][costlier] = 0.0
     ids = lp.data.source_table["source_id"]
     d = split_cost(ids[model.col_source], np.array(model.ids, dtype=object)[model.col_prog])
     cost = np.zeros(model.n_cols)

@@ -351,3 +351,20 @@ def test_sweep_shows_at_which_pledge_the_next_programme_gets_in(tmp_path: Path) 
     assert rows[2]["funded_programmes"] == "p1"
     assert all(r["marginal_value"] == "" for r in rows)
     assert result.breakpoints == []
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_the_loan_stage_sends_loans_where_they_burden_least(tmp_path: Path, solver: str
+                                                            ) -> None:
+    # Both programmes are funded whatever the sources; with penalty 1 the loan's burden is
+    # 0.5 x 1.0 per USD in a LIC and 0.5 x 0.25 in an UMIC: the loan goes to q (BBB).
+    scenario = case(tmp_path, [state("AAA", "LIC"), state("BBB", "UMIC")],
+                    [gap("AAA", "10.7", 8e6), gap("BBB", "10.7", 8e6)],
+                    [source("grant", 2e6), source("loan", 2e6, instrument="loan",
+                                                  grant_element=0.5)],
+                    [programme("p", "AAA", 2e6), programme("q", "BBB", 2e6)],
+                    "[loans]\npenalty = 1.0\n")
+    run = engine.run(scenario, solver)
+    table = run.tables.programme_allocations
+    assert list(zip(table["source_id"], table["programme_id"], table["amount_usd"],
+                    strict=True)) == [("grant", "p", 2e6), ("loan", "q", 2e6)]
