@@ -94,7 +94,10 @@ class ProgrammeModel:
     matrix: sp.csr_matrix  # all rows x all columns
     row_lo: np.ndarray
     row_hi: np.ndarray
-    n_base_rows: int  # the first rows are the LP's, in its order
+    # The first rows are the LP's rows `base_rows`, in its order: the rows others imply
+    # are left out (`LinearProgram.implied_rows`; their dual 0 is valid), as the LP
+    # backends do.
+    base_rows: np.ndarray
     row_names: list[str] = field(default_factory=list)
 
     @property
@@ -208,12 +211,14 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
     c_source = np.array(col_source, dtype=np.intp)
     c_prog = np.array(col_prog, dtype=np.intp)
 
-    base = (lp.matrix.tocsr() @ counted).tocsr()
-    base = sp.hstack([base, sp.csr_matrix((lp.n_rows, len(eligible)))], format="csr")
+    kept = np.nonzero(~lp.implied_rows())[0]
+    base = (lp.matrix.tocsr()[kept] @ counted).tocsr()
+    base = sp.hstack([base, sp.csr_matrix((len(kept), len(eligible)))], format="csr")
     inf = np.inf
-    row_lo = [np.where(lp.sense == GE, lp.rhs, -inf)]
-    row_hi = [np.where(lp.sense == LE, lp.rhs, inf)]
-    names = lp.row_names()
+    row_lo = [np.where(lp.sense == GE, lp.rhs, -inf)[kept]]
+    row_hi = [np.where(lp.sense == LE, lp.rhs, inf)[kept]]
+    all_names = lp.row_names()
+    names = [all_names[i] for i in kept]
     budget = np.array([r.budget_usd for r in rows]) / SCALE_USD
     minimum = np.array([r.minimum_usd for r in rows]) / SCALE_USD
     blocks = [base]
@@ -255,7 +260,7 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
         priority=priority, value=np.array([r.quality for r in rows]) * np.nan_to_num(priority),
         not_eligible=not_eligible, prog_gaps=prog_gaps, col_source=c_source, col_prog=c_prog,
         y_prog=eligible, counted=counted, matrix=sp.vstack(blocks, format="csr"),
-        row_lo=np.concatenate(row_lo), row_hi=np.concatenate(row_hi), n_base_rows=lp.n_rows,
+        row_lo=np.concatenate(row_lo), row_hi=np.concatenate(row_hi), base_rows=kept,
         row_names=names)
 
 
@@ -403,7 +408,7 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
     selection = Selection(model, x_prog, amount, funded, float(model.value @ amount),
                           relaxation.objective, relaxation.row_dual,
                           float(amount.sum()), solver_name=solver,
-                          final_duals=held.row_dual[: model.n_base_rows])
+                          final_duals=_base_duals(model, held.row_dual))
     if reasons:
         _reasons(selection, solver)
     return selection
@@ -448,6 +453,13 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     if not solved.optimal:  # a bug, not the policy: the held amounts are feasible
         raise RuntimeError("the split stage found no allocation with the amounts held")
     return np.clip(solved.values[: model.n_xp], 0.0, None)
+
+
+def _base_duals(model: ProgrammeModel, row_dual: np.ndarray) -> np.ndarray:
+    """Duals by LP row (0 on the implied rows the model leaves out)."""
+    duals = np.zeros(model.lp.n_rows)
+    duals[model.base_rows] = row_dual[: len(model.base_rows)]
+    return duals
 
 
 def written_programme_amounts(model: ProgrammeModel, x_prog: np.ndarray) -> np.ndarray:
