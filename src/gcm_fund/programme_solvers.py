@@ -11,11 +11,12 @@ import scipy.sparse as sp
 
 def solve_matrix(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
                  row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
-                 kinds: np.ndarray, solver: str) -> Solved:
+                 kinds: np.ndarray, solver: str, start: np.ndarray | None = None) -> Solved:
     """Maximise cost.x with row_lo <= matrix x <= row_hi and column bounds; `kinds` 1
-    marks an integer column."""
+    marks an integer column. `start`: a feasible point HiGHS starts its search from (an
+    incumbent; it changes the time, not the optimum)."""
     if solver == "highs":
-        return _solve_highs(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds)
+        return _solve_highs(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, start)
     return _solve_pulp(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver)
 
 
@@ -31,7 +32,7 @@ class Solved:
 
 def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
                  row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
-                 kinds: np.ndarray) -> Solved:
+                 kinds: np.ndarray, start: np.ndarray | None = None) -> Solved:
     import highspy
 
     from .highs_backend import new_highs
@@ -50,6 +51,10 @@ def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
                     bounded(col_lo), bounded(col_hi), bounded(row_lo), bounded(row_hi),
                     csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
                     csc.data.astype(np.float64), kinds.astype(np.int32))
+    if start is not None and kinds.any():
+        incumbent = highspy.HighsSolution()
+        incumbent.col_value = np.asarray(start, dtype=np.float64).tolist()
+        highs.setSolution(incumbent)
     highs.run()
     status = highs.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:

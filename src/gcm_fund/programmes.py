@@ -265,7 +265,8 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
 
 
 def _solve(model: ProgrammeModel, cost: np.ndarray, extra: list[tuple[np.ndarray, float]],
-           col_lo: np.ndarray, col_hi: np.ndarray, integer: bool, solver: str) -> Solved:
+           col_lo: np.ndarray, col_hi: np.ndarray, integer: bool, solver: str,
+           start: np.ndarray | None = None) -> Solved:
     """Maximise cost.x over the model's rows plus `extra` rows (row, lower bound)."""
     matrix = model.matrix
     row_lo, row_hi = model.row_lo, model.row_hi
@@ -277,7 +278,7 @@ def _solve(model: ProgrammeModel, cost: np.ndarray, extra: list[tuple[np.ndarray
     kinds = np.zeros(model.n_cols, dtype=np.int32)
     if integer:
         kinds[model.n_xp:] = 1
-    return solve_matrix(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver)
+    return solve_matrix(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver, start)
 
 
 # ---------------------------------------------------------------------------------------
@@ -382,9 +383,10 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
     stage1 = _lexicographic(model, solver)
     if stage1 is None:
         raise _infeasible(model)
-    _, v_star = stage1
+    first, v_star = stage1
     windows = [(value_row, v_star * (1 - VALUE_WINDOW))]
-    placed = _solve(model, money_row, windows, lo, hi, True, solver)
+    # Each stage starts from the last one's selection, which meets its window.
+    placed = _solve(model, money_row, windows, lo, hi, True, solver, start=first.values)
     if not placed.optimal:  # the window holds stage 1's selection: never
         raise _infeasible(model)
     y = np.round(placed.values[model.n_xp:])
@@ -392,7 +394,7 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
     money = _solve(model, money_row, windows, held_lo, held_hi, False, solver)
     m_star = money.objective if money.optimal else placed.objective
     windows.append((money_row, m_star * (1 - VALUE_WINDOW)))
-    tied = _solve(model, tie_row, windows, lo, hi, True, solver)
+    tied = _solve(model, tie_row, windows, lo, hi, True, solver, start=placed.values)
     y = np.round((tied if tied.optimal else placed).values[model.n_xp:])
     held_lo, held_hi = _bounds(model, y)
     final = _solve(model, tie_row, windows, held_lo, held_hi, False, solver)
