@@ -5,10 +5,11 @@ its solve (prints figures, asserts nothing).
 
 Reports the best of `--repeat` wall times of `gcm-fund --help`, `gcm-fund validate` and
 `gcm-fund allocate` on the bundled example (goals: `--help` and `validate` under 0.4 s,
-`allocate` within 3 times its solve), the solve alone (build and both stages, in-process,
-best of the same number), the ratio of each to the solve (wall, and CPU to the solve's
-CPU), and which heavy libraries each command imports. The machine's load average is printed
-first: on a shared machine the ratios mean more than the seconds.
+`allocate` within 3 times its solve), then `gcm-fund certify` of that run folder against
+`validate` (goal: within 3 times validate's time), the solve alone (build and both
+stages, in-process, best of the same number), the ratio of each to the solve (wall, and
+CPU to the solve's CPU), and which heavy libraries each command imports. The machine's load
+average is printed first: on a shared machine the ratios mean more than the seconds.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def main() -> None:
             print(f"{name:<24} {wall:7.3f} s  {wall / solve_s:6.1f}x the solve  ({goal}); "
                   f"CPU {cpu:.3f} s = {cpu / solve_cpu:.2f}x the solve's; "
                   f"imports {heavy_imports(command)}")
+            if name == "validate":
+                validate_s, validate_cpu = wall, cpu
+        # An auditor's check of the run just written, against reading the inputs.
+        wall, cpu = best_wall(["certify", str(Path(tmp) / "run")], args.repeat)
+        print(f"{'certify':<24} {wall:7.3f} s  {wall / validate_s:6.1f}x validate  "
+              f"(goal 3x); CPU {cpu:.3f} s = {cpu / validate_cpu:.2f}x validate's")
     print(f"{'python -c pass':<24} {best_wall_python(args.repeat):7.3f} s  (the floor)")
 
 
