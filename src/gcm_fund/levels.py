@@ -93,8 +93,9 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     # Between the largest and smallest priority (their spread is at most
     # limits.MAX_PRIORITY_SPREAD), so that every level row's coefficient pi U / unit
     # stays well inside what the solvers hold.
-    unit = float(2.0 ** round(0.5 * math.log2(priority[gaps_e].max() * priority[gaps_e].min()))
-                 ) if n_e else 1.0
+    # (log2 of each apart: their product over- or underflows at weights of 1e300.)
+    unit = float(2.0 ** round(0.5 * (math.log2(priority[gaps_e].max())
+                                     + math.log2(priority[gaps_e].min())))) if n_e else 1.0
     scale = priority[gaps_e] / unit * lp.fundable[gaps_e]
     cap = float(unit / priority[gaps_e].min()) if n_e else 1.0
     n_x = lp.n_x
