@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import OPTIMAL, StageSolution
+from .backend import OPTIMAL, SolverStopped, StageSolution
 from .flow import flow_guess
 from .level_forecast import Forecast, Forecaster, cap_rows
 from .model import SCALE_USD, LinearProgram
@@ -39,9 +39,10 @@ STOP_SHARE = 1e-7
 # USD 100 gap beside twenty of USD 1e10 gets 5e-10 of the share. Left rising, it took
 # what the twenty holds below their level gave way (USD 0.02, past SPEC 4b's 0.01).
 SAME_DUAL = 1e-3
-# ... its share still above this (certify wants more than 1e-14) and its dual above
-# WRITTEN_DUAL, so that the step's written duals prove the stop.
-SAME_DUAL_SHARE = 1e-12
+# ... its dual above WRITTEN_DUAL, so that the step's written duals prove the stop, however
+# small its share: a small gap beside huge ones under one budget has a tiny share, and left
+# rising it takes what the solver's tolerances on the huge gaps' holds give way, far more
+# than SPEC 4b's USD 0.01.
 # A step's duals at or below this (in the LP's units) are not recorded.
 WRITTEN_DUAL = 1e-12
 # A stopped gap is held this far (relative) below the level it stopped at: the steps after
@@ -56,13 +57,20 @@ HOLD_MARGIN = 1e-9
 # got USD 25 rose to 30, where SPEC 4b allows USD 0.01. A thousandth of a cent per hold
 # is HiGHS's primal tolerance (1e-9 of USD 1 million).
 HOLD_MARGIN_USD = 1e-3
+# A rising gap's floor row and level row say the same when pi U L and U z agree within
+# this (relative): a dual on the one may move to the other (`Filling._move_floor_duals`).
+FLOOR_TIGHT = 1e-9
 # A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
 FULL_TOL = 1e-9
 # The share of d L / d rhs each such gap gets in a step's blended dual (see `_blend_full`).
 FULL_SHARE = 1e-8
 # An LP with forecast stops held "reaches" the last of them when its L is this close
-# (relative, plus the solver's read-back precision x 10).
+# (relative, plus the solver's read-back precision x 10) ...
 REACH_TOLERANCE = 1e-9
+# ... and the widest gap still rising is then within this (USD) of the forecast amount: a
+# forecast accepted above the LP's level holds a gap above its true amount, with money the
+# gaps still rising lack (a relative tolerance on a huge gap's level is dollars).
+REACH_USD = 1e-3
 
 
 @dataclass
@@ -137,6 +145,7 @@ class Filling:
         self.priority_e = priority[layout.gaps] / layout.unit
         self.margin = precision + HOLD_MARGIN
         self.reach = REACH_TOLERANCE + 10 * precision
+        self._widest = 0.0  # the largest scale among the gaps rising in this search
         n_gaps = len(lp.data.gaps)
         self.stop_step = np.full(n_gaps, -1)
         self.held = np.full(n_gaps, np.nan)
@@ -151,6 +160,7 @@ class Filling:
         self.cost = np.zeros(ext.n_cols)
         self.cost[layout.level_col] = 1.0
         self.z_bounds = None if ext.z_col is None else bounds.get(ext.z_col)
+        self.floor_rows = np.zeros(0, dtype=np.int64)
         self.forecaster = self._forecaster()
 
     def _forecaster(self) -> Forecaster:
@@ -165,6 +175,7 @@ class Filling:
             live = (at >= 0) & np.isfinite(self.rhs[rows])  # a sweep drops lost gaps' rows
             floor_rows[at[live]] = rows[live]
             floor[at[live]] = self.z_bounds[0] * ext.fundable[layout.gaps][at[live]]
+        self.floor_rows = floor_rows  # by gap of E: its floor row, -1 outside G
         return Forecaster(ext, cap_rows(ext, layout.position, n_e), layout.scale,
                           ext.fundable[layout.gaps], floor,
                           {"level": layout.level_rows, "held": layout.held_rows,
@@ -250,7 +261,8 @@ class Filling:
         self.lps += 1
         level = float(plain.col_value[self.layout.level_col])
         m = len(ahead)
-        if m == 0 or level < ahead[0] * (1 - self.reach):
+        self._widest = float(self.layout.scale[self.rising].max()) if self.rising.any() else 0.0
+        if m == 0 or not self._reaches(level, ahead[0]):
             return 0, plain
         # The step reaches the first forecast level, so its allocation meets the holds of
         # the stops there: k = 1 is confirmed without an LP of its own.
@@ -272,15 +284,15 @@ class Filling:
             tries += 1
             log.debug("stage 2: %d forecast stops held (confirmed %d, failing %d): level %.9g, "
                       "the k-th forecast %.9g", k, low, high, level, ahead[k - 1])
-            if level >= ahead[k - 1] * (1 - self.reach):
+            if self._reaches(level, ahead[k - 1]):
                 low = k
                 found[k] = solution
-                if k == m or level < ahead[k] * (1 - self.reach):
+                if k == m or not self._reaches(level, ahead[k]):
                     high = k + 1  # the next stop is the LP's own, below the next forecast
                     continue
                 # Its allocation meets the holds of every forecast up to its level too (an
                 # infeasible trial among those was the column pool's, not the policy's).
-                below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
+                below = int(np.searchsorted(ahead, self._above(level), side="right"))
                 low = max(k, min(below, m))
                 if low >= high:  # the trial that failed there failed for the pool's sake
                     high, failed = ceiling, False
@@ -293,7 +305,7 @@ class Filling:
             else:
                 # After the first trial (the money's bound) fails, doubling goes on.
                 high, failed = k, tries > 1
-                below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
+                below = int(np.searchsorted(ahead, self._above(level), side="right"))
                 if below > low:
                     low = min(below, high - 1)
                     k = low  # confirmed by that bound; its LP is likely the step
@@ -364,17 +376,38 @@ class Filling:
         infeasible)."""
         trial, still = self._trial(forecast, ahead, k)
         self.lps += 1
-        solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial,
-                                             trial=True)
+        try:
+            solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial,
+                                                 trial=True)
+        except SolverStopped:  # a trial that fails tells nothing; the search goes on
+            log.info("stage 2: the solver stopped on a trial with %d forecast stops held", k)
+            return None, -np.inf
         if solution.status != OPTIMAL:
             return None, -np.inf
         if not still.any():
             self._confirmed = solution
             return None, np.inf
         level = float(solution.col_value[self.layout.level_col])
-        if level >= ahead[k - 1] * (1 - self.reach):
+        if self._reaches(level, ahead[k - 1]):
             self._confirmed = solution
         return solution, level
+
+    def _slack(self, level: float) -> float:
+        """How far below a forecast level an LP's level may come and still reach it: the
+        relative tolerance, narrowed so that the widest rising gap moves at most
+        `REACH_USD`."""
+        slack = self.reach * abs(level)
+        if self._widest > 0:
+            slack = min(slack, REACH_USD / SCALE_USD / self._widest)
+        return slack
+
+    def _reaches(self, level: float, forecast: float) -> bool:
+        """Whether an LP's level reaches a forecast level (`_slack`)."""
+        return level >= forecast - self._slack(forecast)
+
+    def _above(self, level: float) -> float:
+        """The highest forecast level an LP's level reaches."""
+        return level + self._slack(level)
 
     def _affordable(self, forecast: Forecast, ahead: list[float]) -> int:
         """The most forecast stops whose holds, with the gaps still rising at the same
@@ -424,6 +457,7 @@ class Filling:
         self.last = solution
         rising = self.rising
         level = float(solution.col_value[layout.level_col])
+        self._move_floor_duals(solution, level)
         full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
         if full.any():
             _blend_full(solution, layout, full)
@@ -432,13 +466,52 @@ class Filling:
         by_share = rising & (share > STOP_SHARE)
         stop = by_share | full
         if by_share.any():
-            stop |= rising & (share > SAME_DUAL_SHARE) & (dual > WRITTEN_DUAL) \
+            stop |= rising & (share > 0) & (dual > WRITTEN_DUAL) \
                 & (dual >= SAME_DUAL * float(dual[by_share].min()))
         if not stop.any():
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
+
+    def _move_floor_duals(self, solution: StageSolution, level: float) -> None:
+        """Move the dual of each rising gap's floor row onto its level row, in place, where
+        both rows are tight (the gap's level is the floor's coverage), keeping the dual
+        optimal.
+
+        At such a gap the two rows say the same, and a degenerate vertex dual may name
+        the floor row alone: its level row's dual is then 0, the gap rises on and takes
+        what the holds of the gaps stopped beside it give way (a USD 2e12 gap's hold is
+        dollars to a USD 3 gap). Moved, with every dual divided by 1 + e (e the moved
+        duals times pi U), the dual stays feasible (z sits at its lower bound, whose
+        reduced cost only shrinks; L's stays 0) and its bound stays L_k, since
+        pi U L_k = U z_lo on those rows.
+        """
+        ext, layout = self.pipeline.lp, self.layout
+        z = ext.z_col
+        if z is None or not self.floor_rows.size:
+            return
+        rows = self.floor_rows
+        has = self.rising & (rows >= 0)
+        if not has.any():
+            return
+        floor_dual = np.where(has, solution.row_dual[np.maximum(rows, 0)], 0.0)
+        z_value = float(solution.col_value[z])
+        need = ext.fundable[layout.gaps] * z_value
+        at_level = layout.scale * level
+        tight = np.abs(at_level - need) <= FLOOR_TIGHT * np.maximum(np.abs(need), 1e-12)
+        move = has & (floor_dual < -WRITTEN_DUAL) & tight
+        if not move.any():
+            return
+        moved = floor_dual[move]
+        solution.row_dual = solution.row_dual.copy()
+        solution.row_dual[layout.level_rows[move]] += moved
+        solution.row_dual[rows[move]] = 0.0
+        extra = float(-(moved * layout.scale[move]).sum())
+        solution.row_dual /= 1.0 + extra
+        solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
+        log.debug("stage 2: the floor duals of %d gaps at the floor moved onto their level "
+                  "rows", int(move.sum()))
 
     def _forecast_solution(self) -> StageSolution:
         """The last (forecast) step as a stage solution: its duals, and the allocation of

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,24 @@ class LevelsResult:
     # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
     stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     lps: int = 0  # LPs solved in stage 2 (SPEC's `steps`): forecast steps need none
+
+
+# How the holds are eased when a stage after the levels begin finds them infeasible (or the
+# solver stops): by this share of each level, at most EASE_USD plus EASE_RELATIVE_TOTAL of
+# the pledges (the solvers' accuracy on rows that sum that much money), then uncapped.
+EASINGS = ((1e-7, True), (1e-7, False))
+EASE_USD = 1e-3
+EASE_RELATIVE_TOTAL = 1e-12
+
+
+def _attempt(run: Callable[[], StageSolution], retry: bool) -> StageSolution | None:
+    """`run()`; None when the solver stops and the stage may be retried (`retry`)."""
+    try:
+        return run()
+    except SolverStopped:
+        if not retry:
+            raise
+        return None
 
 
 def distinct_level_values(held: np.ndarray) -> list[float]:
@@ -181,21 +200,30 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                 return solve_split(pipeline, layout, cost, bounds, rhs, allowed, last)
             return pipeline.solve_stage("levels", cost, bounds, rhs, fresh=fresh)
 
-        solution = run()
-        if solution.status == INFEASIBLE and (name in ("stage 3", "split")
-                                               or name.startswith("stage 2 step")):
+        held_stage = name in ("stage 3", "split") or name.startswith("stage 2 step")
+        solution = _attempt(run, held_stage)
+        for relative, capped in EASINGS if held_stage else ():
+            if solution is not None and solution.status != INFEASIBLE:
+                break
             # The holds came back from earlier solves within tolerances: give them a
-            # little more room (1e-7 of each level) once before calling it a failure.
-            # A warning, not a step: on a level step the room it frees goes to the gaps
-            # still rising (USD 10 on the example's CBC run, past SPEC 4b's tolerance for
-            # one gap, in a test with tighter holds), which certify cannot see.
-            log.warning("%s: infeasible at the holds; easing them by 1e-7 of each level, "
-                        "which may move amounts by that much", name)
-            rhs[layout.held_rows] *= 1.0 - 1e-7
-            rhs[layout.ceiling_rows] *= 1.0 + 1e-7
-            solution = run()
-            if solution.status == INFEASIBLE:
-                raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
+            # little more room before calling it a failure, first at most a few cents (a
+            # relative easing of a huge gap's hold is money the gaps still rising take),
+            # then 1e-7 of each level. A warning, not a step: on a level step the room it
+            # frees goes to the gaps still rising, which certify cannot see.
+            log.warning("%s: %s at the holds; easing them by %g of each level%s, which may "
+                        "move amounts by that much", name,
+                        "infeasible" if solution is not None else "the solver stopped",
+                        relative, " (capped)" if capped else "")
+            room = (EASE_USD / SCALE_USD + EASE_RELATIVE_TOTAL * float(lp.pledge.sum())
+                    if capped else np.inf)
+            rhs[layout.held_rows] -= np.minimum(np.abs(rhs[layout.held_rows]) * relative, room)
+            rhs[layout.ceiling_rows] += np.minimum(np.abs(rhs[layout.ceiling_rows]) * relative,
+                                                   room)
+            if not capped:  # X* less its slack: at USD 1e13 it binds as hard as the holds
+                rhs[layout.allocated_row] -= abs(rhs[layout.allocated_row]) * relative
+            solution = _attempt(run, held_stage)
+        if solution is None or (held_stage and solution.status == INFEASIBLE):
+            raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
         if solution.status == INFEASIBLE:
             raise pipeline.infeasible(diagnosed)
         if not name.startswith("stage 2 step"):  # a step logs its level below
