@@ -82,17 +82,20 @@ def _rounded(x_usd: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]]) -> 
     for member, cap in groups:
         _trim(cents, member, cap)
 
-    def quota(member: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    def quota(member: np.ndarray, cap: np.ndarray, to_exact: bool) -> np.ndarray:
         on = member >= 0
-        exact = np.bincount(member[on], weights=x_cents[on], minlength=cap.size)
         floor = np.bincount(member[on], weights=cents[on], minlength=cap.size)
-        # Up to the exact total rounded up: one group's rounding-up is the other's
-        # largest remainder (three thirds of a dollar to three gaps need one of them up).
-        target = np.minimum(cap, np.ceil(exact - SNAP_CENTS).astype(np.int64))
+        target = cap
+        if to_exact:
+            # Up to the exact total rounded up: one group's rounding-up is the other's
+            # largest remainder (three thirds of a dollar to three gaps need one of them
+            # up). Sources and gaps only: the further groups merely cap.
+            exact = np.bincount(member[on], weights=x_cents[on], minlength=cap.size)
+            target = np.minimum(cap, np.ceil(exact - SNAP_CENTS).astype(np.int64))
         return np.maximum(target - np.rint(floor).astype(np.int64), 0)
 
     # Plain lists: this loop runs once per column with a remainder.
-    quotas = [quota(member, cap).tolist() for member, cap in groups]
+    quotas = [quota(member, cap, k < 2).tolist() for k, (member, cap) in enumerate(groups)]
     members = [member.tolist() for member, _ in groups]
     pairs = list(zip(members, quotas, strict=True))
     candidates = np.flatnonzero(remainder >= NOISE_CENTS)
