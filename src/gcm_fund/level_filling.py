@@ -485,7 +485,8 @@ class Filling:
         dollars to a USD 3 gap). Moved, with every dual divided by 1 + e (e the moved
         duals times pi U), the dual stays feasible (z sits at its lower bound, whose
         reduced cost only shrinks; L's stays 0) and its bound stays L_k, since
-        pi U L_k = U z_lo on those rows.
+        pi U L_k = U z_lo on those rows. Half of that dual and half of the solver's are
+        kept.
         """
         ext, layout = self.pipeline.lp, self.layout
         z = ext.z_col
@@ -504,11 +505,13 @@ class Filling:
         if not move.any():
             return
         moved = floor_dual[move]
-        solution.row_dual = solution.row_dual.copy()
-        solution.row_dual[layout.level_rows[move]] += moved
-        solution.row_dual[rows[move]] = 0.0
-        extra = float(-(moved * layout.scale[move]).sum())
-        solution.row_dual /= 1.0 + extra
+        shifted = solution.row_dual.copy()
+        shifted[layout.level_rows[move]] += moved
+        shifted[rows[move]] = 0.0
+        shifted /= 1.0 - float((moved * layout.scale[move]).sum())
+        # Half of each (a convex combination of optimal duals is optimal): the floor rows
+        # keep half their dual, so that `stopped_by` and `explain` still name the floor.
+        solution.row_dual = 0.5 * (solution.row_dual + shifted)
         solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
         log.debug("stage 2: the floor duals of %d gaps at the floor moved onto their level "
                   "rows", int(move.sum()))
