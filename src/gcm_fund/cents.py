@@ -11,8 +11,8 @@ written amounts are chosen here, in whole cents, such that
   absorption or share cap) totals at most its cap in whole cents,
 
 exactly, in integer arithmetic (a solver can overshoot a cap by more than SPEC 5's
-tolerance: CBC's 8-digit values, moved onto the rows of non-zero dual, once gave a source
-USD 0.20 above its 9 % cap in one State). Every other amount is its solver value rounded down or up
+tolerance: CBC's 8-digit values, moved onto the rows of non-zero dual, leave other rows
+as they fall). Every other amount is its solver value rounded down or up
 by less than a cent (largest remainders first, while its source's and its gap's totals stay
 below their exact values rounded up), so SPEC section 5's per-row tolerance holds for every
 other rule. The choice is deterministic: ties go to the lower column index.

@@ -43,9 +43,9 @@ HIGHS_OPTIONS: dict[str, Any] = {
 
 # What a solve that ends neither optimal nor infeasible is tried again with, in order:
 # as it was (from scratch), then with HiGHS's scaling by largest value rather than its
-# equilibration (floor rows whose z coefficients span USD 1e11 to 2e12 left the scaled z
-# column at 4e-6, and simplex called the bounded LP unbounded), then by interior point
-# with crossover (a basic solution, as the duals need).
+# equilibration (which can scale a column of large coefficients so far that simplex
+# calls a bounded LP unbounded), then by interior point with crossover (a basic
+# solution, as the duals need).
 RETRIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("", {}),
     (", scaling by the largest values", {"simplex_scale_strategy": 4}),

@@ -475,18 +475,18 @@ class Filling:
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
 
     def _move_floor_duals(self, solution: StageSolution, level: float) -> None:
-        """Move the dual of each rising gap's floor row onto its level row, in place, where
-        both rows are tight (the gap's level is the floor's coverage), keeping the dual
-        optimal.
+        """Move half the dual of each rising gap's floor row onto its level row, in place,
+        where both rows are tight (the gap's level is the floor's coverage), keeping the
+        dual optimal.
 
         At such a gap the two rows say the same, and a degenerate vertex dual may name
         the floor row alone: its level row's dual is then 0, the gap rises on and takes
-        what the holds of the gaps stopped beside it give way (a USD 2e12 gap's hold is
-        dollars to a USD 3 gap). Moved, with every dual divided by 1 + e (e the moved
-        duals times pi U), the dual stays feasible (z sits at its lower bound, whose
-        reduced cost only shrinks; L's stays 0) and its bound stays L_k, since
-        pi U L_k = U z_lo on those rows. Half of that dual and half of the solver's are
-        kept.
+        what the holds of the gaps stopped beside it give way (a huge gap's hold gives
+        way by more than a small gap's tolerance). Moved whole, with every dual divided
+        by 1 + e (e the moved duals times pi U), the dual stays feasible (z sits at its
+        lower bound, whose reduced cost only shrinks; L's stays 0) and its bound stays
+        L_k, since pi U L_k = U z_lo on those rows; the mean of that dual and the
+        solver's is optimal too.
         """
         ext, layout = self.pipeline.lp, self.layout
         z = ext.z_col

@@ -220,8 +220,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
                                & constraints["target"].isin(targets)))
     noise = _DUAL_NOISE
     if method == "levels" and len(constraints):
-        # d L / d rhs per USD is about 1 / (the money of the gaps still rising): 5e-10 on
-        # the example's last step of 480 gaps. Noise is small beside the step's largest.
+        # d L / d rhs per USD is about 1 / (the money of the gaps still rising), tiny for a
+        # large fund: noise is small beside the step's largest dual, not below a constant.
         noise = _LEVEL_DUAL_NOISE * float(np.abs(np.nan_to_num(constraints["dual"])).max())
     binding = constraints[involves & (constraints["dual"].abs() > noise)]
     binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
