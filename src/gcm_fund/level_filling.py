@@ -145,6 +145,7 @@ class Filling:
         self.priority_e = priority[layout.gaps] / layout.unit
         self.margin = precision + HOLD_MARGIN
         self.reach = REACH_TOLERANCE + 10 * precision
+        self.precision = precision
         self._widest = 0.0  # the largest scale among the gaps rising in this search
         n_gaps = len(lp.data.gaps)
         self.stop_step = np.full(n_gaps, -1)
@@ -500,7 +501,11 @@ class Filling:
         z_value = float(solution.col_value[z])
         need = ext.fundable[layout.gaps] * z_value
         at_level = layout.scale * level
-        tight = np.abs(at_level - need) <= FLOOR_TIGHT * np.maximum(np.abs(need), 1e-12)
+        # (Plus the solver's read-back precision, and a thousandth of a cent: a dual names a
+        # floor row whose slack is below the solver's tolerance, and moving it moves the
+        # bound by that slack times the dual.)
+        tight = np.abs(at_level - need) <= np.maximum(
+            (FLOOR_TIGHT + 10 * self.precision) * np.abs(need), REACH_USD / SCALE_USD)
         move = has & (floor_dual < -WRITTEN_DUAL) & tight
         if not move.any():
             return
