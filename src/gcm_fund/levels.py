@@ -216,9 +216,13 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                         relative, " (capped)" if capped else "")
             room = (EASE_USD / SCALE_USD + EASE_RELATIVE_TOTAL * float(lp.pledge.sum())
                     if capped else np.inf)
-            rhs[layout.held_rows] -= np.minimum(np.abs(rhs[layout.held_rows]) * relative, room)
-            rhs[layout.ceiling_rows] += np.minimum(np.abs(rhs[layout.ceiling_rows]) * relative,
-                                                   room)
+            # At least a thousandth of a cent each: a relative easing frees nothing on the
+            # holds of gaps of a dollar.
+            least = EASE_USD / SCALE_USD
+            rhs[layout.held_rows] -= np.minimum(
+                np.maximum(np.abs(rhs[layout.held_rows]) * relative, least), room)
+            rhs[layout.ceiling_rows] += np.minimum(
+                np.maximum(np.abs(rhs[layout.ceiling_rows]) * relative, least), room)
             if not capped:  # X* less its slack: at USD 1e13 it binds as hard as the holds
                 rhs[layout.allocated_row] -= abs(rhs[layout.allocated_row]) * relative
             solution = _attempt(run, held_stage)
