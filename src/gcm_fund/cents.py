@@ -5,10 +5,14 @@ may come back as 350,000,001.12, and rounding each amount to the cent on its own
 source's written total exceed its pledge by a cent or more. A treasury reads totals, so the
 written amounts are chosen here, in whole cents, such that
 
-- every source's written total is at most its pledge as written, and
-- every gap's written total is at most its fundable need as written,
+- every source's written total is at most its pledge as written,
+- every gap's written total is at most its fundable need as written, and
+- every further group the caller caps (a source's per-State cap `rho_f B_f`, a State's
+  absorption or share cap) totals at most its cap in whole cents,
 
-exactly, in integer arithmetic. Every other amount is its solver value rounded down or up
+exactly, in integer arithmetic (a solver can overshoot a cap by more than SPEC 5's
+tolerance: CBC's 8-digit values, moved onto the rows of non-zero dual, leave other rows
+as they fall). Every other amount is its solver value rounded down or up
 by less than a cent (largest remainders first, while its source's and its gap's totals stay
 below their exact values rounded up), so SPEC section 5's per-row tolerance holds for every
 other rule. The choice is deterministic: ties go to the lower column index.
@@ -16,7 +20,7 @@ other rule. The choice is deterministic: ties go to the lower column index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -35,14 +39,22 @@ def written_cents(values_usd: Iterable[float]) -> np.ndarray:
                     dtype=np.int64)
 
 
+# A further capped group: the group of each column (-1: none) and each group's cap, cents.
+Groups = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
 def round_to_cents(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarray,
-                   source_cap_cents: np.ndarray, gap_cap_cents: np.ndarray) -> np.ndarray:
-    """Amounts in whole cents whose source and gap totals never exceed their caps.
+                   source_cap_cents: np.ndarray, gap_cap_cents: np.ndarray,
+                   more: Groups = ()) -> np.ndarray:
+    """Amounts in whole cents whose source, gap and other group totals never exceed their
+    caps.
 
     `x_usd[i]` is the solver's amount of column i, which belongs to source `var_source[i]`
-    and gap `var_gap[i]`; the caps are in cents (see `written_cents`). Negative amounts
-    count as zero (a NaN too). A group whose rounded-down amounts already exceed its cap (the solver
-    overshot by more than a cent) gives up the excess in proportion to its amounts.
+    and gap `var_gap[i]`; the caps are in cents (see `written_cents`). `more` holds further
+    capped groups, each as (group of each column, -1 for none; cap of each group in
+    cents). Negative amounts count as zero (a NaN too). A group whose rounded-down amounts
+    already exceed its cap (the solver overshot by more than a cent) gives up the excess
+    in proportion to its amounts.
     """
     x_usd = np.asarray(x_usd, dtype=float)
     # Only positive amounts can be written as a cent or more: at 10,008 gaps x 1,000
@@ -51,48 +63,59 @@ def round_to_cents(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarra
     # order, so every tie is broken as over all columns.
     support = np.flatnonzero(x_usd > 0)
     written = np.zeros(x_usd.size, dtype=np.int64)
-    written[support] = _rounded(x_usd[support], np.asarray(var_source)[support],
-                                np.asarray(var_gap)[support], source_cap_cents, gap_cap_cents)
+    groups = [(np.asarray(var_source), np.asarray(source_cap_cents, dtype=np.int64)),
+              (np.asarray(var_gap), np.asarray(gap_cap_cents, dtype=np.int64))]
+    groups += [(np.asarray(member), np.asarray(cap, dtype=np.int64)) for member, cap in more]
+    written[support] = _rounded(x_usd[support], [(member[support], cap)
+                                                 for member, cap in groups])
     return written
 
 
-def _rounded(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarray,
-             source_cap_cents: np.ndarray, gap_cap_cents: np.ndarray) -> np.ndarray:
-    """`round_to_cents` of amounts that are all positive."""
+def _rounded(x_usd: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """`round_to_cents` of amounts that are all positive, with every capped group (the
+    sources first, the gaps second) as (group of each column or -1, caps)."""
     x_cents = x_usd * 100.0
     cents = np.floor(x_cents + SNAP_CENTS).astype(np.int64)
     remainder = np.clip(x_cents - cents, 0.0, None)
-    source_cap = np.asarray(source_cap_cents, dtype=np.int64)
-    gap_cap = np.asarray(gap_cap_cents, dtype=np.int64)
-    # Trimming a column lowers both its source's and its gap's totals, so trimming
-    # sources first and gaps second leaves both within their caps.
-    _trim(cents, var_source, source_cap)
-    _trim(cents, var_gap, gap_cap)
+    # Trimming a column lowers the totals of every group it is in, so trimming one family
+    # of groups after another leaves all within their caps.
+    for member, cap in groups:
+        _trim(cents, member, cap)
 
-    def quota(group: np.ndarray, cap: np.ndarray) -> np.ndarray:
-        exact = np.bincount(group, weights=x_cents, minlength=cap.size)
-        floor = np.bincount(group, weights=cents, minlength=cap.size)
-        # Up to the exact total rounded up: one group's rounding-up is the other's
-        # largest remainder (three thirds of a dollar to three gaps need one of them up).
-        target = np.minimum(cap, np.ceil(exact - SNAP_CENTS).astype(np.int64))
+    def quota(member: np.ndarray, cap: np.ndarray, to_exact: bool) -> np.ndarray:
+        on = member >= 0
+        floor = np.bincount(member[on], weights=cents[on], minlength=cap.size)
+        target = cap
+        if to_exact:
+            # Up to the exact total rounded up: one group's rounding-up is the other's
+            # largest remainder (three thirds of a dollar to three gaps need one of them
+            # up). Sources and gaps only: the further groups merely cap.
+            exact = np.bincount(member[on], weights=x_cents[on], minlength=cap.size)
+            target = np.minimum(cap, np.ceil(exact - SNAP_CENTS).astype(np.int64))
         return np.maximum(target - np.rint(floor).astype(np.int64), 0)
 
-    source_quota = quota(var_source, source_cap)
-    gap_quota = quota(var_gap, gap_cap)
+    # Plain lists: this loop runs once per column with a remainder.
+    quotas = [quota(member, cap, k < 2).tolist() for k, (member, cap) in enumerate(groups)]
+    members = [member.tolist() for member, _ in groups]
+    pairs = list(zip(members, quotas, strict=True))
     candidates = np.flatnonzero(remainder >= NOISE_CENTS)
     order = candidates[np.lexsort((candidates, -remainder[candidates]))]
+    up: list[int] = []
     for i in order.tolist():
-        f, g = var_source[i], var_gap[i]
-        if source_quota[f] > 0 and gap_quota[g] > 0:
-            cents[i] += 1
-            source_quota[f] -= 1
-            gap_quota[g] -= 1
+        if all(of[i] < 0 or left[of[i]] > 0 for of, left in pairs):
+            up.append(i)
+            for of, left in pairs:
+                if of[i] >= 0:
+                    left[of[i]] -= 1
+    cents[np.asarray(up, dtype=np.int64)] += 1
     return cents
 
 
 def _trim(cents: np.ndarray, group: np.ndarray, cap: np.ndarray) -> None:
-    """Lower the amounts of every group over its cap, in proportion, largest remainder."""
-    totals = np.bincount(group, weights=cents, minlength=cap.size)
+    """Lower the amounts of every group over its cap, in proportion, largest remainder
+    (columns of group -1 belong to none)."""
+    on = group >= 0
+    totals = np.bincount(group[on], weights=cents[on], minlength=cap.size)
     over = np.flatnonzero(np.rint(totals).astype(np.int64) > cap)
     if not over.size:
         return

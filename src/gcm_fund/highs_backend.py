@@ -41,6 +41,24 @@ HIGHS_OPTIONS: dict[str, Any] = {
 }
 
 
+# What a solve that ends neither optimal nor infeasible is tried again with, in order:
+# as it was (from scratch), then with HiGHS's scaling by largest value rather than its
+# equilibration (which can scale a column of large coefficients so far that simplex
+# calls a bounded LP unbounded), then by interior point with crossover (a basic
+# solution, as the duals need).
+RETRIES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("", {}),
+    (", scaling by the largest values", {"simplex_scale_strategy": 4}),
+    (", by interior point", {"solver": "ipm"}),
+)
+
+
+def _option(highs: Any, key: str) -> Any:
+    """An option's current value (highspy returns it alone or after a status)."""
+    found = highs.getOptionValue(key)
+    return found[1] if isinstance(found, tuple) else found
+
+
 def _simplex_strategy(warm: bool, cost_changed: bool, bounds_changed: bool) -> int:
     """HiGHS's simplex variant for the next solve from the current basis.
 
@@ -282,20 +300,30 @@ class HighsBackend:
     def _run(self, strategy: int) -> Status:
         """One HiGHS solve of the model as it stands: OPTIMAL, INFEASIBLE or EMPTY.
 
-        A warm start that ends any other way (stalled, "Unknown") is solved again from
-        scratch; if that fails too, `SolverStopped`.
+        A solve that ends any other way (stalled, "Unknown", or "Unbounded", which these
+        LPs never are) is solved again from scratch, then with each of `RETRIES`' option
+        sets in turn; if every one fails too, `SolverStopped`.
         """
         highs = self.highs
         highs.setOptionValue("simplex_strategy", strategy)
         run_highs(highs)
         self._solved = True
         status = highs_status(highs)
-        if status is None:
-            log.info("HiGHS ended with status %s; solving again from scratch",
-                     highs.modelStatusToString(highs.getModelStatus()))
+        for label, options in RETRIES:
+            if status is not None:
+                break
+            log.info("HiGHS ended with status %s; solving again from scratch%s",
+                     highs.modelStatusToString(highs.getModelStatus()), label)
             highs.clearSolver()
             highs.setOptionValue("simplex_strategy", 0)
-            run_highs(highs)
+            previous = {key: _option(highs, key) for key in options}
+            for key, value in options.items():
+                highs.setOptionValue(key, value)
+            try:
+                run_highs(highs)
+            finally:
+                for key, value in previous.items():
+                    highs.setOptionValue(key, value)
             status = highs_status(highs)
         if status is None:
             raise SolverStopped("HiGHS stopped with status "

@@ -19,18 +19,19 @@ from typing import Protocol
 
 import numpy as np
 
-from .backend import OPTIMAL, StageSolution
+from .backend import OPTIMAL, SolverStopped, StageSolution
 from .flow import flow_guess
 from .level_forecast import Forecast, Forecaster, cap_rows
 from .level_layout import Layout
 from .level_tolerances import (
+    FLOOR_TIGHT,
     FULL_SHARE,
     FULL_TOL,
     HOLD_MARGIN,
     HOLD_MARGIN_USD,
     REACH_TOLERANCE,
+    REACH_USD,
     SAME_DUAL,
-    SAME_DUAL_SHARE,
     STOP_SHARE,
     WRITTEN_DUAL,
     LevelStage,
@@ -42,7 +43,7 @@ from .spec import read_back_allowance
 from .split import split_cost
 
 __all__ = ["FULL_SHARE", "FULL_TOL", "HOLD_MARGIN", "HOLD_MARGIN_USD", "REACH_TOLERANCE",
-           "SAME_DUAL", "SAME_DUAL_SHARE", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout",
+           "SAME_DUAL", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout",
            "LevelStep"]
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class Filling:
         self.priority_e = priority[layout.gaps] / layout.unit
         self.margin = precision + HOLD_MARGIN
         self.reach = REACH_TOLERANCE + read_back_allowance(precision)
+        self.precision = precision
+        self._widest = 0.0  # the largest scale among the gaps rising in this search
         n_gaps = len(lp.data.gaps)
         self.stop_step = np.full(n_gaps, -1)
         self.held = np.full(n_gaps, np.nan)
@@ -119,6 +122,7 @@ class Filling:
         self.cost = np.zeros(ext.n_cols)
         self.cost[layout.level_col] = 1.0
         self.z_bounds = None if ext.z_col is None else bounds.get(ext.z_col)
+        self.floor_rows = np.zeros(0, dtype=np.int64)
         self.forecaster = self._forecaster()
 
     def _forecaster(self) -> Forecaster:
@@ -133,6 +137,7 @@ class Filling:
             live = (at >= 0) & np.isfinite(self.rhs[rows])  # a sweep drops lost gaps' rows
             floor_rows[at[live]] = rows[live]
             floor[at[live]] = self.z_bounds[0] * ext.fundable[layout.gaps][at[live]]
+        self.floor_rows = floor_rows  # by gap of E: its floor row, -1 outside G
         return Forecaster(ext, cap_rows(ext, layout.position, n_e), layout.scale,
                           ext.fundable[layout.gaps], floor,
                           {"level": layout.level_rows, "held": layout.held_rows,
@@ -218,7 +223,8 @@ class Filling:
         self.lps += 1
         level = float(plain.col_value[self.layout.level_col])
         m = len(ahead)
-        if m == 0 or level < ahead[0] * (1 - self.reach):
+        self._widest = float(self.layout.scale[self.rising].max()) if self.rising.any() else 0.0
+        if m == 0 or not self._reaches(level, ahead[0]):
             return 0, plain
         # The step reaches the first forecast level, so its allocation meets the holds of
         # the stops there: k = 1 is confirmed without an LP of its own.
@@ -240,15 +246,15 @@ class Filling:
             tries += 1
             log.debug("stage 2: %d forecast stops held (confirmed %d, failing %d): level %.9g, "
                       "the k-th forecast %.9g", k, low, high, level, ahead[k - 1])
-            if level >= ahead[k - 1] * (1 - self.reach):
+            if self._reaches(level, ahead[k - 1]):
                 low = k
                 found[k] = solution
-                if k == m or level < ahead[k] * (1 - self.reach):
+                if k == m or not self._reaches(level, ahead[k]):
                     high = k + 1  # the next stop is the LP's own, below the next forecast
                     continue
                 # Its allocation meets the holds of every forecast up to its level too (an
                 # infeasible trial among those was the column pool's, not the policy's).
-                below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
+                below = int(np.searchsorted(ahead, self._above(level), side="right"))
                 low = max(k, min(below, m))
                 if low >= high:  # the trial that failed there failed for the pool's sake
                     high, failed = ceiling, False
@@ -261,7 +267,7 @@ class Filling:
             else:
                 # After the first trial (the money's bound) fails, doubling goes on.
                 high, failed = k, tries > 1
-                below = int(np.searchsorted(ahead, level * (1 + self.reach), side="right"))
+                below = int(np.searchsorted(ahead, self._above(level), side="right"))
                 if below > low:
                     low = min(below, high - 1)
                     k = low  # confirmed by that bound; its LP is likely the step
@@ -332,17 +338,38 @@ class Filling:
         infeasible)."""
         trial, still = self._trial(forecast, ahead, k)
         self.lps += 1
-        solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial,
-                                             trial=True)
+        try:
+            solution = self.pipeline.solve_stage("levels", self.cost, self.bounds, trial,
+                                                 trial=True)
+        except SolverStopped:  # a trial that fails tells nothing; the search goes on
+            log.info("stage 2: the solver stopped on a trial with %d forecast stops held", k)
+            return None, -np.inf
         if solution.status != OPTIMAL:
             return None, -np.inf
         if not still.any():
             self._confirmed = solution
             return None, np.inf
         level = float(solution.col_value[self.layout.level_col])
-        if level >= ahead[k - 1] * (1 - self.reach):
+        if self._reaches(level, ahead[k - 1]):
             self._confirmed = solution
         return solution, level
+
+    def _slack(self, level: float) -> float:
+        """How far below a forecast level an LP's level may come and still reach it: the
+        relative tolerance, narrowed so that the widest rising gap moves at most
+        `REACH_USD`."""
+        slack = self.reach * abs(level)
+        if self._widest > 0:
+            slack = min(slack, REACH_USD / SCALE_USD / self._widest)
+        return slack
+
+    def _reaches(self, level: float, forecast: float) -> bool:
+        """Whether an LP's level reaches a forecast level (`_slack`)."""
+        return level >= forecast - self._slack(forecast)
+
+    def _above(self, level: float) -> float:
+        """The highest forecast level an LP's level reaches."""
+        return level + self._slack(level)
 
     def _affordable(self, forecast: Forecast, ahead: list[float]) -> int:
         """The most forecast stops whose holds, with the gaps still rising at the same
@@ -392,6 +419,7 @@ class Filling:
         self.last = solution
         rising = self.rising
         level = float(solution.col_value[layout.level_col])
+        self._move_floor_duals(solution, level)
         full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
         if full.any():
             _blend_full(solution, layout, full)
@@ -400,13 +428,59 @@ class Filling:
         by_share = rising & (share > STOP_SHARE)
         stop = by_share | full
         if by_share.any():
-            stop |= rising & (share > SAME_DUAL_SHARE) & (dual > WRITTEN_DUAL) \
+            stop |= rising & (share > 0) & (dual > WRITTEN_DUAL) \
                 & (dual >= SAME_DUAL * float(dual[by_share].min()))
         if not stop.any():
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
+
+    def _move_floor_duals(self, solution: StageSolution, level: float) -> None:
+        """Move half the dual of each rising gap's floor row onto its level row, in place,
+        where both rows are tight (the gap's level is the floor's coverage), keeping the
+        dual optimal.
+
+        At such a gap the two rows say the same, and a degenerate vertex dual may name
+        the floor row alone: its level row's dual is then 0, the gap rises on and takes
+        what the holds of the gaps stopped beside it give way (a huge gap's hold gives
+        way by more than a small gap's tolerance). Moved whole, with every dual divided
+        by 1 + e (e the moved duals times pi U), the dual stays feasible (z sits at its
+        lower bound, whose reduced cost only shrinks; L's stays 0) and its bound stays
+        L_k, since pi U L_k = U z_lo on those rows; the mean of that dual and the
+        solver's is optimal too.
+        """
+        ext, layout = self.pipeline.lp, self.layout
+        z = ext.z_col
+        if z is None or not self.floor_rows.size:
+            return
+        rows = self.floor_rows
+        has = self.rising & (rows >= 0)
+        if not has.any():
+            return
+        floor_dual = np.where(has, solution.row_dual[np.maximum(rows, 0)], 0.0)
+        z_value = float(solution.col_value[z])
+        need = ext.fundable[layout.gaps] * z_value
+        at_level = layout.scale * level
+        # (Plus the solver's read-back precision, and a thousandth of a cent: a dual names a
+        # floor row whose slack is below the solver's tolerance, and moving it moves the
+        # bound by that slack times the dual.)
+        tight = np.abs(at_level - need) <= np.maximum(
+            (FLOOR_TIGHT + 10 * self.precision) * np.abs(need), REACH_USD / SCALE_USD)
+        move = has & (floor_dual < -WRITTEN_DUAL) & tight
+        if not move.any():
+            return
+        moved = floor_dual[move]
+        shifted = solution.row_dual.copy()
+        shifted[layout.level_rows[move]] += moved
+        shifted[rows[move]] = 0.0
+        shifted /= 1.0 - float((moved * layout.scale[move]).sum())
+        # Half of each (a convex combination of optimal duals is optimal): the floor rows
+        # keep half their dual, so that `stopped_by` and `explain` still name the floor.
+        solution.row_dual = 0.5 * (solution.row_dual + shifted)
+        solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
+        log.debug("stage 2: the floor duals of %d gaps at the floor moved onto their level "
+                  "rows", int(move.sum()))
 
     def _forecast_solution(self) -> StageSolution:
         """The last (forecast) step as a stage solution: its duals, and the allocation of

@@ -17,9 +17,9 @@ STOP_SHARE = 1e-7
 # USD 100 gap beside twenty of USD 1e10 gets 5e-10 of the share. Left rising, it took
 # what the twenty holds below their level gave way (USD 0.02, past SPEC 4b's 0.01).
 SAME_DUAL = 1e-3
-# ... its share still above this (certify wants more than 1e-14) and its dual above
-# WRITTEN_DUAL, so that the step's written duals prove the stop.
-SAME_DUAL_SHARE = 1e-12
+# ... its dual above WRITTEN_DUAL, so that the step's written duals prove the stop, however
+# small its share: a small gap beside huge ones under one budget has a tiny share, and left
+# rising it takes what the solver's tolerances on the huge gaps' holds give way.
 # A step's duals at or below this (in the LP's units) are not recorded.
 WRITTEN_DUAL = 1e-12
 # A stopped gap is held this far (relative) below the level it stopped at: the steps after
@@ -42,9 +42,6 @@ FULL_SHARE = 1e-8
 # (relative, plus the solver's read-back precision x 10).
 REACH_TOLERANCE = 1e-9
 
-# A stage found infeasible at the holds is solved once more with each hold eased by this
-# much of its level (and each ceiling raised by as much): see `LevelStage.eases_holds`.
-EASE_HOLDS = 1e-7
 # The money forecast stops need fits the money placeable within this (relative, and
 # absolute in USD millions): the solver's feasibility tolerances.
 MONEY_RELATIVE = 1e-7
@@ -66,10 +63,26 @@ class LevelStage(enum.Enum):
 
     @property
     def eases_holds(self) -> bool:
-        """Whether an infeasible solve is tried again with the holds eased (`EASE_HOLDS`):
+        """Whether an infeasible solve is tried again with the holds eased (`EASINGS`):
         the stages that run at holds that came back from earlier solves."""
         return self is not LevelStage.STAGE_1B
 
     def label(self, step: int | None = None) -> str:
         """What the log and messages call a solve of this stage ("stage 2 step 4")."""
         return self.value if step is None else f"{self.value} {step}"
+
+# A rising gap's floor row and level row say the same when pi U L and U z agree within
+# this (relative): a dual on the one may move to the other (`Filling._move_floor_duals`).
+FLOOR_TIGHT = 1e-9
+# An LP with forecast stops "reaches" the last of them only when the widest gap still
+# rising is then within this (USD) of the forecast amount: a forecast accepted above the
+# LP's level holds a gap above its true amount, with money the gaps still rising lack (a
+# relative tolerance on a huge gap's level is dollars).
+REACH_USD = 1e-3
+# How the holds are eased when a stage after the levels begin finds them infeasible (or
+# the solver stops): by this share of each level, at most EASE_USD plus
+# EASE_RELATIVE_TOTAL of the pledges (the solvers' accuracy on rows that sum that much
+# money), then uncapped.
+EASINGS = ((1e-7, True), (1e-7, False))
+EASE_USD = 1e-3
+EASE_RELATIVE_TOTAL = 1e-12

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ import scipy.sparse as sp
 
 from .backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from .level_filling import Filling, Layout, LevelStep
-from .level_tolerances import EASE_HOLDS, WRITTEN_DUAL, LevelStage
+from .level_tolerances import EASE_RELATIVE_TOTAL, EASE_USD, EASINGS, WRITTEN_DUAL, LevelStage
 from .model import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
 from .pipeline import Pipeline, Solution, reported_floor
 from .pulp_backend import refined_objective
@@ -66,6 +67,18 @@ class LevelsResult:
     lps: int = 0  # LPs solved in stage 2 (SPEC's `steps`): forecast steps need none
 
 
+
+
+def _attempt(run: Callable[[], StageSolution], retry: bool) -> StageSolution | None:
+    """`run()`; None when the solver stops and the stage may be retried (`retry`)."""
+    try:
+        return run()
+    except SolverStopped:
+        if not retry:
+            raise
+        return None
+
+
 def distinct_level_values(held: np.ndarray) -> list[float]:
     """The distinct levels of the gaps (`LevelsResult.held`), ascending: values within
     1e-6 relative count as one (CBC reads values back with 8 significant digits, so one
@@ -94,8 +107,9 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     # Between the largest and smallest priority (their spread is at most
     # limits.MAX_PRIORITY_SPREAD), so that every level row's coefficient pi U / unit
     # stays well inside what the solvers hold.
-    unit = float(2.0 ** round(0.5 * math.log2(priority[gaps_e].max() * priority[gaps_e].min()))
-                 ) if n_e else 1.0
+    # (log2 of each apart: their product over- or underflows at weights of 1e300.)
+    unit = float(2.0 ** round(0.5 * (math.log2(priority[gaps_e].max())
+                                     + math.log2(priority[gaps_e].min())))) if n_e else 1.0
     scale = priority[gaps_e] / unit * lp.fundable[gaps_e]
     cap = float(unit / priority[gaps_e].min()) if n_e else 1.0
     n_x = lp.n_x
@@ -190,20 +204,34 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
                 return solve_split(pipeline, layout, cost, bounds, rhs, allowed, last)
             return pipeline.solve_stage("levels", cost, bounds, rhs, fresh=fresh)
 
-        solution = run()
-        if solution.status == INFEASIBLE and stage.eases_holds:
+        held_stage = stage.eases_holds
+        solution = _attempt(run, held_stage)
+        for relative, capped in EASINGS if held_stage else ():
+            if solution is not None and solution.status != INFEASIBLE:
+                break
             # The holds came back from earlier solves within tolerances: give them a
-            # little more room (1e-7 of each level) once before calling it a failure.
-            # A warning, not a step: on a level step the room it frees goes to the gaps
-            # still rising (USD 10 on the example's CBC run, past SPEC 4b's tolerance for
-            # one gap, in a test with tighter holds), which certify cannot see.
-            log.warning("%s: infeasible at the holds; easing them by 1e-7 of each level, "
-                        "which may move amounts by that much", name)
-            rhs[layout.held_rows] *= 1.0 - EASE_HOLDS
-            rhs[layout.ceiling_rows] *= 1.0 + EASE_HOLDS
-            solution = run()
-            if solution.status == INFEASIBLE:
-                raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
+            # little more room before calling it a failure, first at most a few cents (a
+            # relative easing of a huge gap's hold is money the gaps still rising take),
+            # then 1e-7 of each level. A warning, not a step: on a level step the room it
+            # frees goes to the gaps still rising, which certify cannot see.
+            log.warning("%s: %s at the holds; easing them by %g of each level%s, which may "
+                        "move amounts by that much", name,
+                        "infeasible" if solution is not None else "the solver stopped",
+                        relative, " (capped)" if capped else "")
+            room = (EASE_USD / SCALE_USD + EASE_RELATIVE_TOTAL * float(lp.pledge.sum())
+                    if capped else np.inf)
+            # At least a thousandth of a cent each: a relative easing frees nothing on the
+            # holds of gaps of a dollar.
+            least = EASE_USD / SCALE_USD
+            rhs[layout.held_rows] -= np.minimum(
+                np.maximum(np.abs(rhs[layout.held_rows]) * relative, least), room)
+            rhs[layout.ceiling_rows] += np.minimum(
+                np.maximum(np.abs(rhs[layout.ceiling_rows]) * relative, least), room)
+            if not capped:  # X* less its slack: at USD 1e13 it binds as hard as the holds
+                rhs[layout.allocated_row] -= abs(rhs[layout.allocated_row]) * relative
+            solution = _attempt(run, held_stage)
+        if solution is None or (held_stage and solution.status == INFEASIBLE):
+            raise SolverStopped(f"{name}: the solver finds the held levels infeasible")
         if solution.status == INFEASIBLE:
             raise pipeline.infeasible(diagnosed)
         if stage is not LevelStage.STAGE_2_STEP:  # a step logs its level below

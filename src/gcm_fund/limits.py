@@ -15,11 +15,14 @@ LP than the policy states. Limits (README, "Limits"):
   coefficients pi x U span more than the solvers resolve);
 - the needs (`need_usd`) and the pledges (`pledge_usd`) each add up to at most USD 1e15 (a
   thousand trillion): amounts are counted in whole cents (64-bit integers), and HiGHS
-  refuses matrix entries above 1e15 of a million.
+  refuses matrix entries above 1e15 of a million;
+- every weight, the loan penalty and each loan burden is 0 or between 1e-50 and 1e50: a
+  product of weights times USD 1e15 then stays inside floating point (1e300 squared is
+  infinite, and 1e-300 squared is 0).
 
-Otherwise weights need no limit: the pipeline scales each stage's objective, and levels
-their level column, by a power of two (exactly), so that weights of 1e12 solve like weights
-of 1.
+Within that range weights need no other limit: the pipeline scales each stage's objective,
+and levels their level column, by a power of two (exactly), so that weights of 1e12 solve
+like weights of 1.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ import numpy as np
 from .errors import Problem, UsageError
 from .load import ProblemData
 from .model import fundable_usd, gap_priority
-from .schema import Policy
+from .schema import INCOME_GROUPS, Policy
 
 MIN_FUNDABLE_USD = 0.01
 MIN_THEMATIC_SHARE = 1e-6
 MAX_TOTAL_USD = 1e15
 MAX_PRIORITY_SPREAD = 1e6
+# A weight, the loan penalty or a loan burden: 0 or within this range.
+FACTOR_RANGE = (1e-50, 1e50)
 
 
 def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list[Problem]:
@@ -75,7 +80,9 @@ def check_solvable(data: ProblemData, policy: Policy, policy_label: str) -> list
                 f"the {column} values add up to USD {total:.3g}, above USD "
                 f"{MAX_TOTAL_USD:g}, the most the tool counts in whole cents (largest: "
                 f"{label}, USD {values[largest]:.3g})"))
-    problems.extend(_priority_spread(data, policy, policy_label, fundable))
+    problems.extend(_factors_out_of_range(policy, policy_label))
+    if not problems:  # the spread of priorities out of range would be inf or nan
+        problems.extend(_priority_spread(data, policy, policy_label, fundable))
     for target, share in sorted(policy.thematic.min_share.items()):
         if 0 < share < MIN_THEMATIC_SHARE:
             problems.append(Problem(
@@ -123,6 +130,29 @@ def check_swept_total(data: ProblemData, source_ids: list[str], levels: np.ndarr
             f"--pledges: at the highest level, USD {top:.3g}, the pledges add up to USD "
             f"{total:.3g}, above USD {MAX_TOTAL_USD:g}, the most the tool counts in whole "
             "cents")
+
+
+def policy_factors(policy: Policy) -> list[tuple[str, float]]:
+    """Every weight, the loan penalty and each loan burden, by key path, as the policy
+    states them or defaults them."""
+    found = [(f"weights.target.{t}", float(w)) for t, w in sorted(policy.weights.target.items())]
+    found += [(f"weights.income.{g}", float(policy.weights.income.get(g))) for g in INCOME_GROUPS]
+    found += [(f"weights.role.{r}", float(getattr(policy.weights.role, r)))
+              for r in ("origin", "transit", "destination")]
+    found.append(("loans.penalty", float(policy.loans.penalty)))
+    found += [(f"loans.burden.{g}", float(policy.loans.burden.get(g))) for g in INCOME_GROUPS]
+    return found
+
+
+def _factors_out_of_range(policy: Policy, policy_label: str) -> list[Problem]:
+    """A problem for each weight, penalty or burden that is neither 0 nor within
+    `FACTOR_RANGE`."""
+    low, high = FACTOR_RANGE
+    return [Problem(policy_label, None, key,
+                    f"got {value:g}: a weight, the loan penalty or a loan burden is 0 or "
+                    f"between {low:g} and {high:g} (beyond, its products with other weights "
+                    "and amounts leave floating point)")
+            for key, value in policy_factors(policy) if value != 0 and not low <= value <= high]
 
 
 def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,

@@ -46,11 +46,45 @@ class RunTables:
 
 
 def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
-    """Amounts as written, in USD: whole cents whose totals never exceed a source's pledge
-    or a gap's fundable need as written (see `cents`), solver noise below a cent gone."""
+    """Amounts as written, in USD: whole cents whose totals never exceed a source's pledge,
+    a gap's fundable need, a source's per-State cap or a State's absorption or share cap
+    (see `cents`), solver noise below a cent gone."""
+    pledge_usd = np.asarray(pledge_usd, dtype=float)
     cents = round_to_cents(x_usd, lp.var_source, lp.var_gap, written_cents(pledge_usd),
-                           written_cents(lp.fundable * SCALE_USD))
+                           written_cents(lp.fundable * SCALE_USD),
+                           more=_capped_groups(lp, pledge_usd))
     return cents / 100.0
+
+
+def _capped_groups(lp: LinearProgram, pledge_usd: np.ndarray
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The caps beyond budgets and gaps, as `cents.round_to_cents` takes them: each source's
+    per-State cap rho_f B_f where rho_f < 1 (`source_state`), and each State's least of its
+    absorption and kappa x all pledges (`absorb`, `state_share`), rounded down to a cent."""
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    n_states = len(lp.data.states)
+    share = lp.source_share[lp.var_source]
+    if (share < 1.0).any():
+        pair = lp.var_source.astype(np.int64) * n_states + lp.var_state
+        present, member = np.unique(pair, return_inverse=True)
+        member = np.where(share < 1.0, member, -1)
+        f = present // n_states
+        groups.append((member, _cap_cents(lp.source_share[f] * pledge_usd[f])))
+    absorption = lp.data.states["absorption_usd"].to_numpy(dtype=float)
+    state_cap = np.where(np.isnan(absorption), np.inf, absorption)
+    kappa = lp.policy.limits.max_state_share
+    if kappa < 1.0:
+        state_cap = np.minimum(state_cap, kappa * float(pledge_usd.sum()))
+    if np.isfinite(state_cap).any():
+        member = np.where(np.isfinite(state_cap[lp.var_state]), lp.var_state, -1)
+        groups.append((member, _cap_cents(np.where(np.isfinite(state_cap), state_cap, 0.0))))
+    return groups
+
+
+def _cap_cents(cap_usd: np.ndarray) -> np.ndarray:
+    """A cap in whole cents, rounded down (the written total must not exceed it); a hair
+    of float noise below a whole cent counts as that cent."""
+    return np.floor(np.asarray(cap_usd, dtype=float) * 100.0 + 1e-6).astype(np.int64)
 
 
 def allocation_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:

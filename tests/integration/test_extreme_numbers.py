@@ -150,3 +150,108 @@ def test_item7_an_overlay_pledge_beyond_the_limit_is_refused_too(
     overlay.write_text("source_id,pledge_usd\ndeu,1e19\n", encoding="utf-8")
     with pytest.raises(InputError, match="pledge_usd values add up to USD 1e"):
         compare(inputs, [policy], [overlay])
+
+
+# Issue 19, point 5: crashes (exit 70) on legal input.
+
+def _forty_large_gaps(write_case, tmp_path: Path) -> tuple[Path, Path]:
+    """40 gaps of USD 1e11 to 2e12, evenly spaced, in States of three income groups; pledges
+    of USD 3e13 and 1e13 (the issue's case)."""
+    import numpy as np
+
+    groups = ("LIC", "LMIC", "UMIC")
+    targets = ("10.7", "8.8", "5.2")
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    iso3 = [f"S{letters[i // 26]}{letters[i % 26]}" for i in range(40)]
+    needs = np.linspace(1e11, 2e12, 40)
+    return write_case(
+        tmp_path,
+        states=[state(code, groups[(7 * i) % 3]) for i, code in enumerate(iso3)],
+        gaps=[gap(code, targets[(5 * i) % 3], float(round(need)))
+              for i, (code, need) in enumerate(zip(iso3, needs, strict=True))],
+        sources=[source("a", 3e13), source("b", 1e13)],
+    )
+
+
+def test_point5_highs_unbounded_in_stage_1_on_forty_gaps_of_1e11_to_2e12_solves(
+        write_case, tmp_path: Path) -> None:
+    """HiGHS's simplex called stage 1 "Unbounded" (z is bounded by 1) and the run exited
+    70; CBC solved it. It is now solved again with other HiGHS options, certifies, and
+    agrees with CBC gap by gap."""
+    from cases import read_csv
+
+    inputs, policy = _forty_large_gaps(write_case, tmp_path)
+    amounts = {}
+    for solver in ("highs", "cbc"):
+        status, output = cli("allocate", inputs, "--model", policy, "--solver", solver,
+                             "--out", tmp_path / solver)
+        assert status == 0, output
+        certificate = audit.certify(tmp_path / solver)
+        assert certificate.ok, "\n".join(certificate.lines())
+        amounts[solver] = {(r["iso3"], r["target"]): (float(r["allocated_usd"]),
+                                                       float(r["fundable_usd"]))
+                           for r in read_csv(tmp_path / solver / "coverage.csv")}
+    for key, (highs, fundable) in amounts["highs"].items():
+        assert abs(highs - amounts["cbc"][key][0]) <= 2 * (0.01 + 1e-6 * fundable), key
+
+
+@pytest.mark.parametrize("weight", [1e300, 1e-300, 1e51, 1e-51])
+@pytest.mark.parametrize("command", ["validate", "allocate"])
+def test_point5_a_target_weight_of_1e300_or_1e_300_is_refused_naming_the_key(
+        write_case, tmp_path: Path, weight: float, command: str) -> None:
+    """Under levels `log2(max pi x min pi)` overflowed (exit 70) while `validate` accepted
+    the policy; both now refuse it with exit 2 and nothing written."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN"), state("MLI")],
+        gaps=[gap("KEN", "10.7", 2e7), gap("MLI", "10.7", 3e7)],
+        sources=[source("deu", 2.5e7)], policy={"weights": {"target": {"10.7": weight}}})
+    out = tmp_path / "run"
+    extra = ["--out", out] if command == "allocate" else []
+    status, output = cli(command, inputs, "--model", policy, *extra)
+    assert status == 2, output
+    assert (f"{policy}: weights.target.10.7: got {weight:g}: a weight, the loan penalty or "
+            "a loan burden is 0 or between 1e-50 and 1e+50 (beyond, its products with other "
+            "weights and amounts leave floating point)") in " ".join(output.split())
+    assert "Traceback" not in output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("key,value", [("penalty", 1e60), ("burden", 1e-60)])
+def test_point5_a_loan_penalty_or_burden_out_of_range_is_refused(
+        write_case, tmp_path: Path, key: str, value: float) -> None:
+    loans = {"penalty": value} if key == "penalty" else {"burden": {"LIC": value}}
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN")], gaps=[gap("KEN", "10.7", 2e7)],
+        sources=[source("deu", 2.5e7)], policy={"loans": loans})
+    status, output = cli("validate", inputs, "--model", policy)
+    assert status == 2, output
+    name = "loans.penalty" if key == "penalty" else "loans.burden.LIC"
+    assert f"{policy}: {name}: got {value:g}:" in " ".join(output.split())
+
+
+@pytest.mark.parametrize("weight", [1e50, 1e-50])
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_point5_weights_at_the_ends_of_the_range_solve_and_certify(
+        write_case, tmp_path: Path, weight: float, solver: str) -> None:
+    """Every named weight at 1e50 (priorities 1e150) or 1e-50 under levels: the level
+    column's unit (a power of two amid the priorities) is computed without overflow, and
+    the allocation is that of weights of 1."""
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN"), state("MLI", "LMIC")],
+        gaps=[gap("KEN", "10.7", 2e7), gap("MLI", "8.8", 3e7)],
+        sources=[source("deu", 2.5e7)],
+        policy={"weights": {"target": {"10.7": weight, "8.8": weight},
+                            "income": {g: weight for g in ("LIC", "LMIC", "UMIC", "HIC")},
+                            "role": {r: weight for r in ("origin", "transit", "destination")}}})
+    run = api.allocate(inputs, policy, solver)
+    folder = api.write(run, tmp_path / "run")
+    certificate = audit.certify(folder)
+    assert certificate.ok, "\n".join(certificate.lines())
+    # Equal priorities: fundable USD 2e7 and 2.25e7 (LMIC 0.75), 2.5e7 placed alike.
+    from cases import read_csv
+
+    amounts = {(r["iso3"], r["target"]): float(r["allocated_usd"])
+               for r in read_csv(folder / "coverage.csv")}
+    level = 2.5e7 / (2e7 + 2.25e7)
+    assert amounts[("KEN", "10.7")] == pytest.approx(2e7 * level, abs=0.02)
+    assert amounts[("MLI", "8.8")] == pytest.approx(2.25e7 * level, abs=0.02)

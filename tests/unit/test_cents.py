@@ -124,3 +124,48 @@ def test_written_totals_hold_exactly_on_the_example(tmp_path, solver):
         allocated = by_gap.get((row["iso3"], row["target"]), Decimal(0))
         assert Decimal(row["allocated_usd"]) == allocated, row
         assert allocated <= Decimal(row["fundable_usd"]), row
+
+
+def test_issue20_written_amounts_meet_a_source_per_state_cap(tmp_path: Path) -> None:
+    """Issue 20: a CBC run wrote `source_state[src_03-donor,NOC]` at 408,960.20 against a
+    cap of 0.09 x 4,544,000 = 408,960.00 and certify refused it. Solver values that
+    overshoot the cap by USD 0.20 over eleven gaps are written at the cap exactly, each
+    amount within two cents of its value, the other source rounded as before."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from cases import gap, source, state, write_case
+
+    from gcm_fund import api
+    from gcm_fund.model import build
+    from gcm_fund.results import written_amounts
+
+    targets = ["10.7", "10.c", "8.8", "8.7", "5.2", "16.2", "1.1", "2.1", "3.1", "4.1", "6.1"]
+    inputs, policy = write_case(
+        tmp_path, states=[state("NOC"), state("KEN")],
+        gaps=[gap("NOC", t, 1e6) for t in targets] + [gap("KEN", "10.7", 1e6)],
+        sources=[source("src_03-donor", 4544000.0, max_state_share=0.09),
+                 source("src_04-donor", 1e6)],
+        policy={"allocation": {"method": "weighted"}})
+    loaded = api.load(inputs, policy)
+    lp = build(loaded.data, loaded.policy_file.policy)
+    capped = (lp.var_source == 0) & (lp.data.states["iso3"].to_numpy()[lp.var_state] == "NOC")
+    assert capped.sum() == len(targets)
+    x = np.zeros(lp.n_x)
+    x[capped] = (408960.00 + 0.20) / len(targets)
+    x[lp.var_source == 1] = 1234.567
+    written = written_amounts(lp, x, np.array([4544000.0, 1e6]))
+    assert round(written[capped].sum() * 100) == 40896000
+    assert np.all(np.abs(written - x) <= 0.02 + 1e-9)
+    other = lp.var_source == 1  # rounded as before: its total is the exact one rounded up
+    assert round(written[other].sum() * 100) == int(np.ceil(x[other].sum() * 100))
+
+
+def test_round_to_cents_meets_further_group_caps() -> None:
+    # Three columns of one source and one pair group (cap 1.00): 0.34 x 3 rounds to 1.02.
+    cents = round_to_cents(np.array([0.34, 0.34, 0.34, 5.0]), np.array([0, 0, 0, 0]),
+                           np.array([0, 1, 2, 3]), np.array([1000]),
+                           np.array([100, 100, 100, 1000]),
+                           more=[(np.array([0, 0, 0, -1]), np.array([100]))])
+    assert cents[:3].sum() == 100
+    assert cents[3] == 500

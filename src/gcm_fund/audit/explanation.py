@@ -118,6 +118,8 @@ class Explanation:
 
 
 _DUAL_NOISE = POSITIVE_DUAL
+# Under levels: a dual below this share of the last step's largest one is noise.
+_LEVEL_DUAL_NOISE = 1e-6
 KEYS = ["source_id", "iso3", "target"]
 
 
@@ -227,7 +229,12 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
                                          "loan_share"])
                             | (family.isin(["gap", "floor"])
                                & constraints["target"].isin(targets)))
-    binding = constraints[involves & (constraints["dual"].abs() > _DUAL_NOISE)]
+    noise = _DUAL_NOISE
+    if method == "levels" and len(constraints):
+        # d L / d rhs per USD is about 1 / (the money of the gaps still rising), tiny for a
+        # large fund: noise is small beside the step's largest dual, not below a constant.
+        noise = _LEVEL_DUAL_NOISE * float(np.abs(np.nan_to_num(constraints["dual"])).max())
+    binding = constraints[involves & (constraints["dual"].abs() > noise)]
     binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
                                                                 kind="stable").index)
     rule_lines = [RuleLine(r["name"], float(r["dual"]), float(r["slack"]),

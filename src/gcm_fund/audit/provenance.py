@@ -207,13 +207,18 @@ def _shown(value: Any) -> str:
 
 
 def input_scale(c: Certifier) -> float:
-    """The inputs' own scale: their largest USD total times their largest |weight|."""
+    """The inputs' own scale: their largest USD total times their largest |weight|, or
+    its smallest one's inverse where that is larger (levels are coverage / priority, so
+    their duals grow as the priorities shrink)."""
     rules = c.rules
     usd = max(1.0, float(rules.data.sources["pledge_usd"].sum()),
               float(rules.gaps["fundable_usd"].sum()), float(rules.gaps["need_usd"].max()
                                                             if len(rules.gaps) else 0.0))
-    weight = float(np.abs(rules.triples["weight"]).max()) if rules.n_x else 1.0
-    return usd * max(1.0, weight)
+    weights = np.abs(rules.triples["weight"].to_numpy(dtype=float)) if rules.n_x \
+        else np.ones(1)
+    positive = weights[weights > 0]
+    inverse = 1.0 / float(positive.min()) if positive.size else 1.0
+    return usd * max(1.0, float(weights.max()), inverse)
 
 
 def check_numbers(c: Certifier) -> None:

@@ -1,0 +1,226 @@
+"""Issue 19, point 4, and the property over magnitudes: amounts that do not depend on the
+solver beyond SPEC 4b's tolerance, at any legal magnitude.
+
+SPEC 4b: per-gap amounts agree with the exact leximin allocation within USD 0.01 plus 1e-6
+of the gap's fundable need U. Beside gaps of USD 1e12, a relative tolerance on a huge gap's
+level or hold is dollars, which small gaps sharing its budget take: HiGHS and CBC gave USD
+1 gaps amounts far from the leximin one, and both runs certified.
+
+The hand-solved cases have one rule that binds, the money: with a single pool of pledges
+and no caps, every gap gets `clip(pi U L, z_lo U, U)` at the level L where they add up to
+the pledges (`exact_amounts`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cases import gap, read_csv, source, state, write_case
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gcm_fund import api
+from gcm_fund.errors import InfeasibleError, InputError
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def tolerance(fundable: float) -> float:
+    """SPEC 4b's per-gap tolerance, USD."""
+    return 0.01 + 1e-6 * fundable
+
+
+def exact_amounts(fundable: list[float], priority: list[float], pledged: float,
+                  floor_tolerance: float | None) -> list[float]:
+    """The leximin amounts when the money is the only rule that binds: each gap at
+    `clip(pi U L, z_lo U, U)`, L where they add up to the pledges; with the floor
+    maximised (`floor_tolerance` given) z* = pledges / sum U and z_lo = z* - tolerance."""
+    total = sum(fundable)
+    if pledged >= total:
+        return list(fundable)
+    z_lo = 0.0 if floor_tolerance is None else max(0.0, pledged / total - floor_tolerance)
+
+    def placed(level: float) -> float:
+        return sum(u * min(1.0, max(z_lo, p * level)) for u, p in zip(fundable, priority,
+                                                                      strict=True))
+
+    low, high = 0.0, 1.0 / min(priority)
+    for _ in range(400):
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            break
+        low, high = (middle, high) if placed(middle) < pledged else (low, middle)
+    return [u * min(1.0, max(z_lo, p * high)) for u, p in zip(fundable, priority, strict=True)]
+
+
+def solve_and_compare(inputs: Path, policy: Path, out: Path, solver: str,
+                      exact: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Allocate, write, certify; every gap within SPEC 4b's tolerance of `exact`. Returns
+    the written amounts by gap."""
+    run = api.allocate(inputs, policy, solver)
+    folder = api.write(run, out)
+    certificate = api.certify(folder)
+    assert certificate.ok, "\n".join(certificate.lines())
+    amounts = {}
+    far = []
+    for row in read_csv(folder / "coverage.csv"):
+        key = (row["iso3"], row["target"])
+        amounts[key] = float(row["allocated_usd"])
+        fundable = float(row["fundable_usd"])
+        if abs(amounts[key] - exact[key]) > tolerance(fundable) + 0.005:  # + written cents
+            far.append(f"{key}: {amounts[key]:.2f}, exact {exact[key]:.4f}")
+    assert not far, f"{solver}: " + "; ".join(far)
+    return amounts
+
+
+def huge_beside_small(tmp_path: Path, huge: list[tuple[str, float]], small: int,
+                      small_usd: float, pledges: list[float], maximize: bool,
+                      weights: dict[str, float] | None = None, small_target: str = "10.7"
+                      ) -> tuple[Path, Path, dict[tuple[str, str], float]]:
+    """States with one huge gap each beside `small` States with one gap of `small_usd`,
+    all low-income (co-financing 1), a pool of grants; the exact amounts by gap."""
+    states, gaps = [], []
+    for i, (target, need) in enumerate(huge):
+        states.append(state(f"HA{LETTERS[i]}"))
+        gaps.append(gap(f"HA{LETTERS[i]}", target, need))
+    for i in range(small):
+        states.append(state(f"SA{LETTERS[i]}"))
+        target = small_target if isinstance(small_target, str) else small_target[i]
+        gaps.append(gap(f"SA{LETTERS[i]}", target, small_usd))
+    policy: dict[str, Any] = {"equity": {"maximize": maximize}}
+    if weights:
+        policy["weights"] = {"target": weights}
+    inputs, policy_path = write_case(
+        tmp_path, states=states, gaps=gaps,
+        sources=[source(f"s{k}", p) for k, p in enumerate(pledges)], policy=policy)
+    fundable = [float(g["need_usd"]) for g in gaps]
+    priority = [(weights or {}).get(g["target"], 1.0) for g in gaps]
+    exact = exact_amounts(fundable, priority, sum(pledges), 1e-6 if maximize else None)
+    return inputs, policy_path, {(g["iso3"], g["target"]): a
+                                 for g, a in zip(gaps, exact, strict=True)}
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_point4_two_gaps_of_1e12_beside_eighteen_of_usd_1_hold_within_the_tolerance(
+        tmp_path: Path, solver: str) -> None:
+    """The issue's shape: two States with gaps of USD 1e12, eighteen with gaps of USD 1,
+    pledges just enough for a level of 0.025 (USD 5e10 + 0.45 in two pledges, the floor
+    not maximised). CBC's split found its holds infeasible and eased them by 1e-7 of each
+    level: a huge gap gave way by USD 2,500 (the README promises 0.001); now the easing
+    is capped and every gap is within SPEC 4b's tolerance, the huge ones within cents."""
+    pledged = 5e10 + 0.45
+    inputs, policy, exact = huge_beside_small(tmp_path, [("10.7", 1e12), ("10.7", 1e12)], 18,
+                                              1.0, [pledged / 2, pledged / 2], False)
+    amounts = solve_and_compare(inputs, policy, tmp_path / solver, solver, exact)
+    for key in (("HAA", "10.7"), ("HAB", "10.7")):
+        assert abs(amounts[key] - exact[key]) <= 0.1, key
+    assert all(abs(amounts[(f"SA{c}", "10.7")] - 0.025) <= 0.0051 for c in LETTERS[:18])
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_point4_a_gap_of_2e12_beside_eighteen_of_usd_1_under_the_floor(
+        tmp_path: Path, solver: str) -> None:
+    """One State's USD 2e12 gap beside eighteen USD 1 gaps, three pledges of USD (5e10 + 5)
+    / 3, the floor maximised. CBC gave each USD 1 gap 1.00 where the leximin answer is
+    0.025: a forecast (the huge State's share cap) within 1e-7 of the level was taken as
+    reached, 2.5e-12 of a USD 2e12 gap above the true level."""
+    pledged = 5e10 + 5
+    inputs, policy, exact = huge_beside_small(tmp_path, [("10.7", 2e12)], 18, 1.0,
+                                              [pledged / 3] * 3, True)
+    solve_and_compare(inputs, policy, tmp_path / solver, solver, exact)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_point4_small_gaps_stop_with_huge_ones_of_the_same_priority(
+        tmp_path: Path, solver: str) -> None:
+    """Three USD 2e12 gaps and eighteen of USD 3, targets of priority 1 and 3, the floor
+    maximised, USD 1.8e12 + 5 in two pledges. HiGHS gave the USD 3 gaps of priority 3 USD
+    2.70 where the leximin answer is 0.90: stopped by the same budget as the huge gaps of
+    their priority, their share of the dual (1e-12) was too small to stop them, and they
+    rose on what HiGHS's tolerances on the huge gaps' holds gave way."""
+    small_targets = ["8.8", "8.8", "10.7", "8.8", "8.8", "8.8", "8.8", "10.7", "10.7", "8.8",
+                     "8.8", "10.7", "10.7", "10.7", "8.8", "10.7", "8.8", "10.7"]
+    pledged = 1.8e12 + 5
+    inputs, policy, exact = huge_beside_small(
+        tmp_path, [("10.7", 2e12), ("8.8", 2e12), ("8.8", 2e12)], 18, 3.0,
+        [pledged / 2] * 2, True, weights={"10.7": 1.0, "8.8": 3.0},
+        small_target=small_targets)  # type: ignore[arg-type]
+    solve_and_compare(inputs, policy, tmp_path / solver, solver, exact)
+
+
+# ---------------------------------------------------------------------------------------
+# The property over magnitudes
+
+
+# Needs within one instance span at most this many decades. SPEC 4b's USD 0.01 is an
+# absolute tolerance, and the solvers' is relative to the money a rule holds: beside
+# USD 1e14 a cent is 1e-16 of it, below float64's resolution (the issue's case, USD 1
+# beside 1e12, is solved above by hand).
+SPREAD_DECADES = 6.0
+
+
+@st.composite
+def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
+    """A small instance at any legal magnitude: 2-5 low-income States (co-financing 1) with
+    one or two gaps each, needs from USD 0.01 to 1e14 (within `SPREAD_DECADES` of each
+    other in one instance); one to three grants adding up to 0.1 % to 200 % of the
+    needs; target weights from 1e-50 to 1e50, the priorities spread up to 1e5 apart; the
+    floor maximised or not."""
+    base = draw(st.floats(-2.0, 14.0, allow_nan=False))
+    exponent = st.floats(base, min(base + SPREAD_DECADES, 14.0), allow_nan=False)
+    n_states = draw(st.integers(2, 5))
+    states, gaps = [], []
+    for i in range(n_states):
+        iso3 = f"S{LETTERS[i]}{LETTERS[draw(st.integers(0, 25))]}"
+        states.append(state(iso3))
+        for target in draw(st.sampled_from([["10.7"], ["8.8"], ["10.7", "8.8"]])):
+            # In whole cents, as money is (sub-cent needs are their own issue: the
+            # manifest's X* is written to the cent and no longer bounds the money placed).
+            need = round(float(f"{10 ** draw(exponent):.6g}"), 2)
+            gaps.append(gap(iso3, target, max(need, 0.01)))
+    needs = sum(g["need_usd"] for g in gaps)
+    share = 10 ** draw(st.floats(-3.0, 0.3, allow_nan=False))
+    n_sources = draw(st.integers(1, 3))
+    pledge = max(0.01, round(float(f"{share * needs / n_sources:.9g}"), 2))
+    base = draw(st.integers(-50, 45))
+    spread = draw(st.integers(0, 5))
+    weights = {"10.7": float(f"1e{base}"), "8.8": float(f"1e{base + spread}")}
+    if draw(st.booleans()):
+        weights = {"10.7": weights["8.8"], "8.8": weights["10.7"]}
+    return {"states": states, "gaps": gaps,
+            "sources": [source(f"g{k}", pledge) for k in range(n_sources)],
+            "policy": {"weights": {"target": weights},
+                       "equity": {"maximize": draw(st.booleans())}}}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(instance=magnitudes())
+def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
+        tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
+    """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
+    infeasible policy), HiGHS and CBC within twice SPEC 4b's tolerance of each other on
+    every gap (each within it of the exact allocation), and both runs certify."""
+    folder = tmp_path_factory.mktemp("magnitudes")
+    inputs, policy = write_case(folder, states=instance["states"], gaps=instance["gaps"],
+                                sources=instance["sources"], policy=instance["policy"])
+    amounts: dict[str, dict[tuple[str, str], tuple[float, float]]] = {}
+    for solver in ("highs", "cbc"):
+        try:
+            run = api.allocate(inputs, policy, solver)
+        except (InputError, InfeasibleError) as exc:  # exit 2 or 3: not a crash
+            pytest.fail(f"{solver}: legal input refused: {exc}")
+        out = api.write(run, folder / solver)
+        certificate = api.certify(out)
+        assert certificate.ok, "\n".join(certificate.lines())
+        amounts[solver] = {(r["iso3"], r["target"]): (float(r["allocated_usd"]),
+                                                       float(r["fundable_usd"]))
+                           for r in read_csv(out / "coverage.csv")}
+    far = [f"{key}: highs {a:.2f}, cbc {amounts['cbc'][key][0]:.2f}"
+           for key, (a, u) in amounts["highs"].items()
+           if not math.isclose(a, amounts["cbc"][key][0], rel_tol=0,
+                               abs_tol=2 * tolerance(u) + 0.01)]
+    assert not far, "; ".join(far)
