@@ -20,6 +20,9 @@ DIAGNOSIS = "diagnosis.json"  # an infeasible run's only file
 # Column kinds, each written in one format (`writing.amount`, `share`, `real`, `boolean`;
 # text and whole numbers as they are).
 TEXT, USD, SHARE, REAL, BOOLEAN, COUNT = "text", "USD", "share", "real", "true/false", "count"
+# A real that certify reads back into a proof (duals, levels): every digit of a double, so
+# that a bound summed over USD 1e12 of rows still holds a USD 1 gap to the cent.
+EXACT = "exact real"
 MONEY = "money"  # an amount in its own currency, two decimals like USD
 
 
@@ -65,9 +68,9 @@ _ROW = (OutputColumn("name", TEXT, "the rule's row, family[keys]"),
         OutputColumn("lhs", USD, "the row's left-hand side at the allocation written"),
         OutputColumn("rhs", USD, "its right-hand side"),
         OutputColumn("slack", USD, "how far the row is from binding"),
-        OutputColumn("dual", REAL, "d objective / d rhs"))
+        OutputColumn("dual", EXACT, "d objective / d rhs"))
 _LEVELS_OF_GAP = (OutputColumn("priority", REAL, "pi: the gap's priority"),
-                  OutputColumn("level", REAL, "the level the gap stopped at"),
+                  OutputColumn("level", EXACT, "the level the gap stopped at"),
                   OutputColumn("stopped_by", TEXT, "the rows whose duals stopped it"),
                   OutputColumn("step", COUNT, "the filling step that stopped it"))
 
@@ -86,7 +89,7 @@ SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
     OutputColumn("source_id", TEXT, "the source"), OutputColumn("pledge_usd", USD, "B_f"),
     OutputColumn("allocated_usd", USD, "what it gave"),
     OutputColumn("unallocated_usd", USD, "what it kept"),
-    OutputColumn("marginal_value", REAL, "its budget row's dual"),
+    OutputColumn("marginal_value", EXACT, "its budget row's dual"),
     OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (SPEC 4c)")),
     key=("source_id",))
 STATES_SUMMARY = OutputTable("states_summary.csv", (
@@ -106,17 +109,17 @@ STATES_SUMMARY = OutputTable("states_summary.csv", (
 CONSTRAINTS = OutputTable("constraints.csv", _ROW, key=("name",))
 STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, key=("name",), when="stage 1")
 LEVELS = OutputTable("levels.csv", (
-    OutputColumn("step", COUNT, "the filling step"), OutputColumn("level", REAL, "its level L"),
+    OutputColumn("step", COUNT, "the filling step"), OutputColumn("level", EXACT, "its level L"),
     OutputColumn("gaps_stopped", COUNT, "how many gaps stopped at it"),
     OutputColumn("stopped_by", TEXT, "the rows that stopped them")), key=("step",),
     when="levels")
 LEVEL_DUALS = OutputTable("level_duals.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("name", TEXT, "a row"),
-    OutputColumn("dual", REAL, "its dual, d L / d rhs")), key=("step", "name"), when="levels",
+    OutputColumn("dual", EXACT, "its dual, d L / d rhs")), key=("step", "name"), when="levels",
     on_page=False)
 STAGE_DUALS = OutputTable("stage_duals.csv", (
     OutputColumn("stage", TEXT, "a stage after the filling"), OutputColumn("name", TEXT, "a row"),
-    OutputColumn("dual", REAL, "its dual")), key=("stage", "name"), when="levels",
+    OutputColumn("dual", EXACT, "its dual")), key=("stage", "name"), when="levels",
     on_page=False)
 
 RESOURCES = OutputTable("resources.csv", (
@@ -156,7 +159,7 @@ PROGRAMME_ALLOCATIONS = OutputTable("programme_allocations.csv", (
     key=("source_id", "programme_id"), when="programmes", on_page=False)
 RELAXATION_DUALS = OutputTable("relaxation_duals.csv", (
     OutputColumn("name", TEXT, "a row of the programme model"),
-    OutputColumn("dual", REAL, "its dual in the LP relaxation, d value / d rhs")),
+    OutputColumn("dual", EXACT, "its dual in the LP relaxation, d value / d rhs")),
     key=("name",), when="programmes", on_page=False)
 
 KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank where none
@@ -208,4 +211,4 @@ def columns_of_kind(*kinds: str, method_columns: bool = True) -> frozenset[str]:
 def formats() -> dict[str, str]:
     """The kind of every column written in a format of its own (numbers, true/false)."""
     return {name: kind for name, kind in column_kinds().items()
-            if kind in (USD, MONEY, SHARE, REAL, BOOLEAN)}
+            if kind in (USD, MONEY, SHARE, REAL, EXACT, BOOLEAN)}

@@ -40,7 +40,8 @@ def run_id(data: ProblemData, policy_file: PolicyFile, solver_name: str,
 _KIND_FORMATS: dict[str, Callable[[Any], str]] = {
     output_schema.USD: writing.amount, output_schema.MONEY: writing.amount,
     output_schema.SHARE: writing.share,
-    output_schema.REAL: writing.real, output_schema.BOOLEAN: writing.boolean}
+    output_schema.REAL: writing.real, output_schema.EXACT: writing.exact,
+    output_schema.BOOLEAN: writing.boolean}
 FORMATS: dict[str, Callable[[Any], str]] = {
     name: _KIND_FORMATS[kind] for name, kind in output_schema.formats().items()}
 

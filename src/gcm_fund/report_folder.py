@@ -21,6 +21,7 @@ from .errors import UsageError
 from .output_schema import (
     ALWAYS_TABLES,
     COUNT,
+    EXACT,
     MANIFEST,
     PAGE_CONSTRAINT_COLUMNS,
     REAL,
@@ -204,7 +205,7 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
     if missing:
         raise UsageError(f"{path}: not a complete run folder (missing {', '.join(missing)})")
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    amounts = columns_of_kind(USD, SHARE, REAL, COUNT)
+    amounts = columns_of_kind(USD, SHARE, REAL, EXACT, COUNT)
     inputs = path / "inputs"
     states = (_read_table(inputs / "states.csv") if (inputs / "states.csv").is_file()
               else pd.DataFrame(columns=["iso3", "name", "region", "income_group"]))

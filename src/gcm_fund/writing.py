@@ -52,6 +52,15 @@ def real(value: float | None) -> str:
     return "0" if text in {"-0", "0"} else text
 
 
+def exact(value: float | None) -> str:
+    """A real read back into a proof (a dual, a level): the shortest text that reads back as
+    the same double, no negative zero, blank for None or NaN."""
+    if value is None or math.isnan(value):
+        return ""
+    text = repr(float(value))
+    return "0" if text in {"-0.0", "0.0"} else text.removesuffix(".0")
+
+
 def boolean(value: bool) -> str:
     """`true` or `false`."""
     return "true" if value else "false"

@@ -27,6 +27,7 @@ from ..output_schema import (
     ALLOCATIONS,
     ALWAYS_TABLES,
     CONSTRAINTS,
+    EXACT,
     KEY_COLUMNS,
     MANIFEST,
     REAL,
@@ -46,7 +47,7 @@ COVERAGE_COLUMNS = output_schema.COVERAGE_COLUMNS
 SOURCES_COLUMNS = tuple(c for c in SOURCES_SUMMARY.column_names if c != "grant_equivalent_usd")
 # Columns holding numbers, in the tables every run writes: certify refuses a non-finite or
 # absurd value in any of them.
-NUMERIC_COLUMNS = set(columns_of_kind(USD, SHARE, REAL, method_columns=False))
+NUMERIC_COLUMNS = set(columns_of_kind(USD, SHARE, REAL, EXACT, method_columns=False))
 # SPEC 4c (absent from run folders of earlier versions, which record no grant equivalent).
 STATES_SUMMARY = output_schema.STATES_SUMMARY.name
 STATES_COLUMNS = output_schema.STATES_SUMMARY.column_names

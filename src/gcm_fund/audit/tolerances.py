@@ -29,7 +29,7 @@ GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 # are written with 12 significant digits): small enough that a gap 1e-9 the size of the
 # others sharing its dual is still proved held within USD 0.01, large enough that a
 # forged dual hidden in the bound's rounding still shows.
-LEVEL_DIGITS = 1e-14
+LEVEL_DIGITS = 1e-15
 
 __all__ = [
     "DUAL_RELATIVE", "GAP_RELATIVE", "GAP_RELATIVE_U", "GAP_USD", "LEVEL_DIGITS",
