@@ -242,6 +242,7 @@ def row_labels(lp: LinearProgram) -> dict[str, Any]:
 
 def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolution,
                       rhs_scaled: np.ndarray, dual_scale: float = 1.0,
+                      duals: np.ndarray | None = None,
                       labels: dict[str, Any] | None = None) -> pd.DataFrame:
     """`name,family,source_id,iso3,target,lhs,rhs,slack,dual` for every row, lhs from
     the written amounts; the keys blank where the row's family has none.
@@ -289,7 +290,9 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
                                              for r in regional.keys[0]]
         rhs[regional.start:regional.stop] = theta * float(x_written.sum())
     slack = np.where(lp.sense == GE, lhs - rhs, rhs - lhs)
-    dual = stage.row_dual * dual_scale if stage.row_dual.size else np.full(lp.n_rows, np.nan)
+    if duals is None:
+        duals = stage.row_dual if stage.row_dual.size else np.full(lp.n_rows, np.nan)
+    dual = duals[: lp.n_rows] * dual_scale
     return pd.DataFrame({
         **(labels if labels is not None else row_labels(lp)),
         "lhs": lhs,
@@ -525,10 +528,22 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
         coverage=coverage,
         sources_summary=sources_table(lp, x_written, solution, dual_scale=per_usd),
         states_summary=states_table(lp, x_written),
+        # The last step's duals as level_duals.csv records them (the others are 0).
         constraints=constraints_table(lp, x_written, solution.stage2, solution.rhs,
-                                      dual_scale=per_usd, labels=labels),
+                                      dual_scale=per_usd, labels=labels,
+                                      duals=_recorded_duals(lp, steps[-1]) if steps else None),
         stage1_constraints=stage1,
         levels=table,
         level_duals=duals,
         stage_duals=stage_duals,
     )
+
+
+def _recorded_duals(lp: LinearProgram, step: Any) -> np.ndarray:
+    """A level step's duals on `lp`'s rows as written to level_duals.csv: those it records
+    (above the written threshold), 0 elsewhere."""
+    dense = np.zeros(lp.n_rows)
+    rows = np.asarray(step.dual_rows)
+    inside = rows < lp.n_rows
+    dense[rows[inside]] = np.asarray(step.dual_values)[inside]
+    return dense
