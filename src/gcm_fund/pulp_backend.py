@@ -308,16 +308,16 @@ def refined_duals(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     precision, from duals that came back rounded (CBC's 8 significant digits); None when
     they cannot be had.
 
-    An optimal dual y keeps `c - A^T y` at 0 on every column strictly between its bounds
-    and on the row sides only the tight rows. Read back rounded, those reduced costs are
-    1e-8 of their terms instead, and a weak-duality bound prices each positive one at the
-    most its column can carry. So y is moved on the tight rows of non-zero dual (the
-    others' duals set to 0) by the least change (least squares) that makes the reduced
-    cost 0 on the columns between their bounds and on those whose reduced cost is 0
-    within a rounding (degenerate ones, at a bound, with 0 in the exact dual). Where those
-    equations do not hold together, on the columns between their bounds alone. A dual
-    that the move takes across 0 (noise on a tight row) is set to 0. None when neither
-    set of equations holds to float precision.
+    An optimal dual y is non-zero on tight rows only and keeps the reduced cost
+    `c - A^T y` at 0 on every column strictly between its bounds. Read back rounded, those
+    reduced costs are 1e-8 of their terms instead, and a weak-duality bound prices each
+    positive one at the most its column can carry. So y is moved on the tight rows of
+    non-zero dual (the others' duals set to 0) by the least change (least squares) that
+    makes the reduced cost 0 on every column where it is 0 within a rounding: those
+    between their bounds and the degenerate ones at a bound. Where those equations do not
+    hold together, on the columns between their bounds alone. A dual that the move takes
+    across 0 (noise on a tight row) is set to 0. None when neither set of equations holds
+    to float precision: the duals are kept as read.
     """
     dual = np.asarray(solution.row_dual, dtype=float)
     x, free = _at_bounds(lp, solution)
@@ -337,10 +337,10 @@ def refined_duals(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     between = np.zeros(lp.n_cols, dtype=bool)
     between[free] = True
     if not bool(zero[between].all()):
-        log.info("refined duals: a column between its bounds has a reduced cost beyond "
-                 "a rounding; kept as read")
-        return None
-    for on in (zero | between, between):
+        # Not an optimal pair as read: such a column keeps its reduced cost as it is.
+        log.info("refined duals: %d columns between their bounds have a reduced cost "
+                 "beyond a rounding", int((between & ~zero).sum()))
+    for on in (zero, zero & between):
         moved = _least_move(block_t[on], reduced[on], terms[on])
         if moved is not None:
             y[tight] += moved
