@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cases import gap, read_csv, source, state, weighted_policy
+from cases import gap, read_csv, source, state
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
@@ -35,23 +35,12 @@ def cli(*args: object) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """example(policy, solver, method): a run folder of the bundled example, solved once;
-    `method="weighted"` solves a copy of the bundled policy under section 4's stage 2."""
-    made: dict[tuple[str, str, str], Path] = {}
-
-    def run(policy: str = "baseline", solver: str = "highs", method: str = "levels") -> Path:
-        if (policy, solver, method) not in made:
-            folder = tmp_path_factory.mktemp(f"{policy}-{solver}-{method}")
-            model = (weighted_policy(folder, policy) if method == "weighted"
-                     else ROOT / "models" / f"{policy}.toml")
-            out = folder / "run"
-            api.write(api.allocate(ROOT / "inputs", model, solver), out)
-            made[policy, solver, method] = out
-        return made[policy, solver, method]
-
-    return run
+@pytest.fixture
+def example(bundled_run: Callable[..., Path]) -> Callable[..., Path]:
+    """example(policy, solver, method): a run folder of the bundled example, solved once a
+    session (conftest's `bundled_run`); `method="weighted"` solves a copy of the bundled
+    policy under section 4's stage 2. Shared: copy it before changing it."""
+    return bundled_run
 
 
 def copy_run(folder: Path, tmp_path: Path) -> Path:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cases import gap, read_csv, reseal, source, state, weighted_policy
+from cases import gap, read_csv, reseal, source, state
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -36,11 +36,10 @@ def cli(*args: object) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("baseline") / "run"
-    api.write(api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml"), out)
-    return out
+@pytest.fixture
+def baseline(bundled_run: Callable[..., Path]) -> Path:
+    """The bundled example's run, shared by the session: copied before any forgery."""
+    return bundled_run()
 
 
 @pytest.fixture
@@ -48,13 +47,10 @@ def run(baseline: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(baseline, tmp_path / "run"))
 
 
-@pytest.fixture(scope="module")
-def weighted_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled example under section 4's weighted stage 2."""
-    folder = tmp_path_factory.mktemp("weighted")
-    out = folder / "run"
-    api.write(api.allocate(ROOT / "inputs", weighted_policy(folder)), out)
-    return out
+@pytest.fixture
+def weighted_baseline(bundled_run: Callable[..., Path]) -> Path:
+    """The bundled example under section 4's weighted stage 2 (shared: copy it first)."""
+    return bundled_run(method="weighted")
 
 
 def read(path: Path) -> list[dict[str, str]]:

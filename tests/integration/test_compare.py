@@ -16,7 +16,7 @@ from typing import Any
 
 import cases
 import pytest
-from cases import RunFiles, allocate_and_read, gap, read_csv, source, state
+from cases import RunFiles, allocate_and_read, gap, read_csv, read_run, source, state
 
 from gcm_fund.compare import compare, load_overlay, write_comparison
 from gcm_fund.errors import InputError
@@ -108,7 +108,8 @@ def expected_figures(run: RunFiles, inputs: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def bundled_comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def bundled_comparison(tmp_path_factory: pytest.TempPathFactory,
+                       bundled_run) -> dict[str, object]:
     """`compare` through the command line on the bundled example: two policies x {none,
     overlay}, and the four independent runs."""
     base = tmp_path_factory.mktemp("compare")
@@ -127,7 +128,8 @@ def bundled_comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ob
         ("ldc_priority", ROOT / "inputs", "ldc_priority"),
         ("ldc_priority+ov", overlaid, "ldc_priority"),
     ]:
-        run = allocate_and_read(inputs, MODELS / f"{model}.toml", base / "runs" / label)
+        run = (read_run(bundled_run(model)) if inputs == ROOT / "inputs" else  # shared
+               allocate_and_read(inputs, MODELS / f"{model}.toml", base / "runs" / label))
         runs[label] = expected_figures(run, inputs)
     return {"table": table, "runs": runs, "stdout": result.stdout}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -30,33 +31,30 @@ def test_there_are_at_least_three_policies() -> None:
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.stem)
-def test_every_policy_solves_the_bundled_example(policy: Path, tmp_path: Path) -> None:
-    run = api.allocate(ROOT / "inputs", policy)
-    assert run.solution.status == "optimal"
-    allocated = run.summary["allocated_usd"]
-    assert 0 < allocated <= run.summary["pledged_usd"] * (1 + 1e-7)
-    api.write(run, tmp_path / "run")
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+def test_every_policy_solves_the_bundled_example(policy: Path, bundled_run) -> None:
+    # api.allocate then api.write, once a session (conftest's bundled_run).
+    manifest = json.loads((bundled_run(policy.stem) / "manifest.json").read_text())
     assert manifest["status"] == "optimal"
-    assert manifest["model"]["sha256"] == run.loaded.policy_file.sha256
+    allocated = manifest["totals"]["allocated_usd"]
+    assert 0 < allocated <= manifest["totals"]["pledged_usd"] * (1 + 1e-7)
+    assert manifest["model"]["sha256"] == hashlib.sha256(policy.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
-def test_two_runs_are_byte_identical(solver: str, tmp_path: Path) -> None:
-    first = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", solver)
+def test_two_runs_are_byte_identical(solver: str, tmp_path: Path, bundled_run) -> None:
+    first = bundled_run("baseline", solver)
     second = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", solver)
-    assert first.run_id == second.run_id
-    api.write(first, tmp_path / "a")
+    assert json.loads((first / "manifest.json").read_text())["run_id"] == second.run_id
     api.write(second, tmp_path / "b")
     for name in DETERMINISTIC:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (first / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
-def test_run_id_depends_on_inputs_policy_and_solver() -> None:
-    baseline = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml")
-    other_policy = api.allocate(ROOT / "inputs", ROOT / "models" / "flat_responsibility.toml")
-    other_solver = api.allocate(ROOT / "inputs", ROOT / "models" / "baseline.toml", "cbc")
-    assert len({baseline.run_id, other_policy.run_id, other_solver.run_id}) == 3
+def test_run_id_depends_on_inputs_policy_and_solver(bundled_run) -> None:
+    ids = {json.loads((bundled_run(policy, solver) / "manifest.json").read_text())["run_id"]
+           for policy, solver in [("baseline", "highs"), ("flat_responsibility", "highs"),
+                                  ("baseline", "cbc")]}
+    assert len(ids) == 3
 
 
 def test_quickstart_allocate_with_no_arguments(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from cases import (
     allocate_and_read,
     gap,
     read_csv,
+    read_run,
     source,
     state,
     toml_text,
@@ -578,6 +579,9 @@ def scaled_policy(policy: dict[str, Any], targets: list[str], factor: float,
     return {**policy, "weights": named}
 
 
+# A third of the profile's examples: a scaling law of the priorities, which a handful of
+# instances tests as well as many (each example solves the levels twice).
+@settings(max_examples=max(5, settings.default.max_examples // 3))
 @given(instance=level_instances())
 def test_all_weights_times_ten_give_the_same_allocation(instance):
     """Priorities all scale by the same factor, every level by its inverse: the same
@@ -634,6 +638,9 @@ def ipm_amounts(inputs: Path, policy: Path) -> dict[Gap, float]:
     return dict(out)
 
 
+# A third of the profile's examples: the bundled example's rows shuffled
+# (`example_runs`) test the same on real data, split triple by triple.
+@settings(max_examples=max(5, settings.default.max_examples // 3))
 @given(instance=level_instances(), seed=st.integers(0, 2**16))
 def test_shuffled_rows_give_the_same_allocation(instance, seed):
     with tempfile.TemporaryDirectory() as folder:
@@ -668,11 +675,10 @@ def test_highs_simplex_and_ipm_give_every_gap_the_same_amount(instance):
 
 
 @pytest.fixture(scope="module")
-def example_runs(tmp_path_factory) -> dict[str, RunFiles]:
+def example_runs(tmp_path_factory, bundled_run) -> dict[str, RunFiles]:
     base = tmp_path_factory.mktemp("example")
     inputs, model = api.project_path("inputs"), api.project_path("models/baseline.toml")
-    runs = {solver: allocate_and_read(inputs, model, base / solver, solver)
-            for solver in SOLVERS}
+    runs = {solver: read_run(bundled_run("baseline", solver)) for solver in SOLVERS}
     moved = shuffled_copy(inputs, base / "shuffled", 7)
     runs["shuffled"] = allocate_and_read(moved, model, base / "run-shuffled")
     return runs

@@ -20,12 +20,11 @@ from gcm_fund import api, html_report, report_folder
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled example under the LDC-priority policy (a floor, loans, thematic rows)."""
-    out = tmp_path_factory.mktemp("report") / "run"
-    api.write(api.allocate(ROOT / "inputs", ROOT / "models" / "ldc_priority.toml"), out)
-    return out
+@pytest.fixture
+def example_run(bundled_run) -> Path:
+    """The bundled example under the LDC-priority policy (a floor, loans, thematic rows),
+    solved once a session: tests copy it before changing it."""
+    return bundled_run("ldc_priority")
 
 
 def visible_text(page: str) -> str:

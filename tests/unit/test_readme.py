@@ -1,32 +1,49 @@
-"""The README's column tables are the schema's: a change to one without the other fails."""
+"""The documentation against the code: the input files' column tables are the schema's,
+every policy key and its default are listed, every command and option is described, the
+README's commands are CI's and parse, and every link resolves. A change to one side without
+the other fails.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+import shlex
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import ValidationError
+import typer
+from pydantic import BaseModel, ValidationError
 
+from gcm_fund.cli import app
 from gcm_fund.errors import InputError
 from gcm_fund.load import load_inputs
-from gcm_fund.schema import INPUT_FILES, OPTIONAL_INPUT_FILES, Column, InputFile, Reference
+from gcm_fund.schema import INPUT_FILES, OPTIONAL_INPUT_FILES, Column, InputFile, Policy, Reference
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
-def readme_table(file_name: str, document: Path = README) -> list[list[str]]:
-    """The rows of the table that follows the line `` `file_name` `` in the README."""
-    lines = document.read_text(encoding="utf-8").splitlines()
-    start = lines.index(f"`{file_name}`")
+def docs_table(page: str, after: str) -> list[list[str]]:
+    """The rows (without the header) of the first table after the line `after` in
+    docs/`page`."""
+    lines = (DOCS / page).read_text(encoding="utf-8").splitlines()
+    start = lines.index(after)
     rows = []
     for line in lines[start + 1:]:
         if not line.strip() and rows:
             break
         if line.startswith("|") and not re.match(r"^\|[-| ]+\|$", line):
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows[1:]  # without the header
+            rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip("|"))])
+    return rows[1:]
+
+
+def readme_table(file_name: str) -> list[list[str]]:
+    """The column table of an input file, in docs/inputs.md after the line `` `file` ``."""
+    return docs_table("inputs.md", f"`{file_name}`")
 
 
 @pytest.mark.parametrize("file_name", list(INPUT_FILES))
@@ -42,7 +59,7 @@ def test_docs_contributions_columns_match_the_schema(file_name: str) -> None:
     columns = OPTIONAL_INPUT_FILES[file_name].columns
     expected = [[c.name, c.type, c.unit, "yes" if c.required else "no", c.meaning]
                 for c in columns]
-    assert readme_table(file_name, README.parent / "docs" / "contributions.md") == expected
+    assert docs_table("contributions.md", f"`{file_name}`") == expected
 
 
 @pytest.mark.parametrize("file_name", list(INPUT_FILES))
@@ -196,3 +213,147 @@ def test_a_reference_to_a_missing_key_is_refused_as_declared(tmp_path: Path,
     assert [str(p) for p in excinfo.value.problems] == [
         f"{tmp_path / reference.file}:2: {reference.column}: got 'ZZZ', not in "
         f"{reference.to_file}"]
+
+
+# ---------------------------------------------------------------------------------------
+# The policy's keys (docs/policy.md) against the schema's Policy model
+
+
+def policy_keys(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Every key a policy file may set, dotted, with its default; a table of target codes
+    is one key `table."T"` (its default, the value of a target the policy leaves out, is
+    documented rather than declared)."""
+    keys: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= policy_keys(annotation, f"{prefix}{name}.")
+        elif field.default_factory is dict:
+            keys[f'{prefix}{name}."T"'] = None
+        else:
+            keys[f"{prefix}{name}"] = field.default
+    return keys
+
+
+def test_the_policy_page_lists_every_key_with_its_default() -> None:
+    rows = docs_table("policy.md", "## Every key")
+    documented = {row[0].strip("`"): row[1].strip("`") for row in rows}
+    expected = policy_keys(Policy)
+    assert len(documented) == len(rows)  # each key once
+    assert set(documented) == set(expected)
+    for key, default in expected.items():
+        if default is not None:
+            assert tomllib.loads(f"v = {documented[key]}")["v"] == default, key
+
+
+# ---------------------------------------------------------------------------------------
+# Commands (docs/commands.md, the README) against the command line
+
+
+COMMANDS = typer.main.get_command(app)
+
+
+def sections(page: Path) -> dict[str, str]:
+    """The text under each `## ` heading of a page, by heading ("" for the text before
+    the first)."""
+    parts = re.split(r"^## (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {"": parts[0], **dict(zip(parts[1::2], parts[2::2], strict=True))}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS.commands))  # type: ignore[attr-defined]
+def test_every_command_and_option_is_described(name: str) -> None:
+    page = sections(DOCS / "commands.md")
+    text = next((body for heading, body in page.items()
+                 if name in re.split(r"[ ,]+", heading)), None)
+    assert text is not None, f"docs/commands.md: no section for {name}"
+    text = page[""] + text  # what the page says of every command (`-m`) holds for this one
+    command = COMMANDS.commands[name]  # type: ignore[attr-defined]
+    for param in command.params:
+        for flag in [*param.opts, *param.secondary_opts]:
+            if flag.startswith("-") and flag not in ("-h", "--help"):
+                assert re.search(rf"{re.escape(flag)}\b", text), f"{name}: {flag}"
+
+
+def test_the_global_options_are_described() -> None:
+    text = sections(DOCS / "commands.md")["Global options"]
+    for param in COMMANDS.params:
+        for flag in param.opts:
+            assert flag in text, flag
+
+
+def code_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", path.read_text(encoding="utf-8"),
+                      flags=re.MULTILINE | re.DOTALL)
+
+
+def test_the_readmes_test_command_is_what_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    command = next(block.strip() for block in code_blocks(README) if "pytest" in block)
+    steps = [step.strip() for step in command.split("&&")]
+    assert steps[0] == "python3 -m venv .venv"
+    assert steps[1] == ".venv/bin/pip install -e '.[test,dev]'"
+    # What CI runs after installing, step by step, is the rest of the README's line.
+    assert steps[2:] == [line for line in ci if line.startswith(".venv/bin/")
+                         and "pip" not in line]
+
+
+def test_the_readmes_quickstart_installs_and_runs_the_example() -> None:
+    command = next(block.strip() for block in code_blocks(README) if "allocate" in block)
+    assert command == ("python3 -m venv .venv && .venv/bin/pip install -e . && "
+                       ".venv/bin/gcm-fund allocate")
+
+
+def test_the_readmes_tour_parses() -> None:
+    """Every command of the README's tour names a command and options that exist."""
+    tour = next(block for block in code_blocks(README) if "gcm-fund certify" in block)
+    lines = [line.split("#")[0].strip() for line in tour.splitlines() if line.strip()]
+    assert len(lines) >= 4
+    for line in lines:
+        words = shlex.split(line)
+        assert words[0] == "gcm-fund", line
+        command = COMMANDS.commands[words[1]]  # type: ignore[attr-defined]
+        command.make_context(words[1], words[2:])  # raises on an unknown option
+
+
+# ---------------------------------------------------------------------------------------
+# The README is short, and every link of it and of docs/ resolves
+
+
+def test_the_readme_reads_in_three_minutes() -> None:
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 200
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to
+    hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+# Written on its own branch (the terms of SPEC 4c); linked before it lands.
+PENDING = {DOCS / "terms.md"}
+
+
+@pytest.mark.parametrize("page", [README, *sorted(DOCS.glob("*.md"))], ids=lambda p: p.name)
+def test_every_link_resolves(page: Path) -> None:
+    links = re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8"))
+    for link in links:
+        if re.match(r"^[a-z]+:", link):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        if target in PENDING and not target.exists():
+            continue
+        assert target.exists(), f"{page.name}: {link}"
+        if anchor:
+            assert anchor in anchors(target), f"{page.name}: {link}"
+
+
+def test_the_readme_and_the_index_link_every_docs_page() -> None:
+    pages = {p.name for p in DOCS.glob("*.md")} | {p.name for p in PENDING}
+    readme = README.read_text(encoding="utf-8")
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    for name in pages - {"index.md"}:
+        assert f"](docs/{name}" in readme, name
+        assert f"]({name}" in index, name
+
