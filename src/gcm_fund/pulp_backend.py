@@ -189,6 +189,13 @@ class PulpBackend:
         if refined is not None:
             solution.col_value = refined
             solution.objective = float(cost @ refined)
+        # The duals come back with 8 digits too: a column whose reduced cost is 0 gets
+        # one of 1e-8 of its terms, which `certify` prices at the most the column can
+        # carry, thousands of columns over (a level's dual bound 2e-6 above it).
+        exact = refined_duals(self.lp, solution, cost, rhs)
+        if exact is not None:
+            solution.row_dual = exact
+            solution.col_dual = cost - np.asarray(self.lp.matrix.T @ exact)
         return solution
 
     def _status(self) -> Status:
@@ -242,30 +249,14 @@ def refined_values(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     """
     from scipy.sparse.linalg import lsqr
 
-    x = np.asarray(solution.col_value, dtype=float).copy()
-    low = np.zeros(lp.n_cols)
-    high = np.full(lp.n_cols, np.inf)
-    for col, (lower, upper) in solution.bounds.items():
-        low[col], high[col] = lower, upper
-    # Within the rounding of the bound itself: a bound of 0 is written exactly, and a
-    # value of 4e-8 there is a basic column's, which the tight rows may need.
-    at_low = np.abs(x - low) <= AT_BOUND * np.abs(low)
-    at_high = ~at_low & np.isfinite(high) & (np.abs(x - high) <= AT_BOUND * np.abs(high))
-    x = np.where(at_low, low, np.where(at_high, high, x))
-    free = np.nonzero(~(at_low | at_high))[0]
+    x, free = _at_bounds(lp, solution)
     dual = np.asarray(solution.row_dual, dtype=float)
-    named = np.nonzero((dual != 0.0) & np.isfinite(rhs))[0]
     matrix = lp.matrix.tocsr()
-    residual = rhs[named] - matrix[named] @ x
-    reach = AT_BOUND * (np.abs(matrix[named]) @ np.abs(x) + np.abs(rhs[named]) + 1.0)
-    slack = np.abs(residual) > reach
-    # A row with a dual of 2e-16 (CBC's noise) need not be tight: leaving it out moves
-    # `cost.x` by its dual times its slack. A real dual on a slack row is no optimum's.
-    if float(np.abs(dual[named[slack]] * residual[slack]).sum()) > \
-            ON_ROW * max(1.0, abs(float(cost @ x))):
+    found = _tight_rows(matrix, x, dual, cost, rhs)
+    if found is None:
         log.info("refined objective: a row of non-zero dual is not tight; kept as read")
         return None
-    tight, residual = named[~slack], residual[~slack]
+    tight, residual = found
     rows = matrix[tight]
     if len(tight) and len(free):
         block = rows[:, free]
@@ -277,3 +268,105 @@ def refined_values(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
             return None
         x[free] += move
     return x
+
+
+def _at_bounds(lp: LinearProgram, solution: StageSolution) -> tuple[np.ndarray, np.ndarray]:
+    """The values read back with those within a rounding of a bound set at it, and the
+    columns strictly between their bounds."""
+    x = np.asarray(solution.col_value, dtype=float).copy()
+    low = np.zeros(lp.n_cols)
+    high = np.full(lp.n_cols, np.inf)
+    for col, (lower, upper) in solution.bounds.items():
+        low[col], high[col] = lower, upper
+    # Within the rounding of the bound itself: a bound of 0 is written exactly, and a
+    # value of 4e-8 there is a basic column's, which the tight rows may need.
+    at_low = np.abs(x - low) <= AT_BOUND * np.abs(low)
+    at_high = ~at_low & np.isfinite(high) & (np.abs(x - high) <= AT_BOUND * np.abs(high))
+    x = np.where(at_low, low, np.where(at_high, high, x))
+    return x, np.nonzero(~(at_low | at_high))[0]
+
+
+def _tight_rows(matrix: Any, x: np.ndarray, dual: np.ndarray, cost: np.ndarray,
+                rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of non-zero dual that `x` holds tight within a rounding, and their
+    residuals `rhs - a.x`; None when a real dual sits on a slack row (no optimum's)."""
+    named = np.nonzero((dual != 0.0) & np.isfinite(rhs))[0]
+    residual = rhs[named] - matrix[named] @ x
+    reach = AT_BOUND * (np.abs(matrix[named]) @ np.abs(x) + np.abs(rhs[named]) + 1.0)
+    slack = np.abs(residual) > reach
+    # A row with a dual of 2e-16 (CBC's noise) need not be tight: leaving it out moves
+    # `cost.x` by its dual times its slack.
+    if float(np.abs(dual[named[slack]] * residual[slack]).sum()) > \
+            ON_ROW * max(1.0, abs(float(cost @ x))):
+        return None
+    return named[~slack], residual[~slack]
+
+
+def refined_duals(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
+                  rhs: np.ndarray) -> np.ndarray | None:
+    """Optimal duals (d objective / d rhs) of a stage solved on `lp` at `rhs`, to float
+    precision, from duals that came back rounded (CBC's 8 significant digits); None when
+    they cannot be had.
+
+    An optimal dual y is non-zero on tight rows only and keeps the reduced cost
+    `c - A^T y` at 0 on every column strictly between its bounds. Read back rounded, those
+    reduced costs are 1e-8 of their terms instead, and a weak-duality bound prices each
+    positive one at the most its column can carry. So y is moved on the tight rows of
+    non-zero dual (the others' duals set to 0) by the least change (least squares) that
+    makes the reduced cost 0 on every column where it is 0 within a rounding: those
+    between their bounds and the degenerate ones at a bound. Where those equations do not
+    hold together, on the columns between their bounds alone. A dual that the move takes
+    across 0 (noise on a tight row) is set to 0. None when neither set of equations holds
+    to float precision: the duals are kept as read.
+    """
+    dual = np.asarray(solution.row_dual, dtype=float)
+    x, free = _at_bounds(lp, solution)
+    matrix = lp.matrix.tocsr()
+    found = _tight_rows(matrix, x, dual, cost, rhs)
+    if found is None:
+        log.info("refined duals: a row of non-zero dual is not tight; kept as read")
+        return None
+    tight = found[0]
+    y = np.zeros(lp.n_rows)
+    y[tight] = dual[tight]
+    columns = lp.matrix.tocsc()
+    block_t = columns[tight].T.tocsr()  # one row per column of the LP, on the tight rows
+    reduced = cost - block_t @ y[tight]
+    terms = np.abs(cost) + np.abs(block_t) @ np.abs(y[tight])
+    zero = np.abs(reduced) <= AT_BOUND * terms
+    between = np.zeros(lp.n_cols, dtype=bool)
+    between[free] = True
+    if not bool(zero[between].all()):
+        # Not an optimal pair as read: such a column keeps its reduced cost as it is.
+        log.info("refined duals: %d columns between their bounds have a reduced cost "
+                 "beyond a rounding", int((between & ~zero).sum()))
+    for on in (zero, zero & between):
+        moved = _least_move(block_t[on], reduced[on], terms[on])
+        if moved is not None:
+            y[tight] += moved
+            break
+    else:
+        log.info("refined duals: the reduced costs cannot be brought to 0; kept as read")
+        return None
+    # `>=` rows have duals <= 0, `<=` rows >= 0 (a maximisation).
+    wrong = np.where(lp.sense[tight] == LE, y[tight] < 0, y[tight] > 0)
+    y[tight[wrong]] = 0.0
+    return y
+
+
+def _least_move(block: Any, target: np.ndarray, terms: np.ndarray) -> np.ndarray | None:
+    """The least `d` (least squares) with `block @ d = target` to `ON_ROW` of each row's
+    `terms`, refined once on its own residual; None when it cannot be had."""
+    from scipy.sparse.linalg import lsqr
+
+    if block.shape[0] == 0:
+        return np.zeros(block.shape[1])
+    move = np.zeros(block.shape[1])
+    limit = 20 * sum(block.shape)
+    for _ in range(2):
+        off = target - block @ move
+        move += lsqr(block, off, atol=1e-15, btol=1e-15, conlim=1e14, iter_lim=limit)[0]
+    off = block @ move - target
+    if not bool((np.abs(off) <= ON_ROW * np.maximum(terms, 1e-300)).all()):
+        return None
+    return move

@@ -23,9 +23,10 @@ from cases import allocate_and_read, gap, read_csv, source, state, write_case, w
 
 from gcm_fund import api, audit
 from gcm_fund.backend import StageSolution
-from gcm_fund.model import SCALE_USD, LinearProgram, build
+from gcm_fund.levels import extend
+from gcm_fund.model import LE, SCALE_USD, LinearProgram, build, gap_priority
 from gcm_fund.pipeline import Pipeline
-from gcm_fund.pulp_backend import refined_objective, refined_values
+from gcm_fund.pulp_backend import refined_duals, refined_objective, refined_values
 
 SOLVERS = ["highs", "cbc"]
 STAGE_1B, STAGE_3 = "levels: stage 1b (money placed)", "levels: stage 3 (loan burden)"
@@ -274,3 +275,98 @@ def test_a_basic_column_of_a_few_cents_keeps_its_value_in_the_refinement(tmp_pat
     refined = refined_values(lp, solution, cost, pipeline.rhs)
     assert refined is not None
     assert refined[: lp.n_x] == pytest.approx([1.0, 4e-8], abs=1e-15)
+
+
+def traffic_light_case(folder: Path) -> tuple[Path, Path]:
+    """Two moderate-risk States whose loans are capped at 30 % of their money, a low- and a
+    high-risk one, grants and loans of USD 80-180 million and one gap of USD 13,000.
+
+    The loan_share rows' coefficients (0.7 on a loan, -0.3 on a grant) make the level
+    steps' duals fractions of one another whose 8-digit roundings no longer cancel in the
+    reduced costs: read back as CBC writes them, a column worth USD 100 million carries a
+    reduced cost of 1e-8 of its terms, which a dual bound prices at its whole upper bound.
+    The small gap's tolerance is USD 0.02.
+    """
+    scale = 30.0
+    states = [state("MOA", "LIC", debt_risk="moderate"),
+              state("MOB", "LMIC", debt_risk="moderate"),
+              state("LOW", "UMIC", debt_risk="low"), state("HIG", "LIC", debt_risk="high")]
+    needs = [("MOA", "10.7", 3.7e6), ("MOA", "8.8", 2.9e6), ("MOB", "10.7", 5.3e6),
+             ("MOB", "5.2", 1.1e6), ("LOW", "10.7", 7.9e6), ("HIG", "10.7", 4.3e6),
+             ("HIG", "8.7", 2.3e6)]
+    gaps = [gap(iso3, target, need * scale) for iso3, target, need in needs]
+    sources = [source("g1", 3.1e6 * scale), source("g2", 2.7e6 * scale),
+               source("l1", 6.1e6 * scale, "loan", grant_element=0.35),
+               source("l2", 4.9e6 * scale, "loan", grant_element=0.15)]
+    return write_case(
+        folder, states=states, gaps=[*gaps, gap("MOA", "16.2", 1.3e4)], sources=sources,
+        policy={"weights": {"income": {"LIC": 1.3, "LMIC": 1.1}},
+                "equity": {"floor_share": 0.5},
+                "loans": {"max_share": {"low": 1.0, "moderate": 0.3, "high": 0.0,
+                                        "distress": 0.0, "unrated": 1.0}}})
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_cbc_duals_read_back_with_8_digits_hold_the_stopped_gaps_under_a_loan_share(
+        tmp_path, solver):
+    """Before CBC's duals were refined, certify found the stopped gaps of
+    `traffic_light_case` free to rise 380 times SPEC 4b's tolerance on CBC (the bundled
+    policies under the IDA traffic light failed likewise); now CBC's figures are HiGHS's."""
+    inputs, policy = traffic_light_case(tmp_path)
+    run = allocate_and_read(inputs, policy, tmp_path / "run", solver)
+    row = run.row("loan_share[MOA]")  # the rows the case is about bind
+    assert row["lhs"] == pytest.approx(row["rhs"], abs=0.01)
+    cert = audit.certify(run.folder)
+    assert cert.ok, "\n".join(cert.lines())
+    assert cert.figures["levels_worst_rise"] < 0.1
+    assert cert.figures["levels_worst_excess"] < 1e-9
+
+
+def first_level_step(inputs: Path, policy: Path, solver: str
+                     ) -> tuple[LinearProgram, np.ndarray, np.ndarray, StageSolution]:
+    """The extended LP of the case and its first level step solved by `solver`:
+    (ext, cost, rhs, solution), as `run_levels` solves it before any gap stops."""
+    loaded = api.load(inputs, policy)
+    lp = build(loaded.data, loaded.policy_file.policy)
+    ext, layout = extend(lp, gap_priority(lp.data, lp.policy))
+    pipeline = Pipeline(ext, solver)
+    _, _, bounds = pipeline.floor_stage(pipeline.backend("levels").info.value_precision)
+    rhs = pipeline.rhs.copy()
+    rhs[layout.level_rows] = 0.0
+    cost = np.zeros(ext.n_cols)
+    cost[layout.level_col] = 1.0
+    return ext, cost, rhs, pipeline.solve_stage("levels", cost, bounds, rhs)
+
+
+def worst_reduced_cost(lp: LinearProgram, cost: np.ndarray, dual: np.ndarray) -> float:
+    """The largest positive reduced cost `c - A^T y` over the columns, relative to the
+    column's terms `|c| + |A|^T |y|`: for a maximisation, a dual bound prices each at the
+    most its column can carry."""
+    reduced = cost - lp.matrix.T @ dual
+    terms = np.abs(cost) + abs(lp.matrix).T @ np.abs(dual)
+    return float(np.max(np.where(terms > 0, reduced / np.maximum(terms, 1e-300), 0.0)))
+
+
+def test_refined_duals_zero_the_reduced_costs_that_8_digits_leave(tmp_path):
+    """CBC's first level step of `traffic_light_case`: its duals as the backend hands them
+    leave no reduced cost beyond float rounding and bound L by the level reached; written
+    with 8 digits (as CBC's solution file has them) they leave reduced costs of 1e-9 of
+    their terms, and `refined_duals` takes them back to float rounding. A real dual on a
+    slack row names no optimum: None."""
+    inputs, policy = traffic_light_case(tmp_path)
+    ext, cost, rhs, solution = first_level_step(inputs, policy, "cbc")
+    level = float(cost @ solution.col_value)
+    assert worst_reduced_cost(ext, cost, solution.row_dual) < 1e-14
+    finite = np.isfinite(rhs)
+    assert float(solution.row_dual[finite] @ rhs[finite]) == pytest.approx(level, rel=1e-12)
+    rounded = np.array([float(f"{v:.8g}") for v in solution.row_dual])
+    solution.row_dual = rounded
+    assert worst_reduced_cost(ext, cost, rounded) > 1e-9
+    refined = refined_duals(ext, solution, cost, rhs)
+    assert refined is not None
+    assert worst_reduced_cost(ext, cost, refined) < 1e-14
+    assert float(refined[finite] @ rhs[finite]) == pytest.approx(level, rel=1e-12)
+    slack = int(np.nonzero(finite & (ext.matrix @ solution.col_value < rhs - 1e-3)
+                           & (ext.sense == LE))[0][0])
+    rounded[slack] = 0.5
+    assert refined_duals(ext, solution, cost, rhs) is None

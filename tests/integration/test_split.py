@@ -19,7 +19,15 @@ from cases import RunFiles, allocate_and_read, gap, source, state, toml_text, wr
 from hypothesis import event, given
 from scipy.optimize import linprog
 from test_levels import level_instances, solve_case
-from test_properties import BURDEN_DEFAULTS, SCALE, Reference, Triple, _read, reference
+from test_properties import (
+    BURDEN_DEFAULTS,
+    SCALE,
+    Reference,
+    Triple,
+    _flag,
+    _read,
+    reference,
+)
 
 from gcm_fund import api, flow
 from gcm_fund.model import build
@@ -87,12 +95,28 @@ def loan_cost(inputs: Path, policy_path: Path) -> dict[tuple[str, str], float]:
     return cost
 
 
+MAX_SHARE_DEFAULTS = {"low": 1.0, "moderate": 1.0, "high": 1.0, "distress": 0.0,
+                      "unrated": 1.0}
+
+
+def loan_caps(inputs: Path, policy_path: Path) -> dict[str, float]:
+    """m(s), the most of a State's money that may be loans, by State (SPEC 4c):
+    `[loans] max_share` of its debt risk (`distress` where debt_distress is true, blank
+    `unrated`)."""
+    document = tomllib.loads(policy_path.read_text(encoding="utf-8"))
+    share = {**MAX_SHARE_DEFAULTS, **document.get("loans", {}).get("max_share", {})}
+    return {r["iso3"]: float(share["distress" if _flag(r.get("debt_distress", ""))
+                                   else r.get("debt_risk", "") or "unrated"])
+            for r in _read(inputs / "states.csv")}
+
+
 def reference_split(ref: Reference, amounts: dict[tuple[str, str], float],
-                    triple_loan_cost: dict[tuple[str, str], float], placed_usd: float = 0.0
-                    ) -> dict[Triple, float]:
-    """The split rule solved by scipy: the least loan burden with every gap at its amount
-    and at least `placed_usd` of grants (SPEC 4b's stage 1b, held by every later stage),
-    then the least `sum d x` at that burden; USD by triple."""
+                    triple_loan_cost: dict[tuple[str, str], float], placed_usd: float = 0.0,
+                    loan_cap: dict[str, float] | None = None) -> dict[Triple, float]:
+    """The split rule solved by scipy: the least loan burden with every gap at its amount,
+    at least `placed_usd` of grants (SPEC 4b's stage 1b, held by every later stage) and
+    each State's loans at most `loan_cap` of its money (SPEC 4c's loan_share; 0 leaves
+    loans out), then the least `sum d x` at that burden; USD by triple."""
     triples = [k for k in ref.triples if amounts.get(k[1:], 0.0) > 0]
     column = {k: j for j, k in enumerate(triples)}
     n = len(triples)
@@ -113,6 +137,11 @@ def reference_split(ref: Reference, amounts: dict[tuple[str, str], float],
                 rows.append(np.array([1.0 if k[:2] == (f, s) else 0.0 for k in triples]))
                 bounds.append(ref.rho[f] * b / SCALE)
     grants = np.array([0.0 if k[0] in ref.lends else 1.0 for k in triples])
+    for s, cap in (loan_cap or {}).items():
+        to_s = np.array([1.0 if k[1] == s else 0.0 for k in triples])
+        if cap < 1.0 and (to_s * (1.0 - grants)).any():
+            rows.append(to_s * (1.0 - grants) - cap * to_s)
+            bounds.append(0.0)
     if placed_usd > 0:
         rows.append(-grants)
         bounds.append(-placed_usd / SCALE)
@@ -141,7 +170,8 @@ def assert_split_is_the_rule(inputs: Path, policy: Path, allocations: dict[Tripl
     amounts: dict[tuple[str, str], float] = defaultdict(float)
     for (_, s, t), usd in allocations.items():
         amounts[(s, t)] += usd
-    expected = reference_split(ref, amounts, loan_cost(inputs, policy), placed_usd)
+    expected = reference_split(ref, amounts, loan_cost(inputs, policy), placed_usd,
+                               loan_caps(inputs, policy))
     for triple in set(expected) | set(allocations):
         # A gap's own tolerance (SPEC 4b), and a cent of rounding per triple written.
         tolerance = 0.02 + 1e-6 * ref.fundable[triple[1:]]
