@@ -330,10 +330,6 @@ def anchors(page: Path) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
 
 
-# Written on its own branch (the terms of SPEC 4c); linked before it lands.
-PENDING = {DOCS / "terms.md"}
-
-
 @pytest.mark.parametrize("page", [README, *sorted(DOCS.glob("*.md"))], ids=lambda p: p.name)
 def test_every_link_resolves(page: Path) -> None:
     links = re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8"))
@@ -342,15 +338,13 @@ def test_every_link_resolves(page: Path) -> None:
             continue
         path, _, anchor = link.partition("#")
         target = (page.parent / path).resolve() if path else page
-        if target in PENDING and not target.exists():
-            continue
         assert target.exists(), f"{page.name}: {link}"
         if anchor:
             assert anchor in anchors(target), f"{page.name}: {link}"
 
 
 def test_the_readme_and_the_index_link_every_docs_page() -> None:
-    pages = {p.name for p in DOCS.glob("*.md")} | {p.name for p in PENDING}
+    pages = {p.name for p in DOCS.glob("*.md")}
     readme = README.read_text(encoding="utf-8")
     index = (DOCS / "index.md").read_text(encoding="utf-8")
     for name in pages - {"index.md"}:
