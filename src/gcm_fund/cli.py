@@ -341,10 +341,13 @@ def verify(
 @app.command()
 def explain(
     run_dir: RunDirArg,
-    state: Annotated[str, typer.Option("--state", help="The State's iso3 code.",
-                                       show_default=False)],
+    state: Annotated[str | None, typer.Option("--state", help="The State's iso3 code.",
+                                              show_default=False)] = None,
     target: Annotated[str | None, typer.Option("--target", help="Only this SDG target.",
                                                show_default=False)] = None,
+    programme: Annotated[str | None, typer.Option(
+        "--programme", help="A programme's id (a run of the programmes method).",
+        show_default=False)] = None,
 ) -> None:
     """Why a State got what it got: its gaps, its sources, the rules that bound it.
 
@@ -352,12 +355,25 @@ def explain(
     rules involving the State (gap, absorb, state_share, source_state, floor) with their
     duals in plain words; and every source that gave it nothing, with the reason.
 
+    Under the programmes method, `--programme ID` says what a programme asked, what it got
+    and why; `--state` also lists the State's programmes.
+
     Example: gcm-fund explain outputs/3cd959e03080682b --state KEN --target 10.7
     """
     from . import api
+    from .audit.programme_explanation import explain_programme, state_programmes
+    from .errors import UsageError
 
-    result = _guard(lambda: api.explain(run_dir, state, target))
-    _echo_lines(result.lines())
+    def body() -> list[str]:
+        lines = [] if programme is None else explain_programme(run_dir, programme)
+        if state is None:
+            if programme is None:
+                raise UsageError("give --state ISO3 or --programme ID")
+            return lines
+        return [*lines, *api.explain(run_dir, state, target).lines(),
+                *state_programmes(run_dir, state)]
+
+    _echo_lines(_guard(body))
 
 
 @app.command()

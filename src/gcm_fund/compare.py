@@ -39,6 +39,16 @@ When some scenario's policy uses `[allocation] method = "levels"` (SPEC 4b), the
 | `level_1` ... | those levels, lowest first (`level_1`: every gap reaches it); blank past |
 |  | a scenario's own count |
 
+When some scenario's policy uses `[allocation] method = "programmes"` (SPEC 8), these follow:
+
+| metric | meaning |
+|---|---|
+| `programme_value` | V, the value of the selection (value per USD x USD) |
+| `programme_value_bound` | the LP relaxation's bound on V |
+| `programmes_funded` | how many programmes are funded (in full or in part) |
+| `programme_states` | how many States get money from a funded programme |
+| `smallest_programme_usd` | the smallest amount a funded programme receives |
+
 A cap binds when, in the final stage, its slack on the written amounts is within SPEC
 section 5's tolerance (0.01 USD per allocation in the row plus 1e-7 of
 max(|lhs|, |rhs|, 1e6)) and the absolute value of its dual exceeds 1e-9 per USD. Shares are of
@@ -61,7 +71,7 @@ from .engine import run as run_scenario
 from .errors import InfeasibleError, InputError, Problem
 from .load import ProblemData
 from .methods import method_named
-from .model import LinearProgram
+from .model import SCALE_USD, LinearProgram
 from .results import TERMS_METRICS, solution_pledges, terms_metrics, written_amounts
 from .scenario import Scenario, load
 from .schema import INCOME_GROUPS, did_you_mean, parse_number
@@ -239,7 +249,17 @@ def compare(inputs: Path | str, models: Sequence[Path | str | None],
                 continue
             results.append(ScenarioResult(label, scenario.model_path, overlay_path, "optimal",
                                           run_metrics(run), run, method=method))
-    return Comparison(results, metric_names(data) + level_metric_names(results), warnings)
+    return Comparison(results, metric_names(data) + level_metric_names(results)
+                      + programme_metric_names(results), warnings)
+
+
+PROGRAMME_METRICS = ("programme_value", "programme_value_bound", "programmes_funded",
+                     "programme_states", "smallest_programme_usd")
+
+
+def programme_metric_names(results: Sequence[ScenarioResult]) -> list[str]:
+    """The programmes block: empty unless some scenario's policy uses programmes."""
+    return list(PROGRAMME_METRICS) if any(r.method == "programmes" for r in results) else []
 
 
 def level_metric_names(results: Sequence[ScenarioResult]) -> list[str]:
@@ -320,6 +340,15 @@ def run_metrics(run: Run) -> dict[str, float | None]:
         metrics[f"binding_caps[{family}]"] = float(count)
     metrics.update(terms_metrics(run.lp, written_amounts(
         run.lp, run.solution.x_usd, solution_pledges(run.lp, run.solution))))
+    selection = run.solution.programmes
+    if selection is not None:
+        funded = selection.amount[selection.funded]
+        metrics["programme_value"] = selection.value * SCALE_USD
+        metrics["programme_value_bound"] = selection.value_bound * SCALE_USD
+        metrics["programmes_funded"] = float(selection.funded.sum())
+        metrics["programme_states"] = float(allocations["iso3"].nunique())
+        metrics["smallest_programme_usd"] = float(funded.min()) * SCALE_USD if len(funded) \
+            else None
     levels = run.solution.levels
     if levels is not None:
         from .levels import distinct_level_values
@@ -348,9 +377,11 @@ def binding_caps(lp: LinearProgram, constraints: pd.DataFrame) -> dict[str, int]
 def _cell(metric: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if metric.startswith("binding_caps") or metric == "levels":
+    if metric.startswith("binding_caps") or metric in ("levels", "programmes_funded",
+                                                        "programme_states"):
         return str(int(value))
-    if metric.endswith("_usd") or metric == "weighted":
+    if metric.endswith("_usd") or metric in ("weighted", "programme_value",
+                                              "programme_value_bound"):
         return amount(value)
     return real(value) if metric == "floor" or is_level(metric) else share(value)
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InfeasibleError, InputError
 from .limits import check_solvable
 from .load import ProblemData
 from .methods import method_of
-from .model import LinearProgram, build
+from .model import LinearProgram, build, unmet_regional_diagnosis
 from .pipeline import Solution
 from .results import RunTables, build_tables, summary
 from .scenario import Scenario
@@ -53,7 +53,11 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs"
     log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
              f"{lp.n_x:,}", f"{lp.n_rows:,}", f"{lp.matrix.nnz:,}",
              time.perf_counter() - started)
+    if lp.unmet_regional:
+        raise InfeasibleError(unmet_regional_diagnosis(lp.unmet_regional))
     solution = method_of(policy).solve(lp, solver)
+    if solution.programmes is not None:
+        lp = solution.programmes.model.lp  # SPEC 8 has no floor: its LP has none
     return lp, solution, build_tables(lp, solution)
 
 

@@ -128,6 +128,8 @@ class ProblemData:
     contribution_lines: tuple[int, ...] = ()
     fx_table: InputTable | None = None
     valuation: Valuation | None = None
+    # programmes.csv, read under `[allocation] method = "programmes"` only (SPEC 8).
+    programme_table: InputTable | None = None
 
     @property
     def states(self) -> pd.DataFrame:
@@ -508,4 +510,9 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
     if problems:
         raise InputError(problems)
     assert data is not None
-    return value_pledges(data, policy_file), policy_file
+    data = value_pledges(data, policy_file)
+    if policy_file.policy.allocation.method == "programmes":
+        from .programme_input import load_programmes
+
+        data = load_programmes(inputs, data)
+    return data, policy_file

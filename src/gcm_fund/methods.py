@@ -18,6 +18,7 @@ from .backend import Backend
 from .levels import extend, run_levels, solve_levels
 from .model import SCALE_USD, LinearProgram, gap_priority
 from .pipeline import Pipeline, Solution
+from .programmes import ProgrammesMethod
 from .schema import Policy
 
 
@@ -117,8 +118,10 @@ class Levels:
 
 WEIGHTED = Weighted()
 LEVELS = Levels()
-# Every method by its policy name; `programmes` joins here.
-METHODS: dict[str, Method] = {WEIGHTED.name: WEIGHTED, LEVELS.name: LEVELS}
+PROGRAMMES = ProgrammesMethod()
+# Every method by its policy name.
+METHODS: dict[str, Method] = {WEIGHTED.name: WEIGHTED, LEVELS.name: LEVELS,
+                              PROGRAMMES.name: PROGRAMMES}
 
 
 def method_named(name: str) -> Method:

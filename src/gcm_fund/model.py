@@ -93,6 +93,7 @@ class LinearProgram:
     rhs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     blocks: list[RowBlock] = field(default_factory=list)
     unmet_thematic: list[str] = field(default_factory=list)
+    unmet_regional: list[str] = field(default_factory=list)
     # Names of the columns after the allocations, which a solver always holds: `z`, the
     # elastic diagnosis's `shortfall` slacks, a later stage's own columns.
     aux_columns: list[str] = field(default_factory=list)
@@ -161,7 +162,8 @@ class LinearProgram:
         keys = {column: np.full(self.n_rows, "", dtype=object) for column in KEY_COLUMNS}
         for b in self.blocks:
             for column, values in zip(b.key_columns, b.keys, strict=True):
-                keys[column][b.start:b.stop] = values
+                if column in keys:  # a region (`regional[r]`) is in the name only
+                    keys[column][b.start:b.stop] = values
         return keys
 
     def registry(self) -> pd.DataFrame:
@@ -388,6 +390,7 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
     add_state_share(lp, rows)
     add_source_state(lp, rows)
     add_thematic(lp, rows)
+    add_regional(lp, rows)
     add_floor(lp, rows)
     add_loan_share(lp, rows)
 
@@ -549,6 +552,38 @@ def add_thematic(lp: LinearProgram, rows: _Rows) -> None:
              np.zeros(len(targets)))
 
 
+def regional_shares(policy: Policy) -> dict[str, float]:
+    """theta_r of every region with a share > 0, in name order (SPEC 8)."""
+    return {r: s for r, s in sorted(policy.regional.min_share.items()) if s > 0}
+
+
+def add_regional(lp: LinearProgram, rows: _Rows) -> None:
+    """regional[r]: sum over f, s in region r, t of x[f,s,t] - theta_r * sum of all x >= 0."""
+    shares = regional_shares(lp.policy)
+    if not shares:
+        return
+    var_region = lp.data.states["region"].to_numpy()[lp.var_state]
+    lp.unmet_regional = [r for r in shares if not (var_region == r).any()]
+    if lp.n_x == 0:
+        return
+    regions = np.array(list(shares), dtype=object)
+    theta = np.array(list(shares.values()), dtype=float)
+    dense = (var_region[None, :] == regions[:, None]).astype(float) - theta[:, None]
+    row_of, cols = np.nonzero(dense)
+    rows.add("regional", {"region": regions}, row_of, cols, dense[row_of, cols], GE,
+             np.zeros(len(regions)))
+
+
+def unmet_regional_diagnosis(regions: list[str]) -> Diagnosis:
+    """Why a policy whose regional shares name regions no source may fund is infeasible."""
+    joined = ", ".join(regions)
+    return Diagnosis(
+        reason=(f"regional[{joined}]: the policy asks a share > 0 for region {joined}, "
+                "but no source may fund any of its gaps"),
+        shortfalls=[Shortfall(f"regional[{r}]", "regional", 0.0) for r in regions],
+    )
+
+
 def add_floor(lp: LinearProgram, rows: _Rows) -> None:
     """floor[s,t], (s,t) in G: sum over f of x[f,s,t] - z * U[s,t] >= 0."""
     if not lp.has_floor:
@@ -603,3 +638,5 @@ def check_structurally_feasible(lp: LinearProgram) -> None:
     """Raise `InfeasibleError` for a thematic share on a target no source may fund."""
     if lp.unmet_thematic:
         raise InfeasibleError(unmet_thematic_diagnosis(lp.unmet_thematic))
+    if lp.unmet_regional:
+        raise InfeasibleError(unmet_regional_diagnosis(lp.unmet_regional))

@@ -132,13 +132,40 @@ RESOURCES = OutputTable("resources.csv", (
                  "valuation date"),
     OutputColumn("note", TEXT, "why a row counts 0")),
     key=("source_id", "date", "currency", "status"), when="contributions", on_page=False)
+# Under `[allocation] method = "programmes"` (SPEC 8).
+SELECTION = OutputTable("selection.csv", (
+    OutputColumn("programme_id", TEXT, "the programme"),
+    OutputColumn("name", TEXT, "its name"),
+    OutputColumn("states", TEXT, "where it works, ;-joined"),
+    OutputColumn("targets", TEXT, "what it serves, ;-joined"),
+    OutputColumn("budget_usd", USD, "R_p: requested"),
+    OutputColumn("min_usd", USD, "M_p: the smallest viable amount, as used"),
+    OutputColumn("quality", REAL, "q_p: the review panel's score"),
+    OutputColumn("priority", REAL, "pi_p: its gaps' priorities weighted by its shares"),
+    OutputColumn("value_per_usd", REAL, "v_p = q_p pi_p"),
+    OutputColumn("funded", BOOLEAN, "whether it is funded"),
+    OutputColumn("amount_usd", USD, "a_p: what it receives"),
+    OutputColumn("value_loss", REAL, "the fall in V with it funded; blank where not solved"),
+    OutputColumn("displaced", TEXT, "the funded programmes it would displace, ;-joined"),
+    OutputColumn("reason", TEXT, "funded, partial, not_eligible or left_out, and why")),
+    key=("programme_id",), when="programmes")
+PROGRAMME_ALLOCATIONS = OutputTable("programme_allocations.csv", (
+    OutputColumn("source_id", TEXT, "the source"),
+    OutputColumn("programme_id", TEXT, "the programme"),
+    OutputColumn("amount_usd", USD, "x[f,p]: what the source gives the programme")),
+    key=("source_id", "programme_id"), when="programmes", on_page=False)
+RELAXATION_DUALS = OutputTable("relaxation_duals.csv", (
+    OutputColumn("name", TEXT, "a row of the programme model"),
+    OutputColumn("dual", REAL, "its dual in the LP relaxation, d value / d rhs")),
+    key=("name",), when="programmes", on_page=False)
 
 KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank where none
 
 # Every table, in the order a reader wants them (the workbook's sheets).
 OUTPUT_TABLES: dict[str, OutputTable] = {t.name: t for t in (
-    COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, STATES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS, LEVELS,
-    LEVEL_DUALS, STAGE_DUALS, RESOURCES)}
+    COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, STATES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS,
+    LEVELS, LEVEL_DUALS, STAGE_DUALS, RESOURCES, SELECTION, PROGRAMME_ALLOCATIONS,
+    RELAXATION_DUALS)}
 # The tables every solved run writes, whatever its method.
 ALWAYS_TABLES = tuple(name for name in ("allocations.csv", "coverage.csv",
                                         "sources_summary.csv", "constraints.csv"))

@@ -83,6 +83,8 @@ class Solution:
     # is then the last level step, its duals d L / d rhs.
     levels: Any = None
     floor_max: float | None = None
+    # Under `[allocation] method = "programmes"`: a `programmes.Selection` (SPEC 8).
+    programmes: Any = None
 
 
 def make_backend(lp: LinearProgram, solver: str = "highs", pool: ColumnPool | None = None,

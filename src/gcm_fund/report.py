@@ -157,6 +157,11 @@ def objective(solution: Solution) -> dict[str, Any]:
                              **({} if solution.floor_max is None
                                 else {"floor_max": solution.floor_max}),
                              "weighted": round(solution.weighted_usd, 6)}
+    if solution.programmes is not None:
+        from .programme_tables import programme_objective
+
+        found.update(programme_objective(solution.programmes))
+        return found
     levels = solution.levels
     if levels is None:
         found["method"] = "weighted"

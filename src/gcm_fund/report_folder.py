@@ -116,6 +116,7 @@ class Folder:
     policy_text: str
     policy: dict[str, Any]
     states_summary: pd.DataFrame | None = None  # SPEC 4c; absent from earlier runs
+    selection: pd.DataFrame | None = None  # selection.csv, under programmes (SPEC 8)
 
 
 # The ASCII characters str.strip() removes.
@@ -235,6 +236,9 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         states=states, sources=sources, policy_text=policy_text, policy=policy,
         states_summary=(_read_table(summary, amounts, written=written.get(summary.name))
                         if summary.is_file() else None),
+        selection=(_read_table(path / "selection.csv", amounts,
+                               written=written.get("selection.csv"))
+                   if (path / "selection.csv").is_file() else None),
     )
 
 

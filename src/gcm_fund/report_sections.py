@@ -377,3 +377,41 @@ def levels_table(folder: Folder, names: Names) -> str:
             "rules that stopped them.</p>"
             + _table("levels", [("step", True), ("level", True), ("gaps stopped", True),
                                 ("stopped by", False)], rows) + "</section>")
+
+
+def selection_section(folder: Folder) -> str:
+    """Under programmes (SPEC 8): the selection by region and target, then every programme
+    (funded, in part, not funded and why)."""
+    selection = folder.selection
+    if selection is None or not len(selection):
+        return ""
+    region_of = dict(zip(folder.states["iso3"], folder.states["region"], strict=False))
+    funded = selection[selection["funded"].astype(str).str.lower() == "true"]
+    amount = pd.to_numeric(funded["amount_usd"], errors="coerce")
+    partial = int(funded["reason"].astype(str).str.startswith("partial").sum())
+    lead = (f"{len(funded)} of {len(selection)} programmes funded ({partial} in part), "
+            f"{usd(float(amount.sum()))} placed; the smallest funded programme "
+            f"{usd(float(amount.min())) if len(amount) else '–'}.")
+
+    def summary(keys: pd.Series, title: str, table_id: str) -> str:
+        grouped = amount.groupby(keys.to_numpy()).agg(["count", "sum"])
+        rows = ["<tr>" + _cell(str(k)) + _cell(str(int(r["count"])), r["count"], num=True)
+                + _cell(usd_full(r["sum"]), r["sum"], num=True) + "</tr>"
+                for k, r in grouped.iterrows()]
+        return _table(table_id, [(title, False), ("programmes", True), ("USD", True)], rows)
+
+    first_state = funded["states"].astype(str).str.split(";").str[0]
+    by_region = summary(first_state.map(region_of).fillna("–"), "region (first State)",
+                        "selection-regions")
+    by_target = summary(funded["targets"].astype(str), "targets", "selection-targets")
+    rows = ["<tr>" + "".join([
+        _cell(str(r.programme_id)), _cell(str(r.states).replace(";", ", ")),
+        _cell(str(r.targets).replace(";", ", ")),
+        _cell(usd_full(float(r.budget_usd)), float(r.budget_usd), num=True),
+        _cell(usd_full(float(r.amount_usd)), float(r.amount_usd), num=True),
+        _cell(str(r.reason))]) + "</tr>" for r in selection.itertuples()]
+    return ('<section id="selection"><h2>Programmes</h2><p class="lead">' + esc(lead)
+            + "</p>" + by_region + by_target
+            + _table("selection", [("programme", False), ("States", False),
+                                   ("targets", False), ("budget", True), ("amount", True),
+                                   ("why", False)], rows) + "</section>")

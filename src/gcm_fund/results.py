@@ -38,6 +38,11 @@ class RunTables:
     stage_duals: pd.DataFrame | None = None
     # With contributions.csv (SPEC 9): `resources.csv`, one row per contribution.
     resources: pd.DataFrame | None = None
+    # Under programmes (SPEC 8): `selection.csv`, `programme_allocations.csv`,
+    # `relaxation_duals.csv`.
+    selection: pd.DataFrame | None = None
+    programme_allocations: pd.DataFrame | None = None
+    relaxation_duals: pd.DataFrame | None = None
 
 
 def written_amounts(lp: LinearProgram, x_usd: np.ndarray, pledge_usd: np.ndarray) -> np.ndarray:
@@ -242,6 +247,13 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
         money = np.bincount(lp.var_state, weights=x_written, minlength=n)
         lhs[loan_share.start:loan_share.stop] = loans[states]
         rhs[loan_share.start:loan_share.stop] = cap[states] * money[states]
+    regional = lp.block("regional")
+    if regional is not None:
+        var_region = lp.data.states["region"].to_numpy()[lp.var_state]
+        theta = np.array([lp.policy.regional.min_share[r] for r in regional.keys[0]])
+        lhs[regional.start:regional.stop] = [x_written[var_region == r].sum()
+                                             for r in regional.keys[0]]
+        rhs[regional.start:regional.stop] = theta * float(x_written.sum())
     slack = np.where(lp.sense == GE, lhs - rhs, rhs - lhs)
     dual = stage.row_dual * dual_scale if stage.row_dual.size else np.full(lp.n_rows, np.nan)
     return pd.DataFrame({
@@ -273,7 +285,7 @@ def _solution_tables(lp: LinearProgram, solution: Solution) -> RunTables:
         stage1 = constraints_table(lp, written_amounts(
             lp, solution.stage1.col_value[: lp.n_x] * SCALE_USD, pledge),
             solution.stage1, solution.rhs, dual_scale=1.0 / SCALE_USD, labels=labels)
-    return RunTables(
+    tables = RunTables(
         allocations=allocation_table(lp, x_written),
         coverage=coverage_table(lp, x_written),
         sources_summary=sources_table(lp, x_written, solution),
@@ -282,6 +294,11 @@ def _solution_tables(lp: LinearProgram, solution: Solution) -> RunTables:
                                       labels=labels),
         stage1_constraints=stage1,
     )
+    if solution.programmes is not None:
+        from .programme_tables import add_programme_tables
+
+        add_programme_tables(tables, solution.programmes)
+    return tables
 
 
 def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[str, object]:

@@ -100,7 +100,9 @@ def _toml_string(text: str) -> str:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return str(value)  # an integer key (max_per_state) reads back as one
+    if isinstance(value, float):
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"{value!r} has no place in a policy")

@@ -28,7 +28,7 @@ ROLES = ("origin", "transit", "destination")
 KINDS = ("donor", "ifi", "private")
 INSTRUMENTS = ("grant", "loan")
 EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
-ALLOCATION_METHODS = ("levels", "weighted")
+ALLOCATION_METHODS = ("levels", "weighted", "programmes")
 # SPEC 4c: risk of external debt distress (IMF-World Bank LIC-DSF); blank reads `unrated`.
 DEBT_RISKS = ("low", "moderate", "high", "distress")
 RISK_KEYS = (*DEBT_RISKS, "unrated")
@@ -380,6 +380,40 @@ class FxRow(_Row):
             raise fail(f"got {value:g}, a USD rate is 1")
         return value
 
+class ProgrammeRow(_Row):
+    """One row of programmes.csv (SPEC 8); references and shares are checked by the
+    loader, against states.csv and gaps.csv."""
+
+    programme_id: SourceId
+    name: Text
+    states: TextList
+    targets: TargetList
+    budget_usd: PositiveUsd
+    min_usd: PositiveUsd | None = None
+    quality: UnitShare = 1.0
+    shares: TextList = ()
+
+    @field_validator("states", "targets", mode="after")
+    @classmethod
+    def _not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise fail("required, got an empty list")
+        return value
+
+    @field_validator("min_usd", mode="after")
+    @classmethod
+    def _min_fits_budget(cls, value: float | None, info: ValidationInfo):
+        budget = info.data.get("budget_usd")
+        if value is not None and budget is not None and value > budget:
+            raise fail(f"got {value:g}, above budget_usd {budget:g}: expected a number in "
+                       "(0, budget_usd] (USD)")
+        return value
+
+    @property
+    def minimum_usd(self) -> float:
+        """M_p: min_usd, or the budget when blank."""
+        return self.budget_usd if self.min_usd is None else self.min_usd
+
 
 @dataclass(frozen=True)
 class Column:
@@ -501,6 +535,22 @@ INPUT_FILES: dict[str, InputFile] = {
                     Reference("sources.csv", "donor_iso3", "states.csv", "iso3"))),
 }
 
+PROGRAMME_FILE = "programmes.csv"
+PROGRAMME_COLUMNS = (
+    Column("programme_id", "[a-z0-9_-]+, unique", "", True, "key"),
+    Column("name", "text", "", True, "the programme's name"),
+    Column("states", ";-list of iso3", "", True,
+           "where it works; a joint programme names several"),
+    Column("targets", ";-list of target codes", "", True, "what it serves"),
+    Column("budget_usd", "number", "USD", True, "requested, R_p", range=POSITIVE),
+    Column("min_usd", "number", "USD", False,
+           "smallest viable amount M_p, in (0, budget_usd]; blank = budget_usd",
+           range=POSITIVE),
+    Column("quality", "number", "share", False, "the review panel's score q_p; blank = 1",
+           range=UNIT_INTERVAL),
+    Column("shares", ";-list of ISO3:TARGET=share", "", False,
+           "how its money counts toward its gaps; shares > 0 summing to 1; blank = by U"),
+)
 CONTRIBUTION_FILE = "contributions.csv"
 FX_FILE = "fx.csv"
 CONTRIBUTION_COLUMNS = (
@@ -524,6 +574,10 @@ OPTIONAL_INPUT_FILES: dict[str, InputFile] = {
     CONTRIBUTION_FILE: InputFile(CONTRIBUTION_FILE, ContributionRow, CONTRIBUTION_COLUMNS,
                                  key=("source_id", "date", "currency", "status")),
     FX_FILE: InputFile(FX_FILE, FxRow, FX_COLUMNS, key=("currency", "date")),
+    # Read only under `[allocation] method = "programmes"` (SPEC 8), ignored by the others.
+    PROGRAMME_FILE: InputFile(
+        PROGRAMME_FILE, ProgrammeRow, PROGRAMME_COLUMNS, key=("programme_id",),
+        references=(Reference(PROGRAMME_FILE, "states", "states.csv", "iso3"),)),
 }
 
 
@@ -716,7 +770,31 @@ class Allocation(BaseModel):
     """How the allocation is chosen among the optima of the floor (SPEC section 4b)."""
 
     model_config = _POLICY_CONFIG
-    method: Literal["levels", "weighted"] = "levels"
+    method: Literal["levels", "weighted", "programmes"] = "levels"
+
+
+class Regional(BaseModel):
+    """theta_r: the least share of all money placed that region r's States must receive
+    (SPEC 8; a rule of every method, like the thematic shares)."""
+
+    model_config = _POLICY_CONFIG
+    min_share: dict[str, Fraction] = Field(default_factory=dict)
+
+    @field_validator("min_share", mode="after")
+    @classmethod
+    def _shares_fit(cls, value: dict[str, float]) -> dict[str, float]:
+        total = sum(value.values())
+        if total > 1 + 1e-12:
+            raise fail(f"the shares sum to {total:g}, expected at most 1")
+        return value
+
+
+class Programmes(BaseModel):
+    """The programmes method's balance (SPEC 8): how many funded programmes may name one
+    State (0: no limit, the default; else an integer >= 1)."""
+
+    model_config = _POLICY_CONFIG
+    max_per_state: Annotated[int, Field(ge=0)] = 0
 
 
 class Count(BaseModel):
@@ -754,6 +832,8 @@ class Policy(BaseModel):
     equity: Equity = Field(default_factory=Equity)
     allocation: Allocation = Field(default_factory=Allocation)
     pledges: Pledges = Field(default_factory=Pledges)
+    regional: Regional = Field(default_factory=Regional)
+    programmes: Programmes = Field(default_factory=Programmes)
 
     def role_weight(self, roles: tuple[str, ...]) -> float:
         """Wr(s): the largest weight among the roles, 1.0 when there are none."""

@@ -16,8 +16,8 @@ import numpy as np
 from .schema import Cofinancing, Equity, MaxShare
 
 # SPEC 4: the rule families, in the order of its table (and of constraints.csv).
-FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "floor",
-            "loan_share")
+FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "regional",
+            "floor", "loan_share")
 
 # SPEC 5: a rule holds within 0.01 USD per allocation row in it plus 1e-7 of
 # max(|lhs|, |rhs|, 1e6).

@@ -56,7 +56,7 @@ from .errors import InfeasibleError, UsageError
 from .levels import distinct_level_values
 from .load import ProblemData
 from .methods import method_named, method_of
-from .model import LinearProgram, build
+from .model import SCALE_USD, LinearProgram, build
 from .pricing import ColumnPool
 from .scenario import with_table
 from .schema import Policy, did_you_mean
@@ -93,6 +93,9 @@ class Level:
     # SPEC 4c: `results.terms_metrics` of the allocation, in `TERMS_METRICS` order; derived
     # from the allocation, so left out of a level's equality.
     terms: tuple[float | None, ...] | None = field(default=None, compare=False)
+    # Under programmes (SPEC 8): the value V (USD), how many programmes are funded, and
+    # their ids.
+    programmes: tuple[float, int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,8 @@ class _WarmSweep:
         except InfeasibleError:
             return Level(level_usd, INFEASIBLE)
         marginal: float | None = None
-        if len(self.swept_budget_rows) and level_usd > 0:
+        selection = solution.programmes
+        if len(self.swept_budget_rows) and level_usd > 0 and selection is None:
             # Under levels the last step's dual: how far the last level rises per USD.
             dual = solution.stage2.row_dual[self.swept_budget_rows] * \
                 self.method.budget_dual_per_usd
@@ -293,6 +297,10 @@ class _WarmSweep:
             marginal_value=marginal,
             levels=_levels_of(solution.levels),
             terms=_terms_of(self.lp, solution.x_usd),
+            programmes=None if selection is None else (
+                selection.value * SCALE_USD, int(selection.funded.sum()),
+                ";".join(p for p, f in zip(selection.model.ids, selection.funded, strict=True)
+                         if f)),
         )
 
 
@@ -339,7 +347,8 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
              if a.status == b.status == OPTIMAL and a.marginal_value is not None
              and b.marginal_value is not None and not _same_marginal(a, b)]
     breakpoints: list[Breakpoint] = []
-    if breakpoint_tol_usd is not None:
+    if breakpoint_tol_usd is not None and policy.allocation.method != "programmes":
+        # (SPEC 8: no marginal value under programmes, so no breakpoints of it)
         tol = max(0.01, float(breakpoint_tol_usd))
         for done, (low, high) in enumerate(pairs):
             breakpoints.extend(_bisect(warm, low, high, tol))
@@ -406,11 +415,16 @@ def level_columns(result: SweepResult) -> list[str]:
     return ["levels"] + [f"level_{k}" for k in range(1, max(found, default=0) + 1)]
 
 
+PROGRAMME_COLUMNS = ("programme_value", "programmes_funded", "funded_programmes")
+
+
 def sweep_columns(result: SweepResult) -> list[str]:
-    """Every column of the sweep CSV: SPEC section 6's, the levels', then SPEC 4c's."""
+    """Every column of the sweep CSV: SPEC section 6's, the levels' or the programmes' (the
+    value, how many are funded, which), then SPEC 4c's."""
     from .results import TERMS_METRICS
 
-    return [*COLUMNS, *level_columns(result), *TERMS_METRICS]
+    programmes = PROGRAMME_COLUMNS if result.method == "programmes" else ()
+    return [*COLUMNS, *level_columns(result), *programmes, *TERMS_METRICS]
 
 
 def sweep_rows(result: SweepResult) -> list[list[str]]:
@@ -419,11 +433,13 @@ def sweep_rows(result: SweepResult) -> list[list[str]]:
     from .results import TERMS_METRICS
 
     extra = len(level_columns(result))
+    programmes = result.method == "programmes"
     rows = []
     for level in result.levels:
         if level.status != OPTIMAL:
             rows.append([amount(level.pledge_usd), level.status, "", "", "", "",
-                         *[""] * extra, *[""] * len(TERMS_METRICS)])
+                         *[""] * (extra + (len(PROGRAMME_COLUMNS) if programmes else 0)),
+                         *[""] * len(TERMS_METRICS)])
             continue
         row = [amount(level.pledge_usd), level.status, real(level.floor),
                amount(level.weighted_usd), amount(level.allocated_usd),
@@ -432,6 +448,9 @@ def sweep_rows(result: SweepResult) -> list[list[str]]:
             values = list(level.levels or ())
             row += [str(len(values)), *(real(v) for v in values),
                     *[""] * (extra - 1 - len(values))]
+        if programmes:
+            value, count, ids = level.programmes or (0.0, 0, "")
+            row += [amount(value), str(count), ids]
         terms = level.terms or (None,) * len(TERMS_METRICS)
         row += [amount(v) if name.endswith("_usd") else real(v)
                 for name, v in zip(TERMS_METRICS, terms, strict=True)]

@@ -36,6 +36,7 @@ from .load import load_inputs
 from .methods import method_of
 from .output_schema import ALLOCATIONS, COVERAGE, MANIFEST
 from .policy_file import load_policy
+from .programme_input import load_programmes
 from .scenario import Scenario
 
 COMPARED = (ALLOCATIONS.name, COVERAGE.name, MANIFEST)
@@ -130,6 +131,9 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         shutil.copyfile(run.policy, policy_copy)
         data = load_inputs(run.inputs)
         policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
+        programmes = policy_file.policy.allocation.method == "programmes"
+        if programmes:
+            data = load_programmes(run.inputs, data)
         scenario = Scenario(value_pledges(data, policy_file), policy_file, model_path)
         levels = method_of(policy_file.policy).has_levels  # every gap's amount is unique
         try:
@@ -213,8 +217,33 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
             verdict = ("equivalent: floor and weighted objective agree" if ok else
                        "NOT equivalent: the objectives differ" if gaps_ok else
                        "NOT equivalent: the gaps' amounts differ")
+        if programmes:  # SPEC 8: any solver must give the same selection
+            moved = _selection_differences(run.path / "selection.csv", out / "selection.csv")
+            lines.append("same selection" if not moved else
+                         f"DIFFERENT selection: {', '.join(moved[:10])}")
+            if not same_solver:
+                ok = ok and not moved
+                verdict = ("equivalent: the same selection, value and money placed" if ok else
+                           "NOT equivalent: another solver selects differently")
         lines.append(verdict)
     return Verification(ok, lines)
+
+
+def _selection_differences(a: Path, b: Path) -> list[str]:
+    """Programmes funded, or funded with amounts further apart than two cents plus 2e-7
+    (a solver that reads values back to 8 digits holds them within 1e-7), in one
+    selection.csv and not the other (`id: recorded -> re-solved`)."""
+    def read(path: Path) -> dict[str, float]:
+        table = RunFolder(path.parent, {}).table(path.name, ("programme_id", "funded",
+                                                             "amount_usd"))
+        amount = np.nan_to_num(parse_numbers(table["amount_usd"]))
+        return dict(zip(table["programme_id"], amount, strict=True))
+
+    before, after = read(a), read(b)
+    return [f"{p}: {before.get(p, 0.0):,.2f} -> {after.get(p, 0.0):,.2f}"
+            for p in sorted(set(before) | set(after))
+            if abs(before.get(p, 0.0) - after.get(p, 0.0))
+            > 0.02 + 2e-7 * max(before.get(p, 0.0), after.get(p, 0.0))]
 
 
 def _short(value: Any) -> str:

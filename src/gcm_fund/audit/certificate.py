@@ -36,11 +36,13 @@ from pathlib import Path
 from ..errors import InputError
 from ..load import load_inputs
 from ..policy_file import load_policy
+from ..programme_input import load_programmes
 from . import derived, optimality, provenance
 from .checks import Certificate, Certifier, Check
 from .folder import open_run
 from .levels import certify_levels
 from .pledges import check_resources, counted_pledges
+from .programmes import certify_programmes
 from .rules import rebuild
 
 
@@ -49,6 +51,8 @@ def load_rules(c: Certifier) -> bool:
     try:
         data = load_inputs(c.run.inputs)
         policy = load_policy(c.run.policy, targets=set(data.gaps["target"])).policy
+        if policy.allocation.method == "programmes":
+            data = load_programmes(c.run.inputs, data)
     except InputError as exc:
         c.add(Check("inputs", False, "the copied inputs or policy cannot be read", "",
                     [str(p) for p in exc.problems]))
@@ -85,12 +89,15 @@ def certify(folder: Path | str) -> Certificate:
         return c.cert
     c.step("rules", optimality.check_rules)
     z_final = c.step("rule floor", optimality.check_floor)
-    if c.rules.policy.allocation.method == "levels":
+    if c.rules.policy.allocation.method == "programmes":
+        c.step("programmes", certify_programmes)
+    elif c.rules.policy.allocation.method == "levels":
         c.step("levels", certify_levels, z_final)
         c.step("constraints.csv", optimality.levels_constraints, z_final)
     else:
         c.step("stage 2", optimality.stage2, z_final)
-    c.step("stage 1", optimality.stage1, z_final)
+    if c.rules.policy.allocation.method != "programmes":  # SPEC 8 has no floor
+        c.step("stage 1", optimality.stage1, z_final)
     c.step("coverage.csv", derived.check_coverage)
     if c.rules.policy.allocation.method == "levels":
         c.step("level columns", derived.check_level_columns)

@@ -281,6 +281,8 @@ def check_sources(c: Certifier) -> None:
     has_row = np.array([n in rule_rows for n in names], dtype=bool)
     marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
                          for n in names])
+    if rules.policy.allocation.method == "programmes":  # SPEC 8: blank under programmes
+        has_row[:] = False
     _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,
              problems, blank=~has_row)
     what = "pledge, allocated, unallocated and marginal value"

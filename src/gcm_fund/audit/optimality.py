@@ -113,6 +113,13 @@ def readable(c: Certifier, z: float | None) -> tuple[np.ndarray, np.ndarray]:
         cap = state_loan_caps(rules.data.states, rules.policy)
         lhs[at] = loans[s_at]
         rhs[at] = cap[s_at] * money[s_at]
+    if rules.regional:
+        at = np.nonzero(family == "regional")[0]
+        region = rules.data.states["region"].to_numpy()[rules.triples["state"].to_numpy()]
+        total = float(c.x.sum())
+        names = rules.rows["region"].to_numpy()[at]
+        lhs[at] = [float(c.x[region == r].sum()) for r in names]
+        rhs[at] = [rules.regional[r] * total for r in names]
     if z is not None:
         rhs[rules.floor_rows] = z * rules.floor_fundable()
     return lhs, rhs
@@ -318,8 +325,8 @@ def check_constraint_rows(c: Certifier, label: str, table: pd.DataFrame, z: floa
         checks.append(("lhs", lhs))
     # Stage 1's allocation is not written: its thematic rhs (theta * its total) cannot
     # be recomputed, the other right-hand sides do not depend on the allocation.
-    comparable = found if with_lhs else \
-        found & ~rules.rows["family"].isin(["thematic", "loan_share"]).to_numpy()
+    comparable = found if with_lhs else found & ~rules.rows["family"].isin(
+        ["thematic", "loan_share", "regional"]).to_numpy()
     for column, expected in checks:
         off = comparable & ~(np.abs(got[column] - expected) <= near)
         problems.extend(f"{label}: {names[i]}: {column} {got[column][i]:.2f}, recomputed "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ class Rules:
     entry_col: np.ndarray
     entry_coef: np.ndarray
     thematic: dict[str, float]
+    regional: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def n_x(self) -> int:
@@ -234,7 +236,20 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         row_of, cols = np.nonzero(coef)
         add("thematic", pd.DataFrame({"target": targets}), [f"thematic[{t}]" for t in targets],
             GE, np.zeros(len(targets)), row_of, cols, coef[row_of, cols])
+    regional = {r: float(v) for r, v in sorted(policy.regional.min_share.items()) if v > 0}
+    if len(f_of) and regional:
+        names = list(regional)
+        theta = np.array(list(regional.values()))
+        state_region = states["region"].to_numpy()
+        coef = (state_region[s_of][None, :] == np.array(names, dtype=object)[:, None]) \
+            - theta[:, None]
+        row_of, cols = np.nonzero(coef)
+        add("regional", pd.DataFrame({"region": names}), [f"regional[{r}]" for r in names],
+            GE, np.zeros(len(names)), row_of, cols, coef[row_of, cols])
     floor_gaps = np.nonzero(gap_table["in_floor"].to_numpy())[0]
+    if policy.allocation.method == "programmes":  # SPEC 8 has no floor
+        floor_gaps = floor_gaps[:0]
+        gap_table["in_floor"] = False
     if len(floor_gaps):
         position = np.full(len(gaps), -1)
         position[floor_gaps] = np.arange(len(floor_gaps))
@@ -254,7 +269,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
 
     rows = (pd.concat(blocks, ignore_index=True) if blocks else
             pd.DataFrame(columns=["name", "family", "sense", "rhs_usd"]))
-    for key in ("source", "gap", "state", "target"):
+    for key in ("source", "gap", "state", "target", "region"):
         if key not in rows:
             rows[key] = np.nan
 
@@ -262,7 +277,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
     return Rules(data, policy, gap_table, triples, rows, joined(rows_e, int),
-                 joined(cols_e, int), joined(coefs_e, float), thematic)
+                 joined(cols_e, int), joined(coefs_e, float), thematic, regional)
 
 
 def debt_risk_of(debt_distress: Any, debt_risk: Any) -> str:
