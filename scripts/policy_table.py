@@ -2,7 +2,7 @@
 equivalents, on the bundled example and on scenarios/mptf_scale.
 
 Run from the repository's root: `python scripts/policy_table.py` prints the Markdown table
-that docs/policies.md shows (each policy solved with HiGHS into a temporary folder).
+that the README shows (each policy solved with HiGHS into a temporary folder).
 """
 
 from __future__ import annotations
