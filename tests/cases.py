@@ -146,6 +146,38 @@ def weighted_policy(folder: Path, name: str = "baseline") -> Path:
     return path
 
 
+def bundled_policy(folder: Path, name: str = "baseline",
+                   tables: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """A copy of the bundled `models/<name>.toml` with the keys a test depends on set, e.g.
+    `{"equity": {"floor_share": 1.0}, "weights.income": {"LIC": 1.1}}`: each key's line in
+    its `[table]` is replaced (or added below the header), so the test keeps its premise
+    when the bundled policy's values change. Written as `folder/policy/<name>.toml`."""
+    from gcm_fund import api
+
+    lines = Path(api.project_path(f"models/{name}.toml")).read_text(
+        encoding="utf-8").splitlines()
+    for table, keys in (tables or {}).items():
+        header = f"[{table}]"
+        assert lines.count(header) == 1, f"models/{name}.toml: no single {header} line"
+        start = lines.index(header) + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")),
+                   len(lines))
+        for key, item in keys.items():
+            line = toml_text({key: item}).strip()
+            found = [i for i in range(start, end)
+                     if lines[i].split("=")[0].strip().strip('"') == key]
+            assert len(found) <= 1, f"models/{name}.toml: {key} twice in {header}"
+            if found:
+                lines[found[0]] = line
+            else:
+                lines.insert(start, line)
+                end += 1
+    path = Path(folder) / "policy" / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 # ---------------------------------------------------------------------------------------
 # Reading a run folder back
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cases import gap, read_csv, source, state
+from cases import bundled_policy, gap, read_csv, source, state
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
 from gcm_fund.cli import app
+from gcm_fund.spec import POSITIVE_DUAL
 from gcm_fund.synthetic import write_instance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,8 +320,14 @@ def delete_stage1(folder: Path) -> list[str]:
     return ["FAIL stage 1", "stage1_constraints.csv is missing"]
 
 
-def _level_step1(r: dict[str, str]) -> bool:
-    return r["step"] == "1" and r["name"].startswith("budget[")
+def double_a_step_budget_dual(folder: Path) -> list[str]:
+    """The first budget row whose dual proves a level step (whichever step the policy's
+    first budget stop falls at), its dual doubled: that step's proof of L fails."""
+    rows = _rows(folder, "level_duals.csv")
+    row = next(r for r in rows if r["name"].startswith("budget[") and float(r["dual"]) > 0)
+    row["dual"] = repr(float(row["dual"]) * 2)
+    write_rows(folder / "level_duals.csv", rows)
+    return ["FAIL levels: each step optimal", f"step {row['step']}: the duals bound L"]
 
 
 # Tampering with any run folder (the bundled policy: priority levels, SPEC 4b).
@@ -348,9 +355,7 @@ TAMPERING = [
     pytest.param(set_dual(_budget, lambda d: d + 0.2,
                           ["FAIL constraints.csv duals", "level_duals.csv"]),
                  id="levels-constraints-dual-up"),
-    pytest.param(set_dual(_level_step1, lambda d: d * 2,
-                          ["FAIL levels: each step optimal", "step 1: the duals bound L"],
-                          name="level_duals.csv"), id="levels-step-dual-doubled"),
+    pytest.param(double_a_step_budget_dual, id="levels-step-dual-doubled"),
     pytest.param(edit_manifest("weighted", lambda w: w + 1e6,
                                ["FAIL manifest weighted", "is not the allocation's sum w x"]),
                  id="levels-weighted-changed"),
@@ -516,26 +521,45 @@ def test_explain_adds_up_to_coverage(example: Callable[..., Path], iso3: str,
     assert status == 0 and output.startswith(f"{iso3} (")
 
 
-def test_explain_names_the_binding_floor_in_words(example: Callable[..., Path]) -> None:
-    status, output = cli("explain", example(method="weighted"), "--state", "KEN")
+def test_explain_names_the_binding_floor_in_words(tmp_path: Path) -> None:
+    """Section 4's stage 2 with the whole of z* held (floor_share = 1): KEN's gaps, of the
+    lowest weight, are held at the floor, and explain says so with the row's own dual."""
+    policy = bundled_policy(tmp_path, tables={"equity": {"floor_share": 1.0},
+                                              "allocation": {"method": "weighted"}})
+    folder = solve_into(ROOT / "inputs", policy, tmp_path / "run")
+    [floor] = [r for r in read_csv(folder / "constraints.csv") if r["name"] == "floor[KEN,10.7]"]
+    dual = float(floor["dual"])
+    assert dual < 0, floor  # the premise: the floor binds KEN 10.7
+    status, output = cli("explain", folder, "--state", "KEN")
     assert status == 0
-    assert "floor[KEN,10.7] (dual -0.21): the gap is held at the floor" in output
+    assert (f"floor[KEN,10.7] (dual {dual:.6g}): the gap is held at the floor: each USD it "
+            f"must get to keep the floor costs the objective {-dual:.4g} (the money would "
+            "weigh more elsewhere)") in output
     assert ("adb: not eligible: earmark: adb funds regions Asia, Oceania only (KEN is in "
             "Africa)") in output
 
 
-def test_explain_under_levels_speaks_of_levels_not_weights(
-        example: Callable[..., Path]) -> None:
-    """The bundled policy (levels): each gap's priority, level and stopping rules; what set
-    the floor; duals read as d L / d rhs; no weight compared as if it were a price."""
-    folder = example()
+def test_explain_under_levels_speaks_of_levels_not_weights(tmp_path: Path) -> None:
+    """The bundled policy (levels) with the whole of z* held (floor_share = 1), so that some
+    of KEN's gaps are held at the floor: each gap's priority, level and stopping rules; what
+    set the floor; duals read as d L / d rhs; no weight compared as if it were a price."""
+    policy = bundled_policy(tmp_path, tables={"equity": {"floor_share": 1.0},
+                                              "allocation": {"method": "levels"}})
+    folder = solve_into(ROOT / "inputs", policy, tmp_path / "run")
     status, output = cli("explain", folder, "--state", "KEN")
     assert status == 0, output
     coverage = {r["target"]: r for r in read_csv(folder / "coverage.csv") if r["iso3"] == "KEN"}
     level = float(coverage["10.7"]["level"])
     assert f"priority 1, level {level:.6g} (coverage / priority), stopped at step " in output
     assert "the floor (stage 1) is set by: budget[" in output
-    assert "lowers the last level L by" in output
+    held = [r for r in read_csv(folder / "constraints.csv")
+            if r["family"] == "floor" and r["iso3"] == "KEN"
+            and abs(float(r["dual"])) > POSITIVE_DUAL]
+    assert held, "the premise: a floor row of KEN's binds in the last step"
+    for r in held:
+        assert (f"{r['name']} (dual {float(r['dual']):.6g}): the gap is held at the floor: each "
+                f"USD it must get to keep the floor lowers the last level L by "
+                f"{abs(float(r['dual'])):.4g}") in output
     assert "per USD, against" not in output and "costs the objective" not in output
     assert ("adb: not eligible: earmark: adb funds regions Asia, Oceania only (KEN is in "
             "Africa)") in output

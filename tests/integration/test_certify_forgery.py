@@ -138,14 +138,18 @@ def test_certify_refuses_an_inf_dual_even_where_the_gap_would_hide_it(
 def test_certify_refuses_an_inf_level_dual(run: Path, value: str) -> None:
     """The levels analogue: a step's dual in level_duals.csv made infinite (a -inf on a
     `<=` row would otherwise be zeroed as wrong-signed) fails the step's proof by name,
-    not only the numbers check."""
-    def first_step_budget(r: dict[str, str]) -> bool:
-        return r["step"] == "1" and r["name"].startswith("budget[")
+    not only the numbers check. The row is the first budget row (a `<=` row) whose dual
+    proves a step, whichever step the policy's first budget stop falls at."""
+    rows = read(run / "level_duals.csv")
+    first = next(r for r in rows if r["name"].startswith("budget[") and float(r["dual"]) > 0)
 
-    edit_cell("level_duals.csv", first_step_budget, "dual", lambda d: value)(run)
+    def that_row(r: dict[str, str]) -> bool:
+        return (r["step"], r["name"]) == (first["step"], first["name"])
+
+    edit_cell("level_duals.csv", that_row, "dual", lambda d: value)(run)
     rehash(run, "level_duals.csv")
     certify_fails(run, "FAIL levels: each step optimal",
-                  "step 1: budget[adb]: dual is not a number")
+                  f"step {first['step']}: {first['name']}: dual is not a number")
 
 
 def test_certify_refuses_a_non_finite_manifest_number(run: Path) -> None:

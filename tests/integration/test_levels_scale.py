@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cases import bundled_policy
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
@@ -19,18 +20,19 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("10.7", "10.c", "8.8", "8.7", "5.2", "16.2")
 
 
-def baseline_with(folder: Path, target_weights: dict[str, str]) -> Path:
-    """The bundled baseline (levels) with these target weights, in a folder of its own."""
-    text = (ROOT / "models" / "baseline.toml").read_text(encoding="utf-8")
-    text = text.replace('method = "weighted"', 'method = "levels"')
-    assert 'method = "levels"' in text
-    for target, weight in target_weights.items():
-        assert f'"{target}" = 1.0' in text
-        text = text.replace(f'"{target}" = 1.0', f'"{target}" = {weight}', 1)
-    path = folder / "policy" / "scaled.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+# The income and role weights the spreads below are figured with (1.1 x 1.1 at the top),
+# stated here so that they do not follow the bundled baseline's.
+INCOME = {"LIC": 1.1, "LMIC": 1.0, "UMIC": 1.0, "HIC": 1.0}
+ROLE = {"origin": 1.0, "transit": 1.1, "destination": 1.0}
+
+
+def baseline_with(folder: Path, target_weights: dict[str, float],
+                  income: dict[str, float] | None = None) -> Path:
+    """The bundled baseline (levels) with these target weights and the income and role
+    weights above (or `income`), in a folder of its own."""
+    return bundled_policy(folder, tables={
+        "allocation": {"method": "levels"}, "weights.target": target_weights,
+        "weights.income": {**INCOME, **(income or {})}, "weights.role": ROLE})
 
 
 def per_gap(folder: Path) -> dict[tuple[str, str], float]:
@@ -46,7 +48,7 @@ def per_gap(folder: Path) -> dict[tuple[str, str], float]:
 def test_every_priority_times_1e9_gives_the_allocation_of_weights_of_one_and_certifies(
         tmp_path: Path) -> None:
     # Every target is named, so every priority scales (SPEC 4b: invariance holds then).
-    scaled = baseline_with(tmp_path, dict.fromkeys(TARGETS, "1e9"))
+    scaled = baseline_with(tmp_path, dict.fromkeys(TARGETS, 1e9))
     plain = baseline_with(tmp_path / "plain_policy", {})
     runs = {}
     for name, policy in (("scaled", scaled), ("plain", plain)):
@@ -61,7 +63,7 @@ def test_every_priority_times_1e9_gives_the_allocation_of_weights_of_one_and_cer
 
 def test_priorities_that_span_more_than_a_million_are_refused_naming_both_gaps(
         tmp_path: Path) -> None:
-    policy = baseline_with(tmp_path, {"10.7": "1e12"})
+    policy = baseline_with(tmp_path, {"10.7": 1e12})
     result = CliRunner().invoke(app, ["allocate", str(ROOT / "inputs"), "--model",
                                       str(policy), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
@@ -101,9 +103,7 @@ def test_the_spread_of_priorities_past_a_float_is_a_real_figure(tmp_path: Path) 
     from gcm_fund.load import load_inputs_and_policy
     from gcm_fund.model import fundable_usd
 
-    policy = baseline_with(tmp_path, {"10.7": "1e300", "8.8": "1e-300"})
-    text = policy.read_text(encoding="utf-8").replace("LIC = 1.1", "LIC = 1e300", 1)
-    policy.write_text(text, encoding="utf-8")
+    policy = baseline_with(tmp_path, {"10.7": 1e300, "8.8": 1e-300}, income={"LIC": 1e300})
     data, policy_file = load_inputs_and_policy(ROOT / "inputs", policy)
     rules = policy_file.policy
     [problem] = _priority_spread(data, rules, "p.toml", fundable_usd(data, rules))
