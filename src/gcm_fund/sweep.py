@@ -419,12 +419,12 @@ PROGRAMME_COLUMNS = ("programme_value", "programmes_funded", "funded_programmes"
 
 
 def sweep_columns(result: SweepResult) -> list[str]:
-    """Every column of the sweep CSV: SPEC section 6's, the levels' or the programmes' (the
-    value, how many are funded, which), then SPEC 4c's."""
+    """Every column of the sweep CSV: SPEC section 6's, the levels', SPEC 4c's, then under
+    programmes the value, how many are funded and which."""
     from .results import TERMS_METRICS
 
     programmes = PROGRAMME_COLUMNS if result.method == "programmes" else ()
-    return [*COLUMNS, *level_columns(result), *programmes, *TERMS_METRICS]
+    return [*COLUMNS, *level_columns(result), *TERMS_METRICS, *programmes]
 
 
 def sweep_rows(result: SweepResult) -> list[list[str]]:
@@ -448,12 +448,12 @@ def sweep_rows(result: SweepResult) -> list[list[str]]:
             values = list(level.levels or ())
             row += [str(len(values)), *(real(v) for v in values),
                     *[""] * (extra - 1 - len(values))]
-        if programmes:
-            value, count, ids = level.programmes or (0.0, 0, "")
-            row += [amount(value), str(count), ids]
         terms = level.terms or (None,) * len(TERMS_METRICS)
         row += [amount(v) if name.endswith("_usd") else real(v)
                 for name, v in zip(TERMS_METRICS, terms, strict=True)]
+        if programmes:
+            value, count, ids = level.programmes or (0.0, 0, "")
+            row += [amount(value), str(count), ids]
         rows.append(row)
     return rows
 

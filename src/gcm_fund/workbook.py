@@ -153,8 +153,10 @@ def _rows_xml(sheet: Any, body: list[list[str]], formats: list[str | None],
                 if isinstance(value, float):
                     if not math.isfinite(value):
                         raise _Unusual
+                    # repr: the shortest text that reads back as the same double (duals
+                    # and levels are written with all 17 digits some need).
                     cells.append(f'<c r="{letters[j]}{r}"{styles[j]} t="n"><v>'
-                                 f"{value:.16g}</v></c>")
+                                 f"{value!r}</v></c>")
                 else:
                     cells.append(f'<c r="{letters[j]}{r}" t="inlineStr"><is>{_text(text)}'
                                  "</is></c>")

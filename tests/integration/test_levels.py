@@ -136,7 +136,7 @@ def test_an_unknown_method_is_refused(tmp_path):
     with pytest.raises(InputError) as caught:
         api.load(inputs, policy)
     (problem,) = caught.value.problems
-    assert problem.why == ("got 'level', expected one of levels, weighted "
+    assert problem.why == ("got 'level', expected one of levels, weighted, programmes "
                            "(did you mean levels?)")
 
 
