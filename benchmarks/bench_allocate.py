@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from gcm_fund import api, synthetic
-from gcm_fund.highs_backend import HighsBackend
-from gcm_fund.model import build
-from gcm_fund.solve import make_backend, solve_stages
+from gcm_fund import api
+from gcm_fund.inputs import synthetic
+from gcm_fund.methods.stages import make_backend, solve_stages
+from gcm_fund.model.lp import build
+from gcm_fund.solvers.highs import HighsBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one(inputs: str, policy: str, solver: str) -> dict[str, float]:
     """Solve once in this process; the figures as a dict."""
-    from gcm_fund import api, highs_backend
-    from gcm_fund.model import build
-    from gcm_fund.solve import solve
+    from gcm_fund import api
+    from gcm_fund.methods.stages import solve
+    from gcm_fund.model.lp import build
+    from gcm_fund.solvers import highs as highs_backend
 
     runs: list[int] = []
     run_highs = highs_backend.run_highs
@@ -51,7 +52,7 @@ def one(inputs: str, policy: str, solver: str) -> dict[str, float]:
                "allocated_usd": float(solution.x_usd.sum()),
                "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if solution.levels is not None:
-        from gcm_fund.results import distinct_levels
+        from gcm_fund.outputs.results import distinct_levels
 
         figures["steps"] = len(solution.levels.steps)
         figures["levels"] = distinct_levels(solution.levels.held)
@@ -78,7 +79,7 @@ def main() -> None:
         print(json.dumps(one(args.one[0], args.one[1], args.solver)))
         return
 
-    from gcm_fund import synthetic
+    from gcm_fund.inputs import synthetic
 
     for size in args.sizes.split(","):
         states, targets, sources = (int(v) for v in size.split("x"))

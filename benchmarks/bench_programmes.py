@@ -49,9 +49,9 @@ def write_pipeline(folder: Path, count: int, seed: int = 0) -> None:
 
 def one(inputs: str, policy: str, solver: str, reasons: int) -> dict[str, float]:
     """Select once in this process; the figures as a dict."""
-    from gcm_fund import programmes
-    from gcm_fund.model import build
-    from gcm_fund.scenario import load_scenario
+    from gcm_fund.methods import programmes
+    from gcm_fund.model.lp import build
+    from gcm_fund.model.scenario import load_scenario
 
     scenario = load_scenario(inputs, policy)
     lp = build(scenario.data, scenario.policy)
@@ -80,7 +80,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], args.one[2], int(args.one[3]))))
         return
-    from gcm_fund.synthetic import write_instance
+    from gcm_fund.inputs.synthetic import write_instance
 
     with tempfile.TemporaryDirectory() as scratch:
         policy = Path(scratch) / "policy.toml"

@@ -29,7 +29,7 @@ HEAVY = ("pandas", "scipy", "pydantic", "highspy", "ortools", "pulp", "matplotli
 PROBE = ("import sys, atexit\n"
          f"atexit.register(lambda: print('HEAVY', ' '.join(m for m in {HEAVY!r} "
          "if m in sys.modules), file=sys.__stderr__))\n"
-         "from gcm_fund.cli import main\n"
+         "from gcm_fund.cli.app import main\n"
          "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
          "main()\n")
 
@@ -60,8 +60,8 @@ def heavy_imports(args: list[str]) -> str:
 def best_solve(repeat: int) -> tuple[float, float]:
     """The shortest in-process build-and-solve of the example, wall and CPU (seconds)."""
     from gcm_fund import api
-    from gcm_fund.model import build
-    from gcm_fund.solve import solve
+    from gcm_fund.methods.stages import solve
+    from gcm_fund.model.lp import build
 
     loaded = api.load(ROOT / "inputs", ROOT / "models" / "baseline.toml")
     times, cpus = [], []

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gcm_fund import api, synthetic
-from gcm_fund.highs_backend import HighsBackend
-from gcm_fund.model import build
-from gcm_fund.solve import solve
-from gcm_fund.sweep import sweep, with_pledges
+from gcm_fund import api
+from gcm_fund.analyses.sweep import sweep, with_pledges
+from gcm_fund.inputs import synthetic
+from gcm_fund.methods.stages import solve
+from gcm_fund.model.lp import build
+from gcm_fund.solvers.highs import HighsBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gcm_fund import api, synthetic, workbook
+from gcm_fund import api
+from gcm_fund.inputs import synthetic
+from gcm_fund.outputs import workbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_large import baseline_under  # noqa: E402

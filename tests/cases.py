@@ -279,7 +279,7 @@ def run_cli(*args: str | Path, cwd: Path | None = None, columns: int | None = No
     """
     from typer.testing import CliRunner
 
-    from gcm_fund.cli import app
+    from gcm_fund.cli.app import app
 
     command = [str(a) for a in args]
     runner = CliRunner(env={"COLUMNS": str(columns)} if columns else None)
@@ -300,9 +300,9 @@ def reseal(folder: Path | str) -> Path:
     files, and every file's sha256 written into manifest.json."""
     import hashlib
 
-    from gcm_fund import html_report
-    from gcm_fund.report_folder import read_folder
-    from gcm_fund.spec import run_id
+    from gcm_fund.model.spec import run_id
+    from gcm_fund.outputs import page as html_report
+    from gcm_fund.outputs.page_folder import read_folder
 
     folder = Path(folder)
 

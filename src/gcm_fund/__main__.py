@@ -1,5 +1,5 @@
 """`python -m gcm_fund` runs the command line."""
 
-from .cli import main
+from gcm_fund.cli.app import main
 
 main()

@@ -18,23 +18,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Diagnosis, InfeasibleError, Problem, UsageError
-from .limits import check_swept_total
-from .model import eligible_triples, fundable_usd
-from .runfolder import DIAGNOSIS, MANIFEST, check_apart, check_destination, replaceable
-from .scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
-from .scenario import policy_path as _policy_path
-from .schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
-from .writing import atomic_folder, check_output_files
+from gcm_fund.errors import Diagnosis, InfeasibleError, Problem, UsageError
+from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.model.limits import check_swept_total
+from gcm_fund.model.lp import eligible_triples, fundable_usd
+from gcm_fund.model.scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
+from gcm_fund.model.scenario import policy_path as _policy_path
+from gcm_fund.outputs.destination import (
+    DIAGNOSIS,
+    MANIFEST,
+    check_apart,
+    check_destination,
+    replaceable,
+)
+from gcm_fund.writing import atomic_folder, check_output_files
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .audit import Certificate, Explanation, RunDiff
-    from .compare import Comparison
-    from .engine import Run
-    from .sweep import SweepResult
-    from .verification import Verification
+    from gcm_fund.analyses.compare import Comparison
+    from gcm_fund.analyses.sweep import SweepResult
+    from gcm_fund.audit import Certificate, Explanation, RunDiff
+    from gcm_fund.engine import Run
+    from gcm_fund.verification import Verification
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ Loaded = Scenario
 def __getattr__(name: str) -> Any:
     # `api.Run` without importing the engine (pandas, the solvers) until it is asked for.
     if name == "Run":
-        from .engine import Run
+        from gcm_fund.engine import Run
 
         return Run
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -74,7 +80,7 @@ class Validation:
     pledged_usd: float
     policy: str
     warnings: list[Problem]
-    # With contributions.csv (SPEC 9): how they were valued, one line.
+    # With contributions.csv (docs/contributions.md): how they were valued, one line.
     contributions: str | None = None
 
 
@@ -115,7 +121,7 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
 def solve_loaded(scenario: Scenario, solver: str = "highs") -> Run:
     """Build and solve the LP of a scenario (`engine.run`)."""
     # Imported here: `validate` and the commands that read a run folder need none of it.
-    from .engine import run
+    from gcm_fund.engine import run
 
     return run(scenario, solver)
 
@@ -181,7 +187,7 @@ def write(run: Run, out: Path | str | None = None, *, force: bool = False) -> Pa
         replace_same = True  # a folder named by the run id can only hold this same run
     else:
         destination, replace_same = Path(out), False
-    from .engine import write as write_run
+    from gcm_fund.engine import write as write_run
 
     return write_run(run, destination, force=force, replace_same=replace_same)
 
@@ -214,7 +220,7 @@ def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence
     """
     import numpy as np
 
-    from . import sweep as sweeping
+    from gcm_fund.analyses import sweep as sweeping
 
     ids = list(source_ids)
     levels = (sweeping.parse_levels(pledges) if isinstance(pledges, str)
@@ -257,7 +263,7 @@ def fair_share(inputs: Path | str, out: Path | str | None = None, *,
     and `threshold` apply (`fairshare`'s defaults when None), and the total is what States
     owe once ifi and private sources have pledged; under another basis giving either is a
     `UsageError`."""
-    from . import fairshare
+    from gcm_fund.analyses import fairshare
 
     if basis != "rci":
         given = [name for name, value in (("--capacity-weight", capacity_weight),
@@ -303,7 +309,7 @@ def compare(inputs: Path | str, out: Path | str | None = None,
     overlay, solved and compared; written to `out` (CSV) when given, refused like
     `sweep`'s (the policies and overlays count as inputs). `on_warnings` gets the
     warnings once everything is read, before solving."""
-    from . import compare as comparing
+    from gcm_fund.analyses import compare as comparing
 
     read = [*input_files(inputs)[:-1],
             *(map(Path, models) if models else [_policy_path(None)]), *map(Path, overlays)]
@@ -321,28 +327,28 @@ def compare(inputs: Path | str, out: Path | str | None = None,
 
 def certify(run_dir: Path | str) -> Certificate:
     """Prove a run folder's allocation correct and optimal from its files alone."""
-    from .audit import certify as certify_run
+    from gcm_fund.audit import certify as certify_run
 
     return certify_run(run_dir)
 
 
 def verify(run_dir: Path | str, solver: str | None = None) -> Verification:
     """Solve a run's recorded inputs and policy again and compare."""
-    from .verification import verify as verify_run
+    from gcm_fund.verification import verify as verify_run
 
     return verify_run(run_dir, solver)
 
 
 def explain(run_dir: Path | str, iso3: str, target: str | None = None) -> Explanation:
     """Why a State got what it got in a run."""
-    from .audit import explain as explain_run
+    from gcm_fund.audit import explain as explain_run
 
     return explain_run(run_dir, iso3, target)
 
 
 def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDiff:
     """What changed between two runs."""
-    from .audit import diff as diff_runs
+    from gcm_fund.audit import diff as diff_runs
 
     return diff_runs(run_a, run_b, top)
 
@@ -353,7 +359,7 @@ def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDif
 
 def rebuild_report(run_dir: Path | str) -> Path:
     """Build a run folder's report.html again from the folder's own files."""
-    from . import report
+    from gcm_fund.outputs import run_folder as report
 
     return report.rebuild_report(run_dir)
 
@@ -371,7 +377,9 @@ def export(run_dir: Path | str, xlsx: Path | str, *, force: bool = False) -> Pat
     """Write an Excel workbook of a run folder: a sheet per table, the policy, the manifest.
 
     An existing `xlsx` is replaced only with `force`; a file of the run folder never."""
-    from .workbook import write_workbook  # openpyxl is imported only when a workbook is asked
+    from gcm_fund.outputs.workbook import (
+        write_workbook,  # openpyxl is imported only when a workbook is asked
+    )
 
     folder = Path(run_dir)
     if (folder / MANIFEST).exists():  # else: "not a run folder", from the reader

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InfeasibleError, InputError
-from .limits import check_solvable
-from .load import ProblemData
-from .methods import method_of
-from .model import LinearProgram, build, unmet_regional_diagnosis
-from .pipeline import Solution
-from .results import RunTables, build_tables, summary
-from .scenario import Scenario
-from .schema import Policy
+from gcm_fund.errors import InfeasibleError, InputError
+from gcm_fund.inputs.load import ProblemData
+from gcm_fund.inputs.schema import Policy
+from gcm_fund.methods.strategy import method_of
+from gcm_fund.model.limits import check_solvable
+from gcm_fund.model.lp import LinearProgram, build, unmet_regional_diagnosis
+from gcm_fund.model.scenario import Scenario
+from gcm_fund.outputs.results import RunTables, build_tables, summary
+from gcm_fund.solvers.pipeline import Solution
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs"
         raise InfeasibleError(unmet_regional_diagnosis(lp.unmet_regional))
     solution = method_of(policy).solve(lp, solver)
     if solution.programmes is not None:
-        lp = solution.programmes.model.lp  # SPEC 8 has no floor: its LP has none
+        lp = solution.programmes.model.lp  # docs/programmes.md has no floor: its LP has none
     return lp, solution, build_tables(lp, solution)
 
 
@@ -80,7 +80,7 @@ def write(run: Run, destination: Path | str, *, force: bool = False,
           replace_same: bool = False) -> Path:
     """Write a run folder into `destination` (`report.write_run`: atomically, refused
     where it would lose something); its input copies are the scenario's bytes."""
-    from .report import write_run
+    from gcm_fund.outputs.run_folder import write_run
 
     scenario = run.scenario
     return write_run(Path(destination), scenario.data, scenario.policy_file, run.solution,

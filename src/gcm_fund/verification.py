@@ -16,28 +16,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .audit.certificate import certify
-from .audit.checks import Certifier
-from .audit.common import agree, flatten, parse_numbers
-from .audit.folder import (
+from gcm_fund.audit.certificate import certify
+from gcm_fund.audit.checks import Certifier
+from gcm_fund.audit.common import agree, flatten, parse_numbers
+from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     DamagedFile,
     RunFolder,
     open_run,
     read_as_damaged,
 )
-from .audit.provenance import check_hashes
-from .audit.tolerances import GAP_RELATIVE_U, GAP_USD, ROW_CENT
-from .contributions import value_pledges
-from .engine import run as run_scenario
-from .engine import write as write_run
-from .errors import InfeasibleError
-from .load import load_inputs
-from .methods import method_of
-from .output_schema import ALLOCATIONS, COVERAGE, MANIFEST
-from .policy_file import load_policy
-from .programme_input import load_programmes
-from .scenario import Scenario
+from gcm_fund.audit.provenance import check_hashes
+from gcm_fund.audit.tolerances import GAP_RELATIVE_U, GAP_USD, ROW_CENT
+from gcm_fund.engine import run as run_scenario
+from gcm_fund.engine import write as write_run
+from gcm_fund.errors import InfeasibleError
+from gcm_fund.inputs.contributions import value_pledges
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.inputs.programmes import load_programmes
+from gcm_fund.methods.strategy import method_of
+from gcm_fund.model.scenario import Scenario
+from gcm_fund.outputs.schema import ALLOCATIONS, COVERAGE, MANIFEST
 
 COMPARED = (ALLOCATIONS.name, COVERAGE.name, MANIFEST)
 
@@ -72,7 +72,7 @@ def _allocation_differences(a: Path, b: Path) -> pd.DataFrame:
 
 
 def _gap_differences(a: Path, b: Path) -> pd.DataFrame:
-    """Gaps whose amount differs between two run folders beyond what SPEC 4b lets each
+    """Gaps whose amount differs between two run folders beyond what docs/model.md lets each
     differ from the exact leximin allocation (USD 0.01 + 1e-6 U, and half a cent per written
     row), on each side; largest difference first. `b` is the re-solved folder, which
     gives U."""
@@ -102,7 +102,7 @@ def verify(folder: Path | str, solver: str | None = None) -> Verification:
     With the recorded solver the run must come back byte-identical (allocations.csv,
     coverage.csv, manifest.json); with another solver, floor and weighted must agree
     within 1e-6 relative. Under `weighted` differing allocations are then an alternative
-    optimum; under `levels` every gap's amount is unique (SPEC 4b), so a gap that differs
+    optimum; under `levels` every gap's amount is unique (docs/model.md), so a gap that differs
     beyond its tolerance fails, and only the split among sources may differ.
     """
     with read_as_damaged(folder):
@@ -173,7 +173,7 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
             changed = pd.DataFrame()
         gaps_ok = True
         if len(changed) and levels:
-            # SPEC 4b: every gap's amount is unique; only its split among sources is not.
+            # docs/model.md: every gap's amount is unique; only its split among sources is not.
             try:
                 gaps_changed = _gap_differences(run.path, out)
             except DamagedFile as exc:
@@ -217,7 +217,7 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
             verdict = ("equivalent: floor and weighted objective agree" if ok else
                        "NOT equivalent: the objectives differ" if gaps_ok else
                        "NOT equivalent: the gaps' amounts differ")
-        if programmes:  # SPEC 8: any solver must give the same selection
+        if programmes:  # docs/programmes.md: any solver must give the same selection
             moved = _selection_differences(run.path / "selection.csv", out / "selection.csv")
             lines.append("same selection" if not moved else
                          f"DIFFERENT selection: {', '.join(moved[:10])}")

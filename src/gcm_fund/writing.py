@@ -262,7 +262,7 @@ def refuse_dash(path: Path | str) -> None:
     """Refuse (`UsageError`) an output named `-`: the tool writes files and folders, never
     to standard output, and a file named `-` is almost never what was meant (an absolute
     path names one)."""
-    from .errors import UsageError
+    from gcm_fund.errors import UsageError
 
     if str(path) == "-":
         raise UsageError("-: gcm-fund writes files, not to standard output; name the file or "
@@ -277,7 +277,7 @@ def check_output_files(paths: Sequence[Path | str], *, force: bool = False,
     was just read), a folder, two outputs on the same path. An existing file is
     replaced only with `force`.
     """
-    from .errors import UsageError
+    from gcm_fund.errors import UsageError
 
     seen: list[Path] = []
     for path in map(Path, paths):
@@ -497,7 +497,7 @@ def _place(staging: Path, destination: Path, shown: Path,
     aside into `trash` (nobody else writes there): a folder that is not accepted is put
     back, and a refusal raised.
     """
-    from .errors import UsageError
+    from gcm_fund.errors import UsageError
 
     for attempt in range(_PLACE_ATTEMPTS):
         if rename_no_replace(staging, destination):
@@ -528,7 +528,7 @@ def _place(staging: Path, destination: Path, shown: Path,
 
 def _accept(folder: Path, shown: Path,
             replaceable: Callable[[Path, Path], None] | None) -> None:
-    from .errors import UsageError
+    from gcm_fund.errors import UsageError
 
     if replaceable is not None:
         replaceable(folder, shown)
@@ -538,7 +538,7 @@ def _accept(folder: Path, shown: Path,
 
 
 def _changed(shown: Path, refusal: Exception) -> Exception:
-    from .errors import UsageError
+    from gcm_fund.errors import UsageError
 
     reason = str(refusal).removeprefix(f"{shown}: ")
     return UsageError(f"{shown}: changed while this run was being written (another run, or "

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gcm_fund import api, cli
+from gcm_fund import api
+from gcm_fund.cli import app as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny"

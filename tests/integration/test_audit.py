@@ -21,9 +21,9 @@ from cases import bundled_policy, gap, read_csv, source, state
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
-from gcm_fund.cli import app
-from gcm_fund.spec import POSITIVE_DUAL
-from gcm_fund.synthetic import write_instance
+from gcm_fund.cli.app import app
+from gcm_fund.inputs.synthetic import write_instance
+from gcm_fund.model.spec import POSITIVE_DUAL
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted(p.stem for p in (ROOT / "models").glob("*.toml"))

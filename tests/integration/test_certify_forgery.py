@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
-from gcm_fund.cli import app
-from gcm_fund.spec import MAX_VALUE_PRECISION
-from gcm_fund.synthetic import write_instance
+from gcm_fund.cli.app import app
+from gcm_fund.inputs.synthetic import write_instance
+from gcm_fund.model.spec import MAX_VALUE_PRECISION
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -154,7 +154,7 @@ def test_help_and_validate_import_no_table_solver_or_sparse_matrix_library(small
     probe = ("import sys, atexit\n"
              "atexit.register(lambda: print(sorted(m for m in ('pandas', 'scipy', 'highspy', "
              "'pulp', 'matplotlib') if m in sys.modules), file=sys.__stderr__))\n"
-             "from gcm_fund.cli import main\n"
+             "from gcm_fund.cli.app import main\n"
              "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
              "main()\n")
     loaded = {}
@@ -172,7 +172,7 @@ def validate_at_exit(at_exit: str, unset: str, inputs: Path, model: Path) -> str
     what to print to stderr at exit; `sys` and `atexit` are imported), with the
     environment variable `unset` left unset, so that gcm-fund sets its own default; the
     last line of stderr."""
-    probe = ("import sys, atexit\n" + at_exit + "from gcm_fund.cli import main\n"
+    probe = ("import sys, atexit\n" + at_exit + "from gcm_fund.cli.app import main\n"
              "sys.argv = ['gcm-fund', *sys.argv[1:]]\n"
              "main()\n")
     env = {k: v for k, v in os.environ.items() if k != unset}

@@ -18,7 +18,7 @@ import cases
 import pytest
 from cases import RunFiles, allocate_and_read, gap, read_csv, read_run, source, state
 
-from gcm_fund.compare import compare, load_overlay, write_comparison
+from gcm_fund.analyses.compare import compare, load_overlay, write_comparison
 from gcm_fund.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,7 +263,7 @@ def test_the_help_has_an_example() -> None:
 def test_terminal_output_fits_80_columns_by_policy_name(tmp_path: Path, write_case) -> None:
     from typer.testing import CliRunner
 
-    from gcm_fund.cli import app
+    from gcm_fund.cli.app import app
 
     inputs, policy = write_case(
         tmp_path,

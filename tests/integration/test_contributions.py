@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gcm_fund import api
 from gcm_fund.audit.certificate import certify
-from gcm_fund.scenario import load
+from gcm_fund.model.scenario import load
 
 VALUATION = '[pledges]\nvaluation_date = "2024-02-05"\n'
 FX = [

@@ -17,8 +17,8 @@ from cases import gap, source, state, weighted_policy
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
-from gcm_fund.cli import app
-from gcm_fund.pipeline import cost_scale
+from gcm_fund.cli.app import app
+from gcm_fund.solvers.pipeline import cost_scale
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,7 +142,7 @@ def test_item7_amounts_beyond_a_thousand_trillion_are_refused_naming_the_file(
 
 def test_item7_an_overlay_pledge_beyond_the_limit_is_refused_too(
         write_case, tmp_path: Path) -> None:
-    from gcm_fund.compare import compare
+    from gcm_fund.analyses.compare import compare
     from gcm_fund.errors import InputError
 
     inputs, policy = _case(write_case, tmp_path, need=1e7)

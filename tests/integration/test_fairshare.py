@@ -29,7 +29,7 @@ import pytest
 from cases import gap, read_csv, source, state
 
 from gcm_fund import api
-from gcm_fund.fairshare import fair_shares, total_fundable_usd
+from gcm_fund.analyses.fairshare import fair_shares, total_fundable_usd
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = (
@@ -179,7 +179,7 @@ def test_per_capita_basis_without_population_is_refused(hand_case: tuple[Path, P
 # ---------------------------------------------------------------------------------------
 # Basis rci: every State with GNI, capacity and responsibility above a threshold.
 #
-# The hand computation (the worked example of gcm_fund.fairshare):
+# The hand computation (the worked example of gcm_fund.analyses.fairshare):
 #   AAA HIC  GNI 300e9, hosts 10 migrants; pledges s1 1e6 + s2 1.5e6 = 2.5e6
 #   BBB UMIC GNI 100e9, hosts 30;          pledges nothing
 #   CCC LIC  GNI  50e9, hosts 60 (below UMIC: capacity and responsibility 0)
@@ -213,7 +213,7 @@ def rci_case(tmp_path: Path, write_case) -> tuple[Path, Path]:
 def fair_share_cli(*args: str) -> tuple[int, str]:
     from typer.testing import CliRunner
 
-    from gcm_fund.cli import app
+    from gcm_fund.cli.app import app
 
     result = CliRunner().invoke(app, ["fair-share", *args])
     return result.exit_code, result.output

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gcm_fund.cli import app
+from gcm_fund.cli.app import app
 from gcm_fund.errors import InputError, Problem
-from gcm_fund.load import load_inputs
-from gcm_fund.policy_file import load_policy
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
 CSV_FILES = ("states.csv", "gaps.csv", "sources.csv")

@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 
 from gcm_fund import api
 from gcm_fund.audit.checks import UNFORESEEN
-from gcm_fund.cli import app
-from gcm_fund.synthetic import write_instance
+from gcm_fund.cli.app import app
+from gcm_fund.inputs.synthetic import write_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 MUTATIONS = 160

@@ -219,7 +219,7 @@ def test_above_the_conflict_limit_the_diagnosis_keeps_the_elastic_view(
     """An LP with more eligible triples than `CONFLICT_MAX_COLUMNS` is diagnosed by the
     elastic re-solve alone: the same shortfalls, no conflict (here the limit is lowered
     below the instance's 2 triples, so that the case stays small)."""
-    from gcm_fund import diagnosis as diagnosing
+    from gcm_fund.solvers import diagnosis as diagnosing
 
     inputs, policy = floor_against_thematic_share(tmp_path, write_case)
     with pytest.raises(InfeasibleError) as whole:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gcm_fund import synthetic
+from gcm_fund.inputs import synthetic
 from gcm_fund.writing import remove_stale_staging
 
 RUN_FILES = {"allocations.csv", "coverage.csv", "sources_summary.csv", "constraints.csv",

@@ -16,9 +16,9 @@ from cases import allocate_and_read, gap, source, state, write_case
 from test_levels import SOLVERS
 
 from gcm_fund import api, audit
-from gcm_fund.levels import extend, run_levels
-from gcm_fund.model import build, gap_priority
-from gcm_fund.pipeline import Pipeline
+from gcm_fund.methods.levels import extend, run_levels
+from gcm_fund.model.lp import build, gap_priority
+from gcm_fund.solvers.pipeline import Pipeline
 
 NO_FLOOR: dict[str, Any] = {"equity": {"group": "ldc"}}
 

@@ -19,11 +19,12 @@ from cases import RunFiles, allocate_and_read, gap, source, state, toml_text, wr
 from hypothesis import event, given, settings
 from test_levels import SOLVERS, level_instances
 
-from gcm_fund import api, audit, flow
+from gcm_fund import api, audit
 from gcm_fund.errors import InfeasibleError
-from gcm_fund.levels import distinct_level_values, extend, run_levels
-from gcm_fund.model import build, gap_priority
-from gcm_fund.pipeline import Pipeline, Solution
+from gcm_fund.methods.levels import distinct_level_values, extend, run_levels
+from gcm_fund.model.lp import build, gap_priority
+from gcm_fund.solvers import flow
+from gcm_fund.solvers.pipeline import Pipeline, Solution
 
 NO_FLOOR: dict[str, Any] = {"equity": {"group": "ldc"}}
 

@@ -54,10 +54,10 @@ from test_properties import (
 
 from gcm_fund import api, audit
 from gcm_fund.errors import InfeasibleError, InputError
-from gcm_fund.highs_backend import HighsBackend
-from gcm_fund.levels import extend, run_levels
-from gcm_fund.model import build, gap_priority
-from gcm_fund.pipeline import Pipeline
+from gcm_fund.methods.levels import extend, run_levels
+from gcm_fund.model.lp import build, gap_priority
+from gcm_fund.solvers.highs import HighsBackend
+from gcm_fund.solvers.pipeline import Pipeline
 
 NO_FLOOR: dict[str, Any] = {"equity": {"group": "ldc"}}
 Gap = tuple[str, str]
@@ -856,7 +856,7 @@ def test_the_summary_names_what_set_the_floor_and_what_stopped_the_money(tmp_pat
 
 
 def test_sweep_under_levels_gives_what_allocate_gives_at_each_pledge(tmp_path):
-    from gcm_fund.sweep import reference_level, sweep
+    from gcm_fund.analyses.sweep import reference_level, sweep
 
     states, gaps, sources = three_gaps()
     inputs, policy = write_case(tmp_path, states=states, gaps=gaps, sources=sources,

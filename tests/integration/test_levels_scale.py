@@ -13,8 +13,8 @@ from cases import bundled_policy
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
-from gcm_fund.cli import app
-from gcm_fund.limits import MAX_PRIORITY_SPREAD
+from gcm_fund.cli.app import app
+from gcm_fund.model.limits import MAX_PRIORITY_SPREAD
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("10.7", "10.c", "8.8", "8.7", "5.2", "16.2")
@@ -99,9 +99,9 @@ def test_the_spread_of_priorities_past_a_float_is_a_real_figure(tmp_path: Path) 
     pytest). Computed in logarithms: the highest priority is MLI 10.7's, 1e300 (10.7) x
     1e300 (LIC) x 1.1 (its role), the lowest AGO 8.8's, 1e-300 x 1 x 1: 1.1e+900 times.
     The check itself is called: a range check on each weight may come first in `load`."""
-    from gcm_fund.limits import _priority_spread
-    from gcm_fund.load import load_inputs_and_policy
-    from gcm_fund.model import fundable_usd
+    from gcm_fund.inputs.load import load_inputs_and_policy
+    from gcm_fund.model.limits import _priority_spread
+    from gcm_fund.model.lp import fundable_usd
 
     policy = baseline_with(tmp_path, {"10.7": 1e300, "8.8": 1e-300}, income={"LIC": 1e300})
     data, policy_file = load_inputs_and_policy(ROOT / "inputs", policy)

@@ -22,11 +22,11 @@ import pytest
 from cases import allocate_and_read, gap, read_csv, source, state, write_case, write_rows
 
 from gcm_fund import api, audit
-from gcm_fund.backend import StageSolution
-from gcm_fund.levels import extend
-from gcm_fund.model import LE, SCALE_USD, LinearProgram, build, gap_priority
-from gcm_fund.pipeline import Pipeline
-from gcm_fund.pulp_backend import refined_duals, refined_objective, refined_values
+from gcm_fund.methods.levels import extend
+from gcm_fund.model.lp import LE, SCALE_USD, LinearProgram, build, gap_priority
+from gcm_fund.solvers.backend import StageSolution
+from gcm_fund.solvers.pipeline import Pipeline
+from gcm_fund.solvers.pulp import refined_duals, refined_objective, refined_values
 
 SOLVERS = ["highs", "cbc"]
 STAGE_1B, STAGE_3 = "levels: stage 1b (money placed)", "levels: stage 3 (loan burden)"

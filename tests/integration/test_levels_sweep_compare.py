@@ -16,9 +16,9 @@ import pytest
 from cases import gap, source, state
 from typer.testing import CliRunner
 
-from gcm_fund.cli import app
-from gcm_fund.results import TERMS_METRICS
-from gcm_fund.sweep import COLUMNS
+from gcm_fund.analyses.sweep import COLUMNS
+from gcm_fund.cli.app import app
+from gcm_fund.outputs.results import TERMS_METRICS
 
 LEVELS_POLICY: dict[str, Any] = {"equity": {"group": "ldc"},
                                  "weights": {"target": {"8.8": 2.0}}}

@@ -12,7 +12,7 @@ from cases import gap, source, state
 from typer.testing import CliRunner
 
 from gcm_fund import audit
-from gcm_fund.cli import app
+from gcm_fund.cli.app import app
 
 NOTICE = "ILLUSTRATIVE DATA"
 

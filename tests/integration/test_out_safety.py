@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gcm_fund import api
-from gcm_fund.cli import app
+from gcm_fund.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny"
@@ -375,7 +375,7 @@ def test_sweep_writes_csv_breakpoints_and_chart_all_or_nothing(project: Path):
     (project / "s.png").unlink()
     (project / "s.png").mkdir()
     (project / "s.png" / "x").write_text("x", encoding="utf-8")
-    from gcm_fund import sweep as sweeping
+    from gcm_fund.analyses import sweep as sweeping
 
     result = api.sweep("inputs", ["deu"], "0:1e7:2", model="models/policy.toml").result
     with pytest.raises(OSError):

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gcm_fund import api, synthetic
+from gcm_fund import api
+from gcm_fund.analyses.sweep import with_pledges
 from gcm_fund.errors import InfeasibleError
-from gcm_fund.model import build
-from gcm_fund.pipeline import Pipeline
-from gcm_fund.solve import solve
-from gcm_fund.sweep import with_pledges
+from gcm_fund.inputs import synthetic
+from gcm_fund.methods.stages import solve
+from gcm_fund.model.lp import build
+from gcm_fund.solvers.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")

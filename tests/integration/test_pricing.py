@@ -20,12 +20,13 @@ from cases import gap, read_run, run_cli, source, state, toml_text, write_case
 from hypothesis import event, given
 from test_properties import assert_matches_optimum, instances, reference, reference_optimum
 
-from gcm_fund import api, synthetic
+from gcm_fund import api
 from gcm_fund.errors import InfeasibleError
-from gcm_fund.highs_backend import HighsBackend
-from gcm_fund.model import LinearProgram, build
-from gcm_fund.pricing import PRICING_TOLERANCE, ColumnPool
-from gcm_fund.solve import Solution, solve_stages
+from gcm_fund.inputs import synthetic
+from gcm_fund.methods.stages import Solution, solve_stages
+from gcm_fund.model.lp import LinearProgram, build
+from gcm_fund.solvers.highs import HighsBackend
+from gcm_fund.solvers.pricing import PRICING_TOLERANCE, ColumnPool
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from gcm_fund import engine
 from gcm_fund.errors import InfeasibleError
-from gcm_fund.model import build
-from gcm_fund.programmes import select
-from gcm_fund.scenario import load_scenario
+from gcm_fund.methods.programmes import select
+from gcm_fund.model.lp import build
+from gcm_fund.model.scenario import load_scenario
 
 METHOD = '[allocation]\nmethod = "programmes"\n'
 SOLVERS = ["highs", "cbc"]
@@ -315,7 +315,7 @@ def test_a_regional_share_no_eligible_programme_counts_toward_is_infeasible(tmp_
 
 
 def test_compare_shows_the_programmes_block(tmp_path: Path) -> None:
-    from gcm_fund.compare import compare
+    from gcm_fund.analyses.compare import compare
 
     scenario = case(tmp_path, [state("AAA"), state("BBB"), state("CCC")],
                     [gap(s, "10.7", 8e6) for s in ("AAA", "BBB", "CCC")],
@@ -336,7 +336,7 @@ def test_compare_shows_the_programmes_block(tmp_path: Path) -> None:
 
 
 def test_sweep_shows_at_which_pledge_the_next_programme_gets_in(tmp_path: Path) -> None:
-    from gcm_fund.sweep import sweep, sweep_columns, sweep_rows
+    from gcm_fund.analyses.sweep import sweep, sweep_columns, sweep_rows
 
     scenario = case(tmp_path, [state("AAA"), state("BBB"), state("CCC")],
                     [gap(s, "10.7", 8e6) for s in ("AAA", "BBB", "CCC")],

@@ -16,7 +16,7 @@ import pytest
 from cases import gap, source, state, write_case, write_rows
 
 from gcm_fund import audit, engine
-from gcm_fund.scenario import load_scenario
+from gcm_fund.model.scenario import load_scenario
 
 
 @pytest.fixture(scope="module")

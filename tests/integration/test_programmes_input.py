@@ -10,7 +10,7 @@ import pytest
 from cases import gap, source, state, write_case, write_rows
 
 from gcm_fund.errors import InputError
-from gcm_fund.scenario import load_scenario
+from gcm_fund.model.scenario import load_scenario
 
 METHOD = '[allocation]\nmethod = "programmes"\n'
 GOOD = {"programme_id": "p1", "name": "P1", "states": "AAA;BBB", "targets": "10.7",

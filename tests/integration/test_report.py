@@ -15,7 +15,9 @@ import browser
 import cases
 import pytest
 
-from gcm_fund import api, html_report, report_folder
+from gcm_fund import api
+from gcm_fund.outputs import page as html_report
+from gcm_fund.outputs import page_folder as report_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -250,7 +252,7 @@ def test_report_command_rebuilds_the_page_and_keeps_the_manifest_true(example_ru
     from typer.testing import CliRunner
 
     from gcm_fund import audit
-    from gcm_fund.cli import app
+    from gcm_fund.cli.app import app
 
     copy = tmp_path / "copy"
     shutil.copytree(example_run, copy)

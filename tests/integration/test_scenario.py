@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from cases import gap, source, state, write_case
 
-from gcm_fund import api, engine, sweep
+from gcm_fund import api, engine
+from gcm_fund.analyses import sweep
 from gcm_fund.audit import certify
 from gcm_fund.errors import InputError, UsageError
-from gcm_fund.load import load_inputs
-from gcm_fund.policy_file import load_policy
-from gcm_fund.scenario import Scenario, load_scenario, policy_bytes, table_bytes
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.model.scenario import Scenario, load_scenario, policy_bytes, table_bytes
 
 
 def small_case(tmp_path: Path, method: str = "levels") -> tuple[Path, Path]:
@@ -126,8 +127,8 @@ def test_transforms_refuse_unknown_keys_and_bad_values(scenario):
 def test_run_files_name_every_file_a_run_writes_with_the_schema_columns(tmp_path, method):
     """RUN_FILES lacked levels.csv, level_duals.csv and stage_duals.csv; every table a run
     writes has the columns its output schema declares."""
-    from gcm_fund.output_schema import COVERAGE_COLUMNS, OUTPUT_TABLES
-    from gcm_fund.runfolder import RUN_FILES
+    from gcm_fund.outputs.destination import RUN_FILES
+    from gcm_fund.outputs.schema import COVERAGE_COLUMNS, OUTPUT_TABLES
 
     inputs, policy = small_case(tmp_path, method)
     out = engine.write(engine.run(load_scenario(inputs, policy)), tmp_path / "run")
@@ -160,7 +161,7 @@ def test_a_table_the_output_schema_does_not_declare_is_refused_not_dropped(scena
 
     import pandas as pd
 
-    from gcm_fund.results import RunTables
+    from gcm_fund.outputs.results import RunTables
 
     @dataclasses.dataclass
     class WithExtra(RunTables):

@@ -29,9 +29,10 @@ from test_properties import (
     reference,
 )
 
-from gcm_fund import api, flow
-from gcm_fund.model import build
-from gcm_fund.split import split_cost
+from gcm_fund import api
+from gcm_fund.methods.split import split_cost
+from gcm_fund.model.lp import build
+from gcm_fund.solvers import flow
 
 MASK64 = 2**64 - 1
 

@@ -34,10 +34,8 @@ import numpy as np
 import pytest
 from cases import gap, source, state, weighted_policy
 
-from gcm_fund import api, synthetic
-from gcm_fund.errors import UsageError
-from gcm_fund.results import TERMS_METRICS
-from gcm_fund.sweep import (
+from gcm_fund import api
+from gcm_fund.analyses.sweep import (
     COLUMNS,
     Level,
     companion_paths,
@@ -46,6 +44,9 @@ from gcm_fund.sweep import (
     sweep,
     write_sweep,
 )
+from gcm_fund.errors import UsageError
+from gcm_fund.inputs import synthetic
+from gcm_fund.outputs.results import TERMS_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 # Section 4's weighted stage 2: the breakpoints of the module docstring are W(B)'s.

@@ -480,7 +480,7 @@ def test_the_report_leads_with_the_grant_equivalent_and_tables_each_state(modera
 def test_the_workbook_has_the_states_summary_sheet(moderate_run, tmp_path):
     from openpyxl import load_workbook
 
-    from gcm_fund.workbook import write_workbook
+    from gcm_fund.outputs.workbook import write_workbook
 
     book = load_workbook(write_workbook(moderate_run, tmp_path / "run.xlsx"))
     assert book.sheetnames[:4] == ["coverage", "allocations", "sources_summary",
@@ -546,7 +546,7 @@ def test_a_sweep_drops_a_capped_states_loans_where_its_grant_pledges_nothing(tmp
     U = 4e6) by the grant h (1e6). At g = 0 MOD can take no loan either, so it leaves E and
     the floor set, as `allocate` with g = 0 would have it: the floor is OTH's, 0.25 (not
     0, MOD's held at nothing). At g = 1e6: MOD takes 1e6 of grants and 1e6 of loans."""
-    from gcm_fund.sweep import reference_level, sweep
+    from gcm_fund.analyses.sweep import reference_level, sweep
 
     inputs, policy = write_case(
         tmp_path,

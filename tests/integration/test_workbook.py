@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from gcm_fund import api, workbook
-from gcm_fund.cli import app
+from gcm_fund import api
+from gcm_fund.cli.app import app
+from gcm_fund.outputs import workbook
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("coverage", "allocations", "sources_summary", "constraints")

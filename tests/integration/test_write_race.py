@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gcm_fund.cli import app
+from gcm_fund.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "data" / "tiny"
@@ -144,7 +144,7 @@ class Hook(logging.Handler):
 
 logging.getLogger("gcm_fund").addHandler(Hook())
 sys.argv = ["gcm-fund", *sys.argv[3:]]
-from gcm_fund.cli import main
+from gcm_fund.cli.app import main
 main()
 """
 

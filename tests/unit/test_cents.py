@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcm_fund.cents import round_to_cents, written_cents
+from gcm_fund.model.cents import round_to_cents, written_cents
 
 
 def rounded(x_usd, sources, gaps, source_cap_usd, gap_cap_usd):
@@ -137,8 +137,8 @@ def test_issue20_written_amounts_meet_a_source_per_state_cap(tmp_path: Path) -> 
     from cases import gap, source, state, write_case
 
     from gcm_fund import api
-    from gcm_fund.model import build
-    from gcm_fund.results import written_amounts
+    from gcm_fund.model.lp import build
+    from gcm_fund.outputs.results import written_amounts
 
     targets = ["10.7", "10.c", "8.8", "8.7", "5.2", "16.2", "1.1", "2.1", "3.1", "4.1", "6.1"]
     inputs, policy = write_case(

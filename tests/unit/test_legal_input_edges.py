@@ -12,11 +12,11 @@ import pytest
 from cases import gap, source, state
 
 from gcm_fund import api
+from gcm_fund.analyses.sweep import MAX_LEVELS, parse_levels
 from gcm_fund.errors import InputError, UsageError
-from gcm_fund.load import load_inputs
-from gcm_fund.policy_file import TomlLines, find_toml_line, load_policy
-from gcm_fund.results import floor_text
-from gcm_fund.sweep import MAX_LEVELS, parse_levels
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import TomlLines, find_toml_line, load_policy
+from gcm_fund.outputs.results import floor_text
 
 
 def problems_of(excinfo: pytest.ExceptionInfo[InputError]) -> list[str]:

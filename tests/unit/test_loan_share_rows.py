@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from cases import gap, source, state, write_case
 
-from gcm_fund.load import load_inputs
-from gcm_fund.model import LE, build
-from gcm_fund.policy_file import load_policy
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.model.lp import LE, build
 
 TRAFFIC_LIGHT = {"low": 1.0, "moderate": 0.5, "high": 0.0, "distress": 0.0}
 

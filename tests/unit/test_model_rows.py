@@ -23,9 +23,9 @@ import pytest
 from cases import gap, source, state, toml_text
 
 from gcm_fund.errors import InfeasibleError
-from gcm_fund.load import load_inputs
-from gcm_fund.model import GE, LE, SCALE_USD, LinearProgram, build, check_structurally_feasible
-from gcm_fund.policy_file import load_policy
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram, build, check_structurally_feasible
 
 SOURCES = ("don", "wb_ida")
 STATES = ("KEN", "MEX")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gcm_fund import level_filling, spec
-from gcm_fund.level_tolerances import LevelStage, within_money
-from gcm_fund.methods import LEVELS, METHODS, WEIGHTED, method_of
-from gcm_fund.schema import ALLOCATION_METHODS, Policy
+from gcm_fund.inputs.schema import ALLOCATION_METHODS, Policy
+from gcm_fund.methods import level_filling
+from gcm_fund.methods.level_tolerances import LevelStage, within_money
+from gcm_fund.methods.strategy import LEVELS, METHODS, WEIGHTED, method_of
+from gcm_fund.model import spec
 
 
 @pytest.mark.parametrize(("group", "expected"), [

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gcm_fund.pricing import _group_score_tie_order, _hash_order
+from gcm_fund.solvers.pricing import _group_score_tie_order, _hash_order
 
 
 @st.composite

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gcm_fund.errors import UsageError
-from gcm_fund.runfolder import check_destination, foreign_entries
+from gcm_fund.outputs.destination import check_destination, foreign_entries
 
 MANIFEST = json.dumps({"run_id": "0123456789abcdef", "status": "optimal"})
 RUN = {"manifest.json": MANIFEST, "allocations.csv": "source_id\n", "report.html": "<p>",

@@ -1,7 +1,7 @@
 """Checking a run folder from its files alone: certify, verify, explain and diff.
 
 - `folder`: reading a run folder (manifest, tables), trusting nothing in it;
-- `rules`: the rules of SPEC section 4 rebuilt from the copied inputs, without model.py;
+- `rules`: the rules of docs/model.md rebuilt from the copied inputs, without model.py;
 - `certificate`: `certify`, which proves the allocation correct and optimal, through the
   checks of `provenance` (the files are the run's), `optimality` (rules and duals) and
   `derived` (the tables and figures derived from the allocation), each a function of the
@@ -13,11 +13,11 @@
 nothing here calls the engine.
 """
 
-from .certificate import Certificate, Check, certify
-from .comparison import RunDiff, diff
-from .explanation import Explanation, GapLine, RuleLine, explain
-from .folder import NotARunFolder, RunFolder, open_run
-from .rules import Rules, rebuild, why_not_eligible
+from gcm_fund.audit.certificate import Certificate, Check, certify
+from gcm_fund.audit.comparison import RunDiff, diff
+from gcm_fund.audit.explanation import Explanation, GapLine, RuleLine, explain
+from gcm_fund.audit.folder import NotARunFolder, RunFolder, open_run
+from gcm_fund.audit.rules import Rules, rebuild, why_not_eligible
 
 __all__ = [
     "Certificate", "Check", "Explanation", "GapLine", "NotARunFolder", "RuleLine", "RunDiff",

@@ -1,14 +1,14 @@
 """`certify`: a run folder proved correct and optimal from its files alone.
 
 `certify` proves an allocation correct and optimal without a solver and without the
-model-building code of `model.py`: it rebuilds the rules of SPEC section 4 from the copied
+model-building code of `model.py`: it rebuilds the rules of docs/model.md from the copied
 inputs and policy with its own (deliberately separate) code, then checks
 
 - the copies are the files the run was made from (sha256 against manifest.json), and every
   file of the folder is one the run wrote, unchanged (the manifest's `files`);
 - no number anywhere in the folder is non-finite or absurd;
 - primal feasibility: every allocation row is eligible and every rule holds on the written
-  amounts within SPEC 5's tolerance, the floor included;
+  amounts within docs/outputs.md's tolerance, the floor included;
 - constraints.csv names every rule row and reports its lhs as the allocation gives it;
 - dual feasibility of the final stage: the `dual` column (d objective / d rhs) has the sign
   of its row and leaves no eligible triple with a positive reduced cost;
@@ -17,7 +17,7 @@ inputs and policy with its own (deliberately separate) code, then checks
   allocation reaches z* - tolerance from below, which proves z*;
 - every derived table and figure (coverage.csv, sources_summary.csv, the manifest's
   totals, run id and policy name) is what the allocation and the inputs give;
-- with contributions.csv (SPEC 9), every `B_f` is counted again from the copied
+- with contributions.csv (docs/contributions.md), every `B_f` is counted again from the copied
   contributions and rates, and resources.csv and the manifest's `pledges` agree.
 
 The checks live by subject: `provenance`, `optimality`, `derived`; each takes the shared
@@ -33,21 +33,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
-from ..load import load_inputs
-from ..policy_file import load_policy
-from ..programme_input import load_programmes
-from . import derived, optimality, provenance
-from .checks import Certificate, Certifier, Check
-from .folder import open_run
-from .levels import certify_levels
-from .pledges import check_resources, counted_pledges
-from .programmes import certify_programmes
-from .rules import rebuild
+from gcm_fund.audit import derived, optimality, provenance
+from gcm_fund.audit.checks import Certificate, Certifier, Check
+from gcm_fund.audit.folder import open_run
+from gcm_fund.audit.levels import certify_levels
+from gcm_fund.audit.pledges import check_resources, counted_pledges
+from gcm_fund.audit.programmes import certify_programmes
+from gcm_fund.audit.rules import rebuild
+from gcm_fund.errors import InputError
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.inputs.programmes import load_programmes
 
 
 def load_rules(c: Certifier) -> bool:
-    """The rules of SPEC 4 rebuilt from the copied inputs and policy; False when unreadable."""
+    """The rules of docs/model.md rebuilt from the copied inputs and policy; False when
+    unreadable."""
     try:
         data = load_inputs(c.run.inputs)
         policy = load_policy(c.run.policy, targets=set(data.gaps["target"])).policy
@@ -96,7 +97,7 @@ def certify(folder: Path | str) -> Certificate:
         c.step("constraints.csv", optimality.levels_constraints, z_final)
     else:
         c.step("stage 2", optimality.stage2, z_final)
-    if c.rules.policy.allocation.method != "programmes":  # SPEC 8 has no floor
+    if c.rules.policy.allocation.method != "programmes":  # docs/programmes.md has no floor
         c.step("stage 1", optimality.stage1, z_final)
     c.step("coverage.csv", derived.check_coverage)
     if c.rules.policy.allocation.method == "levels":

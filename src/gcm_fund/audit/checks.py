@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .folder import DamagedFile, RunFolder
-from .rules import Rules
+from gcm_fund.audit.folder import DamagedFile, RunFolder
+from gcm_fund.audit.rules import Rules
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ class Certificate:
                 f"{run.text('solver', 'name')} {run.text('solver', 'version')}, policy "
                 f"{run.text('model', 'name')}")
         body = [line for check in self.checks for line in check.lines()]
-        mip = any(c.name == "selection optimal" for c in self.checks)  # SPEC 8
+        mip = any(c.name == "selection optimal" for c in self.checks)  # docs/programmes.md
         verdict = ("certified: the allocation meets every rule and the recorded duals prove "
                    "it optimal" if self.ok and not mip else
                    "certified: the selection meets every rule, its figures are recomputed "
@@ -100,7 +100,7 @@ class Certifier:
         self.cents = np.zeros(0, dtype=np.int64)  # the same in whole cents, exactly
         self.written = np.zeros(0, dtype=bool)
         self.n_written = 0
-        self.z_low: float | None = None  # stage 2's lower bound on z, as SPEC 4 gives it
+        self.z_low: float | None = None  # stage 2's lower bound on z, as docs/model.md gives it
         self.z_bounds: tuple[float, float] | None = None
         self.policy_named = True  # whether the copied policy names itself
 

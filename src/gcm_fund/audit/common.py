@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..writing import usd as usd  # re-exported: the audit commands' money format
+from gcm_fund.writing import usd as usd  # re-exported: the audit commands' money format
 
 _TWO_DECIMALS = re.compile(r"-?\d{1,16}\.\d\d")
 

@@ -9,21 +9,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ..output_schema import OUTPUT_TABLES
-from ..policy_file import load_policy
-from .common import agree, flatten, parse_numbers, usd
-from .folder import (
+from gcm_fund.audit.common import agree, flatten, parse_numbers, usd
+from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     DamagedFile,
     RunFolder,
     open_run,
     read_as_damaged,
 )
+from gcm_fund.errors import InputError
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.outputs.schema import OUTPUT_TABLES
 
 
 def _shown(flat: dict[str, Any], key: str) -> str:
-    """A policy value for `diff`; a target key left out has SPEC 3's default."""
+    """A policy value for `diff`; a target key left out has docs/policy.md's default."""
     if key in flat:
         return repr(flat[key])
     defaults = {"weights.target.": 1.0, "thematic.min_share.": 0.0}

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..csv_input import sha256_bytes
-from ..spec import POSITIVE_DUAL, run_id
-from .checks import Certifier, Check
-from .common import cents_of, parse_numbers, sum_cents, text_cents
-from .folder import COVERAGE_COLUMNS, SOURCES_COLUMNS, STATES_COLUMNS, STATES_SUMMARY
-from .level_stages import grants_of
-from .rules import debt_risk_of
-from .tolerances import SAME_CENT
+from gcm_fund.audit.checks import Certifier, Check
+from gcm_fund.audit.common import cents_of, parse_numbers, sum_cents, text_cents
+from gcm_fund.audit.folder import COVERAGE_COLUMNS, SOURCES_COLUMNS, STATES_COLUMNS, STATES_SUMMARY
+from gcm_fund.audit.level_stages import grants_of
+from gcm_fund.audit.rules import debt_risk_of
+from gcm_fund.audit.tolerances import SAME_CENT
+from gcm_fund.inputs.csv_input import sha256_bytes
+from gcm_fund.model.spec import POSITIVE_DUAL, run_id
 
 # coverage is written with 6 decimals: half a unit of the last, and float noise.
 SAME_SHARE = 5.1e-7
@@ -141,7 +141,7 @@ def _relative(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 def _stopping_rules(c: Certifier, duals: pd.DataFrame, step_of: np.ndarray, n_steps: int
                     ) -> tuple[list[list[str]], dict[int, list[str]]]:
-    """SPEC 4b's stopping rules from level_duals.csv: per step, the rules (no level or
+    """docs/model.md's stopping rules from level_duals.csv: per step, the rules (no level or
     held row) with a positive dual, `gap[...]` first; and for each gap, those of the rules
     of the step that stopped it (`step_of`, 0 for none) whose row holds one of the gap's
     allocation columns."""
@@ -179,9 +179,9 @@ def _stopping_rules(c: Certifier, duals: pd.DataFrame, step_of: np.ndarray, n_st
 
 def check_level_columns(c: Certifier) -> None:
     """coverage.csv's `priority`, `level` and `stopped_by`, and levels.csv's
-    `gaps_stopped` and `stopped_by` (SPEC 4b), recomputed from the copied inputs, the
+    `gaps_stopped` and `stopped_by` (docs/model.md), recomputed from the copied inputs, the
     allocation and the duals of level_duals.csv (whose steps certify_levels proves)."""
-    from .levels import priorities
+    from gcm_fund.audit.levels import priorities
 
     rules, run = c.rules, c.run
     gaps = rules.gaps
@@ -281,7 +281,7 @@ def check_sources(c: Certifier) -> None:
     has_row = np.array([n in rule_rows for n in names], dtype=bool)
     marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
                          for n in names])
-    if rules.policy.allocation.method == "programmes":  # SPEC 8: blank under programmes
+    if rules.policy.allocation.method == "programmes":  # docs/programmes.md: blank under programmes
         has_row[:] = False
     _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,
              problems, blank=~has_row)
@@ -301,7 +301,7 @@ def check_sources(c: Certifier) -> None:
 
 
 def grant_elements(c: Certifier) -> np.ndarray:
-    """g_f of every triple (SPEC 4c): 1 for a grant, the loan's grant element."""
+    """g_f of every triple (docs/terms.md): 1 for a grant, the loan's grant element."""
     sources = c.rules.data.sources
     g = np.where((sources["instrument"] == "loan").to_numpy(),
                  sources["grant_element"].to_numpy(dtype=float), 1.0)
@@ -309,7 +309,7 @@ def grant_elements(c: Certifier) -> np.ndarray:
 
 
 def check_states(c: Certifier) -> None:
-    """states_summary.csv (SPEC 4c): every figure of every State with a gap, recomputed
+    """states_summary.csv (docs/terms.md): every figure of every State with a gap, recomputed
     from allocations.csv and the copied inputs; debt_risk from the copied states.csv."""
     rules, run = c.rules, c.run
     if not run.has(STATES_SUMMARY) and run.raw("objective", "grant_equivalent_usd") is None:
@@ -422,8 +422,9 @@ def check_report(c: Certifier) -> None:
     """
     from importlib import metadata
 
-    from .. import __version__, html_report
-    from ..report_folder import read_folder
+    from gcm_fund import __version__
+    from gcm_fund.outputs import page as html_report
+    from gcm_fund.outputs.page_folder import read_folder
 
     run = c.run
     made = (run.text("versions", "gcm_fund"), run.text("versions", "plotly"))

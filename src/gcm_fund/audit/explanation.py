@@ -9,13 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
-from ..load import load_inputs
-from ..policy_file import load_policy
-from ..schema import did_you_mean
-from ..spec import POSITIVE_DUAL
-from .common import parse_numbers, usd
-from .folder import (
+from gcm_fund.audit.common import parse_numbers, usd
+from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     CONSTRAINT_COLUMNS,
     DamagedFile,
@@ -23,9 +18,14 @@ from .folder import (
     open_run,
     read_as_damaged,
 )
-from .pledges import counted_pledges
-from .rules import Rules, debt_risk_of, rebuild, why_not_eligible
-from .tolerances import rule_tolerance_usd
+from gcm_fund.audit.pledges import counted_pledges
+from gcm_fund.audit.rules import Rules, debt_risk_of, rebuild, why_not_eligible
+from gcm_fund.audit.tolerances import rule_tolerance_usd
+from gcm_fund.errors import UsageError
+from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.policy_file import load_policy
+from gcm_fund.inputs.schema import did_you_mean
+from gcm_fund.model.spec import POSITIVE_DUAL
 
 
 @dataclass
@@ -38,7 +38,7 @@ class GapLine:
     allocated_usd: float
     coverage: float
     eligible: bool
-    # Under priority levels (SPEC 4b): the gap's priority, level, step and stopping rules.
+    # Under priority levels (docs/model.md): the gap's priority, level, step and stopping rules.
     priority: float = math.nan
     level: float = math.nan
     step: str = ""
@@ -68,7 +68,7 @@ class Explanation:
     nothing: list[tuple[str, str]]
     method: str = "weighted"
     floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
-    loans: str = ""  # SPEC 4c: its loan share and the rule that capped it, in words
+    loans: str = ""  # docs/terms.md: its loan share and the rule that capped it, in words
 
     @property
     def allocated_usd(self) -> float:
@@ -260,7 +260,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
 
 def _loan_words(rules: Rules, alloc: pd.DataFrame, constraints: pd.DataFrame, iso3: str
                 ) -> str:
-    """The State's loan share (over all its targets) and the rule that capped it (SPEC 4c)."""
+    """The State's loan share (over all its targets) and the rule that capped it (docs/terms.md)."""
     states = rules.data.states.set_index("iso3")
     st = states.loc[iso3]
     risk = debt_risk_of(st["debt_distress"], st.get("debt_risk"))
@@ -313,7 +313,7 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
     used = alloc.merge(triples[[*KEYS, "weight"]], on=KEYS, how="left")
 
     def tight(key: tuple[str, str, str, str]) -> bool:
-        # SPEC 5's tolerance, taking every eligible triple of the row as written
+        # docs/outputs.md's tolerance, taking every eligible triple of the row as written
         return key in slack and slack[key] <= float(
             rule_tolerance_usd(np.array(len(triples)), np.array(0.0),
                                np.array(rhs.get(key, 0.0))))

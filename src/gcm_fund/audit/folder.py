@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from .. import output_schema
-from ..errors import EXIT_BAD_INPUT, GcmFundError
-from ..output_schema import (
+from gcm_fund.errors import EXIT_BAD_INPUT, GcmFundError
+from gcm_fund.outputs import schema as output_schema
+from gcm_fund.outputs.schema import (
     ALLOCATIONS,
     ALWAYS_TABLES,
     CONSTRAINTS,
@@ -43,12 +43,12 @@ ALLOCATION_COLUMNS = ALLOCATIONS.column_names
 CONSTRAINT_COLUMNS = tuple(c for c in CONSTRAINTS.column_names if c not in KEY_COLUMNS)
 ROW_KEY_COLUMNS = KEY_COLUMNS  # in constraints.csv, blank where none
 COVERAGE_COLUMNS = output_schema.COVERAGE_COLUMNS
-# grant_equivalent_usd (SPEC 4c) is checked where present: earlier run folders lack it.
+# grant_equivalent_usd (docs/terms.md) is checked where present: earlier run folders lack it.
 SOURCES_COLUMNS = tuple(c for c in SOURCES_SUMMARY.column_names if c != "grant_equivalent_usd")
 # Columns holding numbers, in the tables every run writes: certify refuses a non-finite or
 # absurd value in any of them.
 NUMERIC_COLUMNS = set(columns_of_kind(USD, SHARE, REAL, EXACT, method_columns=False))
-# SPEC 4c (absent from run folders of earlier versions, which record no grant equivalent).
+# docs/terms.md (absent from run folders of earlier versions, which record no grant equivalent).
 STATES_SUMMARY = output_schema.STATES_SUMMARY.name
 STATES_COLUMNS = output_schema.STATES_SUMMARY.column_names
 SCALES = {"USD": 1.0, "USD thousands": 1e3, "USD millions": 1e6, "USD billions": 1e9}

@@ -1,13 +1,13 @@
-"""Certifying stage 1b (the money placed) and stage 3 (the least loan burden) of SPEC 4b.
+"""Certifying stage 1b (the money placed) and stage 3 (the least loan burden) of docs/model.md.
 
 Both are single LPs over section 4's rules and the rows that priority levels add, so weak
 duality proves each optimum from the duals the run wrote to `stage_duals.csv`
-(`stage,name,dual`: stage `1b` or `3`, d objective / d rhs, signs as in SPEC 5):
+(`stage,name,dual`: stage `1b` or `3`, d objective / d rhs, signs as in docs/outputs.md):
 
 - stage 1b maximises `sum x` with every rule and `c >= z_lo` on G. Its duals bound the
   money any allocation can place; the bound must not exceed the recorded `X*`
   (`objective.allocated_usd`), which the allocation itself reaches within the slack of
-  SPEC 4b (checked with the steps): X* is the optimum.
+  docs/model.md (checked with the steps): X* is the optimum.
 - stage 3 maximises minus the loan burden with every gap of E held at
   `priority x U x level` (the levels proved by the steps) and the money placed held. Its
   duals bound the burden from below; the allocation's own burden, recomputed from the
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..spec import MAX_VALUE_PRECISION, ceiling_margin, relaxed_ceiling_usd
-from .common import parse_numbers, usd
-from .rules import LE, Rules
-from .tolerances import GAP_RELATIVE, ROW_ALLOWANCE_USD
+from gcm_fund.audit.common import parse_numbers, usd
+from gcm_fund.audit.rules import LE, Rules
+from gcm_fund.audit.tolerances import GAP_RELATIVE, ROW_ALLOWANCE_USD
+from gcm_fund.model.spec import MAX_VALUE_PRECISION, ceiling_margin, relaxed_ceiling_usd
 
 if TYPE_CHECKING:
-    from .checks import Certifier
+    from gcm_fund.audit.checks import Certifier
 
 STAGE_DUALS = "stage_duals.csv"
 
@@ -44,7 +44,7 @@ class LevelFacts:
     held: np.ndarray  # by gap: the level of the step that stopped it (NaN outside E)
     lcap: float  # the highest level a gap of E can need
     placed: float  # allocated[total]'s right-hand side, USD
-    z_bounds: tuple[float, float] | None  # z's bounds in the later stages (SPEC 4)
+    z_bounds: tuple[float, float] | None  # z's bounds in the later stages (docs/model.md)
 
 
 def loan_costs(rules: Rules) -> np.ndarray:
@@ -128,7 +128,7 @@ def stage_bound(checker: Certifier, facts: LevelFacts, stage: str, cost_x: np.nd
 
 def grants_of(rules: Rules) -> np.ndarray:
     """1 on each grant triple, 0 on a loan: the money stage 1b places and
-    `allocated[total]` holds is grant money only (SPEC 4b)."""
+    `allocated[total]` holds is grant money only (docs/model.md)."""
     return (~rules.triples["loan"].to_numpy(dtype=bool)).astype(float)
 
 
@@ -146,7 +146,7 @@ def run_precision(checker: Certifier) -> float:
 
 def check_placed(checker: Certifier, facts: LevelFacts) -> None:
     """Stage 1b: the duals bound the money placed by the recorded X*."""
-    from .checks import Check
+    from gcm_fund.audit.checks import Check
 
     rules, run = checker.rules, checker.run
     recorded = run.number("objective", "allocated_usd")
@@ -169,7 +169,7 @@ def check_placed(checker: Certifier, facts: LevelFacts) -> None:
 
 def check_loans(checker: Certifier, facts: LevelFacts) -> None:
     """Stage 3: the allocation's loan burden is the least with every gap's amount held."""
-    from .checks import Check
+    from gcm_fund.audit.checks import Check
 
     rules, run = checker.rules, checker.run
     name = "levels: stage 3 (loan burden)"

@@ -1,4 +1,4 @@
-"""Certifying priority levels (SPEC section 4b) from the run folder alone.
+"""Certifying priority levels (docs/model.md) from the run folder alone.
 
 Under `method = "levels"` the allocation is not the optimum of one LP but of a sequence:
 step k maximises the level L with `sum_f x >= pi U L` on the gaps still rising and
@@ -16,7 +16,7 @@ from the copied inputs:
 3. each gap stopped at step k is held there: the step's duals bound how far any
    allocation that keeps the rising gaps at the step's level can raise it (the bound's
    excess over the level, divided by the dual of the gap's level row), and that rise must
-   be within SPEC 4b's tolerance, USD 0.01 + 1e-6 U: a vanishing dual proves nothing.
+   be within docs/model.md's tolerance, USD 0.01 + 1e-6 U: a vanishing dual proves nothing.
    A gap's floor row bounds its amount from below as its level row does: where a step's
    level meets the floor, the solver may put the dual on either, and both count;
 4. stages 1b (the money placed) and 3 (the least loan burden) optimal by their own duals
@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..schema import INCOME_GROUPS
-from .common import parse_numbers, usd
-from .level_stages import LevelFacts, check_loans, check_placed, grants_of
-from .rules import LE, Rules
-from .tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, LEVEL_DIGITS, ROW_CENT
+from gcm_fund.audit.common import parse_numbers, usd
+from gcm_fund.audit.level_stages import LevelFacts, check_loans, check_placed, grants_of
+from gcm_fund.audit.rules import LE, Rules
+from gcm_fund.audit.tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, LEVEL_DIGITS, ROW_CENT
+from gcm_fund.inputs.schema import INCOME_GROUPS
 
 if TYPE_CHECKING:
-    from .checks import Certifier
+    from gcm_fund.audit.checks import Certifier
 
 # A level row's dual counts as positive when the gap's share of d L / d rhs
 # (|dual| x priority x U, which sums to 1 over a step's level rows) exceeds this.
@@ -46,7 +46,7 @@ PLACED_SLACK_USD = 0.01
 
 
 def priorities(rules: Rules) -> np.ndarray:
-    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s) by gap, restated from SPEC 4b."""
+    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s) by gap, restated from docs/model.md."""
     policy = rules.policy
     states = rules.data.states
     income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
@@ -59,8 +59,8 @@ def priorities(rules: Rules) -> np.ndarray:
 
 
 def certify_levels(checker: Certifier, z_final: float | None) -> None:
-    """Add the checks of SPEC 4b to a certificate (in place of section 4's stage 2)."""
-    from .checks import Check
+    """Add the checks of docs/model.md to a certificate (in place of section 4's stage 2)."""
+    from gcm_fund.audit.checks import Check
 
     rules, run = checker.rules, checker.run
     missing = [n for n in ("levels.csv", "level_duals.csv", "coverage.csv") if not run.has(n)]
@@ -142,7 +142,7 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
     floor_u = rules.floor_fundable()
     # Each gap's own floor row, if it has one (-1: none).
     floor_row_of = np.array([index.get(f"floor[{i},{t}]", -1) for (i, t) in key], dtype=int)
-    # z's bounds as SPEC 4 sets them (check_floor compared the recorded ones with them).
+    # z's bounds as docs/model.md sets them (check_floor compared the recorded ones with them).
     z_bounds = checker.z_bounds if checker.z_bounds is not None else \
         run.pair("floor_variable", "stage2_bounds")
     placed = run.number("levels", "allocated_at_least_usd")
@@ -158,8 +158,8 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
                              f"X* {usd(float(allocated_star))} - 0.01 USD x {int(in_e.sum())} "
                              "gaps")
     grants = grants_of(rules)
-    granted = float(checker.x @ grants)  # stage 1b counts grant money only (SPEC 4b)
-    # SPEC 5's tolerance for a rule: a cent per allocation row plus 1e-7 of its size.
+    granted = float(checker.x @ grants)  # stage 1b counts grant money only (docs/model.md)
+    # docs/outputs.md's tolerance for a rule: a cent per allocation row plus 1e-7 of its size.
     placed_tol = 2 * ROW_CENT * checker.n_written \
         + 1e-7 * max(float(placed), granted, 1e6)
     if granted < float(placed) - placed_tol:
@@ -202,7 +202,7 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         bad = np.nonzero((np.abs(y_held) * scale > POSITIVE_SHARE) & ~stopped_before)[0]
         dual_problems.extend(f"step {k}: held row of {label[g]}, not stopped before, has "
                              f"dual {y_held[g]:.6g}" for g in bad)
-        # Wrong-signed duals priced at their worst: set to 0 (SPEC 5's convention).
+        # Wrong-signed duals priced at their worst: set to 0 (docs/outputs.md's convention).
         y = np.where(sense == LE, np.maximum(y, 0.0), np.minimum(y, 0.0))
         y_level = np.where(rising, np.minimum(y_level, 0.0), 0.0)
         y_held = np.where(stopped_before, np.minimum(y_held, 0.0), 0.0)

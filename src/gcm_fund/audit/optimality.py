@@ -14,12 +14,11 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..spec import FAMILIES, MAX_VALUE_PRECISION, stage2_z_bounds
-from .checks import Certifier, Check
-from .common import cents_of, name_list, parse_numbers, sum_cents, text_cents, usd
-from .folder import ALLOCATION_COLUMNS, CONSTRAINT_COLUMNS, ROW_KEY_COLUMNS
-from .rules import LE, state_loan_caps, why_not_eligible
-from .tolerances import (
+from gcm_fund.audit.checks import Certifier, Check
+from gcm_fund.audit.common import cents_of, name_list, parse_numbers, sum_cents, text_cents, usd
+from gcm_fund.audit.folder import ALLOCATION_COLUMNS, CONSTRAINT_COLUMNS, ROW_KEY_COLUMNS
+from gcm_fund.audit.rules import LE, state_loan_caps, why_not_eligible
+from gcm_fund.audit.tolerances import (
     DUAL_RELATIVE,
     GAP_RELATIVE,
     ROW_ALLOWANCE_USD,
@@ -27,6 +26,7 @@ from .tolerances import (
     Z_TOLERANCE,
     rule_tolerance_usd,
 )
+from gcm_fund.model.spec import FAMILIES, MAX_VALUE_PRECISION, stage2_z_bounds
 
 
 def check_allocations(c: Certifier) -> bool:
@@ -104,7 +104,7 @@ def readable(c: Certifier, z: float | None) -> tuple[np.ndarray, np.ndarray]:
         rhs[at] = [rules.thematic[t] * total for t in targets]
     at = np.nonzero(family == "loan_share")[0]
     if len(at):
-        # Shown as loans to s <= m(s) * all money to s (SPEC 4c).
+        # Shown as loans to s <= m(s) * all money to s (docs/terms.md).
         state = rules.triples["state"].to_numpy(dtype=int)
         n = len(rules.data.states)
         loans = np.bincount(state, weights=c.x * rules.triples["loan"].to_numpy(), minlength=n)
@@ -127,12 +127,12 @@ def readable(c: Certifier, z: float | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def row_tolerance(c: Certifier, lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """SPEC 5's tolerance of each row."""
+    """docs/outputs.md's tolerance of each row."""
     return rule_tolerance_usd(c.rules.rows_written(c.written), lhs, rhs)
 
 
 def check_rules(c: Certifier) -> None:
-    """Every rule but the floor on the written amounts (SPEC 4 and 5)."""
+    """Every rule but the floor on the written amounts (docs/model.md and docs/outputs.md)."""
     rules = c.rules
     lhs, rhs = readable(c, None)
     sense = rules.rows["sense"].to_numpy(dtype=int)
@@ -163,7 +163,7 @@ def check_rules(c: Certifier) -> None:
 def stage2_precision(c: Certifier, problems: list[str]) -> float:
     """The solver's value precision the manifest records (0 when it records none).
 
-    SPEC 4's stage-2 bound on z is widened by this share of z* for a solver that reads
+    docs/model.md's stage-2 bound on z is widened by this share of z* for a solver that reads
     values back rounded; more than `MAX_VALUE_PRECISION` is no solver's rounding.
     """
     if c.run.raw("solver", "value_precision") is None:
@@ -178,7 +178,7 @@ def stage2_precision(c: Certifier, problems: list[str]) -> float:
 
 
 def floor_max_of(c: Certifier, problems: list[str]) -> float | None:
-    """z*: the manifest's `objective.floor_max` (SPEC 4c), or its `floor` when it records
+    """z*: the manifest's `objective.floor_max` (docs/terms.md), or its `floor` when it records
     none and floor_share is 1 (a run of an earlier version); None when not maximizing."""
     equity = c.rules.policy.equity
     if not equity.maximize:
@@ -422,7 +422,7 @@ def stage2(c: Certifier, z_final: float | None) -> None:
     weight = rules.triples["weight"].to_numpy(dtype=float)
     max_weight = float(np.abs(weight).max()) if len(weight) else 0.0
     tol = DUAL_RELATIVE * max(1.0, max_weight)
-    # z's bounds as SPEC 4 sets them (check_floor compared the recorded ones with them).
+    # z's bounds as docs/model.md sets them (check_floor compared the recorded ones with them).
     z_bounds = c.z_bounds if c.z_bounds is not None else \
         run.pair("floor_variable", "stage2_bounds")
     recorded = run.number("floor_variable", "stage2_reduced_cost")
@@ -458,7 +458,7 @@ def stage2(c: Certifier, z_final: float | None) -> None:
 
 def levels_constraints(c: Certifier, z_final: float | None) -> None:
     """constraints.csv under levels: its rows as recomputed, and its duals those of the
-    last level step in level_duals.csv (SPEC 4b), which certify_levels proves."""
+    last level step in level_duals.csv (docs/model.md), which certify_levels proves."""
     table = read_constraints(c, "constraints.csv")
     y = check_constraint_rows(c, "constraints.csv", table, z_final, with_lhs=True)
     if not c.run.has("level_duals.csv"):
@@ -512,7 +512,7 @@ def stage1(c: Certifier, z_final: float | None) -> None:
     y = check_constraint_rows(c, "stage1_constraints.csv", table, recorded, with_lhs=False)
     fundable_g = float(rules.floor_fundable().sum())
     tol = DUAL_RELATIVE / max(fundable_g, 1.0)
-    z_bounds = (equity.min_floor, 1.0)  # SPEC 4's, whatever the folder says
+    z_bounds = (equity.min_floor, 1.0)  # docs/model.md's, whatever the folder says
     problems = []
     written = run.pair("floor_variable", "stage1_bounds")
     if written is None or abs(written[0] - z_bounds[0]) > 1e-12 \

@@ -1,4 +1,4 @@
-"""certify's restatement of SPEC 9: every `B_f` counted again from the copied
+"""certify's restatement of docs/contributions.md: every `B_f` counted again from the copied
 `contributions.csv` and `fx.csv`, and `resources.csv` and the manifest's `pledges` checked
 against them.
 
@@ -13,9 +13,9 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from ..load import ProblemData
-from ..schema import ContributionRow, FxRow, Policy
-from .checks import Certifier, Check
+from gcm_fund.audit.checks import Certifier, Check
+from gcm_fund.inputs.load import ProblemData
+from gcm_fund.inputs.schema import ContributionRow, FxRow, Policy
 
 # What a two-decimal amount may differ by from the figure it rounds (half a cent), and a
 # rate written with 12 significant digits from the rate read.

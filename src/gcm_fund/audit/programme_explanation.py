@@ -1,14 +1,14 @@
-"""`explain --programme ID` and a State's programmes (SPEC 8), in words, from a run folder's
-selection.csv and programme_allocations.csv alone."""
+"""`explain --programme ID` and a State's programmes (docs/programmes.md), in words, from a run
+folder's selection.csv and programme_allocations.csv alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
-from ..schema import did_you_mean
-from .common import parse_numbers
-from .folder import RunFolder, open_run, read_as_damaged
+from gcm_fund.audit.common import parse_numbers
+from gcm_fund.audit.folder import RunFolder, open_run, read_as_damaged
+from gcm_fund.errors import UsageError
+from gcm_fund.inputs.schema import did_you_mean
 
 SELECTION = ("programme_id", "name", "states", "targets", "budget_usd", "min_usd", "quality",
              "priority", "value_per_usd", "funded", "amount_usd", "reason")

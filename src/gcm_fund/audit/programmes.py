@@ -1,4 +1,4 @@
-"""certify under `[allocation] method = "programmes"` (SPEC 8), from the files alone.
+"""certify under `[allocation] method = "programmes"` (docs/programmes.md), from the files alone.
 
 An independent restatement: each programme's gaps and shares, its priority and value per
 USD, which sources may fund it, and the relaxation's bound are rebuilt here from the copied
@@ -21,15 +21,15 @@ import re
 
 import numpy as np
 
-from ..schema import ProgrammeRow
-from .checks import Certifier, Check
-from .common import parse_numbers
-from .optimality import check_constraint_rows, read_constraints
+from gcm_fund.audit.checks import Certifier, Check
+from gcm_fund.audit.common import parse_numbers
+from gcm_fund.audit.optimality import check_constraint_rows, read_constraints
+from gcm_fund.inputs.schema import ProgrammeRow
 
 LE, GE = 1, -1
 SAME_CENT = 0.0051  # USD, as the other checks
 SIZE_TOLERANCE = 0.02  # USD: a programme's amount is the sum of cent-rounded rows
-FULL_RELATIVE = 1e-7  # SPEC 8's `funded` in full: within 0.02 USD + 1e-7 of the budget
+FULL_RELATIVE = 1e-7  # docs/programmes.md's `funded` in full: within 0.02 USD + 1e-7 of the budget
 DUAL_TOLERANCE = 1e-7  # a reduced cost or dual sign this far off is rounding
 SCALE = 1e6  # the relaxation's duals are per USD million of a count row's right-hand side
 SELECTION_COLUMNS = ("programme_id", "funded", "amount_usd", "priority", "value_per_usd",
@@ -61,7 +61,7 @@ def _programme_gaps(c: Certifier, row: ProgrammeRow) -> tuple[dict[int, float], 
 
 
 def _priority(c: Certifier) -> np.ndarray:
-    """pi[s,t] by gap: Wt Wi Wr (SPEC 4b), from the policy and states.csv."""
+    """pi[s,t] by gap: Wt Wi Wr (docs/model.md), from the policy and states.csv."""
     rules, policy = c.rules, c.rules.policy
     states = rules.data.states
     roles = dict(zip(states["iso3"], states["roles"], strict=True))
@@ -76,7 +76,7 @@ def _priority(c: Certifier) -> np.ndarray:
 
 
 def certify_programmes(c: Certifier) -> None:
-    """Every check of SPEC 8 that needs no solver (see the module's docstring)."""
+    """Every check of docs/programmes.md that needs no solver (see the module's docstring)."""
     rules, run = c.rules, c.run
     table = rules.data.programme_table
     if table is None:

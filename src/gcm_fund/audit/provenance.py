@@ -3,7 +3,7 @@
 - `check_hashes`: the input copies and the policy copy against the manifest's sha256;
 - `check_files`: every file against the manifest's `files` (the sha256 of every file the
   run wrote, the manifest aside), naming the file that differs or was added;
-- `check_manifest`: the keys SPEC 5 requires and a reproduction needs, with their types;
+- `check_manifest`: the keys docs/outputs.md requires and a reproduction needs, with their types;
 - `check_numbers`: no number anywhere in the folder is non-finite or absurd.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..csv_input import sha256_bytes
-from ..output_schema import MANIFEST
-from ..schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
-from .checks import Certifier, Check
-from .folder import NUMERIC_COLUMNS, SCALES, DamagedFile
+from gcm_fund.audit.checks import Certifier, Check
+from gcm_fund.audit.folder import NUMERIC_COLUMNS, SCALES, DamagedFile
+from gcm_fund.inputs.csv_input import sha256_bytes
+from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.outputs.schema import MANIFEST
 
 # A number in a run file larger than this many times the inputs' own scale (their largest
 # USD total times their largest weight, at least 1) is no figure a run can write: duals are
@@ -115,7 +115,7 @@ def check_files(c: Certifier) -> None:
 
 
 def check_manifest(c: Certifier) -> None:
-    """SPEC 5's keys and what a reproduction needs, each of the expected type."""
+    """docs/outputs.md's keys and what a reproduction needs, each of the expected type."""
     run = c.run
     manifest = run.manifest
     problems = []
@@ -153,10 +153,10 @@ MANIFEST_FIELDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("tool_version",): ("text",), ("run_id",): ("text",), ("status",): ("text",),
     ("objective",): ("object",), ("objective", "floor"): ("number", "null"),
     ("objective", "weighted"): ("number",),
-    # SPEC 4c (optional: run folders of earlier versions lack them).
+    # docs/terms.md (optional: run folders of earlier versions lack them).
     ("objective", "floor_max"): ("number", "optional"),
     ("objective", "grant_equivalent_usd"): ("number", "optional"),
-    # Under levels (SPEC 4b): figures the page and compare show.
+    # Under levels (docs/model.md): figures the page and compare show.
     ("objective", "method"): ("text", "optional"), ("objective", "levels"): ("number", "optional"),
     ("objective", "steps"): ("number", "optional"),
     ("solver",): ("object",), ("solver", "name"): ("text",), ("solver", "version"): ("text",),

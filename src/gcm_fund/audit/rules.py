@@ -1,4 +1,4 @@
-"""The rules of SPEC section 4, rebuilt from the inputs without model.py."""
+"""The rules of docs/model.md, rebuilt from the inputs without model.py."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..load import ProblemData
-from ..schema import Policy
-from ..spec import equity_members, fundable_usd
+from gcm_fund.inputs.load import ProblemData
+from gcm_fund.inputs.schema import Policy
+from gcm_fund.model.spec import equity_members, fundable_usd
 
 LE, GE = 1, -1
 
 
 @dataclass
 class Rules:
-    """The LP of SPEC 4 in USD, rebuilt from the inputs and the policy.
+    """The LP of docs/model.md in USD, rebuilt from the inputs and the policy.
 
     Triples (columns) are the eligible (source, gap) pairs; rows carry their family, name,
     sense and right-hand side in the model's form (floor and thematic rows have rhs 0:
@@ -109,7 +109,7 @@ class Rules:
 
 
 def rebuild(data: ProblemData, policy: Policy) -> Rules:
-    """The rules of SPEC 4 for these inputs and this policy (independent of model.py)."""
+    """The rules of docs/model.md for these inputs and this policy (independent of model.py)."""
     states = data.states.reset_index(drop=True)
     gaps = data.gaps.reset_index(drop=True)
     sources = data.sources.reset_index(drop=True)
@@ -145,7 +145,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
     f_of = np.concatenate(source_of).astype(int) if source_of else np.zeros(0, dtype=int)
     g_of = np.concatenate(gap_of).astype(int) if gap_of else np.zeros(0, dtype=int)
     is_loan = (sources["instrument"] == "loan").to_numpy()[f_of]
-    # SPEC 4c: a State whose loans are capped below 1 and which no grant reaches takes
+    # docs/terms.md: a State whose loans are capped below 1 and which no grant reaches takes
     # no loan either (at most a share m of nothing).
     granted = np.zeros(len(states), dtype=bool)
     granted[state_of_gap[g_of[~is_loan]]] = True
@@ -247,7 +247,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         add("regional", pd.DataFrame({"region": names}), [f"regional[{r}]" for r in names],
             GE, np.zeros(len(names)), row_of, cols, coef[row_of, cols])
     floor_gaps = np.nonzero(gap_table["in_floor"].to_numpy())[0]
-    if policy.allocation.method == "programmes":  # SPEC 8 has no floor
+    if policy.allocation.method == "programmes":  # docs/programmes.md has no floor
         floor_gaps = floor_gaps[:0]
         gap_table["in_floor"] = False
     if len(floor_gaps):
@@ -281,7 +281,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
 
 
 def debt_risk_of(debt_distress: Any, debt_risk: Any) -> str:
-    """debt_risk(s) of SPEC 4c: distress when debt_distress is true, else the column's
+    """debt_risk(s) of docs/terms.md: distress when debt_distress is true, else the column's
     word, else unrated."""
     if bool(debt_distress):
         return "distress"
@@ -289,7 +289,7 @@ def debt_risk_of(debt_distress: Any, debt_risk: Any) -> str:
 
 
 def state_loan_caps(states: pd.DataFrame, policy: Policy) -> np.ndarray:
-    """m(s) = max_share[debt_risk(s)] by State (SPEC 4c)."""
+    """m(s) = max_share[debt_risk(s)] by State (docs/terms.md)."""
     risk = states["debt_risk"] if "debt_risk" in states else pd.Series([None] * len(states))
     return np.array([float(getattr(policy.loans.max_share, debt_risk_of(d, r)))
                      for d, r in zip(states["debt_distress"], risk, strict=True)], dtype=float)
@@ -298,7 +298,7 @@ def state_loan_caps(states: pd.DataFrame, policy: Policy) -> np.ndarray:
 def _triple_weights(states: pd.DataFrame, sources: pd.DataFrame, policy: Policy,
                     f_of: np.ndarray, g_of: np.ndarray, s_of: np.ndarray,
                     gap_target: np.ndarray, income: np.ndarray) -> np.ndarray:
-    """w = Wt[t] Wi[income] Wr(s) - lambda (1 - g_f) burden[income] (SPEC 4)."""
+    """w = Wt[t] Wi[income] Wr(s) - lambda (1 - g_f) burden[income] (docs/model.md)."""
     role = policy.weights.role
     role_weight = np.array([max((float(getattr(role, r)) for r in roles), default=1.0)
                             for roles in states["roles"]])
@@ -313,7 +313,7 @@ def _triple_weights(states: pd.DataFrame, sources: pd.DataFrame, policy: Policy,
 
 
 def why_not_eligible(rules: Rules, source_id: str, iso3: str, target: str) -> str | None:
-    """Why (source, State, target) may get nothing under SPEC 2's eligibility, or None."""
+    """Why (source, State, target) may get nothing under docs/inputs.md's eligibility, or None."""
     policy = rules.policy
     sources, states, fundable = rules.lookup
     if source_id not in sources.index:

@@ -1,10 +1,10 @@
 """The tolerances `certify` and `explain` hold a run folder to.
 
-SPEC 5's rule tolerance and SPEC 7's duality gap come from `gcm_fund.spec`, shared with the
-code that makes a run; the rest are how closely certify reads what a run wrote.
+docs/outputs.md's rule tolerance and docs/outputs.md's duality gap come from `gcm_fund.model.spec`,
+shared with the code that makes a run; the rest are how closely certify reads what a run wrote.
 """
 
-from ..spec import (
+from gcm_fund.model.spec import (
     GAP_RELATIVE,
     MAX_VALUE_PRECISION,
     RELATIVE_ALLOWANCE,
@@ -22,7 +22,7 @@ Z_TOLERANCE = 1e-8
 # A figure written to the cent from the written amounts is off by at most half a cent (and
 # float noise) from the same figure recomputed: anything more means the files disagree.
 SAME_CENT = 0.0051
-# SPEC 4b: per-gap amounts within USD 0.01 + 1e-6 of U of the exact leximin allocation,
+# docs/model.md: per-gap amounts within USD 0.01 + 1e-6 of U of the exact leximin allocation,
 # plus half a cent for each written (rounded) row.
 GAP_USD, GAP_RELATIVE_U, ROW_CENT = 0.01, 1e-6, 0.005
 # Relative noise allowed for in the bound that holds a stopped gap (its duals and level

@@ -1,0 +1,535 @@
+"""Pledge sweeps (docs/commands.md): what `allocate` gives at each level of one source's pledge.
+
+The LP is built once, with the swept pledge set to a positive value so that the source's
+triples exist, and re-solved at every level by changing right-hand sides only
+(`Pipeline.set_pledges`: `budget[f]`, `source_state[f,*]` and `state_share[*]` move with
+B_f). The stages are `allocate`'s, run by a warm `Pipeline`: one highspy model per stage,
+each keeping its own objective, so a new level changes only row bounds (and z's lower
+bound in stage 2), the previous basis stays dual feasible, and the dual simplex goes on
+from it in a few pivots. Stage 1 does not even run where its last optimal basis stays
+primal feasible at the new level: z* then follows from one solve with that basis's
+factors (`HighsBackend.value_from_basis`).
+
+Files: `FILE.csv` (docs/commands.md columns), `FILE.breakpoints.csv`
+(`pledge_usd,pledge_below_usd,pledge_above_usd,marginal_below,marginal_above`: the marginal
+value is `marginal_below` at `pledge_below_usd` and `marginal_above` at `pledge_above_usd`,
+`pledge_usd` is the middle of that bracket), `FILE.png` (floor and weighted objective
+against the pledge, breakpoints dotted). With `--sources a,b` every named pledge is set to
+the level and `marginal_value` is the sum of their budget duals. The same inputs give the
+same bytes in all three files.
+
+Eligibility includes B_f > 0. At a level of 0 the source has no eligible triple: its
+budget row forces its amounts to 0, its `marginal_value` is blank, and a gap whose only
+eligible sources are the swept ones leaves the floor set G, so its `floor` row is dropped
+(made free) at that level; a thematic target that only the swept sources may fund makes
+that level infeasible, as it makes `allocate` infeasible. The result is the LP that an
+independent `allocate` with pledge 0 builds, plus columns fixed at 0.
+
+Feasibility is monotone in the pledge: a larger B_f only loosens `budget`, `state_share` and
+`source_state`. So the infeasible levels, if any, are the lowest ones.
+
+Breakpoints: between two neighbouring levels whose `marginal_value` differs, the sweep
+bisects (more warm solves) until the change is bracketed within `breakpoint_tol_usd`;
+`marginal_value` is piecewise constant in the pledge (it changes only when the optimal
+basis does), so each bracket holds at least one point where it changes.
+
+    >>> from gcm_fund import api, sweep                                  # doctest: +SKIP
+    >>> loaded = api.load("inputs", "models/baseline.toml")              # doctest: +SKIP
+    >>> result = sweep.sweep(loaded.data, loaded.policy_file.policy, ["deu"],
+    ...                      sweep.parse_levels("0:5e8:11"))             # doctest: +SKIP
+    >>> sweep.write_sweep(result, "deu.csv")                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gcm_fund.errors import InfeasibleError, UsageError
+from gcm_fund.inputs.load import ProblemData
+from gcm_fund.inputs.schema import Policy, did_you_mean
+from gcm_fund.methods.levels import distinct_level_values
+from gcm_fund.methods.strategy import method_named, method_of
+from gcm_fund.model.lp import SCALE_USD, LinearProgram, build
+from gcm_fund.model.scenario import with_table
+from gcm_fund.solvers.backend import INFEASIBLE, OPTIMAL, SolverInfo
+from gcm_fund.solvers.pricing import ColumnPool
+from gcm_fund.writing import amount, check_output_files, csv_text, real, write_files_atomic
+
+# Two marginal values closer than this (relative to max(1, |value|)) are the same value:
+# duals come out of the simplex accurate to about 1e-12 of the weights.
+MARGINAL_TOL = 1e-9
+DEFAULT_BREAKPOINT_TOL_USD = 1.0
+COLUMNS = ("pledge_usd", "status", "floor", "weighted", "allocated_usd", "marginal_value")
+BREAKPOINT_COLUMNS = ("pledge_usd", "pledge_below_usd", "pledge_above_usd", "marginal_below",
+                      "marginal_above")
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Level:
+    """What `allocate` gives at one pledge level (amounts in USD).
+
+    `floor` is None when G is empty; `marginal_value` is None when no swept source has an
+    eligible triple; every figure but `pledge_usd` and `status` is None when infeasible.
+    """
+
+    pledge_usd: float
+    status: str
+    floor: float | None = None
+    weighted_usd: float | None = None
+    allocated_usd: float | None = None
+    marginal_value: float | None = None
+    # Under levels (docs/model.md): the distinct levels of the gaps, ascending (None under
+    # weighted, or when infeasible).
+    levels: tuple[float, ...] | None = None
+    # docs/terms.md: `results.terms_metrics` of the allocation, in `TERMS_METRICS` order; derived
+    # from the allocation, so left out of a level's equality.
+    terms: tuple[float | None, ...] | None = field(default=None, compare=False)
+    # Under programmes (docs/programmes.md): the value V (USD), how many programmes are funded, and
+    # their ids.
+    programmes: tuple[float, int, str] | None = None
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """The marginal value changes somewhere in [pledge_below_usd, pledge_above_usd]: it is
+    `marginal_below` at the lower end and `marginal_above` at the upper one."""
+
+    pledge_below_usd: float
+    pledge_above_usd: float
+    marginal_below: float | None
+    marginal_above: float | None
+
+    @property
+    def pledge_usd(self) -> float:
+        """The middle of the bracket, to the cent: the breakpoint's estimate."""
+        return round((self.pledge_below_usd + self.pledge_above_usd) / 2, 2)
+
+
+@dataclass
+class SweepResult:
+    """The levels of a sweep, in order, and the breakpoints found between them."""
+
+    source_ids: tuple[str, ...]
+    levels: list[Level]
+    breakpoints: list[Breakpoint]
+    solver: SolverInfo
+    solves: int = 0  # warm two-stage solves, refinement included
+    extra: dict[str, Any] = field(default_factory=dict)
+    method: str = "weighted"  # the policy's `[allocation] method`
+
+
+# Each level is one warm re-solve (tens of ms on the example) and one row of every table:
+# 10,000 levels is hours on a large instance, and a typo such as 999999999999 must not
+# try to allocate terabytes.
+MAX_LEVELS = 10_000
+
+
+def parse_levels(text: str) -> np.ndarray:
+    """`START:STOP:N` as N evenly spaced levels in USD, both ends included, to the cent.
+
+    1 <= N <= MAX_LEVELS and 0 <= START <= STOP, else `UsageError`. With N = 1 the one
+    level is START.
+
+    >>> parse_levels("0:1e6:5").tolist()
+    [0.0, 250000.0, 500000.0, 750000.0, 1000000.0]
+    """
+    parts = text.split(":")
+    usage = f"--pledges: got {text!r}, expected START:STOP:N such as 0:5e8:51"
+    if len(parts) != 3:
+        raise UsageError(usage)
+    try:
+        start, stop = (_finite(p) for p in parts[:2])
+        count = int(parts[2].strip())
+    except ValueError:
+        raise UsageError(usage) from None
+    if count < 1:
+        raise UsageError(f"--pledges: N must be at least 1, got {count}")
+    if count > MAX_LEVELS:
+        raise UsageError(f"--pledges: N must be at most {MAX_LEVELS:,}, got {count:,} "
+                         "(sweep a narrower range in several runs)")
+    if not 0 <= start <= stop:
+        raise UsageError(f"--pledges: need 0 <= START <= STOP, got START {parts[0].strip()} "
+                         f"and STOP {parts[1].strip()}")
+    return np.round(np.linspace(start, stop, count), 2)
+
+
+def _finite(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def source_indices(data: ProblemData, source_ids: Sequence[str]) -> np.ndarray:
+    """The row of each named source in `data.sources`; unknown or repeated ids are an error."""
+    known = list(data.sources["source_id"])
+    if not source_ids:
+        raise UsageError("name a source to sweep: --source ID or --sources a,b")
+    problems = []
+    seen: set[str] = set()
+    for sid in source_ids:
+        if sid not in known:
+            problems.append(f"unknown source {sid!r}{did_you_mean(sid, known)}")
+        elif sid in seen:
+            problems.append(f"source {sid!r} named twice")
+        seen.add(sid)
+    if problems:
+        raise UsageError("; ".join(problems))
+    return np.array([known.index(s) for s in source_ids], dtype=np.int64)
+
+
+def with_pledges(data: ProblemData, pledges: dict[str, float]) -> ProblemData:
+    """The same inputs with some sources' `pledge_usd` replaced (ids must exist)."""
+    index = source_indices(data, list(pledges))
+    column = data.source_table["pledge_usd"].copy()
+    column[index] = [float(pledges[s]) for s in pledges]
+    return with_table(data, data.source_table.replaced("pledge_usd", column.tolist()))
+
+
+def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str],
+                    level_usd: float) -> Level:
+    """One level the slow way, as `allocate` does it: a fresh build and a cold solve.
+
+    The sweep's reference in tests and in the benchmark.
+    """
+    from gcm_fund.engine import solve as solve_cold
+
+    changed = with_pledges(data, dict.fromkeys(source_ids, level_usd))
+    try:
+        lp, solution, tables = solve_cold(changed, policy)
+    except InfeasibleError:
+        return Level(float(level_usd), INFEASIBLE)
+    marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
+    values = [float(marginal[s]) for s in source_ids if not math.isnan(marginal[s])]
+    return Level(
+        pledge_usd=float(level_usd),
+        status=OPTIMAL,
+        floor=solution.floor,
+        weighted_usd=solution.weighted_usd,
+        allocated_usd=float(tables.allocations["amount_usd"].sum()),
+        marginal_value=float(sum(values)) if values else None,
+        levels=_levels_of(solution.levels),
+        terms=_terms_of(lp, solution.x_usd),
+    )
+
+
+def _terms_of(lp: LinearProgram, x_usd: np.ndarray) -> tuple[float | None, ...]:
+    """docs/terms.md's figures of the allocation as written (to the cent)."""
+    from gcm_fund.outputs.results import TERMS_METRICS, terms_metrics
+
+    found = terms_metrics(lp, np.round(x_usd, 2))
+    return tuple(found[name] for name in TERMS_METRICS)
+
+
+def _levels_of(levels: Any) -> tuple[float, ...] | None:
+    """The distinct levels of a levels solution, ascending; None under weighted."""
+    if levels is None:
+        return None
+    return tuple(distinct_level_values(levels.held))
+
+
+class _WarmSweep:
+    """`allocate` of one LP at many pledge levels of the swept sources: a warm `Pipeline`
+    (one HiGHS model per stage, sharing a column pool) whose pledges change between
+    levels."""
+
+    def __init__(self, lp: LinearProgram, swept: np.ndarray, base_pledges_usd: np.ndarray,
+                 pool_options: Mapping[str, Any] | None = None):
+        self.lp = lp
+        self.swept = swept
+        self.base = base_pledges_usd.astype(float)
+        self.method = method_of(lp.policy)
+        self.stages = self.method.warm(lp, pool_options)
+        self.pipeline = self.stages.pipeline
+        self.solves = 0
+        self.swept_budget_rows = self._budget_rows(swept)
+
+    @property
+    def pool(self) -> ColumnPool:
+        """The column pool both stages share."""
+        assert self.pipeline.pool is not None
+        return self.pipeline.pool
+
+    @property
+    def stage1_skipped(self) -> int:
+        """Levels whose z* came from stage 1's last basis, without a solve."""
+        return self.pipeline.stage1_skipped
+
+    def _budget_rows(self, swept: np.ndarray) -> np.ndarray:
+        budget = self.lp.block("budget")
+        if budget is None:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.nonzero(np.isin(self.lp._budget_sources, swept))[0]
+        return budget.start + rows
+
+    def solve(self, level_usd: float) -> Level:
+        """Both stages at this level of every swept pledge."""
+        pledges = self.base.copy()
+        pledges[self.swept] = level_usd
+        self.solves += 1
+        try:
+            solution = self.stages.solve(pledges)
+        except InfeasibleError:
+            return Level(level_usd, INFEASIBLE)
+        marginal: float | None = None
+        selection = solution.programmes
+        if len(self.swept_budget_rows) and level_usd > 0 and selection is None:
+            # Under levels the last step's dual: how far the last level rises per USD.
+            dual = solution.stage2.row_dual[self.swept_budget_rows] * \
+                self.method.budget_dual_per_usd
+            # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
+            marginal = float(np.maximum(dual, 0.0).sum())
+        return Level(
+            pledge_usd=level_usd,
+            status=OPTIMAL,
+            floor=solution.floor,
+            weighted_usd=solution.weighted_usd,
+            allocated_usd=float(np.round(solution.x_usd, 2).sum()),
+            marginal_value=marginal,
+            levels=_levels_of(solution.levels),
+            terms=_terms_of(self.lp, solution.x_usd),
+            programmes=None if selection is None else (
+                selection.value * SCALE_USD, int(selection.funded.sum()),
+                ";".join(p for p, f in zip(selection.model.ids, selection.funded, strict=True)
+                         if f)),
+        )
+
+
+def _same_marginal(a: Level, b: Level) -> bool:
+    if a.status != b.status:
+        return False
+    if a.marginal_value is None or b.marginal_value is None:
+        return a.marginal_value is b.marginal_value
+    scale = max(1.0, abs(a.marginal_value), abs(b.marginal_value))
+    return abs(a.marginal_value - b.marginal_value) <= MARGINAL_TOL * scale
+
+
+def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: np.ndarray,
+          *, breakpoint_tol_usd: float | None = DEFAULT_BREAKPOINT_TOL_USD,
+          progress: Progress | None = None,
+          pool_options: Mapping[str, Any] | None = None) -> SweepResult:
+    """`allocate` at every level of the named sources' pledges, all set to the same level.
+
+    With several sources, `marginal_value` is the sum of their budget duals: the weighted
+    objective gained per USD added to each of the named pledges through their budgets.
+    `breakpoint_tol_usd`: refine each change of marginal value between neighbouring levels
+    to a bracket this wide (at least a cent); None leaves the brackets between levels.
+    `pool_options`: keyword arguments of the `ColumnPool` both stages share.
+    """
+    swept = source_indices(data, source_ids)
+    levels = np.asarray(levels, dtype=float)
+    base = data.sources["pledge_usd"].to_numpy(dtype=float)
+    # Build with a positive pledge, so that the swept sources' triples exist at every level.
+    build_level = float(levels.max()) if levels.size and levels.max() > 0 else 1.0
+    lp = build(with_pledges(data, dict.fromkeys(source_ids, build_level)), policy)
+    warm = _WarmSweep(lp, swept, base, pool_options)
+
+    results: list[Level] = []
+    if progress:
+        progress("levels", 0, len(levels))
+    for i, level in enumerate(levels):
+        results.append(warm.solve(float(level)))
+        if progress:
+            progress("levels", i + 1, len(levels))
+
+    # Only between two levels that both have a marginal value: the step from a level of 0
+    # (no eligible triple, blank) is not a change of the marginal value.
+    pairs = [(a, b) for a, b in zip(results, results[1:], strict=False)
+             if a.status == b.status == OPTIMAL and a.marginal_value is not None
+             and b.marginal_value is not None and not _same_marginal(a, b)]
+    breakpoints: list[Breakpoint] = []
+    if breakpoint_tol_usd is not None and policy.allocation.method != "programmes":
+        # (docs/programmes.md: no marginal value under programmes, so no breakpoints of it)
+        tol = max(0.01, float(breakpoint_tol_usd))
+        for done, (low, high) in enumerate(pairs):
+            breakpoints.extend(_bisect(warm, low, high, tol))
+            if progress:
+                progress("breakpoints", done + 1, len(pairs))
+        breakpoints = _merge(breakpoints)
+    else:
+        breakpoints = [Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value, b.marginal_value)
+                       for a, b in pairs]
+    return SweepResult(tuple(source_ids), results, breakpoints, warm.pipeline.info,
+                       solves=warm.solves,
+                       extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
+                              "stage1_skipped": warm.stage1_skipped,
+                              "columns_held": int(warm.pool.held.sum()),
+                              "pricing_rounds": warm.pool.rounds},
+                       method=policy.allocation.method)
+
+
+def _bisect(warm: _WarmSweep, low: Level, high: Level, tol: float) -> list[Breakpoint]:
+    """Brackets, each at most `tol` wide, of every change of marginal value found between
+    `low` and `high`; an interval whose two ends agree is not searched further (a value
+    that changes and changes back within it would be missed)."""
+    found: list[Breakpoint] = []
+    stack = [(low, high)]
+    while stack:
+        a, b = stack.pop()
+        mid_usd = round((a.pledge_usd + b.pledge_usd) / 2, 2)
+        if b.pledge_usd - a.pledge_usd <= tol or mid_usd in (a.pledge_usd, b.pledge_usd):
+            found.append(Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value,
+                                    b.marginal_value))
+            continue
+        mid = warm.solve(mid_usd)
+        # Upper half first on the stack, so the lower half is searched first.
+        if not _same_marginal(mid, b):
+            stack.append((mid, b))
+        if not _same_marginal(a, mid):
+            stack.append((a, mid))
+    return sorted(found, key=lambda p: p.pledge_below_usd)
+
+
+def _merge(points: list[Breakpoint]) -> list[Breakpoint]:
+    """Join brackets that touch: a value seen only at their shared end (a degenerate dual
+    exactly at a breakpoint) is not a piece of its own."""
+    merged: list[Breakpoint] = []
+    for point in sorted(points, key=lambda p: p.pledge_below_usd):
+        if merged and merged[-1].pledge_above_usd == point.pledge_below_usd:
+            last = merged.pop()
+            point = Breakpoint(last.pledge_below_usd, point.pledge_above_usd,
+                               last.marginal_below, point.marginal_above)
+        merged.append(point)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+
+
+def level_columns(result: SweepResult) -> list[str]:
+    """The columns after docs/commands.md's under levels: `levels` (how many distinct levels) and
+    `level_1` ... `level_K`, K the most any pledge has; none under weighted."""
+    found = [len(lv.levels) for lv in result.levels if lv.levels is not None]
+    if not found and not method_named(result.method).has_levels:
+        return []
+    return ["levels"] + [f"level_{k}" for k in range(1, max(found, default=0) + 1)]
+
+
+PROGRAMME_COLUMNS = ("programme_value", "programmes_funded", "funded_programmes")
+
+
+def sweep_columns(result: SweepResult) -> list[str]:
+    """Every column of the sweep CSV: docs/commands.md's, the levels', docs/terms.md's, then under
+    programmes the value, how many are funded and which."""
+    from gcm_fund.outputs.results import TERMS_METRICS
+
+    programmes = PROGRAMME_COLUMNS if result.method == "programmes" else ()
+    return [*COLUMNS, *level_columns(result), *TERMS_METRICS, *programmes]
+
+
+def sweep_rows(result: SweepResult) -> list[list[str]]:
+    """The rows of the sweep CSV (docs/commands.md, `level_columns`, then docs/terms.md's
+    `TERMS_METRICS`), formatted."""
+    from gcm_fund.outputs.results import TERMS_METRICS
+
+    extra = len(level_columns(result))
+    programmes = result.method == "programmes"
+    rows = []
+    for level in result.levels:
+        if level.status != OPTIMAL:
+            rows.append([amount(level.pledge_usd), level.status, "", "", "", "",
+                         *[""] * (extra + (len(PROGRAMME_COLUMNS) if programmes else 0)),
+                         *[""] * len(TERMS_METRICS)])
+            continue
+        row = [amount(level.pledge_usd), level.status, real(level.floor),
+               amount(level.weighted_usd), amount(level.allocated_usd),
+               real(level.marginal_value)]
+        if extra:
+            values = list(level.levels or ())
+            row += [str(len(values)), *(real(v) for v in values),
+                    *[""] * (extra - 1 - len(values))]
+        terms = level.terms or (None,) * len(TERMS_METRICS)
+        row += [amount(v) if name.endswith("_usd") else real(v)
+                for name, v in zip(TERMS_METRICS, terms, strict=True)]
+        if programmes:
+            value, count, ids = level.programmes or (0.0, 0, "")
+            row += [amount(value), str(count), ids]
+        rows.append(row)
+    return rows
+
+
+def breakpoint_rows(result: SweepResult) -> list[list[str]]:
+    """The rows of the breakpoints CSV, formatted."""
+    return [[amount(p.pledge_usd), amount(p.pledge_below_usd), amount(p.pledge_above_usd),
+             real(p.marginal_below), real(p.marginal_above)] for p in result.breakpoints]
+
+
+def companion_paths(out: Path | str) -> tuple[Path, Path]:
+    """Where the breakpoints and the chart of a sweep written to `out` go:
+    `sweep.csv` -> `sweep.breakpoints.csv` and `sweep.png`."""
+    out = Path(out)
+    return out.with_suffix(".breakpoints.csv"), out.with_suffix(".png")
+
+
+def chart_png(result: SweepResult) -> bytes:
+    """Floor and weighted objective (under levels: each level) against the pledge,
+    breakpoints marked, as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    optimal = [lv for lv in result.levels if lv.status == OPTIMAL]
+    pledge = np.array([lv.pledge_usd for lv in optimal]) / 1e6
+    floor = np.array([np.nan if lv.floor is None else lv.floor for lv in optimal])
+    weighted = np.array([lv.weighted_usd for lv in optimal], dtype=float) / 1e6
+    figure = Figure(figsize=(7, 5.5), dpi=100)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
+    top.set_ylabel("floor z* (%)")
+    if method_named(result.method).has_levels:
+        # docs/model.md: how each level (the k-th lowest at each pledge) rises with the pledge.
+        most = max((len(lv.levels or ()) for lv in optimal), default=0)
+        for k in range(most):
+            values = [lv.levels[k] if lv.levels is not None and len(lv.levels) > k
+                      else np.nan for lv in optimal]
+            bottom.plot(pledge, values, marker="o", markersize=2, linewidth=0.8)
+        bottom.set_ylabel("levels, k-th lowest (coverage / priority)")
+    else:
+        bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
+        bottom.set_ylabel("weighted objective (USD million)")
+    bottom.set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
+    for point in result.breakpoints:
+        for axis in (top, bottom):
+            axis.axvline(point.pledge_usd / 1e6, color="grey", linewidth=0.6, linestyle=":")
+    infeasible = [lv.pledge_usd / 1e6 for lv in result.levels if lv.status != OPTIMAL]
+    if infeasible:
+        top.axvspan(min(infeasible), max(infeasible), color="#eeeeee")
+    top.set_title("Pledge sweep (dotted: breakpoints of the marginal value)", fontsize=10)
+    for axis in (top, bottom):
+        axis.grid(True, linewidth=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    # No Software or date entries, so the same sweep gives the same bytes.
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def output_paths(out: Path | str, *, chart: bool = True) -> list[Path]:
+    """Every file a sweep written to `out` writes: the CSV, its breakpoints, its chart."""
+    breakpoints_path, chart_path = companion_paths(out)
+    return [Path(out), breakpoints_path, *([chart_path] if chart else [])]
+
+
+def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True,
+                force: bool = False, inputs: Sequence[Path | str] = ()) -> list[Path]:
+    """Write the sweep CSV to `out`, its breakpoints and (if `chart`) its PNG beside it:
+    all three or none. Refused (`UsageError`) over one of `inputs`, or over an existing
+    file unless `force`."""
+    paths = output_paths(out, chart=chart)
+    check_output_files(paths, force=force, inputs=inputs)
+    contents: list[str | bytes] = [csv_text(sweep_columns(result), sweep_rows(result)),
+                                   csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result))]
+    if chart:
+        contents.append(chart_png(result))  # drawn before any file is touched
+    write_files_atomic(dict(zip(paths, contents, strict=True)))
+    return paths

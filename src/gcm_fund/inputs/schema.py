@@ -1,0 +1,855 @@
+"""The input contract as data: cell parsers, row models, the column tables and the policy.
+
+Every column of every input file is described once here (name, type, unit, meaning); the
+loader, the README's tables and the messages all follow from these tables.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+INCOME_GROUPS = ("LIC", "LMIC", "UMIC", "HIC")
+ROLES = ("origin", "transit", "destination")
+KINDS = ("donor", "ifi", "private")
+INSTRUMENTS = ("grant", "loan")
+EQUITY_GROUPS = ("all", "ldc", *INCOME_GROUPS)
+ALLOCATION_METHODS = ("levels", "weighted", "programmes")
+# docs/terms.md: risk of external debt distress (IMF-World Bank LIC-DSF); blank reads `unrated`.
+DEBT_RISKS = ("low", "moderate", "high", "distress")
+RISK_KEYS = (*DEBT_RISKS, "unrated")
+STATUSES = ("paid", "signed", "pledged")  # docs/contributions.md: how firm a contribution is
+
+# ASCII digits only: `\d` would also take other scripts' digits, which float() accepts.
+# Goal 1 to 17 and a target number without leading zeros (or one letter): `08.7` and
+# `8.7` must not be two gaps whose needs count twice.
+TARGET_PATTERN = re.compile(r"(1[0-7]|[1-9])\.([1-9][0-9]?|[a-z])")
+ISO3_PATTERN = re.compile(r"[A-Z]{3}")
+SOURCE_ID_PATTERN = re.compile(r"[a-z0-9_-]+")
+# Plain or scientific notation only: float() alone would also take '1_000', 'nan', 'inf'.
+NUMBER_PATTERN = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# ISO 4217's active codes (the currencies, the funds codes and the precious metals and SDR
+# the ISO list names; not XTS or XXX, which are no money): a typo in a contribution's
+# currency is an error, not a missing rate.
+CURRENCIES = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
+BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP
+DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR
+IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD
+MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
+PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
+SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS
+VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER
+ZAR ZMW ZWG ZWL
+""".split())  # noqa: SIM905 - the codes read as ISO 4217 lists them
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
+
+
+SHOWN_LENGTH = 40
+
+
+def fail(message: str) -> PydanticCustomError:
+    """A validation error whose text is exactly `message` (pydantic adds no prefix)."""
+    return PydanticCustomError("gcm_fund", "{message}", {"message": message})
+
+
+def shown(value: Any) -> str:
+    """A user's value quoted for a message: escaped (one line, printable) and shortened.
+
+    A cell of a damaged file can hold anything, a whole file's worth of text included;
+    a message shows enough of it to find it.
+    """
+    text = str(value)
+    if len(text) > SHOWN_LENGTH:
+        return repr(text[: SHOWN_LENGTH - 3] + "...") + f" ({len(text)} characters)"
+    return repr(text)
+
+
+def parse_number(text: str, expected: str = "a number") -> float:
+    """A finite float from plain or scientific notation; anything else is an error."""
+    cleaned = text.strip()
+    if not NUMBER_PATTERN.fullmatch(cleaned):
+        lowered = cleaned.lower().lstrip("+-")
+        if lowered in {"nan", "inf", "infinity"}:
+            raise fail(f"got {shown(text)}, expected a finite number")
+        if re.search(r"\d[,_ ]\d", cleaned) or re.search(r"[$€£¥]|USD", cleaned):
+            raise fail(
+                f"got {shown(text)}, expected {expected} written plainly "
+                "(no thousands separators or currency signs)"
+            )
+        raise fail(f"got {shown(text)}, expected {expected}")
+    value = float(cleaned)
+    if math.isinf(value):
+        raise fail(f"got {shown(text)}, out of range for a number")
+    return value
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number column accepts: between `low` and `high`, each end open or
+    closed. One object serves the row model's check, the message and the README."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = True
+
+    def text(self) -> str:
+        """As the README and messages write it: `>= 0`, `> 0`, `in [0, 1]`, `in (0, 1]`."""
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+NON_NEGATIVE = Range(0, math.inf)
+POSITIVE = Range(0, math.inf, low_open=True)
+UNIT_INTERVAL = Range(0, 1, high_open=False)
+CAP_INTERVAL = Range(0, 1, low_open=True, high_open=False)
+
+
+def _number_in(allowed: Range, unit: str = ""):
+    what = f"{allowed.text()}{f' ({unit})' if unit else ''}"
+
+    def check(text: Any) -> float:
+        value = parse_number(str(text), f"a number {what}")
+        if value not in allowed:
+            raise fail(f"got {shown(str(text).strip())}, expected a number {what}")
+        return value
+
+    return check
+
+
+def _parse_bool(text: Any) -> bool:
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise fail(f"got {shown(str(text).strip())}, expected true or false")
+
+
+def did_you_mean(value: str, choices: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean X?)' when a choice is near `value`, else ''."""
+    import difflib
+
+    upper = {c.upper(): c for c in choices}
+    if value.upper() in upper:
+        return f" (did you mean {upper[value.upper()]}?)"
+    near = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _one_of(choices: tuple[str, ...]):
+    def check(text: Any) -> str:
+        value = str(text).strip()
+        if value not in choices:
+            hint = did_you_mean(value, choices)
+            raise fail(f"got {shown(value)}, expected one of {', '.join(choices)}{hint}")
+        return value
+
+    return check
+
+
+def normalise_target(text: str) -> str:
+    """A target code in canonical form ('10.C' -> '10.c'); raises on anything else."""
+    value = str(text).strip().lower()
+    if not TARGET_PATTERN.fullmatch(value):
+        raise fail(
+            f"got {shown(str(text).strip())}, expected an SDG target code such as 10.7 or 10.c"
+            f"{_target_hint(value)}"
+        )
+    return value
+
+
+def _target_hint(value: str) -> str:
+    """Why a code of the right shape is still not a target: a leading zero or goal 0, 18+."""
+    loose = re.fullmatch(r"([0-9]{1,2})\.([0-9]{1,2}|[a-z])", value)
+    if not loose:
+        return ""
+    goal, target = loose.groups()
+    if not 1 <= int(goal) <= 17:
+        return " (goals are numbered 1 to 17)"
+    if target.isdigit() and int(target) == 0:
+        return " (targets are numbered from 1)"
+    return f" (no leading zeros: {int(goal)}.{int(target) if target.isdigit() else target})"
+
+
+def parse_iso3(text: Any) -> str:
+    value = str(text).strip()
+    if not ISO3_PATTERN.fullmatch(value):
+        hint = f" (did you mean {value.upper()}?)" if ISO3_PATTERN.fullmatch(value.upper()) else ""
+        raise fail(f"got {shown(value)}, expected 3 upper-case letters{hint}")
+    return value
+
+
+def parse_source_id(text: Any) -> str:
+    value = str(text).strip()
+    if not SOURCE_ID_PATTERN.fullmatch(value):
+        raise fail(f"got {shown(value)}, expected lower-case letters, digits, '_' or '-'")
+    return value
+
+
+def parse_currency(text: Any) -> str:
+    """An ISO 4217 currency code (three upper-case letters, one the standard lists)."""
+    value = str(text).strip()
+    if value not in CURRENCIES:
+        if ISO3_PATTERN.fullmatch(value.upper()) and value.upper() in CURRENCIES:
+            hint = f" (did you mean {value.upper()}?)"
+        else:
+            hint = did_you_mean(value, sorted(CURRENCIES))
+        raise fail(f"got {shown(value)}, expected an ISO 4217 currency code such as USD, "
+                   f"EUR or NOK{hint}")
+    return value
+
+
+def parse_date(text: Any) -> datetime.date:
+    """A calendar date written YYYY-MM-DD (a TOML date is taken as it is; a date-time,
+    which has a time of day, is not a date)."""
+    if isinstance(text, datetime.datetime):
+        raise fail(f"got {text.isoformat()}, expected a date YYYY-MM-DD without a time")
+    if isinstance(text, datetime.date):
+        return text
+    if not isinstance(text, str):
+        raise fail(f"got {shown(text)}, expected a date YYYY-MM-DD")
+    value = text.strip()
+    if not DATE_PATTERN.fullmatch(value):
+        raise fail(f"got {shown(value)}, expected a date YYYY-MM-DD")
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"got {shown(value)}, not a day of the calendar (YYYY-MM-DD)") from None
+
+
+def split_list(text: Any) -> tuple[str, ...]:
+    """A ';'-list: items stripped, empty and repeated items dropped, order kept."""
+    items: list[str] = []
+    for item in str(text).split(";"):
+        item = item.strip()
+        if item and item not in items:
+            items.append(item)
+    return tuple(items)
+
+
+def _list_of(item_check):
+    def check(text: Any) -> tuple[str, ...]:
+        return tuple(item_check(item) for item in split_list(text))
+
+    return check
+
+
+def _text(text: Any) -> str:
+    return str(text).strip()
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Iso3 = Annotated[str, BeforeValidator(parse_iso3)]
+SourceId = Annotated[str, BeforeValidator(parse_source_id)]
+IncomeGroup = Annotated[str, BeforeValidator(_one_of(INCOME_GROUPS))]
+Kind = Annotated[str, BeforeValidator(_one_of(KINDS))]
+Instrument = Annotated[str, BeforeValidator(_one_of(INSTRUMENTS))]
+DebtRisk = Annotated[str, BeforeValidator(_one_of(DEBT_RISKS))]
+Target = Annotated[str, BeforeValidator(normalise_target)]
+Bool = Annotated[bool, BeforeValidator(_parse_bool)]
+Usd = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE, "USD"))]
+Currency = Annotated[str, BeforeValidator(parse_currency)]
+Status = Annotated[str, BeforeValidator(_one_of(STATUSES))]
+Date = Annotated[datetime.date, BeforeValidator(parse_date)]
+Amount = Annotated[float, BeforeValidator(_number_in(POSITIVE, "units of its currency"))]
+Rate = Annotated[float, BeforeValidator(_number_in(POSITIVE, "USD per unit"))]
+Persons = Annotated[float, BeforeValidator(_number_in(NON_NEGATIVE))]
+PositiveUsd = Annotated[float, BeforeValidator(_number_in(POSITIVE, "USD"))]
+UnitShare = Annotated[float, BeforeValidator(_number_in(UNIT_INTERVAL))]
+CapShare = Annotated[float, BeforeValidator(_number_in(CAP_INTERVAL))]
+RoleList = Annotated[tuple[str, ...], BeforeValidator(_list_of(_one_of(ROLES)))]
+TargetList = Annotated[tuple[str, ...], BeforeValidator(_list_of(normalise_target))]
+TextList = Annotated[tuple[str, ...], BeforeValidator(split_list)]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class StateRow(_Row):
+    """One row of states.csv."""
+
+    iso3: Iso3
+    name: Text
+    region: Text
+    income_group: IncomeGroup
+    roles: RoleList = ()
+    ldc: Bool = False
+    debt_distress: Bool = False
+    debt_risk: DebtRisk | None = None
+    absorption_usd: Usd | None = None
+    gni_usd: Usd | None = None
+    population: Persons | None = None
+    migrants_hosted: Persons | None = None
+    eligible: Bool = True
+
+    @field_validator("debt_risk", mode="after")
+    @classmethod
+    def _risk_fits_distress(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("debt_distress") and value not in (None, "distress"):
+            raise fail(f"got {shown(value)}, but debt_distress is true, which means "
+                       "distress: leave debt_risk blank or write distress")
+        return value
+
+
+class GapRow(_Row):
+    """One row of gaps.csv."""
+
+    iso3: Text  # checked against states.csv by the loader, with a hint
+    target: Target
+    need_usd: PositiveUsd
+
+
+class SourceRow(_Row):
+    """One row of sources.csv."""
+
+    source_id: SourceId
+    name: Text
+    kind: Kind
+    instrument: Instrument
+    # Blank only for a source with rows in contributions.csv (docs/contributions.md), which the
+    # loader checks; such a source's B_f is counted from its rows.
+    pledge_usd: Usd | None = None
+    grant_element: UnitShare | None = Field(default=None, validate_default=True)
+    targets: TargetList = ()
+    regions: TextList = ()
+    income_groups: TextList = ()  # checked by the loader so that every bad item is named
+    exclude_states: TextList = ()
+    max_state_share: CapShare | None = None
+    donor_iso3: Text | None = None
+
+    @field_validator("grant_element", mode="after")
+    @classmethod
+    def _grant_element_fits_instrument(cls, value: float | None, info: ValidationInfo):
+        instrument = info.data.get("instrument")
+        if instrument == "loan" and value is None:
+            raise fail("a loan needs a grant_element in [0, 1]")
+        if instrument == "grant" and value not in (None, 1.0):
+            raise fail(f"got {value:g}, a grant's grant_element is blank or 1")
+        return value
+
+
+class ContributionRow(_Row):
+    """One row of contributions.csv (docs/contributions.md): money a source gave, signed or
+    announced,
+    in its own currency."""
+
+    source_id: SourceId  # checked against sources.csv by the loader
+    currency: Currency
+    amount: Amount
+    status: Status
+    date: Date
+
+
+class FxRow(_Row):
+    """One row of fx.csv (docs/contributions.md): a published rate, USD per unit of a currency, on
+    a day."""
+
+    currency: Currency
+    date: Date
+    usd_per_unit: Rate
+    source: Text
+
+    @field_validator("usd_per_unit", mode="after")
+    @classmethod
+    def _usd_is_one(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("currency") == "USD" and value != 1.0:
+            raise fail(f"got {value:g}, a USD rate is 1")
+        return value
+
+class ProgrammeRow(_Row):
+    """One row of programmes.csv (docs/programmes.md); references and shares are checked by the
+    loader, against states.csv and gaps.csv."""
+
+    programme_id: SourceId
+    name: Text
+    states: TextList
+    targets: TargetList
+    budget_usd: PositiveUsd
+    min_usd: PositiveUsd | None = None
+    quality: UnitShare = 1.0
+    shares: TextList = ()
+
+    @field_validator("states", "targets", mode="after")
+    @classmethod
+    def _not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise fail("required, got an empty list")
+        return value
+
+    @field_validator("min_usd", mode="after")
+    @classmethod
+    def _min_fits_budget(cls, value: float | None, info: ValidationInfo):
+        budget = info.data.get("budget_usd")
+        if value is not None and budget is not None and value > budget:
+            raise fail(f"got {value:g}, above budget_usd {budget:g}: expected a number in "
+                       "(0, budget_usd] (USD)")
+        return value
+
+    @property
+    def minimum_usd(self) -> float:
+        """M_p: min_usd, or the budget when blank."""
+        return self.budget_usd if self.min_usd is None else self.min_usd
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input file: the contract of docs/inputs.md, as data.
+
+    `kind` is what a cell holds ("number", "text", "true/false", ...); `range` bounds a
+    number, `choices` an enumeration: the README's type text is made from them, and the
+    tests check the row models against them field by field.
+    """
+
+    name: str
+    kind: str
+    unit: str
+    required: bool
+    meaning: str
+    range: Range | None = None
+    choices: tuple[str, ...] = ()
+    # A required column whose cell may be blank where another file says so (pledge_usd
+    # beside contributions.csv): the loader, not the CSV reader, decides.
+    blank_allowed: bool = False
+
+    @property
+    def type(self) -> str:
+        """The type as the README's column tables write it."""
+        if self.range is not None:
+            return f"{self.kind} {self.range.text()}"
+        if self.choices:
+            return " ".join(self.choices)
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A column whose values (one, or each item of a `;`-list) must be keys of another
+    file: `gaps.csv` `iso3` -> `states.csv` `iso3`."""
+
+    file: str
+    column: str
+    to_file: str
+    to_column: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: its row model, its columns, its key and its references."""
+
+    name: str
+    model: type[_Row]
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    references: tuple[Reference, ...] = ()
+
+    def column(self, name: str) -> Column:
+        """The column called `name`."""
+        return next(c for c in self.columns if c.name == name)
+
+    # A pair, for callers that unpack `model, columns = INPUT_FILES[name]`.
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.model, self.columns))
+
+
+STATE_COLUMNS = (
+    Column("iso3", "3 upper-case letters, unique", "", True, "key"),
+    Column("name", "text", "", True, "the State's name"),
+    Column("region", "text", "", True, "region, matched by source earmarks"),
+    Column("income_group", "one of", "", True, "capacity class", choices=INCOME_GROUPS),
+    Column("roles", ";-list of origin transit destination", "", False, "migration roles"),
+    Column("ldc", "true/false", "", False, "least developed country"),
+    Column("debt_distress", "true/false", "", False,
+           "loans may not go to this State"),
+    Column("debt_risk", "one of", "", False,
+           "risk of external debt distress (IMF-World Bank LIC-DSF); blank = not rated",
+           choices=DEBT_RISKS),
+    Column("absorption_usd", "number", "USD", False,
+           "most the State can absorb, blank = no limit", range=NON_NEGATIVE),
+    Column("gni_usd", "number", "USD", False, "gross national income, for fair shares only",
+           range=NON_NEGATIVE),
+    Column("population", "number", "persons", False,
+           "for the per-capita-adjusted fair share only", range=NON_NEGATIVE),
+    Column("migrants_hosted", "number", "persons", False,
+           "international migrants living in the State, for the rci fair share only",
+           range=NON_NEGATIVE),
+    Column("eligible", "true/false", "", False,
+           "false: no source may fund this State; blank = true"),
+)
+GAP_COLUMNS = (
+    Column("iso3", "iso3 in states.csv", "", True, "the State"),
+    Column("target", "SDG target code", "", True, "the migration-related target"),
+    Column("need_usd", "number", "USD", True, "capacity gap: what the State cannot yet fund",
+           range=POSITIVE),
+)
+SOURCE_COLUMNS = (
+    Column("source_id", "[a-z0-9_-]+, unique", "", True, "key"),
+    Column("name", "text", "", True, "the source's name"),
+    Column("kind", "one of", "", True, "who pledges", choices=KINDS),
+    Column("instrument", "one of", "", True, "how the money is given", choices=INSTRUMENTS),
+    Column("pledge_usd", "number", "USD", True,
+           "the pledge B_f; blank for a source with rows in contributions.csv",
+           range=NON_NEGATIVE, blank_allowed=True),
+    Column("grant_element", "number", "share", False,
+           "concessionality g_f; required for loans", range=UNIT_INTERVAL),
+    Column("targets", ";-list of target codes", "", False, "earmark: blank = all"),
+    Column("regions", ";-list of regions", "", False, "earmark: blank = all"),
+    Column("income_groups", ";-list of income groups", "", False, "earmark: blank = all"),
+    Column("exclude_states", ";-list of iso3", "", False, "earmark: States left out"),
+    Column("max_state_share", "number", "share", False, "rho_f; blank = the policy's",
+           range=CAP_INTERVAL),
+    Column("donor_iso3", "iso3 in states.csv", "", False,
+           "the contributing State, for fair shares"),
+)
+
+INPUT_FILES: dict[str, InputFile] = {
+    "states.csv": InputFile("states.csv", StateRow, STATE_COLUMNS, key=("iso3",)),
+    "gaps.csv": InputFile("gaps.csv", GapRow, GAP_COLUMNS, key=("iso3", "target"),
+                          references=(Reference("gaps.csv", "iso3", "states.csv", "iso3"),)),
+    "sources.csv": InputFile(
+        "sources.csv", SourceRow, SOURCE_COLUMNS, key=("source_id",),
+        references=(Reference("sources.csv", "exclude_states", "states.csv", "iso3"),
+                    Reference("sources.csv", "donor_iso3", "states.csv", "iso3"))),
+}
+
+PROGRAMME_FILE = "programmes.csv"
+PROGRAMME_COLUMNS = (
+    Column("programme_id", "[a-z0-9_-]+, unique", "", True, "key"),
+    Column("name", "text", "", True, "the programme's name"),
+    Column("states", ";-list of iso3", "", True,
+           "where it works; a joint programme names several"),
+    Column("targets", ";-list of target codes", "", True, "what it serves"),
+    Column("budget_usd", "number", "USD", True, "requested, R_p", range=POSITIVE),
+    Column("min_usd", "number", "USD", False,
+           "smallest viable amount M_p, in (0, budget_usd]; blank = budget_usd",
+           range=POSITIVE),
+    Column("quality", "number", "share", False, "the review panel's score q_p; blank = 1",
+           range=UNIT_INTERVAL),
+    Column("shares", ";-list of ISO3:TARGET=share", "", False,
+           "how its money counts toward its gaps; shares > 0 summing to 1; blank = by U"),
+)
+CONTRIBUTION_FILE = "contributions.csv"
+FX_FILE = "fx.csv"
+CONTRIBUTION_COLUMNS = (
+    Column("source_id", "source_id in sources.csv", "", True,
+           "the source; several rows per source"),
+    Column("currency", "ISO 4217 code", "", True, "the currency of the amount"),
+    Column("amount", "number", "units of the currency", True, "the money", range=POSITIVE),
+    Column("status", "one of", "", True, "how firm it is", choices=STATUSES),
+    Column("date", "YYYY-MM-DD", "", True, "when it was paid, signed or announced"),
+)
+FX_COLUMNS = (
+    Column("currency", "ISO 4217 code", "", True, "the currency"),
+    Column("date", "YYYY-MM-DD", "", True, "the day of the rate"),
+    Column("usd_per_unit", "number", "USD per unit", True, "the rate; 1 for USD",
+           range=POSITIVE),
+    Column("source", "text", "", True, "who published the rate"),
+)
+# Input files a folder may have (docs/contributions.md): read when present, copied into run folders
+# and hashed into the scenario's identity like the others.
+OPTIONAL_INPUT_FILES: dict[str, InputFile] = {
+    CONTRIBUTION_FILE: InputFile(CONTRIBUTION_FILE, ContributionRow, CONTRIBUTION_COLUMNS,
+                                 key=("source_id", "date", "currency", "status")),
+    FX_FILE: InputFile(FX_FILE, FxRow, FX_COLUMNS, key=("currency", "date")),
+    # Read only under `method = "programmes"` (docs/programmes.md); the others ignore it.
+    PROGRAMME_FILE: InputFile(
+        PROGRAMME_FILE, ProgrammeRow, PROGRAMME_COLUMNS, key=("programme_id",),
+        references=(Reference(PROGRAMME_FILE, "states", "states.csv", "iso3"),)),
+}
+
+
+def input_file(name: str) -> InputFile:
+    """The declaration of an input file, required or optional."""
+    return INPUT_FILES.get(name) or OPTIONAL_INPUT_FILES[name]
+
+
+# ---------------------------------------------------------------------------------------
+# The policy (docs/policy.md)
+
+_POLICY_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True)
+# Finite only: TOML has `inf` and `nan`, and either would reach the LP.
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Limit = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class ByIncome(BaseModel):
+    """A value for each income group."""
+
+    model_config = _POLICY_CONFIG
+    LIC: NonNegative = 1.0
+    LMIC: NonNegative = 1.0
+    UMIC: NonNegative = 1.0
+    HIC: NonNegative = 1.0
+
+    def get(self, group: str) -> float:
+        """The value for one income group."""
+        return float(getattr(self, group))
+
+
+class Cofinancing(ByIncome):
+    """c[g]: the share of a gap the fund may cover, by income group."""
+
+    LIC: Fraction = 1.0
+    LMIC: Fraction = 0.75
+    UMIC: Fraction = 0.5
+    HIC: Fraction = 0.0
+
+
+class LoanBurden(ByIncome):
+    """burden[g]: how much a loan to a State of group g costs in the objective."""
+
+    LIC: NonNegative = 1.0
+    LMIC: NonNegative = 0.5
+    UMIC: NonNegative = 0.25
+    HIC: NonNegative = 0.0
+
+
+class RoleWeights(BaseModel):
+    """Wr: one weight per migration role; an unnamed role weighs 1.0."""
+
+    model_config = _POLICY_CONFIG
+    origin: NonNegative = 1.0
+    transit: NonNegative = 1.0
+    destination: NonNegative = 1.0
+
+
+@dataclass(frozen=True)
+class _Unquoted:
+    """The value of a target code written as a bare TOML key (`10.7 = 1.2`), which TOML
+    reads as the nested table {"10": {"7": 1.2}}."""
+
+    code: str
+    value: Any
+
+
+def _target_keys(value: Any) -> Any:
+    """Unquoted target codes flattened back to their dotted key, their values marked so
+    that each is refused with a hint (one problem per key, not one per table)."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+
+    def flatten(prefix: str, item: Any) -> None:
+        if isinstance(item, dict) and item:
+            for key, inner in item.items():
+                flatten(f"{prefix}.{key}", inner)
+        else:
+            out[prefix] = _Unquoted(prefix, item)
+
+    for key, item in value.items():
+        if isinstance(item, dict):
+            flatten(str(key), item)
+        else:
+            out[key] = item
+    return out
+
+
+def _quoted(value: Any) -> Any:
+    if isinstance(value, _Unquoted):
+        raise fail(
+            f"an unquoted target code is read as a nested table: quote it, "
+            f'"{value.code}" = ...'
+        )
+    return value
+
+
+TargetKey = Annotated[str, BeforeValidator(normalise_target)]
+TargetWeights = Annotated[
+    dict[TargetKey, Annotated[NonNegative, BeforeValidator(_quoted)]],
+    BeforeValidator(_target_keys),
+]
+TargetShares = Annotated[
+    dict[TargetKey, Annotated[Fraction, BeforeValidator(_quoted)]],
+    BeforeValidator(_target_keys),
+]
+
+
+class Weights(BaseModel):
+    """Priority weights of the objective."""
+
+    model_config = _POLICY_CONFIG
+    target: TargetWeights = Field(default_factory=dict)
+    income: ByIncome = Field(default_factory=ByIncome)
+    role: RoleWeights = Field(default_factory=RoleWeights)
+
+
+class MaxShare(BaseModel):
+    """m by debt risk (docs/terms.md): the most of a State's allocation that may be loans."""
+
+    model_config = _POLICY_CONFIG
+    low: Fraction = 1.0
+    moderate: Fraction = 1.0
+    high: Fraction = 1.0
+    distress: Fraction = 0.0
+    unrated: Fraction = 1.0
+
+    def get(self, risk: str) -> float:
+        """m for one debt risk (a key of RISK_KEYS)."""
+        return float(getattr(self, risk))
+
+
+class Loans(BaseModel):
+    """The loan penalty lambda, the burden by income group and the loan share by risk."""
+
+    model_config = _POLICY_CONFIG
+    penalty: NonNegative = 0.0
+    burden: LoanBurden = Field(default_factory=LoanBurden)
+    max_share: MaxShare = Field(default_factory=MaxShare)
+
+
+class Limits(BaseModel):
+    """kappa and the default rho."""
+
+    model_config = _POLICY_CONFIG
+    max_state_share: Limit = 1.0
+    max_source_state_share: Limit = 1.0
+
+
+class Thematic(BaseModel):
+    """theta[t]: the least share of all allocations that target t must receive."""
+
+    model_config = _POLICY_CONFIG
+    min_share: TargetShares = Field(default_factory=dict)
+
+    @field_validator("min_share", mode="after")
+    @classmethod
+    def _shares_fit(cls, value: dict[str, float]) -> dict[str, float]:
+        total = sum(value.values())
+        if total > 1 + 1e-12:
+            raise fail(f"the shares sum to {total:g}, expected at most 1")
+        return value
+
+
+class Equity(BaseModel):
+    """The equity floor: which gaps it binds, whether to maximise it, its least level."""
+
+    model_config = _POLICY_CONFIG
+    group: Literal["all", "ldc", "LIC", "LMIC", "UMIC", "HIC"] = "all"
+    maximize: bool = True
+    min_floor: Fraction = 0.0
+    floor_share: Limit = 1.0  # docs/terms.md: the floor held is floor_share x z*
+    tolerance: Annotated[float, Field(gt=0, le=0.01)] = 1e-6
+
+
+class InputMeta(BaseModel):
+    """The optional `meta.toml` of an input folder: what the data are, for every reader."""
+
+    model_config = _POLICY_CONFIG
+    illustrative: bool = False  # true: the figures are invented, every output says so
+    description: str = ""
+
+
+META_FILE = "meta.toml"
+
+
+class Allocation(BaseModel):
+    """How the allocation is chosen among the optima of the floor (docs/model.md)."""
+
+    model_config = _POLICY_CONFIG
+    method: Literal["levels", "weighted", "programmes"] = "levels"
+
+
+class Regional(BaseModel):
+    """theta_r: the least share of all money placed that region r's States must receive
+    (docs/programmes.md; a rule of every method, like the thematic shares)."""
+
+    model_config = _POLICY_CONFIG
+    min_share: dict[str, Fraction] = Field(default_factory=dict)
+
+    @field_validator("min_share", mode="after")
+    @classmethod
+    def _shares_fit(cls, value: dict[str, float]) -> dict[str, float]:
+        total = sum(value.values())
+        if total > 1 + 1e-12:
+            raise fail(f"the shares sum to {total:g}, expected at most 1")
+        return value
+
+
+class Programmes(BaseModel):
+    """The programmes method's balance (docs/programmes.md): how many funded programmes may name one
+    State (0: no limit, the default; else an integer >= 1)."""
+
+    model_config = _POLICY_CONFIG
+    max_per_state: Annotated[int, Field(ge=0)] = 0
+
+
+class Count(BaseModel):
+    """The share of a contribution's face value counted, by status (docs/contributions.md)."""
+
+    model_config = _POLICY_CONFIG
+    paid: Fraction = 1.0
+    signed: Fraction = 1.0
+    pledged: Fraction = 0.8
+
+    def of(self, status: str) -> float:
+        """The share counted for one status."""
+        return float(getattr(self, status))
+
+
+class Pledges(BaseModel):
+    """How contributions become pledges (docs/contributions.md): valued at one date, counted by
+    status. `valuation_date` is required when the inputs have contributions.csv."""
+
+    model_config = _POLICY_CONFIG
+    valuation_date: Annotated[datetime.date | None, BeforeValidator(parse_date)] = None
+    count: Count = Field(default_factory=Count)
+
+
+class Policy(BaseModel):
+    """A policy file of `models/`: every key optional, unknown keys refused."""
+
+    model_config = _POLICY_CONFIG
+    name: str = "unnamed"
+    cofinancing: Cofinancing = Field(default_factory=Cofinancing)
+    weights: Weights = Field(default_factory=Weights)
+    loans: Loans = Field(default_factory=Loans)
+    limits: Limits = Field(default_factory=Limits)
+    thematic: Thematic = Field(default_factory=Thematic)
+    equity: Equity = Field(default_factory=Equity)
+    allocation: Allocation = Field(default_factory=Allocation)
+    pledges: Pledges = Field(default_factory=Pledges)
+    regional: Regional = Field(default_factory=Regional)
+    programmes: Programmes = Field(default_factory=Programmes)
+
+    def role_weight(self, roles: tuple[str, ...]) -> float:
+        """Wr(s): the largest weight among the roles, 1.0 when there are none."""
+        if not roles:
+            return 1.0
+        return max(float(getattr(self.weights.role, r)) for r in roles)
+
+    def zero_weights(self) -> list[tuple[str, ...]]:
+        """Key paths of the weights that are 0: not allowed under `levels`, where a gap's
+        priority is a product of weights and a zero would leave the gap no level."""
+        found: list[tuple[str, ...]] = []
+        found += [("weights", "target", t) for t, w in self.weights.target.items() if w <= 0]
+        found += [("weights", "income", g) for g in INCOME_GROUPS
+                  if self.weights.income.get(g) <= 0]
+        found += [("weights", "role", r) for r in ("origin", "transit", "destination")
+                  if float(getattr(self.weights.role, r)) <= 0]
+        return found

@@ -1,0 +1,115 @@
+"""One MIP or LP of the programmes method (docs/programmes.md), maximised on HiGHS (highspy) or on a
+PuLP solver (CBC), from its matrix: MIP gaps 0 on both, duals d objective / d rhs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def solve_matrix(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
+                 row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
+                 kinds: np.ndarray, solver: str, start: np.ndarray | None = None) -> Solved:
+    """Maximise cost.x with row_lo <= matrix x <= row_hi and column bounds; `kinds` 1
+    marks an integer column. `start`: a feasible point HiGHS starts its search from (an
+    incumbent; it changes the time, not the optimum)."""
+    if solver == "highs":
+        return _solve_highs(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, start)
+    return _solve_pulp(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver)
+
+
+@dataclass
+class Solved:
+    """One solve: status, values and (for an LP) row duals d objective / d rhs."""
+
+    optimal: bool
+    values: np.ndarray
+    objective: float
+    row_dual: np.ndarray
+
+
+def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
+                 row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
+                 kinds: np.ndarray, start: np.ndarray | None = None) -> Solved:
+    import highspy
+
+    from gcm_fund.solvers.highs import new_highs
+
+    highs = new_highs()
+    highs.setOptionValue("mip_rel_gap", 0.0)
+    highs.setOptionValue("mip_abs_gap", 0.0)
+    inf = highspy.kHighsInf
+    csc = matrix.tocsc()
+    n_rows, n_cols = csc.shape
+
+    def bounded(a: np.ndarray) -> np.ndarray:
+        return np.clip(a.astype(np.float64), -inf, inf)
+
+    highs.passModel(n_cols, n_rows, csc.nnz, 1, -1, 0.0, cost.astype(np.float64),
+                    bounded(col_lo), bounded(col_hi), bounded(row_lo), bounded(row_hi),
+                    csc.indptr.astype(np.int32), csc.indices.astype(np.int32),
+                    csc.data.astype(np.float64), kinds.astype(np.int32))
+    if start is not None and kinds.any():
+        incumbent = highspy.HighsSolution()
+        incumbent.col_value = np.asarray(start, dtype=np.float64).tolist()
+        highs.setSolution(incumbent)
+    highs.run()
+    status = highs.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        return Solved(False, np.zeros(n_cols), float("nan"), np.zeros(n_rows))
+    solution = highs.getSolution()
+    values = np.array(solution.col_value)
+    duals = np.array(solution.row_dual) if solution.dual_valid else np.zeros(n_rows)
+    # Passed as a maximisation, HiGHS's row duals are d objective / d rhs (as the backend).
+    return Solved(True, values, float(cost @ values), duals)
+
+
+def _solve_pulp(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
+                row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
+                kinds: np.ndarray, solver: str) -> Solved:
+    import pulp
+
+    from gcm_fund.solvers.backend import quiet_stdout
+    from gcm_fund.solvers.pulp import _pulp_dual_sign, _pulp_solver, _pulp_variable
+
+    problem = pulp.LpProblem("programmes", pulp.LpMaximize)
+    width = len(str(matrix.shape[1]))
+    variables = [_pulp_variable(problem, f"c{j:0{width}d}") for j in range(matrix.shape[1])]
+    for j, variable in enumerate(variables):
+        variable.lowBound = None if np.isinf(col_lo[j]) else float(col_lo[j])
+        variable.upBound = None if np.isinf(col_hi[j]) else float(col_hi[j])
+        if kinds[j]:
+            variable.cat = pulp.LpInteger
+    problem.setObjective(pulp.LpAffineExpression(
+        [(v, float(c)) for v, c in zip(variables, cost, strict=True) if c != 0]))
+    constraints = []
+    for i in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
+        expr = pulp.LpAffineExpression([(variables[j], float(v)) for j, v in
+                                        zip(matrix.indices[lo:hi], matrix.data[lo:hi],
+                                            strict=True)])
+        for bound, sense, tag in ((row_lo[i], pulp.LpConstraintGE, "g"),
+                                  (row_hi[i], pulp.LpConstraintLE, "l")):
+            if np.isfinite(bound):
+                c = pulp.LpConstraint(expr, sense=sense, rhs=float(bound), name=f"r{tag}{i}")
+                problem.addConstraint(c)
+                constraints.append((i, c))
+    name = {"cbc": "PULP_CBC_CMD"}.get(solver, solver)
+    backend = _pulp_solver(solver)
+    if name == "PULP_CBC_CMD":
+        backend.optionsDict["gapRel"] = 0.0
+        backend.optionsDict["gapAbs"] = 0.0
+    with quiet_stdout():
+        problem.solve(backend)
+    if pulp.LpStatus[problem.status] != "Optimal":
+        return Solved(False, np.zeros(matrix.shape[1]), float("nan"),
+                      np.zeros(matrix.shape[0]))
+    values = np.array([v.varValue or 0.0 for v in variables])
+    duals = np.zeros(matrix.shape[0])
+    if not kinds.any():
+        sign = _pulp_dual_sign(solver)
+        for i, c in constraints:
+            duals[i] += (c.pi or 0.0) * sign
+    return Solved(True, values, float(cost @ values), duals)
