@@ -15,7 +15,7 @@ from typing import Any
 
 from gcm_fund.errors import InfeasibleError, InputError
 from gcm_fund.inputs.load import ProblemData
-from gcm_fund.inputs.schema import Policy
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.methods.strategy import method_of
 from gcm_fund.model.limits import check_solvable
 from gcm_fund.model.lp import LinearProgram, build, unmet_regional_diagnosis

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gcm_fund.inputs.schema import ALLOCATION_METHODS, Policy
+from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.schema import ALLOCATION_METHODS
 from gcm_fund.methods import level_filling
 from gcm_fund.methods.level_tolerances import LevelStage, within_money
 from gcm_fund.methods.strategy import LEVELS, METHODS, WEIGHTED, method_of

@@ -17,8 +17,8 @@ import pytest
 
 from gcm_fund.errors import InputError, Problem
 from gcm_fund.inputs.load import ProblemData, load_inputs, load_inputs_and_policy
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import load_policy
-from gcm_fund.inputs.schema import Policy
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny"
 

@@ -71,7 +71,8 @@ import pandas as pd
 
 from gcm_fund.errors import UsageError
 from gcm_fund.inputs.load import ProblemData
-from gcm_fund.inputs.schema import INCOME_GROUPS, Policy
+from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.schema import INCOME_GROUPS
 from gcm_fund.model.spec import fundable_usd
 from gcm_fund.writing import amount, check_output_files, csv_text, inert, real, write_atomic
 

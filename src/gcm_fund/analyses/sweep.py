@@ -53,7 +53,8 @@ import numpy as np
 
 from gcm_fund.errors import InfeasibleError, UsageError
 from gcm_fund.inputs.load import ProblemData
-from gcm_fund.inputs.schema import Policy, did_you_mean
+from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.schema import did_you_mean
 from gcm_fund.methods.levels import distinct_level_values
 from gcm_fund.methods.strategy import method_named, method_of
 from gcm_fund.model.lp import SCALE_USD, LinearProgram, build

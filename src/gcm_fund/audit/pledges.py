@@ -15,7 +15,8 @@ from typing import Any
 
 from gcm_fund.audit.checks import Certifier, Check
 from gcm_fund.inputs.load import ProblemData
-from gcm_fund.inputs.schema import ContributionRow, FxRow, Policy
+from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.schema import ContributionRow, FxRow
 
 # What a two-decimal amount may differ by from the figure it rounds (half a cent), and a
 # rate written with 12 significant digits from the rate read.

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from gcm_fund.inputs.load import ProblemData
-from gcm_fund.inputs.schema import Policy
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.model.spec import equity_members, fundable_usd
 
 LE, GE = 1, -1

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from gcm_fund.errors import InputError, Problem
 from gcm_fund.inputs.csv_input import file_label
+from gcm_fund.inputs.policy import Pledges
 from gcm_fund.inputs.policy_file import PolicyFile, find_toml_line
-from gcm_fund.inputs.schema import CONTRIBUTION_FILE, FX_FILE, ContributionRow, FxRow, Pledges
+from gcm_fund.inputs.schema import CONTRIBUTION_FILE, FX_FILE, ContributionRow, FxRow
 
 if TYPE_CHECKING:
     import pandas as pd

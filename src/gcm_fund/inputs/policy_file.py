@@ -16,14 +16,8 @@ from pydantic import ValidationError
 
 from gcm_fund.errors import InputError, Problem
 from gcm_fund.inputs.csv_input import file_label, readable, sha256_bytes
-from gcm_fund.inputs.schema import (
-    ALLOCATION_METHODS,
-    EQUITY_GROUPS,
-    RISK_KEYS,
-    Policy,
-    did_you_mean,
-    shown,
-)
+from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.schema import ALLOCATION_METHODS, EQUITY_GROUPS, RISK_KEYS, did_you_mean, shown
 from gcm_fund.writing import file_kind
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gcm_fund.inputs.schema import Policy
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.methods.levels import extend, run_levels, solve_levels
 from gcm_fund.methods.programmes import ProgrammesMethod
 from gcm_fund.model.lp import SCALE_USD, LinearProgram, gap_priority

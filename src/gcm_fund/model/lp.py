@@ -15,7 +15,8 @@ import numpy as np
 
 from gcm_fund.errors import Diagnosis, InfeasibleError, Shortfall
 from gcm_fund.inputs.load import ProblemData
-from gcm_fund.inputs.schema import INCOME_GROUPS, Policy
+from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.schema import INCOME_GROUPS
 from gcm_fund.model import spec
 
 if TYPE_CHECKING:

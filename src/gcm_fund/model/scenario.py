@@ -33,6 +33,7 @@ from gcm_fund.errors import InputError, Problem, UsageError
 from gcm_fund.inputs.contributions import pledged_apart, revalue, value_pledges
 from gcm_fund.inputs.csv_input import readable, sha256_bytes
 from gcm_fund.inputs.load import InputTable, ProblemData, load_inputs_and_policy
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import PolicyFile, parse_policy
 from gcm_fund.inputs.schema import (
     CONTRIBUTION_FILE,
@@ -40,7 +41,6 @@ from gcm_fund.inputs.schema import (
     INPUT_FILES,
     META_FILE,
     OPTIONAL_INPUT_FILES,
-    Policy,
     did_you_mean,
     input_file,
 )

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from gcm_fund.inputs.schema import Cofinancing, Equity, MaxShare
+from gcm_fund.inputs.policy import Cofinancing, Equity, MaxShare
 
 # docs/model.md: the rule families, in the order of its table (and of constraints.csv).
 FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "regional",

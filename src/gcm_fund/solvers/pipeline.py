@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from gcm_fund.errors import Diagnosis, InfeasibleError
-from gcm_fund.inputs.schema import Policy
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.model.lp import SCALE_USD, LinearProgram, unmet_thematic_diagnosis
 from gcm_fund.model.spec import reported_floor as spec_reported_floor
 from gcm_fund.model.spec import stage2_z_bounds
