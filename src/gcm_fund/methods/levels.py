@@ -255,10 +255,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     # Stage 1b: the most grant money the rules let the fund place.
     cost = np.zeros(n_cols)
     cost[: lp.n_x] = grant_columns(lp)
-    # From scratch on large LPs, where HiGHS's presolve pays: primal simplex from stage
-    # 1's basis took 8.6 s of CPU against 4.4 s at 834 x 12 x 1,000 and 1.32 s against
-    # 1.16 s at 400 x 12 x 300, but 0.20 s against 0.26 s at 193 x 12 x 100, and no
-    # pivot at all on the example.
+    # From scratch on large LPs, where HiGHS's presolve pays; warm from stage 1's basis on
+    # small ones, where it needs few pivots or none (docs/performance.md).
     n_e = len(layout.gaps)
     slack = PLACED_SLACK_USD * n_e / SCALE_USD
     if not cost.any():

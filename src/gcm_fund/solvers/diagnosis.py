@@ -26,9 +26,9 @@ from gcm_fund.writing import usd_short
 log = logging.getLogger(__name__)
 
 # The conflict costs an IIS (many LP solves over every column: no pool) and one LP per
-# member, and HiGHS's IIS grows faster than the LP: 1.3 s at the example's 5,534 columns,
-# 50-70 s at 36,161 (a generated 120 x 8 x 80 instance). Above this many allocation columns
-# it is left out, and the diagnosis has the elastic view only, solved over a pool.
+# member, and HiGHS's IIS grows faster than the LP (docs/performance.md). Above this many
+# allocation columns it is left out, and the diagnosis has the elastic view only, solved
+# over a pool.
 CONFLICT_MAX_COLUMNS = 15_000
 # Each member's own need is one LP: beyond this many members the rest are named only.
 NEED_MAX_MEMBERS = 20

@@ -24,14 +24,12 @@ log = logging.getLogger(__name__)
 # stays near 2^(FLOW_BITS + COST_BITS + 1), far inside the solver's 64-bit integers.
 FLOW_BITS = 34
 COST_BITS = 12
-# Arcs per gap, about: its cheapest allowed columns. An optimum uses a few per gap; at
-# 834 x 12 x 1,000 the 64 cheapest of some 550 per gap hold 97 % of the full flow's
-# columns and take a fifth of its time (1.0 s against 4.8 s of CPU); pricing finds the
-# rest.
+# Arcs per gap, about: its cheapest allowed columns. An optimum uses a few per gap, so
+# the cheapest few dozen hold nearly all of the full flow's columns at a fraction of its
+# time, and pricing finds the rest (figures in docs/performance.md).
 ARCS_PER_GAP = 64
-# Below this many allocation columns no guess is made: warm re-solves take hundredths of a
-# second there (the example's split: 0.43 s of solve either way, at 5,533 columns), and
-# importing OR-Tools alone costs 0.04 s of every `allocate`.
+# Below this many allocation columns no guess is made: warm re-solves are quick there, and
+# importing OR-Tools would cost more than the guess saves (docs/performance.md).
 MIN_COLUMNS = 50_000
 
 

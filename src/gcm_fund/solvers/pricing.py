@@ -24,8 +24,8 @@ import numpy as np
 from gcm_fund.model.lp import LinearProgram
 
 # Columns taken per gap in each round; each source takes as many in all, so that a round
-# adds about 2 * PER_GAP columns per gap. Measured at 834 x 12 x 1,000: the first pool of
-# 86,570 columns needed one further round of 8,120.
+# adds about 2 * PER_GAP columns per gap: on large instances the first pool then needs one
+# further round at most (docs/performance.md).
 PER_GAP = 5
 # The reduced cost a column must exceed to join: HiGHS's dual feasibility tolerance, so
 # that the pool's optimum is optimal for the whole LP by the solver's own standard.
