@@ -38,6 +38,7 @@ from gcm_fund.inputs.schema import (
     ISO3_PATTERN,
     META_FILE,
     OPTIONAL_INPUT_FILES,
+    InputFile,
     InputMeta,
     did_you_mean,
     input_file,
@@ -221,7 +222,8 @@ def load_inputs(folder: Path | str) -> ProblemData:
         why = ("input folder not found" if kind is None else
                f"expected a folder with states.csv, gaps.csv and sources.csv, found {kind}")
         raise InputError([Problem(str(folder), None, None, why)])
-    for name, (model, columns) in INPUT_FILES.items():
+    def read_file(name: str, spec: InputFile) -> None:
+        model, columns = spec
         path = folder / name
         rows, raw, complete[name] = read_csv_rows(path, columns, problems, warnings)
         if raw is not None:
@@ -230,19 +232,13 @@ def load_inputs(folder: Path | str) -> ProblemData:
         cells[name] = rows
         checked[name] = validate_rows(file_label(path), model, rows, problems)
 
-    # docs/contributions.md's files are read whenever present (other optional files only under the
-    # method that reads them).
+    for name, spec in INPUT_FILES.items():
+        read_file(name, spec)
+    # docs/contributions.md's files are read whenever present (other optional files only
+    # under the method that reads them).
     for name in (CONTRIBUTION_FILE, FX_FILE):
-        model, columns = OPTIONAL_INPUT_FILES[name]
-        path = folder / name
-        if not (path.exists() or path.is_symlink()):
-            continue
-        rows, raw, complete[name] = read_csv_rows(path, columns, problems, warnings)
-        if raw is not None:
-            hashes[name] = sha256_bytes(raw)
-            contents[name] = raw
-        cells[name] = rows
-        checked[name] = validate_rows(file_label(path), model, rows, problems)
+        if (folder / name).exists() or (folder / name).is_symlink():
+            read_file(name, OPTIONAL_INPUT_FILES[name])
 
     meta, meta_bytes = load_meta(folder / META_FILE, problems)
     if meta_bytes is not None:
