@@ -185,16 +185,21 @@ def page_charts(folder: Folder, names: Names) -> dict[str, dict[str, Any]]:
     """The page's figures by chart id; a chart with nothing to draw is left out (the page
     says so in its place)."""
     states = folder.states.set_index("iso3")
-    coverage = folder.coverage
+    # The denominators are the need some source may fund: a gap no source may reach
+    # (an ineligible State, earmarks) would otherwise pull a group below the floor.
+    coverage = folder.coverage[folder.coverage["eligible"].astype(str).str.lower()
+                               .isin(["true", "yes", "1"])]
+    of = " (of the fundable need some source may fund)"
     charts: dict[str, dict[str, Any]] = {"sankey": sankey_figure(folder, names)}
     income = coverage_by(coverage, coverage["iso3"].map(states["income_group"]), income_key)
     charts["by_income"] = coverage_figure(
-        "Coverage by income group", [INCOME_NAMES.get(k, k) for k in income[0]], *income[1:])
+        "Coverage by income group" + of, [INCOME_NAMES.get(k, k) for k in income[0]],
+        *income[1:])
     region = coverage_by(coverage, coverage["iso3"].map(states["region"]))
-    charts["by_region"] = coverage_figure("Coverage by region", *region)
+    charts["by_region"] = coverage_figure("Coverage by region" + of, *region)
     target = coverage_by(coverage, coverage["target"], target_key)
     charts["by_target"] = coverage_figure(
-        "Coverage by target", [names.of_target(t) for t in target[0]], *target[1:])
+        "Coverage by target" + of, [names.of_target(t) for t in target[0]], *target[1:])
     charts["instruments"] = instruments_figure(folder)
     # plotly cannot draw a Sankey without links (it throws); a chart with nothing in it says so.
     empty = {"sankey": not len(folder.allocations), "by_income": not income[0],
