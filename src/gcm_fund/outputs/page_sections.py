@@ -71,6 +71,21 @@ def _no_floor_note(folder: Folder, group: str) -> str:
     return "no gap in the policy's equity group can receive money"
 
 
+def _lowest_coverage(folder: Folder, group: str) -> float | None:
+    """The lowest coverage among the eligible gaps of the equity group, from coverage.csv
+    (what the floor guarantees, against what the gaps actually got)."""
+    coverage = folder.coverage
+    states = folder.states.set_index("iso3")
+    truthy = ["true", "yes", "1"]
+    ldc = (coverage["iso3"].map(states["ldc"]).astype(str).str.lower().isin(truthy)
+           if "ldc" in states.columns else pd.Series(False, index=coverage.index))
+    income = coverage["iso3"].map(states["income_group"]).astype(str)
+    member = equity_members(group, ldc.to_numpy(), income.to_numpy())
+    eligible = coverage["eligible"].astype(str).str.lower().isin(truthy).to_numpy()
+    values = pd.to_numeric(coverage["coverage"][member & eligible], errors="coerce").dropna()
+    return float(values.min()) if len(values) else None
+
+
 def headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
     equity = folder.policy.get("equity", {})
     group = equity.get("group", "all")
@@ -95,8 +110,15 @@ def headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
                       + (f" and {len(held) - 3} more States" if len(held) > 3 else "")
                       + ", which no more money can reach") if held else ""
         maximize = equity.get("maximize", True)
-        floor_note = (f"of fundable need reached by {group_words}"
+        floor_note = (f"of fundable need guaranteed to {group_words}"
                       + ("" if maximize else " (fixed by the policy)"))
+        floor_max = folder.manifest.get("objective", {}).get("floor_max")
+        share = float(equity.get("floor_share", 1.0))
+        if maximize and isinstance(floor_max, (int, float)) and share < 1:
+            floor_note += f" ({share:g} of the {percent(float(floor_max), 2)} it could be)"
+        lowest = _lowest_coverage(folder, group)
+        if lowest is not None:
+            floor_note += f"; the lowest coverage reached is {percent(lowest, 2)}"
         if set_by and maximize:
             why.append(f"What set the floor: {set_by}.")
     left = folder.sources_summary[folder.sources_summary["unallocated_usd"] > 0.005]
