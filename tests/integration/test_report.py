@@ -348,3 +348,15 @@ def test_region_names_in_chart_labels_are_text_not_markup(tmp_path, write_case):
     assert log.errors() == []
     assert links == 0
     assert region in texts
+
+
+@pytest.mark.parametrize("method", ["levels", "weighted"])
+def test_the_weighted_objective_is_shown_only_where_it_decides(bundled_run, method):
+    """Under levels the weighted sum decides nothing, so the page does not show it (the
+    manifest keeps it); under `weighted` it is the objective and the page says so."""
+    run = bundled_run("baseline", method=method)
+    text = visible_text((run / "report.html").read_text(encoding="utf-8"))
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["objective"]["weighted"] is not None
+    shown = re.search(r"weighted objective\s+[0-9]", text) is not None
+    assert shown == (method == "weighted"), text[-2000:]

@@ -198,7 +198,10 @@ def render(folder: Folder) -> bytes:
     provenance_rows = [
         ("run id", manifest.get("run_id", "")), ("status", manifest.get("status", "")),
         ("method", manifest.get("objective", {}).get("method", "weighted")),
-        ("weighted objective", weighted_text(manifest.get("objective", {}).get("weighted"))),
+        # Under levels and programmes the weighted sum decides nothing: the manifest keeps it.
+        *([("weighted objective",
+            weighted_text(manifest.get("objective", {}).get("weighted")))]
+          if manifest.get("objective", {}).get("method", "weighted") == "weighted" else []),
         ("solver", f"{solver.get('name', '')} {solver.get('version', '')}"),
         ("solver options", json.dumps(solver.get("options", {}), sort_keys=True)),
         ("policy", f"{manifest.get('model', {}).get('path', '')} "
