@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from gcm_fund.errors import Diagnosis, InfeasibleError, Problem, UsageError
 from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.model.eligibility import eligible_triples, fundable_usd
 from gcm_fund.model.limits import check_swept_total
-from gcm_fund.model.lp import eligible_triples, fundable_usd
 from gcm_fund.model.scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)
 from gcm_fund.model.scenario import policy_path as _policy_path
 from gcm_fund.outputs.destination import (

@@ -20,7 +20,7 @@ import pytest
 from gcm_fund import api, audit
 from gcm_fund.inputs.load import load_inputs
 from gcm_fund.inputs.policy_file import load_policy
-from gcm_fund.model.lp import eligible_triples
+from gcm_fund.model.eligibility import eligible_triples
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE_UP = ROOT / "inputs"

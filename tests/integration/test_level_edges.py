@@ -17,7 +17,8 @@ from test_levels import SOLVERS
 
 from gcm_fund import api, audit
 from gcm_fund.methods.levels import extend, run_levels
-from gcm_fund.model.lp import build, gap_priority
+from gcm_fund.model.eligibility import gap_priority
+from gcm_fund.model.lp import build
 from gcm_fund.solvers.pipeline import Pipeline
 
 NO_FLOOR: dict[str, Any] = {"equity": {"group": "ldc"}}

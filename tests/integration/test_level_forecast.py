@@ -22,7 +22,8 @@ from test_levels import SOLVERS, level_instances
 from gcm_fund import api, audit
 from gcm_fund.errors import InfeasibleError
 from gcm_fund.methods.levels import distinct_level_values, extend, run_levels
-from gcm_fund.model.lp import build, gap_priority
+from gcm_fund.model.eligibility import gap_priority
+from gcm_fund.model.lp import build
 from gcm_fund.solvers import flow
 from gcm_fund.solvers.pipeline import Pipeline, Solution
 

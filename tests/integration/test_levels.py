@@ -55,7 +55,8 @@ from test_properties import (
 from gcm_fund import api, audit
 from gcm_fund.errors import InfeasibleError, InputError
 from gcm_fund.methods.levels import extend, run_levels
-from gcm_fund.model.lp import build, gap_priority
+from gcm_fund.model.eligibility import gap_priority
+from gcm_fund.model.lp import build
 from gcm_fund.solvers.highs import HighsBackend
 from gcm_fund.solvers.pipeline import Pipeline
 

@@ -100,8 +100,8 @@ def test_the_spread_of_priorities_past_a_float_is_a_real_figure(tmp_path: Path) 
     1e300 (LIC) x 1.1 (its role), the lowest AGO 8.8's, 1e-300 x 1 x 1: 1.1e+900 times.
     The check itself is called: a range check on each weight may come first in `load`."""
     from gcm_fund.inputs.load import load_inputs_and_policy
+    from gcm_fund.model.eligibility import fundable_usd
     from gcm_fund.model.limits import _priority_spread
-    from gcm_fund.model.lp import fundable_usd
 
     policy = baseline_with(tmp_path, {"10.7": 1e300, "8.8": 1e-300}, income={"LIC": 1e300})
     data, policy_file = load_inputs_and_policy(ROOT / "inputs", policy)

@@ -23,7 +23,8 @@ from cases import allocate_and_read, gap, read_csv, source, state, write_case, w
 
 from gcm_fund import api, audit
 from gcm_fund.methods.levels import extend
-from gcm_fund.model.lp import LE, SCALE_USD, LinearProgram, build, gap_priority
+from gcm_fund.model.eligibility import gap_priority
+from gcm_fund.model.lp import LE, SCALE_USD, LinearProgram, build
 from gcm_fund.solvers.backend import StageSolution
 from gcm_fund.solvers.pipeline import Pipeline
 from gcm_fund.solvers.pulp import refined_duals, refined_objective, refined_values

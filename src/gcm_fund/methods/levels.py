@@ -40,7 +40,8 @@ from gcm_fund.methods.level_tolerances import (
     LevelStage,
 )
 from gcm_fund.methods.split import least_burden_columns, solve_split
-from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
+from gcm_fund.model.eligibility import gap_priority, loan_cost
+from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram
 from gcm_fund.model.spec import ceiling_margin, read_back_allowance, relaxed_ceiling_usd
 from gcm_fund.solvers.backend import INFEASIBLE, OPTIMAL, Backend, SolverStopped, StageSolution
 from gcm_fund.solvers.pipeline import Pipeline, Solution, reported_floor

@@ -30,7 +30,8 @@ import scipy.sparse as sp
 from gcm_fund.errors import Diagnosis, InfeasibleError, Shortfall
 from gcm_fund.inputs.programmes import parse_shares
 from gcm_fund.inputs.schema import ProgrammeRow
-from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram, gap_priority, loan_cost
+from gcm_fund.model.eligibility import gap_priority, loan_cost
+from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram
 from gcm_fund.solvers.backend import OPTIMAL, SolverInfo, StageSolution
 from gcm_fund.solvers.pipeline import Solution
 from gcm_fund.solvers.programmes import Solved, solve_matrix

@@ -17,7 +17,8 @@ import numpy as np
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.methods.levels import extend, run_levels, solve_levels
 from gcm_fund.methods.programmes import ProgrammesMethod
-from gcm_fund.model.lp import SCALE_USD, LinearProgram, gap_priority
+from gcm_fund.model.eligibility import gap_priority
+from gcm_fund.model.lp import SCALE_USD, LinearProgram
 from gcm_fund.solvers.backend import Backend
 from gcm_fund.solvers.pipeline import Pipeline, Solution
 

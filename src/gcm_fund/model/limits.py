@@ -37,7 +37,7 @@ from gcm_fund.errors import Problem, UsageError
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.schema import INCOME_GROUPS
-from gcm_fund.model.lp import fundable_usd, gap_priority
+from gcm_fund.model.eligibility import fundable_usd, gap_priority
 
 MIN_FUNDABLE_USD = 0.01
 MIN_THEMATIC_SHARE = 1e-6

@@ -16,7 +16,8 @@ from gcm_fund.inputs.schema import INCOME_GROUPS, RISK_KEYS
 from gcm_fund.methods.stages import Solution
 from gcm_fund.model import spec
 from gcm_fund.model.cents import round_to_cents, written_cents
-from gcm_fund.model.lp import GE, SCALE_USD, LinearProgram, state_loan_cap
+from gcm_fund.model.eligibility import state_loan_cap
+from gcm_fund.model.lp import GE, SCALE_USD, LinearProgram
 from gcm_fund.model.spec import POSITIVE_DUAL, equity_members
 from gcm_fund.outputs import schema as output_schema
 from gcm_fund.solvers.backend import StageSolution
