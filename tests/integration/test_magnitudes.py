@@ -56,20 +56,24 @@ def exact_amounts(fundable: list[float], priority: list[float], pledged: float,
     return [u * min(1.0, max(z_lo, p * high)) for u, p in zip(fundable, priority, strict=True)]
 
 
-# certify's proof that a stopped gap is held sums the step's duals over every row: beside
-# gaps of USD 1e12 the solvers' own dual tolerances leave a USD 1 gap "free" to rise by
-# more than SPEC 4b's absolute USD 0.01 (a known limit, docs/auditing.md). Every other
-# check must pass.
-KNOWN_LIMIT = "levels: stopped gaps held"
+def assert_certified(folder: Path) -> None:
+    """`folder` certifies in full; else the assertion fails with certify's report."""
+    certificate = api.certify(folder)
+    assert all(c.ok for c in certificate.checks), "\n".join(certificate.lines())
 
 
-def certified_but_for_the_known_limit(folder: Path) -> bool:
-    """Whether `folder` certifies; False when only the known limit fails (every other
-    check must pass, else the assertion fails with certify's report)."""
+# CBC's split stage can come back with its values as read (8 digits: USD 1,172 short on a
+# USD 1.8e11 gap beside a USD 1e6 one, within SPEC 4b): the level the written amounts
+# show is then that much low, and certify proves the small gap held only within dollars.
+CBC_SPLIT_LIMIT = "levels: stopped gaps held"
+
+
+def assert_certified_but_for_cbc_split(folder: Path, solver: str) -> None:
+    """`folder` certifies in full; a CBC run may fail `CBC_SPLIT_LIMIT` alone."""
     certificate = api.certify(folder)
     failed = [c.name for c in certificate.checks if not c.ok]
-    assert failed in ([], [KNOWN_LIMIT]), "\n".join(certificate.lines())
-    return not failed
+    allowed = [[], [CBC_SPLIT_LIMIT]] if solver == "cbc" else [[]]
+    assert failed in allowed, "\n".join(certificate.lines())
 
 
 def solve_and_compare(inputs: Path, policy: Path, out: Path, solver: str,
@@ -78,7 +82,7 @@ def solve_and_compare(inputs: Path, policy: Path, out: Path, solver: str,
     the written amounts by gap."""
     run = api.allocate(inputs, policy, solver)
     folder = api.write(run, out)
-    certified = certified_but_for_the_known_limit(folder)
+    assert_certified(folder)
     amounts = {}
     far = []
     for row in read_csv(folder / "coverage.csv"):
@@ -88,9 +92,6 @@ def solve_and_compare(inputs: Path, policy: Path, out: Path, solver: str,
         if abs(amounts[key] - exact[key]) > tolerance(fundable) + 0.005:  # + written cents
             far.append(f"{key}: {amounts[key]:.2f}, exact {exact[key]:.4f}")
     assert not far, f"{solver}: " + "; ".join(far)
-    if not certified:
-        pytest.xfail(f"{solver}: {KNOWN_LIMIT}: the amounts are right, certify cannot prove "
-                     "a small gap held beside huge ones")
     return amounts
 
 
@@ -232,7 +233,7 @@ def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify
         except (InputError, InfeasibleError) as exc:  # exit 2 or 3: not a crash
             pytest.fail(f"{solver}: legal input refused: {exc}")
         out = api.write(run, folder / solver)
-        certified_but_for_the_known_limit(out)
+        assert_certified_but_for_cbc_split(out, solver)
         amounts[solver] = {(r["iso3"], r["target"]): (float(r["allocated_usd"]),
                                                        float(r["fundable_usd"]))
                            for r in read_csv(out / "coverage.csv")}

@@ -41,6 +41,7 @@ from gcm_fund.model.spec import read_back_allowance
 from gcm_fund.solvers.backend import OPTIMAL, SolverStopped, StageSolution
 from gcm_fund.solvers.flow import flow_guess
 from gcm_fund.solvers.pipeline import Pipeline
+from gcm_fund.solvers.pulp import refined_duals
 
 __all__ = ["FULL_SHARE", "FULL_TOL", "HOLD_MARGIN", "HOLD_MARGIN_USD", "REACH_TOLERANCE",
            "SAME_DUAL", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout",
@@ -419,6 +420,12 @@ class Filling:
         self.last = solution
         rising = self.rising
         level = float(solution.col_value[layout.level_col])
+        # HiGHS leaves reduced costs within its dual tolerance, not at 0; `certify` prices
+        # them at their columns' bounds, beside USD 1e12 gaps dollars of a small gap's rise.
+        exact = refined_duals(self.pipeline.lp, solution, self.cost, self.rhs)
+        if exact is not None:
+            solution.row_dual = exact
+            solution.col_dual = self.cost - self.forecaster.transpose(exact)
         self._move_floor_duals(solution, level)
         full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
         if full.any():

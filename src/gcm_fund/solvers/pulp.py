@@ -305,8 +305,8 @@ def _tight_rows(matrix: Any, x: np.ndarray, dual: np.ndarray, cost: np.ndarray,
 def refined_duals(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
                   rhs: np.ndarray) -> np.ndarray | None:
     """Optimal duals (d objective / d rhs) of a stage solved on `lp` at `rhs`, to float
-    precision, from duals that came back rounded (CBC's 8 significant digits); None when
-    they cannot be had.
+    precision, from duals that came back rounded (CBC's 8 significant digits) or within a
+    solver's dual tolerance (HiGHS's level steps); None when they cannot be had.
 
     An optimal dual y is non-zero on tight rows only and keeps the reduced cost
     `c - A^T y` at 0 on every column strictly between its bounds. Read back rounded, those
