@@ -21,18 +21,23 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Limit = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
-class ByIncome(BaseModel):
-    """A value for each income group."""
+class _ByKey(BaseModel):
+    """A table of numbers, one per key (an income group, a debt risk)."""
 
     model_config = _POLICY_CONFIG
+
+    def get(self, key: str) -> float:
+        """The value for one key."""
+        return float(getattr(self, key))
+
+
+class ByIncome(_ByKey):
+    """A value for each income group."""
+
     LIC: NonNegative = 1.0
     LMIC: NonNegative = 1.0
     UMIC: NonNegative = 1.0
     HIC: NonNegative = 1.0
-
-    def get(self, group: str) -> float:
-        """The value for one income group."""
-        return float(getattr(self, group))
 
 
 class Cofinancing(ByIncome):
@@ -122,19 +127,14 @@ class Weights(BaseModel):
     role: RoleWeights = Field(default_factory=RoleWeights)
 
 
-class MaxShare(BaseModel):
+class MaxShare(_ByKey):
     """m by debt risk (docs/terms.md): the most of a State's allocation that may be loans."""
 
-    model_config = _POLICY_CONFIG
     low: Fraction = 1.0
     moderate: Fraction = 1.0
     high: Fraction = 1.0
     distress: Fraction = 0.0
     unrated: Fraction = 1.0
-
-    def get(self, risk: str) -> float:
-        """m for one debt risk (a key of RISK_KEYS)."""
-        return float(getattr(self, risk))
 
 
 class Loans(BaseModel):
