@@ -19,10 +19,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup, TyperOption
 
 from gcm_fund import __version__
 from gcm_fund.cli import terminal
+from gcm_fund.cli.group import Commands
+from gcm_fund.cli.terminal import say
 from gcm_fund.errors import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -40,58 +41,9 @@ from gcm_fund.writing import Terminated, whole
 # Each command imports the library (gcm_fund.api pulls in pandas and scipy) when it runs:
 # `--help` and a typo answer at once.
 
-GLOBAL_FLAGS = frozenset({"--debug", "--verbose", "-v"})
-
-
-class _Commands(TyperGroup):
-    """The command group, with two habits of a shell tool.
-
-    `--debug` and `-v` may come after the command too (`gcm-fund allocate -v`); and output
-    that cannot be written ends the command cleanly: a closed pipe (`| head`) quietly with
-    status 0, anything else (a full disk behind `> file`) with one message.
-    """
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        # Only up to `--`: after it every word is an argument, even one spelled `-v`; and
-        # never the value of an option (`--source -v` names a source called `-v`).
-        end = args.index("--") if "--" in args else len(args)
-        command = next((self.commands.get(a) for a in args[:end] if not a.startswith("-")),
-                       None)
-        takes_value = {opt for param in getattr(command, "params", ())
-                       if isinstance(param, TyperOption) and not param.is_flag
-                       for opt in param.opts}
-        hoisted: list[str] = []
-        rest: list[str] = []
-        for i, word in enumerate(args[:end]):
-            value = i > 0 and args[i - 1] in takes_value
-            (hoisted if word in GLOBAL_FLAGS and not value else rest).append(word)
-        return super().parse_args(ctx, [*hoisted, *rest, *args[end:]])
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OSError as exc:
-            # Command bodies map their own OSErrors (_guard); what reaches here is the
-            # printing of results to stdout.
-            terminal.quiet_stdout()
-            if exc.errno == errno.EPIPE:
-                raise typer.Exit(EXIT_OK) from None
-            _say(f"error: cannot write the output to standard output: {exc.strerror}")
-            raise typer.Exit(EXIT_OUTPUT) from None
-
-
-def _flag_type(self: TyperOption, ctx: Any) -> str | None:
-    # A flag takes no value: show `--force`, not `--force <bool>` (typer >= 0.25 labels
-    # every option with its type).
-    return None if self.is_flag else _option_type(self, ctx)
-
-
-_option_type = TyperOption.display_type_rich
-TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign,assignment]
-
 app = typer.Typer(
     name="gcm-fund",
-    cls=_Commands,
+    cls=Commands,
     help="Allocate a pooled migration-financing fund to States' capacity gaps (a linear "
          "program under shared but differentiated responsibility).",
     no_args_is_help=True,
@@ -143,12 +95,6 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show a traceback 
     terminal.log_steps(verbose)
 
 
-def _say(text: str) -> None:
-    """A message on stderr exactly as written: plain text, never wrapped or restyled
-    (messages are tested and parsed line by line)."""
-    typer.echo(text, err=True)
-
-
 def _guard(action: Callable[[], T]) -> T:
     """Run a command body: library errors become one message and an exit status.
 
@@ -160,23 +106,23 @@ def _guard(action: Callable[[], T]) -> T:
         raise
     except KeyboardInterrupt as exc:
         if isinstance(exc, Terminated):
-            _say("terminated: nothing was written")
+            say("terminated: nothing was written")
             raise typer.Exit(EXIT_TERMINATED) from None
-        _say("interrupted: nothing was written")
+        say("interrupted: nothing was written")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         if _state["debug"]:
             traceback.print_exc()
         if isinstance(exc, InputError):
-            _say(exc.render())
+            say(exc.render())
         elif isinstance(exc, InfeasibleError):
-            _say(f"infeasible: {exc.diagnosis.reason}")
+            say(f"infeasible: {exc.diagnosis.reason}")
         elif isinstance(exc, OSError) and exc.filename is not None:
-            _say(f"error: {exc.filename}: {exc.strerror or exc}")
+            say(f"error: {exc.filename}: {exc.strerror or exc}")
         elif isinstance(exc, (GcmFundError, OSError)):
-            _say(f"error: {exc}")
+            say(f"error: {exc}")
         else:
-            _say(f"internal error: {type(exc).__name__}: {exc} (a bug in gcm_fund; run with "
+            say(f"internal error: {type(exc).__name__}: {exc} (a bug in gcm_fund; run with "
                  "--debug for a traceback)")
             raise typer.Exit(EXIT_INTERNAL) from None
         code = exc.exit_code if isinstance(exc, GcmFundError) else EXIT_BAD_INPUT
@@ -185,7 +131,7 @@ def _guard(action: Callable[[], T]) -> T:
 
 def _print_warnings(warnings: list[Any]) -> None:
     for warning in warnings:
-        _say(f"warning: {warning}")
+        say(f"warning: {warning}")
 
 
 @app.command()
@@ -528,7 +474,7 @@ def fair_share(
                                             on_loaded=lambda loaded: _print_warnings(
                                                 loaded.warnings)))
     for note in shares.notes:
-        _say(f"note: {note}")
+        say(f"note: {note}")
     # Under rci, the weight and threshold the table was computed with (defaults included).
     used = shares.table.attrs
     terminal.fair_shares(out, shares, basis, used.get("capacity_weight"), used.get("threshold"),

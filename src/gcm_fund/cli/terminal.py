@@ -236,3 +236,9 @@ def shown_metric(metric: str, value: float | None) -> str:
     if metric.startswith("level_"):  # a level is coverage / priority: no unit
         return f"{value:.6g}"
     return f"{value:.2%}" if metric == "floor" else f"{value:.1%}"
+
+
+def say(text: str) -> None:
+    """A message on stderr exactly as written: plain text, never wrapped or restyled
+    (messages are tested and parsed line by line)."""
+    typer.echo(text, err=True)

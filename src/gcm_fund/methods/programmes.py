@@ -517,7 +517,7 @@ def solution_of(selection: Selection, info: SolverInfo) -> Solution:
 def solver_info(solver: str) -> SolverInfo:
     """Which solver selected, for the manifest."""
     if solver == "highs":
-        from gcm_fund.solvers.highs import new_highs
+        from gcm_fund.solvers.highs_calls import new_highs
 
         return SolverInfo("highs", new_highs().version(), {"mip_rel_gap": 0.0,
                                                            "mip_abs_gap": 0.0})

@@ -35,7 +35,7 @@ def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
                  kinds: np.ndarray, start: np.ndarray | None = None) -> Solved:
     import highspy
 
-    from gcm_fund.solvers.highs import new_highs
+    from gcm_fund.solvers.highs_calls import new_highs
 
     highs = new_highs()
     highs.setOptionValue("mip_rel_gap", 0.0)
