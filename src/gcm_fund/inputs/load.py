@@ -507,7 +507,7 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
         raise InputError(problems)
     assert data is not None
     data = value_pledges(data, policy_file)
-    if policy_file.policy.allocation.method == "programmes":
+    if policy_file.policy.allocation.reads_programmes:
         from gcm_fund.inputs.programmes import load_programmes
 
         data = load_programmes(inputs, data)

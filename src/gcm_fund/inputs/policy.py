@@ -186,6 +186,19 @@ class Allocation(BaseModel):
     model_config = _POLICY_CONFIG
     method: Literal["levels", "weighted", "programmes"] = "levels"
 
+    @property
+    def fills_by_priority(self) -> bool:
+        """Whether the method fills gaps in the order of their priority, the product of
+        their weights (docs/model.md's priority levels): every weight must then be > 0 and
+        the priorities' spread bounded. Modules below `methods/` ask this, not the name."""
+        return self.method == "levels"
+
+    @property
+    def reads_programmes(self) -> bool:
+        """Whether the method selects programmes, so that the input folder's programmes.csv
+        is read (docs/programmes.md)."""
+        return self.method == "programmes"
+
 
 class Regional(BaseModel):
     """theta_r: the least share of all money placed that region r's States must receive

@@ -194,7 +194,7 @@ def parse_policy(raw: bytes, path: Path | str, targets: set[str] | None = None) 
                         policy_message(error, key_path))
             )
         raise InputError(problems) from None
-    if policy.allocation.method == "levels":
+    if policy.allocation.fills_by_priority:
         zero = [Problem(label, find_toml_line(text, key), render_key(key),
                         "got 0, expected a weight > 0 under [allocation] method = \"levels\" "
                         "(a gap's priority is the product of its weights; use method = "

@@ -162,7 +162,7 @@ def _priority_spread(data: ProblemData, policy: Policy, policy_label: str,
     span more than `MAX_PRIORITY_SPREAD`. Where a product of weights leaves floating point
     (1e300 x 1e300 is infinite, 1e-300 x 1e-300 is 0) the priorities are compared in
     logarithms, so that the spread is still a number."""
-    if policy.allocation.method != "levels" or not (fundable > 0).any():
+    if not policy.allocation.fills_by_priority or not (fundable > 0).any():
         return []
     with np.errstate(over="ignore", under="ignore"):
         priority = gap_priority(data, policy)
