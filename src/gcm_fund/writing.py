@@ -123,8 +123,8 @@ def write_table(path: Path, columns: Sequence[str],
             writer.writerows(zip(*cells, strict=True))
             return
         # Each column quoted once, then the lines joined in C: csv.writer inspects every
-        # character of every cell, which took most of the time of writing a constraints
-        # table (560,797 rows x 9 columns at 10,008 gaps x 1,000 sources).
+        # character of every cell, the most of a large constraints table's writing time
+        # (docs/performance.md).
         lines = "\n".join(map(",".join, zip(*quoted, strict=True)))
         if lines:
             handle.write(lines + "\n")
@@ -171,7 +171,7 @@ def _formatted(column: Any, form: Callable[[Any], str]) -> list[str]:
     import numpy as np  # here: `--help` imports this module and needs no numpy
 
     # Each distinct value formatted once (a constraints table's slacks and duals repeat:
-    # 26 distinct duals in 560,797 rows), told apart by their bits so that -0.0 and 0.0
+    # few distinct values in many rows), told apart by their bits so that -0.0 and 0.0
     # keep their own texts.
     bits = np.ascontiguousarray(column.to_numpy(), dtype=np.float64).view(np.int64)
     distinct, inverse = np.unique(bits, return_inverse=True)

@@ -50,8 +50,8 @@ follow:
 | `programme_states` | how many States get money from a funded programme |
 | `smallest_programme_usd` | the smallest amount a funded programme receives |
 
-A cap binds when, in the final stage, its slack on the written amounts is within SPEC
-section 5's tolerance (0.01 USD per allocation in the row plus 1e-7 of
+A cap binds when, in the final stage, its slack on the written amounts is within
+docs/outputs.md's tolerance (0.01 USD per allocation in the row plus 1e-7 of
 max(|lhs|, |rhs|, 1e6)) and the absolute value of its dual exceeds 1e-9 per USD. Shares are of
 `allocated_usd` (blank when nothing is allocated).
 """

@@ -128,8 +128,8 @@ class SweepResult:
     method: str = "weighted"  # the policy's `[allocation] method`
 
 
-# Each level is one warm re-solve (tens of ms on the example) and one row of every table:
-# 10,000 levels is hours on a large instance, and a typo such as 999999999999 must not
+# Each level is one warm re-solve and one row of every table: the limit keeps a sweep's
+# time and files within reason on large inputs, and a typo such as 999999999999 must not
 # try to allocate terabytes.
 MAX_LEVELS = 10_000
 

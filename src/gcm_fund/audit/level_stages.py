@@ -133,7 +133,7 @@ def grants_of(rules: Rules) -> np.ndarray:
 
 
 def relaxed_ceilings(rules: Rules) -> np.ndarray:
-    """Every gap's ceiling row's right-hand side before stage 3 (SPEC's constants)."""
+    """Every gap's ceiling row's right-hand side before stage 3 (`model.spec`'s constants)."""
     return relaxed_ceiling_usd(rules.gaps["fundable_usd"].to_numpy(dtype=float))
 
 

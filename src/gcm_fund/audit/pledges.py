@@ -3,7 +3,7 @@
 against them.
 
 Deliberately separate from `contributions.py` (the engine's side): the rule is restated
-here from the SPEC, so that a fault in one is caught by the other.
+here from docs/contributions.md, so that a fault in one is caught by the other.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Exit status: 0 done; 1 a check failed (certify); 2 bad input or usage, nothing w
 """
 
 # No `from __future__ import annotations` here: Typer reads every command's parameters from
-# their annotations as the command line is parsed, and evaluating 240 of them from strings
-# each time cost more than the rest of the parsing.
+# their annotations as the command line is parsed, and evaluating hundreds of them from
+# strings each time costs more than the rest of the parsing.
 import errno
 import gc
 import os
@@ -199,13 +199,13 @@ def main() -> None:
     # ours, so its help output ends like a command's: quietly on a closed pipe, 74 when
     # stdout cannot be written.
     Console.on_broken_pipe = terminal.PipeConsole.on_broken_pipe  # type: ignore[method-assign,assignment]
-    # numpy's OpenBLAS starts a worker thread that busy-waits about 2**28 cycles for work
-    # before it sleeps: a tenth of a second of the other core in every command that imports
-    # numpy, and on a shared machine a tenth taken from someone. The wait is read once, when
+    # numpy's OpenBLAS starts a worker thread that busy-waits for work before it sleeps:
+    # the other core's time in every command that imports numpy, on a shared machine
+    # taken from someone else's work. The wait is read once, when
     # numpy loads (after this line); the number of threads, and so every sum's bits, stays.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     # Pydantic looks for plugins (observability hooks) in the entry points of every package
-    # installed beside it, a few milliseconds per command; the tool's checks use none.
+    # installed beside it, at every command's start; the tool's checks use none.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app()
@@ -507,7 +507,7 @@ def compare(
     status, floor, weighted, pledged and allocated USD, the shares of the
     allocation to LDCs, to each income group, region and target, the loans
     share, and the number of binding caps (absorb, state_share and
-    source_state rows whose slack is within SPEC's tolerance and whose dual
+    source_state rows whose slack is within the rules' tolerance and whose dual
     is not zero); then the grant equivalent, its shares to LDCs and to each
     income group, and the loans' share of the money by debt risk. One CSV row
     per figure, one column per scenario.

@@ -59,7 +59,7 @@ class InputTable:
     (`table["need_usd"]`) or as a pandas DataFrame (`table.frame`).
 
     The frame is built on first use: `validate` reads columns only and never imports
-    pandas (a quarter of a second, more than all of its work on the example). Both views
+    pandas (whose import costs more than all of its work on small inputs). Both views
     are shared, never changed in place: a changed table is a new one (`replaced`).
     """
 
@@ -305,7 +305,7 @@ def load_inputs(folder: Path | str) -> ProblemData:
     warnings.extend(_near_regions(states_label, states, sources_label, sources))
     for line, source in sources:
         if source.source_id.startswith("-"):
-            # SPEC allows the id; a spreadsheet opening a CSV reads such a cell as a formula.
+            # The schema allows the id; a spreadsheet opening a CSV reads such a cell as a formula.
             warnings.append(
                 Problem(sources_label, line, "source_id",
                         f"{shown(source.source_id)} starts with '-', which a spreadsheet "

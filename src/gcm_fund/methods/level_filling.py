@@ -66,7 +66,7 @@ def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> No
 
     Where many gaps fill at the same level (every gap of priority 1.21 at L = 1/1.21),
     the step's LP is degenerate and the solver's vertex dual may name one of them only:
-    the others, unnamed, then stopped one per step (96 steps of 173 at 193 x 12 x 100).
+    the others, unnamed, then stop one per step (docs/performance.md counts such steps).
     For one such gap, dual -1/(pi U) on its level row and 1/(pi U) on its `gap` row
     prove L <= 1/pi <= L_k by themselves; a convex combination of optimal duals is an
     optimal dual, so each gets weight FULL_SHARE and the solver's dual the rest. The
@@ -213,7 +213,7 @@ class Filling:
         them held (None when none rises then): the next step's.
 
         The step as it stands comes first: where a rule shared between States stops the
-        water before the first forecast stop (the budgets, on the example), that LP is
+        water before the first forecast stop (often the budgets), that LP is
         the step, and nothing else is solved. Otherwise the forecasts hold up to the
         next stop of a shared rule at some level G. An LP with k forecasts held that
         does not reach the k-th level still tells something: it holds some gaps above

@@ -2,8 +2,8 @@
 prove it (docs/model.md).
 
 Progressive filling finds one distinct level per LP when each step only finds the next
-stop: at 193 States x 12 targets x 100 sources, 78 LPs, 76 of them a State reaching its
-absorption cap. Most stops are local: a gap fills (`gap[s,t]`), or a State's cap
+stop, and most such steps are a State reaching its absorption cap (docs/performance.md
+counts them). Most stops are local: a gap fills (`gap[s,t]`), or a State's cap
 (`absorb[s]`, `state_share[s]`) fills as its gaps rise together. Those levels follow
 from the caps' right-hand sides and the gaps' needs alone: with its rising gaps at
 `clip(pi U L, floor, U)` and its stopped ones at their holds, a State's total reaches its

@@ -14,8 +14,8 @@ STOP_SHARE = 1e-7
 # their share. Noise in a vertex dual is a rounding error of the whole dual vector, so it
 # is small per unit of money whatever the gap's size; a real dual is not, however small
 # the gap: a rule that stops many gaps (a budget) gives each the same dual per unit, and a
-# USD 100 gap beside twenty of USD 1e10 gets 5e-10 of the share. Left rising, it took
-# what the twenty holds below their level gave way (USD 0.02, past docs/model.md's 0.01).
+# USD 100 gap beside twenty of USD 1e10 gets 5e-10 of the share. Left rising, it takes
+# what the twenty holds below their level give way, which can pass docs/model.md's 0.01.
 SAME_DUAL = 1e-3
 # ... its dual above WRITTEN_DUAL, so that the step's written duals prove the stop, however
 # small its share: a small gap beside huge ones under one budget has a tiny share, and left
@@ -24,15 +24,15 @@ SAME_DUAL = 1e-3
 WRITTEN_DUAL = 1e-12
 # A stopped gap is held this far (relative) below the level it stopped at: the steps after
 # it come back within the solver's tolerances, not exactly, and a hold at the very edge
-# can make a later stage infeasible (seen on the example with its rows shuffled). 1e-9 of
+# can make a later stage infeasible (the order of the rows alone can decide it). 1e-9 of
 # a gap's fundable need is far inside docs/model.md's 1e-6.
 HOLD_MARGIN = 1e-9
 # ... and never more than this (USD): what a hold gives way is money a rising gap can
 # take, and a gap that truly stops but that the step's dual does not name (a zero dual on
-# its level row, or one too small by both tests above) takes it all in the next step. Held
-# 1e-9 below a USD 2.5e9 level, two gaps freed USD 5, and a USD 100 gap that should have
-# got USD 25 rose to 30, where docs/model.md allows USD 0.01. A thousandth of a cent per hold
-# is HiGHS's primal tolerance (1e-9 of USD 1 million).
+# its level row, or one too small by both tests above) takes it all in the next step. A
+# relative margin on a level of billions frees dollars, where docs/model.md allows a small
+# gap USD 0.01. A thousandth of a cent per hold is HiGHS's primal tolerance (1e-9 of USD 1
+# million).
 HOLD_MARGIN_USD = 1e-3
 # A rising gap is full at its own cap when pi L >= 1 - this: its coverage cannot exceed 1.
 FULL_TOL = 1e-9

@@ -71,7 +71,7 @@ class LevelsResult:
     # Stage 1b's and stage 3's non-zero duals (d objective / d rhs; stage 3 maximises
     # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
     stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
-    lps: int = 0  # LPs solved in stage 2 (SPEC's `steps`): forecast steps need none
+    lps: int = 0  # LPs solved in stage 2 (docs/outputs.md's `steps`): forecast steps need none
 
 
 
@@ -271,7 +271,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
         total = float(placed.col_value[: lp.n_x] @ cost[: lp.n_x])
     if precision > 0 and cost.any():
         # Where the money placed binds, docs/model.md's slack is money the levels spend: X*
-        # read back rounded (USD 4 off on the example) would change the levels.
+        # read back rounded (dollars off on large sums) would change the levels.
         refined = refined_objective(ext, placed, cost, rhs)
         if refined is None:
             slack = max(slack, read_back_allowance(precision) * total)
@@ -288,7 +288,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     stop_step, held, steps, last = filling.stop_step, filling.held, filling.steps, filling.last
 
     # Stage 3 and the split hold each gap from above too: the holds below give way by
-    # the solver's precision, and the money that frees (USD 18 over 540 gaps on CBC)
+    # the solver's precision, and the money that frees (dollars over hundreds of gaps)
     # must not pile onto one stopped gap, past docs/model.md's tolerance.
     in_e = np.isfinite(held[layout.gaps])
     rhs[layout.ceiling_rows[in_e]] = (layout.scale[in_e] * held[layout.gaps[in_e]] * layout.unit

@@ -57,8 +57,8 @@ def round_to_cents(x_usd: np.ndarray, var_source: np.ndarray, var_gap: np.ndarra
     in proportion to its amounts.
     """
     x_usd = np.asarray(x_usd, dtype=float)
-    # Only positive amounts can be written as a cent or more: at 10,008 gaps x 1,000
-    # sources, about 100,000 of 5.5 million columns. The others stay 0 and change no total
+    # Only positive amounts can be written as a cent or more, a small share of the columns
+    # on large inputs. The others stay 0 and change no total
     # (a float sum with +0.0 added is the same sum), and the columns kept stay in column
     # order, so every tie is broken as over all columns.
     support = np.flatnonzero(x_usd > 0)

@@ -57,7 +57,7 @@ class RowBlock:
 
     def names(self) -> list[str]:
         """`family[key,key]` for every row of the block."""
-        # One string per row, built in one step (the large instance has 560,797 rows).
+        # One string per row, built in one step (large inputs have hundreds of thousands).
         prefix = f"{self.family}["
         if len(self.keys) == 1:
             return [f"{prefix}{k}]" for k in self.keys[0]]
@@ -150,7 +150,7 @@ class LinearProgram:
 
         `source_state[f,s]` with rho_f = 1 is `budget[f]` restricted to one State, and
         `state_share[s]` with kappa = 1 is the sum of all budgets restricted to one State.
-        At 10,000 gaps x 1,000 sources these are most of the 560,000 rows. They stay in
+        On large inputs these are most of the rows. They stay in
         the LP and in `constraints.csv`; a solver may leave them out, and a dual of 0 on
         them is then valid (they never bind alone).
         """
@@ -295,7 +295,7 @@ class _Rows:
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     """The parts end to end; the list is emptied, so that parts and whole never coexist
-    longer than needed (30 million entries at 10,000 gaps x 1,000 sources)."""
+    longer than needed (tens of millions of entries on large inputs)."""
     whole = np.concatenate(parts)
     parts.clear()
     return whole

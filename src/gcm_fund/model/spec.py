@@ -1,4 +1,4 @@
-"""The SPEC's constants and one-line rules, each stated once.
+"""The model's constants and one-line rules (docs/model.md, docs/outputs.md), each stated once.
 
 The model, the solve, the writers and the independent check (`certify`) all read these, so
 a tolerance, a bound or `U` cannot drift apart between the code that makes a run and the

@@ -257,8 +257,8 @@ def render(folder: Folder) -> bytes:
         '<script type="text/javascript">',
     ])
     tail = f"</script><script>{CHART_SCRIPT}</script></body></html>\n"
-    # plotly.js (4.8 MB, some of it beyond Latin-1) goes in as the bytes of its file: decoded
-    # into the page's text and encoded again it cost a 1-second allocate two hundredths.
+    # plotly.js (megabytes, some of it beyond Latin-1) goes in as the bytes of its file:
+    # decoding it into the page's text and encoding it again would cost every run its time.
     return b"".join([head.encode("utf-8"), _plotly_bytes(), tail.encode("utf-8")])
 
 

@@ -122,15 +122,16 @@ class Folder:
 
 # The ASCII characters str.strip() removes.
 _ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-# What the page reads of a constraints table (a large instance has 560,000 rows): these
+# What the page reads of a constraints table (hundreds of thousands of rows on large
+# inputs): these
 # columns, of the rows that bind (a dual not 0) and of the caps a gap may be held by.
 CONSTRAINT_COLUMNS = PAGE_CONSTRAINT_COLUMNS
 CAP_FAMILIES = ("absorb", "state_share")
 PAGE_ROW_COLUMNS = ("family", "dual")  # what `_page_rows` reads
 # Tables as just written, by file name: the cells of the columns the page reads, column by
 # column in the file's order, as the file holds them (`report.write_run` hands them over so
-# that the page does not parse the files it has just written: at the large size, two
-# constraints tables of half a million rows).
+# that the page does not parse the files it has just written: on large inputs, two
+# constraints tables of hundreds of thousands of rows).
 Written = dict[str, dict[str, list[str]]]
 
 
@@ -181,7 +182,7 @@ def _read_table(path: Path, numbers: Iterable[str] = (), columns: Iterable[str] 
                             usecols=None if wanted is None else lambda c: c.strip() in wanted)
         table.columns = [c.strip() for c in table.columns]
         # Cells are stripped only in a column that has a cell to strip (none, in the files
-        # this tool writes): stripping 5 million cells one by one costs more than the page.
+        # this tool writes): stripping millions of cells one by one costs more than the page.
         for i in range(table.shape[1]):
             column = table.iloc[:, i]
             if _has_edge_space(column.tolist()):

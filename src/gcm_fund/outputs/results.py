@@ -238,7 +238,7 @@ def solution_pledges(lp: LinearProgram, solution: Solution) -> np.ndarray:
 
 def row_labels(lp: LinearProgram) -> dict[str, Any]:
     """The `name`, `family`, `source_id`, `iso3` and `target` columns of a constraints
-    table: the same for every stage of one LP (half a second at 560,797 rows)."""
+    table: the same for every stage of one LP, so computed once per LP."""
     return {"name": lp.row_names(), "family": lp.row_families(), **lp.row_keys()}
 
 
@@ -255,7 +255,7 @@ def constraints_table(lp: LinearProgram, x_written: np.ndarray, stage: StageSolu
     z) into per-USD terms. `labels` are `row_labels(lp)`, when the caller has them.
     """
     # The other columns (z) at 0 instead of a slice of the matrix without them: the same
-    # sums (a zero term leaves a sum as it is) without copying 30 million non-zeros.
+    # sums (a zero term leaves a sum as it is) without copying the matrix's non-zeros.
     columns = np.zeros(lp.matrix.shape[1])
     columns[:lp.n_x] = x_written
     lhs = np.asarray(lp.matrix @ columns).ravel()
@@ -466,7 +466,7 @@ def _step_rules(lp: LinearProgram, solution: Solution, names: np.ndarray
         touches.eliminate_zeros()
         touches.sort_indices()
         # Column slices read from the index arrays: scipy's own slicing costs more per
-        # gap than the rest of the step (hundreds of stopped gaps on the example).
+        # gap than the rest of the step, and a step can stop hundreds of gaps.
         start, index = touches.indptr, touches.indices
         stopped: dict[int, list[str]] = {}
         for g in step.stopped.tolist():

@@ -402,7 +402,7 @@ class HighsBackend:
         matrix is [A I] with logicals equal to minus the row activities, so a basic row's
         activity moves by minus its entry). This is the step HiGHS would take with zero
         pivots, without its fixed cost per run (checking and copying the whole matrix,
-        about 50 ms at 193 x 12 x 100).
+        docs/performance.md).
         """
         anchor = self._anchor
         if anchor is None or col not in anchor.aux_value:

@@ -48,8 +48,8 @@ def simplex_strategy(warm: bool, cost_changed: bool, bounds_changed: bool) -> in
 
     After an objective change alone the old basis stays primal feasible, so primal simplex
     (4) goes on from it; after bound changes alone it stays dual feasible, so dual simplex
-    (1) does. On the two-stage solve at 193 x 12 x 100 this takes stage 2 from about 15 s
-    (dual) to about 3 s. Otherwise let HiGHS choose (0).
+    (1) does: each goes on without a phase that repairs the basis (docs/performance.md
+    times stage 2 both ways). Otherwise let HiGHS choose (0).
     """
     if not warm:
         return 0
@@ -81,8 +81,8 @@ def run_highs(highs: Any) -> None:
     HiGHS runs in highspy's worker thread with its simplex interrupt callback armed (see
     `new_highs`); this thread waits. On KeyboardInterrupt it asks HiGHS to stop, waits
     for it (further Ctrl-Cs included) and re-raises, so that the command writes nothing.
-    A plain `run()` held Ctrl-C until the HiGHS run ended: 15.8 s into stage 2 at
-    10,008 gaps x 1,000 sources.
+    A plain `run()` holds Ctrl-C until the HiGHS run ends, many seconds on large
+    inputs.
     """
     try:
         # Inside the try: a Ctrl-C that arrives while startSolve sets the solve up (seconds

@@ -136,9 +136,9 @@ COST_SCALE_RANGE = (2.0**-10, 2.0**10)
 def cost_scale(cost: np.ndarray) -> float:
     """The power of two a stage's objective is divided by before the solver sees it.
 
-    HiGHS's tolerances are absolute: with a target weight of 1e12 its simplex stalled
-    ("status Unknown", issue 9's item 7) or took seconds where a weight of 1 takes
-    milliseconds. Dividing by a power of two is exact, so the optimum, the objective and
+    HiGHS's tolerances are absolute: with a target weight of 1e12 its simplex can stall
+    ("status Unknown") or slow down by orders of magnitude against a weight of 1.
+    Dividing by a power of two is exact, so the optimum, the objective and
     the duals (multiplied back) are those of the objective as given.
     """
     largest = float(np.abs(cost).max()) if cost.size else 0.0

@@ -1,7 +1,7 @@
 """Column generation: which allocation columns the solver holds, and pricing the others.
 
-On large inputs the LP has a column per eligible triple (5.5 million at 10,000 gaps and
-1,000 sources) but an optimal basic allocation uses at most one column per row, and in
+On large inputs the LP has a column per eligible triple (millions of them) but an
+optimal basic allocation uses at most one column per row, and in
 practice far fewer. Solving over all of them makes every simplex iteration scan millions
 of columns. Instead the solver holds all rows and a pool of columns; after each solve the
 row duals price every column left out (reduced cost `c_j - y . a_j`, one sparse product),
