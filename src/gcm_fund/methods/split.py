@@ -12,8 +12,8 @@ the input rows gives the same split.
 With the gap amounts held, what is left is a transportation problem: money flows from
 each source (its budget), through its per-State cap where it has one, to the gaps, at
 cost `d`. Solved as an LP warm from the levels' last basis, the simplex walks there pivot
-by pivot and prices in columns round after round (at 834 x 12 x 1,000, about 218 of a
-300-second solve). So on HiGHS a min-cost-flow solver (OR-Tools' network simplex on the
+by pivot and prices in columns round after round (on large inputs, most of the solve's
+time: docs/performance.md). So on HiGHS a min-cost-flow solver (OR-Tools' network simplex on the
 same network, in whole units of about 2^-34 of the money) first guesses the support of
 the optimum, and HiGHS then solves the LP on a model of its own, holding those columns:
 it proves the exact optimum by pricing every other column, as for any stage, so the

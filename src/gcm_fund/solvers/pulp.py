@@ -183,15 +183,15 @@ class PulpBackend:
         reduced = np.array([v.dj or 0.0 for v in self.variables]) * self._sign
         solution = StageSolution(OPTIMAL, objective=float(cost @ values), col_value=values,
                                  row_dual=duals, col_dual=reduced, bounds=bounds)
-        # A level read back 3e-8 low held three gaps of one State that much below it, and
-        # the USD 0.07 it freed went to the State's last gap, of USD 22,500: past docs/model.md.
+        # A level read back a rounding low holds a State's gaps that much below it, and the
+        # money it frees goes to the State's last gap, past docs/model.md's tolerance.
         refined = refined_values(self.lp, solution, cost, rhs)
         if refined is not None:
             solution.col_value = refined
             solution.objective = float(cost @ refined)
         # The duals come back with 8 digits too: a column whose reduced cost is 0 gets
         # one of 1e-8 of its terms, which `certify` prices at the most the column can
-        # carry, thousands of columns over (a level's dual bound 2e-6 above it).
+        # carry, thousands of columns over (a level's dual bound then above it).
         exact = refined_duals(self.lp, solution, cost, rhs)
         if exact is not None:
             solution.row_dual = exact
@@ -237,8 +237,8 @@ def refined_values(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     values that came back rounded (CBC's 8 significant digits); None when it cannot be
     had.
 
-    `cost @ values` is off by up to 5e-8 of each value: on the example (X* USD 2 billion)
-    by USD 4, where docs/model.md keeps the money placed within USD 6.87 of X*. By
+    `cost @ values` is off by up to 5e-8 of each value: dollars on billions placed, where
+    docs/model.md keeps the money placed within USD 0.01 per gap of X*. By
     complementary slackness, with an optimal dual y, `cost.x` takes the optimum at every
     x that keeps the rows of non-zero dual tight, the columns at their bounds where the
     values are, and moves only the columns between their bounds (zero reduced cost). So
