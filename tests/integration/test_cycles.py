@@ -140,7 +140,7 @@ def test_a_binding_pace_down_holds_a_state_at_its_least(tmp_path, method):
     folder = solve(tmp_path, inputs, model)
     assert allocated(folder) == pytest.approx({"KEN": 4e6, "MLI": 2e6}, abs=0.01)
     rows = {r["name"]: r for r in read_csv(folder / "constraints.csv")}
-    assert float(rows["pace_down[KEN]"]["rhs_usd"]) == pytest.approx(4e6)
+    assert float(rows["pace_down[KEN]"]["rhs"]) == pytest.approx(4e6)
     assert certify(folder).ok
 
 
