@@ -148,3 +148,29 @@ def pacing_rows(cycle: Restated | None, policy: Policy, iso3: np.ndarray,
         if policy.pacing.max_rise is not None:
             found.append(("pace_up", 1, np.array([s]), (1.0 + policy.pacing.max_rise) * c_s))
     return found
+
+
+def factor_words(cycle: Restated | None, policy: Policy, iso3: str) -> str:
+    """A State's performance factor and why, in words (`explain`); "" without history."""
+    if cycle is None:
+        return ""
+    first, last = cycle.window
+    span = f"cycles {first}-{last}" if first < last else f"cycle {last}"
+    mine = cycle.table[cycle.table["iso3"] == iso3]
+    if mine.empty:
+        return f"factor 1: no history in {span}"
+    row = mine.iloc[0]
+    perf = policy.performance
+    committed, disbursed = float(row["committed_usd"]), float(row["disbursed_usd"])
+    head = f"factor {row['factor']:.6g} from {span}"
+    if not committed > 0 or not cycle.e_bar > 0:
+        return f"{head}: undefined execution (nothing committed, or none disbursed by all), so 1"
+    execution, result = float(row["execution"]), float(row["result"])
+    raw = (execution / cycle.e_bar) ** perf.alpha * result ** perf.beta
+    clipped = ("" if perf.min_factor <= raw <= perf.max_factor else
+               f", clipped to min_factor {perf.min_factor:g}" if raw < perf.min_factor else
+               f", clipped to max_factor {perf.max_factor:g}")
+    return (f"{head}: execution {execution:.2%} (USD {disbursed:,.0f} disbursed of "
+            f"{committed:,.0f} committed) against {cycle.e_bar:.2%} for all States, "
+            f"results {result:.3g}; ({execution:.4g} / {cycle.e_bar:.4g})^{perf.alpha:g} x "
+            f"{result:.4g}^{perf.beta:g} = {raw:.6g}{clipped}")
