@@ -248,3 +248,25 @@ def test_an_edited_factor_fails_certify_naming_performance_csv(paced_run, tmp_pa
     failed = [c for c in certify(cases.reseal(folder)).checks if not c.ok]
     assert [c.name for c in failed] == ["performance.csv"]
     assert failed[0].problems[0].startswith("performance.csv:2: factor: '1.1', recomputed ")
+
+
+# ---------------------------------------------------------------------------------------
+# Under programmes: the factor multiplies each programme's priority
+
+
+def test_under_programmes_the_better_performer_is_funded(tmp_path):
+    # e_bar = 12.5 / 20: KEN sqrt(1.6) -> 1.2, MLI sqrt(0.4) -> 0.8. Two programmes of
+    # USD 5 M, equal but for their State's factor, and USD 5 M to give: KEN's is chosen.
+    inputs, model = make(tmp_path, [history_row(1, "KEN", 10e6, 10e6, 1),
+                                    history_row(1, "MLI", 10e6, 2.5e6)],
+                         '[allocation]\nmethod = "programmes"\n[cycle]\nnumber = 2\n',
+                         pledge=5e6)
+    write_rows(inputs / "programmes.csv", [
+        {"programme_id": p, "name": p, "states": code, "targets": "10.7", "budget_usd": 5e6}
+        for p, code in (("pk", "KEN"), ("pm", "MLI"))])
+    folder = solve(tmp_path, inputs, model)
+    selection = {r["programme_id"]: r for r in read_csv(folder / "selection.csv")}
+    assert float(selection["pk"]["priority"]) == 1.2
+    assert float(selection["pm"]["priority"]) == 0.8
+    assert selection["pk"]["funded"] == "true" and selection["pm"]["funded"] == "false"
+    assert certify(folder).ok
