@@ -270,3 +270,25 @@ def test_under_programmes_the_better_performer_is_funded(tmp_path):
     assert float(selection["pm"]["priority"]) == 0.8
     assert selection["pk"]["funded"] == "true" and selection["pm"]["funded"] == "false"
     assert certify(folder).ok
+
+
+def test_pace_down_is_lowered_to_what_the_state_can_receive(tmp_path):
+    # KEN: C = 5 M, max_cut 0, absorption 3 M -> 3 M. MLI: C = 9 M, its U' under keep is
+    # 10 - 1 = 9 M, and kappa x B = 0.5 x 6 M = 3 M is lower still -> 3 M. SEN: nothing
+    # committed, no row; no pace_up without max_rise.
+    from gcm_fund.model.lp import SCALE_USD, build
+
+    inputs, model = write_case(
+        tmp_path, states=[state("KEN", absorption_usd=3e6), state("MLI"), state("SEN")],
+        gaps=[gap(code, "10.7", 10e6) for code in ("KEN", "MLI", "SEN")],
+        sources=[source("deu", 6e6)],
+        policy="[cycle]\nnumber = 2\n[pacing]\nmax_cut = 0\n[limits]\nmax_state_share = 0.5\n")
+    write_rows(inputs / "history.csv", [history_row(1, "KEN", 5e6, 5e6, 1),
+                                        history_row(1, "MLI", 9e6, 8e6, 1),
+                                        history_row(1, "SEN", 0, 0)])
+    scenario = load(inputs, model)
+    lp = build(scenario.data, scenario.policy)
+    block = lp.block("pace_down")
+    assert block is not None and lp.block("pace_up") is None
+    assert list(block.keys[0]) == ["KEN", "MLI"]
+    assert (lp.rhs[block.start:block.stop] * SCALE_USD).tolist() == pytest.approx([3e6, 3e6])
