@@ -292,3 +292,10 @@ def test_pace_down_is_lowered_to_what_the_state_can_receive(tmp_path):
     assert block is not None and lp.block("pace_up") is None
     assert list(block.keys[0]) == ["KEN", "MLI"]
     assert (lp.rhs[block.start:block.stop] * SCALE_USD).tolist() == pytest.approx([3e6, 3e6])
+
+
+def test_verify_re_solves_the_paced_run_from_its_copies(paced_run):
+    from gcm_fund.verification import verify
+
+    found = verify(paced_run)
+    assert found.ok, found.lines
