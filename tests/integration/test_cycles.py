@@ -299,3 +299,31 @@ def test_verify_re_solves_the_paced_run_from_its_copies(paced_run):
 
     found = verify(paced_run)
     assert found.ok, found.lines
+
+
+def test_keep_leaves_no_need_where_under_a_cent_is_left(tmp_path):
+    # U = 0.75 x 1,000,000.01 = 750,000.0075; the balance written to the cent, 750,000.00,
+    # leaves 0.0075 USD: no need (not a gap below the least amount the solvers allocate,
+    # which would be refused as bad input).
+    inputs, model = write_case(
+        tmp_path, states=[state("KEN", "LMIC"), state("MLI")],
+        gaps=[gap("KEN", "10.7", 1000000.01), gap("MLI", "10.7", 1e6)],
+        sources=[source("deu", 3e6)], policy="[cycle]\nnumber = 2\n")
+    write_rows(inputs / "history.csv", [history_row(1, "KEN", 750000.00, 0)])
+    folder = solve(tmp_path, inputs, model)
+    coverage = {r["iso3"]: float(r["fundable_usd"]) for r in read_csv(folder / "coverage.csv")}
+    assert coverage == {"KEN": 0.0, "MLI": 1e6}
+    assert certify(folder).ok
+
+
+def test_an_allocation_breaking_pace_down_fails_certify(paced_run, tmp_path):
+    # KEN's 4 M held by pace_down: 0.5 M of it moved to MLI, resealed, breaks the rule.
+    folder = _copy(paced_run, tmp_path)
+    path = folder / "allocations.csv"
+    text = path.read_text()
+    path.write_text(text.replace("deu,KEN,10.7,4000000.00", "deu,KEN,10.7,3500000.00")
+                    .replace("deu,MLI,10.7,2000000.00", "deu,MLI,10.7,2500000.00"))
+    assert path.read_text() != text
+    failed = {c.name: c for c in certify(cases.reseal(folder)).checks if not c.ok}
+    assert "rule pace_down" in failed
+    assert failed["rule pace_down"].problems[0].startswith("pace_down[KEN]: lhs ")
