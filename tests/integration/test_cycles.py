@@ -233,7 +233,8 @@ def test_the_paced_run_certifies(paced_run):
 def test_an_edited_history_row_fails_certify_naming_history_csv(paced_run, tmp_path):
     folder = _copy(paced_run, tmp_path)
     path = folder / "inputs" / "history.csv"
-    path.write_text(path.read_text().replace("KEN,10.7,5000000,5000000", "KEN,10.7,5000000,2000000"))
+    path.write_text(path.read_text().replace("KEN,10.7,5000000,5000000",
+                                             "KEN,10.7,5000000,2000000"))
     failed = [c for c in certify(folder).checks if not c.ok]
     assert any("inputs/history.csv" in p for c in failed for p in c.problems), failed
     # Resealed, as a careful forger would: the hashes hold, the recomputed figures do not.
