@@ -343,3 +343,13 @@ def test_the_carryover_pledge_cannot_be_set_by_hand(tmp_path):
         scenario.with_pledges({"carryover": 1e6})
     assert scenario.with_pledges({"deu": 1e6}).data.source_table["pledge_usd"].tolist() == \
         [4e6, 1e6]
+
+
+def test_validate_says_what_the_history_does(tmp_path):
+    inputs, model = make(tmp_path, FACTORS, "[cycle]\nnumber = 3\n[performance]\nwindow = 1\n",
+                         iso3s=("KEN", "MLI", "UGA", "SEN"))
+    done = cases.run_cli("validate", inputs, "--model", model, columns=300)
+    assert done.returncode == 0, done.stderr
+    assert ("history: 4 rows; cycle 3 looks back at cycle 2 (execution of all States 66.67%; "
+            "3 with a factor); undisbursed USD 10,000,000.00 kept by the States"
+            ) in done.stdout
