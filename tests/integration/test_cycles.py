@@ -353,3 +353,16 @@ def test_validate_says_what_the_history_does(tmp_path):
     assert ("history: 4 rows; cycle 3 looks back at cycle 2 (execution of all States 66.67%; "
             "3 with a factor); undisbursed USD 10,000,000.00 kept by the States"
             ) in done.stdout
+
+
+def test_another_policy_recomputes_the_carryover_once(tmp_path):
+    inputs, model = make(tmp_path, CARRY, "[cycle]\nnumber = 2\n", pledge=4e6, iso3s=("KEN",))
+    keep = load(inputs, model)
+    pool = keep.with_policy(keep.policy.model_copy(
+        update={"carryover": keep.policy.carryover.model_copy(update={"undisbursed": "pool"})}))
+    assert pool.data.source_table["source_id"].tolist() == ["carryover", "deu"]
+    assert pool.data.source_table["pledge_usd"].tolist() == [4e6, 4e6]
+    assert pool.data.file_bytes["sources.csv"] == keep.data.file_bytes["sources.csv"]
+    back = pool.with_policy(keep.policy)
+    assert back.data.source_table["source_id"].tolist() == ["deu"]
+    assert back.data.cycle is not None and back.data.cycle.keep
