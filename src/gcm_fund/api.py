@@ -354,6 +354,71 @@ def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDif
 
 
 # ---------------------------------------------------------------------------------------
+# Follow-up and review (docs/review.md): a run recorded as a cycle of a history file
+
+
+@dataclass
+class Recorded:
+    """A run's allocation appended to a history file as one cycle."""
+
+    history: Path
+    cycle: int
+    rows: int
+    committed_usd: float
+    created: bool
+
+
+def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
+    """Append a run folder's allocation to `history` as cycle `cycle` (docs/review.md):
+    one row per gap with money, `committed_usd` its allocated amount, disbursed 0 and
+    result blank; the file is created with its header when absent.
+
+    Refused (`UsageError`, exit 2), nothing written: a folder that is not a run folder or
+    does not certify, a cycle below 1, one the history already holds, or other than the
+    run's policy's `[cycle] number`, and a history file inside the run folder.
+    """
+    import tomllib
+
+    from gcm_fund.analyses import record as recording
+    from gcm_fund.audit import certify as certify_run
+    from gcm_fund.writing import file_kind, refuse_dash, write_atomic
+
+    folder, path = Path(run_dir), Path(history)
+    refuse_dash(path)
+    if cycle < 1:
+        recording.check_cycle(cycle, set(), path)
+    certificate = certify_run(folder)
+    if not certificate.ok:
+        failed = ", ".join(check.name for check in certificate.failed())
+        raise UsageError(f"{folder}: does not certify ({failed}); record only a run that "
+                         f"`gcm-fund certify {folder}` proves")
+    if folder.resolve() in path.resolve().parents:
+        raise UsageError(f"{path}: is inside the run folder {folder}, which holds the run's "
+                         "own files only; keep the history elsewhere")
+    policy = tomllib.loads((folder / "policy.toml").read_text(encoding="utf-8"))
+    number = policy.get("cycle", {}).get("number") if isinstance(policy.get("cycle"), dict) \
+        else None
+    recording.check_policy_cycle(cycle, number if isinstance(number, int) else None, folder)
+    kind = file_kind(path)
+    if kind not in (None, "a file"):
+        raise UsageError(f"{path}: is {kind}, not a history file")
+    existing = path.read_text(encoding="utf-8") if kind == "a file" else None
+    recording.check_cycle(cycle, recorded_cycles(path) if existing else set(), path)
+    rows = recording.cycle_rows(folder / "coverage.csv", cycle)
+    write_atomic(path, recording.appended(existing, rows))
+    return Recorded(path, cycle, len(rows), sum(float(r[3]) for r in rows), existing is None)
+
+
+def recorded_cycles(history: Path) -> set[int]:
+    """The cycles a history file holds (read and checked as `allocate` reads it)."""
+    import csv
+
+    with open(history, newline="", encoding="utf-8") as handle:
+        return {int(row["cycle"]) for row in csv.DictReader(handle)
+                if (row.get("cycle") or "").strip().isdigit()}
+
+
+# ---------------------------------------------------------------------------------------
 # The board pack: the page and the workbook, from a run folder's files
 
 

@@ -558,3 +558,7 @@ def export(
 
     written = _guard(lambda: api.export(run_dir, xlsx, force=force))
     out.print(f"workbook written to {written}", soft_wrap=True)
+
+
+# The follow-up and review commands live in their own module and register on `app`.
+from gcm_fund.cli import follow_up  # noqa: E402, F401
