@@ -409,6 +409,61 @@ def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
     return Recorded(path, cycle, len(rows), sum(float(r[3]) for r in rows), existing is None)
 
 
+@dataclass
+class ReviewRun:
+    """The follow-up and review and the folder it was written to."""
+
+    review: Any  # outputs.review_folder.Review
+    written: Path
+    warnings: list[Problem]
+
+
+def review(inputs: Path | str, history: Path | str, out: Path | str, *,
+           model: Path | str | None = None, force: bool = False) -> ReviewRun:
+    """The follow-up and review of a history file (docs/review.md): per cycle, State,
+    target and region what was committed, disbursed and achieved, each donor's payments
+    against its pledges and fair share, the lags flagged; written to the folder `out`
+    (four CSV tables and review.html), all or nothing. `out` is refused like a run
+    folder's, and over the history file; an earlier review only with `force`."""
+    from gcm_fund import __version__
+    from gcm_fund.analyses import review as reviewing
+    from gcm_fund.inputs.csv_input import sha256_bytes
+    from gcm_fund.outputs.review_folder import Review, check_review_destination, write_review
+
+    check_review_destination(out, force=force, inputs=inputs, history=history)
+    loaded = load(inputs, model)
+    data, policy = loaded.data, loaded.policy_file.policy
+    rows = history_frame(Path(history))
+    found = Review(
+        states=reviewing.states_review(rows, data),
+        targets=reviewing.targets_review(rows),
+        regions=reviewing.regions_review(rows, data),
+        donors=reviewing.donors_review(data, policy),
+        cycles=reviewing.by_group(rows, []),
+        illustrative=data.meta.illustrative, description=data.meta.description or "",
+        contributions=data.valuation is not None,
+        provenance=[("gcm_fund", __version__),
+                    ("history", f"{history} (sha256 {sha256_bytes(Path(history).read_bytes())})"),
+                    ("policy", f"{loaded.policy_file.path} (sha256 "
+                               f"{loaded.policy_file.sha256})"),
+                    *[(f"input {name}", f"sha256 {digest}")
+                      for name, digest in sorted(data.file_sha256.items())]])
+    return ReviewRun(found, write_review(found, out, force=force), loaded.warnings)
+
+
+def history_frame(history: Path) -> pd.DataFrame:
+    """A history file's rows: cycle, iso3, target, committed_usd, disbursed_usd and result
+    (NaN when blank)."""
+    import pandas as pd
+
+    table = pd.read_csv(history, dtype=str, keep_default_na=False)
+    return pd.DataFrame({
+        "cycle": table["cycle"].astype(int), "iso3": table["iso3"], "target": table["target"],
+        "committed_usd": table["committed_usd"].astype(float),
+        "disbursed_usd": table["disbursed_usd"].astype(float),
+        "result": pd.to_numeric(table["result"].replace("", None), errors="coerce")})
+
+
 def recorded_cycles(history: Path) -> set[int]:
     """The cycles a history file holds (read and checked as `allocate` reads it)."""
     import csv

@@ -560,5 +560,8 @@ def export(
     out.print(f"workbook written to {written}", soft_wrap=True)
 
 
-# The follow-up and review commands live in their own module and register on `app`.
-from gcm_fund.cli import follow_up  # noqa: E402, F401
+# The follow-up and review commands (docs/review.md) live in their own module.
+from gcm_fund.cli import follow_up  # noqa: E402
+
+app.command()(follow_up.record)
+app.command()(follow_up.review)
