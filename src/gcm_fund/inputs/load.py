@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from gcm_fund.errors import InputError, Problem
 from gcm_fund.inputs.contributions import Valuation, value_pledges
 from gcm_fund.inputs.csv_input import file_label, read_csv_rows, sha256_bytes, validate_rows
+from gcm_fund.inputs.history import load_history
 from gcm_fund.inputs.policy_file import (
     TOML_LINE,
     PolicyFile,
@@ -131,6 +132,8 @@ class ProblemData:
     valuation: Valuation | None = None
     # programmes.csv, read under `[allocation] method = "programmes"` only (docs/programmes.md).
     programme_table: InputTable | None = None
+    # history.csv when the folder has it (docs/cycles.md): inputs.history's frame.
+    history: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def states(self) -> pd.DataFrame:
@@ -507,6 +510,7 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
         raise InputError(problems)
     assert data is not None
     data = value_pledges(data, policy_file)
+    data = load_history(inputs, data, policy_file)
     if policy_file.policy.allocation.method == "programmes":
         from gcm_fund.inputs.programmes import load_programmes
 
