@@ -381,6 +381,7 @@ def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
 
     from gcm_fund.analyses import record as recording
     from gcm_fund.audit import certify as certify_run
+    from gcm_fund.inputs.history import read_history
     from gcm_fund.writing import file_kind, refuse_dash, write_atomic
 
     folder, path = Path(run_dir), Path(history)
@@ -403,7 +404,9 @@ def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
     if kind not in (None, "a file"):
         raise UsageError(f"{path}: is {kind}, not a history file")
     existing = path.read_text(encoding="utf-8") if kind == "a file" else None
-    recording.check_cycle(cycle, recorded_cycles(path) if existing else set(), path)
+    recorded = (set(read_history(path, run_states(folder))["cycle"].tolist())
+                if existing and existing.strip() else set())
+    recording.check_cycle(cycle, recorded, path)
     rows = recording.cycle_rows(folder / "coverage.csv", cycle)
     write_atomic(path, recording.appended(existing, rows))
     return Recorded(path, cycle, len(rows), sum(float(r[3]) for r in rows), existing is None)
@@ -428,12 +431,13 @@ def review(inputs: Path | str, history: Path | str, out: Path | str, *,
     from gcm_fund import __version__
     from gcm_fund.analyses import review as reviewing
     from gcm_fund.inputs.csv_input import sha256_bytes
+    from gcm_fund.inputs.history import read_history
     from gcm_fund.outputs.review_folder import Review, check_review_destination, write_review
 
     check_review_destination(out, force=force, inputs=inputs, history=history)
     loaded = load(inputs, model)
     data, policy = loaded.data, loaded.policy_file.policy
-    rows = history_frame(Path(history))
+    rows = read_history(history, set(data.states["iso3"]), set(data.gaps["target"]))
     found = Review(
         states=reviewing.states_review(rows, data),
         targets=reviewing.targets_review(rows),
@@ -451,26 +455,12 @@ def review(inputs: Path | str, history: Path | str, out: Path | str, *,
     return ReviewRun(found, write_review(found, out, force=force), loaded.warnings)
 
 
-def history_frame(history: Path) -> pd.DataFrame:
-    """A history file's rows: cycle, iso3, target, committed_usd, disbursed_usd and result
-    (NaN when blank)."""
-    import pandas as pd
-
-    table = pd.read_csv(history, dtype=str, keep_default_na=False)
-    return pd.DataFrame({
-        "cycle": table["cycle"].astype(int), "iso3": table["iso3"], "target": table["target"],
-        "committed_usd": table["committed_usd"].astype(float),
-        "disbursed_usd": table["disbursed_usd"].astype(float),
-        "result": pd.to_numeric(table["result"].replace("", None), errors="coerce")})
-
-
-def recorded_cycles(history: Path) -> set[int]:
-    """The cycles a history file holds (read and checked as `allocate` reads it)."""
+def run_states(run_dir: Path) -> set[str]:
+    """The iso3 codes of a run folder's copy of states.csv."""
     import csv
 
-    with open(history, newline="", encoding="utf-8") as handle:
-        return {int(row["cycle"]) for row in csv.DictReader(handle)
-                if (row.get("cycle") or "").strip().isdigit()}
+    with open(run_dir / "inputs" / "states.csv", newline="", encoding="utf-8") as handle:
+        return {row["iso3"] for row in csv.DictReader(handle)}
 
 
 # ---------------------------------------------------------------------------------------

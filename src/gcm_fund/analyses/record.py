@@ -14,9 +14,8 @@ import csv
 from pathlib import Path
 
 from gcm_fund.errors import UsageError
+from gcm_fund.inputs.history import HISTORY_COLUMNS
 from gcm_fund.writing import amount, csv_text
-
-HISTORY_COLUMNS = ("cycle", "iso3", "target", "committed_usd", "disbursed_usd", "result")
 
 
 def cycle_rows(coverage: Path, cycle: int) -> list[list[str]]:
@@ -31,7 +30,7 @@ def cycle_rows(coverage: Path, cycle: int) -> list[list[str]]:
 def appended(existing: str | None, rows: list[list[str]]) -> str:
     """The history file's text with `rows` after what it holds (its header and rows kept
     as they are); a new file with its header when `existing` is None."""
-    block = csv_text(HISTORY_COLUMNS, rows)
+    block = csv_text([c.name for c in HISTORY_COLUMNS], rows)
     if existing is None or not existing.strip():
         return block
     body = block.split("\n", 1)[1]

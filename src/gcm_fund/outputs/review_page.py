@@ -166,7 +166,7 @@ def donors_section(review: Review) -> str:
     headers = [("donor", False), ("sources", False), ("pledged USD (counted)", True),
                ("contributions USD (face)", True), ("paid USD", True), ("paid share", True),
                ("fair share USD", True), ("paid / fair share", True), ("flags", False)]
-    return (f'<section id="donors"><h2>Donors</h2><p class="lead">{esc(lead)}</p>'
+    return (f'<section id="donors-section"><h2>Donors</h2><p class="lead">{esc(lead)}</p>'
             + _table("donors", headers, rows) + "</section>")
 
 
