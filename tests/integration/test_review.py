@@ -273,3 +273,16 @@ def test_review_page_in_a_browser(reviewed, tmp_path):
     assert donors == ["DEU –", "NOR paid under 80 % of its pledges"]
     assert AMERICAS in texts and links == 0
     assert banner.startswith("ILLUSTRATIVE DATA") and "A hand case." in banner
+
+
+def test_docs_review_tables_are_the_schema():
+    from gcm_fund.outputs.schema import REVIEW_TABLES
+
+    lines = (Path(__file__).resolve().parents[2] / "docs" / "review.md").read_text(
+        encoding="utf-8").splitlines()
+    for table in REVIEW_TABLES.values():
+        start = lines.index(f"`{table.name}`") + 4
+        rows = [line.strip("|").split(" | ") for line in lines[start:start +
+                                                                  len(table.columns)]]
+        assert [[cell.strip() for cell in row] for row in rows] == [
+            [c.name, c.kind, c.meaning] for c in table.columns], table.name
