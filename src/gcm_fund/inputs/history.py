@@ -20,8 +20,11 @@ from gcm_fund.inputs.csv_input import file_label, read_csv_rows, sha256_bytes, v
 from gcm_fund.inputs.policy_file import PolicyFile, find_toml_line
 from gcm_fund.inputs.schema import (
     NON_NEGATIVE,
+    OPTIONAL_INPUT_FILES,
     UNIT_INTERVAL,
     Column,
+    InputFile,
+    Reference,
     Target,
     Text,
     UnitShare,
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from gcm_fund.inputs.load import ProblemData
 
 HISTORY_FILE = "history.csv"
+CARRYOVER_SOURCE = "carryover"  # docs/cycles.md: the grant source `pool` adds
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NO_ROWS = "the file has a header and no rows"
 
@@ -89,6 +93,14 @@ class HistoryRow(_Row):
             raise fail(f"got {value:g}, above committed_usd {committed:g}: expected a "
                        "number in [0, committed_usd] (USD)")
         return value
+
+
+# Declared beside the other optional files, so that a run folder copies it, certify hashes
+# it and docs/cycles.md's table is tested like theirs (inputs/__init__.py imports this module
+# first, so the declaration is there before any reader of the table).
+OPTIONAL_INPUT_FILES[HISTORY_FILE] = InputFile(
+    HISTORY_FILE, HistoryRow, HISTORY_COLUMNS, key=("cycle", "iso3", "target"),
+    references=(Reference(HISTORY_FILE, "iso3", "states.csv", "iso3"),))
 
 
 def read_history(path: Path | str, states: Collection[str],
@@ -188,8 +200,30 @@ def load_history(folder: Path | str, data: ProblemData, policy_file: PolicyFile
                              set(data.gap_table["target"].tolist()), number)
     except InputError as exc:
         problems.extend(exc.problems)
+    if policy_file.policy.carryover.undisbursed == "pool":
+        problems.extend(_carryover_named(data))
     if problems:
         raise InputError(problems)
     return replace(data, history=history,
                    file_bytes={**data.file_bytes, HISTORY_FILE: raw},
                    file_sha256={**data.file_sha256, HISTORY_FILE: sha256_bytes(raw)})
+
+
+def _carryover_named(data: ProblemData) -> list[Problem]:
+    """A source `carryover` in sources.csv beside `[carryover] undisbursed = "pool"`, which
+    adds a source of that name (docs/cycles.md)."""
+    import csv
+    import io
+
+    text = data.file_bytes.get("sources.csv", b"").decode("utf-8", "replace").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    if "source_id" not in header:
+        return []
+    column = header.index("source_id")
+    for cells in reader:
+        if len(cells) > column and cells[column].strip() == CARRYOVER_SOURCE:
+            return [Problem(file_label(data.folder / "sources.csv"), reader.line_num,
+                            "source_id", f"{CARRYOVER_SOURCE!r} is the source [carryover] "
+                            f"undisbursed = \"pool\" adds: name this one otherwise")]
+    return []

@@ -54,6 +54,8 @@ from gcm_fund.writing import file_kind
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gcm_fund.inputs.cycle_effects import CycleEffects
+
 
 class InputTable:
     """The checked rows of one input file, sorted by key: read as numpy columns
@@ -134,6 +136,8 @@ class ProblemData:
     programme_table: InputTable | None = None
     # history.csv when the folder has it (docs/cycles.md): inputs.history's frame.
     history: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # What the history does to this round under the policy (inputs.cycle_effects).
+    cycle: CycleEffects | None = field(default=None, repr=False, compare=False)
 
     @property
     def states(self) -> pd.DataFrame:
@@ -511,6 +515,10 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
     assert data is not None
     data = value_pledges(data, policy_file)
     data = load_history(inputs, data, policy_file)
+    if data.history is not None:
+        from gcm_fund.inputs.cycle_effects import apply_cycle  # it builds on this module
+
+        data = apply_cycle(data, policy_file.policy)
     if policy_file.policy.allocation.method == "programmes":
         from gcm_fund.inputs.programmes import load_programmes
 
