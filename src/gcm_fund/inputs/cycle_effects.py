@@ -10,7 +10,7 @@ The model reads `ProblemData.cycle`; `apply_cycle` puts it there (and, under `po
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,14 @@ class CycleEffects:
     def last(self) -> int:
         """The last cycle, `number - 1`."""
         return self.number - 1
+
+    def manifest_entry(self) -> dict[str, Any]:
+        """The manifest's `cycle` (docs/cycles.md): this round, the window, e_bar and
+        what the carry-over did."""
+        return {"number": self.number, "window": [self.first, self.last],
+                "e_bar": None if np.isnan(self.e_bar) else self.e_bar,
+                "undisbursed": "keep" if self.keep else "pool",
+                "carryover_usd": round(self.carryover_usd, 2)}
 
     @property
     def pooled(self) -> bool:

@@ -38,9 +38,9 @@ class OutputColumn:
 @dataclass(frozen=True)
 class OutputTable:
     """One CSV table of a run folder, keyed by `key`. `when`: "always", "stage 1" (when
-    stage 1 solved), "levels" (under a method with level results) or "contributions"
-    (when the inputs have contributions.csv); `on_page`: the page reads it (the writer
-    hands the page its cells as written)."""
+    stage 1 solved), "levels" (under a method with level results), "contributions"
+    (when the inputs have contributions.csv) or "history" (history.csv); `on_page`: the
+    page reads it (the writer hands the page its cells as written)."""
 
     name: str
     columns: tuple[OutputColumn, ...]
@@ -135,6 +135,15 @@ RESOURCES = OutputTable("resources.csv", (
                  "valuation date"),
     OutputColumn("note", TEXT, "why a row counts 0")),
     key=("source_id", "date", "currency", "status"), when="contributions", on_page=False)
+# With history.csv (docs/cycles.md): one row per State with history in the window.
+PERFORMANCE = OutputTable("performance.csv", (
+    OutputColumn("iso3", TEXT, "the State"),
+    OutputColumn("committed_usd", USD, "committed over the window's cycles"),
+    OutputColumn("disbursed_usd", USD, "disbursed over them"),
+    OutputColumn("execution", EXACT, "e_s = disbursed / committed; blank when 0 committed"),
+    OutputColumn("result", EXACT, "r_s: the committed-weighted mean result, 1 when none"),
+    OutputColumn("factor", EXACT, "p_s: the performance factor, clipped")),
+    key=("iso3",), when="history", on_page=False)
 # Under `[allocation] method = "programmes"` (docs/programmes.md).
 SELECTION = OutputTable("selection.csv", (
     OutputColumn("programme_id", TEXT, "the programme"),
@@ -167,7 +176,7 @@ KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank wh
 # Every table, in the order a reader wants them (the workbook's sheets).
 OUTPUT_TABLES: dict[str, OutputTable] = {t.name: t for t in (
     COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, STATES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS,
-    LEVELS, LEVEL_DUALS, STAGE_DUALS, RESOURCES, SELECTION, PROGRAMME_ALLOCATIONS,
+    LEVELS, LEVEL_DUALS, STAGE_DUALS, RESOURCES, PERFORMANCE, SELECTION, PROGRAMME_ALLOCATIONS,
     RELAXATION_DUALS)}
 # The tables every solved run writes, whatever its method.
 ALWAYS_TABLES = tuple(name for name in ("allocations.csv", "coverage.csv",

@@ -1,0 +1,188 @@
+"""docs/cycles.md: the performance factor, carry-over and pacing, each worked by hand.
+
+Every instance has States of one income group (c = 1, so U = need) and one grant, so that
+the allocation follows from the figures in a line of arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cases
+import pytest
+from cases import gap, read_csv, source, state, write_case, write_rows
+
+from gcm_fund import api
+from gcm_fund.audit.certificate import certify
+from gcm_fund.model.scenario import load
+
+
+def history_row(cycle: int, iso3: str, committed: float, disbursed: float,
+                result: object = "", target: str = "10.7") -> dict[str, object]:
+    return {"cycle": cycle, "iso3": iso3, "target": target, "committed_usd": committed,
+            "disbursed_usd": disbursed, "result": result}
+
+
+def make(tmp_path: Path, history: list[dict[str, object]] | None, policy: str,
+         pledge: float = 6e6, iso3s: tuple[str, ...] = ("KEN", "MLI")) -> tuple[Path, Path]:
+    """Each State has one gap at 10.7 with USD 10 M of need; `deu` grants `pledge`."""
+    inputs, model = write_case(
+        tmp_path, states=[state(code) for code in iso3s],
+        gaps=[gap(code, "10.7", 10e6) for code in iso3s],
+        sources=[source("deu", pledge)], policy=policy)
+    if history is not None:
+        write_rows(inputs / "history.csv", history)
+    return inputs, model
+
+
+def allocated(run_folder: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for row in read_csv(run_folder / "allocations.csv"):
+        out[row["iso3"]] = out.get(row["iso3"], 0.0) + float(row["amount_usd"])
+    return out
+
+
+def solve(tmp_path: Path, inputs: Path, model: Path, name: str = "out") -> Path:
+    run = api.allocate(inputs, model)
+    folder = tmp_path / name
+    api.write(run, folder)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------
+# The performance factor
+
+FACTORS = [history_row(2, "KEN", 10e6, 10e6, 1), history_row(2, "MLI", 10e6, 2.5e6),
+           history_row(2, "UGA", 10e6, 7.5e6, 0.64),
+           history_row(1, "UGA", 5e6, 0, 0)]  # cycle 1 is outside a window of 1
+
+
+def test_a_factor_clipped_at_each_bound_and_one_within(tmp_path):
+    # e_bar = 20 / 30. KEN: sqrt(1 / e_bar) = 1.2247 -> 1.2; MLI: sqrt(0.25 / e_bar) =
+    # 0.6124 -> 0.8, its result blank (r = 1); UGA: sqrt(0.75 / e_bar) x sqrt(0.64) = 0.8485.
+    inputs, model = make(tmp_path, FACTORS, "[cycle]\nnumber = 3\n[performance]\nwindow = 1\n",
+                         iso3s=("KEN", "MLI", "UGA", "SEN"))
+    table = {r["iso3"]: r for r in read_csv(solve(tmp_path, inputs, model)
+                                            / "performance.csv")}
+    assert list(table) == ["KEN", "MLI", "UGA"]  # SEN has no history: no row, factor 1
+    assert float(table["KEN"]["factor"]) == 1.2
+    assert float(table["MLI"]["factor"]) == 0.8
+    assert float(table["MLI"]["result"]) == 1.0
+    assert float(table["UGA"]["factor"]) == pytest.approx(math.sqrt(1.125) * 0.8, rel=1e-12)
+    assert float(table["UGA"]["execution"]) == 0.75
+    assert float(table["UGA"]["committed_usd"]) == 10e6
+
+
+def test_the_factor_multiplies_the_priority_shown_in_coverage(tmp_path):
+    inputs, model = make(tmp_path, FACTORS, "[cycle]\nnumber = 3\n[performance]\nwindow = 1\n",
+                         iso3s=("KEN", "MLI", "UGA", "SEN"))
+    coverage = {r["iso3"]: r for r in read_csv(solve(tmp_path, inputs, model)
+                                               / "coverage.csv")}
+    assert float(coverage["KEN"]["priority"]) == 1.2
+    assert float(coverage["MLI"]["priority"]) == 0.8
+    assert float(coverage["SEN"]["priority"]) == 1.0
+
+
+# ---------------------------------------------------------------------------------------
+# Carry-over: keep against pool
+
+CARRY = [history_row(1, "KEN", 6e6, 2e6, 1)]  # b = USD 4 M undisbursed
+
+
+def test_keep_lowers_the_fundable_need_by_the_balance(tmp_path):
+    # U' = 10 - 4 = USD 6 M; the grant of USD 4 M all goes to KEN.
+    inputs, model = make(tmp_path, CARRY, "[cycle]\nnumber = 2\n", pledge=4e6,
+                         iso3s=("KEN",))
+    folder = solve(tmp_path, inputs, model)
+    assert [float(r["fundable_usd"]) for r in read_csv(folder / "coverage.csv")] == [6e6]
+    assert allocated(folder) == {"KEN": 4e6}
+    assert certify(folder).ok
+
+
+def test_pool_returns_the_balance_as_the_carryover_source(tmp_path):
+    # U stays USD 10 M; the pool has deu's 4 M and the carry-over's 4 M: KEN receives 8 M.
+    inputs, model = make(tmp_path, CARRY, '[cycle]\nnumber = 2\n[carryover]\n'
+                         'undisbursed = "pool"\n', pledge=4e6, iso3s=("KEN",))
+    folder = solve(tmp_path, inputs, model)
+    assert [float(r["fundable_usd"]) for r in read_csv(folder / "coverage.csv")] == [10e6]
+    assert allocated(folder) == {"KEN": 8e6}
+    summary = {r["source_id"]: r for r in read_csv(folder / "sources_summary.csv")}
+    assert float(summary["carryover"]["pledge_usd"]) == 4e6
+    assert "carryover" not in (folder / "inputs" / "sources.csv").read_text()
+    assert certify(folder).ok
+
+
+def test_a_carryover_source_beside_pool_is_refused(tmp_path):
+    inputs, model = make(tmp_path, CARRY, '[cycle]\nnumber = 2\n[carryover]\n'
+                         'undisbursed = "pool"\n', iso3s=("KEN",))
+    write_rows(inputs / "sources.csv", [source("carryover", 1e6)])
+    done = cases.run_cli("allocate", inputs, "--model", model, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert (f"{inputs}/sources.csv:2: source_id: 'carryover' is the source [carryover] "
+            'undisbursed = "pool" adds: name this one otherwise') in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Pacing
+
+PACED = [history_row(1, "KEN", 5e6, 5e6, 1)]  # e_bar = e_KEN = 1: factor 1
+
+
+@pytest.mark.parametrize("method", ["levels", "weighted"])
+def test_a_binding_pace_down_holds_a_state_at_its_least(tmp_path, method):
+    # Without pacing the floor covers both gaps equally: USD 3 M each. KEN was committed
+    # USD 5 M and may be cut by 20 %: it keeps 4 M, MLI the 2 M left (the floor 0.2).
+    policy = (f'[allocation]\nmethod = "{method}"\n[cycle]\nnumber = 2\n'
+              '[pacing]\nmax_cut = 0.2\n')
+    inputs, model = make(tmp_path, PACED, policy)
+    folder = solve(tmp_path, inputs, model)
+    assert allocated(folder) == pytest.approx({"KEN": 4e6, "MLI": 2e6}, abs=0.01)
+    rows = {r["name"]: r for r in read_csv(folder / "constraints.csv")}
+    assert float(rows["pace_down[KEN]"]["rhs_usd"]) == pytest.approx(4e6)
+    assert certify(folder).ok
+
+
+def test_pace_up_caps_a_state_at_its_most(tmp_path):
+    # KEN was committed USD 1 M; max_rise 1: at most 2 M, MLI the 4 M left.
+    inputs, model = make(tmp_path, [history_row(1, "KEN", 1e6, 1e6, 1)],
+                         '[allocation]\nmethod = "weighted"\n[cycle]\nnumber = 2\n'
+                         '[pacing]\nmax_rise = 1.0\n')
+    folder = solve(tmp_path, inputs, model)
+    assert allocated(folder) == pytest.approx({"KEN": 2e6, "MLI": 4e6}, abs=0.01)
+    assert certify(folder).ok
+
+
+def test_an_impossible_pacing_exits_3_naming_pace_down(tmp_path):
+    # Each State must keep its USD 5 M (max_cut 0), lowered to kappa x B = 6 M: 10 M
+    # wanted of 6 M pledged.
+    history = [history_row(1, "KEN", 5e6, 5e6, 1), history_row(1, "MLI", 5e6, 5e6, 1)]
+    inputs, model = make(tmp_path, history, "[cycle]\nnumber = 2\n[pacing]\nmax_cut = 0\n")
+    done = cases.run_cli("allocate", inputs, "--model", model, "--out", tmp_path / "out")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "pace_down[" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# No history: the keys change nothing
+
+
+def test_an_empty_history_changes_no_byte_of_the_allocation(tmp_path):
+    example = cases.project_root() / "inputs" if hasattr(cases, "project_root") else \
+        Path(__file__).resolve().parents[2] / "inputs"
+    base = solve(tmp_path, example, Path(example).parent / "models" / "baseline.toml", "base")
+    copy = tmp_path / "inputs"
+    copy.mkdir()
+    for name in ("states.csv", "gaps.csv", "sources.csv"):
+        (copy / name).write_bytes((example / name).read_bytes())
+    (copy / "history.csv").write_text(
+        "cycle,iso3,target,committed_usd,disbursed_usd,result\n", encoding="utf-8")
+    policy = tmp_path / "policy.toml"
+    policy.write_text((Path(example).parent / "models" / "baseline.toml").read_text()
+                      + '\n[cycle]\nnumber = 4\n[carryover]\nundisbursed = "pool"\n'
+                      '[pacing]\nmax_cut = 0.1\nmax_rise = 0.5\n', encoding="utf-8")
+    with_history = solve(tmp_path, copy, policy, "history")
+    assert (with_history / "allocations.csv").read_bytes() == \
+        (base / "allocations.csv").read_bytes()
+    assert load(copy, policy).data.history is not None
