@@ -11,6 +11,8 @@ from pathlib import Path
 import browser
 import pytest
 from cases import gap, read_csv, source, state, write_case, write_rows
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gcm_fund import api
 
@@ -286,3 +288,47 @@ def test_docs_review_tables_are_the_schema():
                                                                   len(table.columns)]]
         assert [[cell.strip() for cell in row] for row in rows] == [
             [c.name, c.kind, c.meaning] for c in table.columns], table.name
+
+
+# ---------------------------------------------------------------------------------------
+# record, then the next round: the property of docs/review.md
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(needs=st.lists(st.integers(1, 50).map(lambda m: m * 100_000.0), min_size=4,
+                      max_size=4),
+       pledge=st.integers(1, 200).map(lambda m: m * 10_000.0),
+       paid=st.lists(st.sampled_from([0.0, 0.3, 0.75, 1.0]), min_size=4, max_size=4),
+       results=st.lists(st.sampled_from([None, 0.0, 0.4, 1.0]), min_size=4, max_size=4),
+       undisbursed=st.sampled_from(["keep", "pool"]))
+def test_record_then_the_next_round_certifies(tmp_path_factory, needs, pledge, paid, results,
+                                              undisbursed):
+    from gcm_fund.audit import certify
+
+    tmp = tmp_path_factory.mktemp("rounds")
+    pairs = [("KEN", "10.7"), ("KEN", "8.8"), ("MLI", "10.7"), ("PER", "8.8")]
+    cycle_tables = (f'\n[carryover]\nundisbursed = "{undisbursed}"\n'
+                    "[pacing]\nmax_cut = 0.5\nmax_rise = 1.0\n")
+    inputs, model = write_case(
+        tmp, states=[state("KEN"), state("MLI", "LMIC"), state("PER", "UMIC", "Americas")],
+        gaps=[gap(s, t, n) for (s, t), n in zip(pairs, needs, strict=True)],
+        sources=[source("deu", pledge)], policy="[cycle]\nnumber = 1\n" + cycle_tables)
+    first = api.write(api.allocate(inputs, model), tmp / "run1")
+    history = inputs / "history.csv"
+    api.record(first, 1, history)
+    rows = read_csv(history)
+    committed = {(r["iso3"], r["target"]): float(r["committed_usd"]) for r in rows}
+    assert sum(committed.values()) == pytest.approx(pledge, abs=0.05)
+    filled = [{"cycle": 1, "iso3": s, "target": t, "committed_usd": f"{c:.2f}",
+               "disbursed_usd": f"{round(c * share, 2):.2f}",
+               "result": "" if result is None else result}
+              for ((s, t), c), share, result
+              in zip(committed.items(), paid, results, strict=False)]
+    write_rows(history, filled)
+    model.write_text("[cycle]\nnumber = 2\n" + cycle_tables, encoding="utf-8")
+    second = api.write(api.allocate(inputs, model), tmp / "run2")
+    certificate = certify(second)
+    assert certificate.ok, "\n".join(certificate.lines())
+    api.record(second, 2, history)
+    assert {r["cycle"] for r in read_csv(history)} == {"1", "2"}

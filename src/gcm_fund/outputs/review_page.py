@@ -137,7 +137,10 @@ def cycle_cards(review: Review) -> str:
              "committed-weighted, of the gaps reported"),
             ("States flagged", str(flagged), float(flagged), f"of {len(mine)} with money"),
         ]
-        parts.append(f'<h3>Cycle {cycle}</h3><div class="cards">' + "".join(
+        pending = (' <span class="muted">(recorded, not yet reviewed: nothing disbursed or '
+                   "reported)</span>" if row.disbursed_usd == 0 and math.isnan(row.result)
+                   else "")
+        parts.append(f'<h3>Cycle {cycle}{pending}</h3><div class="cards">' + "".join(
             f'<div class="card"><div class="label">{esc(label)}</div>'
             f'<div class="value" data-figure="c{cycle}_{label.split()[0].lower()}" '
             f'data-value="{esc("" if math.isnan(value) else repr(float(value)))}">'
