@@ -140,7 +140,7 @@ def test_a_binding_pace_down_holds_a_state_at_its_least(tmp_path, method):
     folder = solve(tmp_path, inputs, model)
     assert allocated(folder) == pytest.approx({"KEN": 4e6, "MLI": 2e6}, abs=0.01)
     rows = {r["name"]: r for r in read_csv(folder / "constraints.csv")}
-    assert float(rows["pace_down[KEN]"]["rhs_usd"]) == pytest.approx(4e6)
+    assert float(rows["pace_down[KEN]"]["rhs"]) == pytest.approx(4e6)
     assert certify(folder).ok
 
 
@@ -186,3 +186,87 @@ def test_an_empty_history_changes_no_byte_of_the_allocation(tmp_path):
     assert (with_history / "allocations.csv").read_bytes() == \
         (base / "allocations.csv").read_bytes()
     assert load(copy, policy).data.history is not None
+
+
+def test_explain_prints_the_factor_and_why(tmp_path):
+    inputs, model = make(tmp_path, FACTORS, "[cycle]\nnumber = 3\n[performance]\nwindow = 1\n",
+                         iso3s=("KEN", "MLI", "UGA", "SEN"))
+    folder = solve(tmp_path, inputs, model)
+    said = {code: cases.run_cli("explain", folder, "--state", code, columns=200).stdout
+            for code in ("KEN", "MLI", "UGA", "SEN")}
+    assert ("performance: factor 1.2 from cycle 2: execution 100.00% (USD 10,000,000 "
+            "disbursed of 10,000,000 committed) against 66.67% for all States, results 1; "
+            "(1 / 0.6667)^0.5 x 1^0.5 = 1.22474, clipped to max_factor 1.2") in said["KEN"]
+    assert "= 0.612372, clipped to min_factor 0.8" in said["MLI"]
+    assert "performance: factor 0.848528 from cycle 2" in said["UGA"]
+    assert "clipped" not in said["UGA"]
+    assert "performance: factor 1: no history in cycle 2" in said["SEN"]
+
+
+# ---------------------------------------------------------------------------------------
+# certify: an edited history row or factor fails, naming the file
+
+
+@pytest.fixture(scope="module")
+def paced_run(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("paced")
+    inputs, model = make(tmp_path, PACED + [history_row(1, "MLI", 2e6, 1e6, 0.5)],
+                         "[cycle]\nnumber = 2\n[pacing]\nmax_cut = 0.2\n")
+    return solve(tmp_path, inputs, model)
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    folder = tmp_path / "forged"
+    shutil.copytree(run, folder)
+    return folder
+
+
+def test_the_paced_run_certifies(paced_run):
+    assert certify(paced_run).ok
+
+
+def test_an_edited_history_row_fails_certify_naming_history_csv(paced_run, tmp_path):
+    folder = _copy(paced_run, tmp_path)
+    path = folder / "inputs" / "history.csv"
+    path.write_text(path.read_text().replace("KEN,10.7,5000000,5000000", "KEN,10.7,5000000,2000000"))
+    failed = [c for c in certify(folder).checks if not c.ok]
+    assert any("inputs/history.csv" in p for c in failed for p in c.problems), failed
+    # Resealed, as a careful forger would: the hashes hold, the recomputed figures do not.
+    failed = [c for c in certify(cases.reseal(folder)).checks if not c.ok]
+    assert any(c.name == "performance.csv" for c in failed), failed
+
+
+def test_an_edited_factor_fails_certify_naming_performance_csv(paced_run, tmp_path):
+    folder = _copy(paced_run, tmp_path)
+    path = folder / "performance.csv"
+    lines = path.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[-1] = "1.1"
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    failed = [c for c in certify(cases.reseal(folder)).checks if not c.ok]
+    assert [c.name for c in failed] == ["performance.csv"]
+    assert failed[0].problems[0].startswith("performance.csv:2: factor: '1.1', recomputed ")
+
+
+# ---------------------------------------------------------------------------------------
+# Under programmes: the factor multiplies each programme's priority
+
+
+def test_under_programmes_the_better_performer_is_funded(tmp_path):
+    # e_bar = 12.5 / 20: KEN sqrt(1.6) -> 1.2, MLI sqrt(0.4) -> 0.8. Two programmes of
+    # USD 5 M, equal but for their State's factor, and USD 5 M to give: KEN's is chosen.
+    inputs, model = make(tmp_path, [history_row(1, "KEN", 10e6, 10e6, 1),
+                                    history_row(1, "MLI", 10e6, 2.5e6)],
+                         '[allocation]\nmethod = "programmes"\n[cycle]\nnumber = 2\n',
+                         pledge=5e6)
+    write_rows(inputs / "programmes.csv", [
+        {"programme_id": p, "name": p, "states": code, "targets": "10.7", "budget_usd": 5e6}
+        for p, code in (("pk", "KEN"), ("pm", "MLI"))])
+    folder = solve(tmp_path, inputs, model)
+    selection = {r["programme_id"]: r for r in read_csv(folder / "selection.csv")}
+    assert float(selection["pk"]["priority"]) == 1.2
+    assert float(selection["pm"]["priority"]) == 0.8
+    assert selection["pk"]["funded"] == "true" and selection["pm"]["funded"] == "false"
+    assert certify(folder).ok

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gcm_fund.audit.common import parse_numbers, usd
+from gcm_fund.audit.cycles import factor_words, restate, with_cycle
 from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     CONSTRAINT_COLUMNS,
@@ -69,6 +70,7 @@ class Explanation:
     method: str = "weighted"
     floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
     loans: str = ""  # docs/terms.md: its loan share and the rule that capped it, in words
+    performance: str = ""  # docs/cycles.md: its factor p_s and why, in words
 
     @property
     def allocated_usd(self) -> float:
@@ -100,6 +102,8 @@ class Explanation:
                 out.append(f"the floor (stage 1) is set by: {shown}")
         if self.loans:
             out += ["", f"loans: {self.loans}"]
+        if self.performance:
+            out += ["", f"performance: {self.performance}"]
         out += ["", "sources:"]
         if not self.by_source:
             out.append("  none")
@@ -180,7 +184,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         raise DamagedFile("policy.toml", "nested too deeply to be a policy") from None
     policy = policy_file.policy
     data = counted_pledges(data, policy)
-    rules = rebuild(data, policy)
+    cycle = restate(run.inputs, data, policy)
+    rules = rebuild(with_cycle(data, run.inputs, cycle), policy, cycle)
     states = data.states.set_index("iso3")
     if iso3 not in states.index:
         raise UsageError(f"{iso3}: not a State of this run"
@@ -226,7 +231,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     targets = set(gaps["target"])
     mine_rows = constraints["iso3"] == iso3
     involves = mine_rows & (family.isin(["absorb", "state_share", "source_state",
-                                         "loan_share"])
+                                         "loan_share", "pace_down", "pace_up"])
                             | (family.isin(["gap", "floor"])
                                & constraints["target"].isin(targets)))
     noise = _DUAL_NOISE
@@ -255,7 +260,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     st = states.loc[iso3]
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
                        rule_lines, nothing, method, floor_set_by,
-                       _loan_words(rules, alloc, constraints, iso3))
+                       _loan_words(rules, alloc, constraints, iso3),
+                       factor_words(cycle, policy, iso3))
 
 
 def _loan_words(rules: Rules, alloc: pd.DataFrame, constraints: pd.DataFrame, iso3: str
