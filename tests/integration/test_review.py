@@ -332,3 +332,25 @@ def test_record_then_the_next_round_certifies(tmp_path_factory, needs, pledge, p
     assert certificate.ok, "\n".join(certificate.lines())
     api.record(second, 2, history)
     assert {r["cycle"] for r in read_csv(history)} == {"1", "2"}
+
+
+def test_the_three_round_example_allocates_round_3_and_reviews(tmp_path):
+    """scenarios/cycles (scripts/build_cycles.py): round 3 learns from cycles 1 and 2
+    (factors below 1 where execution lags, fundable need lowered by what is still held)
+    and certifies; its review is labelled illustrative."""
+    from gcm_fund.audit import certify
+
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "cycles"
+    run = api.write(api.allocate(scenario / "round3", scenario / "round3.toml"),
+                    tmp_path / "round3")
+    assert certify(run).ok
+    factors = [float(r["factor"]) for r in read_csv(run / "performance.csv")]
+    assert min(factors) == pytest.approx(0.8) and max(factors) > 1
+    coverage = read_csv(run / "coverage.csv")
+    assert sum(float(r["fundable_usd"]) < float(r["need_usd"]) for r in coverage
+               if r["iso3"] == "AFG")  # a low-income State: U = need, less its balance
+    review = api.review(scenario / "round3", scenario / "round3" / "history.csv",
+                        tmp_path / "review", model=scenario / "round3.toml").written
+    page = (review / "review.html").read_text(encoding="utf-8")
+    assert "ILLUSTRATIVE DATA" in page and "INVENTED implementation record" in page
+    assert {r["cycle"] for r in read_csv(review / "review_states.csv")} == {"1", "2"}
