@@ -27,7 +27,7 @@ FLAG_WORDS = {"low_execution": "execution under 50 %", "low_results": "results u
               "low_payment": "paid under 80 % of its pledges"}
 
 DEFINITIONS = [
-    ("Committed", "What the fund allocated to a gap in a cycle (`gcm-fund record` writes it "
+    ("Committed", "What the fund allocated to a gap in a cycle (gcm-fund record writes it "
      "from the run folder)."),
     ("Disbursed", "What was paid out of the committed money by the time of the review."),
     ("Execution", "Disbursed divided by committed. Flagged when under 50 %."),
@@ -37,7 +37,7 @@ DEFINITIONS = [
     ("Paid share", "A donor's paid contributions over all its contributions, at face value "
      "in USD at the valuation date's rates. Flagged when under 80 %."),
     ("Fair share", "The donor State's share of the total fundable need in proportion to "
-     "its GNI (`gcm-fund fair-share`)."),
+     "its GNI (as gcm-fund fair-share computes it)."),
 ]
 
 
@@ -74,7 +74,8 @@ def cycle_figure(table: pd.DataFrame, key: str, column: str, title: str,
     return {"data": data, "layout": _layout(
         barmode="group", height=360, title={"text": title, "x": 0, "font": {"size": 14}},
         yaxis={"range": [0, 105], "ticksuffix": " %", "gridcolor": "#e6ebf0"},
-        xaxis={"automargin": True}, legend={"orientation": "h", "y": -0.25},
+        # Target codes are categories, not numbers (plotly would place 8.8 at 8.8).
+        xaxis={"automargin": True, "type": "category"}, legend={"orientation": "h", "y": -0.25},
         margin={"l": 50, "r": 20, "t": 40, "b": 40})}
 
 
