@@ -388,6 +388,9 @@ def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
     refuse_dash(path)
     if cycle < 1:
         recording.check_cycle(cycle, set(), path)
+    kind = file_kind(path)
+    if kind not in (None, "a file"):
+        raise UsageError(f"{path}: is {kind}, not a history file")
     certificate = certify_run(folder)
     if not certificate.ok:
         failed = ", ".join(check.name for check in certificate.failed())
@@ -400,9 +403,6 @@ def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
     number = policy.get("cycle", {}).get("number") if isinstance(policy.get("cycle"), dict) \
         else None
     recording.check_policy_cycle(cycle, number if isinstance(number, int) else None, folder)
-    kind = file_kind(path)
-    if kind not in (None, "a file"):
-        raise UsageError(f"{path}: is {kind}, not a history file")
     existing = path.read_text(encoding="utf-8") if kind == "a file" else None
     recorded = (set(read_history(path, run_states(folder))["cycle"].tolist())
                 if existing and existing.strip() else set())

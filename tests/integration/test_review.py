@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gcm_fund import api
+from gcm_fund.errors import UsageError
 
 HEADER = "cycle,iso3,target,committed_usd,disbursed_usd,result\n"
 
@@ -330,6 +331,8 @@ def test_record_then_the_next_round_certifies(tmp_path_factory, needs, pledge, p
     second = api.write(api.allocate(inputs, model), tmp / "run2")
     certificate = certify(second)
     assert certificate.ok, "\n".join(certificate.lines())
+    with pytest.raises(UsageError, match=r"the run's policy is cycle 2 \(\[cycle\] number\)"):
+        api.record(second, 3, history)
     api.record(second, 2, history)
     assert {r["cycle"] for r in read_csv(history)} == {"1", "2"}
 
