@@ -270,3 +270,60 @@ def test_under_programmes_the_better_performer_is_funded(tmp_path):
     assert float(selection["pm"]["priority"]) == 0.8
     assert selection["pk"]["funded"] == "true" and selection["pm"]["funded"] == "false"
     assert certify(folder).ok
+
+
+def test_pace_down_is_lowered_to_what_the_state_can_receive(tmp_path):
+    # KEN: C = 5 M, max_cut 0, absorption 3 M -> 3 M. MLI: C = 9 M, its U' under keep is
+    # 10 - 1 = 9 M, and kappa x B = 0.5 x 6 M = 3 M is lower still -> 3 M. SEN: nothing
+    # committed, no row; no pace_up without max_rise.
+    from gcm_fund.model.lp import SCALE_USD, build
+
+    inputs, model = write_case(
+        tmp_path, states=[state("KEN", absorption_usd=3e6), state("MLI"), state("SEN")],
+        gaps=[gap(code, "10.7", 10e6) for code in ("KEN", "MLI", "SEN")],
+        sources=[source("deu", 6e6)],
+        policy="[cycle]\nnumber = 2\n[pacing]\nmax_cut = 0\n[limits]\nmax_state_share = 0.5\n")
+    write_rows(inputs / "history.csv", [history_row(1, "KEN", 5e6, 5e6, 1),
+                                        history_row(1, "MLI", 9e6, 8e6, 1),
+                                        history_row(1, "SEN", 0, 0)])
+    scenario = load(inputs, model)
+    lp = build(scenario.data, scenario.policy)
+    block = lp.block("pace_down")
+    assert block is not None and lp.block("pace_up") is None
+    assert list(block.keys[0]) == ["KEN", "MLI"]
+    assert (lp.rhs[block.start:block.stop] * SCALE_USD).tolist() == pytest.approx([3e6, 3e6])
+
+
+def test_verify_re_solves_the_paced_run_from_its_copies(paced_run):
+    from gcm_fund.verification import verify
+
+    found = verify(paced_run)
+    assert found.ok, found.lines
+
+
+def test_keep_leaves_no_need_where_under_a_cent_is_left(tmp_path):
+    # U = 0.75 x 1,000,000.01 = 750,000.0075; the balance written to the cent, 750,000.00,
+    # leaves 0.0075 USD: no need (not a gap below the least amount the solvers allocate,
+    # which would be refused as bad input).
+    inputs, model = write_case(
+        tmp_path, states=[state("KEN", "LMIC"), state("MLI")],
+        gaps=[gap("KEN", "10.7", 1000000.01), gap("MLI", "10.7", 1e6)],
+        sources=[source("deu", 3e6)], policy="[cycle]\nnumber = 2\n")
+    write_rows(inputs / "history.csv", [history_row(1, "KEN", 750000.00, 0)])
+    folder = solve(tmp_path, inputs, model)
+    coverage = {r["iso3"]: float(r["fundable_usd"]) for r in read_csv(folder / "coverage.csv")}
+    assert coverage == {"KEN": 0.0, "MLI": 1e6}
+    assert certify(folder).ok
+
+
+def test_an_allocation_breaking_pace_down_fails_certify(paced_run, tmp_path):
+    # KEN's 4 M held by pace_down: 0.5 M of it moved to MLI, resealed, breaks the rule.
+    folder = _copy(paced_run, tmp_path)
+    path = folder / "allocations.csv"
+    text = path.read_text()
+    path.write_text(text.replace("deu,KEN,10.7,4000000.00", "deu,KEN,10.7,3500000.00")
+                    .replace("deu,MLI,10.7,2000000.00", "deu,MLI,10.7,2500000.00"))
+    assert path.read_text() != text
+    failed = {c.name: c for c in certify(cases.reseal(folder)).checks if not c.ok}
+    assert "rule pace_down" in failed
+    assert failed["rule pace_down"].problems[0].startswith("pace_down[KEN]: lhs ")

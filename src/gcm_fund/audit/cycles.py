@@ -22,6 +22,7 @@ from gcm_fund.inputs.history import CARRYOVER_SOURCE, HISTORY_FILE, read_history
 from gcm_fund.inputs.load import InputTable, ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.schema import SourceRow
+from gcm_fund.model.spec import kept_fundable_usd
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,13 @@ def with_cycle(data: ProblemData, folder: Path, cycle: Restated | None) -> Probl
 
 def fundable_after(cycle: Restated | None, iso3: np.ndarray, target: np.ndarray,
                    fundable: np.ndarray) -> np.ndarray:
-    """U' = max(0, U - b) by gap under `keep`; U otherwise."""
+    """U' = max(0, U - b) by gap under `keep` (0 below a cent: `spec.kept_fundable_usd`);
+    U otherwise."""
     if cycle is None or not cycle.keep:
         return fundable
     owed = np.array([cycle.balance.get((i, t), 0.0) for i, t in
                      zip(iso3, target, strict=True)], dtype=float)
-    return np.maximum(0.0, fundable - owed) if owed.any() else fundable
+    return kept_fundable_usd(fundable, owed) if owed.any() else fundable
 
 
 def factors(cycle: Restated | None, iso3: np.ndarray) -> np.ndarray:

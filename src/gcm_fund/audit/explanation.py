@@ -158,6 +158,12 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
     if family == "loan_share":
         return (f"{iso3}'s loans are at the most its debt risk allows (loans.max_share): "
                 f"one more USD of loan room would {add}")
+    if family == "pace_down":
+        return (f"{iso3} is held at the least pacing allows (pacing.max_cut of what it was "
+                f"committed in the last cycle): one USD less of that least would {add}")
+    if family == "pace_up":
+        return (f"{iso3} is at the most pacing allows (pacing.max_rise over what it was "
+                f"committed in the last cycle): one more USD of that most would {add}")
     if family == "floor":
         if method == "levels":
             return (f"the gap is held at the floor: each USD it must get to keep the floor "

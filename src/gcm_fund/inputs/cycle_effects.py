@@ -10,13 +10,15 @@ The model reads `ProblemData.cycle`; `apply_cycle` puts it there (and, under `po
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gcm_fund.inputs.history import CARRYOVER_SOURCE
+from gcm_fund.inputs.history import CARRYOVER_SOURCE, load_history
 from gcm_fund.inputs.load import InputTable, ProblemData
 from gcm_fund.inputs.policy import Policy
+from gcm_fund.inputs.policy_file import PolicyFile
 from gcm_fund.inputs.schema import SourceRow
 
 if TYPE_CHECKING:
@@ -162,3 +164,10 @@ def apply_cycle(data: ProblemData, policy: Policy) -> ProblemData:
                       key=lambda r: r.source_id)  # type: ignore[attr-defined]
         sources = InputTable(sources.name, rows)
     return replace(data, cycle=effects, source_table=sources)
+
+
+def load_cycle(folder: Path | str, data: ProblemData, policy_file: PolicyFile) -> ProblemData:
+    """The inputs with `history.csv` of `folder` read (`load_history`) and its effects
+    applied under the policy (`apply_cycle`); unchanged when the folder has none."""
+    data = load_history(folder, data, policy_file)
+    return apply_cycle(data, policy_file.policy)

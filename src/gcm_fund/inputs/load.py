@@ -22,7 +22,6 @@ from pydantic_core import PydanticCustomError
 from gcm_fund.errors import InputError, Problem
 from gcm_fund.inputs.contributions import Valuation, value_pledges
 from gcm_fund.inputs.csv_input import file_label, read_csv_rows, sha256_bytes, validate_rows
-from gcm_fund.inputs.history import load_history
 from gcm_fund.inputs.policy_file import (
     TOML_LINE,
     PolicyFile,
@@ -514,11 +513,9 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
         raise InputError(problems)
     assert data is not None
     data = value_pledges(data, policy_file)
-    data = load_history(inputs, data, policy_file)
-    if data.history is not None:
-        from gcm_fund.inputs.cycle_effects import apply_cycle  # it builds on this module
+    from gcm_fund.inputs.cycle_effects import load_cycle  # it builds on this module
 
-        data = apply_cycle(data, policy_file.policy)
+    data = load_cycle(inputs, data, policy_file)
     if policy_file.policy.allocation.method == "programmes":
         from gcm_fund.inputs.programmes import load_programmes
 

@@ -71,13 +71,13 @@ def _earmark_mask(lists: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def fundable_usd(data: ProblemData, policy: Policy) -> np.ndarray:
     """U[s,t] = c[income(s)] * need[s,t] in USD, by gap; with a history under `keep`
-    (docs/cycles.md), U'[s,t] = max(0, U[s,t] - b[s,t]), the last cycle's undisbursed
-    balance still the State's."""
+    (docs/cycles.md), U'[s,t] = max(0, U[s,t] - b[s,t]) (`spec.kept_fundable_usd`), the
+    last cycle's undisbursed balance still the State's."""
     income = data.state_table["income_group"][data.gap_state]
     fundable = spec.fundable_usd(data.gap_table["need_usd"], income, policy.cofinancing)
     cycle = data.cycle
     if cycle is not None and cycle.keep and cycle.balance.any():
-        return np.maximum(0.0, fundable - cycle.balance)
+        return spec.kept_fundable_usd(fundable, cycle.balance)
     return fundable
 
 
