@@ -66,7 +66,7 @@ def check_review_destination(out: Path | str, *, force: bool = False,
     the input folder or the history file, a link or a file, a folder holding anything but
     a review's files, and an earlier review without `force`."""
     refuse_dash(out)
-    check_apart(out, inputs=inputs)
+    check_apart(out, inputs=inputs, folder="review")
     if history is not None:
         held, target = Path(os.path.realpath(history)), Path(os.path.realpath(out))
         if held == target or target in held.parents:
