@@ -357,3 +357,22 @@ def test_the_three_round_example_allocates_round_3_and_reviews(tmp_path):
     page = (review / "review.html").read_text(encoding="utf-8")
     assert "ILLUSTRATIVE DATA" in page and "INVENTED implementation record" in page
     assert {r["cycle"] for r in read_csv(review / "review_states.csv")} == {"1", "2"}
+
+
+def test_nothing_committed_or_reported_is_blank_not_a_lag(tmp_path):
+    """A gap committed nothing has no execution and one with no report no result: blank,
+    and no flag. Without contributions.csv the donors' payments are blank too."""
+    root = Path(__file__).resolve().parents[2]
+    history = tmp_path / "history.csv"
+    history.write_text(HEADER + "1,AFG,10.7,0,0,\n1,KEN,10.7,200,0,\n")
+    done = api.review(root / "inputs", history, tmp_path / "review")
+    states = {r["iso3"]: r for r in read_csv(done.written / "review_states.csv")}
+    assert (states["AFG"]["execution"], states["AFG"]["result"], states["AFG"]["flags"]) == (
+        "", "", "")
+    # KEN: recorded, nothing disbursed yet: a lag by the rule, the page says not reviewed.
+    assert (states["KEN"]["execution"], states["KEN"]["flags"]) == ("0.000000",
+                                                                   "low_execution")
+    donors = read_csv(done.written / "review_donors.csv")
+    assert donors and all(r["paid_share"] == "" and r["flags"] == "" for r in donors)
+    page = (done.written / "review.html").read_text(encoding="utf-8")
+    assert "recorded, not yet reviewed" in page and "no contributions.csv" in page
