@@ -82,6 +82,24 @@ class Validation:
     warnings: list[Problem]
     # With contributions.csv (docs/contributions.md): how they were valued, one line.
     contributions: str | None = None
+    # With history.csv (docs/cycles.md): what it does to this round, one line.
+    history: str | None = None
+
+
+def history_line(data: Any) -> str | None:
+    """`validate`'s line on history.csv: its rows, the window, e_bar, the States with a
+    factor and the carry-over; None without history."""
+    cycle, history = data.cycle, data.history
+    if cycle is None or history is None:
+        return None
+    e_bar = "undefined" if cycle.e_bar != cycle.e_bar else f"{cycle.e_bar:.2%}"
+    what = "kept by the States" if cycle.keep else "pooled as the carryover source"
+    span = (f"cycles {cycle.first}-{cycle.last}" if cycle.first < cycle.last
+            else f"cycle {cycle.last}")
+    return (f"history: {len(history)} row{'s' * (len(history) != 1)}; cycle {cycle.number} "
+            f"looks back at {span} (execution of all States {e_bar}; "
+            f"{len(cycle.performance)} with a factor); undisbursed USD "
+            f"{cycle.carryover_usd:,.2f} {what}")
 
 
 def contributions_line(data: Any) -> str | None:
@@ -115,6 +133,7 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
         policy=loaded.policy_file.policy.name,
         warnings=loaded.warnings,
         contributions=contributions_line(data),
+        history=history_line(data),
     )
 
 

@@ -169,8 +169,7 @@ def test_an_impossible_pacing_exits_3_naming_pace_down(tmp_path):
 
 
 def test_an_empty_history_changes_no_byte_of_the_allocation(tmp_path):
-    example = cases.project_root() / "inputs" if hasattr(cases, "project_root") else \
-        Path(__file__).resolve().parents[2] / "inputs"
+    example = Path(__file__).resolve().parents[2] / "inputs"
     base = solve(tmp_path, example, Path(example).parent / "models" / "baseline.toml", "base")
     copy = tmp_path / "inputs"
     copy.mkdir()
@@ -186,6 +185,10 @@ def test_an_empty_history_changes_no_byte_of_the_allocation(tmp_path):
     assert (with_history / "allocations.csv").read_bytes() == \
         (base / "allocations.csv").read_bytes()
     assert load(copy, policy).data.history is not None
+    (copy / "history.csv").unlink()  # absent: the keys alone change nothing either
+    keys_only = solve(tmp_path, copy, policy, "keys")
+    assert (keys_only / "allocations.csv").read_bytes() == \
+        (base / "allocations.csv").read_bytes()
 
 
 def test_explain_prints_the_factor_and_why(tmp_path):
@@ -230,7 +233,8 @@ def test_the_paced_run_certifies(paced_run):
 def test_an_edited_history_row_fails_certify_naming_history_csv(paced_run, tmp_path):
     folder = _copy(paced_run, tmp_path)
     path = folder / "inputs" / "history.csv"
-    path.write_text(path.read_text().replace("KEN,10.7,5000000,5000000", "KEN,10.7,5000000,2000000"))
+    path.write_text(path.read_text().replace("KEN,10.7,5000000,5000000",
+                                             "KEN,10.7,5000000,2000000"))
     failed = [c for c in certify(folder).checks if not c.ok]
     assert any("inputs/history.csv" in p for c in failed for p in c.problems), failed
     # Resealed, as a careful forger would: the hashes hold, the recomputed figures do not.
@@ -327,3 +331,25 @@ def test_an_allocation_breaking_pace_down_fails_certify(paced_run, tmp_path):
     failed = {c.name: c for c in certify(cases.reseal(folder)).checks if not c.ok}
     assert "rule pace_down" in failed
     assert failed["rule pace_down"].problems[0].startswith("pace_down[KEN]: lhs ")
+
+
+def test_the_carryover_pledge_cannot_be_set_by_hand(tmp_path):
+    from gcm_fund.errors import UsageError
+
+    inputs, model = make(tmp_path, CARRY, '[cycle]\nnumber = 2\n[carryover]\n'
+                         'undisbursed = "pool"\n', pledge=4e6, iso3s=("KEN",))
+    scenario = load(inputs, model)
+    with pytest.raises(UsageError, match="^carryover: its pledge is the last cycle's"):
+        scenario.with_pledges({"carryover": 1e6})
+    assert scenario.with_pledges({"deu": 1e6}).data.source_table["pledge_usd"].tolist() == \
+        [4e6, 1e6]
+
+
+def test_validate_says_what_the_history_does(tmp_path):
+    inputs, model = make(tmp_path, FACTORS, "[cycle]\nnumber = 3\n[performance]\nwindow = 1\n",
+                         iso3s=("KEN", "MLI", "UGA", "SEN"))
+    done = cases.run_cli("validate", inputs, "--model", model, columns=300)
+    assert done.returncode == 0, done.stderr
+    assert ("history: 4 rows; cycle 3 looks back at cycle 2 (execution of all States 66.67%; "
+            "3 with a factor); undisbursed USD 10,000,000.00 kept by the States"
+            ) in done.stdout

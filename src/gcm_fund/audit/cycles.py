@@ -57,7 +57,7 @@ def restate(folder: Path, data: ProblemData, policy: Policy) -> Restated | None:
     history = read_history(path, set(data.states["iso3"]), set(data.gaps["target"]),
                            before=number)
     perf = policy.performance
-    first = number - perf.window
+    first = max(1, number - perf.window)  # cycles count from 1
     window = history[history["cycle"].between(first, number - 1)]
     rows = []
     for iso3, mine in window.groupby("iso3", sort=True):

@@ -153,6 +153,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
     )
     if figures.contributions is not None:
         out.print(figures.contributions, soft_wrap=True)
+    if figures.history is not None:
+        out.print(figures.history, soft_wrap=True)
 
 
 @app.command()

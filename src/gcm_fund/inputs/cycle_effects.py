@@ -35,7 +35,7 @@ class CycleEffects:
     """The history's effects on this round, aligned with the inputs' tables."""
 
     number: int  # this round, `[cycle] number`
-    first: int  # the window's first cycle, `number - window`
+    first: int  # the window's first cycle, `number - window` (1 at the least)
     e_bar: float  # total disbursed over total committed in the window (NaN when 0 committed)
     performance: pd.DataFrame  # performance.csv: one row per State with history in the window
     factor: np.ndarray  # p_s by State (states.csv order), 1 without history
@@ -128,7 +128,8 @@ def cycle_effects(data: ProblemData, policy: Policy) -> CycleEffects | None:
         if g is not None:  # a pair that is not a gap this round: `keep` skips it
             balance[g] = b
         committed_last[index[code]] += c
-    return CycleEffects(number=number, first=number - policy.performance.window,
+    # Cycles count from 1: a window reaching further back starts there.
+    return CycleEffects(number=number, first=max(1, number - policy.performance.window),
                         e_bar=e_bar, performance=table, factor=factor, balance=balance,
                         keep=policy.carryover.undisbursed == "keep",
                         carryover_usd=float(owed.sum()), committed_last=committed_last)

@@ -33,6 +33,7 @@ from gcm_fund.errors import InputError, Problem, UsageError
 from gcm_fund.inputs.contributions import pledged_apart, revalue, value_pledges
 from gcm_fund.inputs.csv_input import readable, sha256_bytes
 from gcm_fund.inputs.cycle_effects import apply_cycle, without_carryover
+from gcm_fund.inputs.history import CARRYOVER_SOURCE
 from gcm_fund.inputs.load import InputTable, ProblemData, load_inputs_and_policy
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import PolicyFile, parse_policy
@@ -257,6 +258,10 @@ class Scenario:
         ids = self.data.source_table["source_id"].tolist()
         index = {s: i for i, s in enumerate(ids)}
         _check_keys("sources.csv", "source_id", list(pledges), ids)
+        if self.data.cycle is not None and self.data.cycle.pooled and CARRYOVER_SOURCE in pledges:
+            raise UsageError(f"{CARRYOVER_SOURCE}: its pledge is the last cycle's undisbursed "
+                             "balance, made from history.csv (docs/cycles.md); change that "
+                             "file or [carryover] instead")
         column = list(self.data.source_table["pledge_usd"].tolist())
         for source_id, value in pledges.items():
             value = float(value)
