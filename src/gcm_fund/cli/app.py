@@ -560,3 +560,10 @@ def export(
 
     written = _guard(lambda: api.export(run_dir, xlsx, force=force))
     out.print(f"workbook written to {written}", soft_wrap=True)
+
+
+# The follow-up and review commands (docs/review.md) live in their own module.
+from gcm_fund.cli import follow_up  # noqa: E402
+
+app.command()(follow_up.record)
+app.command()(follow_up.review)
