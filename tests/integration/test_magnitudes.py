@@ -173,6 +173,21 @@ def test_cbc_split_values_refined_when_the_budget_is_above_the_sum_of_the_holds(
     assert all(abs(amounts[key] - exact[key]) <= 0.01 for key in amounts), amounts
 
 
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_floor_duals_move_whole_onto_level_rows_when_z_is_above_its_lower_bound(
+        tmp_path: Path, solver: str) -> None:
+    """A USD 1e8 gap beside a USD 1e13 one, one grant of USD 1.00001e12, the floor maximised
+    (the magnitudes property found it): z* = 0.1, both gaps stop at level 0.1 with z above
+    its stage-2 bound z* - 1e-6. HiGHS's step dual named the small gap's floor row (and a
+    wrong-signed 1e-12 on the huge one's, which the refinement drops); half of it was
+    moved onto the level row, the other half left z a reduced cost with z between its
+    bounds, which certify prices at z_lo: a proven rise of USD 150 for the small gap,
+    1.5 times its tolerance. Moved whole, the run certifies in full."""
+    inputs, policy, exact = huge_beside_small(tmp_path, [("10.7", 1e13)], 1, 1e8,
+                                              [1.00001e12], True)
+    solve_and_compare(inputs, policy, tmp_path / solver, solver, exact)
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 

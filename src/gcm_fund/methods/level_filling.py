@@ -484,7 +484,12 @@ class Filling:
         shifted /= 1.0 - float((moved * layout.scale[move]).sum())
         # Half of each (a convex combination of optimal duals is optimal): the floor rows
         # keep half their dual, so that `stopped_by` and `explain` still name the floor.
-        solution.row_dual = 0.5 * (solution.row_dual + shifted)
+        # With z above its lower bound (z* read exactly, z_lo below it) its reduced cost
+        # must be 0, which floor duals (all <= 0) allow only at 0: they move whole.
+        low = float(solution.bounds.get(z, (0.0, np.inf))[0])
+        above = z_value - low > (FLOOR_TIGHT + 10 * self.precision) * abs(low)
+        keep = 0.0 if above else 0.5
+        solution.row_dual = keep * solution.row_dual + (1.0 - keep) * shifted
         solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
         log.debug("stage 2: the floor duals of %d gaps at the floor moved onto their level "
                   "rows", int(move.sum()))
