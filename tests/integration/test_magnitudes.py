@@ -174,17 +174,20 @@ def test_cbc_split_values_refined_when_the_budget_is_above_the_sum_of_the_holds(
 
 
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
+@pytest.mark.parametrize(("small_usd", "pledged"), [(1e8, 1.00001e12), (1e9, 1.0001e12)])
 def test_floor_duals_move_whole_onto_level_rows_when_z_is_above_its_lower_bound(
-        tmp_path: Path, solver: str) -> None:
-    """A USD 1e8 gap beside a USD 1e13 one, one grant of USD 1.00001e12, the floor maximised
-    (the magnitudes property found it): z* = 0.1, both gaps stop at level 0.1 with z above
-    its stage-2 bound z* - 1e-6. HiGHS's step dual named the small gap's floor row (and a
-    wrong-signed 1e-12 on the huge one's, which the refinement drops); half of it was
-    moved onto the level row, the other half left z a reduced cost with z between its
-    bounds, which certify prices at z_lo: a proven rise of USD 150 for the small gap,
-    1.5 times its tolerance. Moved whole, the run certifies in full."""
-    inputs, policy, exact = huge_beside_small(tmp_path, [("10.7", 1e13)], 1, 1e8,
-                                              [1.00001e12], True)
+        tmp_path: Path, solver: str, small_usd: float, pledged: float) -> None:
+    """A USD 1e8 (or 1e9) gap beside a USD 1e13 one, one grant of a tenth of the needs, the
+    floor maximised (the magnitudes property found both): z* = 0.1, both gaps stop at
+    level 0.1 with z above its stage-2 bound z* - 1e-6. HiGHS's step dual names the small
+    gap's floor row and balances it, through z, with a wrong-signed 1e-12 on the huge
+    gap's; the refinement set that one to 0, and half the other was moved onto the level
+    row. z and the huge gap's column were left reduced costs, which certify prices at
+    their bounds: a proven rise of USD 150 for the USD 1e8 gap (1.5 times its tolerance),
+    of USD 10,000 for the USD 1e9 one. With z above its bound every floor dual now moves
+    whole onto its level row before the refinement, and the runs certify in full."""
+    inputs, policy, exact = huge_beside_small(tmp_path, [("10.7", 1e13)], 1, small_usd,
+                                              [pledged], True)
     solve_and_compare(inputs, policy, tmp_path / solver, solver, exact)
 
 
