@@ -191,6 +191,35 @@ def test_floor_duals_move_whole_onto_level_rows_when_z_is_above_its_lower_bound(
     solve_and_compare(inputs, policy, tmp_path / solver, solver, exact)
 
 
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_cbc_level_step_refined_when_its_level_rows_sum_terms_of_usd_1e13(
+        tmp_path: Path, solver: str) -> None:
+    """Ten gaps of USD 1.3e11 to 1e14 in five States, targets weighted 1e-35 and 1e-33, two
+    grants of USD 1.41e14 (a random run of the magnitudes property found it). A level
+    step's rows have a right-hand side of 0 and terms of 1e7 to 1e8 (USD millions): least
+    squares put CBC's values on them within float rounding of those terms (1.8e-10), and
+    a tolerance of 1e-12 absolute refused it, so the step's values stayed as read. A USD
+    1e14 gap was written USD 804,000 above its level (within SPEC 4b), and certify found
+    a USD 1.7e11 gap stopped beside it free to rise that much (4.8 times its tolerance).
+    Now the tolerance is relative to each row's terms and the run certifies in full."""
+    needs = {("SAF", "10.7"): 5.46005e13, ("SAF", "8.8"): 1.33799e11,
+             ("SBC", "10.7"): 1.68714e11, ("SBC", "8.8"): 1.49169e11,
+             ("SCP", "10.7"): 1.08431e13, ("SCP", "8.8"): 3.05472e13,
+             ("SDI", "10.7"): 3.00518e11, ("SDI", "8.8"): 8.29555e13,
+             ("SEL", "10.7"): 1e14, ("SEL", "8.8"): 3.21417e12}
+    weights = {"10.7": 1e-35, "8.8": 1e-33}
+    pledges = [1.41453078e14] * 2
+    inputs, policy = write_case(
+        tmp_path, states=[state(iso3) for iso3 in sorted({k[0] for k in needs})],
+        gaps=[gap(iso3, target, need) for (iso3, target), need in needs.items()],
+        sources=[source(f"g{k}", p) for k, p in enumerate(pledges)],
+        policy={"weights": {"target": weights}, "equity": {"maximize": False}})
+    amounts = exact_amounts(list(needs.values()), [weights[t] for _, t in needs],
+                            sum(pledges), None)
+    solve_and_compare(inputs, policy, tmp_path / solver, solver,
+                      dict(zip(needs, amounts, strict=True)))
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 

@@ -263,7 +263,8 @@ def refined_values(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
         move = lsqr(block, residual, atol=1e-14, btol=1e-14, conlim=1e14,
                     iter_lim=20 * (len(tight) + len(free)))[0]
         off = block @ move - residual
-        if not bool(_rows_take(lp.sense[tight], off, rhs[tight],
+        terms = np.maximum(np.abs(rows) @ np.abs(x), np.abs(rhs[tight]))
+        if not bool(_rows_take(lp.sense[tight], off, terms,
                                _reach(rows, x, rhs[tight])).all()):
             log.info("refined objective: the tight rows do not take the values; kept as read")
             return None
@@ -277,18 +278,22 @@ def _reach(rows: Any, x: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return AT_BOUND * (np.abs(rows) @ np.abs(x) + np.abs(rhs) + 1.0)
 
 
-def _rows_take(sense: np.ndarray, off: np.ndarray, rhs: np.ndarray, reach: np.ndarray
+def _rows_take(sense: np.ndarray, off: np.ndarray, terms: np.ndarray, reach: np.ndarray
                ) -> np.ndarray:
-    """Whether each row, `a.x - rhs = off` after a move, holds it: tight to `ON_ROW`, or
-    slack by at most `reach` on its feasible side.
+    """Whether each row, `a.x - rhs = off` after a move, holds it: tight to `ON_ROW` of its
+    `terms` (the larger of |a|.|x| and |rhs|, or 1), or slack by at most `reach` on its
+    feasible side.
 
-    The rows the duals name need not be tight all at once: a budget that funds gaps held
-    a margin below their levels is that margin above the sum of their holds, and CBC,
-    within its tolerances, names the budget and every hold. Least squares then leaves
-    the slack on the rows' feasible side, spread over them; a two-sided test refused it
-    on the hold of the smallest gap (docs/auditing.md)."""
+    Relative to the terms, not to the right-hand side alone: a level row's is 0, while
+    beside gaps of USD 1e13 its `a.x` sums terms of 1e7 and more (USD millions), whose
+    float rounding a bound of 1e-12 refused, leaving a level step's values as read. The
+    rows the duals name need not be tight all at once: a budget that funds gaps held a margin below
+    their levels is that margin above the sum of their holds, and CBC, within its
+    tolerances, names the budget and every hold. Least squares then leaves the slack on
+    the rows' feasible side, spread over them; a two-sided test refused it on the hold of
+    the smallest gap (docs/model.md)."""
     wrong_side = np.where(sense == LE, off, -off)
-    return (wrong_side <= ON_ROW * np.maximum(1.0, np.abs(rhs))) & (np.abs(off) <= reach)
+    return (wrong_side <= ON_ROW * np.maximum(1.0, terms)) & (np.abs(off) <= reach)
 
 
 def _at_bounds(lp: LinearProgram, solution: StageSolution) -> tuple[np.ndarray, np.ndarray]:
