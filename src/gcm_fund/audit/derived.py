@@ -246,10 +246,12 @@ def check_level_columns(c: Certifier) -> None:
 
 
 def check_sources(c: Certifier) -> None:
-    """sources_summary.csv: pledge, allocated, unallocated and marginal value, every source.
+    """sources_summary.csv: pledge, allocated, unallocated, grant equivalent and the donor
+    figures, every source.
 
-    The marginal value is the stage-2 dual of the source's budget row in constraints.csv
-    (whose duals the optimality checks prove), never below 0; blank without such a row.
+    Under weighted the marginal value is the stage-2 dual of the source's budget row in
+    constraints.csv (whose duals the optimality checks prove), never below 0; blank
+    without such a row. Under levels it is a re-solve (`_donor_bounds`).
     """
     rules = c.rules
     table = c.run.table("sources_summary.csv", SOURCES_COLUMNS)
@@ -272,32 +274,61 @@ def check_sources(c: Certifier) -> None:
     pledge_cents[found] = written[at[found]]
     _compare_cents(table, "sources_summary.csv", "unallocated_usd", at,
                    pledge_cents - allocated, pledge, labels, problems)
-    constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
-    budget = (constraints["family"] == "budget").to_numpy()
-    duals = dict(zip(constraints["name"][budget], parse_numbers(constraints["dual"][budget]),
-                     strict=True))
-    names = [f"budget[{sid}]" for sid in labels]
     rule_rows = set(rules.rows["name"][rules.rows["family"] == "budget"])
+    names = [f"budget[{sid}]" for sid in labels]
     has_row = np.array([n in rule_rows for n in names], dtype=bool)
-    marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
-                         for n in names])
     if rules.policy.allocation.method == "programmes":  # docs/programmes.md: blank under programmes
         has_row[:] = False
-    _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,
-             problems, blank=~has_row)
-    what = "pledge, allocated, unallocated and marginal value"
+    if rules.policy.allocation.method == "levels":
+        what = _donor_bounds(table, at, labels, has_row, problems)
+    else:
+        constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
+        budget = (constraints["family"] == "budget").to_numpy()
+        duals = dict(zip(constraints["name"][budget],
+                         parse_numbers(constraints["dual"][budget]), strict=True))
+        marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
+                             for n in names])
+        _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL,
+                 labels, problems, blank=~has_row)
+        if "placed_per_usd" in table.columns:
+            _compare(table, "sources_summary.csv", "placed_per_usd", at, marginal, 0.0,
+                     labels, problems, blank=np.ones(len(labels), dtype=bool))
+        what = (f"marginal value as constraints.csv's budget dual ({SAME_DUAL:g}), "
+                "placed_per_usd blank")
     if "grant_equivalent_usd" in table.columns:
-        what = "pledge, allocated, unallocated, marginal value"
         equivalent = np.bincount(rules.triples["source"].to_numpy(dtype=int),
                                  weights=c.x * grant_elements(c), minlength=len(sources))
         _compare(table, "sources_summary.csv", "grant_equivalent_usd", at, equivalent,
                  SAME_CENT, labels, problems)
-        what += " and grant equivalent"
+        what += f"; grant equivalent ({SAME_CENT} USD)"
     c.add(Check("sources_summary.csv", not problems,
-                f"{len(sources)} sources: {what} "
-                "as recomputed from the inputs, allocations.csv and constraints.csv",
-                f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD; "
-                f"marginal value {SAME_DUAL:g}", problems))
+                f"{len(sources)} sources: pledge, allocated and unallocated as recomputed "
+                f"from the inputs and allocations.csv; {what}",
+                f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD",
+                problems))
+
+
+def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
+                  has_row: np.ndarray, problems: list[str]) -> str:
+    """Under levels the donor figures are re-solves (docs/model.md), which certify cannot
+    repeat without a solver (`verify` does). Nor can it bound them: money placed may grow
+    faster than the pledge (grants that unlock loans under `loan_share`), and the lowest
+    level of one source's gaps may fall when the leximin vector rises. It checks that a
+    source with an eligible triple has both figures and one without has neither."""
+    for column in ("marginal_value", "placed_per_usd"):
+        got = np.full(len(at), np.nan)
+        got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
+        cells = table[column].to_numpy()
+        for i in np.nonzero(at >= 0)[0]:
+            if not has_row[i] and str(cells[at[i]]) != "":
+                problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
+                                f"{cells[at[i]]!r}, expected blank (no eligible triple)")
+            elif has_row[i] and not np.isfinite(got[i]):
+                problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
+                                f"{cells[at[i]]!r}, expected a number (the source has an "
+                                "eligible triple)")
+    return ("marginal_value and placed_per_usd present exactly for the sources with an "
+            "eligible triple (re-solves: recomputed by verify, not here)")
 
 
 def grant_elements(c: Certifier) -> np.ndarray:

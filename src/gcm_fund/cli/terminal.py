@@ -142,6 +142,21 @@ def _levels(console: Console, figures: dict) -> None:
     console.print(table)
 
 
+def overall_additionality(result: Any) -> tuple[float, float, float, float, float] | None:
+    """`next_dollar`'s figures from the lowest positive feasible level to the highest:
+    (B1, B2, placed, additionality, displaced) per extra USD; None with fewer than two."""
+    from dataclasses import replace
+
+    from gcm_fund.analyses.next_dollar import additionality
+
+    ends = [lv for lv in result.levels if lv.status == "optimal" and lv.pledge_usd > 0
+            and lv.gap_amounts is not None]
+    if len(ends) < 2 or "fundable_gaps" not in result.extra:
+        return None
+    found = additionality(replace(result, levels=[ends[0], ends[-1]]))
+    return None if not found else found[0][:5]
+
+
 def sweep_result(console: Console, swept: api.SweepRun) -> None:
     """What `sweep` prints: the levels, the breakpoints and where they were written."""
     result, written = swept.result, swept.written
@@ -150,8 +165,16 @@ def sweep_result(console: Console, swept: api.SweepRun) -> None:
               f"({len(result.levels) - len(optimal)} infeasible), {len(result.breakpoints)} "
               f"breakpoint{'s' if len(result.breakpoints) != 1 else ''}; written to "
               f"{', '.join(str(p) for p in written)}", soft_wrap=True)
+    whole_range = overall_additionality(result)
+    if whole_range is not None:
+        low, high, placed, reaches, displaced = whole_range
+        console.print(f"of each extra USD from {whole(low)} to {whole(high)}: {placed:.2f} "
+                      f"placed, {reaches:.2f} reaches the gaps {', '.join(result.source_ids)} "
+                      f"may fund, {displaced:.2f} displaces other money there",
+                      soft_wrap=True)
     if result.breakpoints:
-        table = Table(title="Breakpoints of the marginal value", title_justify="left")
+        table = Table(title="Breakpoints (kinks of the floor, money placed or levels)",
+                      title_justify="left")
         for name in ("pledge USD", "marginal below", "marginal above"):
             table.add_column(name, justify="right")
         for point in result.breakpoints:

@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,6 +73,8 @@ class LevelsResult:
     # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
     stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     lps: int = 0  # LPs solved in stage 2 (SPEC's `steps`): forecast steps need none
+    # The donor figures by re-solve (`donor_figures.DonorFigures`), set by the engine.
+    donor: Any = None
 
 
 
@@ -180,7 +183,7 @@ def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution
 
 def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: np.ndarray,
                diagnosed: bool = True, funded: np.ndarray | None = None,
-               forecast: bool = True) -> Solution:
+               forecast: bool = True, watch: np.ndarray | None = None) -> Solution:
     """Stages 1, 1b, 2 (levels), 3 (loans) and the split on a pipeline over the extended
     LP (`extend(lp)`), at the pipeline's right-hand sides.
 
@@ -188,6 +191,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     right-hand sides (a sweep sets pledges to 0); the others leave E. Default: all of E.
     `forecast=False` solves one LP per step instead of forecasting local stops
     (`level_filling`): the same levels, found more slowly.
+    `watch` (by gap): raise `LevelReached` at the first step that stops one of these
+    gaps, with its level (the donor figures' re-solves need no more).
 
     Returns the solution in `lp`'s terms: stage 2 is the last level step (its duals
     d L / d rhs), `levels` what each step found. Raises `InfeasibleError` when no
@@ -283,7 +288,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     # Stage 2: progressive filling.
     funded_e = np.ones(n_e, dtype=bool) if funded is None else funded[layout.gaps].copy()
     filling = Filling(pipeline, lp, layout, priority, rhs, bounds, precision, funded_e, total,
-                      solve, forecast)
+                      solve, forecast, watch)
     filling.run()
     stop_step, held, steps, last = filling.stop_step, filling.held, filling.steps, filling.last
 

@@ -143,6 +143,8 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
         "grant_equivalent_usd": np.rint(np.bincount(
             lp.var_source, weights=np.rint(x_written * 100) * grant_element(lp),
             minlength=len(sources))) / 100.0,
+        # Under levels the engine fills both figures by re-solves (`donor_figures`).
+        "placed_per_usd": np.full(len(sources), np.nan),
     })
 
 

@@ -89,8 +89,11 @@ SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
     OutputColumn("source_id", TEXT, "the source"), OutputColumn("pledge_usd", USD, "B_f"),
     OutputColumn("allocated_usd", USD, "what it gave"),
     OutputColumn("unallocated_usd", USD, "what it kept"),
-    OutputColumn("marginal_value", EXACT, "its budget row's dual"),
-    OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (SPEC 4c)")),
+    OutputColumn("marginal_value", EXACT, "its budget row's dual (weighted); under levels "
+                 "the lowest level it can lift, per USD, by re-solve (docs/model.md)"),
+    OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (docs/terms.md)"),
+    OutputColumn("placed_per_usd", REAL, "under levels: money the fund places per USD "
+                 "more of its pledge, by re-solve")),
     key=("source_id",))
 STATES_SUMMARY = OutputTable("states_summary.csv", (
     OutputColumn("iso3", TEXT, "the State"), OutputColumn("name", TEXT, "its name"),
