@@ -224,12 +224,13 @@ def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence
     """
     import numpy as np
 
+    from gcm_fund.analyses import next_dollar
     from gcm_fund.analyses import sweep as sweeping
 
     ids = list(source_ids)
     levels = (sweeping.parse_levels(pledges) if isinstance(pledges, str)
               else np.asarray(pledges, dtype=float))
-    sweeping.next_dollar.check_by(by)
+    next_dollar.check_by(by)
     if out is not None:
         check_output_files(sweeping.output_paths(out, chart=chart, by=by), force=force,
                            inputs=input_files(inputs, model))

@@ -1,7 +1,8 @@
-"""Donor figures under priority levels (SPEC 4b, issue 22): unique, the same on every solver.
+"""Donor figures under priority levels (docs/outputs.md, issue 22): unique, the same on every
+solver.
 
-`marginal_value` is `(m(B_f + h) - m(B_f)) / h` and `placed_per_usd` the money placed per
-USD more, both by re-solve, never a degenerate dual.
+`marginal_value` is `(m(B_f + h) - m(B_f)) / h` and `placed_per_usd` (on request) the money
+placed per USD more, both by re-solve, never a degenerate dual.
 """
 
 from __future__ import annotations
@@ -53,13 +54,22 @@ def test_the_marginal_value_is_the_slope_of_the_lowest_level(tmp_path, write_cas
                  source("none", 0.0)],
         policy={},
     )
-    from cases import allocate_and_read
+    from cases import read_run
 
-    for solver in ("highs", "cbc"):
-        run = allocate_and_read(inputs, policy, tmp_path / solver, solver)
-        cells = donor_cells(run.folder)
+    from gcm_fund import api
+
+    for solver, placed in (("highs", False), ("cbc", True)):
+        run = api.allocate(inputs, policy, solver=solver, placed_per_usd=placed)
+        api.write(run, tmp_path / solver)
+        files = read_run(tmp_path / solver)
+        cells = donor_cells(files.folder)
         assert float(cells["s"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
         assert float(cells["t"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
-        assert float(cells["s"][1]) == pytest.approx(1.0, abs=1e-6)
+        # The money placed per USD only on request: a whole re-solve per source.
+        if placed:
+            assert float(cells["s"][1]) == pytest.approx(1.0, abs=1e-6)
+            assert float(cells["t"][1]) == pytest.approx(1.0, abs=1e-6)
+        else:
+            assert cells["s"][1] == cells["t"][1] == ""
         assert cells["none"] == ("", "")
-        assert run.manifest["levels"]["donor_figures"]["h"] == "max(USD 1, 1e-6 B_f)"
+        assert files.manifest["levels"]["donor_figures"]["h"] == "max(USD 1, 1e-6 B_f)"

@@ -22,9 +22,9 @@ from cases import gap, read_csv, source, state
 from typer.testing import CliRunner
 
 from gcm_fund import api
-from gcm_fund.cli.app import app
 from gcm_fund.analyses.next_dollar import additionality
 from gcm_fund.analyses.sweep import parse_levels, sweep
+from gcm_fund.cli.app import app
 
 POLICY = {"weights": {"target": {"8.7": 10.0}}, "equity": {"maximize": False}}
 

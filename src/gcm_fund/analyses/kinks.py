@@ -1,8 +1,9 @@
 """The kinks of a piecewise-linear vector function of one variable, found by re-solves.
 
-The sweep's figures (the floor z*, the money placed, every gap's level under SPEC 4b, the
-weighted objective) are piecewise linear in the swept pledge B: each is the optimum, or
-a part of the optimum, of an LP whose right-hand sides move linearly with B. A **kink**
+The sweep's figures (the floor z*, the money placed, every gap's level under priority
+levels (docs/model.md), the weighted objective) are piecewise linear in the swept pledge
+B: each is the optimum, or a part of the optimum, of an LP whose right-hand sides move
+linearly with B. A **kink**
 is a pledge where the slope of some figure changes: a breakpoint of the sweep.
 
 The search uses values only (no duals: under levels they are not unique):

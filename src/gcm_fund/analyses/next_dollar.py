@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from gcm_fund.solvers.backend import OPTIMAL
 from gcm_fund.errors import UsageError
+from gcm_fund.solvers.backend import OPTIMAL
 from gcm_fund.writing import amount, real
 
 BY = ("state", "target")

@@ -30,8 +30,9 @@ independent `allocate` with pledge 0 builds, plus columns fixed at 0.
 Feasibility is monotone in the pledge: a larger B_f only loosens `budget`, `state_share` and
 `source_state`. So the infeasible levels, if any, are the lowest ones.
 
-Marginal value: under weighted the budget dual (SPEC 6); under levels SPEC 4b's one-sided
-difference `(m(B + h) - m(B)) / h` by one more warm solve per level, `m` the lowest level
+Marginal value: under weighted the budget dual; under levels docs/outputs.md's one-sided
+difference `(m(B + h) - m(B)) / h` by one more warm solve per level (up to the step that
+stops one of the gaps in question), `m` the lowest level
 among the gaps the swept sources can fund.
 
 Breakpoints (`kinks`): the kinks are searched from the levels' own figures, with at most
@@ -47,28 +48,44 @@ Breakpoints (`kinks`): the kinks are searched from the levels' own figures, with
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gcm_fund.analyses import next_dollar
 from gcm_fund.analyses.kinks import DEFAULT_MAX_SOLVES, DEFAULT_REL_WIDTH, Kink, Line, Point, Search
+from gcm_fund.analyses.sweep_files import (
+    BREAKPOINT_COLUMNS,
+    COLUMNS,
+    PROGRAMME_COLUMNS,
+    breakpoint_rows,
+    chart_png,
+    companion_paths,
+    level_columns,
+    output_paths,
+    sweep_columns,
+    sweep_rows,
+    write_sweep,
+)
 from gcm_fund.errors import InfeasibleError, UsageError
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.schema import did_you_mean
+from gcm_fund.methods.donor_figures import LowestLevel, level_difference
 from gcm_fund.methods.levels import distinct_level_values
 from gcm_fund.methods.strategy import method_named, method_of
 from gcm_fund.model.lp import SCALE_USD, LinearProgram, build
 from gcm_fund.model.scenario import with_table
 from gcm_fund.solvers.backend import INFEASIBLE, OPTIMAL, SolverInfo
 from gcm_fund.solvers.pricing import ColumnPool
-from gcm_fund.writing import amount, check_output_files, csv_text, real, write_files_atomic
+
+# The files' names stay importable from here, where callers found them.
+__all__ = ["BREAKPOINT_COLUMNS", "COLUMNS", "PROGRAMME_COLUMNS", "Breakpoint", "Level",
+           "SweepResult", "breakpoint_rows", "chart_png", "companion_paths", "level_columns",
+           "output_paths", "parse_levels", "reference_level", "source_indices", "sweep",
+           "sweep_columns", "sweep_rows", "with_pledges", "write_sweep"]
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.
@@ -77,9 +94,6 @@ MARGINAL_TOL = 1e-9
 # within this share of the larger.
 LEVELS_MARGINAL_TOL = 1e-4
 DEFAULT_BREAKPOINT_TOL_USD = 1.0
-COLUMNS = ("pledge_usd", "status", "floor", "weighted", "allocated_usd", "marginal_value")
-BREAKPOINT_COLUMNS = ("pledge_usd", "pledge_below_usd", "pledge_above_usd", "marginal_below",
-                      "marginal_above")
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -101,7 +115,7 @@ class Level:
     # Under levels (docs/model.md): the distinct levels of the gaps, ascending (None under
     # weighted, or when infeasible).
     levels: tuple[float, ...] | None = None
-    # Under levels: every gap's level (NaN outside E) and m of SPEC 4b, the lowest level
+    # Under levels: every gap's level (NaN outside E) and m (docs/outputs.md), the lowest level
     # among the gaps the swept sources can fund; not written, the breakpoints' figures.
     gap_levels: np.ndarray | None = field(default=None, repr=False, compare=False)
     lowest_level: float | None = None
@@ -269,8 +283,10 @@ class _WarmSweep:
         self.pipeline = self.stages.pipeline
         self.solves = 0
         self.swept_budget_rows = self._budget_rows(swept)
-        # SPEC 4b: the gaps the swept sources can fund, whose lowest level is `m`.
+        # docs/outputs.md: the gaps the swept sources can fund, whose lowest level is `m`.
         self.fundable_gaps = np.unique(lp.var_gap[np.isin(lp.var_source, swept)])
+        # The marginal value's re-solves, on a pipeline of their own (made when first needed).
+        self.finder: LowestLevel | None = None
 
     @property
     def pool(self) -> ColumnPool:
@@ -298,7 +314,7 @@ class _WarmSweep:
 
     def solve(self, level_usd: float, marginal: bool = True) -> Level:
         """Every stage at this level of every swept pledge; with `marginal`, under levels,
-        one more solve at the level plus h for the marginal value (SPEC 4b)."""
+        one more solve at the level plus h for the marginal value (docs/outputs.md)."""
         try:
             solution = self._solution(level_usd)
         except InfeasibleError:
@@ -336,26 +352,32 @@ class _WarmSweep:
         )
 
     def _difference(self, level_usd: float, lowest: float | None) -> float | None:
-        """SPEC 4b's marginal value: (m(B + h) - m(B)) / h by one more solve."""
+        """docs/outputs.md's marginal value: (m(B + h) - m(B)) / h, m(B + h) by a re-solve
+        up to the first level step that stops one of the swept sources' gaps."""
         if lowest is None:
             return None
+        if self.finder is None:
+            self.finder = LowestLevel(self.lp)
         h = marginal_step_usd(level_usd)
+        pledges = self.base.copy()
+        pledges[self.swept] = level_usd + h
+        gaps = np.zeros(len(self.lp.data.gaps), dtype=bool)
+        gaps[self.fundable_gaps] = True
+        self.solves += 1
         try:
-            above = self._solution(level_usd + h)
+            higher = self.finder.at(pledges, gaps)
         except InfeasibleError:  # looser budgets cannot make a feasible policy infeasible
             return None
-        assert above.levels is not None
-        higher = lowest_level(above.levels.held, self.fundable_gaps)
-        return None if higher is None else (higher - lowest) / h
+        return None if higher is None else level_difference(higher, lowest, h)
 
 
 def marginal_step_usd(pledge_usd: float) -> float:
-    """SPEC 4b's step h of the marginal value: max(USD 1, 1e-6 B_f)."""
+    """docs/outputs.md's step h of the marginal value: max(USD 1, 1e-6 B_f)."""
     return max(1.0, 1e-6 * float(pledge_usd))
 
 
 def lowest_level(gap_levels: np.ndarray | None, gaps: np.ndarray) -> float | None:
-    """m of SPEC 4b: the lowest level among these gaps (None when none of them is in E)."""
+    """m of docs/outputs.md: the lowest level among these gaps (None when none of them is in E)."""
     if gap_levels is None or len(gaps) == 0:
         return None
     values = gap_levels[gaps]
@@ -396,7 +418,7 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
           pool_options: Mapping[str, Any] | None = None) -> SweepResult:
     """`allocate` at every level of the named sources' pledges, all set to the same level.
 
-    `marginal_value`: under levels SPEC 4b's one-sided difference of the lowest level
+    `marginal_value`: under levels docs/outputs.md's one-sided difference of the lowest level
     among the gaps the swept sources can fund, every swept pledge raised by h; under
     weighted the sum of their budget duals.
     Breakpoints are the kinks of the floor, the money placed and (under levels) every
@@ -512,144 +534,3 @@ def _same_marginal(a: Level, b: Level, has_levels: bool) -> bool:
     else:
         scale = MARGINAL_TOL * max(1.0, abs(a.marginal_value), abs(b.marginal_value))
     return abs(a.marginal_value - b.marginal_value) <= scale
-
-
-# ---------------------------------------------------------------------------------------
-# Writing
-
-
-def level_columns(result: SweepResult) -> list[str]:
-    """The columns after docs/commands.md's under levels: `levels` (how many distinct levels) and
-    `level_1` ... `level_K`, K the most any pledge has; none under weighted."""
-    found = [len(lv.levels) for lv in result.levels if lv.levels is not None]
-    if not found and not method_named(result.method).has_levels:
-        return []
-    return ["levels"] + [f"level_{k}" for k in range(1, max(found, default=0) + 1)]
-
-
-PROGRAMME_COLUMNS = ("programme_value", "programmes_funded", "funded_programmes")
-
-
-def sweep_columns(result: SweepResult) -> list[str]:
-    """Every column of the sweep CSV: docs/commands.md's, the levels', docs/terms.md's, then under
-    programmes the value, how many are funded and which."""
-    from gcm_fund.outputs.results import TERMS_METRICS
-
-    programmes = PROGRAMME_COLUMNS if result.method == "programmes" else ()
-    return [*COLUMNS, *level_columns(result), *TERMS_METRICS, *programmes]
-
-
-def sweep_rows(result: SweepResult) -> list[list[str]]:
-    """The rows of the sweep CSV (docs/commands.md, `level_columns`, then docs/terms.md's
-    `TERMS_METRICS`), formatted."""
-    from gcm_fund.outputs.results import TERMS_METRICS
-
-    extra = len(level_columns(result))
-    programmes = result.method == "programmes"
-    rows = []
-    for level in result.levels:
-        if level.status != OPTIMAL:
-            rows.append([amount(level.pledge_usd), level.status, "", "", "", "",
-                         *[""] * (extra + (len(PROGRAMME_COLUMNS) if programmes else 0)),
-                         *[""] * len(TERMS_METRICS)])
-            continue
-        row = [amount(level.pledge_usd), level.status, real(level.floor),
-               amount(level.weighted_usd), amount(level.allocated_usd),
-               real(level.marginal_value)]
-        if extra:
-            values = list(level.levels or ())
-            row += [str(len(values)), *(real(v) for v in values),
-                    *[""] * (extra - 1 - len(values))]
-        terms = level.terms or (None,) * len(TERMS_METRICS)
-        row += [amount(v) if name.endswith("_usd") else real(v)
-                for name, v in zip(TERMS_METRICS, terms, strict=True)]
-        if programmes:
-            value, count, ids = level.programmes or (0.0, 0, "")
-            row += [amount(value), str(count), ids]
-        rows.append(row)
-    return rows
-
-
-def breakpoint_rows(result: SweepResult) -> list[list[str]]:
-    """The rows of the breakpoints CSV, formatted."""
-    return [[amount(p.pledge_usd), amount(p.pledge_below_usd), amount(p.pledge_above_usd),
-             real(p.marginal_below), real(p.marginal_above)] for p in result.breakpoints]
-
-
-def companion_paths(out: Path | str) -> tuple[Path, Path]:
-    """Where the breakpoints and the chart of a sweep written to `out` go:
-    `sweep.csv` -> `sweep.breakpoints.csv` and `sweep.png`."""
-    out = Path(out)
-    return out.with_suffix(".breakpoints.csv"), out.with_suffix(".png")
-
-
-def chart_png(result: SweepResult) -> bytes:
-    """Floor and weighted objective (under levels: each level) against the pledge,
-    breakpoints marked, as PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    optimal = [lv for lv in result.levels if lv.status == OPTIMAL]
-    pledge = np.array([lv.pledge_usd for lv in optimal]) / 1e6
-    floor = np.array([np.nan if lv.floor is None else lv.floor for lv in optimal])
-    weighted = np.array([lv.weighted_usd for lv in optimal], dtype=float) / 1e6
-    figure = Figure(figsize=(7, 5.5), dpi=100)
-    FigureCanvasAgg(figure)
-    top, bottom = figure.subplots(2, 1, sharex=True)
-    top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
-    top.set_ylabel("floor z* (%)")
-    if method_named(result.method).has_levels:
-        # docs/model.md: how each level (the k-th lowest at each pledge) rises with the pledge.
-        most = max((len(lv.levels or ()) for lv in optimal), default=0)
-        for k in range(most):
-            values = [lv.levels[k] if lv.levels is not None and len(lv.levels) > k
-                      else np.nan for lv in optimal]
-            bottom.plot(pledge, values, marker="o", markersize=2, linewidth=0.8)
-        bottom.set_ylabel("levels, k-th lowest (coverage / priority)")
-    else:
-        bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
-        bottom.set_ylabel("weighted objective (USD million)")
-    bottom.set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
-    for point in result.breakpoints:
-        for axis in (top, bottom):
-            axis.axvline(point.pledge_usd / 1e6, color="grey", linewidth=0.6, linestyle=":")
-    infeasible = [lv.pledge_usd / 1e6 for lv in result.levels if lv.status != OPTIMAL]
-    if infeasible:
-        top.axvspan(min(infeasible), max(infeasible), color="#eeeeee")
-    top.set_title("Pledge sweep (dotted: breakpoints of the marginal value)", fontsize=10)
-    for axis in (top, bottom):
-        axis.grid(True, linewidth=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    # No Software or date entries, so the same sweep gives the same bytes.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def output_paths(out: Path | str, *, chart: bool = True, by: str | None = None) -> list[Path]:
-    """Every file a sweep written to `out` writes: the CSV, its breakpoints, its chart,
-    and with `by` the amounts by State or target and the additionality (`next_dollar`)."""
-    breakpoints_path, chart_path = companion_paths(out)
-    return [Path(out), breakpoints_path, *([chart_path] if chart else []),
-            *(next_dollar.by_paths(out, by) if by else [])]
-
-
-def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True,
-                force: bool = False, inputs: Sequence[Path | str] = (),
-                by: str | None = None) -> list[Path]:
-    """Write the sweep CSV to `out`, its breakpoints and (if `chart`) its PNG beside it,
-    with `by` (`state` or `target`) the `next_dollar` files: all or none. Refused
-    (`UsageError`) over one of `inputs`, or over an existing file unless `force`."""
-    next_dollar.check_by(by)
-    paths = output_paths(out, chart=chart, by=by)
-    check_output_files(paths, force=force, inputs=inputs)
-    contents: list[str | bytes] = [csv_text(sweep_columns(result), sweep_rows(result)),
-                                   csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result))]
-    if chart:
-        contents.append(chart_png(result))  # drawn before any file is touched
-    if by:
-        contents += [csv_text(*next_dollar.by_rows(result, by)),
-                     csv_text(next_dollar.ADDITIONALITY_COLUMNS,
-                              next_dollar.additionality_rows(result))]
-    write_files_atomic(dict(zip(paths, contents, strict=True)))
-    return paths

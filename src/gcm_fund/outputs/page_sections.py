@@ -333,7 +333,7 @@ def sources_table(folder: Folder, names: Names) -> str:
             *([_cell(figure(row.placed_per_usd), row.placed_per_usd, num=True)]
               if levels else []),
         ]) + "</tr>")
-    # Under levels both donor figures are re-solves (SPEC 4b), not duals.
+    # Under levels both donor figures are re-solves (docs/outputs.md), not duals.
     marginal = ("lowest level per USD" if levels else "marginal value", True)
     return _table("sources", [("source", False), ("kind", False), ("instrument", False),
                               ("pledge USD", True), ("allocated USD", True),
@@ -410,7 +410,7 @@ def levels_table(folder: Folder, names: Names) -> str:
     levels = folder.levels
     if levels is None or not len(levels):
         return ""
-    # One row per distinct level, which is unique (SPEC 4b); the solver's steps, which
+    # One row per distinct level, which is unique (docs/model.md); the solver's steps, which
     # are not (several LPs may stop gaps at one level), stay in levels.csv.
     groups: list[tuple[float, float, list[str]]] = []
     for r in levels.sort_values("level", kind="stable").itertuples():
