@@ -288,7 +288,8 @@ def fair_share(inputs: Path | str, out: Path | str | None = None, *,
         table = fairshare.rci_shares(
             loaded.data, policy,
             fairshare.CAPACITY_WEIGHT if capacity_weight is None else capacity_weight,
-            fairshare.THRESHOLD if threshold is None else threshold)
+            fairshare.THRESHOLD if threshold is None else threshold,
+            fairshare.received_by_state(loaded.data, policy))
         total = fairshare.owed_by_states_usd(loaded.data, policy)
     else:
         table = fairshare.fair_shares(loaded.data, policy, basis)

@@ -467,7 +467,7 @@ def fair_share(
         "responsibility (migrants hosted) [default: 0.5].", show_default=False)] = None,
     threshold: Annotated[str | None, typer.Option(
         "--threshold", help="rci only: the lowest income group that owes a share "
-        "[default: UMIC].", show_default=False)] = None,
+        "[default: HIC, so that no net recipient owes a share].", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
                                         "(never the command's own inputs).")] = False,
 ) -> None:
@@ -484,7 +484,9 @@ def fair_share(
     total less the ifi and private pledges, by rci = w * its share of GNI +
     (1 - w) * its share of migrants hosted; writes
     iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,pledged_usd,ratio,
-    one row per State with GNI (pledged 0 for a State that pledges nothing).
+    received_usd,net_usd, one row per State with GNI (pledged 0 for a State that
+    pledges nothing; received: what it gets in allocate; net = fair share less
+    received, < 0 for a net recipient, which a note names).
 
     Example: gcm-fund fair-share inputs -m models/baseline.toml --basis rci
     --out outputs/fair_share.csv

@@ -201,12 +201,14 @@ def fair_shares(console: Console, shares: Any, basis: str, capacity_weight: floa
                   soft_wrap=True)
         view = Table(title=f"15 largest (rci, w {capacity_weight:g}, {threshold} and up)",
                      title_justify="left")
-        for name in ("State", "rci", "fair share USD", "pledged USD", "ratio"):
+        for name in ("State", "rci", "fair share USD", "pledged USD", "ratio", "received USD",
+                     "net USD"):
             view.add_column(name, justify="left" if name == "State" else "right")
         for row in owing.sort_values(["fair_share_usd", "iso3"],
                                      ascending=[False, True]).head(15).itertuples(index=False):
             view.add_row(Text(str(row.iso3)), f"{row.rci:.4f}", shown(row.fair_share_usd),
-                         shown(row.pledged_usd), ratio(row.ratio))
+                         shown(row.pledged_usd), ratio(row.ratio), shown(row.received_usd),
+                         shown(row.net_usd))
         console.print(view)
         return
     console.print(f"total fundable need USD {whole(total)} across {len(table)} donor States; "
