@@ -98,14 +98,22 @@ def run_summary(console: Console, run: api.Run, written: Path) -> None:
         console.print(Text(notice, style="bold"), soft_wrap=True)
     console.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}",
               soft_wrap=True)
+    coverage = run.tables.coverage
+    eligible = coverage["eligible"].to_numpy(dtype=bool)
+    reachable = float(coverage["fundable_usd"].to_numpy(dtype=float)[eligible].sum())
+    # Both denominators, named: a State no source may fund stays in the tables' totals.
+    apart = ("" if abs(reachable - figures["fundable_usd"]) < 0.005 else
+             f" (USD {whole(reachable)} of it in gaps some source may fund, "
+             f"{figures['allocated_usd'] / reachable:.1%} covered)" if reachable > 0 else "")
     console.print(
         f"floor reached: {floor_text(floor, figures['floor_reason'])}"
         f"; allocated USD {whole(figures['allocated_usd'])} of USD "
         f"{whole(figures['pledged_usd'])} pledged; fundable need USD "
-        f"{whole(figures['fundable_usd'])}"
+        f"{whole(figures['fundable_usd'])}{apart}", soft_wrap=True
     )
     for title, key in (("income group", "coverage_by_income"), ("target", "coverage_by_target")):
-        table = Table(title=f"Coverage by {title}", title_justify="left")
+        table = Table(title=f"Coverage by {title} (of all fundable need)",
+                      title_justify="left")
         table.add_column(title)
         table.add_column("allocated USD", justify="right")
         table.add_column("fundable USD", justify="right")
