@@ -40,10 +40,9 @@ def main() -> int:
     loaded = api.load(ROOT / "inputs", ROOT / "models" / "baseline.toml")
     policy = loaded.policy_file.policy
     lp = build(loaded.data, policy)
-    solution = method_of(policy).solve(lp, "highs")
     run = best(args.repeat, lambda: method_of(policy).solve(build(loaded.data, policy), "highs"))
-    marginal = best(args.repeat, lambda: donor_figures(lp, solution))
-    placed = best(1, lambda: donor_figures(lp, solution, placed=True))
+    marginal = best(args.repeat, lambda: donor_figures(lp))
+    placed = best(1, lambda: donor_figures(lp, placed=True))
     whole = best(args.repeat, lambda: api.allocate(ROOT / "inputs",
                                                    ROOT / "models" / "baseline.toml"))
     print(f"solve {run:.2f} s CPU; marginal values {marginal:.2f} s "

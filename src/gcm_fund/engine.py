@@ -64,7 +64,7 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
     tables = build_tables(lp, solution)
     if solution.levels is not None:
         # docs/model.md: a donor's figures under levels are re-solves, not a degenerate dual.
-        figures = donor_figures(lp, solution, placed=placed_per_usd)
+        figures = donor_figures(lp, placed=placed_per_usd)
         solution.levels.donor = figures
         tables.sources_summary["marginal_value"] = figures.marginal_value
         tables.sources_summary["placed_per_usd"] = figures.placed_per_usd

@@ -23,6 +23,11 @@ def donor_cells(folder: Path) -> dict[str, tuple[str, str]]:
             for row in read_csv(folder / "sources_summary.csv")}
 
 
+def level_ranks(folder: Path) -> dict[tuple[str, str], str]:
+    return {(row["iso3"], row["target"]): row["level_rank"]
+            for row in read_csv(folder / "coverage.csv")}
+
+
 @settings(max_examples=8, deadline=None)
 @given(instance=instances())
 def test_highs_and_cbc_give_the_same_donor_figures(instance):
@@ -39,6 +44,8 @@ def test_highs_and_cbc_give_the_same_donor_figures(instance):
             return
         assert donor_cells(cbc.folder) == donor_cells(highs.folder)
         assert cbc.manifest["objective"]["levels"] == highs.manifest["objective"]["levels"]
+        # Each gap's rank among the distinct levels, unlike the step that stopped it.
+        assert level_ranks(cbc.folder) == level_ranks(highs.folder)
 
 
 def test_the_marginal_value_is_the_slope_of_the_lowest_level(tmp_path, write_case):

@@ -365,10 +365,10 @@ class _WarmSweep:
         gaps[self.fundable_gaps] = True
         self.solves += 1
         try:
-            higher = self.finder.at(pledges, gaps)
+            higher = float(self.finder.at(pledges, gaps[None, :])[0])
         except InfeasibleError:  # looser budgets cannot make a feasible policy infeasible
             return None
-        return None if higher is None else level_difference(higher, lowest, h)
+        return None if math.isnan(higher) else level_difference(higher, lowest, h)
 
 
 def marginal_step_usd(pledge_usd: float) -> float:

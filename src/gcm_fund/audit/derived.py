@@ -238,11 +238,50 @@ def check_level_columns(c: Certifier) -> None:
         if by != expected_by:
             problems.append(f"levels.csv:{line}: step {int(k)}: stopped_by {by!r}, "
                             f"recomputed {expected_by!r}")
+    ranked = ""
+    if "level_rank" in table.columns:  # (a run folder of an earlier version has none)
+        _check_ranks(c, table, at, labels, level, fundable * pi, problems)
+        ranked = " and level_rank ordered by level"
     c.add(Check("level columns", not problems,
                 f"{len(gaps)} gaps and {n_steps} steps: coverage.csv's priority, level and "
                 "stopped_by and levels.csv's gaps_stopped and stopped_by as recomputed from "
-                "the inputs, allocations.csv and level_duals.csv",
+                f"the inputs, allocations.csv and level_duals.csv{ranked}",
                 f"{SAME_DUAL:g} relative; the rest exact", problems))
+
+
+def _check_ranks(c: Certifier, table: pd.DataFrame, at: np.ndarray, labels: list[str],
+                 level: np.ndarray, per_level_usd: np.ndarray, problems: list[str]) -> None:
+    """coverage.csv's `level_rank`: blank outside E, else a whole number from 1 to the
+    manifest's `levels`, and never below the rank of a gap whose level is lower by more
+    than rounding (1e-6 relative plus two cents of its amount)."""
+    count = c.run.number("objective", "levels")
+    cells = table["level_rank"].to_numpy()
+    written = np.full(len(at), np.nan)
+    written[at >= 0] = parse_numbers(table["level_rank"])[at[at >= 0]]
+    in_e = np.isfinite(level) & (at >= 0)
+    for g in np.nonzero((at >= 0) & ~np.isfinite(level))[0]:
+        if cells[at[g]] != "":
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
+                            f"{cells[at[g]]!r}, expected blank (outside E)")
+    whole = np.isfinite(written) & (written == np.round(written)) & (written >= 1) & (
+        written <= (count if count is not None else np.inf))
+    for g in np.nonzero(in_e & ~whole)[0]:
+        problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
+                        f"{cells[at[g]]!r}, expected a whole number from 1 to the "
+                        f"manifest's levels ({count})")
+    ok = np.nonzero(in_e & whole)[0]
+    order = ok[np.argsort(level[ok], kind="stable")]
+    values, ranks = level[order], written[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slack = 1e-6 * np.abs(values) + 0.02 / per_level_usd[order]
+    lower = np.searchsorted(values, values - slack, side="left")  # gaps clearly below
+    most = np.maximum.accumulate(ranks) if len(ranks) else ranks
+    for i in np.nonzero(lower > 0)[0]:
+        if ranks[i] < most[lower[i] - 1]:
+            g = order[i]
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
+                            f"{cells[at[g]]}, below the rank {int(most[lower[i] - 1])} of a "
+                            "lower level")
 
 
 def check_sources(c: Certifier) -> None:

@@ -15,7 +15,7 @@ re-solving with the pledge raised by `h = max(USD 1, 1e-6 B_f)`:
 gaps is the level of the first step that stops one of them (`LevelReached`). Each
 re-solve runs stages 1 and 1b and the filling up to that step, one LP per step, on one
 warm HiGHS pipeline (a model per stage) shared by every source. `m(B_f)` is the run's
-own when HiGHS solved it, else one HiGHS run's: the figures are the same on every solver.
+own on that pipeline too: the figures are the same, digit for digit, on every solver.
 """
 
 from __future__ import annotations
@@ -109,19 +109,18 @@ class LowestLevel:
         live = lp.live_columns(pledges_usd)
         return np.bincount(lp.var_gap[live], minlength=len(lp.data.gaps)) > 0
 
-    def at(self, pledges_usd: np.ndarray, gaps: np.ndarray) -> float | None:
-        """m among `gaps` (a mask by gap) at these pledges; None when none of them rises
-        (outside E); `InfeasibleError` when no allocation meets the policy."""
+    def at(self, pledges_usd: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """m of each group of gaps (`groups`: groups x gaps) at these pledges: the level of
+        its first gap to stop; NaN where none rises (outside E). `InfeasibleError` when no
+        allocation meets the policy."""
         self.pipeline.set_pledges(pledges_usd)
         funded = self.funded(pledges_usd)
-        if not (gaps & funded & self._in_e()).any():
-            return None
         try:
             run_levels(self.pipeline, self.lp, self.layout, self.priority, diagnosed=False,
-                       funded=funded, forecast=False, watch=gaps)
+                       funded=funded, forecast=False, watch=groups)
         except LevelReached as reached:
-            return reached.level
-        return None  # (the filling ended with none of them stopped: not in E)
+            return reached.levels
+        raise AssertionError("a filling that watches ends with LevelReached")
 
     def solve(self, pledges_usd: np.ndarray) -> Solution:
         """Every stage at these pledges (the levels of every gap)."""
@@ -129,23 +128,18 @@ class LowestLevel:
         return run_levels(self.pipeline, self.lp, self.layout, self.priority,
                           diagnosed=False, funded=self.funded(pledges_usd))
 
-    def _in_e(self) -> np.ndarray:
-        mask = np.zeros(len(self.lp.data.gaps), dtype=bool)
-        mask[self.layout.gaps] = True
-        return mask
 
-
-def donor_figures(lp: LinearProgram, solution: Solution, placed: bool = False) -> DonorFigures:
+def donor_figures(lp: LinearProgram, placed: bool = False) -> DonorFigures:
     """Every source's marginal value (and with `placed` its money placed per USD), by
-    warm HiGHS re-solves of `lp` under its levels policy; `solution` is the run's."""
+    warm HiGHS re-solves of `lp` under its levels policy."""
     with _quiet():
-        figures = _re_solve(lp, solution, placed)
+        figures = _re_solve(lp, placed)
     log.info("donor figures: %d re-solves up to each source's lowest level",
              int(np.isfinite(figures.marginal_value).sum()))
     return figures
 
 
-def _re_solve(lp: LinearProgram, solution: Solution, placed: bool) -> DonorFigures:
+def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
     n = len(lp.data.sources)
     pledges = lp.pledge * SCALE_USD
     h = step_usd(pledges)
@@ -155,26 +149,23 @@ def _re_solve(lp: LinearProgram, solution: Solution, placed: bool) -> DonorFigur
     if not funding.any():
         return DonorFigures(marginal, per_usd, h)
     finder = LowestLevel(lp)
-    base = solution
-    if solution.solver.name != "highs" or placed:
-        # The levels of a HiGHS run (CBC reads values back to 8 digits): both ends of the
-        # difference from the same solver. With `placed`, also X of this pipeline's own.
-        base = finder.solve(pledges)
-    assert base.levels is not None
-    m0 = lowest_levels(base.levels.held, lp)
-    x0 = float(base.x_usd.sum())
     n_gaps = len(lp.data.gaps)
-    for f in np.nonzero(funding)[0]:
+    funders = np.nonzero(funding)[0]
+    groups = np.zeros((n, n_gaps), dtype=bool)
+    groups[lp.var_source, lp.var_gap] = True
+    # Both ends on this pipeline, whatever solved the run: the same solves in the same
+    # order give the same digits (the run's own levels differ from them in the 9th).
+    m0 = finder.at(pledges, groups[funders])
+    x0 = float(finder.solve(pledges).x_usd.sum()) if placed else 0.0
+    for f, below in zip(funders, m0, strict=True):
         raised = pledges.copy()
         raised[f] += h[f]
-        gaps = np.zeros(n_gaps, dtype=bool)
-        gaps[lp.var_gap[lp.var_source == f]] = True
         try:
-            m1 = finder.at(raised, gaps)
+            m1 = float(finder.at(raised, groups[f][None, :])[0])
             if placed:
                 per_usd[f] = (float(finder.solve(raised).x_usd.sum()) - x0) / h[f]
         except InfeasibleError:  # a looser budget keeps a feasible policy feasible
             continue
-        if m1 is not None and np.isfinite(m0[f]):
-            marginal[f] = level_difference(m1, float(m0[f]), float(h[f]))
+        if np.isfinite(m1) and np.isfinite(below):
+            marginal[f] = level_difference(m1, float(below), float(h[f]))
     return DonorFigures(marginal, per_usd, h)

@@ -83,15 +83,17 @@ def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> No
 
 
 class LevelReached(Exception):  # noqa: N818 (not an error: the filling ends early)
-    """Raised by a filling with `watch` when a gap of it stops: the level it stops at.
+    """Raised by a filling with `watch` (groups of gaps) once a gap of every group has
+    stopped, or when it ends: by group, the level its first gap stopped at (NaN where none
+    did).
 
     The lowest level among some gaps is decided by the steps up to the first that stops
     one of them, so a donor's figure needs no more (docs/outputs.md).
     """
 
-    def __init__(self, level: float) -> None:
-        super().__init__(level)
-        self.level = level
+    def __init__(self, levels: np.ndarray) -> None:
+        super().__init__(levels)
+        self.levels = levels
 
 
 class SolveStage(Protocol):
@@ -113,8 +115,9 @@ class Filling:
                  solve: SolveStage, forecast: bool = True,
                  watch: np.ndarray | None = None) -> None:
         self.pipeline, self.lp, self.layout = pipeline, lp, layout
-        # By gap of the data: stop at the first step that stops one of them (`LevelReached`).
+        # Groups x gaps of the data: stop once each group has a stopped gap (`LevelReached`).
         self.watch = watch
+        self.reached = None if watch is None else np.full(len(watch), np.nan)
         self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
         self.rhs, self.bounds, self.solve = rhs, bounds, solve
         self.rising = rising
@@ -177,6 +180,8 @@ class Filling:
             if solution is None:  # the forecast stopped every gap still rising
                 break
             self._step(solution)
+        if self.reached is not None:  # some group never stopped: none of it is in E
+            raise LevelReached(self.reached.copy())
         if self.steps and self.steps[-1].forecast:
             # The last step was forecast: its duals stand for stage 2's.
             self.last = self._forecast_solution()
@@ -428,8 +433,11 @@ class Filling:
         log.info("stage 2 step %d: level %.9g, %d gaps stop%s, %d rising", len(self.steps),
                  level / layout.unit, int(stop.sum()), " (forecast)" if forecast else "",
                  int(self.rising.sum()))
-        if self.watch is not None and self.watch[layout.gaps[stop]].any():
-            raise LevelReached(level / layout.unit)
+        if self.watch is not None and self.reached is not None:
+            hit = self.watch[:, layout.gaps[stop]].any(axis=1) & np.isnan(self.reached)
+            self.reached[hit] = level / layout.unit
+            if not np.isnan(self.reached).any():
+                raise LevelReached(self.reached.copy())
 
     def _step(self, solution: StageSolution) -> None:
         """A step the LP solved: stop the gaps with a positive dual on their level rows."""

@@ -102,6 +102,18 @@ def distinct_level_values(held: np.ndarray) -> list[float]:
     return [float(v) for v in values[starts]]
 
 
+def level_ranks(held: np.ndarray) -> np.ndarray:
+    """By gap: the rank of its level among `distinct_level_values(held)` (1 the lowest;
+    NaN outside E). Unique like the levels, unlike the step that stopped the gap."""
+    values = np.asarray(distinct_level_values(held))
+    ranks = np.full(len(held), np.nan)
+    ok = np.isfinite(held)
+    if len(values):
+        # Each level's cluster starts at its lowest value: the last start at or below it.
+        ranks[ok] = np.searchsorted(values, held[ok], side="right")
+    return ranks
+
+
 def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layout]:
     """The LP with the level column L and the level, held, allocated (and loan burden)
     rows, each at a right-hand side that no allocation reaches: stages 1 and 1b see
@@ -191,8 +203,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     right-hand sides (a sweep sets pledges to 0); the others leave E. Default: all of E.
     `forecast=False` solves one LP per step instead of forecasting local stops
     (`level_filling`): the same levels, found more slowly.
-    `watch` (by gap): raise `LevelReached` at the first step that stops one of these
-    gaps, with its level (the donor figures' re-solves need no more).
+    `watch` (groups x gaps): raise `LevelReached` once every group has a stopped gap, with
+    the level of each group's first (the donor figures' re-solves need no more).
 
     Returns the solution in `lp`'s terms: stage 2 is the last level step (its duals
     d L / d rhs), `levels` what each step found. Raises `InfeasibleError` when no

@@ -72,7 +72,9 @@ _ROW = (OutputColumn("name", TEXT, "the rule's row, family[keys]"),
 _LEVELS_OF_GAP = (OutputColumn("priority", REAL, "pi: the gap's priority"),
                   OutputColumn("level", EXACT, "the level the gap stopped at"),
                   OutputColumn("stopped_by", TEXT, "the rows whose duals stopped it"),
-                  OutputColumn("step", COUNT, "the filling step that stopped it"))
+                  OutputColumn("step", COUNT, "the filling step that stopped it"),
+                  OutputColumn("level_rank", COUNT, "the rank of its level among the run's "
+                               "distinct levels, 1 the lowest: the same on every solver"))
 
 ALLOCATIONS = OutputTable("allocations.csv", (
     *_KEYS, OutputColumn("amount_usd", USD, "x: what the source gives the gap")),
@@ -114,7 +116,9 @@ STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, key=("name",), 
 LEVELS = OutputTable("levels.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("level", EXACT, "its level L"),
     OutputColumn("gaps_stopped", COUNT, "how many gaps stopped at it"),
-    OutputColumn("stopped_by", TEXT, "the rows that stopped them")), key=("step",),
+    OutputColumn("stopped_by", TEXT, "the rows that stopped them"),
+    OutputColumn("level_rank", COUNT, "the rank of its level among the distinct levels")),
+    key=("step",),
     when="levels")
 LEVEL_DUALS = OutputTable("level_duals.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("name", TEXT, "a row"),
