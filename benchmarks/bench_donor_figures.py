@@ -4,8 +4,8 @@
 
 On the bundled example (inputs/, models/baseline.toml): the solve without the donor
 figures (the run's own stages), the marginal values by re-solves up to each source's
-lowest level (`donor_figures`, what `allocate` does by default), and with the money placed
-per USD (`allocate --placed-per-usd`, a whole re-solve per source). Best of `--repeat`
+lowest level, and with the money placed per USD (a whole re-solve per source): together
+`allocate --donor-figures`. Best of `--repeat`
 in CPU seconds (the machine is shared: wall time says more about the neighbours). A
 script that prints figures, not a test.
 """
@@ -41,7 +41,7 @@ def main() -> int:
     policy = loaded.policy_file.policy
     lp = build(loaded.data, policy)
     run = best(args.repeat, lambda: method_of(policy).solve(build(loaded.data, policy), "highs"))
-    marginal = best(args.repeat, lambda: donor_figures(lp))
+    marginal = best(args.repeat, lambda: donor_figures(lp, placed=False))
     placed = best(1, lambda: donor_figures(lp, placed=True))
     whole = best(args.repeat, lambda: api.allocate(ROOT / "inputs",
                                                    ROOT / "models" / "baseline.toml"))

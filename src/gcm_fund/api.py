@@ -118,19 +118,19 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     )
 
 
-def solve_loaded(scenario: Scenario, solver: str = "highs", placed_per_usd: bool = False
+def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: bool = False
                  ) -> Run:
     """Build and solve the LP of a scenario (`engine.run`)."""
     # Imported here: `validate` and the commands that read a run folder need none of it.
     from gcm_fund.engine import run
 
-    return run(scenario, solver, placed_per_usd)
+    return run(scenario, solver, donor_figures)
 
 
 def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
              solver: str = "highs", *, out: Path | str | None = None, force: bool = False,
              write_run: bool = False, xlsx: Path | str | None = None,
-             placed_per_usd: bool = False,
+             donor_figures: bool = False,
              on_loaded: Callable[[Loaded], None] | None = None) -> Run:
     """Load, build and solve: the allocation of `inputs` (the bundled example when None)
     under the policy `model` (the bundled baseline when None).
@@ -141,8 +141,9 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     `InfeasibleError`; with `out`, its `diagnosis.json` is written into `out` first.
     `on_loaded` is called once the inputs are read (to show their warnings before solving).
     With `xlsx`, the run's workbook is written there too (as `export`), refused like
-    `sweep`'s `out` before anything is solved. `placed_per_usd`: under levels, also each
-    source's money placed per USD more of its pledge (a whole re-solve per source).
+    `sweep`'s `out` before anything is solved. `donor_figures`: under levels, each source's
+    marginal value and money placed per USD more of its pledge, by re-solves (blank
+    otherwise: a budget dual is not unique there).
     """
     folder = Path(inputs) if inputs is not None else project_path(DEFAULT_INPUTS)
     policy = _policy_path(model)
@@ -159,7 +160,7 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     if on_loaded is not None:
         on_loaded(loaded)
     try:
-        run = solve_loaded(loaded, solver, placed_per_usd)
+        run = solve_loaded(loaded, solver, donor_figures)
     except InfeasibleError as exc:
         if out is not None:
             write_diagnosis(exc.diagnosis, out, force=force, inputs=folder, policy=policy)

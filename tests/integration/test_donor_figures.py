@@ -65,18 +65,19 @@ def test_the_marginal_value_is_the_slope_of_the_lowest_level(tmp_path, write_cas
 
     from gcm_fund import api
 
-    for solver, placed in (("highs", False), ("cbc", True)):
-        run = api.allocate(inputs, policy, solver=solver, placed_per_usd=placed)
+    for solver in ("highs", "cbc"):
+        run = api.allocate(inputs, policy, solver=solver, donor_figures=True)
         api.write(run, tmp_path / solver)
         files = read_run(tmp_path / solver)
         cells = donor_cells(files.folder)
         assert float(cells["s"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
         assert float(cells["t"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
-        # The money placed per USD only on request: a whole re-solve per source.
-        if placed:
-            assert float(cells["s"][1]) == pytest.approx(1.0, abs=1e-6)
-            assert float(cells["t"][1]) == pytest.approx(1.0, abs=1e-6)
-        else:
-            assert cells["s"][1] == cells["t"][1] == ""
+        assert float(cells["s"][1]) == pytest.approx(1.0, abs=1e-6)
+        assert float(cells["t"][1]) == pytest.approx(1.0, abs=1e-6)
         assert cells["none"] == ("", "")
         assert files.manifest["levels"]["donor_figures"]["h"] == "max(USD 1, 1e-6 B_f)"
+    # Only on request: without it both are blank (a budget dual is not unique under
+    # levels, so it is never written as a donor's figure).
+    api.write(api.allocate(inputs, policy), tmp_path / "plain")
+    assert set(donor_cells(tmp_path / "plain").values()) == {("", "")}
+    assert "donor_figures" not in read_run(tmp_path / "plain").manifest["levels"]

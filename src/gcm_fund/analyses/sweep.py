@@ -76,6 +76,7 @@ from gcm_fund.inputs.schema import did_you_mean
 from gcm_fund.methods.donor_figures import LowestLevel, level_difference
 from gcm_fund.methods.levels import distinct_level_values
 from gcm_fund.methods.strategy import method_named, method_of
+from gcm_fund.model.eligibility import gap_priority
 from gcm_fund.model.lp import SCALE_USD, LinearProgram, build
 from gcm_fund.model.scenario import with_table
 from gcm_fund.solvers.backend import INFEASIBLE, OPTIMAL, SolverInfo
@@ -472,6 +473,10 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     if refine:
         kinks = _merge(kinks)
     marginal_at = 2  # the marginal value's figure in `_figures`
+    # Under levels no USD lifts a level by less than 1 / (sum of pi U) over every gap, where
+    # it lifts it at all: a slope a billion times smaller is the solves' rounding.
+    noise = (1e-9 / float((gap_priority(lp.data, policy) * lp.fundable).sum() * SCALE_USD)
+             if has_levels and lp.fundable.sum() > 0 else 0.0)
     by_pledge = {lv.pledge_usd: lv for lv in results}
     breakpoints = []
     for kink in kinks:
@@ -483,8 +488,8 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
                                           high.marginal_value))
             continue
         breakpoints.append(Breakpoint(
-            kink.below, kink.above, _slope(kink.left, marginal_at),
-            _slope(kink.right, marginal_at)))
+            kink.below, kink.above, _slope(kink.left, marginal_at, noise),
+            _slope(kink.right, marginal_at, noise)))
     return SweepResult(tuple(source_ids), results, breakpoints, warm.pipeline.info,
                        solves=warm.solves,
                        extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
@@ -517,11 +522,12 @@ def _point(level: Level, has_levels: bool) -> Point | None:
                                                       _figures(level, has_levels))
 
 
-def _slope(line: Line | None, at: int) -> float | None:
-    """The marginal value on a piece: the slope of its figure (per USD)."""
+def _slope(line: Line | None, at: int, noise: float = 0.0) -> float | None:
+    """The marginal value on a piece: the slope of its figure (per USD), 0 within `noise`."""
     if line is None or not math.isfinite(line.slopes[at]):
         return None
-    return float(line.slopes[at])
+    slope = float(line.slopes[at])
+    return 0.0 if abs(slope) <= noise else slope
 
 
 def _same_marginal(a: Level, b: Level, has_levels: bool) -> bool:

@@ -353,13 +353,13 @@ def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
     repeat without a solver (`verify` does). Nor can it bound them: money placed may grow
     faster than the pledge (grants that unlock loans under `loan_share`), and the lowest
     level of one source's gaps may fall when the leximin vector rises. It checks that a
-    source with an eligible triple has both figures and one without has neither;
-    `placed_per_usd` may also be blank throughout (`allocate` without --placed-per-usd)."""
+    source with an eligible triple has both figures and one without has neither, or that
+    both are blank throughout (`allocate` without --donor-figures)."""
     for column in ("marginal_value", "placed_per_usd"):
         got = np.full(len(at), np.nan)
         got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
         cells = table[column].to_numpy()
-        if column == "placed_per_usd" and not any(str(cell) != "" for cell in cells):
+        if not any(str(cell) != "" for cell in cells):
             continue  # not asked for
         for i in np.nonzero(at >= 0)[0]:
             if not has_row[i] and str(cells[at[i]]) != "":
@@ -369,8 +369,8 @@ def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
                 problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
                                 f"{cells[at[i]]!r}, expected a number (the source has an "
                                 "eligible triple)")
-    return ("marginal_value (and placed_per_usd where written) present exactly for the "
-            "sources with an eligible triple (re-solves: recomputed by verify, not here)")
+    return ("marginal_value and placed_per_usd blank, or present exactly for the sources "
+            "with an eligible triple (re-solves: recomputed by verify, not here)")
 
 
 def grant_elements(c: Certifier) -> np.ndarray:

@@ -172,10 +172,10 @@ def allocate(
                                               "Excel workbook of the run (as `export`; an "
                                               "existing file only with --force).",
                                               show_default=False)] = None,
-    placed_per_usd: Annotated[bool, typer.Option(
-        "--placed-per-usd", help="Under priority levels, also each source's money placed "
-        "per USD more of its pledge in sources_summary.csv (a whole re-solve per source: "
-        "several times slower).")] = False,
+    donor_figures: Annotated[bool, typer.Option(
+        "--donor-figures", help="Under priority levels, each source's marginal value and "
+        "money placed per USD more of its pledge in sources_summary.csv, by re-solves "
+        "(several times the run's time; blank without it).")] = False,
 ) -> None:
     """Solve the allocation and write a run folder.
 
@@ -185,7 +185,7 @@ def allocate(
 
     def body() -> api.Run:
         return api.allocate(inputs, model, solver, out=out_dir, force=force, write_run=True,
-                            xlsx=xlsx, placed_per_usd=placed_per_usd,
+                            xlsx=xlsx, donor_figures=donor_figures,
                             on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
     run = _guard(body)

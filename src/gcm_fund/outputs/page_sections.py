@@ -220,9 +220,12 @@ def _unallocated_reasons(folder: Folder, names: Names, left: pd.DataFrame) -> st
         return ""
     parts = []
     for row in left.sort_values("unallocated_usd", ascending=False).head(3).itertuples():
-        if math.isnan(row.marginal_value):
+        if folder.levels is not None:  # no dual read: marginal_value is a re-solve, or blank
+            why = ("the gaps its earmarks allow are full or capped" if row.allocated_usd > 0
+                   else "no gap it may fund can take more, or it may fund none")
+        elif math.isnan(row.marginal_value):
             why = "no gap it may fund"
-        elif row.marginal_value > POSITIVE_DUAL and folder.levels is None:
+        elif row.marginal_value > POSITIVE_DUAL:
             why = "held back by a rule"
         else:
             why = "the gaps its earmarks allow are full or capped"
@@ -315,9 +318,15 @@ def _stopped_by(texts: Iterable[str]) -> list[str]:
 def sources_table(folder: Folder, names: Names) -> str:
     sources = folder.sources.set_index("source_id")
     rows = []
-    levels = folder.levels is not None and "placed_per_usd" in folder.sources_summary.columns
-    biggest_first = folder.sources_summary.sort_values(["pledge_usd", "source_id"],
-                                                       ascending=[False, True], kind="stable")
+    summary = folder.sources_summary
+    under_levels = folder.levels is not None
+    # Under levels the donor figures are re-solves (docs/outputs.md), never a budget dual;
+    # blank throughout unless `allocate --donor-figures` computed them.
+    levels = under_levels and "placed_per_usd" in summary.columns \
+        and bool(pd.to_numeric(summary["marginal_value"], errors="coerce").notna().any())
+    marginal_shown = levels or not under_levels
+    biggest_first = summary.sort_values(["pledge_usd", "source_id"], ascending=[False, True],
+                                        kind="stable")
     for row in biggest_first.itertuples():
         kind = str(sources["kind"].get(row.source_id, ""))
         instrument = str(sources["instrument"].get(row.source_id, ""))
@@ -329,16 +338,21 @@ def sources_table(folder: Folder, names: Names) -> str:
             _cell(usd_full(row.unallocated_usd), row.unallocated_usd, num=True),
             _cell(percent(share_of(row.allocated_usd, row.pledge_usd)),
                   share_of(row.allocated_usd, row.pledge_usd) or 0.0, num=True),
-            _cell(figure(row.marginal_value), row.marginal_value, num=True),
+            *([_cell(figure(row.marginal_value), row.marginal_value, num=True)]
+              if marginal_shown else []),
             *([_cell(figure(row.placed_per_usd), row.placed_per_usd, num=True)]
               if levels else []),
         ]) + "</tr>")
-    # Under levels both donor figures are re-solves (docs/outputs.md), not duals.
     marginal = ("lowest level per USD" if levels else "marginal value", True)
-    return _table("sources", [("source", False), ("kind", False), ("instrument", False),
-                              ("pledge USD", True), ("allocated USD", True),
-                              ("unallocated USD", True), ("placed", True), marginal,
-                              *([("placed per USD", True)] if levels else [])], rows)
+    note = ('<p class="lead">Under priority levels a source\'s marginal value is found by '
+            "solving again with its pledge raised, not read from a dual (which is not "
+            "unique): run <code>allocate --donor-figures</code> for it.</p>"
+            if under_levels and not levels else "")
+    return note + _table("sources", [("source", False), ("kind", False), ("instrument", False),
+                                     ("pledge USD", True), ("allocated USD", True),
+                                     ("unallocated USD", True), ("placed", True),
+                                     *([marginal] if marginal_shown else []),
+                                     *([("placed per USD", True)] if levels else [])], rows)
 
 
 def binding_table(folder: Folder, names: Names) -> str:
