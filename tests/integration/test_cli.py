@@ -278,10 +278,10 @@ def test_verbose_reports_each_step_on_stderr_and_leaves_stdout_alone(tmp_path):
     rising = [r for r in cases.read_csv(tmp_path / "loud" / "coverage.csv") if r["step"]]
     assert steps[6] == f"stage 2: raising the levels of {len(rising)} gaps"
     levels = (tmp_path / "loud" / "levels.csv").read_text().splitlines()[1:]
-    for line, row in zip(steps[7:-2], levels, strict=True):
+    for line, row in zip(steps[7:-1], levels, strict=True):
         number, level = row.split(",")[:2]
         assert line.startswith(f"stage 2 step {number}: level {float(level):.9g}, ")
-    assert steps[-3].endswith(", 0 rising")
+    assert steps[-2].endswith(", 0 rising")
     assert quiet.stdout.replace("quiet", "loud") == loud.stdout
 
 

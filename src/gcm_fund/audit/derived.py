@@ -319,7 +319,8 @@ def check_sources(c: Certifier) -> None:
     if rules.policy.allocation.method == "programmes":  # docs/programmes.md: blank under programmes
         has_row[:] = False
     if rules.policy.allocation.method == "levels":
-        what = _donor_bounds(table, at, labels, has_row, problems)
+        what = _donor_bounds(table, at, labels, has_row,
+                             c.run.raw("levels", "donor_figures") is not None, problems)
     else:
         constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
         budget = (constraints["family"] == "budget").to_numpy()
@@ -348,29 +349,35 @@ def check_sources(c: Certifier) -> None:
 
 
 def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
-                  has_row: np.ndarray, problems: list[str]) -> str:
-    """Under levels the donor figures are re-solves (docs/model.md), which certify cannot
+                  has_row: np.ndarray, computed: bool, problems: list[str]) -> str:
+    """Under levels the donor figures are re-solves (docs/outputs.md), which certify cannot
     repeat without a solver (`verify` does). Nor can it bound them: money placed may grow
     faster than the pledge (grants that unlock loans under `loan_share`), and the lowest
-    level of one source's gaps may fall when the leximin vector rises. It checks that a
-    source with an eligible triple has both figures and one without has neither, or that
-    both are blank throughout (`allocate` without --donor-figures)."""
+    level of one source's gaps may fall when the leximin vector rises. It checks that,
+    where the manifest records them (`computed`, `allocate --donor-figures`), a source with
+    an eligible triple has both figures and one without has neither, and that they are
+    blank throughout otherwise."""
     for column in ("marginal_value", "placed_per_usd"):
         got = np.full(len(at), np.nan)
         got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
         cells = table[column].to_numpy()
-        if not any(str(cell) != "" for cell in cells):
-            continue  # not asked for
         for i in np.nonzero(at >= 0)[0]:
-            if not has_row[i] and str(cells[at[i]]) != "":
+            cell = str(cells[at[i]])
+            if not computed and cell != "":
                 problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
-                                f"{cells[at[i]]!r}, expected blank (no eligible triple)")
-            elif has_row[i] and not np.isfinite(got[i]):
+                                f"{cell!r}, expected blank (the manifest records no donor "
+                                "figures)")
+            elif computed and not has_row[i] and cell != "":
                 problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
-                                f"{cells[at[i]]!r}, expected a number (the source has an "
+                                f"{cell!r}, expected blank (no eligible triple)")
+            elif computed and has_row[i] and not np.isfinite(got[i]):
+                problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
+                                f"{cell!r}, expected a number (the source has an "
                                 "eligible triple)")
-    return ("marginal_value and placed_per_usd blank, or present exactly for the sources "
-            "with an eligible triple (re-solves: recomputed by verify, not here)")
+    if not computed:
+        return "marginal_value and placed_per_usd blank (no donor figures in the manifest)"
+    return ("marginal_value and placed_per_usd present exactly for the sources with an "
+            "eligible triple (re-solves: recomputed by verify, not here)")
 
 
 def grant_elements(c: Certifier) -> np.ndarray:
