@@ -242,16 +242,36 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
         return Level(float(level_usd), INFEASIBLE)
     marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
     values = [float(marginal[s]) for s in source_ids if not math.isnan(marginal[s])]
+    value = float(sum(values)) if values else None
+    if solution.levels is not None:  # docs/outputs.md: a re-solve, cold here
+        value = _cold_difference(lp, solution.levels.held, source_indices(data, source_ids),
+                                 float(level_usd))
     return Level(
         pledge_usd=float(level_usd),
         status=OPTIMAL,
         floor=solution.floor,
         weighted_usd=solution.weighted_usd,
         allocated_usd=float(tables.allocations["amount_usd"].sum()),
-        marginal_value=float(sum(values)) if values else None,
+        marginal_value=value,
         levels=_levels_of(solution.levels),
         terms=_terms_of(lp, solution.x_usd),
     )
+
+
+def _cold_difference(lp: LinearProgram, held: np.ndarray, swept: np.ndarray,
+                     level_usd: float) -> float | None:
+    """The sweep's marginal value under levels on a fresh pipeline (`_WarmSweep`'s does the
+    same on a warm one)."""
+    lowest = lowest_level(held, np.unique(lp.var_gap[np.isin(lp.var_source, swept)]))
+    if lowest is None or level_usd <= 0:
+        return None
+    h = marginal_step_usd(level_usd)
+    pledges = lp.pledge * SCALE_USD
+    pledges[swept] = level_usd + h
+    gaps = np.zeros(len(lp.data.gaps), dtype=bool)
+    gaps[lp.var_gap[np.isin(lp.var_source, swept)]] = True
+    higher = float(LowestLevel(lp).at(pledges, gaps[None, :])[0])
+    return None if math.isnan(higher) else level_difference(higher, lowest, h)
 
 
 def _terms_of(lp: LinearProgram, x_usd: np.ndarray) -> tuple[float | None, ...]:

@@ -40,6 +40,8 @@ class RunTables:
     stage_duals: pd.DataFrame | None = None
     # With contributions.csv (docs/contributions.md): `resources.csv`, one row per contribution.
     resources: pd.DataFrame | None = None
+    # With history.csv (docs/cycles.md): `performance.csv`, one row per State with history.
+    performance: pd.DataFrame | None = None
     # Under programmes (docs/programmes.md): `selection.csv`, `programme_allocations.csv`,
     # `relaxation_duals.csv`.
     selection: pd.DataFrame | None = None
@@ -311,6 +313,8 @@ def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
     tables = _solution_tables(lp, solution)
     if lp.data.valuation is not None:
         tables.resources = lp.data.valuation.table()
+    if lp.data.cycle is not None:
+        tables.performance = lp.data.cycle.performance
     return tables
 
 
