@@ -90,7 +90,8 @@ def companion_paths(out: Path | str) -> tuple[Path, Path]:
 
 def chart_png(result: SweepResult) -> bytes:
     """Floor and weighted objective (under levels: each level) against the pledge,
-    breakpoints marked, as PNG bytes."""
+    breakpoints marked, and below them the additionality of each extra USD between
+    neighbouring levels (`next_dollar`), as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -98,9 +99,11 @@ def chart_png(result: SweepResult) -> bytes:
     pledge = np.array([lv.pledge_usd for lv in optimal]) / 1e6
     floor = np.array([np.nan if lv.floor is None else lv.floor for lv in optimal])
     weighted = np.array([lv.weighted_usd for lv in optimal], dtype=float) / 1e6
-    figure = Figure(figsize=(7, 5.5), dpi=100)
+    steps = next_dollar.additionality(result) if "fundable_gaps" in result.extra else []
+    figure = Figure(figsize=(7, 7.5 if steps else 5.5), dpi=100)
     FigureCanvasAgg(figure)
-    top, bottom = figure.subplots(2, 1, sharex=True)
+    axes = figure.subplots(3 if steps else 2, 1, sharex=True)
+    top, bottom = axes[0], axes[1]
     top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
     top.set_ylabel("floor z* (%)")
     if method_named(result.method).has_levels:
@@ -114,15 +117,26 @@ def chart_png(result: SweepResult) -> bytes:
     else:
         bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
         bottom.set_ylabel("weighted objective (USD million)")
-    bottom.set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
+    if steps:
+        # Who gets the next dollar: per extra USD between neighbouring levels, what reaches
+        # the swept sources' gaps and what displaces other money there (docs/commands.md).
+        edges = [x / 1e6 for b1, b2, *_ in steps for x in (b1, b2)]
+        reach = [v for step in steps for v in (step[3], step[3])]
+        moved = [v for step in steps for v in (step[4], step[4])]
+        axes[2].plot(edges, reach, color="#2ca02c", label="reaches its gaps (additionality)")
+        axes[2].plot(edges, moved, color="#ff7f0e", label="displaces other money there")
+        axes[2].set_ylim(min(0.0, *reach, *moved) - 0.05, max(1.0, *reach, *moved) + 0.05)
+        axes[2].set_ylabel("per extra USD")
+        axes[2].legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
     for point in result.breakpoints:
-        for axis in (top, bottom):
+        for axis in axes:
             axis.axvline(point.pledge_usd / 1e6, color="grey", linewidth=0.6, linestyle=":")
     infeasible = [lv.pledge_usd / 1e6 for lv in result.levels if lv.status != OPTIMAL]
     if infeasible:
         top.axvspan(min(infeasible), max(infeasible), color="#eeeeee")
-    top.set_title("Pledge sweep (dotted: breakpoints of the marginal value)", fontsize=10)
-    for axis in (top, bottom):
+    top.set_title("Pledge sweep (dotted: breakpoints, the kinks of its figures)", fontsize=10)
+    for axis in axes:
         axis.grid(True, linewidth=0.3)
     figure.tight_layout()
     buffer = io.BytesIO()
