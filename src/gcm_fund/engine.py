@@ -71,6 +71,7 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
             solution.levels.donor = figures
             tables.sources_summary["marginal_value"] = figures.marginal_value
             tables.sources_summary["placed_per_usd"] = figures.placed_per_usd
+            tables.sources_summary["additionality"] = figures.additionality
     return lp, solution, tables
 
 

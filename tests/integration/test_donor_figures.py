@@ -18,8 +18,9 @@ from test_properties import instances, solve_instance
 from gcm_fund.errors import InputError
 
 
-def donor_cells(folder: Path) -> dict[str, tuple[str, str]]:
-    return {row["source_id"]: (row["marginal_value"], row["placed_per_usd"])
+def donor_cells(folder: Path) -> dict[str, tuple[str, str, str]]:
+    return {row["source_id"]: (row["marginal_value"], row["placed_per_usd"],
+                               row["additionality"])
             for row in read_csv(folder / "sources_summary.csv")}
 
 
@@ -74,10 +75,15 @@ def test_the_marginal_value_is_the_slope_of_the_lowest_level(tmp_path, write_cas
         assert float(cells["t"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
         assert float(cells["s"][1]) == pytest.approx(1.0, abs=1e-6)
         assert float(cells["t"][1]) == pytest.approx(1.0, abs=1e-6)
-        assert cells["none"] == ("", "")
+        # s may fund both gaps: every extra USD reaches them. t may fund UGA only: both
+        # gaps rise alike, so of its extra USD 3/4 reaches UGA (300 of the 400 rising) and
+        # 1/4 takes the place of s's money there, which moves to KEN.
+        assert float(cells["s"][2]) == pytest.approx(1.0, abs=1e-6)
+        assert float(cells["t"][2]) == pytest.approx(0.75, abs=1e-6)
+        assert cells["none"] == ("", "", "")
         assert files.manifest["levels"]["donor_figures"]["h"] == "max(USD 1, 1e-6 B_f)"
     # Only on request: without it both are blank (a budget dual is not unique under
     # levels, so it is never written as a donor's figure).
     api.write(api.allocate(inputs, policy), tmp_path / "plain")
-    assert set(donor_cells(tmp_path / "plain").values()) == {("", "")}
+    assert set(donor_cells(tmp_path / "plain").values()) == {("", "", "")}
     assert "donor_figures" not in read_run(tmp_path / "plain").manifest["levels"]

@@ -330,11 +330,12 @@ def check_sources(c: Certifier) -> None:
                              for n in names])
         _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL,
                  labels, problems, blank=~has_row)
-        if "placed_per_usd" in table.columns:
-            _compare(table, "sources_summary.csv", "placed_per_usd", at, marginal, 0.0,
-                     labels, problems, blank=np.ones(len(labels), dtype=bool))
+        for column in ("placed_per_usd", "additionality"):
+            if column in table.columns:
+                _compare(table, "sources_summary.csv", column, at, marginal, 0.0,
+                         labels, problems, blank=np.ones(len(labels), dtype=bool))
         what = (f"marginal value as constraints.csv's budget dual ({SAME_DUAL:g}), "
-                "placed_per_usd blank")
+                "placed_per_usd and additionality blank")
     if "grant_equivalent_usd" in table.columns:
         equivalent = np.bincount(rules.triples["source"].to_numpy(dtype=int),
                                  weights=c.x * grant_elements(c), minlength=len(sources))
@@ -357,7 +358,9 @@ def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
     where the manifest records them (`computed`, `allocate --donor-figures`), a source with
     an eligible triple has both figures and one without has neither, and that they are
     blank throughout otherwise."""
-    for column in ("marginal_value", "placed_per_usd"):
+    for column in ("marginal_value", "placed_per_usd", "additionality"):
+        if column not in table.columns:  # (additionality: a run of an earlier version)
+            continue
         got = np.full(len(at), np.nan)
         got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
         cells = table[column].to_numpy()
@@ -375,9 +378,10 @@ def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
                                 f"{cell!r}, expected a number (the source has an "
                                 "eligible triple)")
     if not computed:
-        return "marginal_value and placed_per_usd blank (no donor figures in the manifest)"
-    return ("marginal_value and placed_per_usd present exactly for the sources with an "
-            "eligible triple (re-solves: recomputed by verify, not here)")
+        return ("marginal_value, placed_per_usd and additionality blank (no donor figures "
+                "in the manifest)")
+    return ("marginal_value, placed_per_usd and additionality present exactly for the "
+            "sources with an eligible triple (re-solves: recomputed by verify, not here)")
 
 
 def grant_elements(c: Certifier) -> np.ndarray:

@@ -9,7 +9,9 @@ re-solving with the pledge raised by `h = max(USD 1, 1e-6 B_f)`:
   source f can fund (it has an eligible triple there);
 - `placed_per_usd` = `(X(B_f + h) - X(B_f)) / h`, `X` all the money the fund places,
   loans included (stage 1b's X* counts grants only): every level at B_f + h, a whole run
-  per source.
+  per source;
+- `additionality` = the part of it that reaches the gaps source f may fund (from every
+  source), per USD: the rest displaced other money there, which went elsewhere.
 
 Both only on request (`allocate --donor-figures`): on the example they take several
 times the run's own solve, on 100 sources ten times and more.
@@ -48,6 +50,8 @@ DEFINITION = {
     "marginal_value": "(m(B_f + h) - m(B_f)) / h, m the lowest level among the gaps "
                       "source f can fund (docs/outputs.md)",
     "placed_per_usd": "(X(B_f + h) - X(B_f)) / h, X all the money the fund places",
+    "additionality": "(A_f(B_f + h) - A_f(B_f)) / h, A_f all the money in the gaps source f "
+                     "can fund",
     "h": "max(USD 1, 1e-6 B_f)",
     "solver": "highs, warm re-solves: stages 1, 1b and the level steps up to m; a whole "
               "run for X",
@@ -61,6 +65,7 @@ class DonorFigures:
     marginal_value: np.ndarray
     placed_per_usd: np.ndarray
     h_usd: np.ndarray
+    additionality: np.ndarray
 
 
 def step_usd(pledge_usd: np.ndarray | float) -> np.ndarray:
@@ -148,9 +153,10 @@ def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
     h = step_usd(pledges)
     marginal = np.full(n, np.nan)
     per_usd = np.full(n, np.nan)
+    reaches = np.full(n, np.nan)
     funding = np.bincount(lp.var_source, minlength=n) > 0
     if not funding.any():
-        return DonorFigures(marginal, per_usd, h)
+        return DonorFigures(marginal, per_usd, h, reaches)
     finder = LowestLevel(lp)
     n_gaps = len(lp.data.gaps)
     funders = np.nonzero(funding)[0]
@@ -159,16 +165,18 @@ def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
     # Both ends on this pipeline, whatever solved the run: the same solves in the same
     # order give the same digits (the run's own levels differ from them in the 9th).
     m0 = finder.at(pledges, groups[funders])
-    x0 = float(finder.solve(pledges).x_usd.sum()) if placed else 0.0
+    x0 = finder.solve(pledges).x_usd if placed else np.zeros(lp.n_x)
     for f, below in zip(funders, m0, strict=True):
         raised = pledges.copy()
         raised[f] += h[f]
         try:
             m1 = float(finder.at(raised, groups[f][None, :])[0])
             if placed:
-                per_usd[f] = (float(finder.solve(raised).x_usd.sum()) - x0) / h[f]
+                change = finder.solve(raised).x_usd - x0
+                per_usd[f] = float(change.sum()) / h[f]
+                reaches[f] = float(change[groups[f][lp.var_gap]].sum()) / h[f]
         except InfeasibleError:  # a looser budget keeps a feasible policy feasible
             continue
         if np.isfinite(m1) and np.isfinite(below):
             marginal[f] = level_difference(m1, float(below), float(h[f]))
-    return DonorFigures(marginal, per_usd, h)
+    return DonorFigures(marginal, per_usd, h, reaches)

@@ -157,6 +157,9 @@ DEFINITIONS = [
      "filling step (another solver may give another where several are valid)."),
     ("Placed per USD", "Under priority levels: how much more money the fund places per USD "
      "more of a source's pledge (1: all of it), found by solving again."),
+    ("Reaches its gaps per USD", "Under priority levels: of that, how much more reaches the "
+     "gaps the source may fund (its earmarks); the rest took the place of other money "
+     "there, which went elsewhere."),
     ("Weighted objective", "The sum of every amount times its weight, less the loan penalty: "
      "what the fund maximises once the floor is set (weighted method)."),
     ("Grant element", "The concessional share of a loan: 1 for a grant, less for a loan."),

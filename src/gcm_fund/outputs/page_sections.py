@@ -322,7 +322,7 @@ def sources_table(folder: Folder, names: Names) -> str:
     under_levels = folder.levels is not None
     # Under levels the donor figures are re-solves (docs/outputs.md), never a budget dual;
     # blank throughout unless `allocate --donor-figures` computed them.
-    levels = under_levels and "placed_per_usd" in summary.columns \
+    levels = under_levels and "additionality" in summary.columns \
         and bool(pd.to_numeric(summary["marginal_value"], errors="coerce").notna().any())
     marginal_shown = levels or not under_levels
     biggest_first = summary.sort_values(["pledge_usd", "source_id"], ascending=[False, True],
@@ -340,7 +340,8 @@ def sources_table(folder: Folder, names: Names) -> str:
                   share_of(row.allocated_usd, row.pledge_usd) or 0.0, num=True),
             *([_cell(figure(row.marginal_value), row.marginal_value, num=True)]
               if marginal_shown else []),
-            *([_cell(figure(row.placed_per_usd), row.placed_per_usd, num=True)]
+            *([_cell(figure(row.placed_per_usd), row.placed_per_usd, num=True),
+               _cell(figure(row.additionality), row.additionality, num=True)]
               if levels else []),
         ]) + "</tr>")
     marginal = ("lowest level per USD" if levels else "marginal value", True)
@@ -352,7 +353,9 @@ def sources_table(folder: Folder, names: Names) -> str:
                                      ("pledge USD", True), ("allocated USD", True),
                                      ("unallocated USD", True), ("placed", True),
                                      *([marginal] if marginal_shown else []),
-                                     *([("placed per USD", True)] if levels else [])], rows)
+                                     *([("placed per USD", True),
+                                        ("reaches its gaps per USD", True)]
+                                       if levels else [])], rows)
 
 
 def binding_table(folder: Folder, names: Names) -> str:

@@ -147,6 +147,7 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
             minlength=len(sources))) / 100.0,
         # Under levels the engine fills both figures by re-solves (`donor_figures`).
         "placed_per_usd": np.full(len(sources), np.nan),
+        "additionality": np.full(len(sources), np.nan),
     })
 
 

@@ -95,7 +95,9 @@ SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
                  "the lowest level it can lift, per USD, by re-solve (docs/model.md)"),
     OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (docs/terms.md)"),
     OutputColumn("placed_per_usd", REAL, "under levels: money the fund places per USD "
-                 "more of its pledge, by re-solve")),
+                 "more of its pledge, by re-solve"),
+    OutputColumn("additionality", REAL, "under levels: of that, what reaches the gaps it "
+                 "may fund, by re-solve")),
     key=("source_id",))
 STATES_SUMMARY = OutputTable("states_summary.csv", (
     OutputColumn("iso3", TEXT, "the State"), OutputColumn("name", TEXT, "its name"),
