@@ -838,13 +838,13 @@ def test_a_level_dual_taken_away_fails_certify(example_runs, tmp_path):
 def test_explain_gives_each_gaps_priority_level_and_the_rule_that_stopped_it(tmp_path):
     run = capped_case(tmp_path)
     lines = audit.explain(run.folder, "AAA").lines()
-    assert ("         priority 1, level 0.1 (coverage / priority), stopped at step 1 by "
-            "absorb[AAA]") in lines
+    assert ("         priority 1, level 0.1 (coverage / priority), stopped at step 1 (level "
+            "no. 1, the same on every solver) by absorb[AAA]") in lines
     assert any(line.startswith("levels: each gap's amount, level and stopping rules are "
                                "unique") for line in lines)
     lines = audit.explain(run.folder, "CCC").lines()
-    assert ("         priority 2, level 0.233333 (coverage / priority), stopped at step 2 by "
-            "budget[g]") in lines
+    assert ("         priority 2, level 0.233333 (coverage / priority), stopped at step 2 (level "
+            "no. 2, the same on every solver) by budget[g]") in lines
 
 
 def test_the_summary_names_what_set_the_floor_and_what_stopped_the_money(tmp_path):

@@ -44,6 +44,7 @@ class GapLine:
     level: float = math.nan
     step: str = ""
     stopped_by: str = ""
+    level_rank: str = ""  # its level's rank among the distinct levels (any solver's)
 
 
 @dataclass
@@ -91,8 +92,10 @@ class Explanation:
                        + ("" if g.eligible else " (no source may fund it)"))
             if self.method == "levels" and g.step:
                 stopped = g.stopped_by.replace(";", ", ") or "no rule named"
+                rank = (f" (level no. {g.level_rank}, the same on every solver)"
+                        if g.level_rank else "")
                 out.append(f"         priority {g.priority:.6g}, level {g.level:.6g} (coverage "
-                           f"/ priority), stopped at step {g.step} by {stopped}")
+                           f"/ priority), stopped at step {g.step}{rank} by {stopped}")
                 if self._at_floor(g):
                     out.append(f"         held at the equity floor ({self.floor:.2%} "
                                "coverage): the floor, not the priority, decided its amount")
@@ -246,7 +249,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
                              allocated / g.fundable_usd if g.fundable_usd > 0 else math.nan,
                              bool(g.eligible), _number(row.get("priority", "")),
                              _number(row.get("level", "")), row.get("step", ""),
-                             row.get("stopped_by", "")))
+                             row.get("stopped_by", ""), row.get("level_rank", "")))
     by_source: dict[str, dict[str, float]] = {}
     for r in mine.itertuples():
         by_source.setdefault(r.source_id, {})[r.target] = float(r.amount_usd)
