@@ -290,12 +290,12 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         order = np.argsort(-np.abs(np.nan_to_num(dual[keep.to_numpy()])), kind="stable")
         floor_set_by = [str(n) for n in stage1["name"][keep].to_numpy()[order]]
     st = states.loc[iso3]
-    floor = run.manifest.get("objective", {}).get("floor") if method == "levels" else None
+    floor = run.number("objective", "floor") if method == "levels" else None
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
                        rule_lines, nothing, method, floor_set_by,
                        _loan_words(rules, alloc, constraints, iso3),
                        factor_words(cycle, policy, iso3),
-                       float(floor) if isinstance(floor, (int, float)) else None, lowest)
+                       floor, lowest)
 
 
 def _loan_words(rules: Rules, alloc: pd.DataFrame, constraints: pd.DataFrame, iso3: str
