@@ -137,17 +137,19 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     )
 
 
-def solve_loaded(scenario: Scenario, solver: str = "highs") -> Run:
+def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: bool = False
+                 ) -> Run:
     """Build and solve the LP of a scenario (`engine.run`)."""
     # Imported here: `validate` and the commands that read a run folder need none of it.
     from gcm_fund.engine import run
 
-    return run(scenario, solver)
+    return run(scenario, solver, donor_figures)
 
 
 def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
              solver: str = "highs", *, out: Path | str | None = None, force: bool = False,
              write_run: bool = False, xlsx: Path | str | None = None,
+             donor_figures: bool = False,
              on_loaded: Callable[[Loaded], None] | None = None) -> Run:
     """Load, build and solve: the allocation of `inputs` (the bundled example when None)
     under the policy `model` (the bundled baseline when None).
@@ -158,7 +160,9 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     `InfeasibleError`; with `out`, its `diagnosis.json` is written into `out` first.
     `on_loaded` is called once the inputs are read (to show their warnings before solving).
     With `xlsx`, the run's workbook is written there too (as `export`), refused like
-    `sweep`'s `out` before anything is solved.
+    `sweep`'s `out` before anything is solved. `donor_figures`: under levels, each source's
+    marginal value and money placed per USD more of its pledge, by re-solves (blank
+    otherwise: a budget dual is not unique there).
     """
     folder = Path(inputs) if inputs is not None else project_path(DEFAULT_INPUTS)
     policy = _policy_path(model)
@@ -175,7 +179,7 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     if on_loaded is not None:
         on_loaded(loaded)
     try:
-        run = solve_loaded(loaded, solver)
+        run = solve_loaded(loaded, solver, donor_figures)
     except InfeasibleError as exc:
         if out is not None:
             write_diagnosis(exc.diagnosis, out, force=force, inputs=folder, policy=policy)
@@ -227,7 +231,8 @@ class SweepRun:
 
 def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence[float],
           out: Path | str | None = None, *, model: Path | str | None = None,
-          chart: bool = True, breakpoint_tol_usd: float | None = 1.0, force: bool = False,
+          chart: bool = True, breakpoint_tol_usd: float | None = 1.0, max_solves: int = 120,
+          force: bool = False, by: str | None = None,
           on_loaded: Callable[[Loaded], None] | None = None,
           progress: Callable[[str, int, int | None], None] | None = None) -> SweepRun:
     """What `allocate` gives at each pledge level of `source_ids` (moved together).
@@ -239,13 +244,15 @@ def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence
     """
     import numpy as np
 
+    from gcm_fund.analyses import next_dollar
     from gcm_fund.analyses import sweep as sweeping
 
     ids = list(source_ids)
     levels = (sweeping.parse_levels(pledges) if isinstance(pledges, str)
               else np.asarray(pledges, dtype=float))
+    next_dollar.check_by(by)
     if out is not None:
-        check_output_files(sweeping.output_paths(out, chart=chart), force=force,
+        check_output_files(sweeping.output_paths(out, chart=chart, by=by), force=force,
                            inputs=input_files(inputs, model))
     loaded = load(inputs, model)
     sweeping.source_indices(loaded.data, ids)
@@ -253,9 +260,10 @@ def sweep(inputs: Path | str, source_ids: Sequence[str], pledges: str | Sequence
     if on_loaded is not None:
         on_loaded(loaded)
     result = sweeping.sweep(loaded.data, loaded.policy_file.policy, ids, levels,
-                            breakpoint_tol_usd=breakpoint_tol_usd, progress=progress)
+                            breakpoint_tol_usd=breakpoint_tol_usd, max_solves=max_solves,
+                            progress=progress)
     written = ([] if out is None
-               else sweeping.write_sweep(result, out, chart=chart, force=force,
+               else sweeping.write_sweep(result, out, chart=chart, force=force, by=by,
                                          inputs=input_files(inputs, model)))
     return SweepRun(result, written, loaded.warnings)
 
@@ -300,7 +308,8 @@ def fair_share(inputs: Path | str, out: Path | str | None = None, *,
         table = fairshare.rci_shares(
             loaded.data, policy,
             fairshare.CAPACITY_WEIGHT if capacity_weight is None else capacity_weight,
-            fairshare.THRESHOLD if threshold is None else threshold)
+            fairshare.THRESHOLD if threshold is None else threshold,
+            fairshare.received_by_state(loaded.data, policy))
         total = fairshare.owed_by_states_usd(loaded.data, policy)
     else:
         table = fairshare.fair_shares(loaded.data, policy, basis)

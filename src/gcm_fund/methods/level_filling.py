@@ -44,7 +44,7 @@ from gcm_fund.solvers.pipeline import Pipeline
 from gcm_fund.solvers.pulp import refined_duals
 
 __all__ = ["FULL_SHARE", "FULL_TOL", "HOLD_MARGIN", "HOLD_MARGIN_USD", "REACH_TOLERANCE",
-           "SAME_DUAL", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout",
+           "SAME_DUAL", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout", "LevelReached",
            "LevelStep"]
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,20 @@ def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> No
     solution.row_dual[layout.gap_rows[full]] += per
 
 
+class LevelReached(Exception):  # noqa: N818 (not an error: the filling ends early)
+    """Raised by a filling with `watch` (groups of gaps) once a gap of every group has
+    stopped, or when it ends: by group, the level its first gap stopped at (NaN where none
+    did).
+
+    The lowest level among some gaps is decided by the steps up to the first that stops
+    one of them, so a donor's figure needs no more (docs/outputs.md).
+    """
+
+    def __init__(self, levels: np.ndarray) -> None:
+        super().__init__(levels)
+        self.levels = levels
+
+
 class SolveStage(Protocol):
     """How the filling solves a step: the levels' `solve`, which eases the holds once when
     a stage that `eases_holds` comes back infeasible."""
@@ -98,8 +112,12 @@ class Filling:
     def __init__(self, pipeline: Pipeline, lp: LinearProgram, layout: Layout,
                  priority: np.ndarray, rhs: np.ndarray, bounds: dict[int, tuple[float, float]],
                  precision: float, rising: np.ndarray, placeable: float,
-                 solve: SolveStage, forecast: bool = True) -> None:
+                 solve: SolveStage, forecast: bool = True,
+                 watch: np.ndarray | None = None) -> None:
         self.pipeline, self.lp, self.layout = pipeline, lp, layout
+        # Groups x gaps of the data: stop once each group has a stopped gap (`LevelReached`).
+        self.watch = watch
+        self.reached = None if watch is None else np.full(len(watch), np.nan)
         self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
         self.rhs, self.bounds, self.solve = rhs, bounds, solve
         self.rising = rising
@@ -162,6 +180,8 @@ class Filling:
             if solution is None:  # the forecast stopped every gap still rising
                 break
             self._step(solution)
+        if self.reached is not None:  # some group never stopped: none of it is in E
+            raise LevelReached(self.reached.copy())
         if self.steps and self.steps[-1].forecast:
             # The last step was forecast: its duals stand for stage 2's.
             self.last = self._forecast_solution()
@@ -413,6 +433,11 @@ class Filling:
         log.info("stage 2 step %d: level %.9g, %d gaps stop%s, %d rising", len(self.steps),
                  level / layout.unit, int(stop.sum()), " (forecast)" if forecast else "",
                  int(self.rising.sum()))
+        if self.watch is not None and self.reached is not None:
+            hit = self.watch[:, layout.gaps[stop]].any(axis=1) & np.isnan(self.reached)
+            self.reached[hit] = level / layout.unit
+            if not np.isnan(self.reached).any():
+                raise LevelReached(self.reached.copy())
 
     def _step(self, solution: StageSolution) -> None:
         """A step the LP solved: stop the gaps with a positive dual on their level rows."""

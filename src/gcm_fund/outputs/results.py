@@ -145,6 +145,9 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
         "grant_equivalent_usd": np.rint(np.bincount(
             lp.var_source, weights=np.rint(x_written * 100) * grant_element(lp),
             minlength=len(sources))) / 100.0,
+        # Under levels the engine fills both figures by re-solves (`donor_figures`).
+        "placed_per_usd": np.full(len(sources), np.nan),
+        "additionality": np.full(len(sources), np.nan),
     })
 
 
@@ -501,12 +504,20 @@ def _level_tables(lp: LinearProgram, solution: Solution, x_written: np.ndarray) 
     coverage["stopped_by"] = stopped_by
     # The step that stopped the gap: what `certify` needs to rebuild each step's LP.
     coverage["step"] = [str(k + 1) if k >= 0 else "" for k in levels.stop_step]
+    # The step depends on the solver's path; the rank of the level does not (docs/outputs.md).
+    from gcm_fund.methods.levels import distinct_level_values, level_ranks
+
+    ranks = level_ranks(levels.held)
+    coverage["level_rank"] = ["" if r != r else str(int(r)) for r in ranks]
     steps = levels.steps
+    distinct = np.asarray(distinct_level_values(levels.held))
+    step_rank = np.searchsorted(distinct, [s.level for s in steps], side="right")
     table = pd.DataFrame({
         "step": np.arange(1, len(steps) + 1),
         "level": [s.level for s in steps],
         "gaps_stopped": [len(s.stopped) for s in steps],
         "stopped_by": [";".join(r) for r in step_rules],
+        "level_rank": [str(int(max(r, 1))) for r in step_rank],
     })
     duals = pd.DataFrame({
         "step": np.concatenate([np.full(len(s.dual_rows), k + 1) for k, s in enumerate(steps)]

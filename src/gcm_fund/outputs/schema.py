@@ -72,7 +72,9 @@ _ROW = (OutputColumn("name", TEXT, "the rule's row, family[keys]"),
 _LEVELS_OF_GAP = (OutputColumn("priority", REAL, "pi: the gap's priority"),
                   OutputColumn("level", EXACT, "the level the gap stopped at"),
                   OutputColumn("stopped_by", TEXT, "the rows whose duals stopped it"),
-                  OutputColumn("step", COUNT, "the filling step that stopped it"))
+                  OutputColumn("step", COUNT, "the filling step that stopped it"),
+                  OutputColumn("level_rank", COUNT, "the rank of its level among the run's "
+                               "distinct levels, 1 the lowest: the same on every solver"))
 
 ALLOCATIONS = OutputTable("allocations.csv", (
     *_KEYS, OutputColumn("amount_usd", USD, "x: what the source gives the gap")),
@@ -89,8 +91,13 @@ SOURCES_SUMMARY = OutputTable("sources_summary.csv", (
     OutputColumn("source_id", TEXT, "the source"), OutputColumn("pledge_usd", USD, "B_f"),
     OutputColumn("allocated_usd", USD, "what it gave"),
     OutputColumn("unallocated_usd", USD, "what it kept"),
-    OutputColumn("marginal_value", EXACT, "its budget row's dual"),
-    OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (SPEC 4c)")),
+    OutputColumn("marginal_value", EXACT, "its budget row's dual (weighted); under levels "
+                 "the lowest level it can lift, per USD, by re-solve (docs/model.md)"),
+    OutputColumn("grant_equivalent_usd", USD, "sum of g_f x over its rows (docs/terms.md)"),
+    OutputColumn("placed_per_usd", REAL, "under levels: money the fund places per USD "
+                 "more of its pledge, by re-solve"),
+    OutputColumn("additionality", REAL, "under levels: of that, what reaches the gaps it "
+                 "may fund, by re-solve")),
     key=("source_id",))
 STATES_SUMMARY = OutputTable("states_summary.csv", (
     OutputColumn("iso3", TEXT, "the State"), OutputColumn("name", TEXT, "its name"),
@@ -111,7 +118,9 @@ STAGE1_CONSTRAINTS = OutputTable("stage1_constraints.csv", _ROW, key=("name",), 
 LEVELS = OutputTable("levels.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("level", EXACT, "its level L"),
     OutputColumn("gaps_stopped", COUNT, "how many gaps stopped at it"),
-    OutputColumn("stopped_by", TEXT, "the rows that stopped them")), key=("step",),
+    OutputColumn("stopped_by", TEXT, "the rows that stopped them"),
+    OutputColumn("level_rank", COUNT, "the rank of its level among the distinct levels")),
+    key=("step",),
     when="levels")
 LEVEL_DUALS = OutputTable("level_duals.csv", (
     OutputColumn("step", COUNT, "the filling step"), OutputColumn("name", TEXT, "a row"),
