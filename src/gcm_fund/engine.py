@@ -16,6 +16,7 @@ from typing import Any
 from gcm_fund.errors import InfeasibleError, InputError
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
+from gcm_fund.methods.donor_figures import donor_figures as resolve_donor_figures
 from gcm_fund.methods.strategy import method_of
 from gcm_fund.model.limits import check_solvable
 from gcm_fund.model.lp import LinearProgram, build, unmet_regional_diagnosis
@@ -44,10 +45,13 @@ class Run:
         return self.scenario
 
 
-def solve(data: ProblemData, policy: Policy, solver: str = "highs"
-          ) -> tuple[LinearProgram, Solution, RunTables]:
+def solve(data: ProblemData, policy: Policy, solver: str = "highs",
+          donor_figures: bool = False) -> tuple[LinearProgram, Solution, RunTables]:
     """The LP of checked inputs under a policy, solved by the policy's method, and the
-    run's tables: `run` without the scenario's bytes (the sweep's reference levels)."""
+    run's tables: `run` without the scenario's bytes (the sweep's reference levels).
+    Under levels a budget dual is one of many valid duals, so `sources_summary`'s donor
+    figures are blank unless `donor_figures` asks for them by re-solves (docs/outputs.md),
+    a re-solve or two per source."""
     started = time.perf_counter()
     lp = build(data, policy)
     log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
@@ -58,20 +62,30 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs"
     solution = method_of(policy).solve(lp, solver)
     if solution.programmes is not None:
         lp = solution.programmes.model.lp  # docs/programmes.md has no floor: its LP has none
-    return lp, solution, build_tables(lp, solution)
+    tables = build_tables(lp, solution)
+    if solution.levels is not None:
+        # docs/outputs.md: a donor's figures under levels are re-solves, never a dual.
+        tables.sources_summary["marginal_value"] = float("nan")
+        if donor_figures:
+            figures = resolve_donor_figures(lp)
+            solution.levels.donor = figures
+            tables.sources_summary["marginal_value"] = figures.marginal_value
+            tables.sources_summary["placed_per_usd"] = figures.placed_per_usd
+            tables.sources_summary["additionality"] = figures.additionality
+    return lp, solution, tables
 
 
-def run(scenario: Scenario, solver: str = "highs") -> Run:
+def run(scenario: Scenario, solver: str = "highs", donor_figures: bool = False) -> Run:
     """Build and solve a scenario's LP by its policy's method with the named solver.
 
     Raises `InputError` when the policy cannot be met at the scenario's figures (checked
     again: a transform may have changed them) and `InfeasibleError` when no allocation
-    meets the rules.
+    meets the rules. `donor_figures`: see `solve`.
     """
     unsolvable = check_solvable(scenario.data, scenario.policy, scenario.model_path)
     if unsolvable:
         raise InputError(unsolvable)
-    lp, solution, tables = solve(scenario.data, scenario.policy, solver)
+    lp, solution, tables = solve(scenario.data, scenario.policy, solver, donor_figures)
     identifier = scenario.run_id(solution.solver.name, solution.solver.version)
     return Run(scenario, lp, solution, tables, summary(lp, solution, tables), identifier)
 

@@ -177,8 +177,10 @@ FORGERIES = {
     "sources_summary pledge": (edit_cell("sources_summary.csv", _any, "pledge_usd",
                                          lambda v: f"{float(v) + 1e6:.2f}"),
                                "sources_summary.csv:{line}: adb: pledge_usd"),
+    # Under levels the marginal value is a re-solve certify cannot repeat or bound; it
+    # checks that it is there exactly where the manifest records donor figures (here not).
     "sources_summary marginal value": (edit_cell("sources_summary.csv", _any, "marginal_value",
-                                                 lambda v: "0.5"),
+                                                 lambda v: "3e-10"),
                                        "sources_summary.csv:{line}: adb: marginal_value"),
     "coverage coverage": (edit_cell("coverage.csv", _funded, "coverage",
                                     lambda v: f"{min(1.0, float(v) + 0.1):.6f}"),

@@ -81,9 +81,15 @@ def expected_figures(run: RunFiles, inputs: Path) -> dict[str, Any]:
                     for name, value in equivalent.items()})
     figures.update({f"loans_share[{risk}]": loans / all_money
                     for risk, (loans, all_money) in money.items() if all_money > 0})
+    # Under levels a cap binds if it stopped gaps at any step (levels.csv), not only at
+    # the last (issue 22: compare read the last step's duals alone).
+    stopped = ({rule for r in read_csv(run.folder / "levels.csv")
+                for rule in r["stopped_by"].split(";")}
+               if (run.folder / "levels.csv").exists() else set())
     caps = [r for r in run.constraints
             if r["family"] in ("absorb", "state_share", "source_state")
-            and abs(float(r["dual"])) > 1e-9]
+            and (abs(float(r["dual"])) > 1e-9
+                 or r["name"] in stopped and float(r["slack"]) < 1.0)]
     for row in caps:  # a cap with a dual is tight: slack within cents
         assert float(row["slack"]) < 1.0, row
     figures["binding_caps"] = len(caps)
@@ -309,3 +315,20 @@ def test_an_overlay_that_is_a_device_or_a_fifo_is_named_for_what_it_is(tmp_path:
             load_overlay(path, data)
         assert [str(p) for p in raised.value.problems] == [
             f"{path}: expected a file, found {kind}"]
+
+
+def test_compare_counts_a_cap_that_stopped_gaps_before_the_last_step(tmp_path: Path,
+                                                                      write_case) -> None:
+    """Issue 22: under levels `compare` read the last step's duals alone. AAA can absorb
+    1e6 only: its absorption stops it at step 1, the budget stops the others at step 2,
+    and the last step's duals name the budget alone; the cap still binds."""
+    inputs, policy = write_case(
+        tmp_path,
+        states=[state("AAA", absorption_usd=1e6), state("BBB"), state("CCC")],
+        gaps=[gap("AAA", "10.7", 10e6), gap("BBB", "10.7", 10e6), gap("CCC", "8.8", 10e6)],
+        sources=[source("g", 8e6)],
+        policy={"equity": {"group": "ldc"}},
+    )
+    metrics = compare(inputs, [policy]).scenarios[0].metrics
+    caps = {metric: metrics[metric] for metric in ("binding_caps", "binding_caps[absorb]")}
+    assert caps == {"binding_caps": 1.0, "binding_caps[absorb]": 1.0}

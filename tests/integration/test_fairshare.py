@@ -188,10 +188,13 @@ def test_per_capita_basis_without_population_is_refused(hand_case: tuple[Path, P
 #   bank 6e6 + private 2e6 pledged, so States owe 10e6.
 #   capacity shares 300/400 = 0.75, 0.25; responsibility shares 10/40 = 0.25, 0.75;
 #   w = 0.5: rci 0.5 and 0.5, fair shares 5e6 each; ratios 2.5/5 = 0.5 and 0.
-#   w = 1: rci 0.75 and 0.25 (7.5e6, 2.5e6); threshold HIC: AAA alone, rci 1 (10e6).
+#   w = 1: rci 0.75 and 0.25 (7.5e6, 2.5e6); threshold HIC (the default): AAA alone, rci 1.
+#   received (allocate, equal priorities, 10.5e6 pledged over 18e6 fundable: every gap at
+#   7/12): AAA 0, BBB 2e6 x 7/12 = 1,166,666.67, CCC 10e6 x 7/12 = 5,833,333.33;
+#   net = fair share - received.
 
 RCI_HEADER = ("iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,"
-              "pledged_usd,ratio\n")
+              "pledged_usd,ratio,received_usd,net_usd\n")
 
 
 @pytest.fixture
@@ -220,18 +223,24 @@ def fair_share_cli(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("options", "rows"), [
-    pytest.param((), "AAA,State AAA,HIC,300000000000.00,10,0.5,5000000.00,2500000.00,0.5\n"
-                     "BBB,State BBB,UMIC,100000000000.00,30,0.5,5000000.00,0.00,0\n"
-                     "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n", id="w-0.5"),
-    pytest.param(("--capacity-weight", "1"),
+    pytest.param(("--threshold", "UMIC"),
+                 "AAA,State AAA,HIC,300000000000.00,10,0.5,5000000.00,2500000.00,0.5,0.00,"
+                 "5000000.00\n"
+                 "BBB,State BBB,UMIC,100000000000.00,30,0.5,5000000.00,0.00,0,1166666.67,"
+                 "3833333.33\n"
+                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,,5833333.33,-5833333.33\n", id="w-0.5"),
+    pytest.param(("--capacity-weight", "1", "--threshold", "UMIC"),
                  "AAA,State AAA,HIC,300000000000.00,10,0.75,7500000.00,2500000.00,"
-                 "0.333333333333\n"
-                 "BBB,State BBB,UMIC,100000000000.00,30,0.25,2500000.00,0.00,0\n"
-                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n", id="w-1"),
-    pytest.param(("--threshold", "HIC"),
-                 "AAA,State AAA,HIC,300000000000.00,10,1,10000000.00,2500000.00,0.25\n"
-                 "BBB,State BBB,UMIC,0.00,30,0,0.00,0.00,\n"
-                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n", id="threshold-HIC"),
+                 "0.333333333333,0.00,7500000.00\n"
+                 "BBB,State BBB,UMIC,100000000000.00,30,0.25,2500000.00,0.00,0,1166666.67,"
+                 "1333333.33\n"
+                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,,5833333.33,-5833333.33\n", id="w-1"),
+    pytest.param((),
+                 "AAA,State AAA,HIC,300000000000.00,10,1,10000000.00,2500000.00,0.25,0.00,"
+                 "10000000.00\n"
+                 "BBB,State BBB,UMIC,0.00,30,0,0.00,0.00,,1166666.67,-1166666.67\n"
+                 "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,,5833333.33,-5833333.33\n",
+                 id="threshold-HIC-default"),
 ])
 def test_rci_fair_shares_match_the_hand_computation(rci_case, tmp_path, options, rows):
     inputs, policy = rci_case
@@ -249,7 +258,7 @@ def test_rci_needs_migrants_hosted_above_the_threshold(rci_case, tmp_path):
     (inputs / "states.csv").write_text(states.replace(",30\n", ",\n"), encoding="utf-8")
     out = tmp_path / "rci.csv"
     status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
-                                    "--out", str(out))
+                                    "--threshold", "UMIC", "--out", str(out))
     assert status == 2
     assert ("basis rci needs migrants_hosted in states.csv for the States with GNI at or "
             "above UMIC: BBB") in output
@@ -283,8 +292,31 @@ def test_rci_over_the_bundled_example_covers_every_state_with_gni(tmp_path):
     assert sum(float(r["fair_share_usd"]) for r in rows) == pytest.approx(
         4_405_041_061 * 1.0 - banks_and_private, abs=1.0)
     owing = {r["iso3"] for r in rows if float(r["fair_share_usd"]) > 0}
-    assert owing == {s["iso3"] for s in states if s["gni_usd"]
-                     and s["income_group"] in ("UMIC", "HIC")}
+    assert owing == {s["iso3"] for s in states if s["gni_usd"] and s["income_group"] == "HIC"}
+    # Issue 22: at the default threshold no State that owes a share is a net recipient.
+    assert all(float(r["net_usd"]) >= 0 for r in rows if r["iso3"] in owing)
+    assert "net recipients" not in output
+
+
+def test_a_net_recipient_that_owes_a_share_is_named(rci_case, tmp_path):
+    """Issue 22: BBB (UMIC) with GNI 10e9 and 1 migrant owes 0.5 x 10/310 + 0.5 x 1/11 of
+    the USD 10e6 owed (615,835.80) and receives 1,166,666.67: a net recipient, said so."""
+    inputs, policy = rci_case
+    states = (inputs / "states.csv").read_text(encoding="utf-8")
+    (inputs / "states.csv").write_text(
+        states.replace("100000000000,30", "10000000000,1"), encoding="utf-8")
+    out = tmp_path / "rci.csv"
+    status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
+                                    "--threshold", "UMIC", "--out", str(out))
+    assert status == 0, output
+    row = {r["iso3"]: r for r in read_csv(out)}["BBB"]
+    assert float(row["fair_share_usd"]) == pytest.approx(
+        1e7 * (0.5 * 10 / 310 + 0.5 * 1 / 11), abs=0.01)
+    assert row["received_usd"] == "1166666.67"
+    assert float(row["net_usd"]) == pytest.approx(float(row["fair_share_usd"]) - 1166666.67,
+                                                  abs=0.01)
+    assert ("note: 1 States owe a share but receive more than they owe (net recipients, "
+            "net_usd < 0): BBB") in output
 
 
 # ---------------------------------------------------------------------------------------
@@ -306,12 +338,13 @@ def test_rci_without_migrants_above_the_threshold_assigns_the_whole_need(rci_cas
     without_migrants(inputs)
     out = tmp_path / "rci.csv"
     status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
-                                    "--out", str(out))
+                                    "--threshold", "UMIC", "--out", str(out))
     assert status == 0, output
     assert out.read_text(encoding="utf-8") == RCI_HEADER + (
-        "AAA,State AAA,HIC,300000000000.00,0,0.75,7500000.00,2500000.00,0.333333333333\n"
-        "BBB,State BBB,UMIC,100000000000.00,0,0.25,2500000.00,0.00,0\n"
-        "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,\n")
+        "AAA,State AAA,HIC,300000000000.00,0,0.75,7500000.00,2500000.00,0.333333333333,"
+        "0.00,7500000.00\n"
+        "BBB,State BBB,UMIC,100000000000.00,0,0.25,2500000.00,0.00,0,1166666.67,1333333.33\n"
+        "CCC,State CCC,LIC,0.00,60,0,0.00,0.00,,5833333.33,-5833333.33\n")
     assert ("note: basis rci: no State at or above UMIC has any responsibility "
             "(migrants_hosted), so its weight 0.5 goes to capacity (gni_usd), which alone "
             "shares the USD 10,000,000.00 owed") in output
@@ -344,7 +377,8 @@ def test_rci_whole_weight_on_a_half_nobody_bears_says_why(rci_case, tmp_path):
     inputs, policy = rci_case
     without_migrants(inputs)
     status, output = fair_share_cli(str(inputs), "--model", str(policy), "--basis", "rci",
-                                    "--capacity-weight", "0", "--out", str(tmp_path / "r.csv"))
+                                    "--capacity-weight", "0", "--threshold", "UMIC",
+                                    "--out", str(tmp_path / "r.csv"))
     assert status == 2, output
     assert output == ("error: basis rci: --capacity-weight 0 puts the whole weight on "
                       "responsibility (migrants_hosted), which no State at or above UMIC has; "
@@ -370,7 +404,7 @@ def test_fair_share_csv_writes_formula_like_names_inert(tmp_path, write_case, ba
     if basis == "rci":
         assert [r["name"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'@cmd", "'-2+3"]
     assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values()
-               if cell and not cell[0].isdigit())
+               if cell and not cell.lstrip("-")[0].isdigit())  # a number, negative or not
 
 
 @pytest.mark.parametrize("options", [("--capacity-weight", "0.7"), ("--threshold", "HIC"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
 import tempfile
@@ -744,7 +745,13 @@ def test_the_run_folder_says_each_gaps_priority_level_and_what_stopped_it(tmp_pa
     # Step 2: one more USD of budget raises L by 1 / (10e6 + 20e6).
     assert duals[("2", "budget[g]")] == pytest.approx(1 / 30e6, rel=1e-6)
     assert duals[("1", "absorb[AAA]")] == pytest.approx(1 / 10e6, rel=1e-6)
-    assert run.marginal_value("g") == pytest.approx(1 / 30e6, rel=1e-6)
+    # docs/outputs.md: no marginal value unless asked for (the dual above is not unique);
+    # asked for, the slope of the lowest level among the gaps g can fund, AAA's 0.1, held
+    # by its absorption: 0, while the dual is 1 / 30e6.
+    assert math.isnan(run.marginal_value("g"))
+    donor = api.allocate(run.folder / "inputs", run.folder / "policy.toml", solver=solver,
+                         donor_figures=True).tables.sources_summary.set_index("source_id")
+    assert donor.loc["g", "marginal_value"] == pytest.approx(0.0, abs=1e-12)
     objective = run.manifest["objective"]
     assert objective["method"] == "levels"
     assert (objective["levels"], objective["steps"]) == (2, 2)
@@ -831,13 +838,13 @@ def test_a_level_dual_taken_away_fails_certify(example_runs, tmp_path):
 def test_explain_gives_each_gaps_priority_level_and_the_rule_that_stopped_it(tmp_path):
     run = capped_case(tmp_path)
     lines = audit.explain(run.folder, "AAA").lines()
-    assert ("         priority 1, level 0.1 (coverage / priority), stopped at step 1 by "
-            "absorb[AAA]") in lines
+    assert ("         priority 1, level 0.1 (coverage / priority), stopped at step 1 (level "
+            "no. 1, the same on every solver) by absorb[AAA]") in lines
     assert any(line.startswith("levels: each gap's amount, level and stopping rules are "
                                "unique") for line in lines)
     lines = audit.explain(run.folder, "CCC").lines()
-    assert ("         priority 2, level 0.233333 (coverage / priority), stopped at step 2 by "
-            "budget[g]") in lines
+    assert ("         priority 2, level 0.233333 (coverage / priority), stopped at step 2 (level "
+            "no. 2, the same on every solver) by budget[g]") in lines
 
 
 def test_the_summary_names_what_set_the_floor_and_what_stopped_the_money(tmp_path):

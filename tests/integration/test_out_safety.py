@@ -376,10 +376,11 @@ def test_sweep_writes_csv_breakpoints_and_chart_all_or_nothing(project: Path):
     (project / "s.png").mkdir()
     (project / "s.png" / "x").write_text("x", encoding="utf-8")
     from gcm_fund.analyses import sweep as sweeping
+    from gcm_fund.writing import write_files_atomic
 
     result = api.sweep("inputs", ["deu"], "0:1e7:2", model="models/policy.toml").result
     with pytest.raises(OSError):
-        sweeping.write_files_atomic({
+        write_files_atomic({
             project / "s.csv": "new\n", project / "s.breakpoints.csv": "new\n",
             project / "s.png": sweeping.chart_png(result)})
     assert (project / "s.csv").read_bytes() == before["s.csv"]

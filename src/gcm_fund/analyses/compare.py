@@ -52,7 +52,9 @@ follow:
 
 A cap binds when, in the final stage, its slack on the written amounts is within
 docs/outputs.md's tolerance (0.01 USD per allocation in the row plus 1e-7 of
-max(|lhs|, |rhs|, 1e6)) and the absolute value of its dual exceeds 1e-9 per USD. Shares are of
+max(|lhs|, |rhs|, 1e6)) and the absolute value of its dual exceeds 1e-9 per USD; under
+levels, also when it is tight and stopped gaps at any step of the filling (levels.csv's
+`stopped_by`), not only at the last. Shares are of
 `allocated_usd` (blank when nothing is allocated).
 """
 
@@ -335,7 +337,7 @@ def run_metrics(run: Run) -> dict[str, float | None]:
         metrics[f"region_share[{name}]"] = share(region == name)
     for name in sorted(set(data.gaps["target"])):
         metrics[f"target_share[{name}]"] = share(target == name)
-    counts = binding_caps(run.lp, run.tables.constraints)
+    counts = binding_caps(run.lp, run.tables.constraints, run.tables.levels)
     metrics["binding_caps"] = float(sum(counts.values()))
     for family, count in counts.items():
         metrics[f"binding_caps[{family}]"] = float(count)
@@ -362,8 +364,11 @@ def run_metrics(run: Run) -> dict[str, float | None]:
     return metrics
 
 
-def binding_caps(lp: LinearProgram, constraints: pd.DataFrame) -> dict[str, int]:
-    """How many rows of each cap family bind (see the module's docstring)."""
+def binding_caps(lp: LinearProgram, constraints: pd.DataFrame,
+                 levels: pd.DataFrame | None = None) -> dict[str, int]:
+    """How many rows of each cap family bind (see the module's docstring). Under levels
+    (`levels`: levels.csv's table) a cap binds when it is tight and stopped gaps at some
+    step (it is in that step's `stopped_by`), not only at the last."""
     entries = np.diff(lp.matrix[:, : lp.n_x].tocsr().indptr)
     families = constraints["family"].to_numpy()
     lhs = constraints["lhs"].to_numpy(dtype=float)
@@ -372,6 +377,9 @@ def binding_caps(lp: LinearProgram, constraints: pd.DataFrame) -> dict[str, int]
     dual = constraints["dual"].to_numpy(dtype=float)
     tight = slack <= rule_tolerance_usd(entries, lhs, rhs)
     binding = tight & (np.abs(dual) > DUAL_TOL)
+    if levels is not None:
+        stopped = {rule for cell in levels["stopped_by"] for rule in str(cell).split(";")}
+        binding |= tight & constraints["name"].isin(stopped).to_numpy()
     return {family: int(np.sum(binding & (families == family))) for family in CAP_FAMILIES}
 
 

@@ -43,9 +43,16 @@ the fund's donor States owe once development banks and private sources have pled
                    + (1 - w) * responsible(s) / sum of responsible        (w default 0.5)
     owed           = total fundable need - sum of pledges of ifi and private sources
     fair_share(s)  = rci(s) * owed,  ratio(s) = pledged(s) / fair_share(s)
+    received(s)    = what s gets in `allocate` of the same inputs and policy (all sources)
+    net(s)         = fair_share(s) - received(s)     its net position: < 0, a net recipient
 
 The threshold applies to both halves, as the Climate Equity Reference's development
 threshold does: a low-income State that hosts many refugees owes nothing for hosting them.
+Its default is HIC: with the bundled co-financing shares (HIC 0) a high-income State
+receives nothing from the fund, so none that owes a share is a net recipient. A lower
+threshold (UMIC) makes middle-income recipients owe too (on the example China would owe
+USD 322 million while receiving 29 million); `net_usd` and the command's note then say
+which owe less than they receive.
 `owed` is not allowed below 0. A half that no State bears (no State at or above the
 threshold hosts migrants, or none has GNI above 0) hands its weight to the other half, with
 a note, so that the whole of `owed` is always shared; when neither half is borne (no State
@@ -79,11 +86,11 @@ from gcm_fund.writing import amount, check_output_files, csv_text, inert, real, 
 COLUMNS = ("donor_iso3", "gni_usd", "fair_share_usd", "pledged_usd", "ratio")
 PAID_COLUMNS = ("paid_usd", "paid_ratio")  # added with contributions.csv (docs/contributions.md)
 RCI_COLUMNS = ("iso3", "name", "income_group", "capacity_usd", "migrants_hosted", "rci",
-               "fair_share_usd", "pledged_usd", "ratio")
+               "fair_share_usd", "pledged_usd", "ratio", "received_usd", "net_usd")
 BASES = ("gni", "gni-per-capita-adjusted", "rci")
 GRADIENT = 0.8  # the low per-capita income adjustment's gradient
 CAPACITY_WEIGHT = 0.5  # rci's default w
-THRESHOLD = "UMIC"  # rci's default threshold
+THRESHOLD = "HIC"  # rci's default threshold (see the module's docstring)
 
 
 def total_fundable_usd(data: ProblemData, policy: Policy) -> float:
@@ -170,12 +177,34 @@ def owed_by_states_usd(data: ProblemData, policy: Policy) -> float:
     return max(total_fundable_usd(data, policy) - others, 0.0)
 
 
+def received_by_state(data: ProblemData, policy: Policy) -> dict[str, float] | None:
+    """What each State receives in `allocate` of these inputs under this policy (all
+    sources, USD to the cent); None when no allocation meets the policy."""
+    from gcm_fund.errors import InfeasibleError
+    from gcm_fund.methods.strategy import method_of
+    from gcm_fund.model.lp import build
+
+    lp = build(data, policy)
+    try:
+        solution = method_of(policy).solve(lp, "highs")
+    except InfeasibleError:
+        return None
+    if solution.programmes is not None:
+        lp = solution.programmes.model.lp
+    iso3 = data.gaps["iso3"].to_numpy()[lp.var_gap]
+    received = pd.Series(np.round(solution.x_usd, 2)).groupby(iso3).sum()
+    return {str(k): float(v) for k, v in received.items()}
+
+
 def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = CAPACITY_WEIGHT,
-               threshold: str = THRESHOLD) -> pd.DataFrame:
+               threshold: str = THRESHOLD, received: dict[str, float] | None = None
+               ) -> pd.DataFrame:
     """`iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,pledged_usd,
-    ratio`, one row per State with `gni_usd`, sorted by iso3 (the module's rci formula);
-    `ratio` is NaN where the fair share is 0. `attrs` holds the weight and threshold used
-    and the notes (a half's weight handed to the other)."""
+    ratio,received_usd,net_usd`, one row per State with GNI, sorted by iso3 (the module's
+    rci formula); `ratio` is NaN where the fair share is 0, `received_usd` and `net_usd`
+    NaN without `received` (`received_by_state`). `attrs` holds the weight and threshold
+    used and the notes (a half's weight handed to the other, the net recipients that owe
+    a share)."""
     if not 0.0 <= capacity_weight <= 1.0:
         raise UsageError(f"capacity weight {capacity_weight:g}: expected a number in [0, 1]")
     if threshold not in INCOME_GROUPS:
@@ -200,14 +229,23 @@ def rci_shares(data: ProblemData, policy: Policy, capacity_weight: float = CAPAC
                .reindex(states["iso3"]).fillna(0.0).to_numpy(dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(fair > 0, pledged / fair, np.nan)
+    codes = states["iso3"].to_numpy()
+    got = (np.full(len(codes), np.nan) if received is None
+           else np.array([received.get(str(c), 0.0) for c in codes], dtype=float))
     table = pd.DataFrame({
-        "iso3": states["iso3"].to_numpy(), "name": states["name"].to_numpy(),
+        "iso3": codes, "name": states["name"].to_numpy(),
         "income_group": states["income_group"].to_numpy(), "capacity_usd": capacity,
         "migrants_hosted": hosted, "rci": rci, "fair_share_usd": fair,
-        "pledged_usd": pledged, "ratio": ratio,
+        "pledged_usd": pledged, "ratio": ratio, "received_usd": got, "net_usd": fair - got,
     })
-    table.attrs.update(notes=weights[2], capacity_weight=capacity_weight,
-                       threshold=threshold)
+    notes = list(weights[2])
+    recipients = table[(table["fair_share_usd"] > 0) & (table["net_usd"] < 0)]
+    if len(recipients):
+        shown = ", ".join(recipients["iso3"].head(10)) + (
+            f" and {len(recipients) - 10} more" if len(recipients) > 10 else "")
+        notes.append(f"{len(recipients)} States owe a share but receive more than they owe "
+                     f"(net recipients, net_usd < 0): {shown}")
+    table.attrs.update(notes=notes, capacity_weight=capacity_weight, threshold=threshold)
     return with_paid(table, data, "iso3")
 
 
@@ -272,7 +310,8 @@ def fair_share_rows(table: pd.DataFrame) -> list[list[str]]:
         rows = [[inert(str(r.iso3)), inert(str(r.name)), str(r.income_group),
                  amount(r.capacity_usd),
                  "" if math.isnan(r.migrants_hosted) else f"{r.migrants_hosted:.0f}",
-                 real(r.rci), amount(r.fair_share_usd), amount(r.pledged_usd), real(r.ratio)]
+                 real(r.rci), amount(r.fair_share_usd), amount(r.pledged_usd), real(r.ratio),
+                 amount(r.received_usd), amount(r.net_usd)]
                 for r in table.itertuples(index=False)]
     else:
         rows = [[inert(str(r.donor_iso3)), amount(r.gni_usd), amount(r.fair_share_usd),

@@ -11,12 +11,14 @@ primal feasible at the new level: z* then follows from one solve with that basis
 factors (`HighsBackend.value_from_basis`).
 
 Files: `FILE.csv` (docs/commands.md columns), `FILE.breakpoints.csv`
-(`pledge_usd,pledge_below_usd,pledge_above_usd,marginal_below,marginal_above`: the marginal
-value is `marginal_below` at `pledge_below_usd` and `marginal_above` at `pledge_above_usd`,
-`pledge_usd` is the middle of that bracket), `FILE.png` (floor and weighted objective
-against the pledge, breakpoints dotted). With `--sources a,b` every named pledge is set to
-the level and `marginal_value` is the sum of their budget duals. The same inputs give the
-same bytes in all three files.
+(`pledge_usd,pledge_below_usd,pledge_above_usd,marginal_below,marginal_above`: a kink of
+the floor, the money placed or (under levels) a gap's level, or under weighted of the
+weighted objective, lies in the bracket (found exactly where its two ends are equal);
+`marginal_below` and `marginal_above` are the marginal value's figure's slopes on the
+pieces either side, blank where a piece is not known), `FILE.png` (floor and levels or
+weighted objective against the pledge, breakpoints dotted); with `by`, the
+`next_dollar` files. With `--sources a,b` every named pledge is set to the level. The
+same inputs give the same bytes in every file.
 
 Eligibility includes B_f > 0. At a level of 0 the source has no eligible triple: its
 budget row forces its amounts to 0, its `marginal_value` is blank, and a gap whose only
@@ -28,10 +30,14 @@ independent `allocate` with pledge 0 builds, plus columns fixed at 0.
 Feasibility is monotone in the pledge: a larger B_f only loosens `budget`, `state_share` and
 `source_state`. So the infeasible levels, if any, are the lowest ones.
 
-Breakpoints: between two neighbouring levels whose `marginal_value` differs, the sweep
-bisects (more warm solves) until the change is bracketed within `breakpoint_tol_usd`;
-`marginal_value` is piecewise constant in the pledge (it changes only when the optimal
-basis does), so each bracket holds at least one point where it changes.
+Marginal value: under weighted the budget dual; under levels docs/outputs.md's one-sided
+difference `(m(B + h) - m(B)) / h` by one more warm solve per level (up to the step that
+stops one of the gaps in question), `m` the lowest level
+among the gaps the swept sources can fund.
+
+Breakpoints (`kinks`): the kinks are searched from the levels' own figures, with at most
+`max_solves` more solves and never below a bracket of max(`breakpoint_tol_usd`,
+`rel_width` x pledge): the search always ends.
 
     >>> from gcm_fund import api, sweep                                  # doctest: +SKIP
     >>> loaded = api.load("inputs", "models/baseline.toml")              # doctest: +SKIP
@@ -42,34 +48,53 @@ basis does), so each bracket holds at least one point where it changes.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gcm_fund.analyses.kinks import DEFAULT_MAX_SOLVES, DEFAULT_REL_WIDTH, Kink, Line, Point, Search
+from gcm_fund.analyses.sweep_files import (
+    BREAKPOINT_COLUMNS,
+    COLUMNS,
+    PROGRAMME_COLUMNS,
+    breakpoint_rows,
+    chart_png,
+    companion_paths,
+    level_columns,
+    output_paths,
+    sweep_columns,
+    sweep_rows,
+    write_sweep,
+)
 from gcm_fund.errors import InfeasibleError, UsageError
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.schema import did_you_mean
+from gcm_fund.methods.donor_figures import LowestLevel, level_difference
 from gcm_fund.methods.levels import distinct_level_values
 from gcm_fund.methods.strategy import method_named, method_of
+from gcm_fund.model.eligibility import gap_priority
 from gcm_fund.model.lp import SCALE_USD, LinearProgram, build
 from gcm_fund.model.scenario import with_table
 from gcm_fund.solvers.backend import INFEASIBLE, OPTIMAL, SolverInfo
 from gcm_fund.solvers.pricing import ColumnPool
-from gcm_fund.writing import amount, check_output_files, csv_text, real, write_files_atomic
+
+# The files' names stay importable from here, where callers found them.
+__all__ = ["BREAKPOINT_COLUMNS", "COLUMNS", "PROGRAMME_COLUMNS", "Breakpoint", "Level",
+           "SweepResult", "breakpoint_rows", "chart_png", "companion_paths", "level_columns",
+           "output_paths", "parse_levels", "reference_level", "source_indices", "sweep",
+           "sweep_columns", "sweep_rows", "with_pledges", "write_sweep"]
 
 # Two marginal values closer than this (relative to max(1, |value|)) are the same value:
 # duals come out of the simplex accurate to about 1e-12 of the weights.
 MARGINAL_TOL = 1e-9
+# Under levels the marginal value is a difference of two solves over h: two are the same
+# within this share of the larger.
+LEVELS_MARGINAL_TOL = 1e-4
 DEFAULT_BREAKPOINT_TOL_USD = 1.0
-COLUMNS = ("pledge_usd", "status", "floor", "weighted", "allocated_usd", "marginal_value")
-BREAKPOINT_COLUMNS = ("pledge_usd", "pledge_below_usd", "pledge_above_usd", "marginal_below",
-                      "marginal_above")
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -91,6 +116,12 @@ class Level:
     # Under levels (docs/model.md): the distinct levels of the gaps, ascending (None under
     # weighted, or when infeasible).
     levels: tuple[float, ...] | None = None
+    # Under levels: every gap's level (NaN outside E) and m (docs/outputs.md), the lowest level
+    # among the gaps the swept sources can fund; not written, the breakpoints' figures.
+    gap_levels: np.ndarray | None = field(default=None, repr=False, compare=False)
+    lowest_level: float | None = None
+    # Every gap's amount in USD (all sources), for `next_dollar`: who gets the money.
+    gap_amounts: np.ndarray | None = field(default=None, repr=False, compare=False)
     # docs/terms.md: `results.terms_metrics` of the allocation, in `TERMS_METRICS` order; derived
     # from the allocation, so left out of a level's equality.
     terms: tuple[float | None, ...] | None = field(default=None, compare=False)
@@ -211,16 +242,36 @@ def reference_level(data: ProblemData, policy: Policy, source_ids: Sequence[str]
         return Level(float(level_usd), INFEASIBLE)
     marginal = tables.sources_summary.set_index("source_id")["marginal_value"]
     values = [float(marginal[s]) for s in source_ids if not math.isnan(marginal[s])]
+    value = float(sum(values)) if values else None
+    if solution.levels is not None:  # docs/outputs.md: a re-solve, cold here
+        value = _cold_difference(lp, solution.levels.held, source_indices(data, source_ids),
+                                 float(level_usd))
     return Level(
         pledge_usd=float(level_usd),
         status=OPTIMAL,
         floor=solution.floor,
         weighted_usd=solution.weighted_usd,
         allocated_usd=float(tables.allocations["amount_usd"].sum()),
-        marginal_value=float(sum(values)) if values else None,
+        marginal_value=value,
         levels=_levels_of(solution.levels),
         terms=_terms_of(lp, solution.x_usd),
     )
+
+
+def _cold_difference(lp: LinearProgram, held: np.ndarray, swept: np.ndarray,
+                     level_usd: float) -> float | None:
+    """The sweep's marginal value under levels on a fresh pipeline (`_WarmSweep`'s does the
+    same on a warm one)."""
+    lowest = lowest_level(held, np.unique(lp.var_gap[np.isin(lp.var_source, swept)]))
+    if lowest is None or level_usd <= 0:
+        return None
+    h = marginal_step_usd(level_usd)
+    pledges = lp.pledge * SCALE_USD
+    pledges[swept] = level_usd + h
+    gaps = np.zeros(len(lp.data.gaps), dtype=bool)
+    gaps[lp.var_gap[np.isin(lp.var_source, swept)]] = True
+    higher = float(LowestLevel(lp).at(pledges, gaps[None, :])[0])
+    return None if math.isnan(higher) else level_difference(higher, lowest, h)
 
 
 def _terms_of(lp: LinearProgram, x_usd: np.ndarray) -> tuple[float | None, ...]:
@@ -253,6 +304,10 @@ class _WarmSweep:
         self.pipeline = self.stages.pipeline
         self.solves = 0
         self.swept_budget_rows = self._budget_rows(swept)
+        # docs/outputs.md: the gaps the swept sources can fund, whose lowest level is `m`.
+        self.fundable_gaps = np.unique(lp.var_gap[np.isin(lp.var_source, swept)])
+        # The marginal value's re-solves, on a pipeline of their own (made when first needed).
+        self.finder: LowestLevel | None = None
 
     @property
     def pool(self) -> ColumnPool:
@@ -272,58 +327,126 @@ class _WarmSweep:
         rows = np.nonzero(np.isin(self.lp._budget_sources, swept))[0]
         return budget.start + rows
 
-    def solve(self, level_usd: float) -> Level:
-        """Both stages at this level of every swept pledge."""
+    def _solution(self, level_usd: float) -> Any:
         pledges = self.base.copy()
         pledges[self.swept] = level_usd
         self.solves += 1
+        return self.stages.solve(pledges)
+
+    def solve(self, level_usd: float, marginal: bool = True) -> Level:
+        """Every stage at this level of every swept pledge; with `marginal`, under levels,
+        one more solve at the level plus h for the marginal value (docs/outputs.md)."""
         try:
-            solution = self.stages.solve(pledges)
+            solution = self._solution(level_usd)
         except InfeasibleError:
             return Level(level_usd, INFEASIBLE)
-        marginal: float | None = None
+        value: float | None = None
         selection = solution.programmes
-        if len(self.swept_budget_rows) and level_usd > 0 and selection is None:
-            # Under levels the last step's dual: how far the last level rises per USD.
-            dual = solution.stage2.row_dual[self.swept_budget_rows] * \
-                self.method.budget_dual_per_usd
-            # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
-            marginal = float(np.maximum(dual, 0.0).sum())
+        gap_levels = None if solution.levels is None else solution.levels.held
+        lowest = lowest_level(gap_levels, self.fundable_gaps)
+        if len(self.swept_budget_rows) and level_usd > 0 and marginal and selection is None:
+            # (docs/programmes.md: no marginal value under programmes)
+            if self.method.has_levels:
+                value = self._difference(level_usd, lowest)
+            else:
+                dual = solution.stage2.row_dual[self.swept_budget_rows] * \
+                    self.method.budget_dual_per_usd
+                # A budget dual is >= 0 in exact arithmetic; a solver's -1e-12 is noise.
+                value = float(np.maximum(dual, 0.0).sum())
         return Level(
             pledge_usd=level_usd,
             status=OPTIMAL,
             floor=solution.floor,
             weighted_usd=solution.weighted_usd,
             allocated_usd=float(np.round(solution.x_usd, 2).sum()),
-            marginal_value=marginal,
+            marginal_value=value,
             levels=_levels_of(solution.levels),
+            gap_levels=gap_levels,
+            lowest_level=lowest,
             terms=_terms_of(self.lp, solution.x_usd),
             programmes=None if selection is None else (
                 selection.value * SCALE_USD, int(selection.funded.sum()),
                 ";".join(p for p, f in zip(selection.model.ids, selection.funded, strict=True)
                          if f)),
+            gap_amounts=np.bincount(self.lp.var_gap, weights=np.round(solution.x_usd, 2),
+                                    minlength=len(self.lp.data.gaps)),
         )
 
+    def _difference(self, level_usd: float, lowest: float | None) -> float | None:
+        """docs/outputs.md's marginal value: (m(B + h) - m(B)) / h, m(B + h) by a re-solve
+        up to the first level step that stops one of the swept sources' gaps."""
+        if lowest is None:
+            return None
+        if self.finder is None:
+            self.finder = LowestLevel(self.lp)
+        h = marginal_step_usd(level_usd)
+        pledges = self.base.copy()
+        pledges[self.swept] = level_usd + h
+        gaps = np.zeros(len(self.lp.data.gaps), dtype=bool)
+        gaps[self.fundable_gaps] = True
+        self.solves += 1
+        try:
+            higher = float(self.finder.at(pledges, gaps[None, :])[0])
+        except InfeasibleError:  # looser budgets cannot make a feasible policy infeasible
+            return None
+        return None if math.isnan(higher) else level_difference(higher, lowest, h)
 
-def _same_marginal(a: Level, b: Level) -> bool:
-    if a.status != b.status:
-        return False
-    if a.marginal_value is None or b.marginal_value is None:
-        return a.marginal_value is b.marginal_value
-    scale = max(1.0, abs(a.marginal_value), abs(b.marginal_value))
-    return abs(a.marginal_value - b.marginal_value) <= MARGINAL_TOL * scale
+
+def marginal_step_usd(pledge_usd: float) -> float:
+    """docs/outputs.md's step h of the marginal value: max(USD 1, 1e-6 B_f)."""
+    return max(1.0, 1e-6 * float(pledge_usd))
+
+
+def lowest_level(gap_levels: np.ndarray | None, gaps: np.ndarray) -> float | None:
+    """m of docs/outputs.md: the lowest level among these gaps (None when none of them is in E)."""
+    if gap_levels is None or len(gaps) == 0:
+        return None
+    values = gap_levels[gaps]
+    values = values[np.isfinite(values)]
+    return float(values.min()) if len(values) else None
+
+
+def _figures(level: Level, has_levels: bool) -> np.ndarray:
+    """The figures whose kinks are breakpoints: floor, money placed, then the marginal
+    value's figure (m under levels, the weighted objective under weighted) and under
+    levels every gap's level."""
+    def number(value: float | None) -> float:
+        return np.nan if value is None else float(value)
+
+    head = [number(level.floor), number(level.allocated_usd)]
+    if not has_levels:
+        return np.array([*head, number(level.weighted_usd)])
+    gaps = level.gap_levels if level.gap_levels is not None else np.zeros(0)
+    return np.concatenate([head, [number(level.lowest_level)], gaps])
+
+
+def _tolerance(has_levels: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """Absolute tolerance per figure: USD 1 plus 1e-9 for amounts (cents rounded over
+    every allocation row), 1e-8 of max(1, value) for coverage and levels."""
+    def tolerance(values: np.ndarray) -> np.ndarray:
+        size = np.abs(np.nan_to_num(values))
+        out = 1e-8 * np.maximum(1.0, size)
+        usd = [1] if has_levels else [1, 2]
+        out[usd] = 1.0 + 1e-9 * size[usd]
+        return out
+    return tolerance
 
 
 def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: np.ndarray,
           *, breakpoint_tol_usd: float | None = DEFAULT_BREAKPOINT_TOL_USD,
+          max_solves: int = DEFAULT_MAX_SOLVES, rel_width: float = DEFAULT_REL_WIDTH,
           progress: Progress | None = None,
           pool_options: Mapping[str, Any] | None = None) -> SweepResult:
     """`allocate` at every level of the named sources' pledges, all set to the same level.
 
-    With several sources, `marginal_value` is the sum of their budget duals: the weighted
-    objective gained per USD added to each of the named pledges through their budgets.
-    `breakpoint_tol_usd`: refine each change of marginal value between neighbouring levels
-    to a bracket this wide (at least a cent); None leaves the brackets between levels.
+    `marginal_value`: under levels docs/outputs.md's one-sided difference of the lowest level
+    among the gaps the swept sources can fund, every swept pledge raised by h; under
+    weighted the sum of their budget duals.
+    Breakpoints are the kinks of the floor, the money placed and (under levels) every
+    gap's level, or the weighted objective (`kinks`). `breakpoint_tol_usd`: a kink is
+    searched to a bracket max(this, `rel_width` x pledge) wide, with at most `max_solves`
+    solves beyond the levels' own; None reports the pairs of neighbouring levels that
+    hold a kink and whose marginal values differ, without further solves.
     `pool_options`: keyword arguments of the `ColumnPool` both stages share.
     """
     swept = source_indices(data, source_ids)
@@ -333,6 +456,7 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     build_level = float(levels.max()) if levels.size and levels.max() > 0 else 1.0
     lp = build(with_pledges(data, dict.fromkeys(source_ids, build_level)), policy)
     warm = _WarmSweep(lp, swept, base, pool_options)
+    has_levels = method_named(policy.allocation.method).has_levels
 
     results: list[Level] = []
     if progress:
@@ -342,195 +466,97 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
         if progress:
             progress("levels", i + 1, len(levels))
 
-    # Only between two levels that both have a marginal value: the step from a level of 0
-    # (no eligible triple, blank) is not a change of the marginal value.
-    pairs = [(a, b) for a, b in zip(results, results[1:], strict=False)
-             if a.status == b.status == OPTIMAL and a.marginal_value is not None
-             and b.marginal_value is not None and not _same_marginal(a, b)]
-    breakpoints: list[Breakpoint] = []
-    if breakpoint_tol_usd is not None and policy.allocation.method != "programmes":
-        # (docs/programmes.md: no marginal value under programmes, so no breakpoints of it)
-        tol = max(0.01, float(breakpoint_tol_usd))
-        for done, (low, high) in enumerate(pairs):
-            breakpoints.extend(_bisect(warm, low, high, tol))
-            if progress:
-                progress("breakpoints", done + 1, len(pairs))
-        breakpoints = _merge(breakpoints)
-    else:
-        breakpoints = [Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value, b.marginal_value)
-                       for a, b in pairs]
+    tol = max(0.01, float(breakpoint_tol_usd or 0.0))
+    # docs/programmes.md: no marginal value under programmes, so no breakpoints of it.
+    programmes = policy.allocation.method == "programmes"
+    refine = breakpoint_tol_usd is not None and not programmes
+    search = Search(
+        evaluate=lambda x: _point(warm.solve(x, marginal=False), has_levels),
+        tolerance=_tolerance(has_levels),
+        resolution=lambda x: max(tol, rel_width * x),
+        max_solves=max_solves if refine else 0,
+        on_solve=(lambda done: progress("breakpoints", done, max_solves)) if progress else None,
+    )
+    kinks: list[Kink] = []
+    # Runs of neighbouring levels where the swept sources fund something: the step from
+    # a level of 0 (no eligible triple) or an infeasible one is no kink.
+    run: list[Point] = []
+    for level in [*results, None]:
+        point = None if level is None or level.pledge_usd <= 0 else _point(level, has_levels)
+        if point is None:
+            kinks += [] if programmes else search.run(run)
+            run = []
+        else:
+            run.append(point)
+    if progress and refine:
+        progress("breakpoints", max_solves, max_solves)
+    if refine:
+        kinks = _merge(kinks)
+    marginal_at = 2  # the marginal value's figure in `_figures`
+    # Under levels no USD lifts a level by less than 1 / (sum of pi U) over every gap, where
+    # it lifts it at all: a slope a billion times smaller is the solves' rounding.
+    noise = (1e-9 / float((gap_priority(lp.data, policy) * lp.fundable).sum() * SCALE_USD)
+             if has_levels and lp.fundable.sum() > 0 else 0.0)
+    by_pledge = {lv.pledge_usd: lv for lv in results}
+    breakpoints = []
+    for kink in kinks:
+        if breakpoint_tol_usd is None:
+            low, high = by_pledge[kink.below], by_pledge[kink.above]
+            if _same_marginal(low, high, has_levels):
+                continue
+            breakpoints.append(Breakpoint(kink.below, kink.above, low.marginal_value,
+                                          high.marginal_value))
+            continue
+        breakpoints.append(Breakpoint(
+            kink.below, kink.above, _slope(kink.left, marginal_at, noise),
+            _slope(kink.right, marginal_at, noise)))
     return SweepResult(tuple(source_ids), results, breakpoints, warm.pipeline.info,
                        solves=warm.solves,
                        extra={"build_pledge_usd": build_level, "n_x": lp.n_x,
                               "stage1_skipped": warm.stage1_skipped,
                               "columns_held": int(warm.pool.held.sum()),
-                              "pricing_rounds": warm.pool.rounds},
+                              "pricing_rounds": warm.pool.rounds,
+                              "breakpoint_solves": search.solves,
+                              # For `next_dollar`: the gaps' keys, and those the swept
+                              # sources can fund (their earmarks and eligibility).
+                              "gap_iso3": lp.data.gaps["iso3"].to_numpy(),
+                              "gap_target": lp.data.gaps["target"].to_numpy(),
+                              "fundable_gaps": warm.fundable_gaps},
                        method=policy.allocation.method)
 
 
-def _bisect(warm: _WarmSweep, low: Level, high: Level, tol: float) -> list[Breakpoint]:
-    """Brackets, each at most `tol` wide, of every change of marginal value found between
-    `low` and `high`; an interval whose two ends agree is not searched further (a value
-    that changes and changes back within it would be missed)."""
-    found: list[Breakpoint] = []
-    stack = [(low, high)]
-    while stack:
-        a, b = stack.pop()
-        mid_usd = round((a.pledge_usd + b.pledge_usd) / 2, 2)
-        if b.pledge_usd - a.pledge_usd <= tol or mid_usd in (a.pledge_usd, b.pledge_usd):
-            found.append(Breakpoint(a.pledge_usd, b.pledge_usd, a.marginal_value,
-                                    b.marginal_value))
-            continue
-        mid = warm.solve(mid_usd)
-        # Upper half first on the stack, so the lower half is searched first.
-        if not _same_marginal(mid, b):
-            stack.append((mid, b))
-        if not _same_marginal(a, mid):
-            stack.append((a, mid))
-    return sorted(found, key=lambda p: p.pledge_below_usd)
-
-
-def _merge(points: list[Breakpoint]) -> list[Breakpoint]:
-    """Join brackets that touch: a value seen only at their shared end (a degenerate dual
-    exactly at a breakpoint) is not a piece of its own."""
-    merged: list[Breakpoint] = []
-    for point in sorted(points, key=lambda p: p.pledge_below_usd):
-        if merged and merged[-1].pledge_above_usd == point.pledge_below_usd:
+def _merge(kinks: list[Kink]) -> list[Kink]:
+    """Join brackets that touch or overlap: kinks closer than the resolution are one."""
+    merged: list[Kink] = []
+    for kink in sorted(kinks, key=lambda k: (k.below, k.above)):
+        if merged and kink.below <= merged[-1].above:
             last = merged.pop()
-            point = Breakpoint(last.pledge_below_usd, point.pledge_above_usd,
-                               last.marginal_below, point.marginal_above)
-        merged.append(point)
+            kink = Kink(last.below, max(last.above, kink.above), last.left,
+                        kink.right if kink.above >= last.above else last.right)
+        merged.append(kink)
     return merged
 
 
-# ---------------------------------------------------------------------------------------
-# Writing
+def _point(level: Level, has_levels: bool) -> Point | None:
+    return None if level.status != OPTIMAL else Point(level.pledge_usd,
+                                                      _figures(level, has_levels))
 
 
-def level_columns(result: SweepResult) -> list[str]:
-    """The columns after docs/commands.md's under levels: `levels` (how many distinct levels) and
-    `level_1` ... `level_K`, K the most any pledge has; none under weighted."""
-    found = [len(lv.levels) for lv in result.levels if lv.levels is not None]
-    if not found and not method_named(result.method).has_levels:
-        return []
-    return ["levels"] + [f"level_{k}" for k in range(1, max(found, default=0) + 1)]
+def _slope(line: Line | None, at: int, noise: float = 0.0) -> float | None:
+    """The marginal value on a piece: the slope of its figure (per USD), 0 within `noise`."""
+    if line is None or not math.isfinite(line.slopes[at]):
+        return None
+    slope = float(line.slopes[at])
+    return 0.0 if abs(slope) <= noise else slope
 
 
-PROGRAMME_COLUMNS = ("programme_value", "programmes_funded", "funded_programmes")
-
-
-def sweep_columns(result: SweepResult) -> list[str]:
-    """Every column of the sweep CSV: docs/commands.md's, the levels', docs/terms.md's, then under
-    programmes the value, how many are funded and which."""
-    from gcm_fund.outputs.results import TERMS_METRICS
-
-    programmes = PROGRAMME_COLUMNS if result.method == "programmes" else ()
-    return [*COLUMNS, *level_columns(result), *TERMS_METRICS, *programmes]
-
-
-def sweep_rows(result: SweepResult) -> list[list[str]]:
-    """The rows of the sweep CSV (docs/commands.md, `level_columns`, then docs/terms.md's
-    `TERMS_METRICS`), formatted."""
-    from gcm_fund.outputs.results import TERMS_METRICS
-
-    extra = len(level_columns(result))
-    programmes = result.method == "programmes"
-    rows = []
-    for level in result.levels:
-        if level.status != OPTIMAL:
-            rows.append([amount(level.pledge_usd), level.status, "", "", "", "",
-                         *[""] * (extra + (len(PROGRAMME_COLUMNS) if programmes else 0)),
-                         *[""] * len(TERMS_METRICS)])
-            continue
-        row = [amount(level.pledge_usd), level.status, real(level.floor),
-               amount(level.weighted_usd), amount(level.allocated_usd),
-               real(level.marginal_value)]
-        if extra:
-            values = list(level.levels or ())
-            row += [str(len(values)), *(real(v) for v in values),
-                    *[""] * (extra - 1 - len(values))]
-        terms = level.terms or (None,) * len(TERMS_METRICS)
-        row += [amount(v) if name.endswith("_usd") else real(v)
-                for name, v in zip(TERMS_METRICS, terms, strict=True)]
-        if programmes:
-            value, count, ids = level.programmes or (0.0, 0, "")
-            row += [amount(value), str(count), ids]
-        rows.append(row)
-    return rows
-
-
-def breakpoint_rows(result: SweepResult) -> list[list[str]]:
-    """The rows of the breakpoints CSV, formatted."""
-    return [[amount(p.pledge_usd), amount(p.pledge_below_usd), amount(p.pledge_above_usd),
-             real(p.marginal_below), real(p.marginal_above)] for p in result.breakpoints]
-
-
-def companion_paths(out: Path | str) -> tuple[Path, Path]:
-    """Where the breakpoints and the chart of a sweep written to `out` go:
-    `sweep.csv` -> `sweep.breakpoints.csv` and `sweep.png`."""
-    out = Path(out)
-    return out.with_suffix(".breakpoints.csv"), out.with_suffix(".png")
-
-
-def chart_png(result: SweepResult) -> bytes:
-    """Floor and weighted objective (under levels: each level) against the pledge,
-    breakpoints marked, as PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    optimal = [lv for lv in result.levels if lv.status == OPTIMAL]
-    pledge = np.array([lv.pledge_usd for lv in optimal]) / 1e6
-    floor = np.array([np.nan if lv.floor is None else lv.floor for lv in optimal])
-    weighted = np.array([lv.weighted_usd for lv in optimal], dtype=float) / 1e6
-    figure = Figure(figsize=(7, 5.5), dpi=100)
-    FigureCanvasAgg(figure)
-    top, bottom = figure.subplots(2, 1, sharex=True)
-    top.plot(pledge, floor * 100, marker="o", markersize=3, color="#1f77b4")
-    top.set_ylabel("floor z* (%)")
-    if method_named(result.method).has_levels:
-        # docs/model.md: how each level (the k-th lowest at each pledge) rises with the pledge.
-        most = max((len(lv.levels or ()) for lv in optimal), default=0)
-        for k in range(most):
-            values = [lv.levels[k] if lv.levels is not None and len(lv.levels) > k
-                      else np.nan for lv in optimal]
-            bottom.plot(pledge, values, marker="o", markersize=2, linewidth=0.8)
-        bottom.set_ylabel("levels, k-th lowest (coverage / priority)")
+def _same_marginal(a: Level, b: Level, has_levels: bool) -> bool:
+    if a.status != b.status:
+        return False
+    if a.marginal_value is None or b.marginal_value is None:
+        return a.marginal_value is b.marginal_value
+    if has_levels:  # a difference of two re-solves, per USD of h
+        scale = LEVELS_MARGINAL_TOL * max(abs(a.marginal_value), abs(b.marginal_value))
     else:
-        bottom.plot(pledge, weighted, marker="o", markersize=3, color="#d62728")
-        bottom.set_ylabel("weighted objective (USD million)")
-    bottom.set_xlabel(f"pledge of {', '.join(result.source_ids)} (USD million)")
-    for point in result.breakpoints:
-        for axis in (top, bottom):
-            axis.axvline(point.pledge_usd / 1e6, color="grey", linewidth=0.6, linestyle=":")
-    infeasible = [lv.pledge_usd / 1e6 for lv in result.levels if lv.status != OPTIMAL]
-    if infeasible:
-        top.axvspan(min(infeasible), max(infeasible), color="#eeeeee")
-    top.set_title("Pledge sweep (dotted: breakpoints of the marginal value)", fontsize=10)
-    for axis in (top, bottom):
-        axis.grid(True, linewidth=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    # No Software or date entries, so the same sweep gives the same bytes.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def output_paths(out: Path | str, *, chart: bool = True) -> list[Path]:
-    """Every file a sweep written to `out` writes: the CSV, its breakpoints, its chart."""
-    breakpoints_path, chart_path = companion_paths(out)
-    return [Path(out), breakpoints_path, *([chart_path] if chart else [])]
-
-
-def write_sweep(result: SweepResult, out: Path | str, *, chart: bool = True,
-                force: bool = False, inputs: Sequence[Path | str] = ()) -> list[Path]:
-    """Write the sweep CSV to `out`, its breakpoints and (if `chart`) its PNG beside it:
-    all three or none. Refused (`UsageError`) over one of `inputs`, or over an existing
-    file unless `force`."""
-    paths = output_paths(out, chart=chart)
-    check_output_files(paths, force=force, inputs=inputs)
-    contents: list[str | bytes] = [csv_text(sweep_columns(result), sweep_rows(result)),
-                                   csv_text(BREAKPOINT_COLUMNS, breakpoint_rows(result))]
-    if chart:
-        contents.append(chart_png(result))  # drawn before any file is touched
-    write_files_atomic(dict(zip(paths, contents, strict=True)))
-    return paths
+        scale = MARGINAL_TOL * max(1.0, abs(a.marginal_value), abs(b.marginal_value))
+    return abs(a.marginal_value - b.marginal_value) <= scale

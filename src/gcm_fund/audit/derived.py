@@ -238,18 +238,59 @@ def check_level_columns(c: Certifier) -> None:
         if by != expected_by:
             problems.append(f"levels.csv:{line}: step {int(k)}: stopped_by {by!r}, "
                             f"recomputed {expected_by!r}")
+    ranked = ""
+    if "level_rank" in table.columns:  # (a run folder of an earlier version has none)
+        _check_ranks(c, table, at, labels, level, fundable * pi, problems)
+        ranked = " and level_rank ordered by level"
     c.add(Check("level columns", not problems,
                 f"{len(gaps)} gaps and {n_steps} steps: coverage.csv's priority, level and "
                 "stopped_by and levels.csv's gaps_stopped and stopped_by as recomputed from "
-                "the inputs, allocations.csv and level_duals.csv",
+                f"the inputs, allocations.csv and level_duals.csv{ranked}",
                 f"{SAME_DUAL:g} relative; the rest exact", problems))
 
 
-def check_sources(c: Certifier) -> None:
-    """sources_summary.csv: pledge, allocated, unallocated and marginal value, every source.
+def _check_ranks(c: Certifier, table: pd.DataFrame, at: np.ndarray, labels: list[str],
+                 level: np.ndarray, per_level_usd: np.ndarray, problems: list[str]) -> None:
+    """coverage.csv's `level_rank`: blank outside E, else a whole number from 1 to the
+    manifest's `levels`, and never below the rank of a gap whose level is lower by more
+    than rounding (1e-6 relative plus two cents of its amount)."""
+    count = c.run.number("objective", "levels")
+    cells = table["level_rank"].to_numpy()
+    written = np.full(len(at), np.nan)
+    written[at >= 0] = parse_numbers(table["level_rank"])[at[at >= 0]]
+    in_e = np.isfinite(level) & (at >= 0)
+    for g in np.nonzero((at >= 0) & ~np.isfinite(level))[0]:
+        if cells[at[g]] != "":
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
+                            f"{cells[at[g]]!r}, expected blank (outside E)")
+    whole = np.isfinite(written) & (written == np.round(written)) & (written >= 1) & (
+        written <= (count if count is not None else np.inf))
+    for g in np.nonzero(in_e & ~whole)[0]:
+        problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
+                        f"{cells[at[g]]!r}, expected a whole number from 1 to the "
+                        f"manifest's levels ({count})")
+    ok = np.nonzero(in_e & whole)[0]
+    order = ok[np.argsort(level[ok], kind="stable")]
+    values, ranks = level[order], written[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slack = 1e-6 * np.abs(values) + 0.02 / per_level_usd[order]
+    lower = np.searchsorted(values, values - slack, side="left")  # gaps clearly below
+    most = np.maximum.accumulate(ranks) if len(ranks) else ranks
+    for i in np.nonzero(lower > 0)[0]:
+        if ranks[i] < most[lower[i] - 1]:
+            g = order[i]
+            problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
+                            f"{cells[at[g]]}, below the rank {int(most[lower[i] - 1])} of a "
+                            "lower level")
 
-    The marginal value is the stage-2 dual of the source's budget row in constraints.csv
-    (whose duals the optimality checks prove), never below 0; blank without such a row.
+
+def check_sources(c: Certifier) -> None:
+    """sources_summary.csv: pledge, allocated, unallocated, grant equivalent and the donor
+    figures, every source.
+
+    Under weighted the marginal value is the stage-2 dual of the source's budget row in
+    constraints.csv (whose duals the optimality checks prove), never below 0; blank
+    without such a row. Under levels it is a re-solve (`_donor_bounds`).
     """
     rules = c.rules
     table = c.run.table("sources_summary.csv", SOURCES_COLUMNS)
@@ -272,32 +313,75 @@ def check_sources(c: Certifier) -> None:
     pledge_cents[found] = written[at[found]]
     _compare_cents(table, "sources_summary.csv", "unallocated_usd", at,
                    pledge_cents - allocated, pledge, labels, problems)
-    constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
-    budget = (constraints["family"] == "budget").to_numpy()
-    duals = dict(zip(constraints["name"][budget], parse_numbers(constraints["dual"][budget]),
-                     strict=True))
-    names = [f"budget[{sid}]" for sid in labels]
     rule_rows = set(rules.rows["name"][rules.rows["family"] == "budget"])
+    names = [f"budget[{sid}]" for sid in labels]
     has_row = np.array([n in rule_rows for n in names], dtype=bool)
-    marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
-                         for n in names])
     if rules.policy.allocation.method == "programmes":  # docs/programmes.md: blank under programmes
         has_row[:] = False
-    _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL, labels,
-             problems, blank=~has_row)
-    what = "pledge, allocated, unallocated and marginal value"
+    if rules.policy.allocation.method == "levels":
+        what = _donor_bounds(table, at, labels, has_row,
+                             c.run.raw("levels", "donor_figures") is not None, problems)
+    else:
+        constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
+        budget = (constraints["family"] == "budget").to_numpy()
+        duals = dict(zip(constraints["name"][budget],
+                         parse_numbers(constraints["dual"][budget]), strict=True))
+        marginal = np.array([max(duals.get(n, np.nan), 0.0) if n in duals else np.nan
+                             for n in names])
+        _compare(table, "sources_summary.csv", "marginal_value", at, marginal, SAME_DUAL,
+                 labels, problems, blank=~has_row)
+        for column in ("placed_per_usd", "additionality"):
+            if column in table.columns:
+                _compare(table, "sources_summary.csv", column, at, marginal, 0.0,
+                         labels, problems, blank=np.ones(len(labels), dtype=bool))
+        what = (f"marginal value as constraints.csv's budget dual ({SAME_DUAL:g}), "
+                "placed_per_usd and additionality blank")
     if "grant_equivalent_usd" in table.columns:
-        what = "pledge, allocated, unallocated, marginal value"
         equivalent = np.bincount(rules.triples["source"].to_numpy(dtype=int),
                                  weights=c.x * grant_elements(c), minlength=len(sources))
         _compare(table, "sources_summary.csv", "grant_equivalent_usd", at, equivalent,
                  SAME_CENT, labels, problems)
-        what += " and grant equivalent"
+        what += f"; grant equivalent ({SAME_CENT} USD)"
     c.add(Check("sources_summary.csv", not problems,
-                f"{len(sources)} sources: {what} "
-                "as recomputed from the inputs, allocations.csv and constraints.csv",
-                f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD; "
-                f"marginal value {SAME_DUAL:g}", problems))
+                f"{len(sources)} sources: pledge, allocated and unallocated as recomputed "
+                f"from the inputs and allocations.csv; {what}",
+                f"allocated and unallocated in whole cents, exact; pledge {SAME_CENT} USD",
+                problems))
+
+
+def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
+                  has_row: np.ndarray, computed: bool, problems: list[str]) -> str:
+    """Under levels the donor figures are re-solves (docs/outputs.md), which certify cannot
+    repeat without a solver (`verify` does). Nor can it bound them: money placed may grow
+    faster than the pledge (grants that unlock loans under `loan_share`), and the lowest
+    level of one source's gaps may fall when the leximin vector rises. It checks that,
+    where the manifest records them (`computed`, `allocate --donor-figures`), a source with
+    an eligible triple has both figures and one without has neither, and that they are
+    blank throughout otherwise."""
+    for column in ("marginal_value", "placed_per_usd", "additionality"):
+        if column not in table.columns:  # (additionality: a run of an earlier version)
+            continue
+        got = np.full(len(at), np.nan)
+        got[at >= 0] = parse_numbers(table[column])[at[at >= 0]]
+        cells = table[column].to_numpy()
+        for i in np.nonzero(at >= 0)[0]:
+            cell = str(cells[at[i]])
+            if not computed and cell != "":
+                problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
+                                f"{cell!r}, expected blank (the manifest records no donor "
+                                "figures)")
+            elif computed and not has_row[i] and cell != "":
+                problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
+                                f"{cell!r}, expected blank (no eligible triple)")
+            elif computed and has_row[i] and not np.isfinite(got[i]):
+                problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
+                                f"{cell!r}, expected a number (the source has an "
+                                "eligible triple)")
+    if not computed:
+        return ("marginal_value, placed_per_usd and additionality blank (no donor figures "
+                "in the manifest)")
+    return ("marginal_value, placed_per_usd and additionality present exactly for the "
+            "sources with an eligible triple (re-solves: recomputed by verify, not here)")
 
 
 def grant_elements(c: Certifier) -> np.ndarray:

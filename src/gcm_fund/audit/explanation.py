@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gcm_fund.audit.common import parse_numbers, usd
+from gcm_fund.audit.cycles import factor_words, restate, with_cycle
 from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     CONSTRAINT_COLUMNS,
@@ -43,6 +44,7 @@ class GapLine:
     level: float = math.nan
     step: str = ""
     stopped_by: str = ""
+    level_rank: str = ""  # its level's rank among the distinct levels (any solver's)
 
 
 @dataclass
@@ -69,6 +71,9 @@ class Explanation:
     method: str = "weighted"
     floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
     loans: str = ""  # docs/terms.md: its loan share and the rule that capped it, in words
+    performance: str = ""  # docs/cycles.md: its factor p_s and why, in words
+    floor: float | None = None  # the run's floor (the manifest's), under levels
+    lowest_level: float = math.nan  # the lowest level of any gap of the run, under levels
 
     @property
     def allocated_usd(self) -> float:
@@ -87,8 +92,13 @@ class Explanation:
                        + ("" if g.eligible else " (no source may fund it)"))
             if self.method == "levels" and g.step:
                 stopped = g.stopped_by.replace(";", ", ") or "no rule named"
+                rank = (f" (level no. {g.level_rank}, the same on every solver)"
+                        if g.level_rank else "")
                 out.append(f"         priority {g.priority:.6g}, level {g.level:.6g} (coverage "
-                           f"/ priority), stopped at step {g.step} by {stopped}")
+                           f"/ priority), stopped at step {g.step}{rank} by {stopped}")
+                if self._at_floor(g):
+                    out.append(f"         held at the equity floor ({self.floor:.2%} "
+                               "coverage): the floor, not the priority, decided its amount")
         if self.method == "levels":
             out += ["", "levels: each gap's amount, level and stopping rules are unique (any "
                     "correct solver gives them); how a gap's amount is split among its "
@@ -100,6 +110,8 @@ class Explanation:
                 out.append(f"the floor (stage 1) is set by: {shown}")
         if self.loans:
             out += ["", f"loans: {self.loans}"]
+        if self.performance:
+            out += ["", f"performance: {self.performance}"]
         out += ["", "sources:"]
         if not self.by_source:
             out.append("  none")
@@ -107,7 +119,11 @@ class Explanation:
             parts = ", ".join(f"{t} {usd(v)}" for t, v in targets.items())
             out.append(f"  {sid}: {usd(sum(targets.values()))} ({parts})")
         out += ["", "rules that bound it:"]
-        if not self.rules:
+        if not self.rules and self.method == "levels" and any(g.stopped_by for g in self.gaps):
+            # constraints.csv holds the last step's duals only; earlier steps stopped these.
+            out.append("  none in the last level step; its gaps stopped earlier, by the "
+                       "rules named beside each gap above (levels.csv lists every step's)")
+        elif not self.rules:
             out.append("  none: no rule involving it has a non-zero dual")
         out.extend(f"  {r.name} (dual {r.dual:.6g}): {r.words}" for r in self.rules)
         out += ["", "sources that gave it nothing:"]
@@ -115,6 +131,16 @@ class Explanation:
             out.append("  none")
         out.extend(f"  {sid}: {why}" for sid, why in self.nothing)
         return out
+
+
+    def _at_floor(self, g: GapLine) -> bool:
+        """Whether the floor held a gap up: its coverage is the floor's (within 1e-5) while
+        its level is above the run's lowest, where its priority alone would have let the
+        lower gaps rise first and given it less."""
+        if self.floor is None or self.floor <= 0 or math.isnan(g.coverage):
+            return False
+        return abs(g.coverage - self.floor) <= 1e-5 and \
+            g.level > self.lowest_level * (1 + 1e-9)
 
 
 _DUAL_NOISE = POSITIVE_DUAL
@@ -154,6 +180,12 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
     if family == "loan_share":
         return (f"{iso3}'s loans are at the most its debt risk allows (loans.max_share): "
                 f"one more USD of loan room would {add}")
+    if family == "pace_down":
+        return (f"{iso3} is held at the least pacing allows (pacing.max_cut of what it was "
+                f"committed in the last cycle): one USD less of that least would {add}")
+    if family == "pace_up":
+        return (f"{iso3} is at the most pacing allows (pacing.max_rise over what it was "
+                f"committed in the last cycle): one more USD of that most would {add}")
     if family == "floor":
         if method == "levels":
             return (f"the gap is held at the floor: each USD it must get to keep the floor "
@@ -180,7 +212,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         raise DamagedFile("policy.toml", "nested too deeply to be a policy") from None
     policy = policy_file.policy
     data = counted_pledges(data, policy)
-    rules = rebuild(data, policy)
+    cycle = restate(run.inputs, data, policy)
+    rules = rebuild(with_cycle(data, run.inputs, cycle), policy, cycle)
     states = data.states.set_index("iso3")
     if iso3 not in states.index:
         raise UsageError(f"{iso3}: not a State of this run"
@@ -200,10 +233,14 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     got = mine.groupby("target")["amount_usd"].sum()
     method = policy.allocation.method
     levels: dict[str, dict[str, str]] = {}
+    lowest = math.nan
     if method == "levels" and run.has("coverage.csv"):
         cov = run.table("coverage.csv", ("iso3", "target", "priority", "level", "stopped_by",
                                          "step"))
         levels = {r["target"]: r for r in cov[cov["iso3"] == iso3].to_dict("records")}
+        all_levels = parse_numbers(cov["level"])
+        if np.isfinite(all_levels).any():
+            lowest = float(np.nanmin(all_levels))
     lines = []
     for g in gaps.itertuples():
         allocated = round(float(got.get(g.target, 0.0)), 2)
@@ -212,7 +249,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
                              allocated / g.fundable_usd if g.fundable_usd > 0 else math.nan,
                              bool(g.eligible), _number(row.get("priority", "")),
                              _number(row.get("level", "")), row.get("step", ""),
-                             row.get("stopped_by", "")))
+                             row.get("stopped_by", ""), row.get("level_rank", "")))
     by_source: dict[str, dict[str, float]] = {}
     for r in mine.itertuples():
         by_source.setdefault(r.source_id, {})[r.target] = float(r.amount_usd)
@@ -226,7 +263,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     targets = set(gaps["target"])
     mine_rows = constraints["iso3"] == iso3
     involves = mine_rows & (family.isin(["absorb", "state_share", "source_state",
-                                         "loan_share"])
+                                         "loan_share", "pace_down", "pace_up"])
                             | (family.isin(["gap", "floor"])
                                & constraints["target"].isin(targets)))
     noise = _DUAL_NOISE
@@ -253,9 +290,12 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         order = np.argsort(-np.abs(np.nan_to_num(dual[keep.to_numpy()])), kind="stable")
         floor_set_by = [str(n) for n in stage1["name"][keep].to_numpy()[order]]
     st = states.loc[iso3]
+    floor = run.number("objective", "floor") if method == "levels" else None
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
                        rule_lines, nothing, method, floor_set_by,
-                       _loan_words(rules, alloc, constraints, iso3))
+                       _loan_words(rules, alloc, constraints, iso3),
+                       factor_words(cycle, policy, iso3),
+                       floor, lowest)
 
 
 def _loan_words(rules: Rules, alloc: pd.DataFrame, constraints: pd.DataFrame, iso3: str
@@ -298,6 +338,14 @@ def _number(text: str) -> float:
         return math.nan
 
 
+def _no_gap(rules: Rules, iso3: str) -> str:
+    """Why no source may fund a State that has no gap to show: the reason, never blank."""
+    states = rules.data.states.set_index("iso3")
+    if iso3 in states.index and not bool(states.loc[iso3, "eligible"]):
+        return f"{iso3} is not eligible (eligible = false in states.csv), and has no gap"
+    return f"{iso3} has no gap in gaps.csv (no need costed for any target)"
+
+
 def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, iso3: str,
                   targets: list[str], givers: set[str], method: str = "weighted"
                   ) -> list[tuple[str, str]]:
@@ -325,7 +373,7 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
         reasons = [why_not_eligible(rules, sid, iso3, t) for t in targets]
         open_targets = [t for t, why in zip(targets, reasons, strict=True) if why is None]
         if not open_targets:
-            distinct = list(dict.fromkeys(r for r in reasons if r))
+            distinct = list(dict.fromkeys(r for r in reasons if r)) or [_no_gap(rules, iso3)]
             out.append((sid, "not eligible: " + "; ".join(distinct)))
             continue
         mask = (triples["source_id"] == sid) & (triples["iso3"] == iso3) \

@@ -44,7 +44,9 @@ CONSTRAINT_COLUMNS = tuple(c for c in CONSTRAINTS.column_names if c not in KEY_C
 ROW_KEY_COLUMNS = KEY_COLUMNS  # in constraints.csv, blank where none
 COVERAGE_COLUMNS = output_schema.COVERAGE_COLUMNS
 # grant_equivalent_usd (docs/terms.md) is checked where present: earlier run folders lack it.
-SOURCES_COLUMNS = tuple(c for c in SOURCES_SUMMARY.column_names if c != "grant_equivalent_usd")
+# Columns a run of an earlier version may lack: read where present.
+SOURCES_COLUMNS = tuple(c for c in SOURCES_SUMMARY.column_names
+                        if c not in ("grant_equivalent_usd", "placed_per_usd", "additionality"))
 # Columns holding numbers, in the tables every run writes: certify refuses a non-finite or
 # absurd value in any of them.
 NUMERIC_COLUMNS = set(columns_of_kind(USD, SHARE, REAL, EXACT, method_columns=False))

@@ -153,6 +153,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
     )
     if figures.contributions is not None:
         out.print(figures.contributions, soft_wrap=True)
+    if figures.history is not None:
+        out.print(figures.history, soft_wrap=True)
 
 
 @app.command()
@@ -172,6 +174,10 @@ def allocate(
                                               "Excel workbook of the run (as `export`; an "
                                               "existing file only with --force).",
                                               show_default=False)] = None,
+    donor_figures: Annotated[bool, typer.Option(
+        "--donor-figures", help="Under priority levels, each source's marginal value and "
+        "money placed per USD more of its pledge in sources_summary.csv, by re-solves "
+        "(several times the run's time; blank without it).")] = False,
 ) -> None:
     """Solve the allocation and write a run folder.
 
@@ -181,7 +187,7 @@ def allocate(
 
     def body() -> api.Run:
         return api.allocate(inputs, model, solver, out=out_dir, force=force, write_run=True,
-                            xlsx=xlsx,
+                            xlsx=xlsx, donor_figures=donor_figures,
                             on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
     run = _guard(body)
@@ -383,12 +389,22 @@ def sweep(
     chart: Annotated[bool, typer.Option("--chart/--no-chart", help="Write FILE.png, floor and "
                                         "weighted objective against the pledge.")] = True,
     breakpoint_tol: Annotated[float, typer.Option("--breakpoint-tol", metavar="USD",
-                                                  help="Bisect each change of marginal value "
-                                                  "to a bracket this wide (at least 0.01).",
-                                                  min=0.01)] = 1.0,
+                                                  help="Search each kink to a bracket this "
+                                                  "wide, or 1e-6 of the pledge if wider (at "
+                                                  "least 0.01).", min=0.01)] = 1.0,
+    max_solves: Annotated[int, typer.Option("--max-solves", help="At most this many solves "
+                                            "in the breakpoint search, beyond the levels'; "
+                                            "kinks not yet found exactly stay brackets.",
+                                            min=0)] = 120,
     no_refine: Annotated[bool, typer.Option("--no-refine", help="Report breakpoints as the "
                                             "pairs of neighbouring levels only (no extra "
                                             "solves).")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="state or target: also write "
+                                           "FILE.by_state.csv (or .by_target.csv), each "
+                                           "one's amount at every level, and "
+                                           "FILE.additionality.csv: of each extra USD, how "
+                                           "much reaches the gaps the source may fund.",
+                                           show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
                                         "(never the command's own inputs).")] = False,
 ) -> None:
@@ -396,22 +412,31 @@ def sweep(
 
     One LP, re-solved warm by HiGHS at every level. Writes
     pledge_usd,status,floor,weighted,allocated_usd,marginal_value
-    (one row per level) to FILE; the levels where marginal_value changes to
-    FILE.breakpoints.csv (pledge_usd,pledge_below_usd,pledge_above_usd,
-    marginal_below,marginal_above: the change lies in the bracket and
-    pledge_usd is its middle); a chart to FILE.png.
+    (one row per level) to FILE; the kinks of the floor, the money placed and
+    the levels (or the weighted objective) to FILE.breakpoints.csv
+    (pledge_usd,pledge_below_usd,pledge_above_usd,marginal_below,marginal_above:
+    the kink lies in the bracket, pledge_usd is its middle, the marginal values
+    are those of the pieces on either side); a chart to FILE.png. A progress
+    bar on stderr when it is a terminal.
 
     Example: gcm-fund sweep inputs -m models/baseline.toml --source deu
     --pledges 0:1e9:51 --out outputs/sweep_deu.csv
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from gcm_fund import api
 
     def body() -> api.SweepRun:
         ids = _swept_sources(source, sources)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
+                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
         with Progress(*columns, console=err, transient=True,
                       disable=not err.is_terminal) as bar:
             tasks: dict[str, Any] = {}
@@ -423,7 +448,7 @@ def sweep(
 
             return api.sweep(inputs, ids, pledges, out_file, model=model, chart=chart,
                              breakpoint_tol_usd=None if no_refine else breakpoint_tol,
-                             force=force, progress=progress,
+                             max_solves=max_solves, force=force, by=by, progress=progress,
                              on_loaded=lambda loaded: _print_warnings(loaded.warnings))
 
     swept = _guard(body)
@@ -444,7 +469,7 @@ def fair_share(
         "responsibility (migrants hosted) [default: 0.5].", show_default=False)] = None,
     threshold: Annotated[str | None, typer.Option(
         "--threshold", help="rci only: the lowest income group that owes a share "
-        "[default: UMIC].", show_default=False)] = None,
+        "[default: HIC, so that no net recipient owes a share].", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace output files that exist "
                                         "(never the command's own inputs).")] = False,
 ) -> None:
@@ -461,7 +486,9 @@ def fair_share(
     total less the ifi and private pledges, by rci = w * its share of GNI +
     (1 - w) * its share of migrants hosted; writes
     iso3,name,income_group,capacity_usd,migrants_hosted,rci,fair_share_usd,pledged_usd,ratio,
-    one row per State with GNI (pledged 0 for a State that pledges nothing).
+    received_usd,net_usd, one row per State with GNI (pledged 0 for a State that
+    pledges nothing; received: what it gets in allocate; net = fair share less
+    received, < 0 for a net recipient, which a note names).
 
     Example: gcm-fund fair-share inputs -m models/baseline.toml --basis rci
     --out outputs/fair_share.csv
@@ -558,3 +585,10 @@ def export(
 
     written = _guard(lambda: api.export(run_dir, xlsx, force=force))
     out.print(f"workbook written to {written}", soft_wrap=True)
+
+
+# The follow-up and review commands (docs/review.md) live in their own module.
+from gcm_fund.cli import follow_up  # noqa: E402
+
+app.command()(follow_up.record)
+app.command()(follow_up.review)

@@ -98,14 +98,22 @@ def run_summary(console: Console, run: api.Run, written: Path) -> None:
         console.print(Text(notice, style="bold"), soft_wrap=True)
     console.print(f"run {run.run_id} ({run.solution.solver.name}): written to {written}",
               soft_wrap=True)
+    coverage = run.tables.coverage
+    eligible = coverage["eligible"].to_numpy(dtype=bool)
+    reachable = float(coverage["fundable_usd"].to_numpy(dtype=float)[eligible].sum())
+    # Both denominators, named: a State no source may fund stays in the tables' totals.
+    apart = ("" if abs(reachable - figures["fundable_usd"]) < 0.005 else
+             f" (USD {whole(reachable)} of it in gaps some source may fund, "
+             f"{figures['allocated_usd'] / reachable:.1%} covered)" if reachable > 0 else "")
     console.print(
         f"floor reached: {floor_text(floor, figures['floor_reason'])}"
         f"; allocated USD {whole(figures['allocated_usd'])} of USD "
         f"{whole(figures['pledged_usd'])} pledged; fundable need USD "
-        f"{whole(figures['fundable_usd'])}"
+        f"{whole(figures['fundable_usd'])}{apart}", soft_wrap=True
     )
     for title, key in (("income group", "coverage_by_income"), ("target", "coverage_by_target")):
-        table = Table(title=f"Coverage by {title}", title_justify="left")
+        table = Table(title=f"Coverage by {title} (of all fundable need)",
+                      title_justify="left")
         table.add_column(title)
         table.add_column("allocated USD", justify="right")
         table.add_column("fundable USD", justify="right")
@@ -142,6 +150,21 @@ def _levels(console: Console, figures: dict) -> None:
     console.print(table)
 
 
+def overall_additionality(result: Any) -> tuple[float, float, float, float, float] | None:
+    """`next_dollar`'s figures from the lowest positive feasible level to the highest:
+    (B1, B2, placed, additionality, displaced) per extra USD; None with fewer than two."""
+    from dataclasses import replace
+
+    from gcm_fund.analyses.next_dollar import additionality
+
+    ends = [lv for lv in result.levels if lv.status == "optimal" and lv.pledge_usd > 0
+            and lv.gap_amounts is not None]
+    if len(ends) < 2 or "fundable_gaps" not in result.extra:
+        return None
+    found = additionality(replace(result, levels=[ends[0], ends[-1]]))
+    return None if not found else found[0][:5]
+
+
 def sweep_result(console: Console, swept: api.SweepRun) -> None:
     """What `sweep` prints: the levels, the breakpoints and where they were written."""
     result, written = swept.result, swept.written
@@ -150,8 +173,16 @@ def sweep_result(console: Console, swept: api.SweepRun) -> None:
               f"({len(result.levels) - len(optimal)} infeasible), {len(result.breakpoints)} "
               f"breakpoint{'s' if len(result.breakpoints) != 1 else ''}; written to "
               f"{', '.join(str(p) for p in written)}", soft_wrap=True)
+    whole_range = overall_additionality(result)
+    if whole_range is not None:
+        low, high, placed, reaches, displaced = whole_range
+        console.print(f"of each extra USD from {whole(low)} to {whole(high)}: {placed:.2f} "
+                      f"placed, {reaches:.2f} reaches the gaps {', '.join(result.source_ids)} "
+                      f"may fund, {displaced:.2f} displaces other money there",
+                      soft_wrap=True)
     if result.breakpoints:
-        table = Table(title="Breakpoints of the marginal value", title_justify="left")
+        table = Table(title="Breakpoints (kinks of the floor, money placed or levels)",
+                      title_justify="left")
         for name in ("pledge USD", "marginal below", "marginal above"):
             table.add_column(name, justify="right")
         for point in result.breakpoints:
@@ -178,12 +209,14 @@ def fair_shares(console: Console, shares: Any, basis: str, capacity_weight: floa
                   soft_wrap=True)
         view = Table(title=f"15 largest (rci, w {capacity_weight:g}, {threshold} and up)",
                      title_justify="left")
-        for name in ("State", "rci", "fair share USD", "pledged USD", "ratio"):
+        for name in ("State", "rci", "fair share USD", "pledged USD", "ratio", "received USD",
+                     "net USD"):
             view.add_column(name, justify="left" if name == "State" else "right")
         for row in owing.sort_values(["fair_share_usd", "iso3"],
                                      ascending=[False, True]).head(15).itertuples(index=False):
             view.add_row(Text(str(row.iso3)), f"{row.rci:.4f}", shown(row.fair_share_usd),
-                         shown(row.pledged_usd), ratio(row.ratio))
+                         shown(row.pledged_usd), ratio(row.ratio), shown(row.received_usd),
+                         shown(row.net_usd))
         console.print(view)
         return
     console.print(f"total fundable need USD {whole(total)} across {len(table)} donor States; "

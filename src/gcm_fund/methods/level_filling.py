@@ -44,7 +44,7 @@ from gcm_fund.solvers.pipeline import Pipeline
 from gcm_fund.solvers.pulp import refined_duals
 
 __all__ = ["FULL_SHARE", "FULL_TOL", "HOLD_MARGIN", "HOLD_MARGIN_USD", "REACH_TOLERANCE",
-           "SAME_DUAL", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout",
+           "SAME_DUAL", "STOP_SHARE", "WRITTEN_DUAL", "Filling", "Layout", "LevelReached",
            "LevelStep"]
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,20 @@ def _blend_full(solution: StageSolution, layout: Layout, full: np.ndarray) -> No
     solution.row_dual[layout.gap_rows[full]] += per
 
 
+class LevelReached(Exception):  # noqa: N818 (not an error: the filling ends early)
+    """Raised by a filling with `watch` (groups of gaps) once a gap of every group has
+    stopped, or when it ends: by group, the level its first gap stopped at (NaN where none
+    did).
+
+    The lowest level among some gaps is decided by the steps up to the first that stops
+    one of them, so a donor's figure needs no more (docs/outputs.md).
+    """
+
+    def __init__(self, levels: np.ndarray) -> None:
+        super().__init__(levels)
+        self.levels = levels
+
+
 class SolveStage(Protocol):
     """How the filling solves a step: the levels' `solve`, which eases the holds once when
     a stage that `eases_holds` comes back infeasible."""
@@ -98,8 +112,12 @@ class Filling:
     def __init__(self, pipeline: Pipeline, lp: LinearProgram, layout: Layout,
                  priority: np.ndarray, rhs: np.ndarray, bounds: dict[int, tuple[float, float]],
                  precision: float, rising: np.ndarray, placeable: float,
-                 solve: SolveStage, forecast: bool = True) -> None:
+                 solve: SolveStage, forecast: bool = True,
+                 watch: np.ndarray | None = None) -> None:
         self.pipeline, self.lp, self.layout = pipeline, lp, layout
+        # Groups x gaps of the data: stop once each group has a stopped gap (`LevelReached`).
+        self.watch = watch
+        self.reached = None if watch is None else np.full(len(watch), np.nan)
         self.use_forecast = forecast  # False: one LP per step (what the forecast must equal)
         self.rhs, self.bounds, self.solve = rhs, bounds, solve
         self.rising = rising
@@ -162,6 +180,8 @@ class Filling:
             if solution is None:  # the forecast stopped every gap still rising
                 break
             self._step(solution)
+        if self.reached is not None:  # some group never stopped: none of it is in E
+            raise LevelReached(self.reached.copy())
         if self.steps and self.steps[-1].forecast:
             # The last step was forecast: its duals stand for stage 2's.
             self.last = self._forecast_solution()
@@ -413,6 +433,11 @@ class Filling:
         log.info("stage 2 step %d: level %.9g, %d gaps stop%s, %d rising", len(self.steps),
                  level / layout.unit, int(stop.sum()), " (forecast)" if forecast else "",
                  int(self.rising.sum()))
+        if self.watch is not None and self.reached is not None:
+            hit = self.watch[:, layout.gaps[stop]].any(axis=1) & np.isnan(self.reached)
+            self.reached[hit] = level / layout.unit
+            if not np.isnan(self.reached).any():
+                raise LevelReached(self.reached.copy())
 
     def _step(self, solution: StageSolution) -> None:
         """A step the LP solved: stop the gaps with a positive dual on their level rows."""
@@ -420,13 +445,20 @@ class Filling:
         self.last = solution
         rising = self.rising
         level = float(solution.col_value[layout.level_col])
+        # With z above its lower bound no floor row holds anything, yet the solver's dual
+        # may balance one floor row's dual with a wrong-signed one on another, which the
+        # refinement sets to 0: they move onto the level rows first, whole.
+        floor_first = self._z_above_low(solution)
+        if floor_first:
+            self._move_floor_duals(solution, level, whole=True)
         # HiGHS leaves reduced costs within its dual tolerance, not at 0; `certify` prices
         # them at their columns' bounds, beside USD 1e12 gaps dollars of a small gap's rise.
         exact = refined_duals(self.pipeline.lp, solution, self.cost, self.rhs)
         if exact is not None:
             solution.row_dual = exact
             solution.col_dual = self.cost - self.forecaster.transpose(exact)
-        self._move_floor_duals(solution, level)
+        if not floor_first:
+            self._move_floor_duals(solution, level)
         full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
         if full.any():
             _blend_full(solution, layout, full)
@@ -443,10 +475,21 @@ class Filling:
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
 
-    def _move_floor_duals(self, solution: StageSolution, level: float) -> None:
+    def _z_above_low(self, solution: StageSolution) -> bool:
+        """Whether the floor z is above its lower bound beyond a rounding (z* read exactly,
+        its bound z* less the tolerance): its reduced cost must then be 0."""
+        z = self.pipeline.lp.z_col
+        if z is None:
+            return False
+        low = float(solution.bounds.get(z, (0.0, np.inf))[0])
+        return float(solution.col_value[z]) - low > \
+            (FLOOR_TIGHT + 10 * self.precision) * abs(low)
+
+    def _move_floor_duals(self, solution: StageSolution, level: float,
+                          whole: bool = False) -> None:
         """Move half the dual of each rising gap's floor row onto its level row, in place,
         where both rows are tight (the gap's level is the floor's coverage), keeping the
-        dual optimal.
+        dual optimal; `whole`: all of it, whatever its sign (z above its lower bound).
 
         At such a gap the two rows say the same, and a degenerate vertex dual may name
         the floor row alone: its level row's dual is then 0, the gap rises on and takes
@@ -455,7 +498,8 @@ class Filling:
         by 1 + e (e the moved duals times pi U), the dual stays feasible (z sits at its
         lower bound, whose reduced cost only shrinks; L's stays 0) and its bound stays
         L_k, since pi U L_k = U z_lo on those rows; the mean of that dual and the
-        solver's is optimal too.
+        solver's is optimal too. With z above its lower bound, its reduced cost is 0 before
+        every floor dual moves and after, and so is each allocation column's.
         """
         ext, layout = self.pipeline.lp, self.layout
         z = ext.z_col
@@ -474,7 +518,7 @@ class Filling:
         # bound by that slack times the dual.)
         tight = np.abs(at_level - need) <= np.maximum(
             (FLOOR_TIGHT + 10 * self.precision) * np.abs(need), REACH_USD / SCALE_USD)
-        move = has & (floor_dual < -WRITTEN_DUAL) & tight
+        move = has & tight & ((floor_dual != 0.0) if whole else (floor_dual < -WRITTEN_DUAL))
         if not move.any():
             return
         moved = floor_dual[move]
@@ -484,7 +528,10 @@ class Filling:
         shifted /= 1.0 - float((moved * layout.scale[move]).sum())
         # Half of each (a convex combination of optimal duals is optimal): the floor rows
         # keep half their dual, so that `stopped_by` and `explain` still name the floor.
-        solution.row_dual = 0.5 * (solution.row_dual + shifted)
+        # Whole when z is above its lower bound: its reduced cost must then be 0, which
+        # floor duals (all <= 0 in an optimal dual) allow only at 0.
+        keep = 0.0 if whole else 0.5
+        solution.row_dual = keep * solution.row_dual + (1.0 - keep) * shifted
         solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
         log.debug("stage 2: the floor duals of %d gaps at the floor moved onto their level "
                   "rows", int(move.sum()))

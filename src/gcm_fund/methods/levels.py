@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,6 +73,8 @@ class LevelsResult:
     # minus the loan burden), by stage name ("1b", "3"): rows of `ext` and their values.
     stage_duals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     lps: int = 0  # LPs solved in stage 2 (docs/outputs.md's `steps`): forecast steps need none
+    # The donor figures by re-solve (`donor_figures.DonorFigures`), set by the engine.
+    donor: Any = None
 
 
 
@@ -97,6 +100,18 @@ def distinct_level_values(held: np.ndarray) -> list[float]:
     starts = np.concatenate([[True], np.diff(values) > 1e-6 * np.maximum(np.abs(values[1:]),
                                                                          1e-12)])
     return [float(v) for v in values[starts]]
+
+
+def level_ranks(held: np.ndarray) -> np.ndarray:
+    """By gap: the rank of its level among `distinct_level_values(held)` (1 the lowest;
+    NaN outside E). Unique like the levels, unlike the step that stopped the gap."""
+    values = np.asarray(distinct_level_values(held))
+    ranks = np.full(len(held), np.nan)
+    ok = np.isfinite(held)
+    if len(values):
+        # Each level's cluster starts at its lowest value: the last start at or below it.
+        ranks[ok] = np.searchsorted(values, held[ok], side="right")
+    return ranks
 
 
 def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layout]:
@@ -180,7 +195,7 @@ def solve_levels(lp: LinearProgram, solver: str | Backend = "highs") -> Solution
 
 def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: np.ndarray,
                diagnosed: bool = True, funded: np.ndarray | None = None,
-               forecast: bool = True) -> Solution:
+               forecast: bool = True, watch: np.ndarray | None = None) -> Solution:
     """Stages 1, 1b, 2 (levels), 3 (loans) and the split on a pipeline over the extended
     LP (`extend(lp)`), at the pipeline's right-hand sides.
 
@@ -188,6 +203,8 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     right-hand sides (a sweep sets pledges to 0); the others leave E. Default: all of E.
     `forecast=False` solves one LP per step instead of forecasting local stops
     (`level_filling`): the same levels, found more slowly.
+    `watch` (groups x gaps): raise `LevelReached` once every group has a stopped gap, with
+    the level of each group's first (the donor figures' re-solves need no more).
 
     Returns the solution in `lp`'s terms: stage 2 is the last level step (its duals
     d L / d rhs), `levels` what each step found. Raises `InfeasibleError` when no
@@ -283,7 +300,7 @@ def run_levels(pipeline: Pipeline, lp: LinearProgram, layout: Layout, priority: 
     # Stage 2: progressive filling.
     funded_e = np.ones(n_e, dtype=bool) if funded is None else funded[layout.gaps].copy()
     filling = Filling(pipeline, lp, layout, priority, rhs, bounds, precision, funded_e, total,
-                      solve, forecast)
+                      solve, forecast, watch)
     filling.run()
     stop_step, held, steps, last = filling.stop_step, filling.held, filling.steps, filling.last
 

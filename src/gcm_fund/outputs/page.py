@@ -149,9 +149,17 @@ DEFINITIONS = [
     ("What stopped it", "The rules that kept a gap from rising further: its fundable need, "
      "the State's absorption or share cap, the budgets or per-State caps of its sources, or "
      "a thematic share."),
-    ("Marginal value", "How much the run's objective would improve per additional USD of a "
-     "rule's limit (its dual value): for a source's budget, what one more dollar pledged "
-     "would achieve. Zero means the rule does not bind."),
+    ("Marginal value", "Under the weighted method, how much the run's objective would "
+     "improve per additional USD of a rule's limit (its dual value). Under priority levels, "
+     "for a source: how far the lowest level among the gaps it may fund rises per USD more "
+     "of its pledge, found by solving again with the pledge raised by h = max(USD 1, 1e-6 "
+     "of the pledge); the same on every solver. For a rule: one valid dual of the last "
+     "filling step (another solver may give another where several are valid)."),
+    ("Placed per USD", "Under priority levels: how much more money the fund places per USD "
+     "more of a source's pledge (1: all of it), found by solving again."),
+    ("Reaches its gaps per USD", "Under priority levels: of that, how much more reaches the "
+     "gaps the source may fund (its earmarks); the rest took the place of other money "
+     "there, which went elsewhere."),
     ("Weighted objective", "The sum of every amount times its weight, less the loan penalty: "
      "what the fund maximises once the floor is set (weighted method)."),
     ("Grant element", "The concessional share of a loan: 1 for a grant, less for a loan."),
@@ -239,8 +247,12 @@ def render(folder: Folder) -> bytes:
         '<section id="sources-section"><h2>Sources</h2>', sources_table(folder, names),
         "</section>",
         '<section id="binding"><h2>Rules that bound</h2><p class="lead">The rules the '
-        "allocation runs up against, with their marginal value (how much the objective "
-        "would gain per USD more of the limit).</p>", binding_table(folder, names),
+        "allocation runs up against, with their marginal value ("
+        + ("one valid dual of the last filling step: how far the last level would rise per "
+           "USD more of the limit; where several duals are valid, another solver may give "
+           "another" if folder.levels is not None else
+           "how much the objective would gain per USD more of the limit")
+        + ").</p>", binding_table(folder, names),
         "</section>",
         levels_table(folder, names),
         selection_section(folder),

@@ -86,6 +86,23 @@ def _lowest_coverage(folder: Folder, group: str) -> float | None:
     return float(values.min()) if len(values) else None
 
 
+def _fundable_gaps(folder: Folder) -> pd.Series:
+    """The gaps some source may fund (coverage.csv's `eligible`) with fundable need."""
+    coverage = folder.coverage
+    eligible = coverage["eligible"].astype(str).str.lower().isin(["true", "yes", "1"])
+    return eligible & (coverage["fundable_usd"] > 0)
+
+
+def _eligible_share(folder: Folder, allocated_usd: float) -> str:
+    """'; X of the USD Y that some source may fund', when that differs from all gaps'."""
+    coverage = folder.coverage
+    fundable = float(coverage.loc[_fundable_gaps(folder), "fundable_usd"].sum())
+    if fundable <= 0 or abs(fundable - float(coverage["fundable_usd"].sum())) < 0.005:
+        return ""
+    return f"; {percent(share_of(allocated_usd, fundable))} of the {usd(fundable)} that some " \
+           "source may fund"
+
+
 def headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
     equity = folder.policy.get("equity", {})
     group = equity.get("group", "all")
@@ -132,7 +149,8 @@ def headline_cards(folder: Folder, names: Names, figures: Headline) -> str:
          "allocated_usd", f"{figures.allocated_usd:.2f}"),
         *_grant_equivalent_card(folder, figures),
         ("Fundable need covered", percent(share_of(figures.allocated_usd, figures.fundable_usd)),
-         f"of {usd(figures.fundable_usd)} fundable need", "fundable_usd",
+         f"of {usd(figures.fundable_usd)} fundable need of all gaps"
+         + _eligible_share(folder, figures.allocated_usd), "fundable_usd",
          f"{figures.fundable_usd:.2f}"),
         ("Loans", percent(share_of(figures.loans_usd, figures.allocated_usd)),
          f"of the money allocated ({usd(figures.loans_usd)})", "loans_usd",
@@ -202,7 +220,10 @@ def _unallocated_reasons(folder: Folder, names: Names, left: pd.DataFrame) -> st
         return ""
     parts = []
     for row in left.sort_values("unallocated_usd", ascending=False).head(3).itertuples():
-        if math.isnan(row.marginal_value):
+        if folder.levels is not None:  # no dual read: marginal_value is a re-solve, or blank
+            why = ("the gaps its earmarks allow are full or capped" if row.allocated_usd > 0
+                   else "no gap it may fund can take more, or it may fund none")
+        elif math.isnan(row.marginal_value):
             why = "no gap it may fund"
         elif row.marginal_value > POSITIVE_DUAL:
             why = "held back by a rule"
@@ -297,8 +318,15 @@ def _stopped_by(texts: Iterable[str]) -> list[str]:
 def sources_table(folder: Folder, names: Names) -> str:
     sources = folder.sources.set_index("source_id")
     rows = []
-    biggest_first = folder.sources_summary.sort_values(["pledge_usd", "source_id"],
-                                                       ascending=[False, True], kind="stable")
+    summary = folder.sources_summary
+    under_levels = folder.levels is not None
+    # Under levels the donor figures are re-solves (docs/outputs.md), never a budget dual;
+    # blank throughout unless `allocate --donor-figures` computed them.
+    levels = under_levels and "additionality" in summary.columns \
+        and bool(pd.to_numeric(summary["marginal_value"], errors="coerce").notna().any())
+    marginal_shown = levels or not under_levels
+    biggest_first = summary.sort_values(["pledge_usd", "source_id"], ascending=[False, True],
+                                        kind="stable")
     for row in biggest_first.itertuples():
         kind = str(sources["kind"].get(row.source_id, ""))
         instrument = str(sources["instrument"].get(row.source_id, ""))
@@ -310,12 +338,24 @@ def sources_table(folder: Folder, names: Names) -> str:
             _cell(usd_full(row.unallocated_usd), row.unallocated_usd, num=True),
             _cell(percent(share_of(row.allocated_usd, row.pledge_usd)),
                   share_of(row.allocated_usd, row.pledge_usd) or 0.0, num=True),
-            _cell(figure(row.marginal_value), row.marginal_value, num=True),
+            *([_cell(figure(row.marginal_value), row.marginal_value, num=True)]
+              if marginal_shown else []),
+            *([_cell(figure(row.placed_per_usd), row.placed_per_usd, num=True),
+               _cell(figure(row.additionality), row.additionality, num=True)]
+              if levels else []),
         ]) + "</tr>")
-    return _table("sources", [("source", False), ("kind", False), ("instrument", False),
-                              ("pledge USD", True), ("allocated USD", True),
-                              ("unallocated USD", True), ("placed", True),
-                              ("marginal value", True)], rows)
+    marginal = ("lowest level per USD" if levels else "marginal value", True)
+    note = ('<p class="lead">Under priority levels a source\'s marginal value is found by '
+            "solving again with its pledge raised, not read from a dual (which is not "
+            "unique): run <code>allocate --donor-figures</code> for it.</p>"
+            if under_levels and not levels else "")
+    return note + _table("sources", [("source", False), ("kind", False), ("instrument", False),
+                                     ("pledge USD", True), ("allocated USD", True),
+                                     ("unallocated USD", True), ("placed", True),
+                                     *([marginal] if marginal_shown else []),
+                                     *([("placed per USD", True),
+                                        ("reaches its gaps per USD", True)]
+                                       if levels else [])], rows)
 
 
 def binding_table(folder: Folder, names: Names) -> str:
@@ -387,17 +427,26 @@ def levels_table(folder: Folder, names: Names) -> str:
     levels = folder.levels
     if levels is None or not len(levels):
         return ""
+    # One row per distinct level, which is unique (docs/model.md); the solver's steps, which
+    # are not (several LPs may stop gaps at one level), stay in levels.csv.
+    groups: list[tuple[float, float, list[str]]] = []
+    for r in levels.sort_values("level", kind="stable").itertuples():
+        rules = [s for s in str(r.stopped_by).split(";") if s]
+        stopped = 0.0 if math.isnan(r.gaps_stopped) else float(r.gaps_stopped)
+        if groups and abs(r.level - groups[-1][0]) <= 1e-6 * max(abs(r.level), 1e-12):
+            level, count, seen = groups[-1]
+            groups[-1] = (level, count + stopped, seen + [x for x in rules if x not in seen])
+        else:
+            groups.append((float(r.level), stopped, rules))
     rows = ["<tr>" + "".join([
-        _cell(str(int(r.step)) if not math.isnan(r.step) else "", r.step, num=True),
-        _cell(figure(r.level), r.level, num=True),
-        _cell(str(int(r.gaps_stopped)) if not math.isnan(r.gaps_stopped) else "",
-              r.gaps_stopped, num=True),
-        _cell(names.summary([s for s in str(r.stopped_by).split(";") if s]))]) + "</tr>"
-        for r in levels.itertuples()]
-    return ('<section id="levels"><h2>Priority levels</h2><p class="lead">Each step of the '
-            "water filling: the level reached, how many gaps stopped rising there, and the "
-            "rules that stopped them.</p>"
-            + _table("levels", [("step", True), ("level", True), ("gaps stopped", True),
+        _cell(str(k), k, num=True), _cell(figure(level), level, num=True),
+        _cell(str(int(count)), count, num=True), _cell(names.summary(rules))]) + "</tr>"
+        for k, (level, count, rules) in enumerate(groups, start=1)]
+    return ('<section id="levels"><h2>Priority levels</h2><p class="lead">Each distinct '
+            "level of the water filling: the level reached, how many gaps stopped rising "
+            "there, and the rules that stopped them. The levels are the same on every "
+            f"solver; levels.csv lists the {len(levels)} steps this solver took.</p>"
+            + _table("levels", [("level no.", True), ("level", True), ("gaps stopped", True),
                                 ("stopped by", False)], rows) + "</section>")
 
 

@@ -23,6 +23,7 @@ from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import PolicyFile
 from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.methods.donor_figures import DEFINITION as DONOR_FIGURES
 from gcm_fund.methods.stages import Solution
 from gcm_fund.model import spec
 from gcm_fund.outputs import page as html_report
@@ -104,6 +105,7 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         **illustrative_entry(data),
         **({"pledges": data.valuation.manifest_entry()} if data.valuation is not None
            else {}),
+        **({"cycle": data.cycle.manifest_entry()} if data.cycle is not None else {}),
         "versions": versions(),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {
@@ -117,7 +119,9 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
             "stage1_reduced_cost": (float(stage1.col_dual[z])
                                     if stage1 and z is not None else None),
         },
-        **({"levels": {"allocated_at_least_usd": round(solution.levels.placed_usd, 6)}}
+        **({"levels": {"allocated_at_least_usd": round(solution.levels.placed_usd, 6),
+                       **({"donor_figures": DONOR_FIGURES}
+                          if solution.levels.donor is not None else {})}}
            if solution.levels is not None else {}),
         "totals": {
             "pledged_usd": round(summary["pledged_usd"], 2),
