@@ -1,4 +1,4 @@
-"""Who gets a donor's next dollar (issue 22): a sweep's amounts by State or by target, and
+"""Who gets a donor's next dollar (docs/commands.md): a sweep's amounts by State or by target, and
 the additionality of the swept sources' extra money.
 
 Between two neighbouring pledge levels B1 < B2 of the swept sources (each moved by

@@ -1,8 +1,8 @@
 """Donor figures under priority levels (docs/outputs.md), unique by construction: re-solves,
 not duals.
 
-Under levels the budget dual of the last filling step is one of many valid duals (HiGHS
-and CBC differed by a factor of 240 on the example), so a donor's figures come from
+Under levels the budget dual of the last filling step is one of many valid duals (two
+solvers' can differ by orders of magnitude), so a donor's figures come from
 re-solving with the pledge raised by `h = max(USD 1, 1e-6 B_f)`:
 
 - `marginal_value` = `(m(B_f + h) - m(B_f)) / h`, `m` the lowest level among the gaps
