@@ -132,12 +132,13 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         shutil.copyfile(run.policy, policy_copy)
         data = load_inputs(run.inputs)
         policy_file = load_policy(policy_copy, targets=set(data.gaps["target"]))
-        programmes = policy_file.policy.allocation.method == "programmes"
-        if programmes:
+        if policy_file.policy.allocation.reads_programmes:
             data = load_programmes(run.inputs, data)
         data = load_cycle(run.inputs, value_pledges(data, policy_file), policy_file)
         scenario = Scenario(data, policy_file, model_path)
-        levels = method_of(policy_file.policy).has_levels  # every gap's amount is unique
+        method = method_of(policy_file.policy)
+        levels = method.has_levels  # every gap's amount is unique
+        programmes = method.selects_programmes
         try:
             # The donor figures' re-solves where the run has them (docs/outputs.md).
             again = run_scenario(scenario, chosen,

@@ -2,7 +2,8 @@
 
 `methods/strategy.py` maps a policy's `[allocation] method` to its strategy; below it
 (inputs/, model/) the policy's own properties (`Allocation.fills_by_priority`,
-`Allocation.reads_programmes`) name what a method needs. A comparison such as
+`Allocation.reads_programmes`) name what a method needs, and the code that knows a run only
+by its files (the audit, the page) reads `model.spec.METHOD_TRAITS`. A comparison such as
 `policy.allocation.method == "levels"` elsewhere is a rule with a second owner, and a new
 method would have to find it.
 """
@@ -14,17 +15,13 @@ from pathlib import Path
 
 from gcm_fund.inputs.policy import Allocation
 from gcm_fund.inputs.schema import ALLOCATION_METHODS
+from gcm_fund.methods.strategy import METHODS
+from gcm_fund.model.spec import METHOD_TRAITS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "gcm_fund"
-# The owners of the method's name: the policy model's properties and the strategies.
+# The owners of the method's name: the policy model's properties and the strategies
+# (model/spec.py's METHOD_TRAITS keys its table by the name, and compares it nowhere).
 OWNERS = {"inputs/policy.py", "methods/strategy.py"}
-# Modules above model/ that still compare the name: certify and explain (which may not
-# import methods/) and the page read the method a run folder's files state; the sweep,
-# compare, verify and the terminal read a result's. Each is to ask a strategy or a policy's
-# property instead; none may be added.
-NOT_YET = {"analyses/compare.py", "analyses/sweep.py", "analyses/sweep_files.py",
-           "audit/certificate.py", "audit/derived.py", "audit/explanation.py",
-           "audit/rules.py", "cli/terminal.py", "outputs/page.py", "verification.py"}
 
 
 def _is_method_name(node: ast.expr) -> bool:
@@ -63,17 +60,11 @@ def test_no_module_outside_the_owners_compares_the_method_name() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         name = path.relative_to(PACKAGE).as_posix()
-        if name in OWNERS or name in NOT_YET:
+        if name in OWNERS:
             continue
         offenders += [f"{name}:{line}"
                       for line in method_name_comparisons(path.read_text(encoding="utf-8"))]
     assert offenders == [], "ask the method (methods/strategy.py) or the policy's properties"
-
-
-def test_modules_not_yet_moved_still_compare_it() -> None:
-    # An entry of NOT_YET that no longer compares the name is to be removed from it.
-    for name in sorted(NOT_YET):
-        assert method_name_comparisons((PACKAGE / name).read_text(encoding="utf-8")), name
 
 
 def test_each_need_belongs_to_its_method() -> None:
@@ -81,3 +72,17 @@ def test_each_need_belongs_to_its_method() -> None:
         "levels"]
     assert [m for m in ALLOCATION_METHODS if Allocation(method=m).reads_programmes] == [
         "programmes"]
+
+
+def test_the_strategies_and_the_traits_table_agree() -> None:
+    # The solving side asks the strategy, the audit and the page the table: one answer each.
+    assert set(METHODS) == set(METHOD_TRAITS) == set(ALLOCATION_METHODS)
+    for name, method in METHODS.items():
+        traits = METHOD_TRAITS[name]
+        assert (method.has_levels, method.selects_programmes, method.has_marginal_value) == (
+            traits.writes_levels, traits.selects_programmes, traits.has_marginal_value), name
+        assert Allocation(method=name).fills_by_priority == traits.writes_levels, name
+        assert Allocation(method=name).reads_programmes == traits.selects_programmes, name
+    assert [m for m in ALLOCATION_METHODS if METHOD_TRAITS[m].has_weighted_objective] == [
+        "weighted"]
+    assert [m for m in ALLOCATION_METHODS if not METHOD_TRAITS[m].has_floor] == ["programmes"]

@@ -262,7 +262,8 @@ PROGRAMME_METRICS = ("programme_value", "programme_value_bound", "programmes_fun
 
 def programme_metric_names(results: Sequence[ScenarioResult]) -> list[str]:
     """The programmes block: empty unless some scenario's policy uses programmes."""
-    return list(PROGRAMME_METRICS) if any(r.method == "programmes" for r in results) else []
+    return list(PROGRAMME_METRICS) if any(method_named(r.method).selects_programmes
+                                            for r in results) else []
 
 
 def level_metric_names(results: Sequence[ScenarioResult]) -> list[str]:

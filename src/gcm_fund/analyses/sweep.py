@@ -456,7 +456,8 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     build_level = float(levels.max()) if levels.size and levels.max() > 0 else 1.0
     lp = build(with_pledges(data, dict.fromkeys(source_ids, build_level)), policy)
     warm = _WarmSweep(lp, swept, base, pool_options)
-    has_levels = method_named(policy.allocation.method).has_levels
+    method = method_named(policy.allocation.method)
+    has_levels = method.has_levels
 
     results: list[Level] = []
     if progress:
@@ -467,9 +468,8 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
             progress("levels", i + 1, len(levels))
 
     tol = max(0.01, float(breakpoint_tol_usd or 0.0))
-    # docs/programmes.md: no marginal value under programmes, so no breakpoints of it.
-    programmes = policy.allocation.method == "programmes"
-    refine = breakpoint_tol_usd is not None and not programmes
+    # No marginal value (docs/programmes.md), so no breakpoints of it.
+    refine = breakpoint_tol_usd is not None and method.has_marginal_value
     search = Search(
         evaluate=lambda x: _point(warm.solve(x, marginal=False), has_levels),
         tolerance=_tolerance(has_levels),
@@ -484,7 +484,7 @@ def sweep(data: ProblemData, policy: Policy, source_ids: Sequence[str], levels: 
     for level in [*results, None]:
         point = None if level is None or level.pledge_usd <= 0 else _point(level, has_levels)
         if point is None:
-            kinks += [] if programmes else search.run(run)
+            kinks += search.run(run) if method.has_marginal_value else []
             run = []
         else:
             run.append(point)

@@ -40,7 +40,7 @@ def sweep_columns(result: SweepResult) -> list[str]:
     programmes the value, how many are funded and which."""
     from gcm_fund.outputs.results import TERMS_METRICS
 
-    programmes = PROGRAMME_COLUMNS if result.method == "programmes" else ()
+    programmes = PROGRAMME_COLUMNS if method_named(result.method).selects_programmes else ()
     return [*COLUMNS, *level_columns(result), *TERMS_METRICS, *programmes]
 
 
@@ -50,7 +50,7 @@ def sweep_rows(result: SweepResult) -> list[list[str]]:
     from gcm_fund.outputs.results import TERMS_METRICS
 
     extra = len(level_columns(result))
-    programmes = result.method == "programmes"
+    programmes = method_named(result.method).selects_programmes
     rows = []
     for level in result.levels:
         if level.status != OPTIMAL:

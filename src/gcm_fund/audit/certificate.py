@@ -54,7 +54,7 @@ def load_rules(c: Certifier) -> bool:
     try:
         data = load_inputs(c.run.inputs)
         policy = load_policy(c.run.policy, targets=set(data.gaps["target"])).policy
-        if policy.allocation.method == "programmes":
+        if policy.allocation.reads_programmes:
             data = load_programmes(c.run.inputs, data)
     except InputError as exc:
         c.add(Check("inputs", False, "the copied inputs or policy cannot be read", "",
@@ -100,17 +100,18 @@ def certify(folder: Path | str) -> Certificate:
         return c.cert
     c.step("rules", optimality.check_rules)
     z_final = c.step("rule floor", optimality.check_floor)
-    if c.rules.policy.allocation.method == "programmes":
+    method = c.rules.method
+    if method.selects_programmes:
         c.step("programmes", certify_programmes)
-    elif c.rules.policy.allocation.method == "levels":
+    elif method.writes_levels:
         c.step("levels", certify_levels, z_final)
         c.step("constraints.csv", optimality.levels_constraints, z_final)
     else:
         c.step("stage 2", optimality.stage2, z_final)
-    if c.rules.policy.allocation.method != "programmes":  # docs/programmes.md has no floor
+    if method.has_floor:  # docs/programmes.md has none
         c.step("stage 1", optimality.stage1, z_final)
     c.step("coverage.csv", derived.check_coverage)
-    if c.rules.policy.allocation.method == "levels":
+    if method.writes_levels:
         c.step("level columns", derived.check_level_columns)
     c.step("sources_summary.csv", derived.check_sources)
     c.step("states_summary.csv", derived.check_states)

@@ -316,9 +316,9 @@ def check_sources(c: Certifier) -> None:
     rule_rows = set(rules.rows["name"][rules.rows["family"] == "budget"])
     names = [f"budget[{sid}]" for sid in labels]
     has_row = np.array([n in rule_rows for n in names], dtype=bool)
-    if rules.policy.allocation.method == "programmes":  # docs/programmes.md: blank under programmes
+    if not rules.method.has_marginal_value:  # docs/programmes.md: blank
         has_row[:] = False
-    if rules.policy.allocation.method == "levels":
+    if rules.method.writes_levels:
         what = _donor_bounds(table, at, labels, has_row,
                              c.run.raw("levels", "donor_figures") is not None, problems)
     else:

@@ -68,7 +68,7 @@ class Explanation:
     by_source: dict[str, dict[str, float]]
     rules: list[RuleLine]
     nothing: list[tuple[str, str]]
-    method: str = "weighted"
+    levels: bool = False  # whether the run's method writes levels (docs/model.md)
     floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
     loans: str = ""  # docs/terms.md: its loan share and the rule that capped it, in words
     performance: str = ""  # docs/cycles.md: its factor p_s and why, in words
@@ -90,7 +90,7 @@ class Explanation:
             out.append(f"  {g.target:<6} need {usd(g.need_usd)}, fundable {usd(g.fundable_usd)}"
                        f", allocated {usd(g.allocated_usd)}, coverage {cov}"
                        + ("" if g.eligible else " (no source may fund it)"))
-            if self.method == "levels" and g.step:
+            if self.levels and g.step:
                 stopped = g.stopped_by.replace(";", ", ") or "no rule named"
                 rank = (f" (level no. {g.level_rank}, the same on every solver)"
                         if g.level_rank else "")
@@ -99,7 +99,7 @@ class Explanation:
                 if self._at_floor(g):
                     out.append(f"         held at the equity floor ({self.floor:.2%} "
                                "coverage): the floor, not the priority, decided its amount")
-        if self.method == "levels":
+        if self.levels:
             out += ["", "levels: each gap's amount, level and stopping rules are unique (any "
                     "correct solver gives them); how a gap's amount is split among its "
                     "sources below follows the documented split rule."]
@@ -119,7 +119,7 @@ class Explanation:
             parts = ", ".join(f"{t} {usd(v)}" for t, v in targets.items())
             out.append(f"  {sid}: {usd(sum(targets.values()))} ({parts})")
         out += ["", "rules that bound it:"]
-        if not self.rules and self.method == "levels" and any(g.stopped_by for g in self.gaps):
+        if not self.rules and self.levels and any(g.stopped_by for g in self.gaps):
             # constraints.csv holds the last step's duals only; earlier steps stopped these.
             out.append("  none in the last level step; its gaps stopped earlier, by the "
                        "rules named beside each gap above (levels.csv lists every step's)")
@@ -160,12 +160,12 @@ def _with_keys(constraints: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         keyed, on="name", how="left").fillna({c: "" for c in KEYS})
 
 
-def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: str,
-                method: str = "weighted") -> str:
+def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: str) -> str:
     per = f"{abs(dual):.4g}"
     # Under levels the duals are those of the last level step: d L / d rhs.
-    objective = "the last level L" if method == "levels" else "the objective"
-    add = f"raise {objective} by {per}" if method == "levels" else f"add {per} to the objective"
+    levels = rules.method.writes_levels
+    objective = "the last level L" if levels else "the objective"
+    add = f"raise {objective} by {per}" if levels else f"add {per} to the objective"
     if family == "gap":
         return f"the gap is fully funded: one more USD of fundable need would {add}"
     if family == "absorb":
@@ -187,7 +187,7 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
         return (f"{iso3} is at the most pacing allows (pacing.max_rise over what it was "
                 f"committed in the last cycle): one more USD of that most would {add}")
     if family == "floor":
-        if method == "levels":
+        if levels:
             return (f"the gap is held at the floor: each USD it must get to keep the floor "
                     f"lowers the last level L by {per}")
         return (f"the gap is held at the floor: each USD it must get to keep the floor costs "
@@ -231,10 +231,10 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     alloc["amount_usd"] = amounts
     mine = alloc[(alloc["iso3"] == iso3) & alloc["target"].isin(set(gaps["target"]))]
     got = mine.groupby("target")["amount_usd"].sum()
-    method = policy.allocation.method
+    writes_levels = rules.method.writes_levels
     levels: dict[str, dict[str, str]] = {}
     lowest = math.nan
-    if method == "levels" and run.has("coverage.csv"):
+    if writes_levels and run.has("coverage.csv"):
         cov = run.table("coverage.csv", ("iso3", "target", "priority", "level", "stopped_by",
                                          "step"))
         levels = {r["target"]: r for r in cov[cov["iso3"] == iso3].to_dict("records")}
@@ -267,7 +267,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
                             | (family.isin(["gap", "floor"])
                                & constraints["target"].isin(targets)))
     noise = _DUAL_NOISE
-    if method == "levels" and len(constraints):
+    if writes_levels and len(constraints):
         # d L / d rhs per USD is about 1 / (the money of the gaps still rising), tiny for a
         # large fund: noise is small beside the step's largest dual, not below a constant.
         noise = _LEVEL_DUAL_NOISE * float(np.abs(np.nan_to_num(constraints["dual"])).max())
@@ -275,14 +275,12 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     binding = binding.reindex(binding["dual"].abs().sort_values(ascending=False,
                                                                 kind="stable").index)
     rule_lines = [RuleLine(r["name"], float(r["dual"]), float(r["slack"]),
-                           _dual_words(r["family"], float(r["dual"]), r, rules, iso3,
-                                       method))
+                           _dual_words(r["family"], float(r["dual"]), r, rules, iso3))
                   for _, r in binding.iterrows()]
 
-    nothing = _gave_nothing(rules, constraints, alloc, iso3, sorted(targets), set(by_source),
-                            method)
+    nothing = _gave_nothing(rules, constraints, alloc, iso3, sorted(targets), set(by_source))
     floor_set_by = None
-    if method == "levels" and run.has("stage1_constraints.csv"):
+    if writes_levels and run.has("stage1_constraints.csv"):
         stage1 = run.table("stage1_constraints.csv", CONSTRAINT_COLUMNS)
         dual = parse_numbers(stage1["dual"])
         # Stage 1 maximises a share: its duals per USD are tiny, so any non-zero one counts.
@@ -290,9 +288,9 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         order = np.argsort(-np.abs(np.nan_to_num(dual[keep.to_numpy()])), kind="stable")
         floor_set_by = [str(n) for n in stage1["name"][keep].to_numpy()[order]]
     st = states.loc[iso3]
-    floor = run.number("objective", "floor") if method == "levels" else None
+    floor = run.number("objective", "floor") if writes_levels else None
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
-                       rule_lines, nothing, method, floor_set_by,
+                       rule_lines, nothing, writes_levels, floor_set_by,
                        _loan_words(rules, alloc, constraints, iso3),
                        factor_words(cycle, policy, iso3),
                        floor, lowest)
@@ -347,13 +345,13 @@ def _no_gap(rules: Rules, iso3: str) -> str:
 
 
 def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, iso3: str,
-                  targets: list[str], givers: set[str], method: str = "weighted"
-                  ) -> list[tuple[str, str]]:
+                  targets: list[str], givers: set[str]) -> list[tuple[str, str]]:
     """Each source that gave the State nothing (over `targets`), with the reason.
 
     Reasons come from the rows' slack and the weights where the money went, not from the
     duals alone: at a degenerate optimum a budget's value may be split among several rows.
     """
+    levels = rules.method.writes_levels
     by_key = constraints.drop_duplicates(["family", *KEYS]).set_index(["family", *KEYS])
     slack = by_key["slack"].to_dict()
     rhs = by_key["rhs"].to_dict()
@@ -392,7 +390,7 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
                      f"went elsewhere ({shown}{more})")
             # Under levels weights set priorities, not a price: the split rule chose.
             why.append(spent + ("; this State's gaps got their levels from other sources "
-                                "(the split rule)" if method == "levels" else
+                                "(the split rule)" if levels else
                                 f" at weight {worth} per USD, against {here:.4g} here"))
         for family, words in (("state_share", "cap reached: the State has its share "
                                "of all pledges (max_state_share)"),
@@ -404,7 +402,7 @@ def _gave_nothing(rules: Rules, constraints: pd.DataFrame, alloc: pd.DataFrame, 
             why.append(f"gap{'s' if len(full) > 1 else ''} {', '.join(full)} already fully "
                        "funded by others")
         otherwise = ("eligible, but the split rule gave this State's amounts to other "
-                     "sources" if method == "levels" else f"eligible (weight {here:.4g} "
+                     "sources" if levels else f"eligible (weight {here:.4g} "
                      "here), but its money went elsewhere at an optimum as good")
         out.append((sid, "; ".join(why) or otherwise))
     return out

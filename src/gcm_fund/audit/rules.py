@@ -13,7 +13,13 @@ import pandas as pd
 from gcm_fund.audit.cycles import Restated, factors, fundable_after, pacing_rows
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
-from gcm_fund.model.spec import equity_members, fundable_usd
+from gcm_fund.model.spec import METHOD_TRAITS, MethodTraits, equity_members, fundable_usd
+
+
+def method_traits(policy: Policy) -> MethodTraits:
+    """What the policy's allocation method writes and what certify proves of it: the
+    audit's one look-up of the method's name (model/spec.py's table)."""
+    return METHOD_TRAITS[policy.allocation.method]
 
 LE, GE = 1, -1
 
@@ -45,6 +51,11 @@ class Rules:
     def n_x(self) -> int:
         """Number of eligible triples."""
         return len(self.triples)
+
+    @property
+    def method(self) -> MethodTraits:
+        """What the policy's allocation method writes and what certify proves of it."""
+        return method_traits(self.policy)
 
     @property
     def floor_rows(self) -> np.ndarray:
@@ -254,7 +265,7 @@ def rebuild(data: ProblemData, policy: Policy, cycle: Restated | None = None) ->
         add("regional", pd.DataFrame({"region": names}), [f"regional[{r}]" for r in names],
             GE, np.zeros(len(names)), row_of, cols, coef[row_of, cols])
     floor_gaps = np.nonzero(gap_table["in_floor"].to_numpy())[0]
-    if policy.allocation.method == "programmes":  # docs/programmes.md has no floor
+    if not method_traits(policy).has_floor:  # docs/programmes.md
         floor_gaps = floor_gaps[:0]
         gap_table["in_floor"] = False
     if len(floor_gaps):

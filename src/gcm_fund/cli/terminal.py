@@ -90,6 +90,7 @@ def run_summary(console: Console, run: api.Run, written: Path) -> None:
     rules that bound (or, under levels, what set the floor and stopped the money)."""
     figures = run.summary
     floor = figures["floor"]
+    from gcm_fund.methods.strategy import method_of
     from gcm_fund.outputs.results import floor_text
     from gcm_fund.outputs.run_folder import illustrative_entry, illustrative_notice
 
@@ -122,7 +123,7 @@ def run_summary(console: Console, run: api.Run, written: Path) -> None:
             share = f"{allocated / fundable:.1%}" if fundable > 0 else "-"
             table.add_row(Text(name), whole(allocated), whole(fundable), share)
         console.print(table)
-    if figures.get("method") == "levels":
+    if method_of(run.scenario.policy_file.policy).has_levels:
         _levels(console, figures)
     elif figures["most_binding"]:
         table = Table(title="Most binding rules", title_justify="left")

@@ -533,6 +533,8 @@ class ProgrammesMethod:
 
     name = "programmes"
     has_levels = False
+    selects_programmes = True
+    has_marginal_value = False
     budget_dual_per_usd = 1.0
 
     def solve(self, lp: LinearProgram, solver: Any = "highs") -> Solution:

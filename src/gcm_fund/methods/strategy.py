@@ -41,6 +41,11 @@ class Method(Protocol):
     # Whether runs carry level results: levels.csv and its duals, the level columns of
     # sweeps and comparisons, the manifest's `levels` entry.
     has_levels: bool
+    # Whether it selects whole programmes: the programme columns of sweeps and comparisons.
+    selects_programmes: bool
+    # Whether a pledge has a marginal value (the sweep's column and its breakpoints); a
+    # selection of whole programmes has none (docs/programmes.md).
+    has_marginal_value: bool
     # What a unit of the last stage's budget dual is worth in the sweep's marginal value
     # (weighted objective per USD, or under levels the last level per USD).
     budget_dual_per_usd: float
@@ -70,6 +75,8 @@ class Weighted:
 
     name = "weighted"
     has_levels = False
+    selects_programmes = False
+    has_marginal_value = True
     budget_dual_per_usd = 1.0
 
     def solve(self, lp: LinearProgram, solver: str | Backend = "highs") -> Solution:
@@ -105,6 +112,8 @@ class Levels:
 
     name = "levels"
     has_levels = True
+    selects_programmes = False
+    has_marginal_value = True
     budget_dual_per_usd = 1.0 / SCALE_USD
 
     def solve(self, lp: LinearProgram, solver: str | Backend = "highs") -> Solution:

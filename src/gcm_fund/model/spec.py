@@ -10,10 +10,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
 from gcm_fund.inputs.policy import Cofinancing, Equity, MaxShare
+
+
+@dataclass(frozen=True)
+class MethodTraits:
+    """What a run of one allocation method writes and what `certify` proves of it, for the
+    code that knows a run only by its files (the audit, the page). `methods/strategy.py`'s
+    strategies answer the same questions for the code that solves."""
+
+    # levels.csv and its duals, coverage's level columns; certify's level stages.
+    writes_levels: bool
+    # docs/model.md's max-min floor: stage 1 and the floor rows (docs/programmes.md has none).
+    has_floor: bool
+    # programmes.csv is read; the programme tables are written and proved.
+    selects_programmes: bool
+    # Stage 2 maximises the weighted sum, so the weighted objective decides the allocation.
+    has_weighted_objective: bool
+    # A source's marginal value per USD of pledge exists (a selection of whole programmes
+    # has none: docs/programmes.md).
+    has_marginal_value: bool
+
+
+# Each method's traits by its policy name (inputs.schema.ALLOCATION_METHODS).
+METHOD_TRAITS = {
+    "weighted": MethodTraits(writes_levels=False, has_floor=True, selects_programmes=False,
+                             has_weighted_objective=True, has_marginal_value=True),
+    "levels": MethodTraits(writes_levels=True, has_floor=True, selects_programmes=False,
+                           has_weighted_objective=False, has_marginal_value=True),
+    "programmes": MethodTraits(writes_levels=False, has_floor=False, selects_programmes=True,
+                               has_weighted_objective=False, has_marginal_value=False),
+}
 
 # docs/model.md: the rule families, in the order of its table (and of constraints.csv).
 FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "regional",

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from gcm_fund import writing
+from gcm_fund.model.spec import METHOD_TRAITS
 from gcm_fund.outputs.page_charts import page_charts
 from gcm_fund.outputs.page_folder import Folder, Names, Written, headline, read_folder
 from gcm_fund.outputs.page_sections import (
@@ -203,13 +204,15 @@ def render(folder: Folder) -> bytes:
                   + (f"<span>{esc(description)}</span>" if description else "") + "</div>")
     solver = manifest.get("solver", {})
     versions = manifest.get("versions", {})
+    method = manifest.get("objective", {}).get("method", "weighted")
+    traits = METHOD_TRAITS.get(method) if isinstance(method, str) else None
     provenance_rows = [
         ("run id", manifest.get("run_id", "")), ("status", manifest.get("status", "")),
-        ("method", manifest.get("objective", {}).get("method", "weighted")),
-        # Under levels and programmes the weighted sum decides nothing: the manifest keeps it.
+        ("method", method),
+        # Where the weighted sum decides nothing (levels, programmes) the manifest keeps it.
         *([("weighted objective",
             weighted_text(manifest.get("objective", {}).get("weighted")))]
-          if manifest.get("objective", {}).get("method", "weighted") == "weighted" else []),
+          if traits is not None and traits.has_weighted_objective else []),
         ("solver", f"{solver.get('name', '')} {solver.get('version', '')}"),
         ("solver options", json.dumps(solver.get("options", {}), sort_keys=True)),
         ("policy", f"{manifest.get('model', {}).get('path', '')} "
