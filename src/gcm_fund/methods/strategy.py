@@ -3,8 +3,9 @@ the floor (the policy's `[allocation] method`).
 
 `method_of(policy)` picks one, once; callers ask it, never the method's name. A method
 solves an LP cold (`solve`, what `allocate` does) or warm over changing pledges (`warm`,
-what the sweep does). A new method (programmes) is a new `Method` registered in `METHODS`
-(and its name in `schema.ALLOCATION_METHODS`).
+what the sweep does). A new method is a new `Method` registered in `METHODS` (its name in
+`schema.ALLOCATION_METHODS`, its traits in `model.spec.METHOD_TRAITS` for the audit and the
+page, which know a run by its files).
 """
 
 from __future__ import annotations
