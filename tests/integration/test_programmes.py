@@ -113,6 +113,26 @@ def test_max_per_state_limits_the_programmes_naming_a_state(tmp_path: Path, solv
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
+def test_merged_sources_whose_selection_does_not_hold_fall_back_to_the_model(
+        tmp_path: Path, solver: str) -> None:
+    # capped and open may fund the same programmes alike, so the selection MIP first runs
+    # with them merged into one source of USD 20 M; capped's cap per State (half its
+    # pledge) is not a row of every member, so the merged model drops it and funds p1
+    # (USD 16 M in AAA, value 16 M). Only 5 + 10 M may reach AAA: the model's LP with
+    # that selection held is infeasible, and the model's own MIP funds p2 alone (2.5 M).
+    scenario = case(tmp_path, [state("AAA"), state("BBB")],
+                    [gap("AAA", "10.7", 20e6), gap("BBB", "10.7", 10e6)],
+                    [source("capped", 10e6, max_state_share=0.5), source("open", 10e6)],
+                    [programme("p1", "AAA", 16e6), programme("p2", "BBB", 5e6, quality=0.5)])
+    lp = build(scenario.data, scenario.policy)
+    found = select(lp, solver, reasons=True)
+    assert found.relaxed is not None and found.relaxed.n_xp == 2  # one merged column each
+    assert [found.model.ids[p] for p in np.nonzero(found.funded)[0]] == ["p2"]
+    assert found.value == pytest.approx(2.5)
+    assert found.value_loss == {0: float("inf")}  # no selection can fund p1 at all
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_an_earmark_keeps_a_source_off_a_joint_programme(tmp_path: Path, solver: str) -> None:
     # africa_only may fund AAA (Africa) but not the joint programme, which also works in
     # BBB (Asia): only `open` funds it, 2 M of its 4 M (minimum 2 M).

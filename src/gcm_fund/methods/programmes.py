@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from gcm_fund.errors import Diagnosis, InfeasibleError, Shortfall
 from gcm_fund.inputs.programmes import parse_shares
 from gcm_fund.inputs.schema import ProgrammeRow
+from gcm_fund.methods.programme_relaxation import merge_alike_sources
 from gcm_fund.model.eligibility import gap_priority, loan_cost
 from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram
 from gcm_fund.solvers.backend import OPTIMAL, SolverInfo, StageSolution
@@ -267,19 +268,26 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
 
 def _solve(model: ProgrammeModel, cost: np.ndarray, extra: list[tuple[np.ndarray, float]],
            col_lo: np.ndarray, col_hi: np.ndarray, integer: bool, solver: str,
-           start: np.ndarray | None = None) -> Solved:
-    """Maximise cost.x over the model's rows plus `extra` rows (row, lower bound)."""
-    matrix = model.matrix
-    row_lo, row_hi = model.row_lo, model.row_hi
+           start: np.ndarray | None = None,
+           block: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None = None) -> Solved:
+    """Maximise cost.x over the model's rows, then the rows of `block` (matrix, lower
+    and upper bounds), then the `extra` rows (row, lower bound)."""
+    matrices = [model.matrix]
+    row_lo, row_hi = [model.row_lo], [model.row_hi]
+    if block is not None:
+        matrices.append(block[0])
+        row_lo.append(block[1])
+        row_hi.append(block[2])
     if extra:
-        matrix = sp.vstack([matrix, sp.csr_matrix(np.array([r for r, _ in extra]))],
-                           format="csr")
-        row_lo = np.concatenate([row_lo, [lo for _, lo in extra]])
-        row_hi = np.concatenate([row_hi, np.full(len(extra), np.inf)])
+        matrices.append(sp.csr_matrix(np.array([r for r, _ in extra])))
+        row_lo.append(np.array([lo for _, lo in extra]))
+        row_hi.append(np.full(len(extra), np.inf))
+    matrix = sp.vstack(matrices, format="csc") if len(matrices) > 1 else model.matrix.tocsc()
+    lo_rows, hi_rows = np.concatenate(row_lo), np.concatenate(row_hi)
     kinds = np.zeros(model.n_cols, dtype=np.int32)
     if integer:
         kinds[model.n_xp:] = 1
-    return solve_matrix(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver, start)
+    return solve_matrix(matrix, cost, lo_rows, hi_rows, col_lo, col_hi, kinds, solver, start)
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,6 +310,7 @@ class Selection:
     displaced: dict[int, list[str]] = field(default_factory=dict)
     solver_name: str = "highs"
     final_duals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    relaxed: ProgrammeModel | None = None  # the merged sources' relaxation, when smaller
 
 
 def _bounds(model: ProgrammeModel, y_fixed: np.ndarray | None = None
@@ -312,6 +321,11 @@ def _bounds(model: ProgrammeModel, y_fixed: np.ndarray | None = None
     if y_fixed is not None:
         lo[model.n_xp:] = y_fixed
         hi[model.n_xp:] = y_fixed
+        # A programme left out pays nothing: its columns are fixed at 0 (size_max says
+        # so too), and `_solve` leaves them out.
+        y_by_programme = np.zeros(len(model.ids))
+        y_by_programme[model.y_prog] = y_fixed
+        hi[: model.n_xp][y_by_programme[model.col_prog] < 0.5] = 0.0
     return lo, hi
 
 
@@ -342,22 +356,51 @@ def unmet_balance(model: ProgrammeModel) -> list[str]:
                if v > 0 and r not in regions])
 
 
-def _lexicographic(model: ProgrammeModel, solver: str, forced: int | None = None
-                   ) -> tuple[Solved, float] | None:
-    """Stage 1 of the objective (the most value), with programme `forced` funded when
-    given; (MIP solution, V* of the LP with its selection held), None when infeasible."""
-    lo, hi = _bounds(model)
-    if forced is not None:
-        at = model.n_xp + int(np.nonzero(model.y_prog == forced)[0][0])
-        lo[at] = 1.0
-    value_row = model.amount_row(model.value)
-    first = _solve(model, value_row, [], lo, hi, True, solver)
-    if not first.optimal:
-        return None
-    held = np.round(first.values[model.n_xp:])
-    lo, hi = _bounds(model, held)
-    relaxed = _solve(model, value_row, [], lo, hi, False, solver)
-    return first, relaxed.objective if relaxed.optimal else first.objective
+@dataclass
+class _Stage:
+    """One stage's selection: `y` by eligible programme, `star` the model's LP optimum
+    with it held, `held` that LP, and the MIP's values on the model it was found on (a
+    start for the next stage on the same model)."""
+
+    y: np.ndarray
+    star: float
+    held: Solved
+    values: np.ndarray
+    on: ProgrammeModel
+
+
+def _best(model: ProgrammeModel, relaxed: ProgrammeModel | None, weight: np.ndarray,
+          windows: list[tuple[np.ndarray, float]], solver: str, forced: int | None = None,
+          start: _Stage | None = None) -> _Stage | None:
+    """The selection of the most `sum weight_p a_p` with each window `sum w_p a_p >= b`
+    held (and programme `forced` funded when given); None when no selection meets the
+    rules. The merged relaxation is tried first: its selection is the model's when the
+    model's LP with it held reaches the relaxation's optimum (docs/programmes.md)."""
+    tolerance = (HOLD if solver == "highs" else HOLD_ROUNDED)
+    for on in ([relaxed] if relaxed is not None else []) + [model]:
+        lo, hi = _bounds(on)
+        if forced is not None:
+            lo[on.n_xp + int(np.nonzero(on.y_prog == forced)[0][0])] = 1.0
+        extra = [(on.amount_row(w), bound) for w, bound in windows]
+        mip = _solve(on, on.amount_row(weight), extra, lo, hi, True, solver,
+                     start=start.values if start is not None and start.on is on else None)
+        if not mip.optimal:  # the relaxation's infeasibility is the model's too
+            return None
+        y = np.round(mip.values[on.n_xp:])
+        held_lo, held_hi = _bounds(model, y)
+        if forced is not None:
+            held_lo[model.n_xp + int(np.nonzero(model.y_prog == forced)[0][0])] = 1.0
+        held = _solve(model, model.amount_row(weight),
+                      [(model.amount_row(w), bound) for w, bound in windows],
+                      held_lo, held_hi, False, solver)
+        if on is model:
+            return _Stage(y, held.objective if held.optimal else mip.objective, held,
+                          mip.values, on)
+        if held.optimal and held.objective >= mip.objective - tolerance * max(
+                1.0, abs(mip.objective)):
+            return _Stage(y, held.objective, held, mip.values, on)
+        log.info("the merged sources' selection does not hold in the model: its own MIP")
+    raise AssertionError("unreachable: the model's own MIP returns")
 
 
 def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Selection:
@@ -375,43 +418,37 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
                 Shortfall(name, name.split("[", 1)[0], 0.0) for name in unmet]))
     n_p = len(model.ids)
     value_row = model.amount_row(model.value)
-    money_row = model.amount_row(np.ones(n_p))
-    tie_row = model.amount_row(tie_break_cost(model.ids))
     lo, hi = _bounds(model)
     relaxation = _solve(model, value_row, [], lo, hi, False, solver)
     if not relaxation.optimal:
         raise _infeasible(model)
-    stage1 = _lexicographic(model, solver)
-    if stage1 is None:
+    relaxed = merge_alike_sources(model)
+    first = _best(model, relaxed, model.value, [], solver)
+    if first is None:
         raise _infeasible(model)
-    first, v_star = stage1
-    windows = [(value_row, v_star * (1 - VALUE_WINDOW))]
+    windows = [(model.value, first.star * (1 - VALUE_WINDOW))]
     # Each stage starts from the last one's selection, which meets its window.
-    placed = _solve(model, money_row, windows, lo, hi, True, solver, start=first.values)
-    if not placed.optimal:  # the window holds stage 1's selection: never
+    placed = _best(model, relaxed, np.ones(n_p), windows, solver, start=first)
+    if placed is None:  # the window holds stage 1's selection: never
         raise _infeasible(model)
-    y = np.round(placed.values[model.n_xp:])
-    held_lo, held_hi = _bounds(model, y)
-    money = _solve(model, money_row, windows, held_lo, held_hi, False, solver)
-    m_star = money.objective if money.optimal else placed.objective
-    windows.append((money_row, m_star * (1 - VALUE_WINDOW)))
-    tied = _solve(model, tie_row, windows, lo, hi, True, solver, start=placed.values)
-    y = np.round((tied if tied.optimal else placed).values[model.n_xp:])
-    held_lo, held_hi = _bounds(model, y)
-    final = _solve(model, tie_row, windows, held_lo, held_hi, False, solver)
-    if not final.optimal:
+    windows.append((np.ones(n_p), placed.star * (1 - VALUE_WINDOW)))
+    tied = _best(model, relaxed, tie_break_cost(model.ids), windows, solver, start=placed)
+    if tied is None or not tied.held.optimal:
         raise _infeasible(model)
-    x_prog = written_programme_amounts(model, _split(model, final.values, held_lo, held_hi,
-                                                     solver))
+    y = tied.y
+    held_lo, held_hi = _bounds(model, y)
+    x_prog = written_programme_amounts(model, _split(model, tied.held.values, held_lo,
+                                                     held_hi, solver))
     amount = model.amounts(x_prog)
     funded = np.zeros(n_p, dtype=bool)
     funded[model.y_prog[y > 0.5]] = True
     # constraints.csv's duals: the value LP with the selection held (docs/programmes.md's final LP).
-    held = _solve(model, value_row, [], held_lo, held_hi, False, solver)
+    held = (first.held if np.array_equal(first.y, y)
+            else _solve(model, value_row, [], held_lo, held_hi, False, solver))
     selection = Selection(model, x_prog, amount, funded, float(model.value @ amount),
                           relaxation.objective, relaxation.row_dual,
                           float(amount.sum()), solver_name=solver,
-                          final_duals=_base_duals(model, held.row_dual))
+                          final_duals=_base_duals(model, held.row_dual), relaxed=relaxed)
     if reasons:
         _reasons(selection, solver)
     return selection
@@ -424,25 +461,25 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     lp = model.lp
     a = model.amounts(values)
     hold = HOLD if solver == "highs" else HOLD_ROUNDED
+    paid = np.nonzero(a > 0)[0]
+    rank = np.full(len(model.ids), -1, dtype=np.intp)
+    rank[paid] = np.arange(len(paid))
+    cols = np.nonzero(rank[model.col_prog] >= 0)[0]
+    holds = sp.csr_matrix((np.ones(len(cols)), (rank[model.col_prog[cols]], cols)),
+                          shape=(len(paid), model.n_cols))
+    block = (holds, a[paid] * (1 - hold), a[paid] * (1 + hold))
     extra: list[tuple[np.ndarray, float]] = []
-    for p in np.nonzero(a > 0)[0]:
-        row = np.zeros(model.n_cols)
-        row[: model.n_xp] = model.col_prog == p
-        extra.append((row, a[p] * (1 - hold)))
-        extra.append((-row, -a[p] * (1 + hold)))
     burden = np.zeros(model.n_cols)
     if lp.policy.loans.penalty > 0:
         per_triple = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
         burden[: model.n_xp] = model.counted.T @ per_triple
-        least = _solve(model, -burden, extra, lo, hi, False, solver)
+        least = _solve(model, -burden, [], lo, hi, False, solver, block=block)
         if least.optimal and np.any(burden):
             extra.append((-burden, least.objective - hold * max(1.0, abs(least.objective))))
             # A column its optimal duals price as costlier is 0 in every allocation of
             # least burden (complementary slackness, as split.py): held at 0, the split
             # cannot spend the window on it.
-            holds = [r for r, _ in extra[:-1]]
-            rows = (sp.vstack([model.matrix, sp.csr_matrix(np.array(holds))]) if holds
-                    else model.matrix)
+            rows = sp.vstack([model.matrix, holds], format="csr")
             reduced = -burden - rows.T @ least.row_dual
             costlier = reduced[: model.n_xp] < -BURDEN_PRICE_TOLERANCE * float(
                 np.abs(burden).max())
@@ -452,7 +489,7 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     d = split_cost(ids[model.col_source], np.array(model.ids, dtype=object)[model.col_prog])
     cost = np.zeros(model.n_cols)
     cost[: model.n_xp] = 2.0 - d  # as split.py: each dollar placed fills the hold's room
-    solved = _solve(model, cost, extra, lo, hi, False, solver)
+    solved = _solve(model, cost, extra, lo, hi, False, solver, block=block)
     if not solved.optimal:  # a bug, not the policy: the held amounts are feasible
         raise RuntimeError("the split stage found no allocation with the amounts held")
     return np.clip(solved.values[: model.n_xp], 0.0, None)
@@ -483,14 +520,12 @@ def _reasons(selection: Selection, solver: str) -> None:
     left_out = [int(p) for p in model.y_prog if not selection.funded[p]]
     left_out.sort(key=lambda p: (-model.value[p], model.ids[p]))
     for p in left_out[:MAX_REASONS]:
-        forced = _lexicographic(model, solver, forced=p)
+        forced = _best(model, selection.relaxed, model.value, [], solver, forced=p)
         if forced is None:
             selection.value_loss[p] = float("inf")
             continue
-        solved, v_p = forced
-        selection.value_loss[p] = max(0.0, selection.value - v_p)
-        y = np.round(solved.values[model.n_xp:])
-        now = set(model.y_prog[y > 0.5].tolist())
+        selection.value_loss[p] = max(0.0, selection.value - forced.star)
+        now = set(model.y_prog[forced.y > 0.5].tolist())
         selection.displaced[p] = [model.ids[q] for q in np.nonzero(selection.funded)[0]
                                   if q not in now]
 

@@ -8,13 +8,40 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+FIXED_ROW_TOLERANCE = 1e-9  # a row's slack when every column is fixed (relative)
 
-def solve_matrix(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
+
+def solve_matrix(matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
                  row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
                  kinds: np.ndarray, solver: str, start: np.ndarray | None = None) -> Solved:
     """Maximise cost.x with row_lo <= matrix x <= row_hi and column bounds; `kinds` 1
     marks an integer column. `start`: a feasible point HiGHS starts its search from (an
-    incumbent; it changes the time, not the optimum)."""
+    incumbent; it changes the time, not the optimum). The solver sees only the columns
+    that are not fixed (a held selection fixes most of them): the rows' bounds take the
+    fixed columns' part, and the values and objective are the whole problem's."""
+    free = col_lo != col_hi
+    if free.all():
+        return _solve_free(sp.csc_matrix(matrix), cost, row_lo, row_hi, col_lo, col_hi,
+                           kinds, solver, start)
+    csc = sp.csc_matrix(matrix)
+    shift = csc[:, ~free] @ col_lo[~free]
+    if not free.any():  # nothing to choose: the fixed point meets the rows or not
+        slack = FIXED_ROW_TOLERANCE * np.maximum(1.0, np.abs(shift))
+        fits = bool(np.all(row_lo - slack <= shift) and np.all(shift <= row_hi + slack))
+        return Solved(fits, col_lo.copy(), float(cost @ col_lo) if fits else float("nan"),
+                      np.zeros(matrix.shape[0]))
+    solved = _solve_free(csc[:, free], cost[free], row_lo - shift, row_hi - shift,
+                         col_lo[free], col_hi[free], kinds[free], solver,
+                         None if start is None else start[free])
+    values = col_lo.astype(float)
+    values[free] = solved.values
+    return Solved(solved.optimal, values, float(cost @ values) if solved.optimal
+                  else solved.objective, solved.row_dual)
+
+
+def _solve_free(matrix: sp.csc_matrix, cost: np.ndarray, row_lo: np.ndarray,
+                row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
+                kinds: np.ndarray, solver: str, start: np.ndarray | None) -> Solved:
     if solver == "highs":
         return _solve_highs(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, start)
     return _solve_pulp(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver)
@@ -30,7 +57,7 @@ class Solved:
     row_dual: np.ndarray
 
 
-def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
+def _solve_highs(matrix: sp.csc_matrix, cost: np.ndarray, row_lo: np.ndarray,
                  row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
                  kinds: np.ndarray, start: np.ndarray | None = None) -> Solved:
     import highspy
@@ -41,7 +68,7 @@ def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
     highs.setOptionValue("mip_rel_gap", 0.0)
     highs.setOptionValue("mip_abs_gap", 0.0)
     inf = highspy.kHighsInf
-    csc = matrix.tocsc()
+    csc = matrix
     n_rows, n_cols = csc.shape
 
     def bounded(a: np.ndarray) -> np.ndarray:
@@ -66,7 +93,7 @@ def _solve_highs(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
     return Solved(True, values, float(cost @ values), duals)
 
 
-def _solve_pulp(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
+def _solve_pulp(matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
                 row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray,
                 kinds: np.ndarray, solver: str) -> Solved:
     import pulp
@@ -74,6 +101,7 @@ def _solve_pulp(matrix: sp.csr_matrix, cost: np.ndarray, row_lo: np.ndarray,
     from gcm_fund.solvers.backend import quiet_stdout
     from gcm_fund.solvers.pulp import _pulp_dual_sign, _pulp_solver, _pulp_variable
 
+    matrix = sp.csr_matrix(matrix)  # read by rows
     problem = pulp.LpProblem("programmes", pulp.LpMaximize)
     width = len(str(matrix.shape[1]))
     variables = [_pulp_variable(problem, f"c{j:0{width}d}") for j in range(matrix.shape[1])]
