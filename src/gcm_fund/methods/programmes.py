@@ -20,7 +20,6 @@ the sources. See docs/programmes.md.
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,12 +29,13 @@ import scipy.sparse as sp
 from gcm_fund.errors import Diagnosis, InfeasibleError, Shortfall
 from gcm_fund.inputs.programmes import parse_shares
 from gcm_fund.inputs.schema import ProgrammeRow
+from gcm_fund.methods.programme_costs import split_cost, tie_break_cost
 from gcm_fund.methods.programme_relaxation import merge_alike_sources
 from gcm_fund.model.eligibility import gap_priority, loan_cost
 from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram
 from gcm_fund.solvers.backend import OPTIMAL, SolverInfo, StageSolution
 from gcm_fund.solvers.pipeline import Solution
-from gcm_fund.solvers.programmes import Solved, solve_matrix
+from gcm_fund.solvers.programmes import SUB_MIP_HEURISTICS, HeldLP, Solved, solve_matrix
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +46,6 @@ HOLD = 1e-9  # a held a_p may move this much (relative) in the burden and split 
 HOLD_ROUNDED = 1e-7
 BURDEN_PRICE_TOLERANCE = 1e-6  # relative to the largest loan cost, as split.py
 MAX_REASONS = 200  # docs/programmes.md: reasons solved for at most this many unfunded programmes
-
-
-def _mix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """A number in [1, 2) from two 32-bit hashes (SplitMix64's finaliser, as split.py)."""
-    mixed = (first.astype(np.uint64) << np.uint64(32)) | second.astype(np.uint64)
-    mixed += np.uint64(0x9E3779B97F4A7C15)
-    mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    mixed ^= mixed >> np.uint64(31)
-    return 1.0 + (mixed >> np.uint64(11)).astype(float) / 2.0**53
-
-
-def _crc(names: Any) -> np.ndarray:
-    return np.array([zlib.crc32(str(n).encode()) for n in names], dtype=np.uint64)
-
-
-def tie_break_cost(programme_ids: list[str]) -> np.ndarray:
-    """c_p in [1, 2): CRC-32 of `programme:<id>` and of `<id>` through SplitMix64."""
-    return _mix(_crc([f"programme:{p}" for p in programme_ids]), _crc(programme_ids))
-
-
-def split_cost(source_ids: np.ndarray, programme_ids: np.ndarray) -> np.ndarray:
-    """d[f,p] in [1, 2): CRC-32 of the source id and of the programme id, mixed."""
-    return _mix(_crc(source_ids), _crc(programme_ids))
 
 
 @dataclass
@@ -358,9 +334,8 @@ def unmet_balance(model: ProgrammeModel) -> list[str]:
 
 @dataclass
 class _Stage:
-    """One stage's selection: `y` by eligible programme, `star` the model's LP optimum
-    with it held, `held` that LP, and the MIP's values on the model it was found on (a
-    start for the next stage on the same model)."""
+    """One stage's selection `y`, the model's LP with it held (`held`, optimum `star`),
+    and the MIP's values on the model `on` it was found on (the next stage's start)."""
 
     y: np.ndarray
     star: float
@@ -371,7 +346,7 @@ class _Stage:
 
 def _best(model: ProgrammeModel, relaxed: ProgrammeModel | None, weight: np.ndarray,
           windows: list[tuple[np.ndarray, float]], solver: str, forced: int | None = None,
-          start: _Stage | None = None) -> _Stage | None:
+          start: _Stage | None = None, held_lp: HeldLP | None = None) -> _Stage | None:
     """The selection of the most `sum weight_p a_p` with each window `sum w_p a_p >= b`
     held (and programme `forced` funded when given); None when no selection meets the
     rules. The merged relaxation is tried first: its selection is the model's when the
@@ -390,9 +365,10 @@ def _best(model: ProgrammeModel, relaxed: ProgrammeModel | None, weight: np.ndar
         held_lo, held_hi = _bounds(model, y)
         if forced is not None:
             held_lo[model.n_xp + int(np.nonzero(model.y_prog == forced)[0][0])] = 1.0
-        held = _solve(model, model.amount_row(weight),
-                      [(model.amount_row(w), bound) for w, bound in windows],
-                      held_lo, held_hi, False, solver)
+        held = (held_lp.solve(held_lo, held_hi) if held_lp is not None and not windows
+                else _solve(model, model.amount_row(weight),
+                            [(model.amount_row(w), bound) for w, bound in windows],
+                            held_lo, held_hi, False, solver))
         if on is model:
             return _Stage(y, held.objective if held.optimal else mip.objective, held,
                           mip.values, on)
@@ -519,8 +495,12 @@ def _reasons(selection: Selection, solver: str) -> None:
     model = selection.model
     left_out = [int(p) for p in model.y_prog if not selection.funded[p]]
     left_out.sort(key=lambda p: (-model.value[p], model.ids[p]))
+    # On HiGHS each check starts from the last one's basis (`HeldLP`).
+    held_lp = (HeldLP(model.matrix, model.amount_row(model.value), model.row_lo,
+                      model.row_hi) if solver == "highs" and left_out else None)
     for p in left_out[:MAX_REASONS]:
-        forced = _best(model, selection.relaxed, model.value, [], solver, forced=p)
+        forced = _best(model, selection.relaxed, model.value, [], solver, forced=p,
+                       held_lp=held_lp)
         if forced is None:
             selection.value_loss[p] = float("inf")
             continue
@@ -554,8 +534,9 @@ def solver_info(solver: str) -> SolverInfo:
     if solver == "highs":
         from gcm_fund.solvers.highs_calls import new_highs
 
-        return SolverInfo("highs", new_highs().version(), {"mip_rel_gap": 0.0,
-                                                           "mip_abs_gap": 0.0})
+        return SolverInfo("highs", new_highs().version(), {
+            "mip_rel_gap": 0.0, "mip_abs_gap": 0.0,
+            **{heuristic: False for heuristic in SUB_MIP_HEURISTICS}})
     from gcm_fund.solvers.pulp import _pulp_solver, _pulp_solver_version
 
     return SolverInfo("cbc" if solver == "cbc" else f"pulp:{solver}",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+SUB_MIP_HEURISTICS = ("mip_heuristic_run_rins", "mip_heuristic_run_rens",
+                      "mip_heuristic_run_root_reduced_cost")
 FIXED_ROW_TOLERANCE = 1e-9  # a row's slack when every column is fixed (relative)
 
 
@@ -67,6 +69,10 @@ def _solve_highs(matrix: sp.csc_matrix, cost: np.ndarray, row_lo: np.ndarray,
     highs = new_highs()
     highs.setOptionValue("mip_rel_gap", 0.0)
     highs.setOptionValue("mip_abs_gap", 0.0)
+    # The sub-MIP heuristics took most of these MIPs' time at the root; with gaps 0 the
+    # search proves the optimum without them (docs/performance.md).
+    for heuristic in SUB_MIP_HEURISTICS:
+        highs.setOptionValue(heuristic, False)
     inf = highspy.kHighsInf
     csc = matrix
     n_rows, n_cols = csc.shape
@@ -141,3 +147,43 @@ def _solve_pulp(matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
         for i, c in constraints:
             duals[i] += (c.pi or 0.0) * sign
     return Solved(True, values, float(cost @ values), duals)
+
+
+class HeldLP:
+    """One LP kept in HiGHS between solves that differ only in their column bounds (a
+    selection held, then another): each solve starts from the last one's basis, so a
+    selection near the last costs a few pivots, not a solve from scratch."""
+
+    def __init__(self, matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
+                 row_hi: np.ndarray):
+        import highspy
+
+        from gcm_fund.solvers.highs_calls import new_highs
+
+        self.highs = new_highs()
+        self.cost = cost
+        inf = highspy.kHighsInf
+        csc = sp.csc_matrix(matrix)
+        self.n_rows, self.n_cols = csc.shape
+        self.highs.passModel(self.n_cols, self.n_rows, csc.nnz, 1, -1, 0.0,
+                             cost.astype(np.float64), np.zeros(self.n_cols),
+                             np.full(self.n_cols, inf), np.clip(row_lo, -inf, inf),
+                             np.clip(row_hi, -inf, inf), csc.indptr.astype(np.int32),
+                             csc.indices.astype(np.int32), csc.data.astype(np.float64),
+                             np.zeros(self.n_cols, dtype=np.int32))
+        self.every = np.arange(self.n_cols, dtype=np.int32)
+
+    def solve(self, col_lo: np.ndarray, col_hi: np.ndarray) -> Solved:
+        """Maximise over these column bounds."""
+        import highspy
+
+        inf = highspy.kHighsInf
+        self.highs.changeColsBounds(self.n_cols, self.every,
+                                    np.clip(col_lo, -inf, inf).astype(np.float64),
+                                    np.clip(col_hi, -inf, inf).astype(np.float64))
+        self.highs.run()
+        if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return Solved(False, np.zeros(self.n_cols), float("nan"), np.zeros(self.n_rows))
+        solution = self.highs.getSolution()
+        values = np.array(solution.col_value)
+        return Solved(True, values, float(self.cost @ values), np.array(solution.row_dual))
