@@ -112,6 +112,20 @@ def test_max_per_state_limits_the_programmes_naming_a_state(tmp_path: Path, solv
     assert "per_state[AAA]" in run.solution.programmes.model.row_names
 
 
+def test_max_per_state_absent_is_no_limit_and_the_run_folder_leaves_it_out(tmp_path: Path
+                                                                           ) -> None:
+    from gcm_fund import api
+
+    scenario = case(tmp_path, [state("AAA")], [gap("AAA", "10.7", 9e6)], [source("fund", 3e6)],
+                    [programme("p1", "AAA", 1e6), programme("p2", "AAA", 1e6, quality=0.9),
+                     programme("p3", "AAA", 1e6, quality=0.8)])
+    run = engine.run(scenario, "highs")
+    assert selected(run) == {"p1": 1e6, "p2": 1e6, "p3": 1e6}
+    folder = engine.write(run, tmp_path / "run")
+    assert "max_per_state" not in (folder / "policy.toml").read_text()
+    assert api.allocate(folder / "inputs", folder / "policy.toml").run_id == run.run_id
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_merged_sources_whose_selection_does_not_hold_fall_back_to_the_model(
         tmp_path: Path, solver: str) -> None:
@@ -276,7 +290,7 @@ def test_cbc_split_holds_amounts_read_back_to_8_digits_like_highs() -> None:
     # Held within 1e-9, CBC's amounts (8 digits) did not fit the budgets they exhaust: the
     # split stage failed and the unsplit values were kept, USD millions apart from HiGHS's.
     scenario = load_scenario(ROOT / "scenarios" / "mptf_scale",
-                             ROOT / "scenarios" / "mptf_scale" / "mptf_programmes.toml")
+                             ROOT / "models" / "mptf_programmes.toml")
     lp = build(scenario.data, scenario.policy)
     found = {solver: select(lp, solver, reasons=False) for solver in SOLVERS}
     assert (found["highs"].funded == found["cbc"].funded).all()
@@ -285,6 +299,28 @@ def test_cbc_split_holds_amounts_read_back_to_8_digits_like_highs() -> None:
     programme = found["highs"].model.col_prog
     amount = np.maximum(found["highs"].amount, found["cbc"].amount)[programme] * 1e6
     assert (np.abs(highs - cbc) <= 0.02 + 2e-7 * amount).all()
+
+
+def test_the_bundled_programmes_policy_pays_whole_programmes_at_mptf_scale(tmp_path: Path
+                                                                         ) -> None:
+    # README's quickstart line: models/mptf_programmes.toml on scenarios/mptf_scale. The
+    # gap methods pay some 130 States there, most under USD 1 M, hundreds of rows under
+    # USD 10,000 (docs/programmes.md); whole programmes pay a few dozen States, no slivers.
+    from gcm_fund import api, audit
+
+    run = api.allocate(ROOT / "scenarios" / "mptf_scale", ROOT / "models" / "mptf_programmes.toml")
+    folder = api.write(run, tmp_path / "run")
+    assert audit.certify(folder).ok
+    selection = read_csv(folder / "selection.csv")
+    funded = [r for r in selection if r["funded"] == "true"]
+    assert 10 <= len(funded) < len(selection)
+    assert all(float(r["amount_usd"]) >= float(r["min_usd"]) - 0.02 for r in funded)
+    paid = [float(r["amount_usd"]) for r in read_csv(folder / "allocations.csv")
+            if float(r["amount_usd"]) > 0]
+    assert min(paid) >= 10_000
+    states = {r["iso3"] for r in read_csv(folder / "allocations.csv")
+              if float(r["amount_usd"]) > 0}
+    assert len(states) < 40
 
 
 def test_verify_with_the_other_solver_finds_the_same_selection(tmp_path: Path) -> None:

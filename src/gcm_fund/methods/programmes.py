@@ -217,7 +217,7 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
         names += [f"size_min[{rows[p].programme_id}]" for p in eligible]
         names += [f"size_max[{rows[p].programme_id}]" for p in eligible]
     limit = policy.programmes.max_per_state
-    if limit > 0 and len(eligible):
+    if limit is not None and len(eligible):
         iso3 = data.state_table["iso3"].tolist()
         per_state: dict[str, list[int]] = {}
         for p in eligible:
