@@ -370,6 +370,20 @@ def test_a_regional_share_no_eligible_programme_counts_toward_is_infeasible(tmp_
         engine.run(scenario, "highs")
 
 
+def test_an_impossible_balance_is_exit_3_naming_the_rule(tmp_path: Path, cli: Any) -> None:
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA", region="Africa"), state("BBB", region="Asia")],
+        gaps=[gap("AAA", "10.7", 9e6), gap("BBB", "10.7", 9e6)], sources=[source("fund", 3e6)],
+        policy=METHOD + '[regional.min_share]\nAsia = 0.2\n')
+    write_rows(inputs / "programmes.csv", [programme("p", "AAA", 1e6)])
+    out = tmp_path / "out"
+    result = cli("allocate", inputs, "--model", policy, "--out", out)
+    assert result.returncode == 3, result.stderr
+    assert "regional[Asia]" in result.stderr + result.stdout
+    assert [p.name for p in out.iterdir()] == ["diagnosis.json"]  # no allocation written
+    assert "regional[Asia]" in (out / "diagnosis.json").read_text()
+
+
 def test_compare_shows_the_programmes_block(tmp_path: Path) -> None:
     from gcm_fund.analyses.compare import compare
 
