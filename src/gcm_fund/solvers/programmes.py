@@ -171,16 +171,21 @@ class HeldLP:
                              np.clip(row_hi, -inf, inf), csc.indptr.astype(np.int32),
                              csc.indices.astype(np.int32), csc.data.astype(np.float64),
                              np.zeros(self.n_cols, dtype=np.int32))
-        self.every = np.arange(self.n_cols, dtype=np.int32)
+        self.lo = np.zeros(self.n_cols)
+        self.hi = np.full(self.n_cols, inf)
 
     def solve(self, col_lo: np.ndarray, col_hi: np.ndarray) -> Solved:
         """Maximise over these column bounds."""
         import highspy
 
         inf = highspy.kHighsInf
-        self.highs.changeColsBounds(self.n_cols, self.every,
-                                    np.clip(col_lo, -inf, inf).astype(np.float64),
-                                    np.clip(col_hi, -inf, inf).astype(np.float64))
+        lo = np.clip(col_lo, -inf, inf).astype(np.float64)
+        hi = np.clip(col_hi, -inf, inf).astype(np.float64)
+        changed = np.nonzero((lo != self.lo) | (hi != self.hi))[0]
+        if len(changed):  # only the columns whose bounds move: the rest keep their state
+            self.highs.changeColsBounds(len(changed), changed.astype(np.int32), lo[changed],
+                                        hi[changed])
+            self.lo, self.hi = lo, hi
         self.highs.run()
         if self.highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return Solved(False, np.zeros(self.n_cols), float("nan"), np.zeros(self.n_rows))
