@@ -14,7 +14,8 @@ most money placed; (3) with that money held the same way, the tie-break: the mos
 (`tie_break_cost`), so that the selection and every `a_p` are unique whatever solver
 finds them. Then, with the selection and every `a_p` held, the least loan burden and the
 split rule (the least `sum d[f,p] x[f,p]`, `d` from the source and programme ids) choose
-the sources. See docs/programmes.md.
+the sources. Each MIP runs first with alike sources merged (`programme_relaxation`), its
+selection checked in the model's LP (`_best`). See docs/programmes.md.
 """
 
 from __future__ import annotations
@@ -379,10 +380,12 @@ def _best(model: ProgrammeModel, relaxed: ProgrammeModel | None, weight: np.ndar
     raise AssertionError("unreachable: the model's own MIP returns")
 
 
-def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Selection:
+def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True,
+           merge: bool = True) -> Selection:
     """docs/programmes.md's selection over the LP of the inputs and policy: the lexicographic MIP,
     the relaxation's bound and, with `reasons`, the cost of each of the unfunded
-    programmes of highest value per USD."""
+    programmes of highest value per USD. `merge=False` solves every MIP on the model
+    itself (the same selection, slower: what the tests compare the merged path with)."""
     model = build_programmes(lp)
     if lp.unmet_thematic or lp.unmet_regional:
         raise _infeasible(model)
@@ -398,7 +401,7 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
     relaxation = _solve(model, value_row, [], lo, hi, False, solver)
     if not relaxation.optimal:
         raise _infeasible(model)
-    relaxed = merge_alike_sources(model)
+    relaxed = merge_alike_sources(model) if merge else None
     first = _best(model, relaxed, model.value, [], solver)
     if first is None:
         raise _infeasible(model)

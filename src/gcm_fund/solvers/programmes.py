@@ -22,12 +22,14 @@ def solve_matrix(matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
     that are not fixed (a held selection fixes most of them): the rows' bounds take the
     fixed columns' part, and the values and objective are the whole problem's."""
     free = col_lo != col_hi
-    if free.all():
+    if free.all() and free.any():
         return _solve_free(sp.csc_matrix(matrix), cost, row_lo, row_hi, col_lo, col_hi,
                            kinds, solver, start)
     csc = sp.csc_matrix(matrix)
     shift = csc[:, ~free] @ col_lo[~free]
-    if not free.any():  # nothing to choose: the fixed point meets the rows or not
+    # Nothing to choose (no column, or all fixed; a solver calls an empty model neither
+    # optimal nor infeasible): the fixed point meets the rows or not.
+    if not free.any():
         slack = FIXED_ROW_TOLERANCE * np.maximum(1.0, np.abs(shift))
         fits = bool(np.all(row_lo - slack <= shift) and np.all(shift <= row_hi + slack))
         return Solved(fits, col_lo.copy(), float(cost @ col_lo) if fits else float("nan"),
