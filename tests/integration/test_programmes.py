@@ -340,6 +340,41 @@ def test_merging_alike_sources_changes_nothing(tmp_path_factory: Any, drawn: Any
     assert merged.displaced.keys() == model.displaced.keys()
 
 
+def test_the_relaxation_by_column_generation_is_the_whole_lps(tmp_path: Path) -> None:
+    # Large models solve the relaxation behind value_bound by pricing columns in; its
+    # optimum must be the whole LP's and its duals must price every column out.
+    from gcm_fund.inputs.synthetic import write_instance
+    from gcm_fund.methods.programmes import _bounds, _solve, build_programmes
+    from gcm_fund.solvers.programmes import solve_lp_priced
+
+    folder = write_instance(tmp_path / "inputs", 30, 4, 25, seed=3)
+    gaps = read_csv(folder / "gaps.csv")
+    rng = np.random.default_rng(3)
+    write_rows(folder / "programmes.csv", [
+        programme(f"p{k:03d}", ";".join(sorted({gaps[i]["iso3"] for i in picks})),
+                  float(rng.integers(1, 20)) * 1e6, targets=gaps[picks[0]]["target"],
+                  min_usd=float(rng.integers(1, 10)) * 1e5)
+        for k, picks in enumerate(rng.integers(0, len(gaps), size=(120, 2)))])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(METHOD + "[programmes]\nmax_per_state = 2\n")
+    lp = build(load_scenario(folder, policy).data, load_scenario(folder, policy).policy)
+    model = build_programmes(lp)
+    value = model.amount_row(model.value)
+    lo, hi = _bounds(model)
+    whole = _solve(model, value, [], lo, hi, False, "highs")
+    priced = solve_lp_priced(model.matrix, value, model.row_lo, model.row_hi, lo, hi, "highs",
+                             model.col_prog, lp.pledge[model.col_source])
+    assert model.n_xp > 1000  # many columns left out at first
+    assert priced.objective == pytest.approx(whole.objective, rel=1e-9)
+    reduced = value - model.matrix.T @ priced.row_dual
+    assert (reduced[: model.n_xp] <= 1e-7).all()
+    dual = priced.row_dual  # d objective / d bound: > 0 on an upper bound, < 0 on a lower
+    bound = float(sum(d * (hi_ if d > 0 else lo_) for d, lo_, hi_ in
+                      zip(dual, model.row_lo, model.row_hi, strict=True) if d != 0))
+    bound += float(np.maximum(reduced[model.n_xp:], 0).sum())  # each y_p <= 1
+    assert bound == pytest.approx(whole.objective, rel=1e-7)  # the duals prove the optimum
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

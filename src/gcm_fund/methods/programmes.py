@@ -36,7 +36,13 @@ from gcm_fund.model.eligibility import gap_priority, loan_cost
 from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram
 from gcm_fund.solvers.backend import OPTIMAL, SolverInfo, StageSolution
 from gcm_fund.solvers.pipeline import Solution
-from gcm_fund.solvers.programmes import SUB_MIP_HEURISTICS, HeldLP, Solved, solve_matrix
+from gcm_fund.solvers.programmes import (
+    SUB_MIP_HEURISTICS,
+    HeldLP,
+    Solved,
+    solve_lp_priced,
+    solve_matrix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ HOLD = 1e-9  # a held a_p may move this much (relative) in the burden and split 
 HOLD_ROUNDED = 1e-7
 BURDEN_PRICE_TOLERANCE = 1e-6  # relative to the largest loan cost, as split.py
 MAX_REASONS = 200  # docs/programmes.md: reasons solved for at most this many unfunded programmes
+PRICING_MIN_COLUMNS = 20_000  # docs/performance.md: the relaxation LP by column generation
 
 
 @dataclass
@@ -398,7 +405,7 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True,
     n_p = len(model.ids)
     value_row = model.amount_row(model.value)
     lo, hi = _bounds(model)
-    relaxation = _solve(model, value_row, [], lo, hi, False, solver)
+    relaxation = _relaxation(model, value_row, solver)
     if not relaxation.optimal:
         raise _infeasible(model)
     relaxed = merge_alike_sources(model) if merge else None
@@ -431,6 +438,16 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True,
     if reasons:
         _reasons(selection, solver)
     return selection
+
+
+def _relaxation(model: ProgrammeModel, value_row: np.ndarray, solver: str) -> Solved:
+    """The LP relaxation behind `value_bound`; on a large model by column generation over
+    the x[f,p] columns, each programme starting from its sources of largest pledge."""
+    lo, hi = _bounds(model)
+    if model.n_xp < PRICING_MIN_COLUMNS:
+        return _solve(model, value_row, [], lo, hi, False, solver)
+    return solve_lp_priced(model.matrix, value_row, model.row_lo, model.row_hi, lo, hi,
+                           solver, model.col_prog, model.lp.pledge[model.col_source])
 
 
 def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.ndarray,

@@ -10,6 +10,10 @@ import scipy.sparse as sp
 
 SUB_MIP_HEURISTICS = ("mip_heuristic_run_rins", "mip_heuristic_run_rens",
                       "mip_heuristic_run_root_reduced_cost")
+# Column generation (`solve_lp_priced`): columns entering per group and round, and the
+# reduced cost (relative to the largest cost) below which a column is priced out.
+PRICED_PER_GROUP = 4
+REDUCED_COST_TOLERANCE = 1e-9
 FIXED_ROW_TOLERANCE = 1e-9  # a row's slack when every column is fixed (relative)
 
 
@@ -41,6 +45,53 @@ def solve_matrix(matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
     values[free] = solved.values
     return Solved(solved.optimal, values, float(cost @ values) if solved.optimal
                   else solved.objective, solved.row_dual)
+
+
+def first_per_group(group: np.ndarray, score: np.ndarray, eligible: np.ndarray,
+                    count: int) -> np.ndarray:
+    """The `count` eligible entries of highest score in each group (ties by position)."""
+    chosen = np.zeros(len(group), dtype=bool)
+    index = np.nonzero(eligible)[0]
+    if not len(index):
+        return chosen
+    order = index[np.lexsort((index, -score[index], group[index]))]
+    starts = np.r_[True, group[order][1:] != group[order][:-1]]
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    chosen[order[np.arange(len(order)) - run_start < count]] = True
+    return chosen
+
+
+def solve_lp_priced(matrix: sp.spmatrix, cost: np.ndarray, row_lo: np.ndarray,
+                    row_hi: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray, solver: str,
+                    group: np.ndarray, score: np.ndarray) -> Solved:
+    """An LP by column generation over its first `len(group)` columns (each >= 0 with no
+    upper bound, at 0 unless it enters): each group starts with its `PRICED_PER_GROUP` of
+    highest `score`, the other columns all in; each round the restricted LP's row duals
+    price the columns left out, and the `PRICED_PER_GROUP` of highest reduced cost in each
+    group enter, until none has a positive one. The duals then price every column: the
+    LP's optimum, with duals valid for the whole LP (docs/programmes.md)."""
+    n_priced = len(group)
+    priced = np.zeros(matrix.shape[1], dtype=bool)
+    priced[:n_priced] = True
+    group = np.r_[group, np.full(matrix.shape[1] - n_priced, -1)]
+    first = first_per_group(group, np.r_[score, np.zeros(matrix.shape[1] - n_priced)], priced,
+                            PRICED_PER_GROUP)
+    csc = sp.csc_matrix(matrix)
+    kinds = np.zeros(csc.shape[1], dtype=np.int32)
+    active = ~priced | first
+    tolerance = REDUCED_COST_TOLERANCE * max(1.0, float(np.abs(cost).max(initial=0.0)))
+    while True:
+        solved = solve_matrix(csc[:, active], cost[active], row_lo, row_hi, col_lo[active],
+                              col_hi[active], kinds[active], solver)
+        if not solved.optimal:  # restricted: the whole LP decides
+            return solve_matrix(csc, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver)
+        reduced = cost - csc.T @ solved.row_dual
+        entering = priced & ~active & (reduced > tolerance)
+        if not entering.any():
+            values = np.zeros(csc.shape[1])
+            values[active] = solved.values
+            return Solved(True, values, float(cost @ values), solved.row_dual)
+        active |= first_per_group(group, reduced, entering, PRICED_PER_GROUP)
 
 
 def _solve_free(matrix: sp.csc_matrix, cost: np.ndarray, row_lo: np.ndarray,
