@@ -82,6 +82,24 @@ class Validation:
     warnings: list[Problem]
     # With contributions.csv (docs/contributions.md): how they were valued, one line.
     contributions: str | None = None
+    # With history.csv (docs/cycles.md): what it does to this round, one line.
+    history: str | None = None
+
+
+def history_line(data: Any) -> str | None:
+    """`validate`'s line on history.csv: its rows, the window, e_bar, the States with a
+    factor and the carry-over; None without history."""
+    cycle, history = data.cycle, data.history
+    if cycle is None or history is None:
+        return None
+    e_bar = "undefined" if cycle.e_bar != cycle.e_bar else f"{cycle.e_bar:.2%}"
+    what = "kept by the States" if cycle.keep else "pooled as the carryover source"
+    span = (f"cycles {cycle.first}-{cycle.last}" if cycle.first < cycle.last
+            else f"cycle {cycle.last}")
+    return (f"history: {len(history)} row{'s' * (len(history) != 1)}; cycle {cycle.number} "
+            f"looks back at {span} (execution of all States {e_bar}; "
+            f"{len(cycle.performance)} with a factor); undisbursed USD "
+            f"{cycle.carryover_usd:,.2f} {what}")
 
 
 def contributions_line(data: Any) -> str | None:
@@ -115,6 +133,7 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
         policy=loaded.policy_file.policy.name,
         warnings=loaded.warnings,
         contributions=contributions_line(data),
+        history=history_line(data),
     )
 
 
@@ -351,6 +370,116 @@ def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDif
     from gcm_fund.audit import diff as diff_runs
 
     return diff_runs(run_a, run_b, top)
+
+
+# ---------------------------------------------------------------------------------------
+# Follow-up and review (docs/review.md): a run recorded as a cycle of a history file
+
+
+@dataclass
+class Recorded:
+    """A run's allocation appended to a history file as one cycle."""
+
+    history: Path
+    cycle: int
+    rows: int
+    committed_usd: float
+    created: bool
+
+
+def record(run_dir: Path | str, cycle: int, history: Path | str) -> Recorded:
+    """Append a run folder's allocation to `history` as cycle `cycle` (docs/review.md):
+    one row per gap with money, `committed_usd` its allocated amount, disbursed 0 and
+    result blank; the file is created with its header when absent.
+
+    Refused (`UsageError`, exit 2), nothing written: a folder that is not a run folder or
+    does not certify, a cycle below 1, one the history already holds, or other than the
+    run's policy's `[cycle] number`, and a history file inside the run folder.
+    """
+    import tomllib
+
+    from gcm_fund.analyses import record as recording
+    from gcm_fund.audit import certify as certify_run
+    from gcm_fund.inputs.history import read_history
+    from gcm_fund.writing import file_kind, refuse_dash, write_atomic
+
+    folder, path = Path(run_dir), Path(history)
+    refuse_dash(path)
+    if cycle < 1:
+        recording.check_cycle(cycle, set(), path)
+    kind = file_kind(path)
+    if kind not in (None, "a file"):
+        raise UsageError(f"{path}: is {kind}, not a history file")
+    certificate = certify_run(folder)
+    if not certificate.ok:
+        failed = ", ".join(check.name for check in certificate.failed())
+        raise UsageError(f"{folder}: does not certify ({failed}); record only a run that "
+                         f"`gcm-fund certify {folder}` proves")
+    if folder.resolve() in path.resolve().parents:
+        raise UsageError(f"{path}: is inside the run folder {folder}, which holds the run's "
+                         "own files only; keep the history elsewhere")
+    policy = tomllib.loads((folder / "policy.toml").read_text(encoding="utf-8"))
+    number = policy.get("cycle", {}).get("number") if isinstance(policy.get("cycle"), dict) \
+        else None
+    recording.check_policy_cycle(cycle, number if isinstance(number, int) else None, folder)
+    existing = path.read_text(encoding="utf-8") if kind == "a file" else None
+    recorded = (set(read_history(path, run_states(folder))["cycle"].tolist())
+                if existing and existing.strip() else set())
+    recording.check_cycle(cycle, recorded, path)
+    rows = recording.cycle_rows(folder / "coverage.csv", cycle)
+    write_atomic(path, recording.appended(existing, rows))
+    return Recorded(path, cycle, len(rows), sum(float(r[3]) for r in rows), existing is None)
+
+
+@dataclass
+class ReviewRun:
+    """The follow-up and review and the folder it was written to."""
+
+    review: Any  # outputs.review_folder.Review
+    written: Path
+    warnings: list[Problem]
+
+
+def review(inputs: Path | str, history: Path | str, out: Path | str, *,
+           model: Path | str | None = None, force: bool = False) -> ReviewRun:
+    """The follow-up and review of a history file (docs/review.md): per cycle, State,
+    target and region what was committed, disbursed and achieved, each donor's payments
+    against its pledges and fair share, the lags flagged; written to the folder `out`
+    (four CSV tables and review.html), all or nothing. `out` is refused like a run
+    folder's, and over the history file; an earlier review only with `force`."""
+    from gcm_fund import __version__
+    from gcm_fund.analyses import review as reviewing
+    from gcm_fund.inputs.csv_input import sha256_bytes
+    from gcm_fund.inputs.history import read_history
+    from gcm_fund.outputs.review_folder import Review, check_review_destination, write_review
+
+    check_review_destination(out, force=force, inputs=inputs, history=history)
+    loaded = load(inputs, model)
+    data, policy = loaded.data, loaded.policy_file.policy
+    rows = read_history(history, set(data.states["iso3"]), set(data.gaps["target"]))
+    found = Review(
+        states=reviewing.states_review(rows, data),
+        targets=reviewing.targets_review(rows),
+        regions=reviewing.regions_review(rows, data),
+        donors=reviewing.donors_review(data, policy),
+        cycles=reviewing.by_group(rows, []),
+        illustrative=data.meta.illustrative, description=data.meta.description or "",
+        contributions=data.valuation is not None,
+        provenance=[("gcm_fund", __version__),
+                    ("history", f"{history} (sha256 {sha256_bytes(Path(history).read_bytes())})"),
+                    ("policy", f"{loaded.policy_file.path} (sha256 "
+                               f"{loaded.policy_file.sha256})"),
+                    *[(f"input {name}", f"sha256 {digest}")
+                      for name, digest in sorted(data.file_sha256.items())]])
+    return ReviewRun(found, write_review(found, out, force=force), loaded.warnings)
+
+
+def run_states(run_dir: Path) -> set[str]:
+    """The iso3 codes of a run folder's copy of states.csv."""
+    import csv
+
+    with open(run_dir / "inputs" / "states.csv", newline="", encoding="utf-8") as handle:
+        return {row["iso3"] for row in csv.DictReader(handle)}
 
 
 # ---------------------------------------------------------------------------------------

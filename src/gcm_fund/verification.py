@@ -32,6 +32,7 @@ from gcm_fund.engine import run as run_scenario
 from gcm_fund.engine import write as write_run
 from gcm_fund.errors import InfeasibleError
 from gcm_fund.inputs.contributions import value_pledges
+from gcm_fund.inputs.cycle_effects import load_cycle
 from gcm_fund.inputs.load import load_inputs
 from gcm_fund.inputs.policy_file import load_policy
 from gcm_fund.inputs.programmes import load_programmes
@@ -134,7 +135,8 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         programmes = policy_file.policy.allocation.method == "programmes"
         if programmes:
             data = load_programmes(run.inputs, data)
-        scenario = Scenario(value_pledges(data, policy_file), policy_file, model_path)
+        data = load_cycle(run.inputs, value_pledges(data, policy_file), policy_file)
+        scenario = Scenario(data, policy_file, model_path)
         levels = method_of(policy_file.policy).has_levels  # every gap's amount is unique
         try:
             again = run_scenario(scenario, chosen)

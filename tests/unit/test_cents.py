@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcm_fund.model.cents import round_to_cents, written_cents
+from gcm_fund.model.cents import cents_by_group, round_to_cents, usd_of_cents, written_cents
 
 
 def rounded(x_usd, sources, gaps, source_cap_usd, gap_cap_usd):
@@ -169,3 +169,15 @@ def test_round_to_cents_meets_further_group_caps() -> None:
                            more=[(np.array([0, 0, 0, -1]), np.array([100]))])
     assert cents[:3].sum() == 100
     assert cents[3] == 500
+
+
+def test_sums_of_cents_stay_exact_beyond_usd_9e13():
+    """A float sum of whole cents rounds beyond 2**53 cents (USD 9e13); a run's totals may
+    reach USD 1e15, so written totals sum cents as integers."""
+    cents = np.array([11_066_985_299_999_990, 3, 4], dtype=np.int64)
+    group = np.zeros(3, dtype=np.intp)
+    exact = 11_066_985_299_999_997
+    assert cents_by_group(group, cents, 1)[0] == exact
+    assert int(np.bincount(group, weights=cents, minlength=1)[0]) != exact
+    assert f"{usd_of_cents(cents_by_group(group, cents, 1))[0]:.2f}" == "110669852999999.97"
+    assert f"{cents_by_group(group, cents, 1)[0] / 100:.2f}" != "110669852999999.97"

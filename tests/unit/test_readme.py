@@ -57,7 +57,7 @@ def test_readme_columns_match_the_schema(file_name: str) -> None:
 
 # The page of docs/ that holds each optional file's column table.
 OPTIONAL_FILE_PAGES = {"contributions.csv": "contributions.md", "fx.csv": "contributions.md",
-                       "programmes.csv": "programmes.md"}
+                       "programmes.csv": "programmes.md", "history.csv": "cycles.md"}
 
 
 def test_every_optional_file_has_a_page() -> None:
@@ -109,6 +109,8 @@ def valid_row(file_name: str) -> dict[str, str]:
         "programmes.csv": {"programme_id": "p1", "name": "P", "states": "KEN;UGA",
                            "targets": "10.7", "budget_usd": "1e300", "min_usd": "1e-300",
                            "quality": "0.5", "shares": "KEN:10.7=0.5;UGA:10.7=0.5"},
+        "history.csv": {"cycle": "2", "iso3": "KEN", "target": "10.7",
+                        "committed_usd": "1e300", "disbursed_usd": "0", "result": "0.5"},
     }[file_name]
 
 

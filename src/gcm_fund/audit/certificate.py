@@ -35,8 +35,10 @@ from pathlib import Path
 
 from gcm_fund.audit import derived, optimality, provenance
 from gcm_fund.audit.checks import Certificate, Certifier, Check
+from gcm_fund.audit.cycles import restate, with_cycle
 from gcm_fund.audit.folder import open_run
 from gcm_fund.audit.levels import certify_levels
+from gcm_fund.audit.performance import check_performance
 from gcm_fund.audit.pledges import check_resources, counted_pledges
 from gcm_fund.audit.programmes import certify_programmes
 from gcm_fund.audit.rules import rebuild
@@ -67,7 +69,15 @@ def load_rules(c: Certifier) -> bool:
         c.add(Check("inputs", False, "the pledges cannot be counted from the copied "
                     "contributions.csv and fx.csv", "", [str(exc)]))
         return False
-    c.rules_ = rebuild(data, policy)
+    try:
+        cycle = restate(c.run.inputs, data, policy)
+        data = with_cycle(data, c.run.inputs, cycle)
+    except (ValueError, InputError) as exc:
+        found = exc.problems if isinstance(exc, InputError) else [exc]
+        c.add(Check("inputs", False, "the copied history.csv cannot be read with the copied "
+                    "inputs and policy", "", [str(p) for p in found]))
+        return False
+    c.rules_ = rebuild(data, policy, cycle)
     return True
 
 
@@ -105,6 +115,7 @@ def certify(folder: Path | str) -> Certificate:
     c.step("sources_summary.csv", derived.check_sources)
     c.step("states_summary.csv", derived.check_states)
     c.step("resources.csv", check_resources)
+    c.step("performance.csv", check_performance)
     c.step("manifest figures", derived.check_manifest_figures)
     if c.cert.ok:  # the page is rendered from the files: only from files certified so far
         c.step("report.html", derived.check_report)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gcm_fund.audit.common import parse_numbers, usd
+from gcm_fund.audit.cycles import factor_words, restate, with_cycle
 from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     CONSTRAINT_COLUMNS,
@@ -69,6 +70,7 @@ class Explanation:
     method: str = "weighted"
     floor_set_by: list[str] | None = None  # under levels: what holds the floor at z*
     loans: str = ""  # docs/terms.md: its loan share and the rule that capped it, in words
+    performance: str = ""  # docs/cycles.md: its factor p_s and why, in words
 
     @property
     def allocated_usd(self) -> float:
@@ -100,6 +102,8 @@ class Explanation:
                 out.append(f"the floor (stage 1) is set by: {shown}")
         if self.loans:
             out += ["", f"loans: {self.loans}"]
+        if self.performance:
+            out += ["", f"performance: {self.performance}"]
         out += ["", "sources:"]
         if not self.by_source:
             out.append("  none")
@@ -154,6 +158,12 @@ def _dual_words(family: str, dual: float, row: pd.Series, rules: Rules, iso3: st
     if family == "loan_share":
         return (f"{iso3}'s loans are at the most its debt risk allows (loans.max_share): "
                 f"one more USD of loan room would {add}")
+    if family == "pace_down":
+        return (f"{iso3} is held at the least pacing allows (pacing.max_cut of what it was "
+                f"committed in the last cycle): one USD less of that least would {add}")
+    if family == "pace_up":
+        return (f"{iso3} is at the most pacing allows (pacing.max_rise over what it was "
+                f"committed in the last cycle): one more USD of that most would {add}")
     if family == "floor":
         if method == "levels":
             return (f"the gap is held at the floor: each USD it must get to keep the floor "
@@ -180,7 +190,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         raise DamagedFile("policy.toml", "nested too deeply to be a policy") from None
     policy = policy_file.policy
     data = counted_pledges(data, policy)
-    rules = rebuild(data, policy)
+    cycle = restate(run.inputs, data, policy)
+    rules = rebuild(with_cycle(data, run.inputs, cycle), policy, cycle)
     states = data.states.set_index("iso3")
     if iso3 not in states.index:
         raise UsageError(f"{iso3}: not a State of this run"
@@ -226,7 +237,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     targets = set(gaps["target"])
     mine_rows = constraints["iso3"] == iso3
     involves = mine_rows & (family.isin(["absorb", "state_share", "source_state",
-                                         "loan_share"])
+                                         "loan_share", "pace_down", "pace_up"])
                             | (family.isin(["gap", "floor"])
                                & constraints["target"].isin(targets)))
     noise = _DUAL_NOISE
@@ -255,7 +266,8 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     st = states.loc[iso3]
     return Explanation(iso3, str(st["name"]), str(st["income_group"]), lines, by_source,
                        rule_lines, nothing, method, floor_set_by,
-                       _loan_words(rules, alloc, constraints, iso3))
+                       _loan_words(rules, alloc, constraints, iso3),
+                       factor_words(cycle, policy, iso3))
 
 
 def _loan_words(rules: Rules, alloc: pd.DataFrame, constraints: pd.DataFrame, iso3: str

@@ -46,7 +46,8 @@ PLACED_SLACK_USD = 0.01
 
 
 def priorities(rules: Rules) -> np.ndarray:
-    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s) by gap, restated from docs/model.md."""
+    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s) by gap, restated from docs/model.md, times
+    the State's performance factor p_s (docs/cycles.md; 1 without history)."""
     policy = rules.policy
     states = rules.data.states
     income_weight = {g: policy.weights.income.get(g) for g in INCOME_GROUPS}
@@ -55,7 +56,8 @@ def priorities(rules: Rules) -> np.ndarray:
         for iso3, income, roles in zip(states["iso3"], states["income_group"],
                                        states["roles"], strict=True)}
     return np.array([policy.weights.target.get(t, 1.0) * by_state[i] for i, t in
-                     zip(rules.gaps["iso3"], rules.gaps["target"], strict=True)], dtype=float)
+                     zip(rules.gaps["iso3"], rules.gaps["target"], strict=True)],
+                    dtype=float) * rules.gaps["factor"].to_numpy(dtype=float)
 
 
 def certify_levels(checker: Certifier, z_final: float | None) -> None:

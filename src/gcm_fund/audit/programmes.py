@@ -61,7 +61,8 @@ def _programme_gaps(c: Certifier, row: ProgrammeRow) -> tuple[dict[int, float], 
 
 
 def _priority(c: Certifier) -> np.ndarray:
-    """pi[s,t] by gap: Wt Wi Wr (docs/model.md), from the policy and states.csv."""
+    """pi[s,t] by gap: Wt Wi Wr (docs/model.md), from the policy and states.csv, times p_s
+    (docs/cycles.md)."""
     rules, policy = c.rules, c.rules.policy
     states = rules.data.states
     roles = dict(zip(states["iso3"], states["roles"], strict=True))
@@ -72,7 +73,7 @@ def _priority(c: Certifier) -> np.ndarray:
         role = max((float(getattr(policy.weights.role, r)) for r in roles[iso3]), default=1.0)
         out.append(policy.weights.target.get(target, 1.0) * policy.weights.income.get(income)
                    * role)
-    return np.array(out)
+    return np.array(out) * gaps["factor"].to_numpy(dtype=float)
 
 
 def certify_programmes(c: Certifier) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gcm_fund.audit.cycles import Restated, factors, fundable_after, pacing_rows
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.model.spec import equity_members, fundable_usd
@@ -38,6 +39,7 @@ class Rules:
     entry_coef: np.ndarray
     thematic: dict[str, float]
     regional: dict[str, float] = dataclasses.field(default_factory=dict)
+    cycle: Restated | None = None  # docs/cycles.md's figures, from the copied history.csv
 
     @property
     def n_x(self) -> int:
@@ -108,8 +110,9 @@ class Rules:
                            minlength=len(self.rows))
 
 
-def rebuild(data: ProblemData, policy: Policy) -> Rules:
-    """The rules of docs/model.md for these inputs and this policy (independent of model.py)."""
+def rebuild(data: ProblemData, policy: Policy, cycle: Restated | None = None) -> Rules:
+    """The rules of docs/model.md for these inputs and this policy (independent of model.py);
+    with `cycle` (audit/cycles.py), docs/cycles.md's U', factors and pacing rows."""
     states = data.states.reset_index(drop=True)
     gaps = data.gaps.reset_index(drop=True)
     sources = data.sources.reset_index(drop=True)
@@ -121,6 +124,8 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
     gap_target = gaps["target"].to_numpy()
     gap_iso3 = gaps["iso3"].to_numpy()
     fundable = fundable_usd(gaps["need_usd"].to_numpy(dtype=float), income, policy.cofinancing)
+    fundable = fundable_after(cycle, gaps["iso3"].to_numpy(), gaps["target"].to_numpy(),
+                              fundable)
     can_absorb = ~(absorption[state_of_gap] <= 0)  # blank (NaN) means no limit
     can_absorb &= states["eligible"].to_numpy(dtype=bool)[state_of_gap]
 
@@ -163,13 +168,15 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         "need_usd": gaps["need_usd"].to_numpy(dtype=float), "fundable_usd": fundable,
         "income_group": income, "state": state_of_gap, "eligible": eligible,
         "in_floor": eligible & member,
+        "factor": factors(cycle, gap_iso3),  # p_s of docs/cycles.md, 1 without history
     })
 
     pledge = sources["pledge_usd"].to_numpy(dtype=float)
     rho = sources["max_state_share"].to_numpy(dtype=float)
     rho = np.where(np.isnan(rho), policy.limits.max_source_state_share, rho)
     kappa_cap = policy.limits.max_state_share * pledge.sum()
-    weight = _triple_weights(states, sources, policy, f_of, g_of, s_of, gap_target, income)
+    weight = _triple_weights(states, sources, policy, f_of, g_of, s_of, gap_target, income,
+                             gap_table["factor"].to_numpy())
     upper = np.minimum.reduce([fundable[g_of], pledge[f_of], rho[f_of] * pledge[f_of],
                                np.nan_to_num(absorption[s_of], nan=np.inf),
                                np.full(len(f_of), kappa_cap)]) if len(f_of) else np.zeros(0)
@@ -266,6 +273,14 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         add("loan_share", pd.DataFrame({"state": present}),
             [f"loan_share[{iso3[s]}]" for s in present], LE, np.zeros(len(present)),
             row_of, cols, is_loan[cols].astype(float) - loan_cap[s_of[cols]])
+    reach = np.bincount(state_of_gap, weights=np.where(eligible, fundable, 0.0),
+                        minlength=len(states))
+    for family, sense, state, bound in pacing_rows(cycle, policy, iso3, s_of, reach,
+                                                   absorption, kappa_cap):
+        cols = np.nonzero(s_of == state[0])[0]
+        add(family, pd.DataFrame({"state": state}), [f"{family}[{iso3[state[0]]}]"],
+            GE if sense < 0 else LE, np.array([bound]), np.zeros(len(cols), dtype=int), cols,
+            np.ones(len(cols)))
 
     rows = (pd.concat(blocks, ignore_index=True) if blocks else
             pd.DataFrame(columns=["name", "family", "sense", "rhs_usd"]))
@@ -277,7 +292,7 @@ def rebuild(data: ProblemData, policy: Policy) -> Rules:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
     return Rules(data, policy, gap_table, triples, rows, joined(rows_e, int),
-                 joined(cols_e, int), joined(coefs_e, float), thematic, regional)
+                 joined(cols_e, int), joined(coefs_e, float), thematic, regional, cycle)
 
 
 def debt_risk_of(debt_distress: Any, debt_risk: Any) -> str:
@@ -297,8 +312,10 @@ def state_loan_caps(states: pd.DataFrame, policy: Policy) -> np.ndarray:
 
 def _triple_weights(states: pd.DataFrame, sources: pd.DataFrame, policy: Policy,
                     f_of: np.ndarray, g_of: np.ndarray, s_of: np.ndarray,
-                    gap_target: np.ndarray, income: np.ndarray) -> np.ndarray:
-    """w = Wt[t] Wi[income] Wr(s) - lambda (1 - g_f) burden[income] (docs/model.md)."""
+                    gap_target: np.ndarray, income: np.ndarray, factor: np.ndarray
+                    ) -> np.ndarray:
+    """w = p_s Wt[t] Wi[income] Wr(s) - lambda (1 - g_f) burden[income] (docs/model.md,
+    docs/cycles.md: p_s by gap, 1 without history)."""
     role = policy.weights.role
     role_weight = np.array([max((float(getattr(role, r)) for r in roles), default=1.0)
                             for roles in states["roles"]])
@@ -308,7 +325,7 @@ def _triple_weights(states: pd.DataFrame, sources: pd.DataFrame, policy: Policy,
     is_loan = (sources["instrument"] == "loan").to_numpy()
     grant_element = np.nan_to_num(sources["grant_element"].to_numpy(dtype=float), nan=1.0)
     concession_gap = np.where(is_loan, 1.0 - grant_element, 0.0)
-    return (target_weight[g_of] * income_weight[g_of] * role_weight[s_of]
+    return (target_weight[g_of] * income_weight[g_of] * role_weight[s_of] * factor[g_of]
             - policy.loans.penalty * concession_gap[f_of] * burden[g_of])
 
 

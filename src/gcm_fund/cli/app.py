@@ -153,6 +153,8 @@ def validate(inputs: InputsArg, model: ModelOpt = None) -> None:
     )
     if figures.contributions is not None:
         out.print(figures.contributions, soft_wrap=True)
+    if figures.history is not None:
+        out.print(figures.history, soft_wrap=True)
 
 
 @app.command()
@@ -558,3 +560,10 @@ def export(
 
     written = _guard(lambda: api.export(run_dir, xlsx, force=force))
     out.print(f"workbook written to {written}", soft_wrap=True)
+
+
+# The follow-up and review commands (docs/review.md) live in their own module.
+from gcm_fund.cli import follow_up  # noqa: E402
+
+app.command()(follow_up.record)
+app.command()(follow_up.review)

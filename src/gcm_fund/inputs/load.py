@@ -53,6 +53,8 @@ from gcm_fund.writing import file_kind
 if TYPE_CHECKING:
     import pandas as pd
 
+    from gcm_fund.inputs.cycle_effects import CycleEffects
+
 
 class InputTable:
     """The checked rows of one input file, sorted by key: read as numpy columns
@@ -131,6 +133,10 @@ class ProblemData:
     valuation: Valuation | None = None
     # programmes.csv, read under `[allocation] method = "programmes"` only (docs/programmes.md).
     programme_table: InputTable | None = None
+    # history.csv when the folder has it (docs/cycles.md): inputs.history's frame.
+    history: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # What the history does to this round under the policy (inputs.cycle_effects).
+    cycle: CycleEffects | None = field(default=None, repr=False, compare=False)
 
     @property
     def states(self) -> pd.DataFrame:
@@ -507,6 +513,9 @@ def load_inputs_and_policy(inputs: Path | str, model: Path | str
         raise InputError(problems)
     assert data is not None
     data = value_pledges(data, policy_file)
+    from gcm_fund.inputs.cycle_effects import load_cycle  # it builds on this module
+
+    data = load_cycle(inputs, data, policy_file)
     if policy_file.policy.allocation.method == "programmes":
         from gcm_fund.inputs.programmes import load_programmes
 

@@ -10,7 +10,14 @@ import datetime
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from gcm_fund.inputs.schema import INCOME_GROUPS, fail, normalise_target, parse_date
 
@@ -234,6 +241,53 @@ class Pledges(BaseModel):
     count: Count = Field(default_factory=Count)
 
 
+class Cycle(BaseModel):
+    """Which round this allocation is (docs/cycles.md): every cycle of history.csv is
+    below it; required when the inputs have history.csv."""
+
+    model_config = _POLICY_CONFIG
+    number: Annotated[int, Field(ge=1)] | None = None
+
+
+class Performance(BaseModel):
+    """The performance factor p_s (docs/cycles.md): execution to the power alpha times
+    results to the power beta, clipped to [min_factor, max_factor], over `window` cycles."""
+
+    model_config = _POLICY_CONFIG
+    alpha: NonNegative = 0.5
+    beta: NonNegative = 0.5
+    min_factor: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.8
+    # Checked even when left out: a min_factor above the default max_factor is refused.
+    max_factor: Annotated[float, Field(gt=0, allow_inf_nan=False,
+                                       validate_default=True)] = 1.2
+    window: Annotated[int, Field(ge=1)] = 2
+
+    @field_validator("max_factor", mode="after")
+    @classmethod
+    def _bounds_ordered(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("min_factor")
+        if low is not None and value < low:
+            raise fail(f"got {value:g}, below min_factor = {low:g}")
+        return value
+
+
+class Carryover(BaseModel):
+    """What the last cycle's undisbursed balance does (docs/cycles.md): `keep` lowers the
+    State's fundable need by it, `pool` returns it to the pool as the `carryover` source."""
+
+    model_config = _POLICY_CONFIG
+    undisbursed: Literal["keep", "pool"] = "keep"
+
+
+class Pacing(BaseModel):
+    """How far a State's allocation may move from what it was committed in the last cycle
+    (docs/cycles.md): down by at most `max_cut`, up by at most `max_rise` (none: no limit)."""
+
+    model_config = _POLICY_CONFIG
+    max_cut: Fraction = 1.0
+    max_rise: NonNegative | None = None
+
+
 class Policy(BaseModel):
     """A policy file of `models/`: every key optional, unknown keys refused."""
 
@@ -249,6 +303,10 @@ class Policy(BaseModel):
     pledges: Pledges = Field(default_factory=Pledges)
     regional: Regional = Field(default_factory=Regional)
     programmes: Programmes = Field(default_factory=Programmes)
+    cycle: Cycle = Field(default_factory=Cycle)
+    performance: Performance = Field(default_factory=Performance)
+    carryover: Carryover = Field(default_factory=Carryover)
+    pacing: Pacing = Field(default_factory=Pacing)
 
     def role_weight(self, roles: tuple[str, ...]) -> float:
         """Wr(s): the largest weight among the roles, 1.0 when there are none."""

@@ -262,6 +262,8 @@ def policy_message(error: Any, key_path: tuple[str, ...]) -> str:
         return f"unknown key{_policy_key_hint(key_path)}"
     if kind == "finite_number":
         return f"{got}, expected a finite number"
+    if kind in {"int_type", "int_from_float"} and key_path[-1:] in _INTEGER_KEYS:
+        return f"{got}, {_range_text(key_path)}"
     if kind in {"float_type", "int_type", "float_parsing"}:
         return f"{got}, expected a number"
     if kind == "bool_type":
@@ -271,7 +273,8 @@ def policy_message(error: Any, key_path: tuple[str, ...]) -> str:
     if kind in {"model_type", "dict_type", "model_attributes_type"}:
         return f"{got}, expected a table"
     if kind == "literal_error":
-        choices = ALLOCATION_METHODS if key_path[:1] == ("allocation",) else EQUITY_GROUPS
+        choices = {"allocation": ALLOCATION_METHODS, "carryover": CARRYOVER_CHOICES}.get(
+            key_path[0] if key_path else "", EQUITY_GROUPS)
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
         return f"{got}, expected one of {', '.join(choices)}{hint}"
     if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
@@ -279,8 +282,19 @@ def policy_message(error: Any, key_path: tuple[str, ...]) -> str:
     return str(error["msg"])
 
 
+# docs/cycles.md's keys that take an integer >= 1, and what `[carryover] undisbursed` takes.
+_INTEGER_KEYS = {("number",), ("window",)}
+CARRYOVER_CHOICES = ("keep", "pool")
+
+
 def _range_text(key_path: tuple[str, ...]) -> str:
     head = key_path[0] if key_path else ""
+    if key_path[-1:] in _INTEGER_KEYS and head in {"cycle", "performance"}:
+        return "expected an integer >= 1"
+    if key_path[-1:] in {("min_factor",), ("max_factor",)}:
+        return "expected a number > 0"
+    if key_path == ("pacing", "max_cut"):
+        return "expected a number in [0, 1]"
     if head in {"cofinancing", "thematic", "pledges"} or key_path[-1:] == ("min_floor",) \
             or key_path[:2] == ("loans", "max_share"):
         return "expected a number in [0, 1]"

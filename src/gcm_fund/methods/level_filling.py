@@ -420,13 +420,20 @@ class Filling:
         self.last = solution
         rising = self.rising
         level = float(solution.col_value[layout.level_col])
+        # With z above its lower bound no floor row holds anything, yet the solver's dual
+        # may balance one floor row's dual with a wrong-signed one on another, which the
+        # refinement sets to 0: they move onto the level rows first, whole.
+        floor_first = self._z_above_low(solution)
+        if floor_first:
+            self._move_floor_duals(solution, level, whole=True)
         # HiGHS leaves reduced costs within its dual tolerance, not at 0; `certify` prices
         # them at their columns' bounds, beside USD 1e12 gaps dollars of a small gap's rise.
         exact = refined_duals(self.pipeline.lp, solution, self.cost, self.rhs)
         if exact is not None:
             solution.row_dual = exact
             solution.col_dual = self.cost - self.forecaster.transpose(exact)
-        self._move_floor_duals(solution, level)
+        if not floor_first:
+            self._move_floor_duals(solution, level)
         full = rising & (self.priority_e * level >= 1.0 - FULL_TOL)
         if full.any():
             _blend_full(solution, layout, full)
@@ -443,10 +450,21 @@ class Filling:
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
 
-    def _move_floor_duals(self, solution: StageSolution, level: float) -> None:
+    def _z_above_low(self, solution: StageSolution) -> bool:
+        """Whether the floor z is above its lower bound beyond a rounding (z* read exactly,
+        its bound z* less the tolerance): its reduced cost must then be 0."""
+        z = self.pipeline.lp.z_col
+        if z is None:
+            return False
+        low = float(solution.bounds.get(z, (0.0, np.inf))[0])
+        return float(solution.col_value[z]) - low > \
+            (FLOOR_TIGHT + 10 * self.precision) * abs(low)
+
+    def _move_floor_duals(self, solution: StageSolution, level: float,
+                          whole: bool = False) -> None:
         """Move half the dual of each rising gap's floor row onto its level row, in place,
         where both rows are tight (the gap's level is the floor's coverage), keeping the
-        dual optimal.
+        dual optimal; `whole`: all of it, whatever its sign (z above its lower bound).
 
         At such a gap the two rows say the same, and a degenerate vertex dual may name
         the floor row alone: its level row's dual is then 0, the gap rises on and takes
@@ -455,7 +473,8 @@ class Filling:
         by 1 + e (e the moved duals times pi U), the dual stays feasible (z sits at its
         lower bound, whose reduced cost only shrinks; L's stays 0) and its bound stays
         L_k, since pi U L_k = U z_lo on those rows; the mean of that dual and the
-        solver's is optimal too.
+        solver's is optimal too. With z above its lower bound, its reduced cost is 0 before
+        every floor dual moves and after, and so is each allocation column's.
         """
         ext, layout = self.pipeline.lp, self.layout
         z = ext.z_col
@@ -474,7 +493,7 @@ class Filling:
         # bound by that slack times the dual.)
         tight = np.abs(at_level - need) <= np.maximum(
             (FLOOR_TIGHT + 10 * self.precision) * np.abs(need), REACH_USD / SCALE_USD)
-        move = has & (floor_dual < -WRITTEN_DUAL) & tight
+        move = has & tight & ((floor_dual != 0.0) if whole else (floor_dual < -WRITTEN_DUAL))
         if not move.any():
             return
         moved = floor_dual[move]
@@ -484,7 +503,10 @@ class Filling:
         shifted /= 1.0 - float((moved * layout.scale[move]).sum())
         # Half of each (a convex combination of optimal duals is optimal): the floor rows
         # keep half their dual, so that `stopped_by` and `explain` still name the floor.
-        solution.row_dual = 0.5 * (solution.row_dual + shifted)
+        # Whole when z is above its lower bound: its reduced cost must then be 0, which
+        # floor duals (all <= 0 in an optimal dual) allow only at 0.
+        keep = 0.0 if whole else 0.5
+        solution.row_dual = keep * solution.row_dual + (1.0 - keep) * shifted
         solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
         log.debug("stage 2: the floor duals of %d gaps at the floor moved onto their level "
                   "rows", int(move.sum()))

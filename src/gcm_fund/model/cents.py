@@ -39,6 +39,21 @@ def written_cents(values_usd: Iterable[float]) -> np.ndarray:
                     dtype=np.int64)
 
 
+def cents_by_group(group: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
+    """Sums of whole cents by group in int64: exact to USD 9e16, where a float sum of
+    cents stops being exact beyond USD 9e13."""
+    totals = np.zeros(size, dtype=np.int64)
+    np.add.at(totals, np.asarray(group, dtype=np.intp), np.asarray(cents, dtype=np.int64))
+    return totals
+
+
+def usd_of_cents(cents: np.ndarray) -> np.ndarray:
+    """Whole cents as USD, each the float nearest its exact value: Python's integer
+    division rounds once, where numpy's would round the cents to a float first."""
+    return np.array([c / 100 for c in np.asarray(cents, dtype=np.int64).tolist()],
+                    dtype=float)
+
+
 # A further capped group: the group of each column (-1: none) and each group's cap, cents.
 Groups = Sequence[tuple[np.ndarray, np.ndarray]]
 

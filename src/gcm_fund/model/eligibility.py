@@ -70,13 +70,20 @@ def _earmark_mask(lists: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def fundable_usd(data: ProblemData, policy: Policy) -> np.ndarray:
-    """U[s,t] = c[income(s)] * need[s,t] in USD, by gap."""
+    """U[s,t] = c[income(s)] * need[s,t] in USD, by gap; with a history under `keep`
+    (docs/cycles.md), U'[s,t] = max(0, U[s,t] - b[s,t]) (`spec.kept_fundable_usd`), the
+    last cycle's undisbursed balance still the State's."""
     income = data.state_table["income_group"][data.gap_state]
-    return spec.fundable_usd(data.gap_table["need_usd"], income, policy.cofinancing)
+    fundable = spec.fundable_usd(data.gap_table["need_usd"], income, policy.cofinancing)
+    cycle = data.cycle
+    if cycle is not None and cycle.keep and cycle.balance.any():
+        return spec.kept_fundable_usd(fundable, cycle.balance)
+    return fundable
 
 
 def gap_priority(data: ProblemData, policy: Policy) -> np.ndarray:
-    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s), by gap: the grant part of the weight."""
+    """pi[s,t] = Wt[t] * Wi[income(s)] * Wr(s), by gap: the grant part of the weight;
+    times the State's performance factor p_s with a history (docs/cycles.md)."""
     states, gaps = data.state_table, data.gap_table
     target_weight = np.array(
         [policy.weights.target.get(t, 1.0) for t in gaps["target"]], dtype=float
@@ -86,6 +93,8 @@ def gap_priority(data: ProblemData, policy: Policy) -> np.ndarray:
         [income_weight[g] * policy.role_weight(tuple(r)) for g, r in
          zip(states["income_group"], states["roles"], strict=True)], dtype=float
     )
+    if data.cycle is not None:
+        state_weight = state_weight * data.cycle.factor
     return target_weight * state_weight[data.gap_state]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from gcm_fund.errors import Diagnosis, InfeasibleError, Shortfall
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
+from gcm_fund.model.cycles import add_pace_down, add_pace_up, pace_down_rhs, paced_states
 from gcm_fund.model.eligibility import (
     eligible_triples,
     fundable_usd,
@@ -260,6 +261,9 @@ class LinearProgram:
         if pairs is not None:
             f = self._pair_sources
             rhs[pairs.start:pairs.stop] = self.source_share[f] * pledge[f]
+        pace = self.block("pace_down")  # lowered to kappa * sum of B_f (docs/cycles.md)
+        if pace is not None:
+            rhs[pace.start:pace.stop] = pace_down_rhs(self, paced_states(self), pledge)
         return rhs
 
     # filled by build: the source index behind each budget and source_state row
@@ -338,6 +342,8 @@ def build(data: ProblemData, policy: Policy) -> LinearProgram:
     add_regional(lp, rows)
     add_floor(lp, rows)
     add_loan_share(lp, rows)
+    add_pace_down(lp, rows)  # docs/cycles.md, in model/cycles.py
+    add_pace_up(lp, rows)
 
     if rows.count:
         # Column-wise, as HiGHS takes it: no conversion before each solve.

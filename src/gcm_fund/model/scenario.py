@@ -32,6 +32,8 @@ from typing import Any
 from gcm_fund.errors import InputError, Problem, UsageError
 from gcm_fund.inputs.contributions import pledged_apart, revalue, value_pledges
 from gcm_fund.inputs.csv_input import readable, sha256_bytes
+from gcm_fund.inputs.cycle_effects import apply_cycle, without_carryover
+from gcm_fund.inputs.history import CARRYOVER_SOURCE
 from gcm_fund.inputs.load import InputTable, ProblemData, load_inputs_and_policy
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import PolicyFile, parse_policy
@@ -145,7 +147,10 @@ def with_table(data: ProblemData, table: InputTable) -> ProblemData:
     if table.name == "sources.csv" and data.valuation is not None:
         data = _with_contributions(data, pledged_apart(data, table))
     counted = frozenset(data.valuation.pledges) if data.valuation is not None else frozenset()
-    raw = table_bytes(table, counted if table.name == "sources.csv" else frozenset())
+    written = table  # the `carryover` source of `pool` is made from history.csv, not read
+    if table.name == "sources.csv" and data.cycle is not None and data.cycle.pooled:
+        written = without_carryover(table)
+    raw = table_bytes(written, counted if table.name == "sources.csv" else frozenset())
     return replace(
         data,
         state_table=table if table.name == "states.csv" else data.state_table,
@@ -253,6 +258,10 @@ class Scenario:
         ids = self.data.source_table["source_id"].tolist()
         index = {s: i for i, s in enumerate(ids)}
         _check_keys("sources.csv", "source_id", list(pledges), ids)
+        if self.data.cycle is not None and self.data.cycle.pooled and CARRYOVER_SOURCE in pledges:
+            raise UsageError(f"{CARRYOVER_SOURCE}: its pledge is the last cycle's undisbursed "
+                             "balance, made from history.csv (docs/cycles.md); change that "
+                             "file or [carryover] instead")
         column = list(self.data.source_table["pledge_usd"].tolist())
         for source_id, value in pledges.items():
             value = float(value)
@@ -297,7 +306,14 @@ class Scenario:
         if data.contribution_table is not None and policy.pledges != self.policy.pledges:
             # docs/contributions.md: another date or count, other B_f
             data = value_pledges(data, checked)
+        if data.history is not None and _cycle_keys(policy) != _cycle_keys(self.policy):
+            data = apply_cycle(data, policy)  # docs/cycles.md: other factors, U', carry-over
         return replace(self, policy_file=checked, data=data)
+
+
+def _cycle_keys(policy: Policy) -> tuple[Any, ...]:
+    """The policy's tables the history's effects depend on (docs/cycles.md)."""
+    return (policy.cycle, policy.performance, policy.carryover)
 
 
 def _check_keys(file: str, column: str, asked: Sequence[str], known: Sequence[str]) -> None:

@@ -17,7 +17,11 @@ from gcm_fund.inputs.policy import Cofinancing, Equity, MaxShare
 
 # docs/model.md: the rule families, in the order of its table (and of constraints.csv).
 FAMILIES = ("budget", "gap", "absorb", "state_share", "source_state", "thematic", "regional",
-            "floor", "loan_share")
+            "floor", "loan_share", "pace_down", "pace_up")
+# docs/cycles.md: what `keep` leaves of a gap's fundable need below the least amount the
+# solvers allocate (a cent) is no need: U minus a balance written to the cent is otherwise
+# a fraction of a cent whenever U has more digits than the balance.
+KEPT_REMAINDER_USD = 0.01
 
 # docs/outputs.md: a rule holds within 0.01 USD per allocation row in it plus 1e-7 of
 # max(|lhs|, |rhs|, 1e6).
@@ -82,6 +86,13 @@ def fundable_usd(need_usd: np.ndarray, income_group: np.ndarray,
     share = {g: float(cofinancing.get(g)) for g in set(income_group.tolist())}
     return np.array([share[g] for g in income_group.tolist()], dtype=float) \
         * np.asarray(need_usd, dtype=float)
+
+
+def kept_fundable_usd(fundable_usd: np.ndarray, balance_usd: np.ndarray) -> np.ndarray:
+    """U'[s,t] = max(0, U[s,t] - b[s,t]) under `[carryover] undisbursed = "keep"`
+    (docs/cycles.md), 0 where less than `KEPT_REMAINDER_USD` is left."""
+    left = np.asarray(fundable_usd, dtype=float) - np.asarray(balance_usd, dtype=float)
+    return np.where(left < KEPT_REMAINDER_USD, 0.0, left)
 
 
 def rule_tolerance_usd(rows_in_rule: np.ndarray, lhs: np.ndarray, rhs: np.ndarray

@@ -88,10 +88,11 @@ def _real(path: Path | str) -> Path:
 
 
 def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
-                policy: Path | str | None = None) -> None:
+                policy: Path | str | None = None, folder: str = "run") -> None:
     """Refuse (`UsageError`) a run folder's destination that is, or holds, the input folder
     or the policy file, or lies inside the input folder, whatever is there now. Beside the
-    policy (`--out models/run1`) is allowed: a run folder replaces only a run folder."""
+    policy (`--out models/run1`) is allowed: a run folder replaces only a run folder.
+    `folder` names what is written there in the messages ("run", "review")."""
     destination = Path(destination)
     target = _real(destination)
     for what, kept in (("the input folder", inputs), ("the policy file", policy)):
@@ -99,10 +100,10 @@ def check_apart(destination: Path | str, *, inputs: Path | str | None = None,
             continue
         held = _real(kept)
         if held == target or target in held.parents:
-            raise UsageError(f"{destination}: holds {what} {kept}; a run folder replaces its "
-                             "destination, so write it elsewhere with --out")
+            raise UsageError(f"{destination}: holds {what} {kept}; a {folder} folder "
+                             "replaces its destination, so write it elsewhere with --out")
         if what == "the input folder" and held in target.parents:
-            raise UsageError(f"{destination}: is inside {what} {kept}; write the run "
+            raise UsageError(f"{destination}: is inside {what} {kept}; write the {folder} "
                              "outside it with --out")
 
 

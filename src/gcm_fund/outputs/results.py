@@ -15,7 +15,7 @@ import pandas as pd
 from gcm_fund.inputs.schema import INCOME_GROUPS, RISK_KEYS
 from gcm_fund.methods.stages import Solution
 from gcm_fund.model import spec
-from gcm_fund.model.cents import round_to_cents, written_cents
+from gcm_fund.model.cents import cents_by_group, round_to_cents, usd_of_cents, written_cents
 from gcm_fund.model.eligibility import state_loan_cap
 from gcm_fund.model.lp import GE, SCALE_USD, LinearProgram
 from gcm_fund.model.spec import POSITIVE_DUAL, equity_members
@@ -40,6 +40,8 @@ class RunTables:
     stage_duals: pd.DataFrame | None = None
     # With contributions.csv (docs/contributions.md): `resources.csv`, one row per contribution.
     resources: pd.DataFrame | None = None
+    # With history.csv (docs/cycles.md): `performance.csv`, one row per State with history.
+    performance: pd.DataFrame | None = None
     # Under programmes (docs/programmes.md): `selection.csv`, `programme_allocations.csv`,
     # `relaxation_duals.csv`.
     selection: pd.DataFrame | None = None
@@ -104,7 +106,7 @@ def allocation_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
 def coverage_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
     """Per gap: need, fundable share, what was allocated, coverage and eligibility."""
     gaps = lp.data.gaps
-    allocated = _cent_totals(lp.var_gap, x_written, len(gaps))
+    allocated = usd_of_cents(_cent_totals(lp.var_gap, x_written, len(gaps)))
     fundable = lp.fundable * SCALE_USD
     with np.errstate(divide="ignore", invalid="ignore"):
         coverage = np.where(fundable > 0, allocated / fundable, np.nan)
@@ -125,7 +127,7 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
     levels the last step's: how far the last level rises per USD of pledge)."""
     sources = lp.data.sources
     pledge = solution_pledges(lp, solution)
-    allocated = _cent_totals(lp.var_source, x_written, len(sources))
+    allocated_cents = _cent_totals(lp.var_source, x_written, len(sources))
     marginal = np.full(len(sources), np.nan)
     budget = lp.block("budget")
     if budget is not None:
@@ -135,9 +137,9 @@ def sources_table(lp: LinearProgram, x_written: np.ndarray, solution: Solution,
     return pd.DataFrame({
         "source_id": sources["source_id"].to_numpy(),
         "pledge_usd": pledge,
-        "allocated_usd": allocated,
+        "allocated_usd": usd_of_cents(allocated_cents),
         # In whole cents, so pledge = allocated + unallocated as written, to the cent.
-        "unallocated_usd": (written_cents(pledge) - np.rint(allocated * 100)) / 100.0,
+        "unallocated_usd": usd_of_cents(written_cents(pledge) - allocated_cents),
         "marginal_value": marginal,
         # Summed exactly, then rounded once: g x of one row has fractions of a cent.
         "grant_equivalent_usd": np.rint(np.bincount(
@@ -199,9 +201,9 @@ def states_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
     n = len(states)
     is_loan = np.asarray(lp.data.source_table["instrument"] == "loan")[lp.var_source]
     # Exact in cents, then rounded once per State (a grant equivalent has fractions of one).
-    cents = np.rint(x_written * 100)
-    allocated = np.bincount(lp.var_state, weights=cents, minlength=n)
-    loans = np.bincount(lp.var_state, weights=cents * is_loan, minlength=n)
+    cents = np.rint(x_written * 100).astype(np.int64)
+    allocated = cents_by_group(lp.var_state, cents, n)
+    loans = cents_by_group(lp.var_state, cents * is_loan, n)
     equivalent = np.bincount(lp.var_state, weights=cents * grant_element(lp), minlength=n)
     need = np.bincount(lp.gap_state, weights=lp.data.gap_table["need_usd"], minlength=n)
     fundable = np.bincount(lp.gap_state, weights=lp.fundable * SCALE_USD, minlength=n)
@@ -214,17 +216,17 @@ def states_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
     table = pd.DataFrame({
         "iso3": states["iso3"], "name": states["name"], "income_group": states["income_group"],
         "ldc": states["ldc"], "debt_risk": risk, "need_usd": need, "fundable_usd": fundable,
-        "allocated_usd": allocated / 100, "grants_usd": (allocated - loans) / 100,
-        "loans_usd": loans / 100, "grant_equivalent_usd": np.rint(equivalent) / 100,
+        "allocated_usd": usd_of_cents(allocated),
+        "grants_usd": usd_of_cents(allocated - loans), "loans_usd": usd_of_cents(loans),
+        "grant_equivalent_usd": np.rint(equivalent) / 100,
         "loan_share": share, "coverage": coverage,
     })
     return table[has_gap].reset_index(drop=True)
 
 
 def _cent_totals(group: np.ndarray, x_written: np.ndarray, size: int) -> np.ndarray:
-    """Sums of written amounts by group, exact in cents (a float sum can drift by one)."""
-    cents = np.rint(x_written * 100).astype(np.int64)
-    return np.bincount(group, weights=cents, minlength=size).round() / 100.0
+    """Sums of written amounts by group in whole cents, exact (a float sum can drift)."""
+    return cents_by_group(group, np.rint(x_written * 100), size)
 
 
 def solution_pledges(lp: LinearProgram, solution: Solution) -> np.ndarray:
@@ -309,6 +311,8 @@ def build_tables(lp: LinearProgram, solution: Solution) -> RunTables:
     tables = _solution_tables(lp, solution)
     if lp.data.valuation is not None:
         tables.resources = lp.data.valuation.table()
+    if lp.data.cycle is not None:
+        tables.performance = lp.data.cycle.performance
     return tables
 
 
@@ -354,7 +358,8 @@ def summary(lp: LinearProgram, solution: Solution, tables: RunTables) -> dict[st
         "floor": solution.floor,
         "floor_reason": no_floor_reason(lp) if solution.floor is None else None,
         "weighted": solution.weighted_usd,
-        "allocated_usd": float(np.rint(tables.allocations["amount_usd"] * 100).sum()) / 100,
+        "allocated_usd": int(np.rint(tables.allocations["amount_usd"] * 100).astype(np.int64)
+                             .sum()) / 100,
         "pledged_usd": float(tables.sources_summary["pledge_usd"].sum()),
         "grant_equivalent_usd": float(np.rint(
             tables.sources_summary["grant_equivalent_usd"] * 100).sum()) / 100,

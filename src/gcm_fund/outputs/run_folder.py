@@ -104,6 +104,7 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
         **illustrative_entry(data),
         **({"pledges": data.valuation.manifest_entry()} if data.valuation is not None
            else {}),
+        **({"cycle": data.cycle.manifest_entry()} if data.cycle is not None else {}),
         "versions": versions(),
         "units": {"amounts": "USD", "solved_in": "USD millions"},
         "floor_variable": {

@@ -38,9 +38,9 @@ class OutputColumn:
 @dataclass(frozen=True)
 class OutputTable:
     """One CSV table of a run folder, keyed by `key`. `when`: "always", "stage 1" (when
-    stage 1 solved), "levels" (under a method with level results) or "contributions"
-    (when the inputs have contributions.csv); `on_page`: the page reads it (the writer
-    hands the page its cells as written)."""
+    stage 1 solved), "levels" (under a method with level results), "contributions"
+    (when the inputs have contributions.csv) or "history" (history.csv); `on_page`: the
+    page reads it (the writer hands the page its cells as written)."""
 
     name: str
     columns: tuple[OutputColumn, ...]
@@ -135,6 +135,15 @@ RESOURCES = OutputTable("resources.csv", (
                  "valuation date"),
     OutputColumn("note", TEXT, "why a row counts 0")),
     key=("source_id", "date", "currency", "status"), when="contributions", on_page=False)
+# With history.csv (docs/cycles.md): one row per State with history in the window.
+PERFORMANCE = OutputTable("performance.csv", (
+    OutputColumn("iso3", TEXT, "the State"),
+    OutputColumn("committed_usd", USD, "committed over the window's cycles"),
+    OutputColumn("disbursed_usd", USD, "disbursed over them"),
+    OutputColumn("execution", EXACT, "e_s = disbursed / committed; blank when 0 committed"),
+    OutputColumn("result", EXACT, "r_s: the committed-weighted mean result, 1 when none"),
+    OutputColumn("factor", EXACT, "p_s: the performance factor, clipped")),
+    key=("iso3",), when="history", on_page=False)
 # Under `[allocation] method = "programmes"` (docs/programmes.md).
 SELECTION = OutputTable("selection.csv", (
     OutputColumn("programme_id", TEXT, "the programme"),
@@ -167,7 +176,7 @@ KEY_COLUMNS = tuple(c.name for c in _KEYS)  # a constraints row's keys, blank wh
 # Every table, in the order a reader wants them (the workbook's sheets).
 OUTPUT_TABLES: dict[str, OutputTable] = {t.name: t for t in (
     COVERAGE, ALLOCATIONS, SOURCES_SUMMARY, STATES_SUMMARY, CONSTRAINTS, STAGE1_CONSTRAINTS,
-    LEVELS, LEVEL_DUALS, STAGE_DUALS, RESOURCES, SELECTION, PROGRAMME_ALLOCATIONS,
+    LEVELS, LEVEL_DUALS, STAGE_DUALS, RESOURCES, PERFORMANCE, SELECTION, PROGRAMME_ALLOCATIONS,
     RELAXATION_DUALS)}
 # The tables every solved run writes, whatever its method.
 ALWAYS_TABLES = tuple(name for name in ("allocations.csv", "coverage.csv",
@@ -212,3 +221,45 @@ def formats() -> dict[str, str]:
     """The kind of every column written in a format of its own (numbers, true/false)."""
     return {name: kind for name, kind in column_kinds().items()
             if kind in (USD, MONEY, SHARE, REAL, EXACT, BOOLEAN)}
+
+
+# ---------------------------------------------------------------------------------------
+# The follow-up and review folder (`gcm-fund review`, docs/review.md): not a run folder.
+
+REVIEW_PAGE = "review.html"
+_CYCLE = OutputColumn("cycle", COUNT, "the cycle (history.csv)")
+_REVIEWED = (
+    OutputColumn("committed_usd", USD, "what the fund committed in the cycle"),
+    OutputColumn("disbursed_usd", USD, "what was paid out of it by the review"),
+    OutputColumn("execution", SHARE, "disbursed / committed; blank when nothing committed"),
+    OutputColumn("result", SHARE, "the committed-weighted mean of the reported results; "
+                 "blank when none is reported"),
+    OutputColumn("flags", TEXT, "low_execution (under 0.5), low_results (under 0.5); "
+                 ";-joined, blank when none"))
+REVIEW_STATES = OutputTable("review_states.csv", (
+    _CYCLE, OutputColumn("iso3", TEXT, "the State"), OutputColumn("name", TEXT, "its name"),
+    OutputColumn("region", TEXT, "its region"),
+    OutputColumn("income_group", TEXT, "its income group"), *_REVIEWED),
+    key=("cycle", "iso3"))
+REVIEW_TARGETS = OutputTable("review_targets.csv", (
+    _CYCLE, OutputColumn("target", TEXT, "the SDG target"), *_REVIEWED),
+    key=("cycle", "target"))
+REVIEW_REGIONS = OutputTable("review_regions.csv", (
+    _CYCLE, OutputColumn("region", TEXT, "the region"), *_REVIEWED), key=("cycle", "region"))
+REVIEW_DONORS = OutputTable("review_donors.csv", (
+    OutputColumn("donor", TEXT, "the donor State's iso3, or the source id of a source that "
+                 "names none"),
+    OutputColumn("sources", TEXT, "its sources, ;-joined"),
+    OutputColumn("pledged_usd", USD, "its sources' B_f, as allocate counts them"),
+    OutputColumn("face_usd", USD, "face USD of its contributions dated on or before the "
+                 "valuation date; blank without contributions"),
+    OutputColumn("paid_usd", USD, "of which paid"),
+    OutputColumn("paid_share", SHARE, "paid / face"),
+    OutputColumn("fair_share_usd", USD, "its fair share (fair-share, GNI basis)"),
+    OutputColumn("paid_of_fair_share", SHARE, "paid / fair share"),
+    OutputColumn("flags", TEXT, "low_payment (paid under 0.8 of face); blank when none")),
+    key=("donor",))
+REVIEW_TABLES: dict[str, OutputTable] = {t.name: t for t in (
+    REVIEW_STATES, REVIEW_TARGETS, REVIEW_REGIONS, REVIEW_DONORS)}
+# Every name a review folder holds.
+REVIEW_FILES = frozenset({*REVIEW_TABLES, REVIEW_PAGE})
