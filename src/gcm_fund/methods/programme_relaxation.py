@@ -86,6 +86,7 @@ def merge_alike_sources(model: ProgrammeModel) -> ProgrammeModel | None:
     families = lp.row_families()[model.base_rows]
     own = np.nonzero(owner >= 0)[0]
     own_rows = (model.matrix[own][:, :n_xp] @ gather).tocsr()
+    own_rows.sort_indices()  # alike rows compare equal byte for byte
     for k, i in enumerate(own):
         base = model.base_rows[i]
         key = (class_of[int(owner[i])], families[i], keys["iso3"][base], keys["target"][base])
@@ -95,7 +96,10 @@ def merge_alike_sources(model: ProgrammeModel) -> ProgrammeModel | None:
     lo: list[float] = []
     hi: list[float] = []
     for key, rows in keyed.items():
-        if len(rows) != members[key[0]] or len({sig for _, sig, _ in rows}) != 1:
+        # One row of each member, all alike: a key the row's name holds beyond these
+        # (a region) may give a member several, and then the rows are dropped.
+        if (len(rows) != members[key[0]] or len({owner[i] for i, _, _ in rows}) != len(rows)
+                or len({sig for _, sig, _ in rows}) != 1):
             continue
         summed.append(rows[0][2])
         lo.append(float(sum(model.row_lo[i] for i, _, _ in rows)))
