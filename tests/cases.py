@@ -321,3 +321,14 @@ def reseal(folder: Path | str) -> Path:
                          if p.is_file() and p.name != "manifest.json"}
     path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return folder
+
+
+def example_policies() -> list[Path]:
+    """models/*.toml that allocate the bundled example (inputs/): every policy but those
+    of the programmes method, whose pipeline (programmes.csv) is scenarios/mptf_scale's."""
+    from gcm_fund.inputs.policy_file import load_policy
+    from gcm_fund.methods.strategy import PROGRAMMES, method_of
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    return [path for path in sorted(models.glob("*.toml"))
+            if method_of(load_policy(path).policy) is not PROGRAMMES]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cases import bundled_policy, gap, read_csv, source, state
+from cases import bundled_policy, example_policies, gap, read_csv, source, state
 from typer.testing import CliRunner
 
 from gcm_fund import api, audit
@@ -26,7 +26,7 @@ from gcm_fund.inputs.synthetic import write_instance
 from gcm_fund.model.spec import POSITIVE_DUAL
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICIES = sorted(p.stem for p in (ROOT / "models").glob("*.toml"))
+POLICIES = [path.stem for path in example_policies()]
 SOLVERS = ("highs", "cbc")
 
 

@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inputs"
-MODELS = sorted((ROOT / "models").glob("*.toml"))
+MODELS = cases.example_policies()  # the bundled example has no programme pipeline
 TINY = ROOT / "tests" / "data" / "tiny"
 BAD = ROOT / "tests" / "data" / "bad"
 COMMAND = [str(Path(sys.executable).with_name("gcm-fund"))]

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cases import example_policies
 
 from gcm_fund import api
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICIES = sorted((ROOT / "models").glob("*.toml"))
+POLICIES = example_policies()
 DETERMINISTIC = ("allocations.csv", "coverage.csv", "manifest.json", "constraints.csv",
                  "sources_summary.csv")
 

@@ -73,9 +73,9 @@ def test_build_example_rebuilds_both_folders_byte_for_byte(tmp_path, capsys):
         assert sorted(p.name for p in built.iterdir()) == sorted(names)
         for name in names:
             assert (built / name).read_bytes() == (bundled / name).read_bytes(), name
-    # programmes.csv is built by scripts/build_programmes.py; its policy sits beside it.
-    assert sorted(p.name for p in MPTF_SCALE.iterdir()) == sorted(
-        [*BUILT_MPTF, "programmes.csv", "mptf_programmes.toml"])
+    # programmes.csv is built by scripts/build_programmes.py (its policy is
+    # models/mptf_programmes.toml).
+    assert sorted(p.name for p in MPTF_SCALE.iterdir()) == sorted([*BUILT_MPTF, "programmes.csv"])
 
 
 def test_no_ida_like_loan_where_the_world_bank_lends_only_ibrd_or_has_paused():

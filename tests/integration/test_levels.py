@@ -145,7 +145,8 @@ def test_an_unknown_method_is_refused(tmp_path):
 def test_every_bundled_policy_states_its_method():
     for path in sorted(Path(api.project_path("models")).glob("*.toml")):
         document = tomllib.loads(path.read_text(encoding="utf-8"))
-        assert document.get("allocation", {}).get("method") in {"levels", "weighted"}, path
+        assert document.get("allocation", {}).get("method") in {"levels", "weighted",
+                                                                "programmes"}, path
 
 
 # ---------------------------------------------------------------------------------------

@@ -112,6 +112,40 @@ def test_max_per_state_limits_the_programmes_naming_a_state(tmp_path: Path, solv
     assert "per_state[AAA]" in run.solution.programmes.model.row_names
 
 
+def test_max_per_state_absent_is_no_limit_and_the_run_folder_leaves_it_out(tmp_path: Path
+                                                                           ) -> None:
+    from gcm_fund import api
+
+    scenario = case(tmp_path, [state("AAA")], [gap("AAA", "10.7", 9e6)], [source("fund", 3e6)],
+                    [programme("p1", "AAA", 1e6), programme("p2", "AAA", 1e6, quality=0.9),
+                     programme("p3", "AAA", 1e6, quality=0.8)])
+    run = engine.run(scenario, "highs")
+    assert selected(run) == {"p1": 1e6, "p2": 1e6, "p3": 1e6}
+    folder = engine.write(run, tmp_path / "run")
+    assert "max_per_state" not in (folder / "policy.toml").read_text()
+    assert api.allocate(folder / "inputs", folder / "policy.toml").run_id == run.run_id
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_merged_sources_whose_selection_does_not_hold_fall_back_to_the_model(
+        tmp_path: Path, solver: str) -> None:
+    # capped and open may fund the same programmes alike, so the selection MIP first runs
+    # with them merged into one source of USD 20 M; capped's cap per State (half its
+    # pledge) is not a row of every member, so the merged model drops it and funds p1
+    # (USD 16 M in AAA, value 16 M). Only 5 + 10 M may reach AAA: the model's LP with
+    # that selection held is infeasible, and the model's own MIP funds p2 alone (2.5 M).
+    scenario = case(tmp_path, [state("AAA"), state("BBB")],
+                    [gap("AAA", "10.7", 20e6), gap("BBB", "10.7", 10e6)],
+                    [source("capped", 10e6, max_state_share=0.5), source("open", 10e6)],
+                    [programme("p1", "AAA", 16e6), programme("p2", "BBB", 5e6, quality=0.5)])
+    lp = build(scenario.data, scenario.policy)
+    found = select(lp, solver, reasons=True)
+    assert found.relaxed is not None and found.relaxed.n_xp == 2  # one merged column each
+    assert [found.model.ids[p] for p in np.nonzero(found.funded)[0]] == ["p2"]
+    assert found.value == pytest.approx(2.5)
+    assert found.value_loss == {0: float("inf")}  # no selection can fund p1 at all
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_an_earmark_keeps_a_source_off_a_joint_programme(tmp_path: Path, solver: str) -> None:
     # africa_only may fund AAA (Africa) but not the joint programme, which also works in
@@ -138,6 +172,21 @@ def test_a_programme_without_a_fundable_gap_is_not_eligible(tmp_path: Path) -> N
                        strict=True))
     assert reasons == {"poor": "funded", "rich": "not_eligible: none of its States x targets "
                        "is a gap any source may fund"}
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_pipeline_no_source_may_fund_selects_nothing_rather_than_exit_3(
+        tmp_path: Path, solver: str) -> None:
+    # No programme is eligible, so the model has no column at all: HiGHS calls such a model
+    # empty, not optimal, and the method took that for an impossible policy (exit 3).
+    scenario = case(tmp_path, [state("AAA", region="Africa"), state("BBB", region="Asia")],
+                    [gap("AAA", "10.7", 9e6), gap("BBB", "10.7", 9e6)],
+                    [source("africa_only", 3e6, regions="Africa")],
+                    [programme("p", "BBB", 1e6)])
+    run = engine.run(scenario, solver)
+    assert selected(run) == {}
+    folder = engine.write(run, tmp_path / "run")
+    assert read_csv(folder / "selection.csv")[0]["reason"].startswith("not_eligible: ")
 
 
 def test_a_regional_share_no_source_may_fund_is_infeasible(tmp_path: Path) -> None:
@@ -249,6 +298,83 @@ def test_value_and_money_agree_with_scipy_milp(tmp_path_factory: Any, drawn: Any
         assert ((a <= 0.01) | ((a >= low - 0.02) & (a <= high + 0.02))).all()
 
 
+alike_sources = st.tuples(
+    st.lists(st.tuples(st.sampled_from(["Africa", "Asia"]), st.integers(1, 6),
+                       st.integers(1, 6)), min_size=2, max_size=4),  # regions, two needs
+    st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["", "Africa", "10.7"]),
+                       st.sampled_from(["", "0.3", "0.6"])), min_size=2, max_size=5),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from(["10.7", "8.8"]),
+                       st.integers(1, 5), st.sampled_from([0.5, 1.0]),
+                       st.sampled_from([0.6, 0.8, 1.0])), min_size=2, max_size=7),
+)
+
+
+@settings(max_examples=10, deadline=None)
+@given(alike_sources)
+def test_merging_alike_sources_changes_nothing(tmp_path_factory: Any, drawn: Any) -> None:
+    # Sources whose earmarks match merge; their caps per State differ, so the merged rows
+    # are sometimes summed, sometimes dropped, and the merged selection does not always
+    # hold in the model. Whichever way, the selection, amounts and reasons are the model's.
+    regions, pledges, raw = drawn
+    iso3 = ["AAA", "BBB", "CCC", "DDD"][: len(regions)]
+    tmp = tmp_path_factory.mktemp("merge")
+    sources = [source(f"s{k}", b * 1e6, **({"regions": e} if e == "Africa" else
+                                           {"targets": e} if e else {}),
+                      **({"max_state_share": cap} if cap else {}))
+               for k, (b, e, cap) in enumerate(pledges)]
+    programmes = [programme(f"p{k}", ";".join(sorted({iso3[a % len(iso3)], iso3[b % len(iso3)]})),
+                            size * 1e6, targets=target, min_usd=size * 1e6 * share,
+                            quality=q) for k, (a, b, target, size, q, share) in enumerate(raw)]
+    scenario = case(tmp, [state(s, region=r) for s, (r, _, _) in zip(iso3, regions, strict=False)],
+                    [gap(s, t, n * 1e6) for s, (_, n1, n2) in zip(iso3, regions, strict=False)
+                     for t, n in (("10.7", n1), ("8.8", n2))], sources, programmes)
+    lp = build(scenario.data, scenario.policy)
+    merged, model = (select(lp, "highs", merge=m) for m in (True, False))
+    assert (merged.funded == model.funded).all()
+    np.testing.assert_allclose(merged.amount, model.amount, atol=1e-8)
+    assert merged.value_loss.keys() == model.value_loss.keys()
+    for p, loss in model.value_loss.items():
+        assert merged.value_loss[p] == pytest.approx(loss, rel=1e-7, abs=1e-9)
+    # A reason is one MIP on the value alone: where several selections that fund p lose
+    # the same value, which programmes it displaces is whichever one the MIP finds.
+    assert merged.displaced.keys() == model.displaced.keys()
+
+
+def test_the_relaxation_by_column_generation_is_the_whole_lps(tmp_path: Path) -> None:
+    # Large models solve the relaxation behind value_bound by pricing columns in; its
+    # optimum must be the whole LP's and its duals must price every column out.
+    from gcm_fund.inputs.synthetic import write_instance
+    from gcm_fund.methods.programmes import _bounds, _solve, build_programmes
+    from gcm_fund.solvers.programmes import solve_lp_priced
+
+    folder = write_instance(tmp_path / "inputs", 30, 4, 25, seed=3)
+    gaps = read_csv(folder / "gaps.csv")
+    rng = np.random.default_rng(3)
+    write_rows(folder / "programmes.csv", [
+        programme(f"p{k:03d}", ";".join(sorted({gaps[i]["iso3"] for i in picks})),
+                  float(rng.integers(1, 20)) * 1e6, targets=gaps[picks[0]]["target"],
+                  min_usd=float(rng.integers(1, 10)) * 1e5)
+        for k, picks in enumerate(rng.integers(0, len(gaps), size=(120, 2)))])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(METHOD + "[programmes]\nmax_per_state = 2\n")
+    lp = build(load_scenario(folder, policy).data, load_scenario(folder, policy).policy)
+    model = build_programmes(lp)
+    value = model.amount_row(model.value)
+    lo, hi = _bounds(model)
+    whole = _solve(model, value, [], lo, hi, False, "highs")
+    priced = solve_lp_priced(model.matrix, value, model.row_lo, model.row_hi, lo, hi, "highs",
+                             model.col_prog, lp.pledge[model.col_source])
+    assert model.n_xp > 1000  # many columns left out at first
+    assert priced.objective == pytest.approx(whole.objective, rel=1e-9)
+    reduced = value - model.matrix.T @ priced.row_dual
+    assert (reduced[: model.n_xp] <= 1e-7).all()
+    dual = priced.row_dual  # d objective / d bound: > 0 on an upper bound, < 0 on a lower
+    bound = float(sum(d * (hi_ if d > 0 else lo_) for d, lo_, hi_ in
+                      zip(dual, model.row_lo, model.row_hi, strict=True) if d != 0))
+    bound += float(np.maximum(reduced[model.n_xp:], 0).sum())  # each y_p <= 1
+    assert bound == pytest.approx(whole.objective, rel=1e-7)  # the duals prove the optimum
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -256,7 +382,7 @@ def test_cbc_split_holds_amounts_read_back_to_8_digits_like_highs() -> None:
     # Held within 1e-9, CBC's amounts (8 digits) did not fit the budgets they exhaust: the
     # split stage failed and the unsplit values were kept, USD millions apart from HiGHS's.
     scenario = load_scenario(ROOT / "scenarios" / "mptf_scale",
-                             ROOT / "scenarios" / "mptf_scale" / "mptf_programmes.toml")
+                             ROOT / "models" / "mptf_programmes.toml")
     lp = build(scenario.data, scenario.policy)
     found = {solver: select(lp, solver, reasons=False) for solver in SOLVERS}
     assert (found["highs"].funded == found["cbc"].funded).all()
@@ -265,6 +391,28 @@ def test_cbc_split_holds_amounts_read_back_to_8_digits_like_highs() -> None:
     programme = found["highs"].model.col_prog
     amount = np.maximum(found["highs"].amount, found["cbc"].amount)[programme] * 1e6
     assert (np.abs(highs - cbc) <= 0.02 + 2e-7 * amount).all()
+
+
+def test_the_bundled_programmes_policy_pays_whole_programmes_at_mptf_scale(tmp_path: Path
+                                                                         ) -> None:
+    # README's quickstart line: models/mptf_programmes.toml on scenarios/mptf_scale. The
+    # gap methods pay some 130 States there, most under USD 1 M, hundreds of rows under
+    # USD 10,000 (docs/programmes.md); whole programmes pay a few dozen States, no slivers.
+    from gcm_fund import api, audit
+
+    run = api.allocate(ROOT / "scenarios" / "mptf_scale", ROOT / "models" / "mptf_programmes.toml")
+    folder = api.write(run, tmp_path / "run")
+    assert audit.certify(folder).ok
+    selection = read_csv(folder / "selection.csv")
+    funded = [r for r in selection if r["funded"] == "true"]
+    assert 10 <= len(funded) < len(selection)
+    assert all(float(r["amount_usd"]) >= float(r["min_usd"]) - 0.02 for r in funded)
+    paid = [float(r["amount_usd"]) for r in read_csv(folder / "allocations.csv")
+            if float(r["amount_usd"]) > 0]
+    assert min(paid) >= 10_000
+    states = {r["iso3"] for r in read_csv(folder / "allocations.csv")
+              if float(r["amount_usd"]) > 0}
+    assert len(states) < 40
 
 
 def test_verify_with_the_other_solver_finds_the_same_selection(tmp_path: Path) -> None:
@@ -312,6 +460,20 @@ def test_a_regional_share_no_eligible_programme_counts_toward_is_infeasible(tmp_
     with pytest.raises(InfeasibleError, match=r"regional\[Asia\]: the policy asks a share > 0, "
                        "but no eligible programme counts toward it"):
         engine.run(scenario, "highs")
+
+
+def test_an_impossible_balance_is_exit_3_naming_the_rule(tmp_path: Path, cli: Any) -> None:
+    inputs, policy = write_case(
+        tmp_path, states=[state("AAA", region="Africa"), state("BBB", region="Asia")],
+        gaps=[gap("AAA", "10.7", 9e6), gap("BBB", "10.7", 9e6)], sources=[source("fund", 3e6)],
+        policy=METHOD + '[regional.min_share]\nAsia = 0.2\n')
+    write_rows(inputs / "programmes.csv", [programme("p", "AAA", 1e6)])
+    out = tmp_path / "out"
+    result = cli("allocate", inputs, "--model", policy, "--out", out)
+    assert result.returncode == 3, result.stderr
+    assert "regional[Asia]" in result.stderr + result.stdout
+    assert [p.name for p in out.iterdir()] == ["diagnosis.json"]  # no allocation written
+    assert "regional[Asia]" in (out / "diagnosis.json").read_text()
 
 
 def test_compare_shows_the_programmes_block(tmp_path: Path) -> None:

@@ -125,3 +125,19 @@ def test_the_page_shows_the_selection(clean: Path) -> None:
             "funded (0 in part), USD 10.0 m placed; the smallest funded programme "
             "USD 5.0 m.</p>") in page
     assert "<td>left_out: funding it at its minimum USD 6,000,000.00 would lower" in page
+
+
+def test_the_workbook_shows_the_selection(clean: Path, tmp_path: Path) -> None:
+    import openpyxl
+
+    from gcm_fund.outputs.workbook import write_workbook
+
+    book = openpyxl.load_workbook(write_workbook(clean, tmp_path / "run.xlsx"), read_only=True)
+    for name in ("selection", "programme_allocations", "relaxation_duals"):
+        assert name in book.sheetnames
+    table = list(book["selection"].iter_rows(values_only=True))
+    header = list(table[0])
+    funded = {row[0]: row[header.index("funded")] for row in table[1:]}
+    reasons = {row[0]: row[header.index("reason")].split(":")[0] for row in table[1:]}
+    assert funded == {"p1": "false", "p2": "true", "p3": "true"}
+    assert reasons == {"p1": "left_out", "p2": "funded", "p3": "funded"}

@@ -86,6 +86,9 @@ def test_other_methods_ignore_programmes_csv(tmp_path: Path) -> None:
                  id="above-one"),
     pytest.param("[programmes]\nmax_per_state = 1.5\n", "programmes.max_per_state: got 1.5",
                  id="not-an-integer"),
+    # docs/programmes.md: an integer >= 1; absent is no limit, so 0 cannot mean it too.
+    pytest.param("[programmes]\nmax_per_state = 0\n", "programmes.max_per_state: got 0",
+                 id="max-per-state-zero"),
 ])
 def test_bad_balance_keys(tmp_path: Path, policy: str, expected: str) -> None:
     found = problems(tmp_path, [GOOD], METHOD + policy)

@@ -136,7 +136,7 @@ def certify_programmes(c: Certifier) -> None:
             sizes.append(f"{r.programme_id}: USD {a[p]:,.2f} is outside [min_usd, budget_usd]"
                          f" = [{r.minimum_usd:,.2f}, {r.budget_usd:,.2f}]")
     limit = rules.policy.programmes.max_per_state
-    if limit:
+    if limit is not None:
         gaps = rules.gaps
         count: dict[str, list[str]] = {}
         for p in np.nonzero(a > SIZE_TOLERANCE)[0].tolist():
@@ -146,7 +146,8 @@ def certify_programmes(c: Certifier) -> None:
                   f"max_per_state {limit}" for s, found in count.items() if len(found) > limit]
     c.add(Check("programme sizes", not sizes,
                 f"{int((a > SIZE_TOLERANCE).sum())} funded programmes each in "
-                "[min_usd, budget_usd]" + (f", at most {limit} per State" if limit else ""),
+                "[min_usd, budget_usd]" + (f", at most {limit} per State" if limit is not None
+                                           else ""),
                 f"{SIZE_TOLERANCE} USD", sizes))
 
     _check_selection(c, ids, rows, a, priority, value, why_not)
@@ -267,13 +268,13 @@ def _check_bound(c: Certifier, rows: list[ProgrammeRow], shares: tuple, value: n
                     problems.append(f"x[{rules.data.sources['source_id'][f]},{pid}]: reduced "
                                     f"cost {reduced:.3g} > 0")
         per_state = sum(duals.get(f"per_state[{s}]", 0.0) for s in
-                        {rules.gaps["iso3"][g] for g in shares[p]}) if limit else 0.0
+                        {rules.gaps["iso3"][g] for g in shares[p]}) if limit is not None else 0.0
         reduced_y = y_min * r.minimum_usd / SCALE + y_max * r.budget_usd / SCALE - per_state
         bound += max(0.0, reduced_y)
     per_state_duals = {n: d for n, d in duals.items() if n.startswith("per_state[")}
     problems += [f"relaxation_duals.csv: {n}: dual {d:g} < 0" for n, d in
                  per_state_duals.items() if d < -DUAL_TOLERANCE]
-    bound += sum(limit * d for d in per_state_duals.values())
+    bound += sum((limit or 0) * d for d in per_state_duals.values())
     bound_usd = bound * SCALE
     ok_bound = not problems and v <= bound_usd * (1 + 1e-6) + 0.05
     if recorded is None or abs(recorded - bound_usd) > 1e-6 * max(1.0, abs(bound_usd)) + 0.05:

@@ -224,11 +224,12 @@ class Regional(BaseModel):
 
 
 class Programmes(BaseModel):
-    """The programmes method's balance (docs/programmes.md): how many funded programmes may name one
-    State (0: no limit, the default; else an integer >= 1)."""
+    """The programmes method's balance (docs/programmes.md): how many funded programmes may
+    name one State, an integer >= 1 (absent: no limit, and the canonical policy file
+    leaves it out)."""
 
     model_config = _POLICY_CONFIG
-    max_per_state: Annotated[int, Field(ge=0)] = 0
+    max_per_state: Annotated[int, Field(ge=1)] | None = None
 
 
 class Count(BaseModel):

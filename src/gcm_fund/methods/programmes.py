@@ -14,13 +14,13 @@ most money placed; (3) with that money held the same way, the tie-break: the mos
 (`tie_break_cost`), so that the selection and every `a_p` are unique whatever solver
 finds them. Then, with the selection and every `a_p` held, the least loan burden and the
 split rule (the least `sum d[f,p] x[f,p]`, `d` from the source and programme ids) choose
-the sources. See docs/programmes.md.
+the sources. Each MIP runs first with alike sources merged (`programme_relaxation`), its
+selection checked in the model's LP (`_best`). See docs/programmes.md.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,11 +30,19 @@ import scipy.sparse as sp
 from gcm_fund.errors import Diagnosis, InfeasibleError, Shortfall
 from gcm_fund.inputs.programmes import parse_shares
 from gcm_fund.inputs.schema import ProgrammeRow
+from gcm_fund.methods.programme_costs import split_cost, tie_break_cost
+from gcm_fund.methods.programme_relaxation import merge_alike_sources
 from gcm_fund.model.eligibility import gap_priority, loan_cost
 from gcm_fund.model.lp import GE, LE, SCALE_USD, LinearProgram
 from gcm_fund.solvers.backend import OPTIMAL, SolverInfo, StageSolution
 from gcm_fund.solvers.pipeline import Solution
-from gcm_fund.solvers.programmes import Solved, solve_matrix
+from gcm_fund.solvers.programmes import (
+    SUB_MIP_HEURISTICS,
+    HeldLP,
+    Solved,
+    solve_lp_priced,
+    solve_matrix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +53,7 @@ HOLD = 1e-9  # a held a_p may move this much (relative) in the burden and split 
 HOLD_ROUNDED = 1e-7
 BURDEN_PRICE_TOLERANCE = 1e-6  # relative to the largest loan cost, as split.py
 MAX_REASONS = 200  # docs/programmes.md: reasons solved for at most this many unfunded programmes
-
-
-def _mix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """A number in [1, 2) from two 32-bit hashes (SplitMix64's finaliser, as split.py)."""
-    mixed = (first.astype(np.uint64) << np.uint64(32)) | second.astype(np.uint64)
-    mixed += np.uint64(0x9E3779B97F4A7C15)
-    mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    mixed ^= mixed >> np.uint64(31)
-    return 1.0 + (mixed >> np.uint64(11)).astype(float) / 2.0**53
-
-
-def _crc(names: Any) -> np.ndarray:
-    return np.array([zlib.crc32(str(n).encode()) for n in names], dtype=np.uint64)
-
-
-def tie_break_cost(programme_ids: list[str]) -> np.ndarray:
-    """c_p in [1, 2): CRC-32 of `programme:<id>` and of `<id>` through SplitMix64."""
-    return _mix(_crc([f"programme:{p}" for p in programme_ids]), _crc(programme_ids))
-
-
-def split_cost(source_ids: np.ndarray, programme_ids: np.ndarray) -> np.ndarray:
-    """d[f,p] in [1, 2): CRC-32 of the source id and of the programme id, mixed."""
-    return _mix(_crc(source_ids), _crc(programme_ids))
+PRICING_MIN_COLUMNS = 20_000  # docs/performance.md: the relaxation LP by column generation
 
 
 @dataclass
@@ -240,7 +225,7 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
         names += [f"size_min[{rows[p].programme_id}]" for p in eligible]
         names += [f"size_max[{rows[p].programme_id}]" for p in eligible]
     limit = policy.programmes.max_per_state
-    if limit > 0 and len(eligible):
+    if limit is not None and len(eligible):
         iso3 = data.state_table["iso3"].tolist()
         per_state: dict[str, list[int]] = {}
         for p in eligible:
@@ -267,19 +252,26 @@ def build_programmes(lp: LinearProgram) -> ProgrammeModel:
 
 def _solve(model: ProgrammeModel, cost: np.ndarray, extra: list[tuple[np.ndarray, float]],
            col_lo: np.ndarray, col_hi: np.ndarray, integer: bool, solver: str,
-           start: np.ndarray | None = None) -> Solved:
-    """Maximise cost.x over the model's rows plus `extra` rows (row, lower bound)."""
-    matrix = model.matrix
-    row_lo, row_hi = model.row_lo, model.row_hi
+           start: np.ndarray | None = None,
+           block: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None = None) -> Solved:
+    """Maximise cost.x over the model's rows, then the rows of `block` (matrix, lower
+    and upper bounds), then the `extra` rows (row, lower bound)."""
+    matrices = [model.matrix]
+    row_lo, row_hi = [model.row_lo], [model.row_hi]
+    if block is not None:
+        matrices.append(block[0])
+        row_lo.append(block[1])
+        row_hi.append(block[2])
     if extra:
-        matrix = sp.vstack([matrix, sp.csr_matrix(np.array([r for r, _ in extra]))],
-                           format="csr")
-        row_lo = np.concatenate([row_lo, [lo for _, lo in extra]])
-        row_hi = np.concatenate([row_hi, np.full(len(extra), np.inf)])
+        matrices.append(sp.csr_matrix(np.array([r for r, _ in extra])))
+        row_lo.append(np.array([lo for _, lo in extra]))
+        row_hi.append(np.full(len(extra), np.inf))
+    matrix = sp.vstack(matrices, format="csc") if len(matrices) > 1 else model.matrix.tocsc()
+    lo_rows, hi_rows = np.concatenate(row_lo), np.concatenate(row_hi)
     kinds = np.zeros(model.n_cols, dtype=np.int32)
     if integer:
         kinds[model.n_xp:] = 1
-    return solve_matrix(matrix, cost, row_lo, row_hi, col_lo, col_hi, kinds, solver, start)
+    return solve_matrix(matrix, cost, lo_rows, hi_rows, col_lo, col_hi, kinds, solver, start)
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,6 +294,7 @@ class Selection:
     displaced: dict[int, list[str]] = field(default_factory=dict)
     solver_name: str = "highs"
     final_duals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    relaxed: ProgrammeModel | None = None  # the merged sources' relaxation, when smaller
 
 
 def _bounds(model: ProgrammeModel, y_fixed: np.ndarray | None = None
@@ -312,6 +305,11 @@ def _bounds(model: ProgrammeModel, y_fixed: np.ndarray | None = None
     if y_fixed is not None:
         lo[model.n_xp:] = y_fixed
         hi[model.n_xp:] = y_fixed
+        # A programme left out pays nothing: its columns are fixed at 0 (size_max says
+        # so too), and `_solve` leaves them out.
+        y_by_programme = np.zeros(len(model.ids))
+        y_by_programme[model.y_prog] = y_fixed
+        hi[: model.n_xp][y_by_programme[model.col_prog] < 0.5] = 0.0
     return lo, hi
 
 
@@ -342,28 +340,59 @@ def unmet_balance(model: ProgrammeModel) -> list[str]:
                if v > 0 and r not in regions])
 
 
-def _lexicographic(model: ProgrammeModel, solver: str, forced: int | None = None
-                   ) -> tuple[Solved, float] | None:
-    """Stage 1 of the objective (the most value), with programme `forced` funded when
-    given; (MIP solution, V* of the LP with its selection held), None when infeasible."""
-    lo, hi = _bounds(model)
-    if forced is not None:
-        at = model.n_xp + int(np.nonzero(model.y_prog == forced)[0][0])
-        lo[at] = 1.0
-    value_row = model.amount_row(model.value)
-    first = _solve(model, value_row, [], lo, hi, True, solver)
-    if not first.optimal:
-        return None
-    held = np.round(first.values[model.n_xp:])
-    lo, hi = _bounds(model, held)
-    relaxed = _solve(model, value_row, [], lo, hi, False, solver)
-    return first, relaxed.objective if relaxed.optimal else first.objective
+@dataclass
+class _Stage:
+    """One stage's selection `y`, the model's LP with it held (`held`, optimum `star`),
+    and the MIP's values on the model `on` it was found on (the next stage's start)."""
+
+    y: np.ndarray
+    star: float
+    held: Solved
+    values: np.ndarray
+    on: ProgrammeModel
 
 
-def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Selection:
+def _best(model: ProgrammeModel, relaxed: ProgrammeModel | None, weight: np.ndarray,
+          windows: list[tuple[np.ndarray, float]], solver: str, forced: int | None = None,
+          start: _Stage | None = None, held_lp: HeldLP | None = None) -> _Stage | None:
+    """The selection of the most `sum weight_p a_p` with each window `sum w_p a_p >= b`
+    held (and programme `forced` funded when given); None when no selection meets the
+    rules. The merged relaxation is tried first: its selection is the model's when the
+    model's LP with it held reaches the relaxation's optimum (docs/programmes.md)."""
+    tolerance = (HOLD if solver == "highs" else HOLD_ROUNDED)
+    for on in ([relaxed] if relaxed is not None else []) + [model]:
+        lo, hi = _bounds(on)
+        if forced is not None:
+            lo[on.n_xp + int(np.nonzero(on.y_prog == forced)[0][0])] = 1.0
+        extra = [(on.amount_row(w), bound) for w, bound in windows]
+        mip = _solve(on, on.amount_row(weight), extra, lo, hi, True, solver,
+                     start=start.values if start is not None and start.on is on else None)
+        if not mip.optimal:  # the relaxation's infeasibility is the model's too
+            return None
+        y = np.round(mip.values[on.n_xp:])
+        held_lo, held_hi = _bounds(model, y)
+        if forced is not None:
+            held_lo[model.n_xp + int(np.nonzero(model.y_prog == forced)[0][0])] = 1.0
+        held = (held_lp.solve(held_lo, held_hi) if held_lp is not None and not windows
+                else _solve(model, model.amount_row(weight),
+                            [(model.amount_row(w), bound) for w, bound in windows],
+                            held_lo, held_hi, False, solver))
+        if on is model:
+            return _Stage(y, held.objective if held.optimal else mip.objective, held,
+                          mip.values, on)
+        if held.optimal and held.objective >= mip.objective - tolerance * max(
+                1.0, abs(mip.objective)):
+            return _Stage(y, held.objective, held, mip.values, on)
+        log.info("the merged sources' selection does not hold in the model: its own MIP")
+    raise AssertionError("unreachable: the model's own MIP returns")
+
+
+def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True,
+           merge: bool = True) -> Selection:
     """docs/programmes.md's selection over the LP of the inputs and policy: the lexicographic MIP,
     the relaxation's bound and, with `reasons`, the cost of each of the unfunded
-    programmes of highest value per USD."""
+    programmes of highest value per USD. `merge=False` solves every MIP on the model
+    itself (the same selection, slower: what the tests compare the merged path with)."""
     model = build_programmes(lp)
     if lp.unmet_thematic or lp.unmet_regional:
         raise _infeasible(model)
@@ -375,46 +404,50 @@ def select(lp: LinearProgram, solver: str = "highs", reasons: bool = True) -> Se
                 Shortfall(name, name.split("[", 1)[0], 0.0) for name in unmet]))
     n_p = len(model.ids)
     value_row = model.amount_row(model.value)
-    money_row = model.amount_row(np.ones(n_p))
-    tie_row = model.amount_row(tie_break_cost(model.ids))
     lo, hi = _bounds(model)
-    relaxation = _solve(model, value_row, [], lo, hi, False, solver)
+    relaxation = _relaxation(model, value_row, solver)
     if not relaxation.optimal:
         raise _infeasible(model)
-    stage1 = _lexicographic(model, solver)
-    if stage1 is None:
+    relaxed = merge_alike_sources(model) if merge else None
+    first = _best(model, relaxed, model.value, [], solver)
+    if first is None:
         raise _infeasible(model)
-    first, v_star = stage1
-    windows = [(value_row, v_star * (1 - VALUE_WINDOW))]
+    windows = [(model.value, first.star * (1 - VALUE_WINDOW))]
     # Each stage starts from the last one's selection, which meets its window.
-    placed = _solve(model, money_row, windows, lo, hi, True, solver, start=first.values)
-    if not placed.optimal:  # the window holds stage 1's selection: never
+    placed = _best(model, relaxed, np.ones(n_p), windows, solver, start=first)
+    if placed is None:  # the window holds stage 1's selection: never
         raise _infeasible(model)
-    y = np.round(placed.values[model.n_xp:])
-    held_lo, held_hi = _bounds(model, y)
-    money = _solve(model, money_row, windows, held_lo, held_hi, False, solver)
-    m_star = money.objective if money.optimal else placed.objective
-    windows.append((money_row, m_star * (1 - VALUE_WINDOW)))
-    tied = _solve(model, tie_row, windows, lo, hi, True, solver, start=placed.values)
-    y = np.round((tied if tied.optimal else placed).values[model.n_xp:])
-    held_lo, held_hi = _bounds(model, y)
-    final = _solve(model, tie_row, windows, held_lo, held_hi, False, solver)
-    if not final.optimal:
+    windows.append((np.ones(n_p), placed.star * (1 - VALUE_WINDOW)))
+    tied = _best(model, relaxed, tie_break_cost(model.ids), windows, solver, start=placed)
+    if tied is None or not tied.held.optimal:
         raise _infeasible(model)
-    x_prog = written_programme_amounts(model, _split(model, final.values, held_lo, held_hi,
-                                                     solver))
+    y = tied.y
+    held_lo, held_hi = _bounds(model, y)
+    x_prog = written_programme_amounts(model, _split(model, tied.held.values, held_lo,
+                                                     held_hi, solver))
     amount = model.amounts(x_prog)
     funded = np.zeros(n_p, dtype=bool)
     funded[model.y_prog[y > 0.5]] = True
     # constraints.csv's duals: the value LP with the selection held (docs/programmes.md's final LP).
-    held = _solve(model, value_row, [], held_lo, held_hi, False, solver)
+    held = (first.held if np.array_equal(first.y, y)
+            else _solve(model, value_row, [], held_lo, held_hi, False, solver))
     selection = Selection(model, x_prog, amount, funded, float(model.value @ amount),
                           relaxation.objective, relaxation.row_dual,
                           float(amount.sum()), solver_name=solver,
-                          final_duals=_base_duals(model, held.row_dual))
+                          final_duals=_base_duals(model, held.row_dual), relaxed=relaxed)
     if reasons:
         _reasons(selection, solver)
     return selection
+
+
+def _relaxation(model: ProgrammeModel, value_row: np.ndarray, solver: str) -> Solved:
+    """The LP relaxation behind `value_bound`; on a large model by column generation over
+    the x[f,p] columns, each programme starting from its sources of largest pledge."""
+    lo, hi = _bounds(model)
+    if model.n_xp < PRICING_MIN_COLUMNS:
+        return _solve(model, value_row, [], lo, hi, False, solver)
+    return solve_lp_priced(model.matrix, value_row, model.row_lo, model.row_hi, lo, hi,
+                           solver, model.col_prog, model.lp.pledge[model.col_source])
 
 
 def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -424,25 +457,25 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     lp = model.lp
     a = model.amounts(values)
     hold = HOLD if solver == "highs" else HOLD_ROUNDED
+    paid = np.nonzero(a > 0)[0]
+    rank = np.full(len(model.ids), -1, dtype=np.intp)
+    rank[paid] = np.arange(len(paid))
+    cols = np.nonzero(rank[model.col_prog] >= 0)[0]
+    holds = sp.csr_matrix((np.ones(len(cols)), (rank[model.col_prog[cols]], cols)),
+                          shape=(len(paid), model.n_cols))
+    block = (holds, a[paid] * (1 - hold), a[paid] * (1 + hold))
     extra: list[tuple[np.ndarray, float]] = []
-    for p in np.nonzero(a > 0)[0]:
-        row = np.zeros(model.n_cols)
-        row[: model.n_xp] = model.col_prog == p
-        extra.append((row, a[p] * (1 - hold)))
-        extra.append((-row, -a[p] * (1 + hold)))
     burden = np.zeros(model.n_cols)
     if lp.policy.loans.penalty > 0:
         per_triple = loan_cost(lp.data, lp.policy, lp.var_source, lp.var_gap)
         burden[: model.n_xp] = model.counted.T @ per_triple
-        least = _solve(model, -burden, extra, lo, hi, False, solver)
+        least = _solve(model, -burden, [], lo, hi, False, solver, block=block)
         if least.optimal and np.any(burden):
             extra.append((-burden, least.objective - hold * max(1.0, abs(least.objective))))
             # A column its optimal duals price as costlier is 0 in every allocation of
             # least burden (complementary slackness, as split.py): held at 0, the split
             # cannot spend the window on it.
-            holds = [r for r, _ in extra[:-1]]
-            rows = (sp.vstack([model.matrix, sp.csr_matrix(np.array(holds))]) if holds
-                    else model.matrix)
+            rows = sp.vstack([model.matrix, holds], format="csr")
             reduced = -burden - rows.T @ least.row_dual
             costlier = reduced[: model.n_xp] < -BURDEN_PRICE_TOLERANCE * float(
                 np.abs(burden).max())
@@ -452,7 +485,7 @@ def _split(model: ProgrammeModel, values: np.ndarray, lo: np.ndarray, hi: np.nda
     d = split_cost(ids[model.col_source], np.array(model.ids, dtype=object)[model.col_prog])
     cost = np.zeros(model.n_cols)
     cost[: model.n_xp] = 2.0 - d  # as split.py: each dollar placed fills the hold's room
-    solved = _solve(model, cost, extra, lo, hi, False, solver)
+    solved = _solve(model, cost, extra, lo, hi, False, solver, block=block)
     if not solved.optimal:  # a bug, not the policy: the held amounts are feasible
         raise RuntimeError("the split stage found no allocation with the amounts held")
     return np.clip(solved.values[: model.n_xp], 0.0, None)
@@ -482,15 +515,17 @@ def _reasons(selection: Selection, solver: str) -> None:
     model = selection.model
     left_out = [int(p) for p in model.y_prog if not selection.funded[p]]
     left_out.sort(key=lambda p: (-model.value[p], model.ids[p]))
+    # On HiGHS each check starts from the last one's basis (`HeldLP`).
+    held_lp = (HeldLP(model.matrix, model.amount_row(model.value), model.row_lo,
+                      model.row_hi) if solver == "highs" and left_out else None)
     for p in left_out[:MAX_REASONS]:
-        forced = _lexicographic(model, solver, forced=p)
+        forced = _best(model, selection.relaxed, model.value, [], solver, forced=p,
+                       held_lp=held_lp)
         if forced is None:
             selection.value_loss[p] = float("inf")
             continue
-        solved, v_p = forced
-        selection.value_loss[p] = max(0.0, selection.value - v_p)
-        y = np.round(solved.values[model.n_xp:])
-        now = set(model.y_prog[y > 0.5].tolist())
+        selection.value_loss[p] = max(0.0, selection.value - forced.star)
+        now = set(model.y_prog[forced.y > 0.5].tolist())
         selection.displaced[p] = [model.ids[q] for q in np.nonzero(selection.funded)[0]
                                   if q not in now]
 
@@ -519,8 +554,9 @@ def solver_info(solver: str) -> SolverInfo:
     if solver == "highs":
         from gcm_fund.solvers.highs_calls import new_highs
 
-        return SolverInfo("highs", new_highs().version(), {"mip_rel_gap": 0.0,
-                                                           "mip_abs_gap": 0.0})
+        return SolverInfo("highs", new_highs().version(), {
+            "mip_rel_gap": 0.0, "mip_abs_gap": 0.0,
+            **{heuristic: False for heuristic in SUB_MIP_HEURISTICS}})
     from gcm_fund.solvers.pulp import _pulp_solver, _pulp_solver_version
 
     return SolverInfo("cbc" if solver == "cbc" else f"pulp:{solver}",
