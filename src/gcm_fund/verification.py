@@ -187,9 +187,9 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
                 gaps_ok = False
             gaps_ok = gaps_ok and not len(gaps_changed)
             if len(gaps_changed):
-                lines.append(f"FAIL gaps: {len(gaps_changed)} gaps differ beyond SPEC 4b's "
-                             "tolerance, but under levels every gap's amount is unique: "
-                             "a different allocation; largest:")
+                lines.append(f"FAIL gaps: {len(gaps_changed)} gaps differ beyond the levels' "
+                             "tolerance (docs/model.md), but under levels every gap's "
+                             "amount is unique: a different allocation; largest:")
                 for key, row in gaps_changed.head(10).iterrows():
                     lines.append(f"       gap[{','.join(key)}]: {row['recorded']:,.2f} -> "
                                  f"{row['resolved']:,.2f} ({row['difference']:+,.2f})")

@@ -400,7 +400,7 @@ def test_verify_calls_a_levels_difference_a_different_allocation(
     status, output = cli("verify", non_leximin, *(("--solver", solver) if solver else ()))
     assert status == 1, output
     assert "alternative optimum" not in output
-    assert "FAIL gaps: 2 gaps differ beyond SPEC 4b's tolerance" in output
+    assert "FAIL gaps: 2 gaps differ beyond the levels' tolerance (docs/model.md)" in output
     assert "gap[BBB,10.7]: 10,000,000.00 -> 50,000,000.00 (+40,000,000.00)" in output
     assert "gap[CCC,10.7]: 90,000,000.00 -> 50,000,000.00 (-40,000,000.00)" in output
     if solver:

@@ -71,7 +71,7 @@ def test_a_duplicate_id_is_named_with_its_first_line(tmp_path: Path) -> None:
 def test_the_method_without_programmes_csv(tmp_path: Path) -> None:
     assert problems(tmp_path, None) == [
         "programmes.csv: file not found: [allocation] method = \"programmes\" needs the "
-        "programme pipeline (SPEC 8)"]
+        "programme pipeline (docs/programmes.md)"]
 
 
 def test_other_methods_ignore_programmes_csv(tmp_path: Path) -> None:

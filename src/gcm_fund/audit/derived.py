@@ -397,8 +397,8 @@ def check_states(c: Certifier) -> None:
     from allocations.csv and the copied inputs; debt_risk from the copied states.csv."""
     rules, run = c.rules, c.run
     if not run.has(STATES_SUMMARY) and run.raw("objective", "grant_equivalent_usd") is None:
-        c.add(Check(STATES_SUMMARY, True, "absent: a run folder of a version before SPEC 4c "
-                    "(its manifest records no grant equivalent)", "exact"))
+        c.add(Check(STATES_SUMMARY, True, "absent: a run folder of a version before "
+                    "docs/terms.md's grant equivalents (its manifest records none)", "exact"))
         return
     table = run.table(STATES_SUMMARY, STATES_COLUMNS)
     states = rules.data.states.reset_index(drop=True)

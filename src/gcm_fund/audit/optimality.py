@@ -237,7 +237,7 @@ def check_floor(c: Certifier) -> float | None:
     c.z_bounds = expected
     if abs(bounds[0] - expected[0]) > 1e-12 or abs(bounds[1] - expected[1]) > 1e-12:
         problems.append(f"stage-2 bounds of z {list(bounds)} are not {list(expected)} "
-                        "(SPEC 4c: z >= max(z_min, floor_share * z* - tolerance), z <= 1"
+                        "(docs/terms.md: z >= max(z_min, floor_share * z* - tolerance), z <= 1"
                         + (f", the tolerance widened to {precision:g} of z* for the solver's "
                            "rounding" if precision else "") + ")")
     widening = run.number("floor_variable", "stage2_widening")
@@ -270,7 +270,7 @@ def check_floor(c: Certifier) -> float | None:
               f"{coverage.min():.10g}; largest shortfall {usd(max(0.0, float(short.max())))}"
               + (f" ({names[worst]})" if worst is not None and short.max() > 0 else ""))
     c.add(Check("rule floor", not problems, figure,
-                   f"z to {Z_TOLERANCE:g}; rows as SPEC 5", problems))
+                   f"z to {Z_TOLERANCE:g}; rows as docs/outputs.md", problems))
     return z_final
 
 # -- constraints.csv --------------------------------------------------------------

@@ -70,7 +70,7 @@ def load_programmes(folder: Path | str, data: ProblemData) -> ProblemData:
     cells, raw, _ = read_csv_rows(path, PROGRAMME_COLUMNS, problems, warnings)
     if raw is None and problems:
         problems = [Problem(label, None, None, "file not found: [allocation] method = "
-                            "\"programmes\" needs the programme pipeline (SPEC 8)")]
+                            "\"programmes\" needs the programme pipeline (docs/programmes.md)")]
         raise InputError(problems)
     checked = validate_rows(label, ProgrammeRow, cells, problems)
 

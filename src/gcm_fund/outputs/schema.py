@@ -62,7 +62,7 @@ class OutputTable:
 _KEYS = (OutputColumn("source_id", TEXT, "the source"), OutputColumn("iso3", TEXT, "the State"),
          OutputColumn("target", TEXT, "the SDG target"))
 _ROW = (OutputColumn("name", TEXT, "the rule's row, family[keys]"),
-        OutputColumn("family", TEXT, "the rule family (SPEC 4)"),
+        OutputColumn("family", TEXT, "the rule family (docs/model.md)"),
         *(OutputColumn(c.name, TEXT, f"{c.meaning} of the row, blank where none")
           for c in _KEYS),
         OutputColumn("lhs", USD, "the row's left-hand side at the allocation written"),
