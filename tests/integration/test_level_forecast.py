@@ -210,3 +210,24 @@ def test_a_gap_far_smaller_than_its_states_others_certifies(tmp_path):
     """The cap's dual gives the USD 1 gap 1e-10 of d L / d rhs: small, exact, positive."""
     certificate = audit.certify(tiny_beside_huge(tmp_path).folder)
     assert certificate.ok, "\n".join(certificate.lines())
+
+
+def test_forecasts_past_the_grant_money_are_confirmed_by_doubling_not_one_lp_each(tmp_path):
+    """Stage 1b's X* counts grants only, so the money's bound on how many forecast stops
+    can hold is too low where loans meet the holds. Sixteen LICs, one gap of U = 10e6 each,
+    absorption caps 0.5e6 i (L = 0.05 i); a grant of 1e6 and a loan of 1e9 that carries
+    every cap. Past that bound the search went on one forecast stop per LP (16 LPs);
+    doubling confirms them in a few. The levels are the plain filling's."""
+    n = 16
+    states = [state("S" + chr(64 + i) * 2, absorption_usd=0.5e6 * i) for i in range(1, n + 1)]
+    gaps = [gap("S" + chr(64 + i) * 2, "10.7", 10e6) for i in range(1, n + 1)]
+    sources = [source("g", 1e6), source("l", 1e9, "loan", grant_element=0.3)]
+    inputs, policy = write_case(tmp_path, states=states, gaps=gaps, sources=sources,
+                                policy=NO_FLOOR)
+    solution = solve_library(inputs, policy, forecast=True)
+    plain = solve_library(inputs, policy, forecast=False)
+    assert solution.levels is not None and plain.levels is not None
+    assert [s.level for s in solution.levels.steps] == \
+        pytest.approx([0.05 * i for i in range(1, n + 1)], rel=1e-7)
+    assert solution.levels.held == pytest.approx(plain.levels.held, rel=1e-7, nan_ok=True)
+    assert solution.levels.lps <= n // 2

@@ -278,7 +278,9 @@ class Filling:
                 below = int(np.searchsorted(ahead, self._above(level), side="right"))
                 low = max(k, min(below, m))
                 if low >= high:  # the trial that failed there failed for the pool's sake
-                    high, failed = ceiling, False
+                    # The money's bound counts grants only (stage 1b's X*): where loans meet
+                    # holds past it, nothing above `low` is known to fail.
+                    high, failed = (ceiling if ceiling > low else m + 1), False
                 k = 2 * low if not failed else (low + high) // 2
             elif k == low:
                 # Confirmed, yet the LP falls short: the solver's tolerances. The step as
