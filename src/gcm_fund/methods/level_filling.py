@@ -426,6 +426,7 @@ class Filling:
         floor_first = self._z_above_low(solution)
         if floor_first:
             self._move_floor_duals(solution, level, whole=True)
+        self._move_held_duals(solution)
         # HiGHS leaves reduced costs within its dual tolerance, not at 0; `certify` prices
         # them at their columns' bounds, beside USD 1e12 gaps dollars of a small gap's rise.
         exact = refined_duals(self.pipeline.lp, solution, self.cost, self.rhs)
@@ -449,6 +450,34 @@ class Filling:
             stop[int(np.argmax(share))] = True
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
+
+    def _move_held_duals(self, solution: StageSolution) -> None:
+        """Move the dual of each rising gap's held row whole onto its level row, in place,
+        and scale the dual so that it bounds L again (L's reduced cost 0).
+
+        A rising gap's held row (`sum x >= 0`) and level row (`sum x >= pi U L`) differ by
+        L's term alone. Where pi U L is below the solver's feasibility tolerance (a gap of
+        a few dollars is 1e-12 in USD millions), x = 0 meets both, and the vertex dual may
+        name the held row: the level row's dual is then 0, the gap does not stop and, the
+        others held, rises alone to a lower level in the next step. Both rows have the
+        same terms in every allocation column, so the move keeps their reduced costs, and
+        their right-hand sides are both 0, so it keeps the bound.
+        """
+        layout = self.layout
+        held_dual = np.where(self.rising, solution.row_dual[layout.held_rows], 0.0)
+        move = held_dual < -WRITTEN_DUAL
+        if not move.any():
+            return
+        shifted = solution.row_dual.copy()
+        shifted[layout.level_rows[move]] += held_dual[move]
+        shifted[layout.held_rows[move]] = 0.0
+        on_level = float(self.forecaster.transpose(shifted)[layout.level_col])
+        if on_level <= 0:
+            return
+        solution.row_dual = shifted / on_level
+        solution.col_dual = self.cost - self.forecaster.transpose(solution.row_dual)
+        log.debug("stage 2: the held-row duals of %d rising gaps moved onto their level rows",
+                  int(move.sum()))
 
     def _z_above_low(self, solution: StageSolution) -> bool:
         """Whether the floor z is above its lower bound beyond a rounding (z* read exactly,
