@@ -22,6 +22,7 @@ import numpy as np
 from gcm_fund.methods.level_forecast import Forecast, Forecaster, cap_rows
 from gcm_fund.methods.level_layout import Layout
 from gcm_fund.methods.level_tolerances import (
+    FLOOR_SHIFT,
     FLOOR_TIGHT,
     FULL_SHARE,
     FULL_TOL,
@@ -566,9 +567,18 @@ class Filling:
         # (Plus the solver's read-back precision, and a thousandth of a cent: a dual names a
         # floor row whose slack is below the solver's tolerance, and moving it moves the
         # bound by that slack times the dual.)
-        tight = np.abs(at_level - need) <= np.maximum(
-            (FLOOR_TIGHT + 10 * self.precision) * np.abs(need), REACH_USD / SCALE_USD)
+        apart = np.abs(at_level - need)
+        tight = apart <= np.maximum((FLOOR_TIGHT + 10 * self.precision) * np.abs(need),
+                                    REACH_USD / SCALE_USD)
         move = has & tight & ((floor_dual != 0.0) if whole else (floor_dual < -WRITTEN_DUAL))
+        # ... so long as the bound moves by at most FLOOR_SHIFT of L in all: a move moves
+        # it by the dual times the rows' slack, which beside gaps of a cent is no rounding
+        # (a USD 0.01 gap at its floor, 1e-4 USD above its level, moved a step's bound
+        # 1e-5 above its level).
+        shift = np.where(move, np.abs(floor_dual) * apart, 0.0)
+        order = np.argsort(shift, kind="stable")
+        within = np.cumsum(shift[order]) <= FLOOR_SHIFT * abs(level)
+        move[order[~within]] = False
         if not move.any():
             return
         moved = floor_dual[move]
