@@ -451,6 +451,13 @@ class Filling:
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
+        if level < self.level and float(layout.scale[stop].max()) * (self.level - level) \
+                <= REACH_USD / SCALE_USD:
+            # Below the last step's level by less than REACH_USD on every gap it stops: the
+            # solver's tolerance, not a stop (at amounts of cents the holds before take
+            # the money within the solver's feasibility tolerance, 1e-7 of USD 1 million,
+            # from the gaps still rising). They stop at the last level: levels never fall.
+            level = self.level
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
 
     def _move_held_duals(self, solution: StageSolution) -> None:
