@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from cases import gap, read_csv, source, state, write_case
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gcm_fund import api
@@ -220,6 +220,89 @@ def test_cbc_level_step_refined_when_its_level_rows_sum_terms_of_usd_1e13(
                       dict(zip(needs, amounts, strict=True)))
 
 
+def instance_of(needs: dict[tuple[str, str], float], pledges: list[float],
+                weights: dict[str, float], maximize: bool) -> dict[str, Any]:
+    """An instance in the form `magnitudes` draws: low-income States, one pool of grants."""
+    return {"states": [state(iso3) for iso3 in sorted({iso3 for iso3, _ in needs})],
+            "gaps": [gap(iso3, target, need) for (iso3, target), need in needs.items()],
+            "sources": [source(f"g{k}", p) for k, p in enumerate(pledges)],
+            "policy": {"weights": {"target": weights}, "equity": {"maximize": maximize}}}
+
+
+def solve_instance(tmp_path: Path, instance: dict[str, Any], solver: str) -> None:
+    """Write `instance`, allocate, certify, and compare every gap with the exact amounts
+    (money the only rule that binds)."""
+    inputs, policy = write_case(tmp_path, states=instance["states"], gaps=instance["gaps"],
+                                sources=instance["sources"], policy=instance["policy"])
+    weights = instance["policy"]["weights"]["target"]
+    maximize = instance["policy"]["equity"]["maximize"]
+    gaps = instance["gaps"]
+    amounts = exact_amounts([g["need_usd"] for g in gaps], [weights[g["target"]] for g in gaps],
+                            sum(s["pledge_usd"] for s in instance["sources"]),
+                            1e-6 if maximize else None)
+    solve_and_compare(inputs, policy, tmp_path / solver, solver,
+                      {(g["iso3"], g["target"]): a for g, a in zip(gaps, amounts, strict=True)})
+
+
+# Four instances of the magnitudes property with needs of cents to USD 1,150 (found by
+# random runs of it). In USD millions, pi U L of the small gaps is 1e-12 to 1e-8, below
+# the solvers' feasibility tolerance (1e-7): x = 0 meets their level rows.
+SUB_CENT_HELD_ROW = instance_of(
+    {("SAP", "10.7"): 1.0, ("SAP", "8.8"): 1.0, ("SBG", "10.7"): 5.38,
+     ("SBG", "8.8"): 1149.88, ("SCW", "10.7"): 1.03},
+    [1.68, 1.68], {"10.7": 100.0, "8.8": 100000.0}, False)
+_CENTS = {("SAE", "10.7"): 1.0, ("SBY", "10.7"): 440.84, ("SCG", "10.7"): 0.04,
+          ("SCG", "8.8"): 1.46, ("SDX", "10.7"): 1.0, ("SER", "8.8"): 6.59}
+_PRIORITIES = {"10.7": 1e-5, "8.8": 1e-7}
+CENTS_UNNAMED = instance_of(_CENTS, [4.52, 4.52], _PRIORITIES, True)
+CENTS_BELOW_FLOOR = instance_of(_CENTS, [5.79], _PRIORITIES, True)
+CENT_GAPS_AT_FLOOR = instance_of(
+    {("SAE", "10.7"): 1.0, ("SBY", "10.7"): 440.84, ("SCG", "10.7"): 0.01,
+     ("SCG", "8.8"): 0.01, ("SDX", "10.7"): 0.01, ("SER", "8.8"): 440.84},
+    [11.34], _PRIORITIES, True)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_sub_cent_gap_whose_held_row_takes_the_dual_stops_with_the_budget(
+        tmp_path: Path, solver: str) -> None:
+    """Five gaps of USD 1 to 1,150, priorities 1e2 and 1e5, USD 3.36 of grants: one step,
+    every gap stopped by the budget. HiGHS's dual named a USD 1 gap's held row (x >= 0)
+    instead of its level row, CBC's left two gaps out: they rose alone in a second step to
+    a level 1,000 times lower, and certify found "the levels fall". Now a rising gap's
+    held-row dual moves onto its level row, and unnamed gaps at their level get the dual
+    their reduced costs allow."""
+    solve_instance(tmp_path, SUB_CENT_HELD_ROW, solver)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_cents_gaps_left_out_of_the_step_dual_do_not_rise_alone(
+        tmp_path: Path, solver: str) -> None:
+    """Six gaps of USD 0.04 to 440, the floor maximised, USD 9.04 of grants: CBC's dual
+    left gaps at their level out, and the levels fell from one step to the next."""
+    solve_instance(tmp_path, CENTS_UNNAMED, solver)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_cent_gaps_floor_dual_not_moved_where_it_shifts_the_step_bound(
+        tmp_path: Path, solver: str) -> None:
+    """Three USD 0.01 gaps beside USD 440 ones, the floor maximised: a USD 0.01 gap at its
+    floor is USD 1e-4 above its level, which the absolute tolerance of USD 0.001 called
+    tight; its floor dual moved onto its level row and the step's bound rose 1.1e-5 above
+    its level on both solvers ("each step optimal"). Now the moves may shift the bound by
+    5e-7 of L in all."""
+    solve_instance(tmp_path, CENT_GAPS_AT_FLOOR, solver)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_level_step_below_the_last_by_solver_tolerance_keeps_the_last_level(
+        tmp_path: Path, solver: str) -> None:
+    """The six gaps above with USD 5.79 of grants: CBC's last step gave a USD 1.46 gap 5e-5
+    USD below its floor (within its tolerance of USD 0.1), a level 0.26 % below the step
+    before, and certify found "the levels fall" (before that, "each step optimal"). Now a
+    step below the last by less than USD 0.001 on every gap it stops keeps the last level."""
+    solve_instance(tmp_path, CENTS_BELOW_FLOOR, solver)
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -268,6 +351,10 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(instance=magnitudes())
+@example(instance=SUB_CENT_HELD_ROW)
+@example(instance=CENTS_UNNAMED)
+@example(instance=CENT_GAPS_AT_FLOOR)
+@example(instance=CENTS_BELOW_FLOOR)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
