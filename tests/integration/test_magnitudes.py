@@ -303,6 +303,25 @@ def test_level_step_below_the_last_by_solver_tolerance_keeps_the_last_level(
     solve_instance(tmp_path, CENTS_BELOW_FLOOR, solver)
 
 
+# Found by a random run of the magnitudes property: CBC's split is infeasible at the holds,
+# and the uncapped easing lowers the money placed by 1e-7 of it.
+X_STAR_EASED = instance_of(
+    {("SAP", "10.7"): 285927000000.0, ("SAP", "8.8"): 16400500000.0,
+     ("SBG", "10.7"): 31165200000.0, ("SBG", "8.8"): 1114560000000.0,
+     ("SCW", "10.7"): 10372100000.0},
+    [2118702350.0, 2118702350.0], {"10.7": 100.0, "8.8": 100000.0}, False)
+
+
+def test_cbc_placed_money_eased_by_1e7_certifies_against_x_star_written_to_the_cent(
+        tmp_path: Path) -> None:
+    """USD 4.2e9 of grants over five gaps of USD 1e10 to 1.1e12: CBC's split eased the money
+    placed to X* - USD 0.05 - 1e-7 of X*, exactly what certify allows, but certify took X*
+    as written, to the cent, and its float rounding put the bound USD 1e-6 above the money
+    placed: the run failed "each step optimal". Certify now allows the half cent of X*'s
+    rounding."""
+    solve_instance(tmp_path, X_STAR_EASED, "cbc")
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -355,6 +374,7 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @example(instance=CENTS_UNNAMED)
 @example(instance=CENT_GAPS_AT_FLOOR)
 @example(instance=CENTS_BELOW_FLOOR)
+@example(instance=X_STAR_EASED)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
