@@ -13,6 +13,7 @@ the pledges (`exact_amounts`).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,25 @@ def test_cbc_placed_money_eased_by_1e7_certifies_against_x_star_written_to_the_c
     solve_instance(tmp_path, X_STAR_EASED, "cbc")
 
 
+# Found by a random run of the magnitudes property: a USD 0.01 gap of priority 1e7 beside
+# priorities of 1e9 has a level-row coefficient of 7e-10 (USD millions, over the unit).
+HIGHS_SMALL_COEFFICIENT = instance_of(
+    {("SAO", "10.7"): 0.01, ("SAO", "8.8"): 94.32, ("SBG", "8.8"): 3.98,
+     ("SCX", "10.7"): 270.76, ("SDX", "8.8"): 235.02, ("SEE", "10.7"): 1.0,
+     ("SEE", "8.8"): 2.44},
+    [303.76, 303.76], {"10.7": 1e7, "8.8": 1e9}, True)
+
+
+def test_highs_accepts_a_cent_gap_whose_level_coefficient_is_below_1e9(
+        tmp_path: Path) -> None:
+    """HiGHS refuses a model with a coefficient at or below its `small_matrix_value` (1e-9)
+    with a warning, and the run crashed (exit 70) on legal input; now the option is set to
+    1e-12 for such a model, and recorded in the manifest's solver options."""
+    solve_instance(tmp_path, HIGHS_SMALL_COEFFICIENT, "highs")
+    manifest = json.loads((tmp_path / "highs" / "manifest.json").read_text())
+    assert manifest["solver"]["options"]["small_matrix_value"] == 1e-12
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -375,6 +395,7 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @example(instance=CENT_GAPS_AT_FLOOR)
 @example(instance=CENTS_BELOW_FLOOR)
 @example(instance=X_STAR_EASED)
+@example(instance=HIGHS_SMALL_COEFFICIENT)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
