@@ -342,6 +342,23 @@ def test_highs_accepts_a_cent_gap_whose_level_coefficient_is_below_1e9(
     assert manifest["solver"]["options"]["small_matrix_value"] == 1e-12
 
 
+# Found by a random run of the magnitudes property: gaps of USD 3e13 to 9.2e13.
+SLACK_BESIDE_1E13 = instance_of(
+    {("SAS", "10.7"): 46166600000000.0, ("SBU", "10.7"): 30047900000000.0,
+     ("SBU", "8.8"): 89038500000000.0, ("SCS", "8.8"): 48902100000000.0,
+     ("SDP", "8.8"): 92354100000000.0},
+    [12854486400000.0] * 3, {"10.7": 1e19, "8.8": 1e18}, True)
+
+
+def test_cbc_constraint_slack_beside_1e13_certifies_within_float_spacing(
+        tmp_path: Path) -> None:
+    """A gap row of USD 8.9e13 with USD 7.8e13 of slack: written to the cent, its rhs, lhs
+    and slack are each as close as float64 holds them (USD 0.016 apart there), and certify
+    found the slack USD 0.02 from rhs - lhs, past its three half cents. It now allows the
+    rule's own rounding (1e-12 of the row) on top."""
+    solve_instance(tmp_path, SLACK_BESIDE_1E13, "cbc")
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -396,6 +413,7 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @example(instance=CENTS_BELOW_FLOOR)
 @example(instance=X_STAR_EASED)
 @example(instance=HIGHS_SMALL_COEFFICIENT)
+@example(instance=SLACK_BESIDE_1E13)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
