@@ -246,8 +246,8 @@ def solve_instance(tmp_path: Path, instance: dict[str, Any], solver: str) -> Non
 
 
 # Four instances of the magnitudes property with needs of cents to USD 1,150 (found by
-# random runs of it). In USD millions, pi U L of the small gaps is 1e-12 to 1e-8, below
-# the solvers' feasibility tolerance (1e-7): x = 0 meets their level rows.
+# random runs of it). In USD millions, pi U L of the small gaps is 1e-12 to 1e-10, below
+# the solvers' feasibility tolerance (1e-9, USD 0.001): x = 0 meets their level rows.
 SUB_CENT_HELD_ROW = instance_of(
     {("SAP", "10.7"): 1.0, ("SAP", "8.8"): 1.0, ("SBG", "10.7"): 5.38,
      ("SBG", "8.8"): 1149.88, ("SCW", "10.7"): 1.03},
@@ -298,7 +298,7 @@ def test_cent_gaps_floor_dual_not_moved_where_it_shifts_the_step_bound(
 def test_level_step_below_the_last_by_solver_tolerance_keeps_the_last_level(
         tmp_path: Path, solver: str) -> None:
     """The six gaps above with USD 5.79 of grants: CBC's last step gave a USD 1.46 gap 5e-5
-    USD below its floor (within its tolerance of USD 0.1), a level 0.26 % below the step
+    USD below its floor (within its tolerance of USD 0.001), a level 0.26 % below the step
     before, and certify found "the levels fall" (before that, "each step optimal"). Now a
     step below the last by less than USD 0.001 on every gap it stops keeps the last level."""
     solve_instance(tmp_path, CENTS_BELOW_FLOOR, solver)

@@ -456,7 +456,7 @@ class Filling:
                 <= REACH_USD / SCALE_USD:
             # Below the last step's level by less than REACH_USD on every gap it stops: the
             # solver's tolerance, not a stop (at amounts of cents the holds before take
-            # the money within the solver's feasibility tolerance, 1e-7 of USD 1 million,
+            # the money within the solver's feasibility tolerance, 1e-9 of USD 1 million,
             # from the gaps still rising). They stop at the last level: levels never fall.
             level = self.level
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
