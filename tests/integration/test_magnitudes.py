@@ -359,6 +359,25 @@ def test_cbc_constraint_slack_beside_1e13_certifies_within_float_spacing(
     solve_instance(tmp_path, SLACK_BESIDE_1E13, "cbc")
 
 
+# Found by a random run of the magnitudes property: gaps of USD 1.8e12 to 7.9e13, target
+# priorities 1e-12 and 1e-8.
+DUAL_BELOW_TOLERANCE = instance_of(
+    {("SAP", "8.8"): 2417260000000.0, ("SBU", "10.7"): 14952900000000.0,
+     ("SBU", "8.8"): 9250500000000.0, ("SCQ", "8.8"): 2137880000000.0,
+     ("SDP", "8.8"): 78787500000000.0, ("SEB", "10.7"): 1794920000000.0},
+    [17288323800000.0] * 2, {"10.7": 1e-12, "8.8": 1e-8}, False)
+
+
+def test_highs_level_step_optimal_where_its_duals_per_dollar_are_below_the_tolerance(
+        tmp_path: Path) -> None:
+    """The unit of L was the priorities' geometric mean alone: the level rows' coefficients
+    pi U / unit reached 7e9 (USD millions), their duals per unit of money 1.3e-10, below
+    HiGHS's dual tolerance (1e-9), and HiGHS called a first step optimal that gave a gap
+    of priority 1e-12 its whole USD 1.5e13 need, 43 % below the level its duals bound
+    (certify rejected the run). The unit now keeps pi U / unit at most 2^20."""
+    solve_instance(tmp_path, DUAL_BELOW_TOLERANCE, "highs")
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -414,6 +433,7 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @example(instance=X_STAR_EASED)
 @example(instance=HIGHS_SMALL_COEFFICIENT)
 @example(instance=SLACK_BESIDE_1E13)
+@example(instance=DUAL_BELOW_TOLERANCE)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
