@@ -378,6 +378,23 @@ def test_highs_level_step_optimal_where_its_duals_per_dollar_are_below_the_toler
     solve_instance(tmp_path, DUAL_BELOW_TOLERANCE, "highs")
 
 
+# Found by a random run of the magnitudes property: a USD 1e14 gap funded by two grants.
+GAP_OF_1E14_IN_TWO_ROWS = instance_of(
+    {("SAS", "10.7"): 561104000000.0, ("SBW", "8.8"): 7624300000.0,
+     ("SCO", "10.7"): 100000000000000.0, ("SDC", "10.7"): 11881900000.0,
+     ("SEI", "8.8"): 2630760000.0},
+    [50291612400000.0] * 2, {"10.7": 1e-13, "8.8": 1e-18}, True)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_coverage_allocated_of_a_1e14_gap_written_as_its_rows_cents(
+        tmp_path: Path, solver: str) -> None:
+    """coverage.csv's allocated_usd went through np.round(x, 2), which multiplies by 100 in
+    float64: at USD 1e14 that is 2 cents off the sum of the gap's rows in allocations.csv,
+    which certify recomputes exactly. Now the exact cents are written as they are."""
+    solve_instance(tmp_path, GAP_OF_1E14_IN_TWO_ROWS, solver)
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -434,6 +451,7 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @example(instance=HIGHS_SMALL_COEFFICIENT)
 @example(instance=SLACK_BESIDE_1E13)
 @example(instance=DUAL_BELOW_TOLERANCE)
+@example(instance=GAP_OF_1E14_IN_TWO_ROWS)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an
