@@ -13,13 +13,14 @@ the pledges (`exact_amounts`).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cases import gap, read_csv, source, state, write_case
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gcm_fund import api
@@ -220,6 +221,180 @@ def test_cbc_level_step_refined_when_its_level_rows_sum_terms_of_usd_1e13(
                       dict(zip(needs, amounts, strict=True)))
 
 
+def instance_of(needs: dict[tuple[str, str], float], pledges: list[float],
+                weights: dict[str, float], maximize: bool) -> dict[str, Any]:
+    """An instance in the form `magnitudes` draws: low-income States, one pool of grants."""
+    return {"states": [state(iso3) for iso3 in sorted({iso3 for iso3, _ in needs})],
+            "gaps": [gap(iso3, target, need) for (iso3, target), need in needs.items()],
+            "sources": [source(f"g{k}", p) for k, p in enumerate(pledges)],
+            "policy": {"weights": {"target": weights}, "equity": {"maximize": maximize}}}
+
+
+def solve_instance(tmp_path: Path, instance: dict[str, Any], solver: str) -> None:
+    """Write `instance`, allocate, certify, and compare every gap with the exact amounts
+    (money the only rule that binds)."""
+    inputs, policy = write_case(tmp_path, states=instance["states"], gaps=instance["gaps"],
+                                sources=instance["sources"], policy=instance["policy"])
+    weights = instance["policy"]["weights"]["target"]
+    maximize = instance["policy"]["equity"]["maximize"]
+    gaps = instance["gaps"]
+    amounts = exact_amounts([g["need_usd"] for g in gaps], [weights[g["target"]] for g in gaps],
+                            sum(s["pledge_usd"] for s in instance["sources"]),
+                            1e-6 if maximize else None)
+    solve_and_compare(inputs, policy, tmp_path / solver, solver,
+                      {(g["iso3"], g["target"]): a for g, a in zip(gaps, amounts, strict=True)})
+
+
+# Four instances of the magnitudes property with needs of cents to USD 1,150 (found by
+# random runs of it). In USD millions, pi U L of the small gaps is 1e-12 to 1e-10, below
+# the solvers' feasibility tolerance (1e-9, USD 0.001): x = 0 meets their level rows.
+SUB_CENT_HELD_ROW = instance_of(
+    {("SAP", "10.7"): 1.0, ("SAP", "8.8"): 1.0, ("SBG", "10.7"): 5.38,
+     ("SBG", "8.8"): 1149.88, ("SCW", "10.7"): 1.03},
+    [1.68, 1.68], {"10.7": 100.0, "8.8": 100000.0}, False)
+_CENTS = {("SAE", "10.7"): 1.0, ("SBY", "10.7"): 440.84, ("SCG", "10.7"): 0.04,
+          ("SCG", "8.8"): 1.46, ("SDX", "10.7"): 1.0, ("SER", "8.8"): 6.59}
+_PRIORITIES = {"10.7": 1e-5, "8.8": 1e-7}
+CENTS_UNNAMED = instance_of(_CENTS, [4.52, 4.52], _PRIORITIES, True)
+CENTS_BELOW_FLOOR = instance_of(_CENTS, [5.79], _PRIORITIES, True)
+CENT_GAPS_AT_FLOOR = instance_of(
+    {("SAE", "10.7"): 1.0, ("SBY", "10.7"): 440.84, ("SCG", "10.7"): 0.01,
+     ("SCG", "8.8"): 0.01, ("SDX", "10.7"): 0.01, ("SER", "8.8"): 440.84},
+    [11.34], _PRIORITIES, True)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_sub_cent_gap_whose_held_row_takes_the_dual_stops_with_the_budget(
+        tmp_path: Path, solver: str) -> None:
+    """Five gaps of USD 1 to 1,150, priorities 1e2 and 1e5, USD 3.36 of grants: one step,
+    every gap stopped by the budget. HiGHS's dual named a USD 1 gap's held row (x >= 0)
+    instead of its level row, CBC's left two gaps out: they rose alone in a second step to
+    a level 1,000 times lower, and certify found "the levels fall". Now a rising gap's
+    held-row dual moves onto its level row, and unnamed gaps at their level get the dual
+    their reduced costs allow."""
+    solve_instance(tmp_path, SUB_CENT_HELD_ROW, solver)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_cents_gaps_left_out_of_the_step_dual_do_not_rise_alone(
+        tmp_path: Path, solver: str) -> None:
+    """Six gaps of USD 0.04 to 440, the floor maximised, USD 9.04 of grants: CBC's dual
+    left gaps at their level out, and the levels fell from one step to the next."""
+    solve_instance(tmp_path, CENTS_UNNAMED, solver)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_cent_gaps_floor_dual_not_moved_where_it_shifts_the_step_bound(
+        tmp_path: Path, solver: str) -> None:
+    """Three USD 0.01 gaps beside USD 440 ones, the floor maximised: a USD 0.01 gap at its
+    floor is USD 1e-4 above its level, which the absolute tolerance of USD 0.001 called
+    tight; its floor dual moved onto its level row and the step's bound rose 1.1e-5 above
+    its level on both solvers ("each step optimal"). Now the moves may shift the bound by
+    5e-7 of L in all."""
+    solve_instance(tmp_path, CENT_GAPS_AT_FLOOR, solver)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_level_step_below_the_last_by_solver_tolerance_keeps_the_last_level(
+        tmp_path: Path, solver: str) -> None:
+    """The six gaps above with USD 5.79 of grants: CBC's last step gave a USD 1.46 gap 5e-5
+    USD below its floor (within its tolerance of USD 0.001), a level 0.26 % below the step
+    before, and certify found "the levels fall" (before that, "each step optimal"). Now a
+    step below the last by less than USD 0.001 on every gap it stops keeps the last level."""
+    solve_instance(tmp_path, CENTS_BELOW_FLOOR, solver)
+
+
+# Found by a random run of the magnitudes property: CBC's split is infeasible at the holds,
+# and the uncapped easing lowers the money placed by 1e-7 of it.
+X_STAR_EASED = instance_of(
+    {("SAP", "10.7"): 285927000000.0, ("SAP", "8.8"): 16400500000.0,
+     ("SBG", "10.7"): 31165200000.0, ("SBG", "8.8"): 1114560000000.0,
+     ("SCW", "10.7"): 10372100000.0},
+    [2118702350.0, 2118702350.0], {"10.7": 100.0, "8.8": 100000.0}, False)
+
+
+def test_cbc_placed_money_eased_by_1e7_certifies_against_x_star_written_to_the_cent(
+        tmp_path: Path) -> None:
+    """USD 4.2e9 of grants over five gaps of USD 1e10 to 1.1e12: CBC's split eased the money
+    placed to X* - USD 0.05 - 1e-7 of X*, exactly what certify allows, but certify took X*
+    as written, to the cent, and its float rounding put the bound USD 1e-6 above the money
+    placed: the run failed "each step optimal". Certify now allows the half cent of X*'s
+    rounding."""
+    solve_instance(tmp_path, X_STAR_EASED, "cbc")
+
+
+# Found by a random run of the magnitudes property: a USD 0.01 gap of priority 1e7 beside
+# priorities of 1e9 has a level-row coefficient of 7e-10 (USD millions, over the unit).
+HIGHS_SMALL_COEFFICIENT = instance_of(
+    {("SAO", "10.7"): 0.01, ("SAO", "8.8"): 94.32, ("SBG", "8.8"): 3.98,
+     ("SCX", "10.7"): 270.76, ("SDX", "8.8"): 235.02, ("SEE", "10.7"): 1.0,
+     ("SEE", "8.8"): 2.44},
+    [303.76, 303.76], {"10.7": 1e7, "8.8": 1e9}, True)
+
+
+def test_highs_accepts_a_cent_gap_whose_level_coefficient_is_below_1e9(
+        tmp_path: Path) -> None:
+    """HiGHS refuses a model with a coefficient at or below its `small_matrix_value` (1e-9)
+    with a warning, and the run crashed (exit 70) on legal input; now the option is set to
+    1e-12 for such a model, and recorded in the manifest's solver options."""
+    solve_instance(tmp_path, HIGHS_SMALL_COEFFICIENT, "highs")
+    manifest = json.loads((tmp_path / "highs" / "manifest.json").read_text())
+    assert manifest["solver"]["options"]["small_matrix_value"] == 1e-12
+
+
+# Found by a random run of the magnitudes property: gaps of USD 3e13 to 9.2e13.
+SLACK_BESIDE_1E13 = instance_of(
+    {("SAS", "10.7"): 46166600000000.0, ("SBU", "10.7"): 30047900000000.0,
+     ("SBU", "8.8"): 89038500000000.0, ("SCS", "8.8"): 48902100000000.0,
+     ("SDP", "8.8"): 92354100000000.0},
+    [12854486400000.0] * 3, {"10.7": 1e19, "8.8": 1e18}, True)
+
+
+def test_cbc_constraint_slack_beside_1e13_certifies_within_float_spacing(
+        tmp_path: Path) -> None:
+    """A gap row of USD 8.9e13 with USD 7.8e13 of slack: written to the cent, its rhs, lhs
+    and slack are each as close as float64 holds them (USD 0.016 apart there), and certify
+    found the slack USD 0.02 from rhs - lhs, past its three half cents. It now allows the
+    rule's own rounding (1e-12 of the row) on top."""
+    solve_instance(tmp_path, SLACK_BESIDE_1E13, "cbc")
+
+
+# Found by a random run of the magnitudes property: gaps of USD 1.8e12 to 7.9e13, target
+# priorities 1e-12 and 1e-8.
+DUAL_BELOW_TOLERANCE = instance_of(
+    {("SAP", "8.8"): 2417260000000.0, ("SBU", "10.7"): 14952900000000.0,
+     ("SBU", "8.8"): 9250500000000.0, ("SCQ", "8.8"): 2137880000000.0,
+     ("SDP", "8.8"): 78787500000000.0, ("SEB", "10.7"): 1794920000000.0},
+    [17288323800000.0] * 2, {"10.7": 1e-12, "8.8": 1e-8}, False)
+
+
+def test_highs_level_step_optimal_where_its_duals_per_dollar_are_below_the_tolerance(
+        tmp_path: Path) -> None:
+    """The unit of L was the priorities' geometric mean alone: the level rows' coefficients
+    pi U / unit reached 7e9 (USD millions), their duals per unit of money 1.3e-10, below
+    HiGHS's dual tolerance (1e-9), and HiGHS called a first step optimal that gave a gap
+    of priority 1e-12 its whole USD 1.5e13 need, 43 % below the level its duals bound
+    (certify rejected the run). The unit now keeps pi U / unit at most 2^20."""
+    solve_instance(tmp_path, DUAL_BELOW_TOLERANCE, "highs")
+
+
+# Found by a random run of the magnitudes property: a USD 1e14 gap funded by two grants.
+GAP_OF_1E14_IN_TWO_ROWS = instance_of(
+    {("SAS", "10.7"): 561104000000.0, ("SBW", "8.8"): 7624300000.0,
+     ("SCO", "10.7"): 100000000000000.0, ("SDC", "10.7"): 11881900000.0,
+     ("SEI", "8.8"): 2630760000.0},
+    [50291612400000.0] * 2, {"10.7": 1e-13, "8.8": 1e-18}, True)
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_coverage_allocated_of_a_1e14_gap_written_as_its_rows_cents(
+        tmp_path: Path, solver: str) -> None:
+    """coverage.csv's allocated_usd went through np.round(x, 2), which multiplies by 100 in
+    float64: at USD 1e14 that is 2 cents off the sum of the gap's rows in allocations.csv,
+    which certify recomputes exactly. Now the exact cents are written as they are."""
+    solve_instance(tmp_path, GAP_OF_1E14_IN_TWO_ROWS, solver)
+
+
 # ---------------------------------------------------------------------------------------
 # The property over magnitudes
 
@@ -268,6 +443,15 @@ def magnitudes(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(instance=magnitudes())
+@example(instance=SUB_CENT_HELD_ROW)
+@example(instance=CENTS_UNNAMED)
+@example(instance=CENT_GAPS_AT_FLOOR)
+@example(instance=CENTS_BELOW_FLOOR)
+@example(instance=X_STAR_EASED)
+@example(instance=HIGHS_SMALL_COEFFICIENT)
+@example(instance=SLACK_BESIDE_1E13)
+@example(instance=DUAL_BELOW_TOLERANCE)
+@example(instance=GAP_OF_1E14_IN_TWO_ROWS)
 def test_property_magnitudes_no_crash_solvers_agree_within_tolerance_and_certify(
         tmp_path_factory: pytest.TempPathFactory, instance: dict[str, Any]) -> None:
     """Issue 19's property over magnitudes: no exit 70 (no error but bad input or an

@@ -33,7 +33,14 @@ import pandas as pd
 from gcm_fund.audit.common import parse_numbers, usd
 from gcm_fund.audit.level_stages import LevelFacts, check_loans, check_placed, grants_of
 from gcm_fund.audit.rules import LE, Rules
-from gcm_fund.audit.tolerances import GAP_RELATIVE, GAP_RELATIVE_U, GAP_USD, LEVEL_DIGITS, ROW_CENT
+from gcm_fund.audit.tolerances import (
+    GAP_RELATIVE,
+    GAP_RELATIVE_U,
+    GAP_USD,
+    LEVEL_DIGITS,
+    ROW_CENT,
+    SAME_CENT,
+)
 from gcm_fund.inputs.schema import INCOME_GROUPS
 
 if TYPE_CHECKING:
@@ -155,7 +162,8 @@ def certify_levels(checker: Certifier, z_final: float | None) -> None:
         dual_problems.append("manifest.json lacks objective.allocated_usd or "
                              "levels.allocated_at_least_usd")
         placed = 0.0
-    elif placed < allocated_star - PLACED_SLACK_USD * in_e.sum() - 1e-7 * allocated_star:
+    elif placed < allocated_star - PLACED_SLACK_USD * in_e.sum() - 1e-7 * allocated_star \
+            - SAME_CENT:  # X* is written to the cent; the run eases by 1e-7 of its own
         dual_problems.append(f"allocated[total] holds sum x >= {usd(float(placed))}, below "
                              f"X* {usd(float(allocated_star))} - 0.01 USD x {int(in_e.sum())} "
                              "gaps")

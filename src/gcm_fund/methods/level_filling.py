@@ -19,9 +19,11 @@ from typing import Protocol
 
 import numpy as np
 
+from gcm_fund.methods.level_duals import fill_unnamed, move_held_duals
 from gcm_fund.methods.level_forecast import Forecast, Forecaster, cap_rows
 from gcm_fund.methods.level_layout import Layout
 from gcm_fund.methods.level_tolerances import (
+    FLOOR_SHIFT,
     FLOOR_TIGHT,
     FULL_SHARE,
     FULL_TOL,
@@ -453,6 +455,8 @@ class Filling:
         floor_first = self._z_above_low(solution)
         if floor_first:
             self._move_floor_duals(solution, level, whole=True)
+        move_held_duals(solution, self.layout, self.forecaster, self.cost, self.rising)
+        fill_unnamed(solution, self.layout, self.forecaster, self.cost, self.rising, level)
         # HiGHS leaves reduced costs within its dual tolerance, not at 0; `certify` prices
         # them at their columns' bounds, beside USD 1e12 gaps dollars of a small gap's rise.
         exact = refined_duals(self.pipeline.lp, solution, self.cost, self.rhs)
@@ -475,6 +479,13 @@ class Filling:
             # The shares sum to 1 over the rising gaps: one of them always holds the most.
             stop[int(np.argmax(share))] = True
         nonzero = np.nonzero(np.abs(solution.row_dual) > WRITTEN_DUAL)[0]
+        if level < self.level and float(layout.scale[stop].max()) * (self.level - level) \
+                <= REACH_USD / SCALE_USD:
+            # Below the last step's level by less than REACH_USD on every gap it stops: the
+            # solver's tolerance, not a stop (at amounts of cents the holds before take
+            # the money within the solver's feasibility tolerance, 1e-9 of USD 1 million,
+            # from the gaps still rising). They stop at the last level: levels never fall.
+            level = self.level
         self._stop(stop, level, nonzero, solution.row_dual[nonzero])
 
     def _z_above_low(self, solution: StageSolution) -> bool:
@@ -518,9 +529,18 @@ class Filling:
         # (Plus the solver's read-back precision, and a thousandth of a cent: a dual names a
         # floor row whose slack is below the solver's tolerance, and moving it moves the
         # bound by that slack times the dual.)
-        tight = np.abs(at_level - need) <= np.maximum(
-            (FLOOR_TIGHT + 10 * self.precision) * np.abs(need), REACH_USD / SCALE_USD)
+        apart = np.abs(at_level - need)
+        tight = apart <= np.maximum((FLOOR_TIGHT + 10 * self.precision) * np.abs(need),
+                                    REACH_USD / SCALE_USD)
         move = has & tight & ((floor_dual != 0.0) if whole else (floor_dual < -WRITTEN_DUAL))
+        # ... so long as the bound moves by at most FLOOR_SHIFT of L in all: a move moves
+        # it by the dual times the rows' slack, which beside gaps of a cent is no rounding
+        # (a USD 0.01 gap at its floor, 1e-4 USD above its level, moved a step's bound
+        # 1e-5 above its level).
+        shift = np.where(move, np.abs(floor_dual) * apart, 0.0)
+        order = np.argsort(shift, kind="stable")
+        within = np.cumsum(shift[order]) <= FLOOR_SHIFT * abs(level)
+        move[order[~within]] = False
         if not move.any():
             return
         moved = floor_dual[move]

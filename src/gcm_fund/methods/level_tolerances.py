@@ -74,6 +74,9 @@ class LevelStage(enum.Enum):
 # A rising gap's floor row and level row say the same when pi U L and U z agree within
 # this (relative): a dual on the one may move to the other (`Filling._move_floor_duals`).
 FLOOR_TIGHT = 1e-9
+# ... and moving the duals of such rows moves the step's bound on L by each dual times the
+# rows' slack: by at most this much of L in all (`certify` allows 1e-6).
+FLOOR_SHIFT = 5e-7
 # An LP with forecast stops "reaches" the last of them only when the widest gap still
 # rising is then within this (USD) of the forecast amount: a forecast accepted above the
 # LP's level holds a gap above its true amount, with money the gaps still rising lack (a

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 LEVEL_FAMILIES = ("level", "held", "ceiling", "allocated", "loan_burden")
 # Money placed may fall short of X* by this much per gap of E (docs/model.md), in USD.
 PLACED_SLACK_USD = 0.01
+# The largest level-row coefficient pi U / unit (USD millions) the unit allows (`extend`).
+LEVEL_SCALE_MAX = 2.0 ** 20
 # Stage 1b is solved from scratch from this many allocation columns on (see run_levels).
 FRESH_STAGE_1B_COLUMNS = 500_000
 
@@ -133,6 +135,12 @@ def extend(lp: LinearProgram, priority: np.ndarray) -> tuple[LinearProgram, Layo
     unit = float(2.0 ** round(0.5 * (math.log2(priority[gaps_e].max())
                                      + math.log2(priority[gaps_e].min())))) if n_e else 1.0
     scale = priority[gaps_e] / unit * lp.fundable[gaps_e]
+    if n_e and float(scale.max()) > LEVEL_SCALE_MAX:
+        # A level row's dual per unit of money is about 1 / sum pi U: beside gaps of USD
+        # 1e13 at the larger priority it fell below the solvers' dual tolerance (1e-9), and
+        # HiGHS called a step optimal that spent a gap's whole need above its level.
+        unit *= float(2.0 ** math.ceil(math.log2(float(scale.max()) / LEVEL_SCALE_MAX)))
+        scale = priority[gaps_e] / unit * lp.fundable[gaps_e]
     cap = float(unit / priority[gaps_e].min()) if n_e else 1.0
     n_x = lp.n_x
     x_cols = np.arange(n_x)

@@ -115,7 +115,7 @@ def coverage_table(lp: LinearProgram, x_written: np.ndarray) -> pd.DataFrame:
         "target": gaps["target"].to_numpy(),
         "need_usd": gaps["need_usd"].to_numpy(dtype=float),
         "fundable_usd": fundable,
-        "allocated_usd": np.round(allocated, 2),
+        "allocated_usd": allocated,  # whole cents, correctly rounded (np.round is not at 1e14)
         "coverage": coverage,
         "eligible": lp.gap_eligible,
     })

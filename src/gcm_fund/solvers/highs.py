@@ -27,6 +27,8 @@ from gcm_fund.solvers.backend import (
 )
 from gcm_fund.solvers.highs_calls import (
     HIGHS_OPTIONS,
+    HIGHS_SMALL_DEFAULT,
+    HIGHS_SMALL_MATRIX,
     RETRIES,
     highs_option,
     highs_status,
@@ -84,6 +86,12 @@ class HighsBackend:
             options["columns"] = pool.settings
         if leave_out_implied:
             options["implied_rows"] = "left out"
+        data = np.abs(lp.matrix.data)
+        if bool((data[data > 0] <= HIGHS_SMALL_DEFAULT).any()):
+            # HiGHS refuses (a warning) a model with a coefficient at or below 1e-9: a USD
+            # 0.01 gap's level row is 1e-11 in USD millions. Recorded only where it applies.
+            options["small_matrix_value"] = HIGHS_SMALL_MATRIX
+            self.highs.setOptionValue("small_matrix_value", HIGHS_SMALL_MATRIX)
         self.info = SolverInfo("highs", self.highs.version(), options)
         self.lp = lp
         self.pool = pool

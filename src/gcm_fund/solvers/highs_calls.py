@@ -24,6 +24,10 @@ HIGHS_OPTIONS: dict[str, Any] = {
     "simplex_strategy": "primal after an objective change, dual after a bound change",
 }
 
+# HiGHS's default `small_matrix_value` (a model with a coefficient at or below it is
+# refused), and the least it allows, set where a model has such coefficients.
+HIGHS_SMALL_DEFAULT = 1e-9
+HIGHS_SMALL_MATRIX = 1e-12
 
 # What a solve that ends neither optimal nor infeasible is tried again with, in order:
 # as it was (from scratch), then with HiGHS's scaling by largest value rather than its
