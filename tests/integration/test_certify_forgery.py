@@ -435,6 +435,10 @@ LEVEL_COLUMNS: dict[str, tuple[str, Callable[[dict[str, str]], bool], str,
         "coverage.csv", _funded, "stopped_by", lambda v: "absorb[ZZZ]",
         lambda r: f"{r['iso3']},{r['target']}: stopped_by 'absorb[ZZZ]', recomputed "
                   f"'{r['stopped_by'].partition(';')[0]}"),
+    "coverage level_rank": (
+        "coverage.csv", lambda r: r.get("level_rank", "") not in ("", "1", "2"), "level_rank",
+        lambda v: "1",
+        lambda r: f"{r['iso3']},{r['target']}: level_rank 1, below the rank "),
     "levels gaps_stopped": (
         "levels.csv", _first, "gaps_stopped", lambda v: str(int(v) + 1),
         lambda r: f"step 1: gaps_stopped '{int(r['gaps_stopped']) + 1}', recomputed "

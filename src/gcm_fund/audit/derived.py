@@ -270,17 +270,19 @@ def _check_ranks(c: Certifier, table: pd.DataFrame, at: np.ndarray, labels: list
                         f"{cells[at[g]]!r}, expected a whole number from 1 to the "
                         f"manifest's levels ({count})")
     ok = np.nonzero(in_e & whole)[0]
-    order = ok[np.argsort(level[ok], kind="stable")]
-    values, ranks = level[order], written[order]
     with np.errstate(divide="ignore", invalid="ignore"):
-        slack = 1e-6 * np.abs(values) + 0.02 / per_level_usd[order]
-    lower = np.searchsorted(values, values - slack, side="left")  # gaps clearly below
+        slack = 1e-6 * np.abs(level[ok]) + 0.02 / per_level_usd[ok]
+    # A gap is clearly below another when its level's upper reach (a cent gap's written
+    # level is uncertain by a wide margin) stays under the other's lower reach.
+    by_upper = np.argsort(level[ok] + slack, kind="stable")
+    upper, ranks = (level[ok] + slack)[by_upper], written[ok][by_upper]
     most = np.maximum.accumulate(ranks) if len(ranks) else ranks
-    for i in np.nonzero(lower > 0)[0]:
-        if ranks[i] < most[lower[i] - 1]:
-            g = order[i]
+    below = np.searchsorted(upper, level[ok] - slack, side="left")
+    for i in np.nonzero(below > 0)[0]:
+        g = ok[i]
+        if written[g] < most[below[i] - 1]:
             problems.append(f"coverage.csv:{at[g] + 2}: {labels[g]}: level_rank "
-                            f"{cells[at[g]]}, below the rank {int(most[lower[i] - 1])} of a "
+                            f"{cells[at[g]]}, below the rank {int(most[below[i] - 1])} of a "
                             "lower level")
 
 
