@@ -182,6 +182,25 @@ def _plotly_bytes() -> bytes:
     return bundle.read_bytes()
 
 
+def page_bytes(head: str, definitions: str, provenance: str, figures_json: str) -> bytes:
+    """A page's UTF-8 bytes: `head` (its text up to its last section), then what every
+    page ends with: definitions, provenance, the figures as JSON, the tables' and charts'
+    scripts and plotly.js."""
+    end = "".join([
+        f'<section id="definitions"><h2>Definitions</h2><dl>{definitions}</dl></section>',
+        '<section id="provenance"><h2>Provenance</h2><table class="facts">'
+        f"{provenance}</table></section>",
+        "</main>",
+        f'<script type="application/json" id="figures">{figures_json}</script>',
+        f"<script>{TABLE_SCRIPT}</script>",
+        '<script type="text/javascript">',
+    ])
+    tail = f"</script><script>{CHART_SCRIPT}</script></body></html>\n"
+    # plotly.js (megabytes, some of it beyond Latin-1) goes in as the bytes of its file:
+    # decoding it into the page's text and encoding it again would cost every run its time.
+    return b"".join([(head + end).encode("utf-8"), _plotly_bytes(), tail.encode("utf-8")])
+
+
 def render(folder: Folder) -> bytes:
     """The whole page for one run folder, as the UTF-8 bytes of report.html."""
     names = Names(folder)
@@ -263,18 +282,8 @@ def render(folder: Folder) -> bytes:
         "</section>",
         '<section id="policy"><h2>The policy as written</h2>',
         f"<pre>{esc(folder.policy_text or '(all defaults)')}</pre></section>",
-        f'<section id="definitions"><h2>Definitions</h2><dl>{definitions}</dl></section>',
-        '<section id="provenance"><h2>Provenance</h2><table class="facts">'
-        f"{provenance}</table></section>",
-        "</main>",
-        f'<script type="application/json" id="figures">{figures_json}</script>',
-        f"<script>{TABLE_SCRIPT}</script>",
-        '<script type="text/javascript">',
     ])
-    tail = f"</script><script>{CHART_SCRIPT}</script></body></html>\n"
-    # plotly.js (megabytes, some of it beyond Latin-1) goes in as the bytes of its file:
-    # decoding it into the page's text and encoding it again would cost every run its time.
-    return b"".join([head.encode("utf-8"), _plotly_bytes(), tail.encode("utf-8")])
+    return page_bytes(head, definitions, provenance, figures_json)
 
 
 def write_report(folder: Path | str, written: Written | None = None) -> Path:

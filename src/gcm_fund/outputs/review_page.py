@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from gcm_fund.outputs.page import CHART_SCRIPT, STYLE, TABLE_SCRIPT, _plotly_bytes
+from gcm_fund.outputs.page import STYLE, page_bytes
 from gcm_fund.outputs.page_charts import _layout, label_text
 from gcm_fund.outputs.page_folder import TARGET_NAMES, percent, target_key, usd, usd_full
 from gcm_fund.outputs.page_sections import _cell, _table, esc
@@ -223,13 +223,5 @@ def render(review: Review) -> bytes:
             [("state", "State"), ("region", "region"), ("income_group", "income")])
         + "</section>",
         donors_section(review),
-        f'<section id="definitions"><h2>Definitions</h2><dl>{definitions}</dl></section>',
-        '<section id="provenance"><h2>Provenance</h2><table class="facts">'
-        f"{provenance}</table></section>",
-        "</main>",
-        f'<script type="application/json" id="figures">{figures_json}</script>',
-        f"<script>{TABLE_SCRIPT}</script>",
-        '<script type="text/javascript">',
     ])
-    tail = f"</script><script>{CHART_SCRIPT}</script></body></html>\n"
-    return b"".join([head.encode("utf-8"), _plotly_bytes(), tail.encode("utf-8")])
+    return page_bytes(head, definitions, provenance, figures_json)
