@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gcm_fund.errors import Diagnosis, InfeasibleError, Problem, UsageError
-from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.schema import INPUT_FILES, META_FILE
 from gcm_fund.model.eligibility import eligible_triples, fundable_usd
 from gcm_fund.model.limits import check_swept_total
 from gcm_fund.model.scenario import DEFAULT_MODEL, Scenario, load, project_path  # noqa: F401 (the library's names)

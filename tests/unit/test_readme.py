@@ -19,9 +19,10 @@ from pydantic import BaseModel, ValidationError
 
 from gcm_fund.cli.app import app
 from gcm_fund.errors import InputError
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES
 from gcm_fund.inputs.load import load_inputs
 from gcm_fund.inputs.policy import Policy
-from gcm_fund.inputs.schema import INPUT_FILES, OPTIONAL_INPUT_FILES, Column, InputFile, Reference
+from gcm_fund.inputs.schema import INPUT_FILES, Column, InputFile, Reference
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -20,7 +20,8 @@ import pandas as pd
 from gcm_fund.audit.checks import Certifier, Check
 from gcm_fund.audit.folder import NUMERIC_COLUMNS, SCALES, DamagedFile
 from gcm_fund.inputs.csv_input import sha256_bytes
-from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.schema import INPUT_FILES, META_FILE
 from gcm_fund.outputs.schema import MANIFEST
 
 # A number in a run file larger than this many times the inputs' own scale (their largest

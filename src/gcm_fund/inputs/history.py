@@ -20,11 +20,8 @@ from gcm_fund.inputs.csv_input import file_label, read_csv_rows, sha256_bytes, v
 from gcm_fund.inputs.policy_file import PolicyFile, find_toml_line
 from gcm_fund.inputs.schema import (
     NON_NEGATIVE,
-    OPTIONAL_INPUT_FILES,
     UNIT_INTERVAL,
     Column,
-    InputFile,
-    Reference,
     Target,
     Text,
     UnitShare,
@@ -93,14 +90,6 @@ class HistoryRow(_Row):
             raise fail(f"got {value:g}, above committed_usd {committed:g}: expected a "
                        "number in [0, committed_usd] (USD)")
         return value
-
-
-# Declared beside the other optional files, so that a run folder copies it, certify hashes
-# it and docs/cycles.md's table is tested like theirs (inputs/__init__.py imports this module
-# first, so the declaration is there before any reader of the table).
-OPTIONAL_INPUT_FILES[HISTORY_FILE] = InputFile(
-    HISTORY_FILE, HistoryRow, HISTORY_COLUMNS, key=("cycle", "iso3", "target"),
-    references=(Reference(HISTORY_FILE, "iso3", "states.csv", "iso3"),))
 
 
 def read_history(path: Path | str, states: Collection[str],

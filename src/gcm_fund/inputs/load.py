@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from gcm_fund.errors import InputError, Problem
 from gcm_fund.inputs.contributions import Valuation, value_pledges
 from gcm_fund.inputs.csv_input import file_label, read_csv_rows, sha256_bytes, validate_rows
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES, input_file
 from gcm_fund.inputs.policy_file import (
     TOML_LINE,
     PolicyFile,
@@ -37,11 +38,9 @@ from gcm_fund.inputs.schema import (
     INPUT_FILES,
     ISO3_PATTERN,
     META_FILE,
-    OPTIONAL_INPUT_FILES,
     InputFile,
     InputMeta,
     did_you_mean,
-    input_file,
     normalise_target,
     parse_iso3,
     parse_source_id,

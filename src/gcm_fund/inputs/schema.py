@@ -571,24 +571,6 @@ FX_COLUMNS = (
            range=POSITIVE),
     Column("source", "text", "", True, "who published the rate"),
 )
-# Input files a folder may have (docs/contributions.md): read when present, copied into run folders
-# and hashed into the scenario's identity like the others.
-OPTIONAL_INPUT_FILES: dict[str, InputFile] = {
-    CONTRIBUTION_FILE: InputFile(CONTRIBUTION_FILE, ContributionRow, CONTRIBUTION_COLUMNS,
-                                 key=("source_id", "date", "currency", "status")),
-    FX_FILE: InputFile(FX_FILE, FxRow, FX_COLUMNS, key=("currency", "date")),
-    # Read only under `method = "programmes"` (docs/programmes.md); the others ignore it.
-    PROGRAMME_FILE: InputFile(
-        PROGRAMME_FILE, ProgrammeRow, PROGRAMME_COLUMNS, key=("programme_id",),
-        references=(Reference(PROGRAMME_FILE, "states", "states.csv", "iso3"),)),
-}
-
-
-def input_file(name: str) -> InputFile:
-    """The declaration of an input file, required or optional."""
-    return INPUT_FILES.get(name) or OPTIONAL_INPUT_FILES[name]
-
-
 class InputMeta(BaseModel):
     """The optional `meta.toml` of an input folder: what the data are, for every reader."""
 

@@ -33,6 +33,7 @@ from gcm_fund.errors import InputError, Problem, UsageError
 from gcm_fund.inputs.contributions import pledged_apart, revalue, value_pledges
 from gcm_fund.inputs.csv_input import readable, sha256_bytes
 from gcm_fund.inputs.cycle_effects import apply_cycle, without_carryover
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES, input_file
 from gcm_fund.inputs.history import CARRYOVER_SOURCE
 from gcm_fund.inputs.load import InputTable, ProblemData, load_inputs_and_policy
 from gcm_fund.inputs.policy import Policy
@@ -42,9 +43,7 @@ from gcm_fund.inputs.schema import (
     FX_FILE,
     INPUT_FILES,
     META_FILE,
-    OPTIONAL_INPUT_FILES,
     did_you_mean,
-    input_file,
 )
 from gcm_fund.model import spec
 from gcm_fund.model.limits import check_solvable

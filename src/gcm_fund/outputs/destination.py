@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gcm_fund.errors import UsageError
-from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.schema import INPUT_FILES, META_FILE
 from gcm_fund.outputs.schema import (  # noqa: F401 (the names this module gave them first)
     DIAGNOSIS,
     INPUT_COPY_DIR,

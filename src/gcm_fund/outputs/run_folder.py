@@ -19,10 +19,11 @@ from typing import Any
 import pandas as pd
 
 from gcm_fund import __version__, writing
+from gcm_fund.inputs.files import OPTIONAL_INPUT_FILES
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import PolicyFile
-from gcm_fund.inputs.schema import INPUT_FILES, META_FILE, OPTIONAL_INPUT_FILES
+from gcm_fund.inputs.schema import INPUT_FILES, META_FILE
 from gcm_fund.methods.donor_figures import DEFINITION as DONOR_FIGURES
 from gcm_fund.methods.stages import Solution
 from gcm_fund.model import spec
