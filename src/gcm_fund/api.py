@@ -138,7 +138,7 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     )
 
 
-def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: bool = False
+def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: str = "none"
                  ) -> Run:
     """Build and solve the LP of a scenario (`engine.run`)."""
     # Imported here: `validate` and the commands that read a run folder need none of it.
@@ -150,7 +150,7 @@ def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: bool 
 def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
              solver: str = "highs", *, out: Path | str | None = None, force: bool = False,
              write_run: bool = False, xlsx: Path | str | None = None,
-             donor_figures: bool = False,
+             donor_figures: str = "marginal",
              on_loaded: Callable[[Loaded], None] | None = None) -> Run:
     """Load, build and solve: the allocation of `inputs` (the bundled example when None)
     under the policy `model` (the bundled baseline when None).
@@ -161,10 +161,15 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     `InfeasibleError`; with `out`, its `diagnosis.json` is written into `out` first.
     `on_loaded` is called once the inputs are read (to show their warnings before solving).
     With `xlsx`, the run's workbook is written there too (as `export`), refused like
-    `sweep`'s `out` before anything is solved. `donor_figures`: under levels, each source's
-    marginal value and money placed per USD more of its pledge, by re-solves (blank
-    otherwise: a budget dual is not unique there).
+    `sweep`'s `out` before anything is solved. `donor_figures`: under levels, which of
+    sources_summary.csv's donor figures to find by re-solves (`engine.solve`): the
+    marginal values by default, "all" for the per-USD figures too, "none" for neither.
     """
+    from gcm_fund.methods.donor_figures import FIGURE_SETS
+
+    if donor_figures not in FIGURE_SETS:
+        raise UsageError(f"--donor-figures: got {donor_figures!r}, expected one of "
+                         f"{', '.join(FIGURE_SETS)}")
     folder = Path(inputs) if inputs is not None else project_path(DEFAULT_INPUTS)
     policy = _policy_path(model)
     if out is not None:

@@ -46,12 +46,14 @@ class Run:
 
 
 def solve(data: ProblemData, policy: Policy, solver: str = "highs",
-          donor_figures: bool = False) -> tuple[LinearProgram, Solution, RunTables]:
+          donor_figures: str = "none") -> tuple[LinearProgram, Solution, RunTables]:
     """The LP of checked inputs under a policy, solved by the policy's method, and the
     run's tables: `run` without the scenario's bytes (the sweep's reference levels).
     Under levels a budget dual is one of many valid duals, so `sources_summary`'s donor
-    figures are blank unless `donor_figures` asks for them by re-solves (docs/outputs.md),
-    a re-solve or two per source."""
+    figures come from re-solves (docs/outputs.md): `donor_figures` is one of
+    `FIGURE_SETS`, "marginal" the marginal values (a re-solve up to the source's lowest
+    level per source), "all" the per-USD figures too (a whole re-solve per source),
+    "none" blank."""
     started = time.perf_counter()
     lp = build(data, policy)
     log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
@@ -66,8 +68,8 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
     if solution.levels is not None:
         # docs/outputs.md: a donor's figures under levels are re-solves, never a dual.
         tables.sources_summary["marginal_value"] = float("nan")
-        if donor_figures:
-            figures = resolve_donor_figures(lp)
+        if donor_figures != "none":
+            figures = resolve_donor_figures(lp, placed=donor_figures == "all")
             solution.levels.donor = figures
             tables.sources_summary["marginal_value"] = figures.marginal_value
             tables.sources_summary["placed_per_usd"] = figures.placed_per_usd
@@ -75,7 +77,7 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
     return lp, solution, tables
 
 
-def run(scenario: Scenario, solver: str = "highs", donor_figures: bool = False) -> Run:
+def run(scenario: Scenario, solver: str = "highs", donor_figures: str = "none") -> Run:
     """Build and solve a scenario's LP by its policy's method with the named solver.
 
     Raises `InputError` when the policy cannot be met at the scenario's figures (checked

@@ -19,6 +19,7 @@ import pandas as pd
 from gcm_fund.audit.certificate import certify
 from gcm_fund.audit.checks import Certifier
 from gcm_fund.audit.common import agree, flatten, parse_numbers
+from gcm_fund.audit.derived import donor_columns
 from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     DamagedFile,
@@ -141,8 +142,7 @@ def _verify(run: RunFolder, solver: str | None) -> Verification:
         programmes = method.selects_programmes
         try:
             # The donor figures' re-solves where the run has them (docs/outputs.md).
-            again = run_scenario(scenario, chosen,
-                                 run.raw("levels", "donor_figures") is not None)
+            again = run_scenario(scenario, chosen, _donor_figures_of(run))
         except InfeasibleError as exc:
             lines.append(f"FAIL the re-solve is infeasible ({exc.diagnosis.reason}), the run "
                          f"recorded status {run.raw('status')!r}")
@@ -254,3 +254,9 @@ def _selection_differences(a: Path, b: Path) -> list[str]:
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _donor_figures_of(run: RunFolder) -> str:
+    """The `--donor-figures` a run was made with, from the figures its manifest records."""
+    computed = donor_columns(run)
+    return "all" if "placed_per_usd" in computed else "marginal" if computed else "none"

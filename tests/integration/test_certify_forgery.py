@@ -177,11 +177,15 @@ FORGERIES = {
     "sources_summary pledge": (edit_cell("sources_summary.csv", _any, "pledge_usd",
                                          lambda v: f"{float(v) + 1e6:.2f}"),
                                "sources_summary.csv:{line}: adb: pledge_usd"),
-    # Under levels the marginal value is a re-solve certify cannot repeat or bound; it
-    # checks that it is there exactly where the manifest records donor figures (here not).
+    # Under levels the donor figures are re-solves certify cannot repeat or bound (verify
+    # does); it checks that each is there exactly where the manifest records it computed:
+    # the marginal value by default, the per-USD figures not.
     "sources_summary marginal value": (edit_cell("sources_summary.csv", _any, "marginal_value",
-                                                 lambda v: "3e-10"),
+                                                 lambda v: ""),
                                        "sources_summary.csv:{line}: adb: marginal_value"),
+    "sources_summary placed per USD": (edit_cell("sources_summary.csv", _any, "placed_per_usd",
+                                                 lambda v: "1.0"),
+                                       "sources_summary.csv:{line}: adb: placed_per_usd"),
     "coverage coverage": (edit_cell("coverage.csv", _funded, "coverage",
                                     lambda v: f"{min(1.0, float(v) + 0.1):.6f}"),
                           "coverage.csv:{line}: AFG,10.7: coverage"),

@@ -1,8 +1,9 @@
 """Donor figures under priority levels (docs/outputs.md, issue 22): unique, the same on every
 solver.
 
-`marginal_value` is `(m(B_f + h) - m(B_f)) / h` and `placed_per_usd` (on request) the money
-placed per USD more, both by re-solve, never a degenerate dual.
+`marginal_value` is `(m(B_f + h) - m(B_f)) / h` (by default) and `placed_per_usd` (with
+`--donor-figures all`) the money placed per USD more, both by re-solve, never a degenerate
+dual.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cases import gap, read_csv, source, state
 from hypothesis import event, given, settings
@@ -67,7 +69,7 @@ def test_the_marginal_value_is_the_slope_of_the_lowest_level(tmp_path, write_cas
     from gcm_fund import api
 
     for solver in ("highs", "cbc"):
-        run = api.allocate(inputs, policy, solver=solver, donor_figures=True)
+        run = api.allocate(inputs, policy, solver=solver, donor_figures="all")
         api.write(run, tmp_path / solver)
         files = read_run(tmp_path / solver)
         cells = donor_cells(files.folder)
@@ -81,9 +83,57 @@ def test_the_marginal_value_is_the_slope_of_the_lowest_level(tmp_path, write_cas
         assert float(cells["s"][2]) == pytest.approx(1.0, abs=1e-6)
         assert float(cells["t"][2]) == pytest.approx(0.75, abs=1e-6)
         assert cells["none"] == ("", "", "")
-        assert files.manifest["levels"]["donor_figures"]["h"] == "max(USD 1, 1e-6 B_f)"
-    # Only on request: without it both are blank (a budget dual is not unique under
-    # levels, so it is never written as a donor's figure).
-    api.write(api.allocate(inputs, policy), tmp_path / "plain")
+        recorded = files.manifest["levels"]["donor_figures"]
+        assert recorded["h"] == "max(USD 1, 1e-6 B_f)"
+        assert recorded["computed"] == ["marginal_value", "placed_per_usd", "additionality"]
+        # Written to 6 significant digits and 3 decimals (the manifest says so).
+        assert cells["s"][0] == "2.5e-09" and cells["t"][2] == "0.75"
+    # By default the marginal value alone; with "none" nothing, and no re-solve recorded.
+    api.write(api.allocate(inputs, policy), tmp_path / "default")
+    cells = donor_cells(tmp_path / "default")
+    assert float(cells["s"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
+    assert cells["s"][1:] == cells["t"][1:] == ("", "") and cells["none"] == ("", "", "")
+    assert read_run(tmp_path / "default").manifest["levels"]["donor_figures"]["computed"] == [
+        "marginal_value"]
+    api.write(api.allocate(inputs, policy, donor_figures="none"), tmp_path / "plain")
     assert set(donor_cells(tmp_path / "plain").values()) == {("", "", "")}
     assert "donor_figures" not in read_run(tmp_path / "plain").manifest["levels"]
+
+
+def test_re_solves_started_from_the_trail_agree_with_warm_re_solves_and_pivot_less():
+    """The marginal values' re-solves start each LP from the basis it had at the unraised
+    pledges (`BasisTrail`); started instead from wherever the last source's re-solve
+    left the model, they reach the same levels (the written figures agree to their 6
+    digits) with more simplex iterations."""
+    from gcm_fund import api
+    from gcm_fund.methods.donor_figures import (
+        LowestLevel,
+        donor_figures,
+        level_difference,
+        significant,
+        step_usd,
+    )
+    from gcm_fund.model.lp import SCALE_USD, build
+
+    loaded = api.load(Path("inputs"), Path("models/baseline.toml"))
+    lp = build(loaded.data, loaded.policy_file.policy)
+    figures = donor_figures(lp, placed=False)
+    counted = {}
+    for replay in (True, False):
+        finder = LowestLevel(lp, replay=replay)
+        pledges = lp.pledge * SCALE_USD
+        h = step_usd(pledges)
+        n = len(pledges)
+        groups = np.zeros((n, len(lp.data.gaps)), dtype=bool)
+        groups[lp.var_source, lp.var_gap] = True
+        below = finder.at(pledges, groups)
+        values = []
+        for f in range(n):
+            raised = pledges.copy()
+            raised[f] += h[f]
+            above = float(finder.at(raised, groups[f][None, :])[0])
+            values.append(level_difference(above, float(below[f]), float(h[f])))
+        counted[replay] = finder.pipeline.backend("levels").iterations
+        np.testing.assert_allclose(significant(np.array(values), 6), figures.marginal_value,
+                                   rtol=1e-5, atol=0)
+    assert counted[True] < counted[False]

@@ -17,7 +17,13 @@ import pandas as pd
 
 from gcm_fund.audit.checks import Certifier, Check
 from gcm_fund.audit.common import cents_of, parse_numbers, sum_cents, text_cents
-from gcm_fund.audit.folder import COVERAGE_COLUMNS, SOURCES_COLUMNS, STATES_COLUMNS, STATES_SUMMARY
+from gcm_fund.audit.folder import (
+    COVERAGE_COLUMNS,
+    SOURCES_COLUMNS,
+    STATES_COLUMNS,
+    STATES_SUMMARY,
+    RunFolder,
+)
 from gcm_fund.audit.level_stages import grants_of
 from gcm_fund.audit.rules import debt_risk_of
 from gcm_fund.audit.tolerances import SAME_CENT
@@ -321,8 +327,7 @@ def check_sources(c: Certifier) -> None:
     if not rules.method.has_marginal_value:  # docs/programmes.md: blank
         has_row[:] = False
     if rules.method.writes_levels:
-        what = _donor_bounds(table, at, labels, has_row,
-                             c.run.raw("levels", "donor_figures") is not None, problems)
+        what = _donor_bounds(table, at, labels, has_row, donor_columns(c.run), problems)
     else:
         constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
         budget = (constraints["family"] == "budget").to_numpy()
@@ -351,16 +356,19 @@ def check_sources(c: Certifier) -> None:
                 problems))
 
 
+# sources_summary.csv's donor figures under levels (docs/outputs.md).
+DONOR_COLUMNS = ("marginal_value", "placed_per_usd", "additionality")
+
+
 def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
-                  has_row: np.ndarray, computed: bool, problems: list[str]) -> str:
+                  has_row: np.ndarray, computed: list[str], problems: list[str]) -> str:
     """Under levels the donor figures are re-solves (docs/outputs.md), which certify cannot
     repeat without a solver (`verify` does). Nor can it bound them: money placed may grow
     faster than the pledge (grants that unlock loans under `loan_share`), and the lowest
-    level of one source's gaps may fall when the leximin vector rises. It checks that,
-    where the manifest records them (`computed`, `allocate --donor-figures`), a source with
-    an eligible triple has both figures and one without has neither, and that they are
-    blank throughout otherwise."""
-    for column in ("marginal_value", "placed_per_usd", "additionality"):
+    level of one source's gaps may fall when the leximin vector rises. It checks that each
+    column the manifest records as `computed` has a number exactly for the sources with
+    an eligible triple, and that every other donor column is blank."""
+    for column in DONOR_COLUMNS:
         if column not in table.columns:  # (additionality: a run of an earlier version)
             continue
         got = np.full(len(at), np.nan)
@@ -368,22 +376,36 @@ def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
         cells = table[column].to_numpy()
         for i in np.nonzero(at >= 0)[0]:
             cell = str(cells[at[i]])
-            if not computed and cell != "":
+            if column not in computed and cell != "":
                 problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
-                                f"{cell!r}, expected blank (the manifest records no donor "
-                                "figures)")
-            elif computed and not has_row[i] and cell != "":
+                                f"{cell!r}, expected blank (the manifest records no "
+                                f"{column} computed)")
+            elif column in computed and not has_row[i] and cell != "":
                 problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
                                 f"{cell!r}, expected blank (no eligible triple)")
-            elif computed and has_row[i] and not np.isfinite(got[i]):
+            elif column in computed and has_row[i] and not np.isfinite(got[i]):
                 problems.append(f"sources_summary.csv:{at[i] + 2}: {labels[i]}: {column} "
                                 f"{cell!r}, expected a number (the source has an "
                                 "eligible triple)")
-    if not computed:
-        return ("marginal_value, placed_per_usd and additionality blank (no donor figures "
-                "in the manifest)")
-    return ("marginal_value, placed_per_usd and additionality present exactly for the "
-            "sources with an eligible triple (re-solves: recomputed by verify, not here)")
+    blank = [c for c in DONOR_COLUMNS if c not in computed]
+    said = []
+    if computed:
+        said.append(f"{', '.join(computed)} present exactly for the sources with an eligible "
+                    "triple (re-solves: recomputed by verify, not here)")
+    if blank:
+        said.append(f"{', '.join(blank)} blank (not computed, as the manifest records)")
+    return "; ".join(said)
+
+
+def donor_columns(run: RunFolder) -> list[str]:
+    """The donor figures a levels run computed, as its manifest records them (a manifest
+    of an earlier version without `computed` had all three)."""
+    recorded = run.raw("levels", "donor_figures")
+    if recorded is None:
+        return []
+    computed = recorded.get("computed", list(DONOR_COLUMNS)) if isinstance(recorded, dict) \
+        else list(DONOR_COLUMNS)
+    return [c for c in DONOR_COLUMNS if c in computed]
 
 
 def grant_elements(c: Certifier) -> np.ndarray:

@@ -174,10 +174,12 @@ def allocate(
                                               "Excel workbook of the run (as `export`; an "
                                               "existing file only with --force).",
                                               show_default=False)] = None,
-    donor_figures: Annotated[bool, typer.Option(
-        "--donor-figures", help="Under priority levels, each source's marginal value and "
-        "money placed per USD more of its pledge in sources_summary.csv, by re-solves "
-        "(several times the run's time; blank without it).")] = False,
+    donor_figures: Annotated[str, typer.Option(
+        "--donor-figures", metavar="marginal|all|none",
+        help="Under priority levels, the donor figures of sources_summary.csv, by "
+        "re-solves: each source's marginal value; all: also the money placed and what "
+        "reaches its gaps per USD more of its pledge (a whole re-solve per source); "
+        "none: blank (no re-solve).")] = "marginal",
 ) -> None:
     """Solve the allocation and write a run folder.
 

@@ -13,14 +13,22 @@ re-solving with the pledge raised by `h = max(USD 1, 1e-6 B_f)`:
 - `additionality` = the part of it that reaches the gaps source f may fund (from every
   source), per USD: the rest displaced other money there, which went elsewhere.
 
-Both only on request (`allocate --donor-figures`): on the example they take several
-times the run's own solve, on 100 sources ten times and more.
+`allocate` computes the marginal values by default (`--donor-figures marginal`), all
+three with `--donor-figures all` (a whole run per source: several times the marginal
+values' time) and none with `--donor-figures none` (docs/commands.md).
+
+Written rounded to what the re-solves can tell apart: the marginal value to 6 significant
+digits, the two per-USD figures to 3 decimals. The levels themselves come back from the
+solver to about 1e-9 of a gap's amount, so two valid paths to them (a warm start from one
+basis or another) agree on the marginal value to about 8 digits and on the per-USD
+figures, sums over hundreds of gaps, to about 4 decimals (docs/outputs.md).
 
 `m` needs no whole run: the levels rise in order, so the lowest level among source f's
 gaps is the level of the first step that stops one of them (`LevelReached`). Each
 re-solve runs stages 1 and 1b and the filling up to that step, one LP per step, on one
-warm HiGHS pipeline (a model per stage) shared by every source. `m(B_f)` is the run's
-own on that pipeline too: the figures are the same, digit for digit, on every solver.
+warm HiGHS pipeline (a model per stage) shared by every source, each LP started from the
+basis the same LP had at the unraised pledges (`BasisTrail`). `m(B_f)` is the run's own
+on that pipeline too: the figures are the same, digit for digit, on every solver.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,6 +53,12 @@ log = logging.getLogger(__name__)
 # rise: it is written as 0 (HiGHS's levels agree to about 1e-15 between warm and cold).
 LEVEL_NOISE = 1e-12
 
+# What `allocate --donor-figures` may ask for: the marginal value alone (its default under
+# levels), every figure, or none.
+FIGURE_SETS = ("marginal", "all", "none")
+MARGINAL_DIGITS = 6  # significant digits of a marginal value as written
+PER_USD_DECIMALS = 3  # decimals of placed_per_usd and additionality as written
+
 # What the manifest says of the figures, so that a reader knows how they were made.
 DEFINITION = {
     "marginal_value": "(m(B_f + h) - m(B_f)) / h, m the lowest level among the gaps "
@@ -53,6 +67,8 @@ DEFINITION = {
     "additionality": "(A_f(B_f + h) - A_f(B_f)) / h, A_f all the money in the gaps source f "
                      "can fund",
     "h": "max(USD 1, 1e-6 B_f)",
+    "written": f"marginal_value to {MARGINAL_DIGITS} significant digits, placed_per_usd "
+               f"and additionality to {PER_USD_DECIMALS} decimals",
     "solver": "highs, warm re-solves: stages 1, 1b and the level steps up to m; a whole "
               "run for X",
 }
@@ -66,6 +82,29 @@ class DonorFigures:
     placed_per_usd: np.ndarray
     h_usd: np.ndarray
     additionality: np.ndarray
+    placed: bool = True  # whether placed_per_usd and additionality were asked for
+
+    @property
+    def computed(self) -> list[str]:
+        """The columns of sources_summary.csv these figures fill."""
+        return ["marginal_value", *(["placed_per_usd", "additionality"] if self.placed
+                                    else [])]
+
+    def written(self) -> DonorFigures:
+        """The figures rounded as sources_summary.csv writes them (the module's docstring)."""
+        # `+ 0.0`: a rounded -0.0004 is written 0, not -0.
+        return replace(self, marginal_value=significant(self.marginal_value, MARGINAL_DIGITS),
+                       placed_per_usd=np.round(self.placed_per_usd, PER_USD_DECIMALS) + 0.0,
+                       additionality=np.round(self.additionality, PER_USD_DECIMALS) + 0.0)
+
+
+def significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """`values` rounded to `digits` significant digits (NaN and 0 kept)."""
+    values = np.asarray(values, dtype=float)
+    out = values.copy()
+    ok = np.isfinite(values) & (values != 0)
+    out[ok] = [float(f"{v:.{digits - 1}e}") for v in values[ok]]
+    return out
 
 
 def step_usd(pledge_usd: np.ndarray | float) -> np.ndarray:
@@ -105,11 +144,15 @@ class LowestLevel:
     """m of chosen gaps at changing pledges: stages 1, 1b and the filling up to the first
     step that stops one of them, warm on one HiGHS pipeline (a model per stage)."""
 
-    def __init__(self, lp: LinearProgram) -> None:
+    def __init__(self, lp: LinearProgram, replay: bool = False) -> None:
         self.lp = lp
         self.priority = gap_priority(lp.data, lp.policy)
         self.ext, self.layout = extend(lp, self.priority)
         self.pipeline = Pipeline(self.ext, "highs", warm_stages=True)
+        # With `replay`, every run after the first starts each solve from the first's basis
+        # (`BasisTrail`): for re-solves at pledges a dollar apart, not a sweep's far ones.
+        self.trail = self.pipeline.trail("levels") if replay else None
+        self._ran = False
 
     def funded(self, pledges_usd: np.ndarray) -> np.ndarray:
         """By gap: some source of positive pledge may fund it."""
@@ -123,6 +166,7 @@ class LowestLevel:
         allocation meets the policy."""
         self.pipeline.set_pledges(pledges_usd)
         funded = self.funded(pledges_usd)
+        self._rewind()
         try:
             run_levels(self.pipeline, self.lp, self.layout, self.priority, diagnosed=False,
                        funded=funded, forecast=False, watch=groups)
@@ -133,15 +177,23 @@ class LowestLevel:
     def solve(self, pledges_usd: np.ndarray) -> Solution:
         """Every stage at these pledges (the levels of every gap)."""
         self.pipeline.set_pledges(pledges_usd)
+        self._rewind()
         return run_levels(self.pipeline, self.lp, self.layout, self.priority,
                           diagnosed=False, funded=self.funded(pledges_usd))
 
+    def _rewind(self) -> None:
+        # The first run records its stages' bases; each later one starts from them.
+        if self._ran and self.trail is not None:
+            self.trail.rewind()
+        self._ran = True
+
 
 def donor_figures(lp: LinearProgram, placed: bool = True) -> DonorFigures:
-    """Every source's marginal value and (with `placed`) its money placed per USD, by
-    warm HiGHS re-solves of `lp` under its levels policy."""
+    """Every source's marginal value and (with `placed`) its money placed per USD and
+    additionality, by warm HiGHS re-solves of `lp` under its levels policy, rounded as
+    written (`DonorFigures.written`)."""
     with _quiet():
-        figures = _re_solve(lp, placed)
+        figures = _re_solve(lp, placed).written()
     log.info("donor figures: %d re-solves up to each source's lowest level",
              int(np.isfinite(figures.marginal_value).sum()))
     return figures
@@ -156,8 +208,8 @@ def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
     reaches = np.full(n, np.nan)
     funding = np.bincount(lp.var_source, minlength=n) > 0
     if not funding.any():
-        return DonorFigures(marginal, per_usd, h, reaches)
-    finder = LowestLevel(lp)
+        return DonorFigures(marginal, per_usd, h, reaches, placed)
+    finder = LowestLevel(lp, replay=True)
     n_gaps = len(lp.data.gaps)
     funders = np.nonzero(funding)[0]
     groups = np.zeros((n, n_gaps), dtype=bool)
@@ -179,4 +231,4 @@ def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
             continue
         if np.isfinite(m1) and np.isfinite(below):
             marginal[f] = level_difference(m1, float(below), float(h[f]))
-    return DonorFigures(marginal, per_usd, h, reaches)
+    return DonorFigures(marginal, per_usd, h, reaches, placed)

@@ -172,8 +172,10 @@ class Filling:
         rhs[layout.held_rows] = 0.0
         log.info("stage 2: raising the levels of %d gaps", int(self.rising.sum()))
         while self.rising.any():
-            forecast = self.forecaster.forecast(self.rising, self.held_amount, rhs, self.level)
-            proofs = self._proofs(forecast)
+            # Without forecasts (`use_forecast`) each step is its own LP: nothing to forecast.
+            forecast = (self.forecaster.forecast(self.rising, self.held_amount, rhs, self.level)
+                        if self.use_forecast else None)
+            proofs = self._proofs(forecast) if forecast is not None else []
             k, solution = self._search(forecast, [level for level, _, _ in proofs])
             for level, stopping, (rows, values) in proofs[:k]:
                 stop = np.zeros(len(layout.gaps), dtype=bool)
@@ -229,7 +231,7 @@ class Filling:
         rhs[layout.held_rows[stop]] = amount - np.minimum(amount * self.margin,
                                                           HOLD_MARGIN_USD / SCALE_USD)
 
-    def _search(self, forecast: Forecast, ahead: list[float]
+    def _search(self, forecast: Forecast | None, ahead: list[float]
                 ) -> tuple[int, StageSolution | None]:
         """The most forecast stops (k) that the LP confirms, and the LP's solution with
         them held (None when none rises then): the next step's.
@@ -249,6 +251,7 @@ class Filling:
         self._widest = float(self.layout.scale[self.rising].max()) if self.rising.any() else 0.0
         if m == 0 or not self._reaches(level, ahead[0]):
             return 0, plain
+        assert forecast is not None  # `ahead` lists its stops
         # The step reaches the first forecast level, so its allocation meets the holds of
         # the stops there: k = 1 is confirmed without an LP of its own.
         # k = low is confirmed; k >= high fails: past the forecasts whose holds the money

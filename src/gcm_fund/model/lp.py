@@ -105,6 +105,16 @@ class LinearProgram:
     # Names of the columns after the allocations, which a solver always holds: `z`, the
     # elastic diagnosis's `shortfall` slacks, a later stage's own columns.
     aux_columns: list[str] = field(default_factory=list)
+    # `rows()`'s copy of the matrix by rows, with the matrix it was made from.
+    _by_rows: tuple[object, sp.csr_matrix] | None = field(default=None, init=False,
+                                                           repr=False, compare=False)
+
+    def rows(self) -> sp.csr_matrix:
+        """The matrix by rows, made once per matrix: the level steps read it at every
+        solve, and an LP's matrix is replaced (`with_rows`), never changed in place."""
+        if self._by_rows is None or self._by_rows[0] is not self.matrix:
+            self._by_rows = (self.matrix, self.matrix.tocsr())
+        return self._by_rows[1]
 
     @property
     def n_x(self) -> int:

@@ -320,11 +320,14 @@ def sources_table(folder: Folder, names: Names) -> str:
     rows = []
     summary = folder.sources_summary
     under_levels = folder.levels is not None
-    # Under levels the donor figures are re-solves (docs/outputs.md), never a budget dual;
-    # blank throughout unless `allocate --donor-figures` computed them.
-    levels = under_levels and "additionality" in summary.columns \
-        and bool(pd.to_numeric(summary["marginal_value"], errors="coerce").notna().any())
-    marginal_shown = levels or not under_levels
+    # Under levels the donor figures are re-solves (docs/outputs.md), never a budget dual:
+    # blank where `allocate --donor-figures` did not compute them.
+    def found(column: str) -> bool:
+        return column in summary.columns and bool(
+            pd.to_numeric(summary[column], errors="coerce").notna().any())
+
+    marginal_shown = found("marginal_value") or not under_levels
+    levels = under_levels and found("additionality")
     biggest_first = summary.sort_values(["pledge_usd", "source_id"], ascending=[False, True],
                                         kind="stable")
     for row in biggest_first.itertuples():
@@ -344,11 +347,19 @@ def sources_table(folder: Folder, names: Names) -> str:
                _cell(figure(row.additionality), row.additionality, num=True)]
               if levels else []),
         ]) + "</tr>")
-    marginal = ("lowest level per USD" if levels else "marginal value", True)
-    note = ('<p class="lead">Under priority levels a source\'s marginal value is found by '
-            "solving again with its pledge raised, not read from a dual (which is not "
-            "unique): run <code>allocate --donor-figures</code> for it.</p>"
-            if under_levels and not levels else "")
+    marginal = ("lowest level per USD" if under_levels else "marginal value", True)
+    if under_levels and not marginal_shown:
+        note = ('<p class="lead">Under priority levels a source\'s marginal value is found by '
+                "solving again with its pledge raised, not read from a dual (which is not "
+                "unique); this run was made with <code>--donor-figures none</code>.</p>")
+    elif under_levels and not levels:
+        note = ('<p class="lead">Each source\'s lowest level per USD: how much the lowest '
+                "level among the gaps it may fund rises per USD more of its pledge, found by "
+                "solving again with the pledge raised. <code>allocate --donor-figures "
+                "all</code> adds the money placed, and what reaches the source's gaps, per "
+                "USD more.</p>")
+    else:
+        note = ""
     return note + _table("sources", [("source", False), ("kind", False), ("instrument", False),
                                      ("pledge USD", True), ("allocated USD", True),
                                      ("unallocated USD", True), ("placed", True),

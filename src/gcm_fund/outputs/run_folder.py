@@ -121,7 +121,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
                                     if stage1 and z is not None else None),
         },
         **({"levels": {"allocated_at_least_usd": round(solution.levels.placed_usd, 6),
-                       **({"donor_figures": DONOR_FIGURES}
+                       **({"donor_figures": {**DONOR_FIGURES,
+                                             "computed": solution.levels.donor.computed}}
                           if solution.levels.donor is not None else {})}}
            if solution.levels is not None else {}),
         "totals": {

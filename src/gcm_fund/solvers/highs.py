@@ -6,6 +6,7 @@ A changed objective, bound or pledge re-solves warm from the last basis; with a
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from gcm_fund.solvers.backend import (
     Status,
     row_bounds,
 )
+from gcm_fund.solvers.basis_trail import KeptBasis, cost_key
 from gcm_fund.solvers.highs_calls import (
     HIGHS_OPTIONS,
     HIGHS_SMALL_DEFAULT,
@@ -38,6 +40,9 @@ from gcm_fund.solvers.highs_calls import (
     simplex_strategy,
 )
 from gcm_fund.solvers.pricing import ColumnPool
+
+# Serial numbers of the HiGHS models made in this process (`HighsBackend.serial`).
+_SERIALS = itertools.count()
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,8 @@ class HighsBackend:
         self.lp = lp
         self.pool = pool
         self.keep_basis = keep_basis
+        self.serial = next(_SERIALS)  # names this model in a `BasisTrail`
+        self.iterations = 0  # simplex iterations of every run so far (retries left out)
         # Models that share the pool (the stages of a warm pipeline): a column that joins
         # this model joins them too, so that all hold the same columns and a basis passes.
         self.partners: list[HighsBackend] = []
@@ -199,6 +206,7 @@ class HighsBackend:
         highs.setOptionValue("simplex_strategy", strategy)
         run_highs(highs)
         self._solved = True
+        self.iterations += int(highs.getInfo().simplex_iteration_count)
         status = highs_status(highs)
         for label, options in RETRIES:
             if status is not None:
@@ -365,6 +373,29 @@ class HighsBackend:
                 and np.array_equal(other.model_rows, self.model_rows)):
             self.highs.setBasis(other.highs.getBasis())
             self._next_strategy = 4
+
+    def kept_basis(self, cost: np.ndarray) -> KeptBasis:
+        """The last solve's optimal basis, for a `BasisTrail` (`cost`: its objective)."""
+        basis = self.highs.getBasis()
+        return KeptBasis(self.serial, list(basis.col_status), list(basis.row_status),
+                         cost_key(cost))
+
+    def start_from_kept(self, kept: KeptBasis, cost: np.ndarray) -> None:
+        """Start the next solve from a basis this model kept (`kept_basis`): by dual simplex
+        when it was optimal for this objective and no column has joined since (then it
+        stays dual feasible), otherwise as HiGHS chooses; nothing when it is another
+        model's. Columns that joined since enter non-basic at their lower bound, 0."""
+        if kept.owner != self.serial or len(kept.col_status) > self.highs.getNumCol():
+            return
+        import highspy
+
+        basis = highspy.HighsBasis()
+        grown = self.highs.getNumCol() - len(kept.col_status)
+        basis.col_status = kept.col_status + [highspy.HighsBasisStatus.kLower] * grown
+        basis.row_status = kept.row_status
+        basis.valid = True
+        if self.highs.setBasis(basis) == self._ok:
+            self._next_strategy = 1 if grown == 0 and kept.cost == cost_key(cost) else 0
 
     def _keep_anchor(self, rhs: np.ndarray) -> _Anchor:
         highs, lp = self.highs, self.lp

@@ -59,6 +59,7 @@ from gcm_fund.solvers.backend import (
     StageSolution,
     Status,
 )
+from gcm_fund.solvers.basis_trail import BasisTrail
 from gcm_fund.solvers.diagnosis import diagnose
 from gcm_fund.solvers.highs import HighsBackend
 from gcm_fund.solvers.pricing import ColumnPool
@@ -166,6 +167,7 @@ class Pipeline:
         self._backends: dict[str, Backend] = {}
         self._shared: Backend | None = None
         self._solved: set[str] = set()
+        self._trails: dict[str, BasisTrail] = {}
         self.pool: ColumnPool | None = None
         self._pool_options = dict(pool_options or {})
         if isinstance(solver, str):
@@ -277,14 +279,28 @@ class Pipeline:
         a large model, where HiGHS's presolve pays for itself."""
         backend = self.backend(stage)
         scale = cost_scale(cost)
-        solution = backend.solve(cost / scale, bounds, self.rhs if rhs is None else rhs, trial,
-                                 fresh)
+        scaled = cost / scale
+        trail = self._trails.get(stage)
+        start = None if trail is None else trail.next_basis()
+        if start is not None and not fresh and isinstance(backend, HighsBackend):
+            backend.start_from_kept(start, scaled)
+        solution = backend.solve(scaled, bounds, self.rhs if rhs is None else rhs, trial, fresh)
+        if trail is not None:
+            trail.passed(backend.kept_basis(scaled)
+                         if trail.recording and isinstance(backend, HighsBackend)
+                         and solution.status == OPTIMAL else None)
         self._solved.add(stage)
         if scale != 1.0 and solution.status == OPTIMAL:
             solution.objective *= scale
             solution.row_dual = solution.row_dual * scale
             solution.col_dual = solution.col_dual * scale
         return solution
+
+    def trail(self, stage: str) -> BasisTrail:
+        """This stage's trail of bases (made on first call): the solves of its first run
+        are recorded, and after `rewind()` each solve starts from its recorded basis
+        (HiGHS; other solvers keep none). For runs repeated at nearby right-hand sides."""
+        return self._trails.setdefault(stage, BasisTrail())
 
     def infeasible(self, diagnosed: bool = True) -> InfeasibleError:
         """The error to raise when a stage is infeasible: with the diagnosis of the policy

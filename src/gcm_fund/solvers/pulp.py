@@ -142,7 +142,7 @@ class PulpBackend:
         width = max(7, len(str(max(lp.n_cols, lp.n_rows))))
         self.variables = [_pulp_variable(self.problem, f"c{j:0{width}d}")
                           for j in range(lp.n_cols)]
-        csr = lp.matrix.tocsr()
+        csr = lp.rows()
         self.constraints = []
         for i in self.model_rows:
             lo, hi = csr.indptr[i], csr.indptr[i + 1]
@@ -251,7 +251,7 @@ def refined_values(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
 
     x, free = _at_bounds(lp, solution)
     dual = np.asarray(solution.row_dual, dtype=float)
-    matrix = lp.matrix.tocsr()
+    matrix = lp.rows()
     found = _tight_rows(matrix, x, dual, cost, rhs)
     if found is None:
         log.info("refined objective: a row of non-zero dual is not tight; kept as read")
@@ -347,7 +347,7 @@ def refined_duals(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     """
     dual = np.asarray(solution.row_dual, dtype=float)
     x, free = _at_bounds(lp, solution)
-    matrix = lp.matrix.tocsr()
+    matrix = lp.rows()
     found = _tight_rows(matrix, x, dual, cost, rhs)
     if found is None:
         log.info("refined duals: a row of non-zero dual is not tight; kept as read")
