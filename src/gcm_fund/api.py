@@ -138,20 +138,21 @@ def validate(inputs: Path | str, model: Path | str | None = None) -> Validation:
     )
 
 
-def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: str = "none"
-                 ) -> Run:
+def solve_loaded(scenario: Scenario, solver: str = "highs", donor_figures: str = "none",
+                 progress: Callable[[str, int, int | None], None] | None = None) -> Run:
     """Build and solve the LP of a scenario (`engine.run`)."""
     # Imported here: `validate` and the commands that read a run folder need none of it.
     from gcm_fund.engine import run
 
-    return run(scenario, solver, donor_figures)
+    return run(scenario, solver, donor_figures, progress)
 
 
 def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
              solver: str = "highs", *, out: Path | str | None = None, force: bool = False,
              write_run: bool = False, xlsx: Path | str | None = None,
              donor_figures: str = "marginal",
-             on_loaded: Callable[[Loaded], None] | None = None) -> Run:
+             on_loaded: Callable[[Loaded], None] | None = None,
+             progress: Callable[[str, int, int | None], None] | None = None) -> Run:
     """Load, build and solve: the allocation of `inputs` (the bundled example when None)
     under the policy `model` (the bundled baseline when None).
 
@@ -163,7 +164,8 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     With `xlsx`, the run's workbook is written there too (as `export`), refused like
     `sweep`'s `out` before anything is solved. `donor_figures`: under levels, which of
     sources_summary.csv's donor figures to find by re-solves (`engine.solve`): the
-    marginal values by default, "all" for the per-USD figures too, "none" for neither.
+    marginal values by default, "all" for the per-USD figures too, "none" for neither;
+    `progress(phase, done, total)` hears of their re-solves.
     """
     from gcm_fund.methods.donor_figures import FIGURE_SETS
 
@@ -185,7 +187,7 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     if on_loaded is not None:
         on_loaded(loaded)
     try:
-        run = solve_loaded(loaded, solver, donor_figures)
+        run = solve_loaded(loaded, solver, donor_figures, progress)
     except InfeasibleError as exc:
         if out is not None:
             write_diagnosis(exc.diagnosis, out, force=force, inputs=folder, policy=policy)

@@ -16,6 +16,7 @@ from typing import Any
 from gcm_fund.errors import InfeasibleError, InputError
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
+from gcm_fund.methods.donor_figures import Progress
 from gcm_fund.methods.donor_figures import donor_figures as resolve_donor_figures
 from gcm_fund.methods.strategy import method_of
 from gcm_fund.model.limits import check_solvable
@@ -46,14 +47,15 @@ class Run:
 
 
 def solve(data: ProblemData, policy: Policy, solver: str = "highs",
-          donor_figures: str = "none") -> tuple[LinearProgram, Solution, RunTables]:
+          donor_figures: str = "none", progress: Progress | None = None
+          ) -> tuple[LinearProgram, Solution, RunTables]:
     """The LP of checked inputs under a policy, solved by the policy's method, and the
     run's tables: `run` without the scenario's bytes (the sweep's reference levels).
     Under levels a budget dual is one of many valid duals, so `sources_summary`'s donor
     figures come from re-solves (docs/outputs.md): `donor_figures` is one of
     `FIGURE_SETS`, "marginal" the marginal values (a re-solve up to the source's lowest
     level per source), "all" the per-USD figures too (a whole re-solve per source),
-    "none" blank."""
+    "none" blank. `progress` hears of each source's re-solves."""
     started = time.perf_counter()
     lp = build(data, policy)
     log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",
@@ -69,7 +71,8 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
         # docs/outputs.md: a donor's figures under levels are re-solves, never a dual.
         tables.sources_summary["marginal_value"] = float("nan")
         if donor_figures != "none":
-            figures = resolve_donor_figures(lp, placed=donor_figures == "all")
+            figures = resolve_donor_figures(lp, placed=donor_figures == "all",
+                                            progress=progress)
             solution.levels.donor = figures
             tables.sources_summary["marginal_value"] = figures.marginal_value
             tables.sources_summary["placed_per_usd"] = figures.placed_per_usd
@@ -77,17 +80,19 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
     return lp, solution, tables
 
 
-def run(scenario: Scenario, solver: str = "highs", donor_figures: str = "none") -> Run:
+def run(scenario: Scenario, solver: str = "highs", donor_figures: str = "none",
+        progress: Progress | None = None) -> Run:
     """Build and solve a scenario's LP by its policy's method with the named solver.
 
     Raises `InputError` when the policy cannot be met at the scenario's figures (checked
     again: a transform may have changed them) and `InfeasibleError` when no allocation
-    meets the rules. `donor_figures`: see `solve`.
+    meets the rules. `donor_figures`, `progress`: see `solve`.
     """
     unsolvable = check_solvable(scenario.data, scenario.policy, scenario.model_path)
     if unsolvable:
         raise InputError(unsolvable)
-    lp, solution, tables = solve(scenario.data, scenario.policy, solver, donor_figures)
+    lp, solution, tables = solve(scenario.data, scenario.policy, solver, donor_figures,
+                                 progress)
     identifier = scenario.run_id(solution.solver.name, solution.solver.version)
     return Run(scenario, lp, solution, tables, summary(lp, solution, tables), identifier)
 

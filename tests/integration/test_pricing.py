@@ -97,10 +97,12 @@ def test_pricing_agrees_with_the_whole_lp_on_a_generated_instance(seed: int,
 
 def test_a_priced_run_is_certified_and_reproduced(tmp_path: Path) -> None:
     """What `allocate` writes from a pool passes `certify` (duals checked on every eligible
-    triple, from the files alone) and `verify` (byte-identical re-solve)."""
+    triple, from the files alone) and `verify` (byte-identical re-solve). Without the
+    donor figures: their re-solves, 80 sources' worth and again in `verify`, test no
+    pricing (test_donor_figures.py tests them)."""
     inputs = synthetic.write_instance(tmp_path / "inputs", 120, 8, 80, seed=5)
     out = tmp_path / "run"
-    done = run_cli("allocate", inputs, "--out", out)
+    done = run_cli("allocate", inputs, "--out", out, "--donor-figures", "none")
     assert done.returncode == 0, done.stderr
     run = read_run(out)
     assert run.manifest["solver"]["options"]["columns"]["method"] == "column generation"

@@ -13,7 +13,8 @@ import gc
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -188,15 +189,43 @@ def allocate(
     from gcm_fund import api
 
     def body() -> api.Run:
-        return api.allocate(inputs, model, solver, out=out_dir, force=force, write_run=True,
-                            xlsx=xlsx, donor_figures=donor_figures,
-                            on_loaded=lambda loaded: _print_warnings(loaded.warnings))
+        with _progress_bar() as progress:
+            return api.allocate(inputs, model, solver, out=out_dir, force=force,
+                                write_run=True, xlsx=xlsx, donor_figures=donor_figures,
+                                on_loaded=lambda loaded: _print_warnings(loaded.warnings),
+                                progress=progress)
 
     run = _guard(body)
     assert run.folder is not None
     terminal.run_summary(out, run, run.folder)
     if xlsx is not None:
         out.print(f"workbook written to {xlsx}", soft_wrap=True)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A progress bar on stderr, shown when it is a terminal, one line per phase: the
+    callback `progress(phase, done, total)` that `api.sweep` and `api.allocate` call."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(f"{phase:<12}", total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield progress
 
 
 def main() -> None:
@@ -424,30 +453,11 @@ def sweep(
     Example: gcm-fund sweep inputs -m models/baseline.toml --source deu
     --pledges 0:1e9:51 --out outputs/sweep_deu.csv
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from gcm_fund import api
 
     def body() -> api.SweepRun:
         ids = _swept_sources(source, sources)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True,
-                      disable=not err.is_terminal) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(phase: str, done: int, total: int | None) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(f"{phase:<12}", total=total)
-                bar.update(tasks[phase], completed=done, total=total)
-
+        with _progress_bar() as progress:
             return api.sweep(inputs, ids, pledges, out_file, model=model, chart=chart,
                              breakpoint_tol_usd=None if no_refine else breakpoint_tol,
                              max_solves=max_solves, force=force, by=by, progress=progress,

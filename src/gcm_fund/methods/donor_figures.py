@@ -34,7 +34,7 @@ on that pipeline too: the figures are the same, digit for digit, on every solver
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -49,6 +49,9 @@ from gcm_fund.solvers.pipeline import Pipeline, Solution
 
 log = logging.getLogger(__name__)
 
+# progress(phase, done, total): the commands' progress bars (`cli.app`).
+Progress = Callable[[str, int, int | None], None]
+
 # A difference of two levels below this share of the level is the solvers' rounding, not a
 # rise: it is written as 0 (HiGHS's levels agree to about 1e-15 between warm and cold).
 LEVEL_NOISE = 1e-12
@@ -56,6 +59,7 @@ LEVEL_NOISE = 1e-12
 # What `allocate --donor-figures` may ask for: the marginal value alone (its default under
 # levels), every figure, or none.
 FIGURE_SETS = ("marginal", "all", "none")
+PROGRESS_PHASE = "donor figures"  # what a progress bar calls the re-solves
 MARGINAL_DIGITS = 6  # significant digits of a marginal value as written
 PER_USD_DECIMALS = 3  # decimals of placed_per_usd and additionality as written
 
@@ -188,18 +192,20 @@ class LowestLevel:
         self._ran = True
 
 
-def donor_figures(lp: LinearProgram, placed: bool = True) -> DonorFigures:
+def donor_figures(lp: LinearProgram, placed: bool = True,
+                  progress: Progress | None = None) -> DonorFigures:
     """Every source's marginal value and (with `placed`) its money placed per USD and
     additionality, by warm HiGHS re-solves of `lp` under its levels policy, rounded as
-    written (`DonorFigures.written`)."""
+    written (`DonorFigures.written`). `progress("donor figures", done, total)` after each
+    source's re-solves."""
     with _quiet():
-        figures = _re_solve(lp, placed).written()
+        figures = _re_solve(lp, placed, progress).written()
     log.info("donor figures: %d re-solves up to each source's lowest level",
              int(np.isfinite(figures.marginal_value).sum()))
     return figures
 
 
-def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
+def _re_solve(lp: LinearProgram, placed: bool, progress: Progress | None) -> DonorFigures:
     n = len(lp.data.sources)
     pledges = lp.pledge * SCALE_USD
     h = step_usd(pledges)
@@ -218,7 +224,9 @@ def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
     # order give the same digits (the run's own levels differ from them in the 9th).
     m0 = finder.at(pledges, groups[funders])
     x0 = finder.solve(pledges).x_usd if placed else np.zeros(lp.n_x)
-    for f, below in zip(funders, m0, strict=True):
+    for done, (f, below) in enumerate(zip(funders, m0, strict=True)):
+        if progress is not None:
+            progress(PROGRESS_PHASE, done, len(funders))
         raised = pledges.copy()
         raised[f] += h[f]
         try:
@@ -231,4 +239,6 @@ def _re_solve(lp: LinearProgram, placed: bool) -> DonorFigures:
             continue
         if np.isfinite(m1) and np.isfinite(below):
             marginal[f] = level_difference(m1, float(below), float(h[f]))
+    if progress is not None:
+        progress(PROGRESS_PHASE, len(funders), len(funders))
     return DonorFigures(marginal, per_usd, h, reaches, placed)

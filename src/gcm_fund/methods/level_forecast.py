@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from gcm_fund.model.lp import LinearProgram
 
@@ -50,7 +49,7 @@ def cap_rows(ext: LinearProgram, position: np.ndarray, n_e: int) -> Caps:
     blocks = [b for b in ext.blocks if b.family in CAP_FAMILIES]
     rows = np.concatenate([np.arange(b.start, b.stop) for b in blocks]) if blocks else \
         np.zeros(0, dtype=np.int64)
-    block = sp.csr_matrix(ext.matrix[rows][:, : ext.n_x]).tocoo()
+    block = ext.rows()[rows][:, : ext.n_x].tocoo()
     gap_of_entry = position[ext.var_gap[block.col]]
     columns_of_gap = np.bincount(position[ext.var_gap], minlength=n_e)
     pair = block.row.astype(np.int64) * n_e + gap_of_entry
@@ -97,7 +96,7 @@ class Forecaster:
         self.level_col = level_col
         self.z_col = z_col
         self.full = fundable / scale
-        self._csr = sp.csr_matrix(ext.matrix)
+        self._csr = ext.rows()
         self._gap_of_held = np.full(ext.n_rows, -1)  # the gap of E a held row holds
         self._gap_of_held[rows["held"]] = np.arange(len(scale))
 

@@ -355,8 +355,7 @@ def refined_duals(lp: LinearProgram, solution: StageSolution, cost: np.ndarray,
     tight = found[0]
     y = np.zeros(lp.n_rows)
     y[tight] = dual[tight]
-    columns = lp.matrix.tocsc()
-    block_t = columns[tight].T.tocsr()  # one row per column of the LP, on the tight rows
+    block_t = matrix[tight].T.tocsr()  # one row per column of the LP, on the tight rows
     reduced = cost - block_t @ y[tight]
     terms = np.abs(cost) + np.abs(block_t) @ np.abs(y[tight])
     zero = np.abs(reduced) <= AT_BOUND * terms
