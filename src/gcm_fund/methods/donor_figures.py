@@ -222,8 +222,10 @@ def _re_solve(lp: LinearProgram, placed: bool, progress: Progress | None) -> Don
     groups[lp.var_source, lp.var_gap] = True
     # Both ends on this pipeline, whatever solved the run: the same solves in the same
     # order give the same digits (the run's own levels differ from them in the 9th).
-    m0 = finder.at(pledges, groups[funders])
+    # The first run records the bases every later one starts from: a whole run where
+    # later ones are whole too, so that they find every stage's basis.
     x0 = finder.solve(pledges).x_usd if placed else np.zeros(lp.n_x)
+    m0 = finder.at(pledges, groups[funders])
     for done, (f, below) in enumerate(zip(funders, m0, strict=True)):
         if progress is not None:
             progress(PROGRESS_PHASE, done, len(funders))
