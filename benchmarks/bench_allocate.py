@@ -58,8 +58,10 @@ def main() -> None:
 
         out = Path(tmp) / "run"
         started = time.perf_counter()
+        # The solve's path alone: the donor figures' re-solves are bench_donor_figures.py's.
         subprocess.run([sys.executable, "-m", "gcm_fund", "allocate", str(inputs), "--model",
-                        str(policy), "--out", str(out)], check=True, capture_output=True)
+                        str(policy), "--out", str(out), "--donor-figures", "none"],
+                       check=True, capture_output=True)
         process_s = time.perf_counter() - started
         child_peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 

@@ -69,7 +69,7 @@ def main() -> None:
         plain.write_text("", encoding="utf-8")
         no_history = api.load(inputs, plain)
         started = time.perf_counter()
-        run = api.allocate(inputs, plain)
+        run = api.allocate(inputs, plain, donor_figures="none")
         solve_plain = time.perf_counter() - started
 
         path = write_history(inputs, args.cycles, args.seed)
@@ -96,7 +96,7 @@ def main() -> None:
             restate(inputs, no_history.data, loaded.policy)
             restating.append(time.perf_counter() - started)
         started = time.perf_counter()
-        run = api.allocate(inputs, policy)
+        run = api.allocate(inputs, policy, donor_figures="none")
         solve_history = time.perf_counter() - started
         paced = run.lp.block("pace_down")
 

@@ -117,8 +117,10 @@ def main() -> None:
 
         run = Path(tmp) / "run"
         model = str(policy)
+        # The solve's path alone: the donor figures' re-solves are bench_donor_figures.py's.
         seconds, cpu = timed_command_cpu("allocate", str(inputs), "--model", model, "--out",
-                                         str(run), "--solver", args.solver)
+                                         str(run), "--solver", args.solver,
+                                         "--donor-figures", "none")
         print(f"whole `gcm-fund allocate` process: {seconds:.1f} s ({cpu:.1f} s CPU), "
               f"{seconds / solve_s:.2f}x the solve (goal 1.5x), "
               f"{seconds / (build_s + solve_s):.2f}x the build and the solve; "
