@@ -366,3 +366,31 @@ def test_another_policy_recomputes_the_carryover_once(tmp_path):
     back = pool.with_policy(keep.policy)
     assert back.data.source_table["source_id"].tolist() == ["deu"]
     assert back.data.cycle is not None and back.data.cycle.keep
+
+
+def test_the_page_shows_the_follow_up_of_the_earlier_cycles(paced_run, tmp_path):
+    """report.html's section on the cycles (docs/cycles.md): KEN's factor and the pacing
+    that holds it at its least (USD 4 M of the 5 M it was committed); MLI's factor at
+    the least the policy allows; and no such section without history.csv."""
+    import re
+
+    page = (paced_run / "report.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="cycles">'):]
+    section = section[:section.index("</section>")]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", section))
+    assert "Cycle 2 of the fund, shaped by cycle 1." in text
+    assert "Pacing holds 1 State at a bound: State KEN." in text
+    assert "committed USD (cycle 1)" in text
+    performance = {r["iso3"]: r for r in read_csv(paced_run / "performance.csv")}
+    kenya = re.search(r"\(KEN\) (.*?) at its least", text).group(1).split()
+    # committed, disbursed, execution, results, factor, allocated now, pacing bounds.
+    assert kenya == ["5,000,000", "5,000,000", "100.0", "%", "100", "%",
+                     f"{float(performance['KEN']['factor']):.3f}", "4,000,000", "at", "least",
+                     "4,000,000"]
+    mali = re.search(r"\(MLI\) (.*?) –", text).group(1).split()
+    assert float(performance["MLI"]["factor"]) == 0.8
+    assert mali == ["2,000,000", "1,000,000", "50.0", "%", "50", "%", "0.800", "2,000,000",
+                    "at", "least", "1,600,000"]
+    inputs, model = make(tmp_path, None, "")
+    plain = solve(tmp_path, inputs, model)
+    assert 'id="cycles"' not in (plain / "report.html").read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ from pathlib import Path
 from gcm_fund import writing
 from gcm_fund.model.spec import METHOD_TRAITS
 from gcm_fund.outputs.page_charts import page_charts
+from gcm_fund.outputs.page_cycles import cycle_section
 from gcm_fund.outputs.page_folder import Folder, Names, Written, headline, read_folder
 from gcm_fund.outputs.page_sections import (
     binding_table,
@@ -268,6 +269,7 @@ def render(folder: Folder) -> bytes:
         terms_table(folder, names),
         '<section id="sources-section"><h2>Sources</h2>', sources_table(folder, names),
         "</section>",
+        cycle_section(folder, names),
         '<section id="binding"><h2>Rules that bound</h2><p class="lead">The rules the '
         "allocation runs up against, with their marginal value ("
         + ("one valid dual of the last filling step: how far the last level would rise per "

@@ -118,6 +118,9 @@ class Folder:
     policy: dict[str, Any]
     states_summary: pd.DataFrame | None = None  # docs/terms.md; absent from earlier runs
     selection: pd.DataFrame | None = None  # selection.csv, under programmes (docs/programmes.md)
+    # With history.csv (docs/cycles.md): performance.csv, and constraints.csv's pacing rows.
+    performance: pd.DataFrame | None = None
+    pacing: pd.DataFrame | None = None
 
 
 # The ASCII characters str.strip() removes.
@@ -128,6 +131,7 @@ _ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", 
 CONSTRAINT_COLUMNS = PAGE_CONSTRAINT_COLUMNS
 CAP_FAMILIES = ("absorb", "state_share")
 PAGE_ROW_COLUMNS = ("family", "dual")  # what `_page_rows` reads
+PACING_FAMILIES = ("pace_down", "pace_up")  # docs/cycles.md's rows, bound or not
 # Tables as just written, by file name: the cells of the columns the page reads, column by
 # column in the file's order, as the file holds them (`report.write_run` hands them over so
 # that the page does not parse the files it has just written: on large inputs, two
@@ -151,6 +155,13 @@ def _page_rows(table: pd.DataFrame) -> pd.DataFrame:
         return table  # not as written: the page reads it whole and says what it finds
     idle = table["dual"].isin(("0", "")) & ~table["family"].isin(CAP_FAMILIES)
     return table[~idle]
+
+
+def _pacing_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The pacing rows of a constraints table, whatever their duals."""
+    if "family" not in table.columns:
+        return table.iloc[0:0]
+    return table[table["family"].isin(PACING_FAMILIES)]
 
 
 def _written_table(written: dict[str, list[str]], wanted: set[str] | None,
@@ -241,6 +252,12 @@ def read_folder(folder: Path | str, written: Written | None = None) -> Folder:
         selection=(_read_table(path / "selection.csv", amounts,
                                written=written.get("selection.csv"))
                    if (path / "selection.csv").is_file() else None),
+        performance=(_read_table(path / "performance.csv", amounts,
+                                 written=written.get("performance.csv"))
+                     if (path / "performance.csv").is_file() else None),
+        pacing=(_read_table(path / "constraints.csv", amounts, CONSTRAINT_COLUMNS, _pacing_rows,
+                            written.get("constraints.csv"))
+                if isinstance(manifest.get("cycle"), dict) else None),
     )
 
 
@@ -290,6 +307,10 @@ class Names:
             return f"share cap of {self.of_state(keys[0])}"
         if family == "source_state" and len(keys) == 2:
             return f"cap of {self.of_source(keys[0])} in {self.of_state(keys[1])}"
+        if family == "pace_down" and keys:
+            return f"pacing: the least for {self.of_state(keys[0])}"
+        if family == "pace_up" and keys:
+            return f"pacing: the most for {self.of_state(keys[0])}"
         if family == "thematic" and keys:
             return f"thematic share of {keys[0]}"
         if family == "floor":
@@ -332,6 +353,10 @@ class Names:
         if family == "source_state" and len(keys) == 2:
             return (f"{self.of_source(keys[0])} has reached its cap for "
                     f"{self.of_state(keys[1])}{limit}")
+        if family == "pace_down" and keys:
+            return f"pacing: the least for {self.of_state(keys[0])}"
+        if family == "pace_up" and keys:
+            return f"pacing: the most for {self.of_state(keys[0])}"
         if family == "thematic" and keys:
             share = self.theta.get(keys[0])
             at_least = f"at least {percent(share)} of" if share is not None else "its share of"
