@@ -55,7 +55,7 @@ def cycle_section(folder: Folder, names: Names) -> str:
     allocated = folder.allocations.groupby("iso3")["amount_usd"].sum()
     rows = []
     bounds = {(row.iso3, row.family): row for row in pacing.itertuples()}
-    for row in performance.sort_values("iso3", kind="stable").itertuples():
+    for row in sorted(performance.itertuples(), key=lambda r: (names.of_state(r.iso3), r.iso3)):
         least, most = bounds.get((row.iso3, "pace_down")), bounds.get((row.iso3, "pace_up"))
         now = float(allocated.get(row.iso3, 0.0))
         held_by = [word for word, bound in (("least", least), ("most", most))
