@@ -382,6 +382,14 @@ def explain(run_dir: Path | str, iso3: str, target: str | None = None) -> Explan
     return explain_run(run_dir, iso3, target)
 
 
+def explain_source(run_dir: Path | str, source_id: str) -> list[str]:
+    """Where a source's money went in a run and what one more dollar of its pledge would
+    do, in words (`explain --source`)."""
+    from gcm_fund.audit.source_explanation import explain_source as explain_a_source
+
+    return explain_a_source(run_dir, source_id)
+
+
 def diff(run_a: Path | str, run_b: Path | str, top: int | None = None) -> RunDiff:
     """What changed between two runs."""
     from gcm_fund.audit import diff as diff_runs

@@ -137,3 +137,40 @@ def test_re_solves_started_from_the_trail_agree_with_warm_re_solves_and_pivot_le
         np.testing.assert_allclose(significant(np.array(values), 6), figures.marginal_value,
                                    rtol=1e-5, atol=0)
     assert counted[True] < counted[False]
+
+
+def test_explain_source_tells_a_donor_where_its_money_went_and_what_a_dollar_more_does(
+        tmp_path, write_case):
+    """The case above (levels 0.4; t may fund UGA only): `explain --source t` in words,
+    with every figure from the run folder."""
+    from cases import run_cli
+
+    from gcm_fund import api
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN", "LIC"), state("UGA", "LIC")],
+        gaps=[gap("KEN", "10.7", 100e6), gap("UGA", "10.7", 300e6)],
+        sources=[source("s", 60e6), source("t", 100e6, exclude_states="KEN")], policy={})
+    folder = api.write(api.allocate(inputs, policy, donor_figures="all"), tmp_path / "run")
+    lines = api.explain_source(folder, "t")
+    assert lines[0].startswith("t (")
+    assert "pledged USD 100,000,000.00, allocated USD 100,000,000.00 (100.0%)" in lines[0]
+    assert lines[1] == "earmarks: 1 State excluded"
+    # t's money: all of it to UGA (its only gap), whose level is 0.4 with KEN's.
+    assert "  by target: 10.7 USD 100,000,000.00 (100%)" in lines
+    assert "  1 States; the largest: State UGA USD 100,000,000.00" in lines
+    assert lines[lines.index("one more dollar:") + 1] == (
+        "  the lowest level among the gaps it may fund is 0.4 (coverage / priority), at 1 "
+        "gap (UGA 10.7), stopped by budget[s], budget[t]")
+    # 1 / 400e6 per USD: USD 1 million lifts it by 0.0025; 3/4 of each extra USD reaches
+    # UGA, 1/4 displaces s's money there, which goes to KEN.
+    assert "lifts it by 0.0025 (marginal value 2.5e-09 per USD, by re-solve)" in lines[-2]
+    assert lines[-1] == ("  of each extra USD, the fund places 1 and 0.75 reaches the gaps it "
+                         "may fund; 0.25 goes elsewhere, the money its extra USD displaced "
+                         "there")
+    plain = api.write(api.allocate(inputs, policy, donor_figures="none"), tmp_path / "plain")
+    assert api.explain_source(plain, "s")[-1] == (
+        "  not computed: the run was made with --donor-figures none")
+    done = run_cli("explain", folder, "--source", "u")
+    assert done.returncode == 2
+    assert "u: not a source of this run" in done.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gcm_fund.audit.common import parse_numbers, usd
-from gcm_fund.audit.cycles import factor_words, restate, with_cycle
+from gcm_fund.audit.cycles import Restated, factor_words, restate, with_cycle
 from gcm_fund.audit.folder import (
     ALLOCATION_COLUMNS,
     CONSTRAINT_COLUMNS,
@@ -23,7 +23,8 @@ from gcm_fund.audit.pledges import counted_pledges
 from gcm_fund.audit.rules import Rules, debt_risk_of, rebuild, why_not_eligible
 from gcm_fund.audit.tolerances import rule_tolerance_usd
 from gcm_fund.errors import UsageError
-from gcm_fund.inputs.load import load_inputs
+from gcm_fund.inputs.load import ProblemData, load_inputs
+from gcm_fund.inputs.policy import Policy
 from gcm_fund.inputs.policy_file import load_policy
 from gcm_fund.inputs.schema import did_you_mean
 from gcm_fund.model.spec import POSITIVE_DUAL
@@ -204,7 +205,9 @@ def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explana
         return _explain(open_run(folder), iso3, target)
 
 
-def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
+def rules_of(run: RunFolder) -> tuple[ProblemData, Policy, Restated | None, Rules]:
+    """The run's inputs as counted (contributions, docs/contributions.md), its policy, its
+    cycle's figures (docs/cycles.md) and its rules, rebuilt from the copied files."""
     data = load_inputs(run.inputs)
     try:
         policy_file = load_policy(run.policy, targets=set(data.gaps["target"]))
@@ -213,7 +216,11 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
     policy = policy_file.policy
     data = counted_pledges(data, policy)
     cycle = restate(run.inputs, data, policy)
-    rules = rebuild(with_cycle(data, run.inputs, cycle), policy, cycle)
+    return data, policy, cycle, rebuild(with_cycle(data, run.inputs, cycle), policy, cycle)
+
+
+def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
+    data, policy, cycle, rules = rules_of(run)
     states = data.states.set_index("iso3")
     if iso3 not in states.index:
         raise UsageError(f"{iso3}: not a State of this run"

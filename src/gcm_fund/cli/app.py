@@ -332,6 +332,9 @@ def explain(
     programme: Annotated[str | None, typer.Option(
         "--programme", help="A programme's id (a run of the programmes method).",
         show_default=False)] = None,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="A source's id: where its money went and what one more dollar "
+        "of its pledge would do.", show_default=False)] = None,
 ) -> None:
     """Why a State got what it got: its gaps, its sources, the rules that bound it.
 
@@ -340,19 +343,24 @@ def explain(
     duals in plain words; and every source that gave it nothing, with the reason.
 
     Under the programmes method, `--programme ID` says what a programme asked, what it got
-    and why; `--state` also lists the State's programmes.
+    and why; `--state` also lists the State's programmes. `--source ID` tells a donor
+    where its money went (by target, income group and State), its earmarks and budget,
+    and its donor figures in words (docs/outputs.md).
 
     Example: gcm-fund explain outputs/3cd959e03080682b --state KEN --target 10.7
     """
     from gcm_fund import api
     from gcm_fund.audit.programme_explanation import explain_programme, state_programmes
+    from gcm_fund.audit.source_explanation import explain_source
     from gcm_fund.errors import UsageError
 
     def body() -> list[str]:
         lines = [] if programme is None else explain_programme(run_dir, programme)
+        if source is not None:
+            lines += explain_source(run_dir, source)
         if state is None:
-            if programme is None:
-                raise UsageError("give --state ISO3 or --programme ID")
+            if programme is None and source is None:
+                raise UsageError("give --state ISO3, --source ID or --programme ID")
             return lines
         return [*lines, *api.explain(run_dir, state, target).lines(),
                 *state_programmes(run_dir, state)]
