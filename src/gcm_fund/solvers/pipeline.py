@@ -148,6 +148,11 @@ def cost_scale(cost: np.ndarray) -> float:
     return float(2.0 ** np.round(np.log2(largest)))
 
 
+# The stage whose optimum `value_from_basis` reads from its last basis (the only one that
+# keeps it: reading a basis out after each solve costs the others time for nothing).
+FLOOR_STAGE = "stage1"
+
+
 class Pipeline:
     """The stages of one LP on one solver, with the pool and right-hand sides they share.
 
@@ -191,7 +196,7 @@ class Pipeline:
             self._shared = make_backend(self.lp, self.solver_name, self.pool)
             return self._shared
         if stage not in self._backends:
-            made = make_backend(self.lp, "highs", self.pool, keep_basis=True)
+            made = make_backend(self.lp, "highs", self.pool, keep_basis=stage == FLOOR_STAGE)
             assert isinstance(made, HighsBackend)
             for other in self._backends.values():
                 assert isinstance(other, HighsBackend)
@@ -224,7 +229,8 @@ class Pipeline:
             for other in self._backends.values():
                 assert isinstance(other, HighsBackend)
                 other.partners = [p for p in other.partners if p is not old]
-            self._backends[stage] = make_backend(self.lp, "highs", pool, keep_basis=True)
+            self._backends[stage] = make_backend(self.lp, "highs", pool,
+                                                 keep_basis=stage == FLOOR_STAGE)
         self._solved.discard(stage)
         return True
 
@@ -319,13 +325,13 @@ class Pipeline:
         lp = self.lp
         z = lp.z_col
         assert z is not None
-        backend = self.backend("stage1")
+        backend = self.backend(FLOOR_STAGE)
         from_basis = backend.value_from_basis(self.rhs, z)
         if from_basis is not None:
             self.stage1_skipped += 1
             return min(1.0, from_basis), None
         log.info("stage 1: maximising the floor z (%s)", backend.info.name)
-        solution = self.solve_stage("stage1", lp.stage1_objective(),
+        solution = self.solve_stage(FLOOR_STAGE, lp.stage1_objective(),
                                     {z: (lp.policy.equity.min_floor, 1.0)})
         if solution.status == INFEASIBLE:
             return None, solution
@@ -369,15 +375,15 @@ class Pipeline:
         lp = self.lp
         if self.unmet_thematic:
             raise self.infeasible()
-        floor, stage1, bounds = self.floor_stage(self.backend("stage1").value_precision,
+        floor, stage1, bounds = self.floor_stage(self.backend(FLOOR_STAGE).value_precision,
                                                  diagnosed)
         shown, floor_max = reported_floor(lp.policy, floor)
         z = lp.z_col
         stage2_backend = self.backend("stage2")
         if (stage1 is not None and "stage2" not in self._solved
-                and stage2_backend is not self.backend("stage1")):
+                and stage2_backend is not self.backend(FLOOR_STAGE)):
             # Stage 1's optimum is feasible for stage 2: go on from it by primal simplex.
-            stage2_backend.start_from(self.backend("stage1"))
+            stage2_backend.start_from(self.backend(FLOOR_STAGE))
         log.info("stage 2: maximising the weighted objective%s",
                  "" if z is None else f" with z in [{bounds[z][0]:.9g}, {bounds[z][1]:.9g}]")
         stage2 = self.solve_stage("stage2", lp.stage2_objective(), bounds)
