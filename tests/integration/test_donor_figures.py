@@ -174,3 +174,22 @@ def test_explain_source_tells_a_donor_where_its_money_went_and_what_a_dollar_mor
     done = run_cli("explain", folder, "--source", "u")
     assert done.returncode == 2
     assert "u: not a source of this run" in done.stderr
+
+
+def test_allocate_says_whose_next_dollar_lifts_its_worst_off_gaps(tmp_path, write_case):
+    """The case above on the command line: both sources' next dollar lifts the level 0.4;
+    with --donor-figures none the line is not printed."""
+    from cases import run_cli
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN", "LIC"), state("UGA", "LIC")],
+        gaps=[gap("KEN", "10.7", 100e6), gap("UGA", "10.7", 300e6)],
+        sources=[source("s", 60e6), source("t", 100e6, exclude_states="KEN")], policy={})
+    done = run_cli("allocate", inputs, "--model", policy, "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    assert (f"one more dollar of pledge lifts the worst-off gaps a source may fund for 2 of 2 "
+            f"sources (s, t); in words: gcm-fund explain {tmp_path / 'run'} --source ID"
+            ) in done.stdout
+    done = run_cli("allocate", inputs, "--model", policy, "--out", tmp_path / "none",
+                   "--donor-figures", "none")
+    assert done.returncode == 0 and "one more dollar" not in done.stdout

@@ -125,6 +125,7 @@ def run_summary(console: Console, run: api.Run, written: Path) -> None:
         console.print(table)
     if method_of(run.scenario.policy_file.policy).has_levels:
         _levels(console, figures)
+        _next_dollar(console, run.tables.sources_summary, written)
     elif figures["most_binding"]:
         table = Table(title="Most binding rules", title_justify="left")
         table.add_column("rule")
@@ -132,6 +133,24 @@ def run_summary(console: Console, run: api.Run, written: Path) -> None:
         for name, dual in figures["most_binding"]:
             table.add_row(Text(name), f"{dual:.6g}")
         console.print(table)
+
+
+def _next_dollar(console: Console, summary: Any, written: Path) -> None:
+    """Under levels, the marginal values in a line (docs/outputs.md): whose next dollar
+    lifts the worst-off gaps it may fund. Nothing when they were not computed."""
+    marginal = summary["marginal_value"].astype(float)
+    computed = int(marginal.notna().sum())
+    if not computed:
+        return
+    lifting = [str(sid) for sid, value in zip(summary["source_id"], marginal, strict=True)
+               if value > 0]
+    shown = ", ".join(lifting[:6]) + (f" and {len(lifting) - 6} more" if len(lifting) > 6
+                                      else "")
+    said = (f"one more dollar of pledge lifts the worst-off gaps a source may fund for "
+            f"{len(lifting)} of {computed} sources ({shown})" if lifting else
+            "one more dollar of pledge lifts the worst-off gaps a source may fund for none of "
+            f"{computed} sources (rules no pledge moves hold them)")
+    console.print(f"{said}; in words: gcm-fund explain {written} --source ID", soft_wrap=True)
 
 
 def _levels(console: Console, figures: dict) -> None:
