@@ -448,3 +448,22 @@ def test_the_help_has_an_example() -> None:
     result = run_cli("sweep", "--help", cwd=ROOT)
     assert result.returncode == 0
     assert "Example: gcm-fund sweep" in result.stdout
+
+
+def test_a_thematic_target_no_source_reaches_is_named_once(tmp_path, write_case):
+    """docs/policy.md's thematic share for 8.8, which no source may fund: a level's
+    diagnosis names the target once (set_pledges used to list it again beside the LP's)."""
+    from gcm_fund.model.lp import SCALE_USD, build
+    from gcm_fund.solvers.pipeline import Pipeline
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN")], gaps=[gap("KEN", "10.7", 10e6), gap("KEN", "8.8", 5e6)],
+        sources=[source("a", 4e6, targets="10.7")],
+        policy={"thematic": {"min_share": {"8.8": 0.1}}})
+    data, policy_model = loaded(inputs, policy)
+    lp = build(data, policy_model)
+    pipeline = Pipeline(lp, "highs")
+    pipeline.set_pledges(lp.pledge * SCALE_USD)
+    assert pipeline.unmet_thematic == ["8.8"]
+    assert pipeline.infeasible().diagnosis.reason.startswith(
+        "thematic[8.8]: the policy asks a share > 0 for target 8.8, but no source")

@@ -270,8 +270,10 @@ class Pipeline:
         thematic = lp.block("thematic")
         if thematic is not None:
             var_target = lp.data.gaps["target"].to_numpy()[lp.var_gap[live]]
+            # A target no triple reaches at all is in `lp.unmet_thematic` already.
             self.unmet_thematic += [str(t) for t in thematic.keys[0]
-                                    if not (var_target == t).any()]
+                                    if not (var_target == t).any()
+                                    and str(t) not in self.unmet_thematic]
         self.rhs = rhs
 
     # -- stages ----------------------------------------------------------------------
