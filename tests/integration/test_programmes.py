@@ -413,6 +413,11 @@ def test_the_bundled_programmes_policy_pays_whole_programmes_at_mptf_scale(tmp_p
     states = {r["iso3"] for r in read_csv(folder / "allocations.csv")
               if float(r["amount_usd"]) > 0}
     assert len(states) < 40
+    # A donor asking what one more dollar buys hears why there is no marginal value.
+    from gcm_fund.audit.source_explanation import explain_source
+
+    assert explain_source(folder, "nor")[-1].startswith(
+        "  no marginal value: a pledge here buys whole programmes")
 
 
 def test_verify_with_the_other_solver_finds_the_same_selection(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from gcm_fund.audit.common import parse_numbers, usd
 from gcm_fund.audit.folder import ALLOCATION_COLUMNS, RunFolder, open_run, read_as_damaged
 from gcm_fund.errors import UsageError
 from gcm_fund.inputs.schema import did_you_mean
+from gcm_fund.model.spec import METHOD_TRAITS
 
 # How many States and gaps the words name before counting the rest.
 SHOWN = 5
@@ -121,7 +122,11 @@ def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
     levels = run.raw("levels") is not None and run.has("coverage.csv")
     if not levels:
         if math.isnan(marginal):
-            return ["  no marginal value in this run (see docs/outputs.md)"]
+            return ["  no marginal value: a pledge here buys whole programmes, so one more "
+                    "dollar buys nothing until it completes one; gcm-fund sweep shows the "
+                    "pledges at which more are funded (docs/programmes.md)"
+                    if _selects_programmes(run) else
+                    "  no marginal value in this run (docs/outputs.md)"]
         return [f"  marginal value {marginal:.6g}: one more USD adds that much to the weighted "
                 "objective (the dual of its budget row)"]
     if math.isnan(marginal):
@@ -154,6 +159,11 @@ def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
                    f"the gaps it may fund; {max(0.0, placed - reaches):.3g} goes elsewhere, "
                    "the money its extra USD displaced there")
     return out
+
+
+def _selects_programmes(run: RunFolder) -> bool:
+    traits = METHOD_TRAITS.get(run.text("objective", "method") or "")
+    return traits is not None and traits.selects_programmes
 
 
 def _cell(run: RunFolder, source_id: str, column: str) -> float:
