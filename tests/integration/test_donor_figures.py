@@ -158,22 +158,38 @@ def test_explain_source_tells_a_donor_where_its_money_went_and_what_a_dollar_mor
     assert lines[1] == "earmarks: 1 State excluded"
     # t's money: all of it to UGA (its only gap), whose level is 0.4 with KEN's.
     assert "  by target: 10.7 USD 100,000,000.00 (100%)" in lines
-    assert "  1 States; the largest: State UGA USD 100,000,000.00" in lines
+    assert "  1 State; the largest: State UGA USD 100,000,000.00" in lines
     assert lines[lines.index("one more dollar:") + 1] == (
         "  the lowest level among the gaps it may fund is 0.4 (coverage / priority), at 1 "
         "gap (UGA 10.7), stopped by budget[s], budget[t]")
     # 1 / 400e6 per USD: USD 1 million lifts it by 0.0025; 3/4 of each extra USD reaches
     # UGA, 1/4 displaces s's money there, which goes to KEN.
-    assert "lifts it by 0.0025 (marginal value 2.5e-09 per USD, by re-solve)" in lines[-2]
+    assert lines[-2] == ("  one more dollar of its pledge lifts it by 2.5e-09 (marginal value, "
+                         "by re-solve): at that rate, USD 1 million more would lift it by "
+                         "0.0025, until another rule binds")
     assert lines[-1] == ("  of each extra USD, the fund places 1 and 0.75 reaches the gaps it "
                          "may fund; 0.25 goes elsewhere, the money its extra USD displaced "
                          "there")
     plain = api.write(api.allocate(inputs, policy, donor_figures="none"), tmp_path / "plain")
     assert api.explain_source(plain, "s")[-1] == (
-        "  not computed: the run was made with --donor-figures none")
+        "  not computed: this run has no donor figures (made with --donor-figures none, or "
+        "by an earlier version)")
     done = run_cli("explain", folder, "--source", "u")
     assert done.returncode == 2
     assert "u: not a source of this run" in done.stderr
+    # A damaged folder is refused naming the file, never explained from what is left.
+    import shutil
+
+    damaged = Path(shutil.copytree(folder, tmp_path / "damaged"))
+    path = damaged / "allocations.csv"
+    path.write_text(path.read_text().replace("100000000.00", "abc"))
+    done = run_cli("explain", damaged, "--source", "t")
+    assert done.returncode == 2 and "allocations.csv: line 4: amount_usd" in done.stderr
+    shutil.rmtree(damaged)
+    damaged = Path(shutil.copytree(folder, tmp_path / "damaged"))
+    (damaged / "coverage.csv").unlink()
+    done = run_cli("explain", damaged, "--source", "t")
+    assert done.returncode == 2 and "coverage.csv" in done.stderr, done.stdout
 
 
 def test_allocate_says_whose_next_dollar_lifts_its_worst_off_gaps(tmp_path, write_case):
@@ -193,3 +209,36 @@ def test_allocate_says_whose_next_dollar_lifts_its_worst_off_gaps(tmp_path, writ
     done = run_cli("allocate", inputs, "--model", policy, "--out", tmp_path / "none",
                    "--donor-figures", "none")
     assert done.returncode == 0 and "one more dollar" not in done.stdout
+
+
+def test_a_failed_re_solve_leaves_that_source_blank_and_named_and_the_run_certifies(
+        tmp_path, write_case, monkeypatch):
+    """The solver stopping on one source's re-solve (injected: no genuine input makes
+    HiGHS fail here) costs that source its figure, not the run: the cell is blank, the
+    manifest names the source, certify accepts the blank there and nowhere else."""
+    from cases import read_run
+
+    from gcm_fund import api, audit
+    from gcm_fund.methods import donor_figures
+    from gcm_fund.solvers.backend import SolverStopped
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN", "LIC"), state("UGA", "LIC")],
+        gaps=[gap("KEN", "10.7", 100e6), gap("UGA", "10.7", 300e6)],
+        sources=[source("s", 60e6), source("t", 100e6, exclude_states="KEN")], policy={})
+    real_at = donor_figures.LowestLevel.at
+
+    def at(self, pledges, groups):  # t's raised pledge is the only one above 100e6
+        if pledges[1] > 100e6:
+            raise SolverStopped("HiGHS stopped with status Unknown")
+        return real_at(self, pledges, groups)
+
+    monkeypatch.setattr(donor_figures.LowestLevel, "at", at)
+    folder = api.write(api.allocate(inputs, policy), tmp_path / "run")
+    cells = donor_cells(folder)
+    assert float(cells["s"][0]) == pytest.approx(1 / 400e6, rel=1e-6)
+    assert cells["t"][0] == ""
+    assert read_run(folder).manifest["levels"]["donor_figures"]["unsolved"] == ["t"]
+    assert audit.certify(folder).ok
+    assert api.explain_source(folder, "t")[-1] == (
+        "  not computed: its re-solve with the pledge raised failed (the manifest's unsolved)")

@@ -452,7 +452,7 @@ def test_the_help_has_an_example() -> None:
 
 def test_a_thematic_target_no_source_reaches_is_named_once(tmp_path, write_case):
     """docs/policy.md's thematic share for 8.8, which no source may fund: a level's
-    diagnosis names the target once (set_pledges used to list it again beside the LP's)."""
+    diagnosis names the target once, not again beside the LP's own list."""
     from gcm_fund.model.lp import SCALE_USD, build
     from gcm_fund.solvers.pipeline import Pipeline
 

@@ -327,7 +327,13 @@ def check_sources(c: Certifier) -> None:
     if not rules.method.has_marginal_value:  # docs/programmes.md: blank
         has_row[:] = False
     if rules.method.writes_levels:
-        what = _donor_bounds(table, at, labels, has_row, donor_columns(c.run), problems)
+        unsolved = set(donor_unsolved(c.run))
+        what = _donor_bounds(table, at, labels,
+                             has_row & ~np.isin(np.array(labels, dtype=object),
+                                                list(unsolved)),
+                             donor_columns(c.run), problems)
+        if unsolved:
+            what += f"; blank for {', '.join(sorted(unsolved))}, whose re-solve failed"
     else:
         constraints = c.run.table("constraints.csv", ("name", "family", "dual"))
         budget = (constraints["family"] == "budget").to_numpy()
@@ -395,6 +401,13 @@ def _donor_bounds(table: pd.DataFrame, at: np.ndarray, labels: list[str],
     if blank:
         said.append(f"{', '.join(blank)} blank (not computed, as the manifest records)")
     return "; ".join(said)
+
+
+def donor_unsolved(run: RunFolder) -> list[str]:
+    """The sources whose donor figures' re-solve failed, as the manifest records them
+    (their figures are blank)."""
+    recorded = run.raw("levels", "donor_figures", "unsolved")
+    return [str(s) for s in recorded] if isinstance(recorded, list) else []
 
 
 def donor_columns(run: RunFolder) -> list[str]:

@@ -205,6 +205,18 @@ def explain(folder: Path | str, iso3: str, target: str | None = None) -> Explana
         return _explain(open_run(folder), iso3, target)
 
 
+def read_allocations(run: RunFolder) -> pd.DataFrame:
+    """allocations.csv with its amounts as numbers; `DamagedFile` naming the first line
+    whose amount is not a finite number."""
+    alloc = run.table("allocations.csv", ALLOCATION_COLUMNS)
+    amounts = parse_numbers(alloc["amount_usd"])
+    if np.isnan(amounts).any():
+        line = int(np.nonzero(np.isnan(amounts))[0][0]) + 2
+        raise DamagedFile("allocations.csv", f"line {line}: amount_usd is not a finite number")
+    alloc["amount_usd"] = amounts
+    return alloc
+
+
 def rules_of(run: RunFolder) -> tuple[ProblemData, Policy, Restated | None, Rules]:
     """The run's inputs as counted (contributions, docs/contributions.md), its policy, its
     cycle's figures (docs/cycles.md) and its rules, rebuilt from the copied files."""
@@ -230,12 +242,7 @@ def _explain(run: RunFolder, iso3: str, target: str | None) -> Explanation:
         if target not in set(gaps["target"]):
             raise UsageError(f"{iso3} has no gap for target {target} in this run")
         gaps = gaps[gaps["target"] == target]
-    alloc = run.table("allocations.csv", ALLOCATION_COLUMNS)
-    amounts = parse_numbers(alloc["amount_usd"])
-    if np.isnan(amounts).any():
-        line = int(np.nonzero(np.isnan(amounts))[0][0]) + 2
-        raise DamagedFile("allocations.csv", f"line {line}: amount_usd is not a finite number")
-    alloc["amount_usd"] = amounts
+    alloc = read_allocations(run)
     mine = alloc[(alloc["iso3"] == iso3) & alloc["target"].isin(set(gaps["target"]))]
     got = mine.groupby("target")["amount_usd"].sum()
     writes_levels = rules.method.writes_levels

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from gcm_fund.audit.common import parse_numbers, usd
-from gcm_fund.audit.folder import ALLOCATION_COLUMNS, RunFolder, open_run, read_as_damaged
+from gcm_fund.audit.explanation import read_allocations, rules_of
+from gcm_fund.audit.folder import RunFolder, open_run, read_as_damaged
 from gcm_fund.errors import UsageError
 from gcm_fund.inputs.schema import did_you_mean
 from gcm_fund.model.spec import METHOD_TRAITS
@@ -50,9 +51,8 @@ def _explain(run: RunFolder, source_id: str) -> list[str]:
            f"{usd(allocated)}" + (f" ({allocated / pledge:.1%})" if pledge > 0 else "")
            + f", unallocated {usd(_number(mine['unallocated_usd']))}"]
     out.append(f"earmarks: {_earmarks(row)}")
-    alloc = run.table("allocations.csv", ALLOCATION_COLUMNS)
+    alloc = read_allocations(run)
     alloc = alloc[alloc["source_id"] == source_id].copy()
-    alloc["amount_usd"] = parse_numbers(alloc["amount_usd"])
     states = run.table("inputs/states.csv", ("iso3", "name", "income_group"))
     alloc = alloc.merge(states, on="iso3", how="left")
     out += ["", "where it went:"]
@@ -68,8 +68,10 @@ def _explain(run: RunFolder, source_id: str) -> list[str]:
         named = dict(zip(states["iso3"], states["name"], strict=False))
         largest = ", ".join(f"{named.get(s, s)} {usd(v)}" for s, v in
                             by_state.head(SHOWN).items())
-        out.append(f"  {len(by_state)} States; the largest: {largest}")
-    out += ["", "its budget: " + _budget_words(run, source_id, pledge, allocated)]
+        out.append(f"  {len(by_state)} State{'s' if len(by_state) != 1 else ''}; the "
+                   f"largest: {largest}")
+    out += ["", "its budget: " + _budget_words(run, source_id, pledge, allocated,
+                                               has_gap=not alloc.empty or _has_gap(run, source_id))]
     out += ["", "one more dollar:"] + _next_dollar(run, mine, source_id)
     return out
 
@@ -102,8 +104,18 @@ def _shares(amounts: pd.Series, total: float) -> str:
                      for key, value in ordered.items())
 
 
-def _budget_words(run: RunFolder, source_id: str, pledge: float, allocated: float) -> str:
+def _has_gap(run: RunFolder, source_id: str) -> bool:
+    """Whether the source may fund some gap (an eligible triple: its budget row exists)."""
+    constraints = run.table("constraints.csv", ("name",))
+    return bool((constraints["name"] == f"budget[{source_id}]").any())
+
+
+def _budget_words(run: RunFolder, source_id: str, pledge: float, allocated: float,
+                  has_gap: bool) -> str:
     left = pledge - allocated
+    if left > 0.005 and not has_gap:
+        return (f"{usd(left)} left unallocated: its earmarks and exclusions leave it no gap "
+                "it may fund")
     if left > 0.005:
         return (f"{usd(left)} of it was left unallocated: no gap it may fund could take more "
                 "under the rules (its earmarks, the gaps' fundable need, the States' caps)")
@@ -119,20 +131,24 @@ def _budget_words(run: RunFolder, source_id: str, pledge: float, allocated: floa
 def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
     """The donor figures in words (docs/outputs.md#donor-figures-under-levels)."""
     marginal = _number(mine["marginal_value"])
-    levels = run.raw("levels") is not None and run.has("coverage.csv")
-    if not levels:
+    traits = METHOD_TRAITS.get(run.text("objective", "method") or "")
+    if traits is None or not traits.writes_levels:
         if math.isnan(marginal):
             return ["  no marginal value: a pledge here buys whole programmes, so one more "
                     "dollar buys nothing until it completes one; gcm-fund sweep shows the "
                     "pledges at which more are funded (docs/programmes.md)"
-                    if _selects_programmes(run) else
+                    if traits is not None and traits.selects_programmes else
                     "  no marginal value in this run (docs/outputs.md)"]
         return [f"  marginal value {marginal:.6g}: one more USD adds that much to the weighted "
                 "objective (the dual of its budget row)"]
     if math.isnan(marginal):
         computed = run.raw("levels", "donor_figures")
-        why = ("it has no eligible gap" if isinstance(computed, dict)
-               else "the run was made with --donor-figures none")
+        unsolved = run.raw("levels", "donor_figures", "unsolved")
+        why = ("its re-solve with the pledge raised failed (the manifest's unsolved)"
+               if isinstance(unsolved, list) and source_id in unsolved else
+               "it has no eligible gap" if isinstance(computed, dict) else
+               "this run has no donor figures (made with --donor-figures none, or by an "
+               "earlier version)")
         return [f"  not computed: {why}"]
     lowest = _lowest_gaps(run, source_id)
     if lowest is None:
@@ -144,8 +160,13 @@ def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
            f"priority), at {len(gaps)} gap{'s' if len(gaps) != 1 else ''} ({where}), "
            f"stopped by {_rules_words(stopped)}"]
     if marginal > 0:
-        out.append(f"  one more USD 1 million of its pledge lifts it by {marginal * MILLION:.3g} "
-                   f"(marginal value {marginal:.6g} per USD, by re-solve)")
+        out.append(f"  one more dollar of its pledge lifts it by {marginal:.6g} (marginal "
+                   f"value, by re-solve): at that rate, USD 1 million more would lift it by "
+                   f"{marginal * MILLION:.3g}, until another rule binds")
+    elif marginal < 0:
+        out.append(f"  one more dollar of its pledge lowers it by {-marginal:.6g} (marginal "
+                   "value, by re-solve): a pledge that raises the equity floor can take "
+                   "money from the gaps above it (docs/outputs.md)")
     else:
         out.append("  one more dollar of its pledge does not lift it: those gaps are held by "
                    "rules its pledge does not move (marginal value 0, by re-solve)")
@@ -161,11 +182,6 @@ def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
     return out
 
 
-def _selects_programmes(run: RunFolder) -> bool:
-    traits = METHOD_TRAITS.get(run.text("objective", "method") or "")
-    return traits is not None and traits.selects_programmes
-
-
 def _cell(run: RunFolder, source_id: str, column: str) -> float:
     table = run.table("sources_summary.csv", ("source_id",))
     if column not in table.columns:
@@ -178,8 +194,6 @@ def _lowest_gaps(run: RunFolder, source_id: str
                  ) -> tuple[float, list[str], list[str]] | None:
     """The lowest level among the gaps the source received money in or may fund, and the
     gaps there with the rules that stopped them (coverage.csv)."""
-    from gcm_fund.audit.explanation import rules_of
-
     rules = rules_of(run)[3]
     triples = rules.triples[rules.triples["source_id"] == source_id]
     pairs = set(zip(triples["iso3"], triples["target"], strict=True))

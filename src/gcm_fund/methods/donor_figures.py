@@ -18,17 +18,20 @@ three with `--donor-figures all` (a whole run per source: several times the marg
 values' time) and none with `--donor-figures none` (docs/commands.md).
 
 Written rounded to what the re-solves can tell apart: the marginal value to 6 significant
-digits, the two per-USD figures to 3 decimals. The levels themselves come back from the
-solver to about 1e-9 of a gap's amount, so two valid paths to them (a warm start from one
-basis or another) agree on the marginal value to about 8 digits and on the per-USD
-figures, sums over hundreds of gaps, to about 4 decimals (docs/outputs.md).
+digits, the two per-USD figures to 3 decimals. The levels come back from the solver within
+its tolerance of each gap's amount, so two valid paths to the same re-solve (a warm start
+from one basis or another) agree on fewer digits than a float holds; docs/outputs.md
+gives the measured agreement. A source whose re-solve fails is left blank and named in the
+manifest (`unsolved`), so that a blank is never mistaken for a figure.
 
 `m` needs no whole run: the levels rise in order, so the lowest level among source f's
 gaps is the level of the first step that stops one of them (`LevelReached`). Each
 re-solve runs stages 1 and 1b and the filling up to that step, one LP per step, on one
-warm HiGHS pipeline (a model per stage) shared by every source, each LP started from the
-basis the same LP had at the unraised pledges (`BasisTrail`). `m(B_f)` is the run's own
-on that pipeline too: the figures are the same, digit for digit, on every solver.
+warm HiGHS pipeline (a model per stage) shared by every source. The level stages' LPs
+start from the bases the first run recorded at the unraised pledges (`BasisTrail`), each
+from the basis of the LP in the same place in the run, where it still fits the model;
+stage 1 goes on from its last basis. `m(B_f)` is the run's own on that pipeline too: the
+figures are the same, digit for digit, on every solver.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from gcm_fund.methods.level_filling import LevelReached
 from gcm_fund.methods.levels import extend, run_levels
 from gcm_fund.model.eligibility import gap_priority
 from gcm_fund.model.lp import SCALE_USD, LinearProgram
+from gcm_fund.solvers.backend import SolverStopped
 from gcm_fund.solvers.pipeline import Pipeline, Solution
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,7 @@ class DonorFigures:
     h_usd: np.ndarray
     additionality: np.ndarray
     placed: bool = True  # whether placed_per_usd and additionality were asked for
+    unsolved: tuple[int, ...] = ()  # sources whose re-solve failed: blank, not a figure
 
     @property
     def computed(self) -> list[str]:
@@ -200,8 +205,9 @@ def donor_figures(lp: LinearProgram, placed: bool = True,
     source's re-solves."""
     with _quiet():
         figures = _re_solve(lp, placed, progress).written()
-    log.info("donor figures: %d re-solves up to each source's lowest level",
-             int(np.isfinite(figures.marginal_value).sum()))
+    log.info("donor figures: %d re-solves up to each source's lowest level%s",
+             int((np.bincount(lp.var_source, minlength=len(lp.data.sources)) > 0).sum()),
+             ", and as many whole runs" if placed else "")
     return figures
 
 
@@ -226,6 +232,7 @@ def _re_solve(lp: LinearProgram, placed: bool, progress: Progress | None) -> Don
     # later ones are whole too, so that they find every stage's basis.
     x0 = finder.solve(pledges).x_usd if placed else np.zeros(lp.n_x)
     m0 = finder.at(pledges, groups[funders])
+    unsolved: list[int] = []
     for done, (f, below) in enumerate(zip(funders, m0, strict=True)):
         if progress is not None:
             progress(PROGRESS_PHASE, done, len(funders))
@@ -237,10 +244,16 @@ def _re_solve(lp: LinearProgram, placed: bool, progress: Progress | None) -> Don
                 change = finder.solve(raised).x_usd - x0
                 per_usd[f] = float(change.sum()) / h[f]
                 reaches[f] = float(change[groups[f][lp.var_gap]].sum()) / h[f]
-        except InfeasibleError:  # a looser budget keeps a feasible policy feasible
+        except (InfeasibleError, SolverStopped) as failed:
+            # A looser budget keeps a feasible policy feasible: what fails here is the
+            # solver, on one source's re-solve, and the run it is part of still stands.
+            log.warning("donor figures: %s: the re-solve with its pledge raised failed (%s); "
+                        "its figures are left blank", lp.data.sources.iloc[f]["source_id"],
+                        failed)
+            unsolved.append(int(f))
             continue
         if np.isfinite(m1) and np.isfinite(below):
             marginal[f] = level_difference(m1, float(below), float(h[f]))
     if progress is not None:
         progress(PROGRESS_PHASE, len(funders), len(funders))
-    return DonorFigures(marginal, per_usd, h, reaches, placed)
+    return DonorFigures(marginal, per_usd, h, reaches, placed, tuple(unsolved))

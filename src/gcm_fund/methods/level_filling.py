@@ -195,8 +195,6 @@ class Filling:
         """The forecast stops in order of level, each with its proof, up to the first
         that its hand-built dual does not prove."""
         out: list[tuple[float, np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
-        if not self.use_forecast:
-            return out
         rising = self.rising.copy()
         held_amount = self.held_amount.copy()
         for level in np.unique(forecast.level[rising & np.isfinite(forecast.level)]):

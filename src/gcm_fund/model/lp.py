@@ -111,7 +111,8 @@ class LinearProgram:
 
     def rows(self) -> sp.csr_matrix:
         """The matrix by rows, made once per matrix: the level steps read it at every
-        solve, and an LP's matrix is replaced (`with_rows`), never changed in place."""
+        solve, and an LP's matrix is replaced (`with_rows`), never changed in place. Shared
+        by every caller: read it, never change it."""
         if self._by_rows is None or self._by_rows[0] is not self.matrix:
             self._by_rows = (self.matrix, self.matrix.tocsr())
         return self._by_rows[1]

@@ -10,9 +10,13 @@ policy.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
+from gcm_fund.errors import UsageError
+from gcm_fund.inputs.policy import Pacing, Performance
 from gcm_fund.outputs.page_folder import Folder, Names, percent, usd, usd_full
 from gcm_fund.outputs.page_sections import _cell, _table, esc
 
@@ -31,7 +35,8 @@ def cycle_section(folder: Folder, names: Names) -> str:
         columns=["iso3", "committed_usd", "disbursed_usd", "execution", "result", "factor"])
     window = cycle.get("window") or []
     settings = policy.get("performance", {})
-    low, high = settings.get("min_factor", 0.8), settings.get("max_factor", 1.2)
+    low = settings.get("min_factor", _default(Performance, "min_factor"))
+    high = settings.get("max_factor", _default(Performance, "max_factor"))
     lead = [f"Cycle {esc(cycle.get('number'))} of the fund"]
     if len(window) == 2:
         lead.append(f", shaped by cycles {esc(window[0])} to {esc(window[1])}"
@@ -42,7 +47,7 @@ def cycle_section(folder: Folder, names: Names) -> str:
                 f"kept between {low:g} and {high:g}. ")
     lead.append(f"{_carryover_text(cycle)} {_pacing_text(policy)} <code>gcm-fund "
                 "review</code> sets out the record by target and region.")
-    pacing = _pacing_rows(folder)
+    pacing = _pacing_table(folder)
     held = sorted({row.iso3 for row in pacing.itertuples() if row.held})
     factors = performance["factor"].to_numpy(dtype=float) if len(performance) else []
     counts = (f"{len(performance)} States have a record in the window: "
@@ -66,7 +71,8 @@ def cycle_section(folder: Folder, names: Names) -> str:
             _cell(usd_full(row.disbursed_usd), row.disbursed_usd, num=True),
             _cell(percent(row.execution), row.execution, num=True),
             _cell(percent(row.result, 0), row.result, num=True),
-            _cell(f"{row.factor:.3f}", row.factor, num=True),
+            _cell("–" if math.isnan(row.factor) else f"{row.factor:.3f}", row.factor,
+                  num=True),
             _cell(usd_full(now), now, num=True),
             _cell(_range(least, most)),
             _cell(", ".join(f"at its {w}" for w in held_by) or "–"),
@@ -100,7 +106,8 @@ def _carryover_text(cycle: dict[str, object]) -> str:
 def _pacing_text(policy: dict[str, object]) -> str:
     pacing = policy.get("pacing", {})
     pacing = pacing if isinstance(pacing, dict) else {}
-    cut, rise = pacing.get("max_cut", 1.0), pacing.get("max_rise")
+    cut = pacing.get("max_cut", _default(Pacing, "max_cut"))
+    rise = pacing.get("max_rise", _default(Pacing, "max_rise"))
     parts = []
     if isinstance(cut, int | float) and cut < 1:
         parts.append(f"loses at most {cut * 100:g} %")
@@ -112,10 +119,20 @@ def _pacing_text(policy: dict[str, object]) -> str:
             "last cycle, as far as it can receive money at all.")
 
 
-def _pacing_rows(folder: Folder) -> pd.DataFrame:
-    """The pacing rows: iso3, family, rhs and whether the State is held at it."""
+def _default(model: type[BaseModel], key: str) -> Any:
+    """A policy key's default, from the policy's model (docs/policy.md)."""
+    return model.model_fields[key].default
+
+
+def _pacing_table(folder: Folder) -> pd.DataFrame:
+    """The pacing rows: iso3, family, rhs and whether the State is held at it. A
+    constraints.csv without the columns is refused, naming it (the page never guesses)."""
     table = folder.pacing if folder.pacing is not None else pd.DataFrame(
         columns=["name", "family", "rhs", "slack"])
+    missing = [c for c in ("name", "family", "rhs", "slack") if c not in table.columns]
+    if missing:
+        raise UsageError(f"{folder.path / 'constraints.csv'}: lacks column "
+                         f"{', '.join(missing)}: not as allocate writes it")
     # `pace_down[KEN]`: the State is the name's one key.
     iso3 = [name.partition("[")[2].rstrip("]") for name in table["name"].astype(str)]
     return pd.DataFrame({"iso3": iso3, "family": table["family"].to_numpy(),

@@ -121,8 +121,8 @@ def manifest(data: ProblemData, policy_file: PolicyFile, solution: Solution,
                                     if stage1 and z is not None else None),
         },
         **({"levels": {"allocated_at_least_usd": round(solution.levels.placed_usd, 6),
-                       **({"donor_figures": {**DONOR_FIGURES,
-                                             "computed": solution.levels.donor.computed}}
+                       **({"donor_figures": _donor_figures_entry(solution.levels.donor,
+                                                                 data)}
                           if solution.levels.donor is not None else {})}}
            if solution.levels is not None else {}),
         "totals": {
@@ -267,3 +267,11 @@ def write_run(destination: Path, data: ProblemData, policy_file: PolicyFile,
         document["files"] = file_hashes(folder)
         (folder / MANIFEST).write_text(_json_text(document), encoding="utf-8")
     return destination
+
+
+def _donor_figures_entry(donor: Any, data: ProblemData) -> dict[str, Any]:
+    """The manifest's `levels.donor_figures`: how the figures were made, the columns they
+    fill and the sources whose re-solve failed (blank there, not a figure)."""
+    ids = data.sources["source_id"].to_numpy()
+    return {**DONOR_FIGURES, "computed": donor.computed,
+            **({"unsolved": [str(ids[f]) for f in donor.unsolved]} if donor.unsolved else {})}

@@ -3,8 +3,8 @@ same sequence run again at nearby right-hand sides starts each solve from its ow
 
 The donor figures (docs/outputs.md) run stage 1b and the first level steps again for
 every source with its pledge raised by a dollar or so. Warm from the last source's final
-step, stage 1b needs thousands of pivots; from its own basis at the unraised pledges it
-needs few or none, as does every step after it (docs/performance.md). Only the starting
+step, stage 1b pivots far; from its own basis at the unraised pledges it needs few pivots
+or none, as does every step after it (docs/performance.md gives the counts). Only the starting
 point changes: each solve still ends at an optimum of its own LP.
 """
 
