@@ -4,7 +4,8 @@ A real run folder of a small instance is damaged the ways files get damaged or f
 files deleted, emptied, cut short, replaced by a folder, random bytes, bad cells (NaN, inf,
 1e400, text), columns dropped or repeated, rows repeated or cut, a manifest nested
 thousands of levels deep, a manifest section of the wrong type, non-finite JSON numbers.
-Each damaged folder goes through `certify`, `explain` and `diff` in-process (and every
+Each damaged folder goes through `certify`, `explain` (of a State and of a source) and
+`diff` in-process (and every
 VERIFY_EVERY-th through `verify`): the exit status is 0, 1 or 2 with a message, never 70
 and never a traceback; certify never says "certified" of a folder whose bytes changed.
 
@@ -295,9 +296,12 @@ def test_damaged_run_folders_never_crash(original: Path, tmp_path: Path) -> None
     rng = random.Random(SEED)
     iso3 = next(line.split(",")[0] for line in
                 (original / "inputs" / "states.csv").read_text().splitlines()[1:])
+    source_id = next(line.split(",")[0] for line in
+                     (original / "inputs" / "sources.csv").read_text().splitlines()[1:])
     before = snapshot(original)
     statuses: dict[str, Counter[int]] = {c: Counter() for c in
-                                         ("certify", "explain", "diff", "verify")}
+                                         ("certify", "explain", "explain --source", "diff",
+                                          "verify")}
     kinds: Counter[str] = Counter()
     nets: Counter[str] = Counter()  # damage met by the net, not by a check that names it
     failures: list[str] = []
@@ -308,6 +312,7 @@ def test_damaged_run_folders_never_crash(original: Path, tmp_path: Path) -> None
         changed = changed_from(folder, original, before)
         commands = {"certify": ("certify", folder),
                     "explain": ("explain", folder, "--state", iso3),
+                    "explain --source": ("explain", folder, "--source", source_id),
                     "diff": ("diff", original, folder)}
         if i % VERIFY_EVERY == 0:
             commands["verify"] = ("verify", folder)
