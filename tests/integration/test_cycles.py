@@ -397,3 +397,17 @@ def test_the_page_shows_the_follow_up_of_the_earlier_cycles(paced_run, tmp_path)
     inputs, model = make(tmp_path, None, "")
     plain = solve(tmp_path, inputs, model)
     assert 'id="cycles"' not in (plain / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("name", "column"), [("performance.csv", "factor"),
+                                              ("constraints.csv", "slack")])
+def test_the_page_refuses_a_cycle_file_without_its_columns(paced_run, tmp_path, name, column):
+    folder = _copy(paced_run, tmp_path)
+    path = folder / name
+    lines = path.read_text(encoding="utf-8").split("\n", 1)
+    path.write_text(lines[0].replace(column, column + "_x") + "\n" + lines[1],
+                    encoding="utf-8")
+    done = cases.run_cli("report", folder)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {path}: lacks column {column}: not as allocate "
+                                   "writes it")

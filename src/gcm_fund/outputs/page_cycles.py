@@ -31,8 +31,13 @@ def cycle_section(folder: Folder, names: Names) -> str:
     if not isinstance(cycle, dict):
         return ""
     policy = folder.policy
-    performance = folder.performance if folder.performance is not None else pd.DataFrame(
-        columns=["iso3", "committed_usd", "disbursed_usd", "execution", "result", "factor"])
+    columns = ["iso3", "committed_usd", "disbursed_usd", "execution", "result", "factor"]
+    performance = (folder.performance if folder.performance is not None
+                   else pd.DataFrame(columns=columns))
+    missing = [c for c in columns if c not in performance.columns]
+    if missing:
+        raise UsageError(f"{folder.path / 'performance.csv'}: lacks column "
+                         f"{', '.join(missing)}: not as allocate writes it")
     window = cycle.get("window") or []
     settings = policy.get("performance", {})
     low = settings.get("min_factor", _default(Performance, "min_factor"))
