@@ -13,8 +13,7 @@ import gc
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,6 +23,7 @@ from rich.console import Console
 from gcm_fund import __version__
 from gcm_fund.cli import terminal
 from gcm_fund.cli.group import Commands
+from gcm_fund.cli.progress import progress_bar
 from gcm_fund.cli.terminal import say
 from gcm_fund.errors import (
     EXIT_BAD_INPUT,
@@ -189,7 +189,7 @@ def allocate(
     from gcm_fund import api
 
     def body() -> api.Run:
-        with _progress_bar() as progress:
+        with progress_bar(err) as progress:
             return api.allocate(inputs, model, solver, out=out_dir, force=force,
                                 write_run=True, xlsx=xlsx, donor_figures=donor_figures,
                                 on_loaded=lambda loaded: _print_warnings(loaded.warnings),
@@ -200,32 +200,6 @@ def allocate(
     terminal.run_summary(out, run, run.folder)
     if xlsx is not None:
         out.print(f"workbook written to {xlsx}", soft_wrap=True)
-
-
-@contextmanager
-def _progress_bar() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A progress bar on stderr, shown when it is a terminal, one line per phase: the
-    callback `progress(phase, done, total)` that `api.sweep` and `api.allocate` call."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int | None) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(f"{phase:<12}", total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        yield progress
 
 
 def main() -> None:
@@ -465,7 +439,7 @@ def sweep(
 
     def body() -> api.SweepRun:
         ids = _swept_sources(source, sources)
-        with _progress_bar() as progress:
+        with progress_bar(err) as progress:
             return api.sweep(inputs, ids, pledges, out_file, model=model, chart=chart,
                              breakpoint_tol_usd=None if no_refine else breakpoint_tol,
                              max_solves=max_solves, force=force, by=by, progress=progress,
