@@ -53,7 +53,7 @@ from gcm_fund.solvers.pipeline import Pipeline, Solution
 
 log = logging.getLogger(__name__)
 
-# progress(phase, done, total): the commands' progress bars (`cli.app`).
+# progress(phase, done, total): the commands' progress bars (`cli.progress`).
 Progress = Callable[[str, int, int | None], None]
 
 # A difference of two levels below this share of the level is the solvers' rounding, not a
