@@ -38,10 +38,10 @@ def cycle_section(folder: Folder, names: Names) -> str:
     if missing:
         raise UsageError(f"{folder.path / 'performance.csv'}: lacks column "
                          f"{', '.join(missing)}: not as allocate writes it")
-    window = cycle.get("window") or []
-    settings = policy.get("performance", {})
-    low = settings.get("min_factor", _default(Performance, "min_factor"))
-    high = settings.get("max_factor", _default(Performance, "max_factor"))
+    window = cycle.get("window")
+    window = window if isinstance(window, list) else []
+    low = _setting(policy, Performance, "performance", "min_factor")
+    high = _setting(policy, Performance, "performance", "max_factor")
     lead = [f"Cycle {esc(cycle.get('number'))} of the fund"]
     if len(window) == 2:
         lead.append(f", shaped by cycles {esc(window[0])} to {esc(window[1])}"
@@ -108,11 +108,9 @@ def _carryover_text(cycle: dict[str, object]) -> str:
             "that hold them: each gap's fundable need falls by its balance.")
 
 
-def _pacing_text(policy: dict[str, object]) -> str:
-    pacing = policy.get("pacing", {})
-    pacing = pacing if isinstance(pacing, dict) else {}
-    cut = pacing.get("max_cut", _default(Pacing, "max_cut"))
-    rise = pacing.get("max_rise", _default(Pacing, "max_rise"))
+def _pacing_text(policy: dict[str, Any]) -> str:
+    cut = _setting(policy, Pacing, "pacing", "max_cut")
+    rise = _setting(policy, Pacing, "pacing", "max_rise")
     parts = []
     if isinstance(cut, int | float) and cut < 1:
         parts.append(f"loses at most {cut * 100:g} %")
@@ -124,8 +122,13 @@ def _pacing_text(policy: dict[str, object]) -> str:
             "last cycle, as far as it can receive money at all.")
 
 
-def _default(model: type[BaseModel], key: str) -> Any:
-    """A policy key's default, from the policy's model (docs/policy.md)."""
+def _setting(policy: dict[str, Any], model: type[BaseModel], table: str, key: str) -> Any:
+    """A number of the copied policy, or its default from the policy's model (docs/policy.md)
+    where the key is absent or not a number (a policy.toml edited after the run)."""
+    section = policy.get(table)
+    value = section.get(key) if isinstance(section, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
     return model.model_fields[key].default
 
 
