@@ -322,6 +322,8 @@ def explain(
     and its donor figures in words (docs/outputs.md).
 
     Example: gcm-fund explain outputs/3cd959e03080682b --state KEN --target 10.7
+
+    Example: gcm-fund explain outputs/3cd959e03080682b --source gbr
     """
     from gcm_fund import api
     from gcm_fund.audit.programme_explanation import explain_programme, state_programmes
