@@ -242,3 +242,19 @@ def test_a_failed_re_solve_leaves_that_source_blank_and_named_and_the_run_certif
     assert audit.certify(folder).ok
     assert api.explain_source(folder, "t")[-1] == (
         "  not computed: its re-solve with the pledge raised failed (the manifest's unsolved)")
+
+
+def test_donor_figures_asked_of_another_method_is_said_to_apply_to_levels_only(
+        tmp_path, write_case):
+    from cases import run_cli
+
+    inputs, policy = write_case(
+        tmp_path, states=[state("KEN", "LIC")], gaps=[gap("KEN", "10.7", 100e6)],
+        sources=[source("s", 60e6)], policy={"allocation": {"method": "weighted"}})
+    done = run_cli("allocate", inputs, "--model", policy, "--out", tmp_path / "run",
+                   "--donor-figures", "all")
+    assert done.returncode == 0, done.stderr
+    assert ("warning: --donor-figures all: for priority levels only; this policy's "
+            "sources_summary.csv follows its own method (docs/outputs.md)") in done.stderr
+    done = run_cli("allocate", inputs, "--model", policy, "--out", tmp_path / "again")
+    assert "--donor-figures" not in done.stderr

@@ -198,6 +198,9 @@ def allocate(
     run = _guard(body)
     assert run.folder is not None
     terminal.run_summary(out, run, run.folder)
+    if donor_figures != "marginal" and run.solution.levels is None:
+        say(f"warning: --donor-figures {donor_figures}: for priority levels only; this "
+            "policy's sources_summary.csv follows its own method (docs/outputs.md)")
     if xlsx is not None:
         out.print(f"workbook written to {xlsx}", soft_wrap=True)
 
