@@ -155,6 +155,12 @@ class PulpBackend:
                                            name=f"r{i:0{width}d}")
             self.problem.addConstraint(constraint)
             self.constraints.append(constraint)
+        # The matrix by columns over the rows given to PuLP, for `_write_mps`.
+        self._columns = csr[self.model_rows].tocsc()
+        self._columns.sort_indices()
+        self._bounds: Bounds = {}
+        self._cost = np.zeros(lp.n_cols)
+        self._rhs = np.zeros(len(self.model_rows))
 
     def solve(self, cost: np.ndarray, bounds: Bounds, rhs: np.ndarray, trial: bool = False,
               fresh: bool = False) -> StageSolution:
@@ -172,6 +178,11 @@ class PulpBackend:
             variable.upBound = None if np.isinf(high) else float(high)
         for constraint, value in zip(self.constraints, rhs[self.model_rows], strict=True):
             constraint.constant = -float(value)
+        self._cost, self._bounds = np.asarray(cost, dtype=float), bounds
+        self._rhs = np.asarray(rhs[self.model_rows], dtype=float)
+        # CBC reads the problem from an MPS file that PuLP writes in pure Python, a third of
+        # a CBC run's time: the same text, written from the matrices (`_write_mps`).
+        self.problem.writeMPS = self._write_mps
         with quiet_stdout():
             self.problem.solve(_pulp_solver(self.solver_name))
         status = self._status()
@@ -197,6 +208,59 @@ class PulpBackend:
             solution.row_dual = exact
             solution.col_dual = cost - np.asarray(self.lp.matrix.T @ exact)
         return solution
+
+    def _write_mps(self, filename: str, mpsSense: int = 0, rename: int = 0,  # noqa: N803
+                   mip: int = 1, with_objsense: bool = False) -> Any:
+        """PuLP's `LpProblem.writeMPS(filename, rename=1)`, byte for byte, from the
+        matrices: PuLP's solvers call it this way. Any other call, or an objective with no
+        term (PuLP adds a dummy variable then), goes to PuLP's own writer."""
+        from pulp import mps_lp
+
+        if not rename or mpsSense not in (0, self.problem.sense) or with_objsense \
+                or not (self._cost != 0).any():
+            return mps_lp.writeMPS(self.problem, filename, mpsSense=mpsSense, rename=rename,
+                                   mip=mip, with_objsense=with_objsense)
+        lp, columns, n_rows = self.lp, self._columns, len(self.model_rows)
+        sense = lp.sense[self.model_rows]
+        lines = [f"*SENSE:{'Maximize' if self.problem.sense == -1 else 'Minimize'}\n",
+                 "NAME          MODEL\n", "ROWS\n", " N  OBJ\n"]
+        lines += [f" {'L' if sense[k] == LE else 'G'}  C{k:07d}\n" for k in range(n_rows)]
+        lines.append("COLUMNS\n")
+        # Column by column, its rows in order, then its objective term (a row after all).
+        priced = np.nonzero(self._cost != 0)[0]
+        col = np.concatenate([np.repeat(np.arange(lp.n_cols), np.diff(columns.indptr)),
+                              priced])
+        row = np.concatenate([columns.indices, np.full(len(priced), n_rows)])
+        value = np.concatenate([columns.data, self._cost[priced]])
+        order = np.lexsort((row, col))
+        row_names = [f"C{k:07d}" for k in range(n_rows)] + ["OBJ     "]
+        lines += [f"    X{c:07d}  {row_names[r]}  {v: .12e}\n" for c, r, v in
+                  zip(col[order].tolist(), row[order].tolist(), value[order].tolist(),
+                      strict=True)]
+        lines.append("RHS\n")
+        lines += [f"    RHS       C{k:07d}  {(float(v) if v != 0 else 0): .12e}\n"
+                  for k, v in enumerate(self._rhs)]
+        lines.append("BOUNDS\n")
+        # Only the named columns are ever bounded (`Bounds`); a bound set for an earlier
+        # stage stays on PuLP's variable, so the variables say what holds now.
+        for j in sorted(set(range(lp.n_x, lp.n_cols)) | set(self._bounds)):
+            name, variable = f"X{j:07d}", self.variables[j]
+            low, upper = variable.lowBound, variable.upBound
+            if low is not None and low == upper:
+                lines.append(f" FX BND       {name}  {low: .12e}\n")
+                continue
+            if low is None:
+                lines.append(f" {'MI' if upper is not None else 'FR'} BND       {name}\n")
+            elif low != 0:
+                lines.append(f" LO BND       {name}  {low: .12e}\n")
+            if upper is not None:
+                lines.append(f" UP BND       {name}  {upper: .12e}\n")
+        lines.append("ENDATA\n")
+        with open(filename, "w") as handle:
+            handle.write("".join(lines))
+        variables = self.problem._variables
+        return (variables, {v.name: f"X{j:07d}" for j, v in enumerate(variables)},
+                {c.name: f"C{k:07d}" for k, c in enumerate(self.constraints)}, "OBJ")
 
     def _status(self) -> Status:
         """The one mapping of PuLP's status to `Status`; any other is `SolverStopped`."""
