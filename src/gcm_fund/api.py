@@ -167,11 +167,9 @@ def allocate(inputs: Path | str | None = None, model: Path | str | None = None,
     marginal values by default, "all" for the per-USD figures too, "none" for neither;
     `progress(phase, done, total)` hears of their re-solves.
     """
-    from gcm_fund.methods.donor_figures import FIGURE_SETS
+    from gcm_fund.methods.donor_figures import check_figure_set
 
-    if donor_figures not in FIGURE_SETS:
-        raise UsageError(f"--donor-figures: got {donor_figures!r}, expected one of "
-                         f"{', '.join(FIGURE_SETS)}")
+    check_figure_set(donor_figures)  # before anything is read or solved
     folder = Path(inputs) if inputs is not None else project_path(DEFAULT_INPUTS)
     policy = _policy_path(model)
     if out is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from gcm_fund.errors import InfeasibleError, InputError
 from gcm_fund.inputs.load import ProblemData
 from gcm_fund.inputs.policy import Policy
-from gcm_fund.methods.donor_figures import FIGURE_SETS, Progress
+from gcm_fund.methods.donor_figures import Progress, check_figure_set
 from gcm_fund.methods.donor_figures import donor_figures as resolve_donor_figures
 from gcm_fund.methods.strategy import method_of
 from gcm_fund.model.limits import check_solvable
@@ -56,9 +56,7 @@ def solve(data: ProblemData, policy: Policy, solver: str = "highs",
     `FIGURE_SETS`, "marginal" the marginal values (a re-solve up to the source's lowest
     level per source), "all" the per-USD figures too (a whole re-solve per source),
     "none" blank. `progress` hears of each source's re-solves."""
-    if donor_figures not in FIGURE_SETS:
-        raise ValueError(f"donor_figures: got {donor_figures!r}, expected one of "
-                         f"{', '.join(FIGURE_SETS)}")
+    check_figure_set(donor_figures)
     started = time.perf_counter()
     lp = build(data, policy)
     log.info("LP: %s allocation columns, %s rows, %s non-zeros, built in %.2f s",

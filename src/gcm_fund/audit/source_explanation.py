@@ -71,7 +71,7 @@ def _explain(run: RunFolder, source_id: str) -> list[str]:
         out.append(f"  {len(by_state)} State{'s' if len(by_state) != 1 else ''}; the "
                    f"largest: {largest}")
     out += ["", "its budget: " + _budget_words(run, source_id, pledge, allocated,
-                                               has_gap=not alloc.empty or _has_gap(run, source_id))]
+                                               received=not alloc.empty)]
     out += ["", "one more dollar:"] + _next_dollar(run, mine, source_id)
     return out
 
@@ -111,9 +111,10 @@ def _has_gap(run: RunFolder, source_id: str) -> bool:
 
 
 def _budget_words(run: RunFolder, source_id: str, pledge: float, allocated: float,
-                  has_gap: bool) -> str:
+                  received: bool) -> str:
+    """Whether its budget binds, or why money was left (`received`: some State got any)."""
     left = pledge - allocated
-    if left > 0.005 and not has_gap:
+    if left > 0.005 and not received and not _has_gap(run, source_id):
         return (f"{usd(left)} left unallocated: its earmarks and exclusions leave it no gap "
                 "it may fund")
     if left > 0.005:
@@ -170,8 +171,9 @@ def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
     else:
         out.append("  one more dollar of its pledge does not lift it: those gaps are held by "
                    "rules its pledge does not move (marginal value 0, by re-solve)")
-    placed = _cell(run, source_id, "placed_per_usd")
-    reaches = _cell(run, source_id, "additionality")
+    # Blank, or absent from a run of an earlier version: not computed.
+    placed = _number(mine.get("placed_per_usd", ""))
+    reaches = _number(mine.get("additionality", ""))
     if math.isnan(placed) or math.isnan(reaches):
         out.append("  allocate --donor-figures all adds how much of each extra USD the fund "
                    "places and how much reaches the gaps this source may fund")
@@ -180,14 +182,6 @@ def _next_dollar(run: RunFolder, mine: pd.Series, source_id: str) -> list[str]:
                    f"the gaps it may fund; {max(0.0, placed - reaches):.3g} goes elsewhere, "
                    "the money its extra USD displaced there")
     return out
-
-
-def _cell(run: RunFolder, source_id: str, column: str) -> float:
-    table = run.table("sources_summary.csv", ("source_id",))
-    if column not in table.columns:
-        return math.nan
-    row = table[table["source_id"] == source_id]
-    return _number(row[column].iloc[0]) if len(row) else math.nan
 
 
 def _lowest_gaps(run: RunFolder, source_id: str

@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gcm_fund.errors import InfeasibleError
+from gcm_fund.errors import InfeasibleError, UsageError
 from gcm_fund.methods.level_filling import LevelReached
 from gcm_fund.methods.levels import extend, run_levels
 from gcm_fund.model.eligibility import gap_priority
@@ -63,6 +63,15 @@ LEVEL_NOISE = 1e-12
 # What `allocate --donor-figures` may ask for: the marginal value alone (its default under
 # levels), every figure, or none.
 FIGURE_SETS = ("marginal", "all", "none")
+
+
+def check_figure_set(donor_figures: str) -> None:
+    """`UsageError` unless `donor_figures` is one of `FIGURE_SETS`."""
+    if donor_figures not in FIGURE_SETS:
+        raise UsageError(f"--donor-figures: got {donor_figures!r}, expected one of "
+                         f"{', '.join(FIGURE_SETS)}")
+
+
 PROGRESS_PHASE = "donor figures"  # what a progress bar calls the re-solves
 MARGINAL_DIGITS = 6  # significant digits of a marginal value as written
 PER_USD_DECIMALS = 3  # decimals of placed_per_usd and additionality as written
@@ -161,7 +170,6 @@ class LowestLevel:
         # With `replay`, every run after the first starts each solve from the first's basis
         # (`BasisTrail`): for re-solves at pledges a dollar apart, not a sweep's far ones.
         self.trail = self.pipeline.trail("levels") if replay else None
-        self._ran = False
 
     def funded(self, pledges_usd: np.ndarray) -> np.ndarray:
         """By gap: some source of positive pledge may fund it."""
@@ -192,9 +200,8 @@ class LowestLevel:
 
     def _rewind(self) -> None:
         # The first run records its stages' bases; each later one starts from them.
-        if self._ran and self.trail is not None:
+        if self.trail is not None and self.trail.bases:
             self.trail.rewind()
-        self._ran = True
 
 
 def donor_figures(lp: LinearProgram, placed: bool = True,

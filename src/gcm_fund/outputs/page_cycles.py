@@ -149,8 +149,9 @@ def _pacing_table(folder: Folder) -> pd.DataFrame:
                                   <= PACING_HELD_USD).to_numpy()})
 
 
-def _range(least: object, most: object) -> str:
-    low = usd_full(float(least.rhs)) if least is not None else "0"  # type: ignore[attr-defined]
+def _range(least: Any, most: Any) -> str:
+    """A State's pacing bounds from its pace_down and pace_up rows (None where absent)."""
+    low = usd_full(float(least.rhs)) if least is not None else "0"
     if most is None:
         return f"at least {low}"
-    return f"{low} to {usd_full(float(most.rhs))}"  # type: ignore[attr-defined]
+    return f"{low} to {usd_full(float(most.rhs))}"
